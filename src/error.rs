@@ -1,0 +1,144 @@
+//! The store's error type: one variant per failure a caller can act on.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout ferrocask.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong, with enough context to say what and where.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another `Store` (in this or another process) has the directory open.
+    Locked {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// An operating-system I/O error.
+    Io {
+        /// What the store was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The disk (or quota) is full. Nothing acknowledged is lost and the store stays readable;
+    /// writes succeed again once space is freed.
+    DiskFull {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
+    /// Data that was made durable is damaged: a bad record before the end of the log, a bad
+    /// segment header, or an unreadable manifest. Open with `Options::salvage` to skip it.
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage in that file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A sync or write failed earlier, so the store can no longer promise durability. Reads still
+    /// work; writes fail until the store is dropped and reopened (which runs recovery).
+    Poisoned {
+        /// The failure that poisoned the store.
+        cause: String,
+    },
+    /// A key is empty or longer than the limit.
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+    /// A value is longer than the limit.
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+    /// A batch does not fit in one segment (a batch commits as one frame).
+    BatchTooLarge {
+        /// The batch's encoded length.
+        len: usize,
+        /// The largest encoded batch accepted.
+        max: usize,
+    },
+    /// An empty key was given.
+    EmptyKey,
+    /// `Options` hold values that cannot work together.
+    InvalidOptions(String),
+    /// A typed value or key could not be encoded or decoded.
+    Codec {
+        /// The key involved, lossily printed.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error, turning "no space" into [`Error::DiskFull`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        if is_disk_full(&source) {
+            Error::DiskFull { path }
+        } else {
+            Error::Io { op, path, source }
+        }
+    }
+
+    /// A copy for reporting one failure to several waiters (I/O errors are not `Clone`).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
+            Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
+            other => Error::Poisoned { cause: other.to_string() },
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT.
+pub(crate) fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Locked { dir } => {
+                write!(f, "store {} is already open (by this or another process)", dir.display())
+            }
+            Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            Error::DiskFull { path } => write!(f, "disk full while writing {}", path.display()),
+            Error::Corruption { path, offset, reason } => {
+                write!(f, "corruption in {} at offset {offset}: {reason}", path.display())
+            }
+            Error::Poisoned { cause } => {
+                write!(f, "store refuses writes after an earlier failure ({cause}); reopen it to recover")
+            }
+            Error::KeyTooLarge { len, max } => write!(f, "key of {len} bytes exceeds the limit of {max}"),
+            Error::ValueTooLarge { len, max } => write!(f, "value of {len} bytes exceeds the limit of {max}"),
+            Error::BatchTooLarge { len, max } => write!(f, "batch of {len} bytes exceeds the limit of {max}"),
+            Error::EmptyKey => f.write_str("keys must not be empty"),
+            Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
+            Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The manifest: which segments make up the store, and which one is active.
+//!
+//! It is replaced atomically (write `MANIFEST.tmp`, sync it, rename over `MANIFEST`, sync the
+//! directory), which is the commit point of a segment roll-over and of a compaction.
+//!
+//! ```text
+//! offset width field
+//!      0     8 magic "FCASKMAN"
+//!      8     2 format version
+//!     10     2 reserved, zero
+//!     12     4 segment count n (at least 1)
+//!     16     8 next segment id (greater than every id below)
+//!     24     8 active segment id (one of the ids below)
+//!     32   8*n segment ids, ascending
+//!   32+8n    4 CRC-32 (IEEE) of all preceding bytes
+//! ```
+
+use super::{get_u16, get_u32, get_u64, FORMAT_VERSION};
+
+const MANIFEST_MAGIC: &[u8; 8] = b"FCASKMAN";
+const MANIFEST_FIXED_BYTES: usize = 32;
+/// Most segments a manifest lists; bounds allocation when decoding.
+pub const MANIFEST_SEGMENTS_MAX: usize = 1 << 20;
+
+/// The decoded manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Live segment ids, ascending; includes the active one.
+    pub segments: Vec<u64>,
+    /// The segment writers append to.
+    pub active: u64,
+    /// The id the next new segment gets.
+    pub next_segment_id: u64,
+}
+
+/// Why a manifest could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestError(pub &'static str);
+
+/// Encodes `manifest` into a new buffer.
+pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
+    assert!(manifest.segments.contains(&manifest.active), "the active segment is listed");
+    assert!(manifest.segments.windows(2).all(|w| w[0] < w[1]), "segment ids ascend");
+    assert!(manifest.segments.iter().all(|&id| id < manifest.next_segment_id), "next id is fresh");
+    let mut out = Vec::with_capacity(MANIFEST_FIXED_BYTES + 8 * manifest.segments.len() + 4);
+    out.extend_from_slice(MANIFEST_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out.extend_from_slice(&(manifest.segments.len() as u32).to_le_bytes());
+    out.extend_from_slice(&manifest.next_segment_id.to_le_bytes());
+    out.extend_from_slice(&manifest.active.to_le_bytes());
+    for id in &manifest.segments {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a manifest file's bytes.
+pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
+    if buf.len() < MANIFEST_FIXED_BYTES + 4 || &buf[..8] != MANIFEST_MAGIC {
+        return Err(ManifestError("not a ferrocask manifest"));
+    }
+    let count = get_u32(buf, 12) as usize;
+    if count == 0 || count > MANIFEST_SEGMENTS_MAX || buf.len() != MANIFEST_FIXED_BYTES + 8 * count + 4 {
+        return Err(ManifestError("manifest length does not match its segment count"));
+    }
+    let crc_at = buf.len() - 4;
+    if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
+        return Err(ManifestError("manifest checksum mismatch"));
+    }
+    if get_u16(buf, 8) != FORMAT_VERSION {
+        return Err(ManifestError("unsupported manifest format version"));
+    }
+    let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + 8 * i)).collect();
+    let manifest = Manifest { segments, active: get_u64(buf, 24), next_segment_id: get_u64(buf, 16) };
+    let ascending = manifest.segments.windows(2).all(|w| w[0] < w[1]);
+    let fresh = manifest.segments.iter().all(|&id| id < manifest.next_segment_id);
+    if !ascending || !fresh || !manifest.segments.contains(&manifest.active) {
+        return Err(ManifestError("manifest lists inconsistent segment ids"));
+    }
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_rejects_flips() {
+        let m = Manifest { segments: vec![1, 4, 9], active: 9, next_segment_id: 10 };
+        let buf = encode_manifest(&m);
+        assert_eq!(decode_manifest(&buf), Ok(m));
+        for i in 0..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x80;
+            assert!(decode_manifest(&bad).is_err(), "flip at {i} accepted");
+        }
+        for cut in 0..buf.len() {
+            assert!(decode_manifest(&buf[..cut]).is_err());
+        }
+    }
+}

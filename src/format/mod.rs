@@ -1,0 +1,73 @@
+//! The on-disk format, encoded and decoded in one place, with no I/O.
+//!
+//! DESIGN.md draws every structure here byte by byte; the constants below are those drawings. All
+//! integers are little-endian. Encoders append to a `Vec<u8>`; decoders read from `&[u8]` and
+//! return typed results, never trusting a length field before bounding it by the input. This is
+//! the code that recovery, compaction, `verify`, `dump` and the fuzzers share.
+
+mod hint;
+mod manifest;
+mod record;
+mod segment;
+
+pub use hint::{decode_hint, encode_hint, HintEntry, HintError, HintFile, HINT_ENTRY_HEADER_BYTES, HINT_HEADER_BYTES};
+pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
+pub use record::{
+    decode_frame, decode_record_header, encode_record, finish_frame, start_frame, FrameError, FrameView, RecordHeader,
+    RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC, RECORD_HEADER_BYTES,
+};
+pub use segment::{decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES};
+
+/// The format version written into every file header. Bump it on any layout change and keep a
+/// fixture of the old format in `tests/fixtures/`.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Longest key accepted, in bytes. The record stores the key length in a `u16`.
+pub const KEY_BYTES_MAX: usize = 4096;
+
+/// Longest value accepted, in bytes (also bounded by what fits in one segment, see `Options`).
+pub const VALUE_BYTES_MAX: usize = 64 << 20;
+
+/// Largest segment file, in bytes. Index entries hold a `u32` offset into a segment.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+
+/// Smallest segment file, in bytes: the header plus one frame holding one record with a
+/// maximum-length key and a small value must fit.
+pub const SEGMENT_BYTES_MIN: u64 = 16 << 10;
+
+const _: () = assert!(KEY_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+const _: () = assert!(VALUE_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX);
+const _: () = assert!(
+    (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + RECORD_HEADER_BYTES + KEY_BYTES_MAX) as u64 + 1024
+        <= SEGMENT_BYTES_MIN
+);
+
+/// Reads a little-endian `u16` at `at`; the caller has bounded `at + 2 <= buf.len()`.
+pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([buf[at], buf[at + 1]])
+}
+
+/// Reads a little-endian `u32` at `at`; the caller has bounded `at + 4 <= buf.len()`.
+pub(crate) fn get_u32(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Reads a little-endian `u64` at `at`; the caller has bounded `at + 8 <= buf.len()`.
+pub(crate) fn get_u64(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Writes a little-endian `u32` at `at`.
+pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Writes a little-endian `u64` at `at`.
+pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}

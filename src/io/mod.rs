@@ -1,0 +1,121 @@
+//! The one door to the file system.
+//!
+//! Every file and directory operation the store performs goes through [`Vfs`] and [`VfsFile`]:
+//! create, open, read, write, sync, rename, remove, truncate, lock, list and map. The real
+//! implementation ([`RealFs`]) is a thin layer over `std` and `memmap2`; the simulated one
+//! ([`SimFs`](crate::testing::SimFs), tests only) keeps written and durable state apart so that
+//! tests can inject failures and simulate power loss at any operation.
+//!
+//! Contracts are written on each method: an implementation must honour them exactly, because the
+//! durability protocol (DESIGN.md) is argued in terms of them and nothing else.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod real;
+pub mod sim;
+
+pub use real::RealFs;
+
+/// How [`Vfs::open`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a new, empty file for reading and writing; fails with `AlreadyExists` if it exists.
+    CreateNew,
+    /// Open an existing file for reading and writing; fails with `NotFound` if missing.
+    ReadWrite,
+    /// Open an existing file for reading only; fails with `NotFound` if missing.
+    ReadOnly,
+}
+
+/// A file system as the store sees it. Paths are absolute or relative to the process's working
+/// directory, exactly as with `std::fs`.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Creates `path` and its missing parents. Not durable until [`Vfs::sync_dir`] of the parent.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+
+    /// Opens or creates a file. A created file's directory entry is durable only after
+    /// [`Vfs::sync_dir`] of its directory; its contents only after [`VfsFile::sync_data`].
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>>;
+
+    /// Lists the names (not paths) of the regular files directly inside `dir`, in no order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Atomically replaces `to` with `from`. Durable only after [`Vfs::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file. Open handles and mappings of it stay valid. Durable only after
+    /// [`Vfs::sync_dir`].
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes every create, rename and remove done so far inside `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive, advisory lock on the file at `path` (created if missing) without
+    /// waiting. Returns an error of kind `WouldBlock` if any holder, in this process or another,
+    /// has it. The lock is released when the returned guard is dropped or the process dies.
+    fn lock(&self, path: &Path) -> io::Result<LockGuard>;
+}
+
+/// An open file. All methods take `&self`: positioned reads and writes need no cursor, so one
+/// handle can be shared by a writer and readers.
+pub trait VfsFile: Send + Sync + fmt::Debug {
+    /// Reads exactly `buf.len()` bytes at `offset`; `UnexpectedEof` if the file is shorter.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `buf` at `offset`, extending the file if needed. On error, any prefix of
+    /// `buf` may have been written. Not durable until [`VfsFile::sync_data`] returns `Ok`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes every write and length change to this file so far durable (fdatasync). If it fails,
+    /// nothing about what is durable may be assumed, and it must not be retried as if the data
+    /// were safe.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// The current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Truncates or extends (with zeros) the file to `len` bytes. Durable after `sync_data`.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Maps the first `len` bytes for reading. The mapping sees later writes to the file (shared
+    /// page cache) and stays valid after the file is removed. `len` may exceed the file's current
+    /// length; bytes past the end of the file must not be read until the file has grown over them.
+    fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>>;
+}
+
+/// A read-only view of a file's bytes, see [`VfsFile::map`].
+pub trait Mapping: Send + Sync + fmt::Debug {
+    /// The bytes `offset..offset + len`, borrowed where the implementation can (the real
+    /// file system never copies). `None` if the range is outside the mapping, or (in the
+    /// simulation) outside the file.
+    fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+}
+
+/// Holds a directory lock from [`Vfs::lock`] until dropped.
+pub struct LockGuard(#[allow(dead_code, reason = "held only for its Drop")] Box<dyn Any + Send + Sync>);
+
+impl LockGuard {
+    /// Wraps whatever releases the lock on drop.
+    pub fn new(inner: impl Any + Send + Sync) -> Self {
+        LockGuard(Box::new(inner))
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+/// The parent directory of `path`, for syncing after creating or renaming it.
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
