@@ -15,13 +15,15 @@
 //!     24     8 segment data end: offset just past the segment's last frame
 //!     32     8 highest sequence number in the segment
 //!
-//! entry, HINT_ENTRY_HEADER_BYTES = 16, then the key
+//! entry, HINT_ENTRY_HEADER_BYTES = 28, then the key
 //!      0     1 record kind (1 = put, 2 = delete)
 //!      1     1 reserved, zero
 //!      2     2 key length
 //!      4     4 record offset in the segment
-//!      8     8 record sequence number
-//!     16     . key bytes
+//!      8     4 value length
+//!     12     8 record sequence number
+//!     20     8 record expiry (Unix milliseconds, 0 = never)
+//!     28     . key bytes
 //!
 //! trailer: 4 bytes, CRC-32 (IEEE) of everything before it
 //! ```
@@ -32,7 +34,7 @@ use super::{get_u16, get_u32, get_u64, FORMAT_VERSION, KEY_BYTES_MAX};
 /// Size of the hint file header.
 pub const HINT_HEADER_BYTES: usize = 40;
 /// Size of a hint entry before its key.
-pub const HINT_ENTRY_HEADER_BYTES: usize = 16;
+pub const HINT_ENTRY_HEADER_BYTES: usize = 28;
 const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
@@ -42,8 +44,12 @@ pub struct HintEntry<'a> {
     pub kind: RecordKind,
     /// Offset of the record in its segment.
     pub offset: u32,
+    /// Length of the record's value.
+    pub value_len: u32,
     /// The record's sequence number.
     pub seq: u64,
+    /// The record's expiry (Unix milliseconds, 0 = never).
+    pub expires_ms: u64,
     /// The key.
     pub key: &'a [u8],
 }
@@ -85,7 +91,9 @@ pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
         out.push(0);
         out.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&e.value_len.to_le_bytes());
         out.extend_from_slice(&e.seq.to_le_bytes());
+        out.extend_from_slice(&e.expires_ms.to_le_bytes());
         out.extend_from_slice(e.key);
     }
     let crc = crc32fast::hash(&out);
@@ -133,7 +141,9 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile<'_>, HintError> {
         entries.push(HintEntry {
             kind,
             offset: get_u32(body, at + 4),
-            seq: get_u64(body, at + 8),
+            value_len: get_u32(body, at + 8),
+            seq: get_u64(body, at + 12),
+            expires_ms: get_u64(body, at + 20),
             key: &body[key_at..key_at + key_len],
         });
         at = key_at + key_len;
@@ -155,8 +165,8 @@ mod tests {
             data_end: 4096,
             seq_max: 77,
             entries: vec![
-                HintEntry { kind: RecordKind::Put, offset: 64, seq: 70, key: b"a" },
-                HintEntry { kind: RecordKind::Delete, offset: 200, seq: 77, key: b"bcd" },
+                HintEntry { kind: RecordKind::Put, offset: 64, value_len: 5, seq: 70, expires_ms: 0, key: b"a" },
+                HintEntry { kind: RecordKind::Delete, offset: 200, value_len: 0, seq: 77, expires_ms: 9, key: b"bcd" },
             ],
         };
         let buf = encode_hint(&hint);

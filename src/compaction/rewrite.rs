@@ -1,0 +1,264 @@
+//! The rewrite: copy live records of the sealed segments into new compacted segments, commit by
+//! replacing the manifest, switch the index entry by entry, then delete the old files.
+//!
+//! Crash safety: the new segments and their hints are synced, and their directory entries too,
+//! before the manifest rename; before it they are orphans (removed at open), after it the old
+//! segments are. Concurrency: writers never wait for compaction except for one stripe lock per
+//! relocated key; an entry is moved only if it still points at the copied record, so a write that
+//! lands meanwhile always wins.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::compaction::{decide, Decision, SegmentUsage};
+use crate::format::{
+    encode_manifest, encode_record, finish_frame, start_frame, RecordKind, SegmentHeader, SegmentKind,
+    SEGMENT_HEADER_BYTES,
+};
+use crate::hints::write_hint;
+use crate::io::VfsFile;
+use crate::log::{create_segment_file, hint_file_name, scan_frames, segment_file_name, Segment, MANIFEST_FILE};
+use crate::store::Inner;
+use crate::{Error, Result};
+
+/// Records are copied in frames of about this size.
+const COMPACTION_FRAME_BYTES: usize = 1 << 20;
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompactionReport {
+    /// Why it ran (or why it did nothing).
+    pub reason: String,
+    /// Sealed segments read (and removed).
+    pub segments_read: usize,
+    /// Compacted segments written.
+    pub segments_written: usize,
+    /// Bytes of the segments read.
+    pub bytes_read: u64,
+    /// Bytes of the segments written.
+    pub bytes_written: u64,
+    /// `bytes_read - bytes_written`.
+    pub bytes_reclaimed: u64,
+    /// Live records copied.
+    pub records_copied: u64,
+    /// Overwritten, deleted and expired records and tombstones dropped.
+    pub records_dropped: u64,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Compacts if the policy says so (automatic compaction).
+pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> {
+    let Some(_guard) = inner.compaction.try_lock() else { return Ok(None) };
+    let usage = sealed_usage(inner);
+    match decide(&usage, inner.options.compact_dead_ratio, inner.options.compact_dead_bytes_min) {
+        Decision::Skip(_) => Ok(None),
+        Decision::Compact { segments, reason } => run(inner, &segments, reason).map(Some),
+    }
+}
+
+/// Seals the active segment and compacts every sealed segment (`Store::compact`).
+pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
+    let _guard = inner.compaction.lock();
+    inner.writer.roll_if_nonempty(&inner.sets)?;
+    let usage = sealed_usage(inner);
+    match decide(&usage, 0.0, 1) {
+        Decision::Skip(reason) => Ok(CompactionReport { reason, ..CompactionReport::default() }),
+        Decision::Compact { segments, reason } => run(inner, &segments, reason),
+    }
+}
+
+fn sealed_usage(inner: &Inner) -> Vec<SegmentUsage> {
+    let set = inner.sets.lock();
+    set.sealed
+        .values()
+        .map(|s| SegmentUsage { id: s.id, data_bytes: s.data_end(), live_bytes: s.live_bytes() })
+        .collect()
+}
+
+/// A record copied into an output segment, to be switched in the index after the commit.
+struct Moved {
+    key: Vec<u8>,
+    from_id: u64,
+    from_offset: u32,
+    to: usize,
+    to_offset: u32,
+}
+
+/// An expired record dropped, to be removed from the index after the commit.
+struct Expired {
+    key: Vec<u8>,
+    from_id: u64,
+    from_offset: u32,
+}
+
+/// Compaction's output: segments being filled.
+struct Output<'a> {
+    inner: &'a Inner,
+    done: Vec<Arc<Segment>>,
+    current: Option<(u64, PathBuf, Box<dyn VfsFile>, u64)>,
+    frame: Vec<u8>,
+    frame_start: usize,
+    frame_records: u32,
+}
+
+fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
+    let started = Instant::now();
+    let victims: Vec<Arc<Segment>> = {
+        let set = inner.sets.lock();
+        ids.iter().filter_map(|id| set.sealed.get(id).cloned()).collect()
+    };
+    let mut report = CompactionReport { reason, segments_read: victims.len(), ..CompactionReport::default() };
+    let mut out = Output::new(inner);
+    let mut moved = Vec::new();
+    let mut expired = Vec::new();
+    let now_ms = inner.options.clock.now_ms();
+    for victim in &victims {
+        report.bytes_read += victim.file.len().map_err(|e| Error::io("stat", victim.path(), e))?;
+        let bytes = victim.read(0, victim.data_end() as usize).ok_or_else(|| unreadable(victim))?;
+        let mut records = Vec::new();
+        let end = scan_frames(&bytes, SEGMENT_HEADER_BYTES, None, |at, frame| {
+            for r in frame.records().flatten() {
+                records.push((u32::try_from(at + r.frame_offset).expect("offset fits u32"), r));
+            }
+        });
+        if !matches!(end, crate::log::ScanEnd::Clean { .. }) {
+            return Err(unreadable(victim));
+        }
+        for (offset, r) in records {
+            let live = r.kind == RecordKind::Put
+                && inner.index.with(r.key, |f| f.is_some_and(|f| f.entry.is_at(victim.id, offset)));
+            if !live {
+                report.records_dropped += 1;
+                continue;
+            }
+            if r.expires_ms != 0 && r.expires_ms <= now_ms {
+                report.records_dropped += 1;
+                expired.push(Expired { key: r.key.to_vec(), from_id: victim.id, from_offset: offset });
+                continue;
+            }
+            let (to, to_offset) = out.append(r.seq, r.expires_ms, r.key, r.value)?;
+            moved.push(Moved { key: r.key.to_vec(), from_id: victim.id, from_offset: offset, to, to_offset });
+            report.records_copied += 1;
+        }
+    }
+    let outputs = out.finish()?;
+    report.segments_written = outputs.len();
+    report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
+    commit(inner, &victims, &outputs)?;
+    for m in moved {
+        inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
+    }
+    for e in expired {
+        inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
+    }
+    remove_files(inner, &victims);
+    inner.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+fn unreadable(segment: &Segment) -> Error {
+    Error::Corruption {
+        path: segment.path().to_path_buf(),
+        offset: 0,
+        reason: "sealed segment no longer scans cleanly".into(),
+    }
+}
+
+/// The commit point: a manifest without the victims and with the outputs.
+fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> Result<()> {
+    inner.dir.sync_dir()?;
+    let mut set = inner.sets.lock();
+    let mut manifest = set.manifest();
+    manifest.segments.retain(|id| !victims.iter().any(|v| v.id == *id));
+    manifest.segments.extend(outputs.iter().map(|s| s.id));
+    manifest.segments.sort_unstable();
+    inner.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest))?;
+    for v in victims {
+        set.sealed.remove(&v.id);
+    }
+    for s in outputs {
+        set.sealed.insert(s.id, Arc::clone(s));
+    }
+    Ok(())
+}
+
+/// Deletes the victims' files. A failure leaves orphans that the next open removes.
+fn remove_files(inner: &Inner, victims: &[Arc<Segment>]) {
+    for v in victims {
+        let _ = inner.dir.remove_if_exists(&segment_file_name(v.id));
+        let _ = inner.dir.remove_if_exists(&hint_file_name(v.id));
+    }
+    let _ = inner.dir.sync_dir();
+}
+
+impl<'a> Output<'a> {
+    fn new(inner: &'a Inner) -> Output<'a> {
+        Output { inner, done: Vec::new(), current: None, frame: Vec::new(), frame_start: 0, frame_records: 0 }
+    }
+
+    /// Copies one record; returns (output index, offset in that output).
+    fn append(&mut self, seq: u64, expires_ms: u64, key: &[u8], value: &[u8]) -> Result<(usize, u32)> {
+        let len = crate::format::RECORD_HEADER_BYTES + key.len() + value.len();
+        let segment_bytes = self.inner.options.segment_bytes;
+        let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.3 + (o.frame.len() + len) as u64 <= segment_bytes);
+        if self.frame.len() + len > COMPACTION_FRAME_BYTES && self.frame_records > 0 {
+            self.flush_frame()?;
+        }
+        if !fits(self) {
+            self.flush_frame()?;
+            self.seal_current()?;
+            self.open_next()?;
+        }
+        if self.frame_records == 0 {
+            self.frame.clear();
+            self.frame_start = start_frame(&mut self.frame);
+        }
+        let at = self.current.as_ref().expect("an output is open").3 + self.frame.len() as u64;
+        encode_record(&mut self.frame, RecordKind::Put, seq, expires_ms, key, value);
+        self.frame_records += 1;
+        Ok((self.done.len(), u32::try_from(at).expect("segment offsets fit u32")))
+    }
+
+    fn open_next(&mut self) -> Result<()> {
+        let id = self.inner.sets.lock().allocate_id();
+        let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1 };
+        let (path, file) = create_segment_file(&self.inner.dir, &header)?;
+        self.current = Some((id, path, file, SEGMENT_HEADER_BYTES as u64));
+        Ok(())
+    }
+
+    fn flush_frame(&mut self) -> Result<()> {
+        if self.frame_records == 0 {
+            return Ok(());
+        }
+        let (_, path, file, end) = self.current.as_mut().expect("an output is open");
+        let len = finish_frame(&mut self.frame, self.frame_start, 1, self.frame_records);
+        file.write_at(&self.frame, *end).map_err(|e| Error::io("write", &*path, e))?;
+        *end += len as u64;
+        self.frame_records = 0;
+        Ok(())
+    }
+
+    /// Syncs the current output, maps it and writes its hint.
+    fn seal_current(&mut self) -> Result<()> {
+        let Some((id, path, file, end)) = self.current.take() else { return Ok(()) };
+        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+        let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
+        let segment = Arc::new(Segment::new(id, path, SegmentKind::Compacted, file, map, end));
+        if self.inner.options.write_hints {
+            write_hint(&self.inner.dir, &segment)?;
+        }
+        self.done.push(segment);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Arc<Segment>>> {
+        self.flush_frame()?;
+        self.seal_current()?;
+        Ok(self.done)
+    }
+}

@@ -1,0 +1,244 @@
+//! The in-RAM index: key -> location of its latest record, in lock-striped hash tables.
+//!
+//! An entry holds no key and no value: only an `Arc` of the segment, the record's offset and 32
+//! bits of the key's hash (16 bytes). Keys are compared against the record in the mapped segment,
+//! which the read path touches anyway to copy the value. A stripe is chosen by bits of a seeded
+//! SipHash (`RandomState`) so an attacker cannot aim keys at one stripe or bucket.
+//!
+//! Invariants: an entry points to a `Put` record at or below its segment's `data_end` (during
+//! recovery, also to tombstones, swept before the store opens); a segment's `live_bytes` is the
+//! sum of the lengths of the records entries point to.
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::hash::RandomState;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hashbrown::{hash_table, HashTable};
+use parking_lot::RwLock;
+
+use crate::format::{RecordHeader, RecordKind};
+use crate::log::Segment;
+
+/// Where a key's latest record lives.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) offset: u32,
+    hash: u32,
+}
+
+impl Entry {
+    /// Whether this entry points at exactly `(segment id, offset)`.
+    pub(crate) fn is_at(&self, segment_id: u64, offset: u32) -> bool {
+        self.segment.id == segment_id && self.offset == offset
+    }
+
+    fn header(&self) -> RecordHeader {
+        self.segment.record_header(self.offset).expect("index entry points at a readable record header")
+    }
+}
+
+/// A key's hash, split into the stripe it lives in and the 32 bits stored in the entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyHash {
+    stripe: usize,
+    short: u32,
+}
+
+impl KeyHash {
+    /// The hash given to the stripe's table: the stored 32 bits spread over 64, so that the table
+    /// can recompute it from the entry when it grows.
+    fn table_hash(short: u32) -> u64 {
+        u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(short)
+    }
+}
+
+/// What a lookup found.
+pub(crate) struct Found<'a> {
+    pub(crate) entry: &'a Entry,
+    pub(crate) header: RecordHeader,
+}
+
+pub(crate) struct Index {
+    stripes: Box<[RwLock<HashTable<Entry>>]>,
+    stripe_mask: usize,
+    hasher: RandomState,
+    len: AtomicUsize,
+}
+
+impl Index {
+    pub(crate) fn new(stripes: usize) -> Index {
+        assert!(stripes.is_power_of_two(), "stripe count {stripes} is a power of two");
+        Index {
+            stripes: (0..stripes).map(|_| RwLock::new(HashTable::new())).collect(),
+            stripe_mask: stripes - 1,
+            hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
+        let full = self.hasher.hash_one(key);
+        KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: full as u32 }
+    }
+
+    /// Entries in the index (including expired ones not yet compacted away).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    /// Runs `f` on the entry for `key` under the stripe's read lock.
+    pub(crate) fn with<R>(&self, key: &[u8], f: impl FnOnce(Option<Found<'_>>) -> R) -> R {
+        let h = self.hash(key);
+        let table = self.stripes[h.stripe].read();
+        let found = find(&table, h, key);
+        f(found)
+    }
+
+    /// Points `key` at a new record (or removes it, for a tombstone), returning the replaced
+    /// entry. Accounts live bytes on both segments.
+    pub(crate) fn apply(&self, key: &[u8], kind: RecordKind, segment: &Arc<Segment>, offset: u32, record_len: u64) {
+        let h = self.hash(key);
+        let mut table = self.stripes[h.stripe].write();
+        let slot = table.entry(
+            KeyHash::table_hash(h.short),
+            |e| e.hash == h.short && entry_key_is(e, key),
+            |e| KeyHash::table_hash(e.hash),
+        );
+        match (slot, kind) {
+            (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
+                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, offset, h));
+                retire(&old);
+                segment.add_live(record_len);
+            }
+            (hash_table::Entry::Occupied(occupied), RecordKind::Delete) => {
+                let (old, _) = occupied.remove();
+                retire(&old);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
+                vacant.insert(new_entry(segment, offset, h));
+                segment.add_live(record_len);
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+            (hash_table::Entry::Vacant(_), RecordKind::Delete) => {}
+        }
+    }
+
+    /// Recovery's insert: keeps whichever record has the higher sequence number. Tombstones are
+    /// inserted too (they must shadow older puts in segments loaded later) and swept by
+    /// [`Index::remove_if_at`] once every segment is loaded.
+    pub(crate) fn load(&mut self, key: &[u8], segment: &Arc<Segment>, offset: u32, seq: u64, record_len: u64) -> bool {
+        let h = self.hash(key);
+        let table = self.stripes[h.stripe].get_mut();
+        let slot = table.entry(
+            KeyHash::table_hash(h.short),
+            |e| e.hash == h.short && entry_key_is(e, key),
+            |e| KeyHash::table_hash(e.hash),
+        );
+        match slot {
+            hash_table::Entry::Occupied(mut occupied) => {
+                if occupied.get().header().seq >= seq {
+                    return false;
+                }
+                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, offset, h));
+                retire(&old);
+            }
+            hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(new_entry(segment, offset, h));
+                *self.len.get_mut() += 1;
+            }
+        }
+        segment.add_live(record_len);
+        true
+    }
+
+    /// Removes `key` if its entry still points at `(segment_id, offset)`; returns whether it did.
+    /// Used by recovery's tombstone sweep, and by compaction to drop an expired record.
+    pub(crate) fn remove_if_at(&self, key: &[u8], segment_id: u64, offset: u32) -> bool {
+        let h = self.hash(key);
+        let mut table = self.stripes[h.stripe].write();
+        let existing = table.find_entry(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key));
+        match existing {
+            Ok(occupied) if occupied.get().is_at(segment_id, offset) => {
+                let (old, _) = occupied.remove();
+                retire(&old);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Compaction's switch: moves `key` to its copy at `(to, to_offset)` if, and only if, the entry
+    /// still points at the original `(from_id, from_offset)`; a write that landed meanwhile wins.
+    pub(crate) fn relocate(
+        &self,
+        key: &[u8],
+        from_id: u64,
+        from_offset: u32,
+        to: &Arc<Segment>,
+        to_offset: u32,
+    ) -> bool {
+        let h = self.hash(key);
+        let mut table = self.stripes[h.stripe].write();
+        let Some(entry) = table.find_mut(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key))
+        else {
+            return false;
+        };
+        if !entry.is_at(from_id, from_offset) {
+            return false;
+        }
+        let old = std::mem::replace(entry, new_entry(to, to_offset, h));
+        let len = old.header().record_len() as u64;
+        old.segment.sub_live(len);
+        to.add_live(len);
+        true
+    }
+
+    /// Calls `f` with a snapshot of one stripe's entries at a time, holding that stripe's read
+    /// lock only while copying it.
+    pub(crate) fn for_each_stripe(&self, mut f: impl FnMut(Vec<Entry>)) {
+        for stripe in self.stripes.iter() {
+            let snapshot: Vec<Entry> = stripe.read().iter().cloned().collect();
+            f(snapshot);
+        }
+    }
+
+    /// A snapshot of stripe `i`'s entries.
+    pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
+        self.stripes[i].read().iter().cloned().collect()
+    }
+}
+
+fn new_entry(segment: &Arc<Segment>, offset: u32, h: KeyHash) -> Entry {
+    Entry { segment: Arc::clone(segment), offset, hash: h.short }
+}
+
+/// Moves a replaced entry's record from live to dead in its segment's accounting.
+fn retire(old: &Entry) {
+    old.segment.sub_live(old.header().record_len() as u64);
+}
+
+fn find<'a>(table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
+    let entry = table.find(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key))?;
+    Some(Found { entry, header: entry.header() })
+}
+
+/// Compares `key` with the key stored in the record an entry points to.
+fn entry_key_is(entry: &Entry, key: &[u8]) -> bool {
+    let Some(header) = entry.segment.record_header(entry.offset) else { return false };
+    header.key_len == key.len() && entry.segment.key(entry.offset, &header).is_some_and(|k| *k == *key)
+}
+
+/// The key an entry points to.
+pub(crate) fn entry_key(entry: &Entry) -> Option<Cow<'_, [u8]>> {
+    let header = entry.segment.record_header(entry.offset)?;
+    entry.segment.key(entry.offset, &header).map(|k| Cow::Owned(k.into_owned()))
+}

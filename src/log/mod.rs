@@ -1,0 +1,16 @@
+//! The segment log: segment files, the manifest that lists them, the group-commit writer and the
+//! frame scanner.
+//!
+//! Lock order (outer first): `Writer::log` (held by the group-commit leader) -> `SegmentSet`
+//! (held while the manifest is replaced) -> an index stripe. The writer's queue mutex is never held
+//! while taking any of these.
+
+mod scan;
+mod segment;
+mod set;
+mod writer;
+
+pub(crate) use scan::{find_frame_from, scan_frames, BadFrame, GroupRule, ScanEnd};
+pub(crate) use segment::{hint_file_name, parse_file_name, segment_file_name, Segment};
+pub(crate) use set::{create_segment_file, LogDir, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE};
+pub(crate) use writer::{ActiveLog, Encoded, Writer, WriterStats};

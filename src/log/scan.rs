@@ -1,0 +1,152 @@
+//! Walking the frames of a segment's bytes. Pure: no I/O, shared by recovery, `verify`, `dump`,
+//! compaction and hint writing.
+
+use crate::format::{decode_frame, FrameError, FrameView, FRAME_MAGIC};
+
+/// How a walk over frames ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// At `end`, the rest of the input is zero (or there is no rest): a clean end of data.
+    Clean { end: usize },
+    /// At `at`, the bytes are not a valid frame, or not the frame expected next.
+    Bad { at: usize, error: BadFrame },
+}
+
+/// Why a walk stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadFrame {
+    /// The bytes do not decode as a frame.
+    Undecodable(FrameError),
+    /// A valid frame whose group number does not follow the previous frame's.
+    GroupOutOfOrder { expected: u64, found: u64 },
+}
+
+impl BadFrame {
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            BadFrame::Undecodable(e) => e.describe().to_string(),
+            BadFrame::GroupOutOfOrder { expected, found } => {
+                format!("frame of group {found} where group {expected} or the next was expected")
+            }
+        }
+    }
+}
+
+/// Group numbers a log segment's frames must carry: the first frame has the segment's first group,
+/// each later frame the same group as its predecessor (no sync between them) or the next one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupRule {
+    /// The group of the last accepted frame; `first_group - 1` before any.
+    pub(crate) last: u64,
+    /// True before the first frame: only `last + 1` is allowed.
+    pub(crate) first: bool,
+}
+
+impl GroupRule {
+    pub(crate) fn new(first_group: u64) -> GroupRule {
+        GroupRule { last: first_group.wrapping_sub(1), first: true }
+    }
+
+    fn admits(&self, group: u64) -> bool {
+        group == self.last.wrapping_add(1) || (!self.first && group == self.last)
+    }
+}
+
+/// Walks frames from `start`, calling `on_frame(offset, frame)` for each valid one, until the data
+/// ends cleanly or a bad frame is met. `groups` (log segments only) checks group order.
+pub(crate) fn scan_frames<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    mut groups: Option<&mut GroupRule>,
+    mut on_frame: impl FnMut(usize, &FrameView<'a>),
+) -> ScanEnd {
+    let mut at = start;
+    loop {
+        if at >= bytes.len() {
+            return ScanEnd::Clean { end: at };
+        }
+        match decode_frame(&bytes[at..]) {
+            Ok(frame) => {
+                if let Some(rule) = groups.as_deref_mut() {
+                    if !rule.admits(frame.group) {
+                        let expected = rule.last.wrapping_add(1);
+                        let error = BadFrame::GroupOutOfOrder { expected, found: frame.group };
+                        return ScanEnd::Bad { at, error };
+                    }
+                    rule.last = frame.group;
+                    rule.first = false;
+                }
+                on_frame(at, &frame);
+                at += frame.len;
+            }
+            Err(FrameError::Zero) if all_zero(&bytes[at..]) => return ScanEnd::Clean { end: at },
+            Err(e) => return ScanEnd::Bad { at, error: BadFrame::Undecodable(e) },
+        }
+    }
+}
+
+/// The first offset at or after `from` holding a valid frame whose group is at least
+/// `group_min`, if any. Such a frame after a bad one proves the bad one was durable (see
+/// DESIGN.md, "Torn tail or corruption").
+pub(crate) fn find_frame_from(bytes: &[u8], from: usize, group_min: u64) -> Option<usize> {
+    let magic = FRAME_MAGIC.to_le_bytes();
+    let mut at = from;
+    while at + magic.len() <= bytes.len() {
+        let next = bytes[at..].windows(magic.len()).position(|w| w == magic)?;
+        at += next;
+        if let Ok(frame) = decode_frame(&bytes[at..]) {
+            if frame.group >= group_min {
+                return Some(at);
+            }
+        }
+        at += 1;
+    }
+    None
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_record, finish_frame, start_frame, RecordKind};
+
+    fn frame(group: u64, key: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let start = start_frame(&mut buf);
+        encode_record(&mut buf, RecordKind::Put, group, 0, key, b"value");
+        finish_frame(&mut buf, start, group, 1);
+        buf
+    }
+
+    #[test]
+    fn scan_stops_cleanly_at_zeros() {
+        let mut bytes = [frame(1, b"a"), frame(2, b"b")].concat();
+        let data_end = bytes.len();
+        bytes.resize(data_end + 100, 0);
+        let mut seen = Vec::new();
+        let end = scan_frames(&bytes, 0, Some(&mut GroupRule::new(1)), |at, f| seen.push((at, f.group)));
+        assert_eq!(end, ScanEnd::Clean { end: data_end });
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn scan_reports_garbage_and_group_gaps() {
+        let a = frame(1, b"a");
+        let bytes = [a.clone(), vec![0xAB; 30]].concat();
+        assert!(matches!(scan_frames(&bytes, 0, None, |_, _| {}), ScanEnd::Bad { at, .. } if at == a.len()));
+        let bytes = [frame(1, b"a"), frame(3, b"b")].concat();
+        let end = scan_frames(&bytes, 0, Some(&mut GroupRule::new(1)), |_, _| {});
+        assert!(matches!(end, ScanEnd::Bad { error: BadFrame::GroupOutOfOrder { expected: 2, found: 3 }, .. }));
+    }
+
+    #[test]
+    fn later_frames_are_found_past_garbage() {
+        let bytes = [frame(1, b"a"), vec![0x11; 7], frame(3, b"c")].concat();
+        let first_len = frame(1, b"a").len();
+        assert_eq!(find_frame_from(&bytes, first_len, 3), Some(first_len + 7));
+        assert_eq!(find_frame_from(&bytes, first_len, 4), None);
+    }
+}

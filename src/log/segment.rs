@@ -1,0 +1,131 @@
+//! One segment file: its handle, its read mapping and its space accounting.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::format::{decode_record_header, RecordHeader, SegmentKind, RECORD_HEADER_BYTES};
+use crate::io::{Mapping, VfsFile};
+
+/// File name of segment `id` (zero-padded so names sort like ids).
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("{id:016x}.seg")
+}
+
+/// File name of the hint file for segment `id`.
+pub(crate) fn hint_file_name(id: u64) -> String {
+    format!("{id:016x}.hint")
+}
+
+/// Parses `0000000000000001.seg` or `.hint` into `(id, is_hint)`.
+pub(crate) fn parse_file_name(name: &str) -> Option<(u64, bool)> {
+    let (stem, is_hint) = match name.rsplit_once('.')? {
+        (stem, "seg") => (stem, false),
+        (stem, "hint") => (stem, true),
+        _ => return None,
+    };
+    if stem.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(stem, 16).ok().map(|id| (id, is_hint))
+}
+
+/// A segment file, shared by the index (each entry holds an `Arc` to its segment, so a segment
+/// that compaction retired lives until no entry and no reader points into it).
+pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) kind: SegmentKind,
+    pub(crate) file: Box<dyn VfsFile>,
+    map: Arc<dyn Mapping>,
+    /// Offset just past the last durable frame. Readers never look past it.
+    data_end: AtomicU64,
+    /// Bytes of records that the index points to. Everything else below `data_end` is dead.
+    live_bytes: AtomicU64,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment").field("id", &self.id).field("data_end", &self.data_end()).finish_non_exhaustive()
+    }
+}
+
+impl Segment {
+    pub(crate) fn new(
+        id: u64,
+        path: PathBuf,
+        kind: SegmentKind,
+        file: Box<dyn VfsFile>,
+        map: Arc<dyn Mapping>,
+        data_end: u64,
+    ) -> Segment {
+        Segment { id, path, kind, file, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes `offset..offset + len` of the file, from the mapping (no syscall).
+    pub(crate) fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+        self.map.read(offset, len)
+    }
+
+    /// The header of the record at `offset`.
+    pub(crate) fn record_header(&self, offset: u32) -> Option<RecordHeader> {
+        let bytes = self.read(u64::from(offset), RECORD_HEADER_BYTES)?;
+        decode_record_header(&bytes)
+    }
+
+    /// The key of the record at `offset`, whose header is `header`.
+    pub(crate) fn key(&self, offset: u32, header: &RecordHeader) -> Option<Cow<'_, [u8]>> {
+        self.read(u64::from(offset) + RECORD_HEADER_BYTES as u64, header.key_len)
+    }
+
+    /// The value of the record at `offset`, whose header is `header`.
+    pub(crate) fn value(&self, offset: u32, header: &RecordHeader) -> Option<Cow<'_, [u8]>> {
+        self.read(u64::from(offset) + (RECORD_HEADER_BYTES + header.key_len) as u64, header.value_len)
+    }
+
+    pub(crate) fn data_end(&self) -> u64 {
+        self.data_end.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_data_end(&self, end: u64) {
+        self.data_end.store(end, Ordering::Release);
+    }
+
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_live(&self, bytes: u64) {
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub_live(&self, bytes: u64) {
+        let before = self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        debug_assert!(before >= bytes, "segment {} live bytes would go negative", self.id);
+    }
+
+    /// Bytes below `data_end` that no index entry points to (overwritten or deleted records,
+    /// tombstones, frame and segment headers).
+    pub(crate) fn dead_bytes(&self) -> u64 {
+        self.data_end().saturating_sub(self.live_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(parse_file_name(&segment_file_name(0x2a)), Some((0x2a, false)));
+        assert_eq!(parse_file_name(&hint_file_name(7)), Some((7, true)));
+        assert_eq!(parse_file_name("MANIFEST"), None);
+        assert_eq!(parse_file_name("12.seg"), None);
+    }
+}

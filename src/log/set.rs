@@ -1,0 +1,128 @@
+//! The set of live segments and the manifest file that makes it durable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::format::{encode_segment_header, Manifest, SegmentHeader};
+use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::log::{segment_file_name, Segment};
+use crate::{Error, Result};
+
+/// Name of the manifest file in the store directory.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
+/// Name of the manifest being written, renamed over [`MANIFEST_FILE`] once synced.
+pub(crate) const MANIFEST_TMP_FILE: &str = "MANIFEST.tmp";
+
+/// The store directory and the file system it lives on.
+#[derive(Clone, Debug)]
+pub(crate) struct LogDir {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+}
+
+impl LogDir {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("sync directory", &self.dir, e))
+    }
+
+    /// Writes `bytes` to a new file `name` durably: to `name.tmp`, synced, renamed, directory
+    /// synced. Either the old file or the new one survives any crash.
+    pub(crate) fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let tmp = self.path(&format!("{name}.tmp"));
+        let target = self.path(name);
+        match self.vfs.remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &tmp, e)),
+        }
+        let file = self.vfs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("create", &tmp, e))?;
+        file.write_at(bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+        drop(file);
+        self.vfs.rename(&tmp, &target).map_err(|e| Error::io("rename", &target, e))?;
+        self.sync_dir()
+    }
+
+    /// Reads a whole file, `None` if it does not exist.
+    pub(crate) fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(name);
+        let file = match self.vfs.open(&path, OpenMode::ReadOnly) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::io("read", &path, too_big()))?];
+        file.read_at(&mut buf, 0).map_err(|e| Error::io("read", &path, e))?;
+        Ok(Some(buf))
+    }
+
+    /// A file's length, `None` if it does not exist or cannot be opened.
+    pub(crate) fn file_len(&self, name: &str) -> Option<u64> {
+        self.vfs.open(&self.path(name), OpenMode::ReadOnly).ok()?.len().ok()
+    }
+
+    pub(crate) fn remove_if_exists(&self, name: &str) -> Result<bool> {
+        let path = self.path(name);
+        match self.vfs.remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove", &path, e)),
+        }
+    }
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::other("file larger than memory")
+}
+
+/// Creates segment `id` with its header, synced, but does not sync the directory or list it in
+/// the manifest (the caller does both, in that order).
+pub(crate) fn create_segment_file(dir: &LogDir, header: &SegmentHeader) -> Result<(PathBuf, Box<dyn VfsFile>)> {
+    let path = dir.path(&segment_file_name(header.id));
+    let file = dir.vfs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create", &path, e))?;
+    let mut bytes = Vec::new();
+    encode_segment_header(header, &mut bytes);
+    file.write_at(&bytes, 0).map_err(|e| Error::io("write", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+    Ok((path, file))
+}
+
+/// The live segments: the in-memory form of the manifest.
+#[derive(Debug)]
+pub(crate) struct SegmentSet {
+    /// Sealed segments (read-only from now on), by id.
+    pub(crate) sealed: BTreeMap<u64, Arc<Segment>>,
+    /// The segment the writer appends to.
+    pub(crate) active: Arc<Segment>,
+    /// The id the next new segment gets.
+    pub(crate) next_segment_id: u64,
+}
+
+impl SegmentSet {
+    pub(crate) fn manifest(&self) -> Manifest {
+        let mut segments: Vec<u64> = self.sealed.keys().copied().collect();
+        segments.push(self.active.id);
+        segments.sort_unstable();
+        Manifest { segments, active: self.active.id, next_segment_id: self.next_segment_id }
+    }
+
+    /// Takes a fresh segment id.
+    pub(crate) fn allocate_id(&mut self) -> u64 {
+        let id = self.next_segment_id;
+        self.next_segment_id += 1;
+        id
+    }
+
+    /// Every live segment, sealed ones in id order, then the active one.
+    pub(crate) fn all(&self) -> Vec<Arc<Segment>> {
+        let mut all: Vec<_> = self.sealed.values().cloned().collect();
+        all.push(Arc::clone(&self.active));
+        all
+    }
+}

@@ -1,0 +1,83 @@
+//! The background thread: periodic syncs in write-back mode, hint files for sealed segments, and
+//! automatic compaction. It stops (and is joined) when the store is dropped.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::options::SyncMode;
+use crate::store::Inner;
+
+/// How long the thread sleeps when nothing wakes it, in always-sync mode.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Signal {
+    stop: bool,
+    work: bool,
+}
+
+pub(crate) struct Maintenance {
+    signal: Arc<(Mutex<Signal>, Condvar)>,
+    handle: JoinHandle<()>,
+}
+
+impl Maintenance {
+    pub(crate) fn start(inner: &Arc<Inner>) -> Maintenance {
+        let signal = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
+        let thread_signal = Arc::clone(&signal);
+        let inner = Arc::clone(inner);
+        let handle = std::thread::Builder::new()
+            .name("ferrocask-maintenance".into())
+            .spawn(move || run(&inner, &thread_signal))
+            .expect("spawn the maintenance thread");
+        Maintenance { signal, handle }
+    }
+
+    /// Wakes the thread if a segment was sealed since it last looked.
+    pub(crate) fn nudge_if_sealed(&self, inner: &Inner) {
+        if inner.writer.has_sealed() {
+            let (lock, cv) = &*self.signal;
+            lock.lock().work = true;
+            cv.notify_one();
+        }
+    }
+
+    pub(crate) fn stop(self) {
+        {
+            let (lock, cv) = &*self.signal;
+            lock.lock().stop = true;
+            cv.notify_one();
+        }
+        let _ = self.handle.join();
+    }
+}
+
+fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar)) {
+    let interval = match inner.options.sync {
+        SyncMode::Every(d) => d,
+        SyncMode::Always => IDLE_WAKE,
+    };
+    loop {
+        {
+            let (lock, cv) = signal;
+            let mut s = lock.lock();
+            if !s.stop && !s.work {
+                cv.wait_for(&mut s, interval);
+            }
+            if s.stop {
+                return;
+            }
+            s.work = false;
+        }
+        if matches!(inner.options.sync, SyncMode::Every(_)) {
+            let _ = inner.writer.sync_now(); // a failure poisons the writer, which reports it
+        }
+        crate::hints::write_pending(inner);
+        if inner.options.auto_compact {
+            let _ = crate::compaction::compact_if_due(inner);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Opening a store: the manifest, orphan clean-up, index rebuild (from hint files where they are
+//! valid, by replaying frames where not), and the torn-tail decision for the active segment.
+//!
+//! Decision table for a bad frame (DESIGN.md, "Recovery"):
+//!
+//! | where                       | valid frame of a later sync group after it? | outcome                    |
+//! |-----------------------------|---------------------------------------------|----------------------------|
+//! | active segment              | no                                          | torn tail: cut, open       |
+//! | active segment              | yes                                         | `Corruption` (or salvage)  |
+//! | sealed or compacted segment | either                                      | `Corruption` (or salvage)  |
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::format::{
+    decode_hint, decode_manifest, decode_segment_header, RecordKind, SegmentHeader, SegmentKind, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
+use crate::index::Index;
+use crate::io::OpenMode;
+use crate::log::{
+    create_segment_file, find_frame_from, hint_file_name, parse_file_name, scan_frames, ActiveLog, GroupRule, LogDir,
+    ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
+};
+use crate::options::Options;
+use crate::{Error, Result};
+
+/// What open found and did, for [`Store::recovery_report`](crate::Store::recovery_report).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments whose index entries came from a hint file.
+    pub segments_from_hints: usize,
+    /// Segments replayed frame by frame.
+    pub segments_replayed: usize,
+    /// Records (including tombstones) read from frames or hints.
+    pub records_read: u64,
+    /// Bytes of an incomplete write cut from the end of the active segment.
+    pub torn_tail_bytes: u64,
+    /// Files left by an interrupted roll-over or compaction and removed.
+    pub orphans_removed: usize,
+    /// Hint files that were present but unusable (their segment was replayed instead).
+    pub hints_rejected: usize,
+    /// Damaged ranges skipped in salvage mode (empty otherwise).
+    pub dropped: Vec<DroppedRange>,
+}
+
+/// A damaged byte range skipped by salvage mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedRange {
+    /// The segment file.
+    pub path: PathBuf,
+    /// First damaged byte.
+    pub start: u64,
+    /// One past the last skipped byte.
+    pub end: u64,
+    /// What was wrong at `start`.
+    pub reason: String,
+}
+
+/// Everything an opened store starts from.
+pub(crate) struct Opened {
+    pub(crate) set: SegmentSet,
+    pub(crate) active: ActiveLog,
+    pub(crate) index: Index,
+    pub(crate) report: RecoveryReport,
+    /// Sealed segments with no valid hint file yet.
+    pub(crate) need_hints: Vec<u64>,
+}
+
+/// A record recovery saw that must not stay in the index: a tombstone, or an expired put.
+struct Doomed {
+    segment: Arc<Segment>,
+    offset: u32,
+    key: Vec<u8>,
+}
+
+struct Loader<'a> {
+    dir: &'a LogDir,
+    options: &'a Options,
+    now_ms: u64,
+    index: Index,
+    report: RecoveryReport,
+    doomed: Vec<Doomed>,
+    seq_max: u64,
+}
+
+/// Opens (or creates) the store in `dir`.
+pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
+    let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
+    let manifest = match dir.read_file(MANIFEST_FILE)? {
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| Error::Corruption {
+            path: dir.path(MANIFEST_FILE),
+            offset: 0,
+            reason: e.0.to_string(),
+        })?,
+        None if names.iter().any(|n| parse_file_name(n).is_some()) => {
+            return Err(Error::Corruption {
+                path: dir.path(MANIFEST_FILE),
+                offset: 0,
+                reason: "segment files exist but the manifest is missing".into(),
+            })
+        }
+        None => create_fresh(dir)?,
+    };
+    let mut loader = Loader {
+        dir,
+        options,
+        now_ms: options.clock.now_ms(),
+        index: Index::new(options.stripes),
+        report: RecoveryReport::default(),
+        doomed: Vec::new(),
+        seq_max: 0,
+    };
+    loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
+    let mut sealed = std::collections::BTreeMap::new();
+    let mut need_hints = Vec::new();
+    for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
+        let (segment, hinted) = loader.load_sealed(id)?;
+        if !hinted && segment.kind == SegmentKind::Log {
+            need_hints.push(id);
+        }
+        if !hinted && segment.kind == SegmentKind::Compacted {
+            need_hints.push(id);
+        }
+        sealed.insert(id, segment);
+    }
+    let active = loader.load_active(manifest.active)?;
+    loader.sweep();
+    let set = SegmentSet { sealed, active: Arc::clone(&active.segment), next_segment_id: manifest.next_segment_id };
+    let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
+    Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints })
+}
+
+/// A new, empty store: segment 1 and a manifest naming it.
+fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
+    let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1 };
+    create_segment_file(dir, &header)?;
+    dir.sync_dir()?;
+    let set = crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2 };
+    dir.write_file_atomic(MANIFEST_FILE, &crate::format::encode_manifest(&set))?;
+    Ok(set)
+}
+
+/// Removes segment and hint files the manifest does not list, and temporary files: leftovers of
+/// a roll-over or compaction that crashed before (or after) its commit point.
+fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize> {
+    let mut removed = 0;
+    for name in names {
+        let orphan = match parse_file_name(name) {
+            Some((id, _)) => !live.contains(&id),
+            None => name.ends_with(".tmp") || name == MANIFEST_TMP_FILE,
+        };
+        if orphan && dir.remove_if_exists(name)? {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        dir.sync_dir()?;
+    }
+    Ok(removed)
+}
+
+impl Loader<'_> {
+    fn corruption(&self, segment: &Segment, offset: u64, reason: String) -> Error {
+        Error::Corruption { path: segment.path.clone(), offset, reason }
+    }
+
+    fn open_segment(
+        &self,
+        id: u64,
+        mode: OpenMode,
+        map_len: Option<u64>,
+    ) -> Result<(Arc<Segment>, SegmentHeader, u64)> {
+        let path = self.dir.path(&crate::log::segment_file_name(id));
+        let file = self.dir.vfs.open(&path, mode).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Corruption {
+                path: path.clone(),
+                offset: 0,
+                reason: "segment listed in the manifest is missing".into(),
+            },
+            _ => Error::io("open", &path, e),
+        })?;
+        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let map = file.map(map_len.unwrap_or(file_len).max(file_len)).map_err(|e| Error::io("map", &path, e))?;
+        let header_bytes = map.read(0, SEGMENT_HEADER_BYTES).map(|b| b.into_owned()).unwrap_or_default();
+        let header = decode_segment_header(&header_bytes).map_err(|why| Error::Corruption {
+            path: path.clone(),
+            offset: 0,
+            reason: why.into(),
+        })?;
+        if header.id != id {
+            return Err(Error::Corruption { path, offset: 16, reason: format!("header names segment {}", header.id) });
+        }
+        let segment = Segment::new(id, path, header.kind, file, map, SEGMENT_HEADER_BYTES as u64);
+        Ok((Arc::new(segment), header, file_len))
+    }
+
+    /// Loads a sealed segment from its hint file if that is valid, else by replay.
+    fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
+        let (segment, header, file_len) = self.open_segment(id, OpenMode::ReadOnly, None)?;
+        if self.load_hint(&segment, file_len)? {
+            self.report.segments_from_hints += 1;
+            return Ok((segment, true));
+        }
+        let rule = (header.kind == SegmentKind::Log).then(|| GroupRule::new(header.first_group));
+        let end = self.replay(&segment, file_len, rule, false)?;
+        segment.set_data_end(end.data_end);
+        Ok((segment, false))
+    }
+
+    /// Applies a hint file; false (with nothing applied) if it is missing or unusable.
+    fn load_hint(&mut self, segment: &Arc<Segment>, file_len: u64) -> Result<bool> {
+        let Some(bytes) = self.dir.read_file(&hint_file_name(segment.id))? else { return Ok(false) };
+        let usable = decode_hint(&bytes).ok().filter(|hint| {
+            hint.segment_id == segment.id
+                && (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end)
+                && hint.entries.iter().all(|e| {
+                    let end = u64::from(e.offset) + (RECORD_HEADER_BYTES + e.key.len()) as u64 + u64::from(e.value_len);
+                    u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= hint.data_end
+                })
+        });
+        let Some(hint) = usable else {
+            self.report.hints_rejected += 1;
+            return Ok(false);
+        };
+        segment.set_data_end(hint.data_end);
+        self.seq_max = self.seq_max.max(hint.seq_max);
+        for e in &hint.entries {
+            let len = (RECORD_HEADER_BYTES + e.key.len()) as u64 + u64::from(e.value_len);
+            self.load_record(segment, e.offset, e.kind, e.seq, e.expires_ms, e.key, len);
+        }
+        Ok(true)
+    }
+
+    fn load_record(
+        &mut self,
+        segment: &Arc<Segment>,
+        offset: u32,
+        kind: RecordKind,
+        seq: u64,
+        expires_ms: u64,
+        key: &[u8],
+        len: u64,
+    ) {
+        self.report.records_read += 1;
+        self.seq_max = self.seq_max.max(seq);
+        let inserted = self.index.load(key, segment, offset, seq, len);
+        let expired = expires_ms != 0 && expires_ms <= self.now_ms;
+        if inserted && (kind == RecordKind::Delete || expired) {
+            self.doomed.push(Doomed { segment: Arc::clone(segment), offset, key: key.to_vec() });
+        }
+    }
+
+    /// Replays frames from a segment's bytes. In the active segment (`active`), a bad frame not
+    /// followed by a frame of a later sync group is a torn tail and ends the data there.
+    fn replay(
+        &mut self,
+        segment: &Arc<Segment>,
+        file_len: u64,
+        mut rule: Option<GroupRule>,
+        active: bool,
+    ) -> Result<Replayed> {
+        self.report.segments_replayed += 1;
+        let owner = Arc::clone(segment);
+        let bytes = owner.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let mut start = SEGMENT_HEADER_BYTES;
+        loop {
+            let end = scan_frames(&bytes, start, rule.as_mut(), |at, frame| {
+                for r in frame.records().flatten() {
+                    let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
+                    self.load_record(segment, offset, r.kind, r.seq, r.expires_ms, r.key, r.len() as u64);
+                }
+            });
+            let (at, error) = match end {
+                ScanEnd::Clean { end } => return Ok(Replayed { data_end: end as u64, torn_at: None, rule }),
+                ScanEnd::Bad { at, error } => (at, error),
+            };
+            let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
+            let later =
+                if active { find_frame_from(&bytes, at, group_min) } else { find_frame_from(&bytes, at + 1, 0) };
+            if active && later.is_none() {
+                return Ok(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
+            }
+            let mut reason = error.describe();
+            if active {
+                reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
+            }
+            if !self.options.salvage {
+                return Err(self.corruption(segment, at as u64, reason));
+            }
+            let resume = later.unwrap_or(bytes.len());
+            self.report.dropped.push(DroppedRange {
+                path: segment.path.clone(),
+                start: at as u64,
+                end: resume as u64,
+                reason,
+            });
+            if resume >= bytes.len() {
+                return Ok(Replayed { data_end: at as u64, torn_at: None, rule });
+            }
+            let group = crate::format::decode_frame(&bytes[resume..]).map(|f| f.group).unwrap_or(0);
+            rule = rule.map(|_| GroupRule::new(group));
+            start = resume;
+        }
+    }
+
+    /// Loads the active segment, cutting a torn tail, and returns the writer's starting state.
+    fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
+        let (segment, header, file_len) =
+            self.open_segment(id, OpenMode::ReadWrite, Some(self.options.segment_bytes))?;
+        if header.kind != SegmentKind::Log {
+            return Err(self.corruption(&segment, 10, "the active segment is not a log segment".into()));
+        }
+        let replayed = self.replay(&segment, file_len, Some(GroupRule::new(header.first_group)), true)?;
+        let mut file_len = file_len;
+        if let Some(at) = replayed.torn_at {
+            self.report.torn_tail_bytes = file_len - at;
+            segment.file.set_len(at).map_err(|e| Error::io("truncate", &segment.path, e))?;
+            file_len = at;
+        }
+        // Whatever recovery accepted is made durable now, so the next group number is safe to use.
+        segment.file.sync_data().map_err(|e| Error::io("sync", &segment.path, e))?;
+        segment.set_data_end(replayed.data_end);
+        let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
+        Ok(ActiveLog { segment, tail: replayed.data_end, file_len, group, dirty: false, next_seq: 0 })
+    }
+
+    /// Drops tombstones and expired records from the index once every segment is loaded.
+    fn sweep(&mut self) {
+        for d in std::mem::take(&mut self.doomed) {
+            self.index.remove_if_at(&d.key, d.segment.id, d.offset);
+        }
+    }
+}
+
+struct Replayed {
+    data_end: u64,
+    torn_at: Option<u64>,
+    rule: Option<GroupRule>,
+}

@@ -1,0 +1,342 @@
+//! The public `Store`: write-through puts, deletes and batches over the group-commit log, reads
+//! from the striped index and mapped segments.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::format::{encode_record, RecordHeader, RecordKind};
+use crate::index::Index;
+use crate::io::{parent_dir, LockGuard, RealFs, Vfs};
+use crate::log::{Encoded, LogDir, SegmentSet, Writer};
+use crate::maintenance::Maintenance;
+use crate::options::Options;
+use crate::recovery::{recover, RecoveryReport};
+use crate::stats::Stats;
+use crate::value::{Batch, BatchOp, Value};
+use crate::CompactionReport;
+use crate::{Error, Result};
+
+/// Name of the lock file that keeps a second `Store` out of a directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// An open store. `Send + Sync`: share it as `&Store` or `Arc<Store>` between threads.
+///
+/// Every write is durable before it returns (with the default [`SyncMode::Always`](crate::SyncMode));
+/// every read is served from memory. Dropping the store releases its directory.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use ferrocask::Store;
+/// let store = Store::open(dir.path())?;
+/// store.put(b"user:1", b"ada")?;
+/// assert_eq!(store.get(b"user:1")?.as_deref(), Some(&b"ada"[..]));
+/// store.delete(b"user:1")?;
+/// assert!(!store.contains_key(b"user:1")?);
+/// # Ok::<(), ferrocask::Error>(())
+/// ```
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    maintenance: Option<Maintenance>,
+}
+
+/// The shared state of an open store (also held by the maintenance thread).
+pub(crate) struct Inner {
+    pub(crate) dir: LogDir,
+    pub(crate) options: Options,
+    pub(crate) index: Index,
+    pub(crate) writer: Writer,
+    pub(crate) sets: Mutex<SegmentSet>,
+    pub(crate) report: RecoveryReport,
+    /// Sealed segments still waiting for a hint file.
+    pub(crate) need_hints: Mutex<Vec<u64>>,
+    /// Serialises compactions (manual and automatic) and backups.
+    pub(crate) compaction: Mutex<()>,
+    pub(crate) compactions: AtomicU64,
+    /// Some record carries an expiry, so `len` must look for expired keys.
+    pub(crate) ttl_seen: AtomicBool,
+    _lock: LockGuard,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.inner.dir.dir).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir` with default [`Options`], creating the directory if missing.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, Options::default())
+    }
+
+    /// Opens the store in `dir` with `options`, creating the directory if missing.
+    ///
+    /// Fails with [`Error::Locked`] if another `Store` has it open, and with
+    /// [`Error::Corruption`] if durable data is damaged (unless `options.salvage`).
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Store> {
+        Store::open_on(Arc::new(RealFs), dir.as_ref(), options)
+    }
+
+    /// Opens a store on any file system (the simulated one in tests).
+    #[doc(hidden)]
+    pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Store> {
+        let options = options.validated()?;
+        let dir = LogDir { vfs, dir: dir.to_path_buf() };
+        dir.vfs.create_dir_all(&dir.dir).map_err(|e| Error::io("create directory", &dir.dir, e))?;
+        let parent = parent_dir(&dir.dir);
+        dir.vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
+        let lock_path = dir.path(LOCK_FILE);
+        let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.dir.clone() },
+            _ => Error::io("lock", &lock_path, e),
+        })?;
+        let opened = recover(&dir, &options)?;
+        let ttl_seen = opened.index.len() > 0; // conservative until proven otherwise; see `len`
+        let inner = Arc::new(Inner {
+            writer: Writer::new(dir.clone(), &options, opened.active),
+            dir,
+            index: opened.index,
+            sets: Mutex::new(opened.set),
+            report: opened.report,
+            need_hints: Mutex::new(opened.need_hints),
+            compaction: Mutex::new(()),
+            compactions: AtomicU64::new(0),
+            ttl_seen: AtomicBool::new(ttl_seen),
+            options,
+            _lock: lock,
+        });
+        let maintenance = Maintenance::start(&inner);
+        Ok(Store { inner, maintenance: Some(maintenance) })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir.dir
+    }
+
+    /// Sets `key` to `value`, durably, before returning.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_expiring(key.as_ref(), value.as_ref(), 0)
+    }
+
+    /// Sets `key` to `value` until `ttl` has passed; after that the key reads as absent, and
+    /// compaction drops it. The expiry is stored in the record and survives reopen.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::{sync::Arc, time::Duration};
+    /// use ferrocask::{ManualClock, Options, Store};
+    /// let clock = Arc::new(ManualClock::new(1_000_000));
+    /// let store = Store::open_with(dir.path(), Options { clock: clock.clone(), ..Options::default() })?;
+    /// store.put_with_ttl(b"session", b"token", Duration::from_secs(60))?;
+    /// assert!(store.get(b"session")?.is_some());
+    /// clock.advance_ms(60_000);
+    /// assert!(store.get(b"session")?.is_none());
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn put_with_ttl(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let expires_ms = self.inner.options.clock.now_ms().saturating_add(ttl_ms);
+        self.inner.ttl_seen.store(true, Ordering::Relaxed);
+        self.put_expiring(key.as_ref(), value.as_ref(), expires_ms)
+    }
+
+    fn put_expiring(&self, key: &[u8], value: &[u8], expires_ms: u64) -> Result<()> {
+        self.check_key(key)?;
+        self.check_value(value)?;
+        let mut ops = Encoded::default();
+        encode_record(&mut ops.bytes, RecordKind::Put, 0, expires_ms, key, value);
+        ops.records = 1;
+        self.commit(ops)
+    }
+
+    /// Reads `key`'s value from memory (one stripe read lock, no syscall).
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        Ok(self.inner.index.with(key, |found| {
+            let found = found?;
+            if self.inner.is_expired(&found.header) {
+                return None;
+            }
+            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            Some(Value::new(value.into_owned()))
+        }))
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        Ok(self.inner.index.with(key, |found| found.is_some_and(|f| !self.inner.is_expired(&f.header))))
+    }
+
+    /// Deletes `key`, durably, before returning. Deleting a missing key is `Ok` and writes nothing.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        if !self.inner.index.with(key, |found| found.is_some()) {
+            return Ok(());
+        }
+        let mut ops = Encoded::default();
+        encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
+        ops.records = 1;
+        self.commit(ops)
+    }
+
+    /// Applies a batch atomically and durably: after any crash, all of it or none of it.
+    pub fn write(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Encoded::default();
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { key, value, expires_ms } => {
+                    self.check_key(key)?;
+                    self.check_value(value)?;
+                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                }
+                BatchOp::Delete { key } => {
+                    self.check_key(key)?;
+                    encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
+                }
+            }
+            ops.records += 1;
+        }
+        let max = self.inner.writer.ops_bytes_max();
+        if ops.bytes.len() > max {
+            return Err(Error::BatchTooLarge { len: ops.bytes.len(), max });
+        }
+        self.commit(ops)
+    }
+
+    /// Number of live (not deleted, not expired) keys.
+    pub fn len(&self) -> usize {
+        let entries = self.inner.index.len();
+        if !self.inner.ttl_seen.load(Ordering::Relaxed) {
+            return entries;
+        }
+        let mut expired = 0;
+        let mut any_ttl = false;
+        self.inner.index.for_each_stripe(|entries| {
+            for e in entries {
+                if let Some(h) = e.segment.record_header(e.offset) {
+                    any_ttl |= h.expires_ms != 0;
+                    expired += usize::from(self.inner.is_expired(&h));
+                }
+            }
+        });
+        if !any_ttl {
+            self.inner.ttl_seen.store(false, Ordering::Relaxed);
+        }
+        entries - expired
+    }
+
+    /// True if the store holds no live key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every write so far durable. With [`SyncMode::Always`](crate::SyncMode) they already
+    /// are, and this returns at once.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.writer.sync_now()
+    }
+
+    /// What open found: segments replayed or loaded from hints, torn bytes cut, damage skipped.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    fn commit(&self, ops: Encoded) -> Result<()> {
+        let inner = &self.inner;
+        inner.writer.commit(&inner.sets, &inner.index, ops)?;
+        if let Some(m) = &self.maintenance {
+            m.nudge_if_sealed(inner);
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        let max = self.inner.options.key_bytes_max;
+        match key.len() {
+            0 => Err(Error::EmptyKey),
+            len if len > max => Err(Error::KeyTooLarge { len, max }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        let max = self.inner.options.value_bytes_max;
+        if value.len() > max {
+            return Err(Error::ValueTooLarge { len: value.len(), max });
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and rewrites every sealed segment's live records into new,
+    /// compacted segments, reclaiming the space of overwritten, deleted and expired records.
+    /// Readers and writers keep going meanwhile.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// for i in 0..100u32 {
+    ///     store.put(b"counter", i.to_le_bytes())?;
+    /// }
+    /// let report = store.compact()?;
+    /// assert!(report.bytes_reclaimed > 0);
+    /// assert_eq!(store.get(b"counter")?.as_deref(), Some(&99u32.to_le_bytes()[..]));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn compact(&self) -> Result<CompactionReport> {
+        crate::compaction::compact(&self.inner)
+    }
+
+    /// Counters describing size and activity.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let segments = inner.sets.lock().all();
+        let mut stats = Stats { live_keys: self.len(), segments: segments.len(), ..Stats::default() };
+        for s in &segments {
+            stats.live_bytes += s.live_bytes();
+            stats.dead_bytes += s.dead_bytes();
+            stats.disk_bytes += s.file.len().unwrap_or(0);
+            stats.disk_bytes += inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
+        }
+        let w = &inner.writer.stats;
+        stats.compactions = inner.compactions.load(Ordering::Relaxed);
+        stats.syncs = w.syncs.load(Ordering::Relaxed);
+        stats.frames = w.frames.load(Ordering::Relaxed);
+        stats.records_written = w.synced_records.load(Ordering::Relaxed);
+        stats.records_per_sync = if stats.syncs == 0 { 0.0 } else { stats.records_written as f64 / stats.syncs as f64 };
+        stats
+    }
+
+    /// The directory lock file's path (for tools that explain `Error::Locked`).
+    pub fn lock_path(&self) -> PathBuf {
+        self.inner.dir.path(LOCK_FILE)
+    }
+}
+
+impl Inner {
+    pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
+        header.expires_ms != 0 && header.expires_ms <= self.options.clock.now_ms()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(m) = self.maintenance.take() {
+            m.stop();
+        }
+        // Write-back mode: what was written reaches the disk before the directory is released.
+        let _ = self.inner.writer.sync_now();
+        crate::hints::write_pending(&self.inner);
+    }
+}

@@ -1,0 +1,118 @@
+//! Values handed back to callers, and batches handed in.
+
+use std::fmt;
+use std::ops::Deref;
+
+/// A value read from the store: an owned copy of the bytes, so it outlives any compaction.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = ferrocask::Store::open(dir.path())?;
+/// store.put(b"k", b"v")?;
+/// let value = store.get(b"k")?.unwrap();
+/// assert_eq!(&*value, b"v");
+/// assert_eq!(value.into_vec(), b"v".to_vec());
+/// # Ok::<(), ferrocask::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value(Vec<u8>);
+
+impl Value {
+    pub(crate) fn new(bytes: Vec<u8>) -> Value {
+        Value(bytes)
+    }
+
+    /// The bytes, without copying.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&[u8]> for Value {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => write!(f, "Value({s:?})"),
+            Err(_) => write!(f, "Value({:?})", self.0),
+        }
+    }
+}
+
+/// One operation of a [`Batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BatchOp {
+    Put { key: Vec<u8>, value: Vec<u8>, expires_ms: u64 },
+    Delete { key: Vec<u8> },
+}
+
+/// Puts and deletes applied atomically by [`Store::write`](crate::Store::write): after any crash,
+/// either all of them are visible or none. Later operations on the same key win.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use ferrocask::{Batch, Store};
+/// let store = Store::open(dir.path())?;
+/// let mut batch = Batch::new();
+/// batch.put(b"from", b"90").put(b"to", b"110").delete(b"pending");
+/// store.write(batch)?;
+/// assert_eq!(store.get(b"to")?.as_deref(), Some(&b"110"[..]));
+/// # Ok::<(), ferrocask::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub(crate) ops: Vec<BatchOp>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Batch {
+        let op = BatchOp::Put { key: key.as_ref().to_vec(), value: value.as_ref().to_vec(), expires_ms: 0 };
+        self.ops.push(op);
+        self
+    }
+
+    /// Adds a delete (a missing key is fine).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Batch {
+        self.ops.push(BatchOp::Delete { key: key.as_ref().to_vec() });
+        self
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True if the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
