@@ -22,10 +22,12 @@
 mod clock;
 mod compaction;
 mod error;
-mod format;
+#[doc(hidden)]
+pub mod format;
 mod hints;
 mod index;
 mod io;
+mod iter;
 mod log;
 mod maintenance;
 mod options;
@@ -37,6 +39,7 @@ mod value;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};
+pub use iter::{Iter, Keys};
 pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
 pub use stats::Stats;

@@ -65,6 +65,8 @@ pub(crate) struct Opened {
     pub(crate) report: RecoveryReport,
     /// Sealed segments with no valid hint file yet.
     pub(crate) need_hints: Vec<u64>,
+    /// Some record read carries an expiry.
+    pub(crate) ttl_seen: bool,
 }
 
 /// A record recovery saw that must not stay in the index: a tombstone, or an expired put.
@@ -82,6 +84,7 @@ struct Loader<'a> {
     report: RecoveryReport,
     doomed: Vec<Doomed>,
     seq_max: u64,
+    ttl_seen: bool,
 }
 
 /// Opens (or creates) the store in `dir`.
@@ -110,16 +113,14 @@ pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
         report: RecoveryReport::default(),
         doomed: Vec::new(),
         seq_max: 0,
+        ttl_seen: false,
     };
     loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
     let mut sealed = std::collections::BTreeMap::new();
     let mut need_hints = Vec::new();
     for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
         let (segment, hinted) = loader.load_sealed(id)?;
-        if !hinted && segment.kind == SegmentKind::Log {
-            need_hints.push(id);
-        }
-        if !hinted && segment.kind == SegmentKind::Compacted {
+        if !hinted {
             need_hints.push(id);
         }
         sealed.insert(id, segment);
@@ -128,7 +129,7 @@ pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
     loader.sweep();
     let set = SegmentSet { sealed, active: Arc::clone(&active.segment), next_segment_id: manifest.next_segment_id };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
-    Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints })
+    Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
 }
 
 /// A new, empty store: segment 1 and a manifest naming it.
@@ -245,6 +246,7 @@ impl Loader<'_> {
         self.report.records_read += 1;
         self.seq_max = self.seq_max.max(seq);
         let inserted = self.index.load(key, segment, offset, seq, len);
+        self.ttl_seen |= expires_ms != 0;
         let expired = expires_ms != 0 && expires_ms <= self.now_ms;
         if inserted && (kind == RecordKind::Delete || expired) {
             self.doomed.push(Doomed { segment: Arc::clone(segment), offset, key: key.to_vec() });

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::format::{encode_record, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{parent_dir, LockGuard, RealFs, Vfs};
+use crate::iter::{Iter, Keys};
 use crate::log::{Encoded, LogDir, SegmentSet, Writer};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
@@ -95,7 +96,7 @@ impl Store {
             _ => Error::io("lock", &lock_path, e),
         })?;
         let opened = recover(&dir, &options)?;
-        let ttl_seen = opened.index.len() > 0; // conservative until proven otherwise; see `len`
+        let ttl_seen = opened.ttl_seen;
         let inner = Arc::new(Inner {
             writer: Writer::new(dir.clone(), &options, opened.active),
             dir,
@@ -240,6 +241,44 @@ impl Store {
     /// True if the store holds no live key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every live key with its value, in unspecified order; see [`Iter`] for what it guarantees
+    /// under concurrent writes.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// store.put(b"a", b"1")?;
+    /// store.put(b"b", b"2")?;
+    /// let mut pairs: Vec<_> = store.iter().map(|(k, v)| (k, v.into_vec())).collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_> {
+        Iter::new(self, None)
+    }
+
+    /// Every live key, in unspecified order.
+    pub fn keys(&self) -> Keys<'_> {
+        Keys(Iter::new(self, None))
+    }
+
+    /// Every live key starting with `prefix`, with its value, in unspecified order. This walks
+    /// the whole index (it is a hash index, not a sorted one).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// store.put(b"user:1", b"ada")?;
+    /// store.put(b"order:7", b"tea")?;
+    /// let users: Vec<_> = store.scan_prefix(b"user:").map(|(k, _)| k).collect();
+    /// assert_eq!(users, vec![b"user:1".to_vec()]);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
+        Iter::new(self, Some(prefix.as_ref().to_vec()))
     }
 
     /// Makes every write so far durable. With [`SyncMode::Always`](crate::SyncMode) they already
