@@ -131,32 +131,48 @@ impl Index {
         }
     }
 
-    /// Recovery's insert: keeps whichever record has the higher sequence number. Tombstones are
-    /// inserted too (they must shadow older puts in segments loaded later) and swept by
+    /// The full 64-bit hash of `key`, for [`LoadItem::hash`].
+    pub(crate) fn hash_key(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Recovery's bulk insert of one segment's records: for each key, whichever record has the
+    /// higher sequence number wins, so segments may be loaded in any order. Tombstones are inserted
+    /// too (they must shadow older puts in segments loaded later) and swept by
     /// [`Index::remove_if_at`] once every segment is loaded.
-    pub(crate) fn load(&mut self, key: &[u8], segment: &Arc<Segment>, offset: u32, seq: u64, record_len: u64) -> bool {
-        let h = self.hash(key);
-        let table = self.stripes[h.stripe].get_mut();
-        let slot = table.entry(
-            KeyHash::table_hash(h.short),
-            |e| e.hash == h.short && entry_key_is(e, key),
-            |e| KeyHash::table_hash(e.hash),
-        );
-        match slot {
-            hash_table::Entry::Occupied(mut occupied) => {
-                if occupied.get().header().seq >= seq {
-                    return false;
-                }
-                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, offset, h));
-                retire(&old);
-            }
-            hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(new_entry(segment, offset, h));
-                *self.len.get_mut() += 1;
-            }
+    ///
+    /// Items are grouped by stripe first, so that each stripe's table stays in cache while it is
+    /// filled, and the two halves of the stripes are filled by two threads.
+    pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, items: Vec<LoadItem>) {
+        let mask = self.stripe_mask;
+        let stripe_of = |item: &LoadItem| (item.hash >> 32) as usize & mask;
+        let mut starts = vec![0usize; self.stripes.len() + 1];
+        for item in &items {
+            starts[stripe_of(item) + 1] += 1;
         }
-        segment.add_live(record_len);
-        true
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut sorted = vec![LoadItem::default(); items.len()];
+        for item in items {
+            let s = stripe_of(&item);
+            sorted[next[s]] = item;
+            next[s] += 1;
+        }
+        let half = self.stripes.len() / 2;
+        let (low, high) = self.stripes.split_at_mut(half);
+        let (items_low, items_high) = sorted.split_at(starts[half]);
+        let added = if sorted.len() >= PARALLEL_LOAD_MIN && half > 0 {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| load_stripes(high, &starts[half..], items_high, segment));
+                load_stripes(low, &starts[..=half], items_low, segment) + other.join().expect("index loader thread")
+            })
+        } else {
+            load_stripes(low, &starts[..=half], items_low, segment)
+                + load_stripes(high, &starts[half..], items_high, segment)
+        };
+        *self.len.get_mut() += added;
     }
 
     /// Removes `key` if its entry still points at `(segment_id, offset)`; returns whether it did.
@@ -215,6 +231,76 @@ impl Index {
     pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
         self.stripes[i].read().iter().cloned().collect()
     }
+}
+
+/// Below this many records a segment is loaded on one thread.
+const PARALLEL_LOAD_MIN: usize = 50_000;
+
+/// One record for [`Index::load_batch`]. The key is not carried: on a hash match it is read from
+/// the segment.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LoadItem {
+    pub(crate) hash: u64,
+    pub(crate) offset: u32,
+    pub(crate) seq: u64,
+    pub(crate) record_len: u32,
+}
+
+/// Loads `items` (sorted by stripe; stripe `i`'s items are `items[starts[i] - base..starts[i + 1] - base]`
+/// where `base = starts[0]`) into `stripes`. Returns how many keys were added.
+fn load_stripes(
+    stripes: &mut [RwLock<HashTable<Entry>>],
+    starts: &[usize],
+    items: &[LoadItem],
+    segment: &Arc<Segment>,
+) -> usize {
+    let base = starts[0];
+    let mut added = 0;
+    for (i, stripe) in stripes.iter_mut().enumerate() {
+        let table = stripe.get_mut();
+        let mine = &items[starts[i] - base..starts[i + 1] - base];
+        table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash));
+        for item in mine {
+            added += usize::from(load_one(table, segment, item));
+        }
+    }
+    added
+}
+
+/// Inserts one recovered record unless the key already has a record with a higher sequence
+/// number. Returns whether a new key was added.
+fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadItem) -> bool {
+    let short = item.hash as u32;
+    // The new record's key is read from its segment only if some entry's hash bits match: with
+    // hint files, open then never touches the segment's pages.
+    let mut key: Option<Option<Cow<'_, [u8]>>> = None;
+    let eq = |e: &Entry| {
+        if e.hash != short {
+            return false;
+        }
+        let key = key.get_or_insert_with(|| {
+            let header = segment.record_header(item.offset)?;
+            segment.key(item.offset, &header)
+        });
+        key.as_deref().is_some_and(|k| entry_key_is(e, k))
+    };
+    let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash));
+    let fresh = Entry { segment: Arc::clone(segment), offset: item.offset, hash: short };
+    let added = match slot {
+        hash_table::Entry::Occupied(mut occupied) => {
+            if occupied.get().header().seq >= item.seq {
+                return false;
+            }
+            retire(&std::mem::replace(occupied.get_mut(), fresh));
+            false
+        }
+        hash_table::Entry::Vacant(vacant) => {
+            vacant.insert(fresh);
+            true
+        }
+    };
+    segment.add_live(u64::from(item.record_len));
+    added
 }
 
 fn new_entry(segment: &Arc<Segment>, offset: u32, h: KeyHash) -> Entry {

@@ -16,7 +16,7 @@ use crate::format::{
     decode_hint, decode_manifest, decode_segment_header, RecordKind, SegmentHeader, SegmentKind, RECORD_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
 };
-use crate::index::Index;
+use crate::index::{Index, LoadItem};
 use crate::io::OpenMode;
 use crate::log::{
     create_segment_file, find_frame_from, hint_file_name, parse_file_name, scan_frames, ActiveLog, GroupRule, LogDir,
@@ -73,7 +73,6 @@ pub(crate) struct Opened {
 struct Doomed {
     segment: Arc<Segment>,
     offset: u32,
-    key: Vec<u8>,
 }
 
 struct Loader<'a> {
@@ -226,30 +225,24 @@ impl Loader<'_> {
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
+        let items = hash_in_parallel(&self.index, &hint.entries, |e| {
+            let len = (RECORD_HEADER_BYTES + e.key.len()) as u32 + e.value_len;
+            (e.key, LoadItem { hash: 0, offset: e.offset, seq: e.seq, record_len: len })
+        });
         for e in &hint.entries {
-            let len = (RECORD_HEADER_BYTES + e.key.len()) as u64 + u64::from(e.value_len);
-            self.load_record(segment, e.offset, e.kind, e.seq, e.expires_ms, e.key, len);
+            self.note(segment, e.offset, e.kind, e.expires_ms);
         }
+        self.report.records_read += items.len() as u64;
+        self.index.load_batch(segment, items);
         Ok(true)
     }
 
-    fn load_record(
-        &mut self,
-        segment: &Arc<Segment>,
-        offset: u32,
-        kind: RecordKind,
-        seq: u64,
-        expires_ms: u64,
-        key: &[u8],
-        len: u64,
-    ) {
-        self.report.records_read += 1;
-        self.seq_max = self.seq_max.max(seq);
-        let inserted = self.index.load(key, segment, offset, seq, len);
+    /// Bookkeeping for one record: tombstones and expired puts are swept after loading.
+    fn note(&mut self, segment: &Arc<Segment>, offset: u32, kind: RecordKind, expires_ms: u64) {
         self.ttl_seen |= expires_ms != 0;
         let expired = expires_ms != 0 && expires_ms <= self.now_ms;
-        if inserted && (kind == RecordKind::Delete || expired) {
-            self.doomed.push(Doomed { segment: Arc::clone(segment), offset, key: key.to_vec() });
+        if kind == RecordKind::Delete || expired {
+            self.doomed.push(Doomed { segment: Arc::clone(segment), offset });
         }
     }
 
@@ -266,13 +259,18 @@ impl Loader<'_> {
         let owner = Arc::clone(segment);
         let bytes = owner.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
         let mut start = SEGMENT_HEADER_BYTES;
+        let mut items = Vec::new();
         loop {
             let end = scan_frames(&bytes, start, rule.as_mut(), |at, frame| {
                 for r in frame.records().flatten() {
                     let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
-                    self.load_record(segment, offset, r.kind, r.seq, r.expires_ms, r.key, r.len() as u64);
+                    self.seq_max = self.seq_max.max(r.seq);
+                    self.note(segment, offset, r.kind, r.expires_ms);
+                    let hash = self.index.hash_key(r.key);
+                    items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
                 }
             });
+            self.flush(segment, &mut items);
             let (at, error) = match end {
                 ScanEnd::Clean { end } => return Ok(Replayed { data_end: end as u64, torn_at: None, rule }),
                 ScanEnd::Bad { at, error } => (at, error),
@@ -327,12 +325,46 @@ impl Loader<'_> {
         Ok(ActiveLog { segment, tail: replayed.data_end, file_len, group, dirty: false, next_seq: 0 })
     }
 
+    fn flush(&mut self, segment: &Arc<Segment>, items: &mut Vec<LoadItem>) {
+        self.report.records_read += items.len() as u64;
+        self.index.load_batch(segment, std::mem::take(items));
+    }
+
     /// Drops tombstones and expired records from the index once every segment is loaded.
     fn sweep(&mut self) {
         for d in std::mem::take(&mut self.doomed) {
-            self.index.remove_if_at(&d.key, d.segment.id, d.offset);
+            let key = d.segment.record_header(d.offset).and_then(|h| d.segment.key(d.offset, &h));
+            if let Some(key) = key {
+                self.index.remove_if_at(&key, d.segment.id, d.offset);
+            }
         }
     }
+}
+
+/// Builds load items for `entries`, hashing keys on two threads when there are many.
+fn hash_in_parallel<'k, T: Sync>(
+    index: &Index,
+    entries: &'k [T],
+    item: impl Fn(&'k T) -> (&'k [u8], LoadItem) + Sync,
+) -> Vec<LoadItem> {
+    let hash_all = |part: &'k [T]| -> Vec<LoadItem> {
+        part.iter()
+            .map(|e| {
+                let (key, item) = item(e);
+                LoadItem { hash: index.hash_key(key), ..item }
+            })
+            .collect()
+    };
+    if entries.len() < 50_000 {
+        return hash_all(entries);
+    }
+    let (first, second) = entries.split_at(entries.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| hash_all(second));
+        let mut items = hash_all(first);
+        items.extend(other.join().expect("hashing thread"));
+        items
+    })
 }
 
 struct Replayed {

@@ -15,15 +15,14 @@
 //!     24     8 segment data end: offset just past the segment's last frame
 //!     32     8 highest sequence number in the segment
 //!
-//! entry, HINT_ENTRY_HEADER_BYTES = 28, then the key
-//!      0     1 record kind (1 = put, 2 = delete)
-//!      1     1 reserved, zero
-//!      2     2 key length
-//!      4     4 record offset in the segment
-//!      8     4 value length
-//!     12     8 record sequence number
-//!     20     8 record expiry (Unix milliseconds, 0 = never)
-//!     28     . key bytes
+//! entry (variable length; "varint" = unsigned LEB128, at most 10 bytes, no overlong forms)
+//!      1 byte   flags: bits 0-1 record kind (1 = put, 2 = delete), bit 7 = has expiry, others zero
+//!      varint   key length (1..=KEY_BYTES_MAX)
+//!      varint   record offset minus the previous entry's (the first: minus 0); offsets ascend
+//!      varint   value length
+//!      varint   zigzag(sequence number minus the previous entry's) (the first: minus 0)
+//!      8 bytes  expiry, Unix milliseconds (only if bit 7 is set)
+//!      key bytes
 //!
 //! trailer: 4 bytes, CRC-32 (IEEE) of everything before it
 //! ```
@@ -33,8 +32,9 @@ use super::{get_u16, get_u32, get_u64, FORMAT_VERSION, KEY_BYTES_MAX};
 
 /// Size of the hint file header.
 pub const HINT_HEADER_BYTES: usize = 40;
-/// Size of a hint entry before its key.
-pub const HINT_ENTRY_HEADER_BYTES: usize = 28;
+/// Smallest possible encoded entry: flags, four one-byte varints and a one-byte key.
+const HINT_ENTRY_BYTES_MIN: usize = 6;
+const FLAG_EXPIRES: u8 = 0x80;
 const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
@@ -71,10 +71,10 @@ pub struct HintFile<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HintError(pub &'static str);
 
-/// Encodes a hint file.
+/// Encodes a hint file. Entries must be in ascending offset order.
 pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
     let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
-    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + HINT_ENTRY_HEADER_BYTES * hint.entries.len() + keys + 4);
+    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 8 * hint.entries.len() + keys + 4);
     out.extend_from_slice(HINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
@@ -82,26 +82,31 @@ pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
     out.extend_from_slice(&hint.segment_id.to_le_bytes());
     out.extend_from_slice(&hint.data_end.to_le_bytes());
     out.extend_from_slice(&hint.seq_max.to_le_bytes());
-    for e in &hint.entries {
+    let (mut offset, mut seq) = (0u32, 0u64);
+    for (i, e) in hint.entries.iter().enumerate() {
         assert!(!e.key.is_empty() && e.key.len() <= KEY_BYTES_MAX, "hint key length in range");
-        out.push(match e.kind {
+        assert!(i == 0 || e.offset > offset, "hint entries ascend by offset");
+        let kind = match e.kind {
             RecordKind::Put => 1,
             RecordKind::Delete => 2,
-        });
-        out.push(0);
-        out.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
-        out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.value_len.to_le_bytes());
-        out.extend_from_slice(&e.seq.to_le_bytes());
-        out.extend_from_slice(&e.expires_ms.to_le_bytes());
+        };
+        out.push(if e.expires_ms != 0 { kind | FLAG_EXPIRES } else { kind });
+        put_varint(&mut out, e.key.len() as u64);
+        put_varint(&mut out, u64::from(e.offset - offset));
+        put_varint(&mut out, u64::from(e.value_len));
+        put_varint(&mut out, zigzag(e.seq.wrapping_sub(seq) as i64));
+        if e.expires_ms != 0 {
+            out.extend_from_slice(&e.expires_ms.to_le_bytes());
+        }
         out.extend_from_slice(e.key);
+        (offset, seq) = (e.offset, e.seq);
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Decodes a hint file. Every entry is bounded by the input before it is read; the entry
+/// Decodes a hint file. Every field is bounded by the input before it is used; the entry
 /// vector's capacity is bounded by what the input can hold.
 pub fn decode_hint(buf: &[u8]) -> Result<HintFile<'_>, HintError> {
     if buf.len() < HINT_HEADER_BYTES + 4 || &buf[..8] != HINT_MAGIC {
@@ -111,47 +116,105 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile<'_>, HintError> {
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
         return Err(HintError("hint checksum mismatch"));
     }
-    if get_u16(buf, 8) != FORMAT_VERSION {
+    if get_u16(buf, 8) != FORMAT_VERSION || get_u16(buf, 10) != 0 {
         return Err(HintError("unsupported hint format version"));
     }
     let count = get_u32(buf, 12) as usize;
-    let body = &buf[HINT_HEADER_BYTES..crc_at];
-    if count > body.len() / (HINT_ENTRY_HEADER_BYTES + 1) {
+    let mut r = Reader { buf: &buf[HINT_HEADER_BYTES..crc_at], at: 0 };
+    if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
         return Err(HintError("hint entry count exceeds the file"));
     }
     let mut entries = Vec::with_capacity(count);
-    let mut at = 0;
-    for _ in 0..count {
-        if body.len() - at < HINT_ENTRY_HEADER_BYTES {
-            return Err(HintError("hint entry cut short"));
+    let (mut offset, mut seq) = (0u32, 0u64);
+    for i in 0..count {
+        let e = r.entry(offset, seq).ok_or(HintError("malformed hint entry"))?;
+        if i > 0 && e.offset <= offset {
+            return Err(HintError("hint entries out of order"));
         }
-        let kind = match body[at] {
-            1 => RecordKind::Put,
-            2 => RecordKind::Delete,
-            _ => return Err(HintError("bad hint entry kind")),
-        };
-        let key_len = get_u16(body, at + 2) as usize;
-        if body[at + 1] != 0 || key_len == 0 || key_len > KEY_BYTES_MAX {
-            return Err(HintError("bad hint entry header"));
-        }
-        let key_at = at + HINT_ENTRY_HEADER_BYTES;
-        if body.len() - key_at < key_len {
-            return Err(HintError("hint key cut short"));
-        }
-        entries.push(HintEntry {
-            kind,
-            offset: get_u32(body, at + 4),
-            value_len: get_u32(body, at + 8),
-            seq: get_u64(body, at + 12),
-            expires_ms: get_u64(body, at + 20),
-            key: &body[key_at..key_at + key_len],
-        });
-        at = key_at + key_len;
+        (offset, seq) = (e.offset, e.seq);
+        entries.push(e);
     }
-    if at != body.len() {
+    if r.at != r.buf.len() {
         return Err(HintError("trailing bytes after the last hint entry"));
     }
     Ok(HintFile { segment_id: get_u64(buf, 16), data_end: get_u64(buf, 24), seq_max: get_u64(buf, 32), entries })
+}
+
+/// A cursor over hint entries; every read is bounds-checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn entry(&mut self, prev_offset: u32, prev_seq: u64) -> Option<HintEntry<'a>> {
+        let flags = self.byte()?;
+        let kind = match flags & !FLAG_EXPIRES {
+            1 => RecordKind::Put,
+            2 => RecordKind::Delete,
+            _ => return None,
+        };
+        let key_len = usize::try_from(self.varint()?).ok().filter(|&l| (1..=KEY_BYTES_MAX).contains(&l))?;
+        let offset = prev_offset.checked_add(u32::try_from(self.varint()?).ok()?)?;
+        let value_len = u32::try_from(self.varint()?).ok()?;
+        let seq = prev_seq.wrapping_add(unzigzag(self.varint()?) as u64);
+        let expires_ms = if flags & FLAG_EXPIRES != 0 {
+            let bytes = self.take(8)?;
+            get_u64(bytes, 0)
+        } else {
+            0
+        };
+        if kind == RecordKind::Delete && value_len != 0 {
+            return None;
+        }
+        let key = self.take(key_len)?;
+        Some(HintEntry { kind, offset, value_len, seq, expires_ms, key })
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let bytes = self.buf.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(bytes)
+    }
+
+    /// Unsigned LEB128; rejects more than 10 bytes, overflow and overlong encodings.
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && bits > 1 {
+                return None;
+            }
+            value |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return (i == 0 || b != 0).then_some(value);
+            }
+        }
+        None
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 #[cfg(test)]
@@ -179,5 +242,41 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(decode_hint(&buf[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn varints_round_trip_and_reject_overlong_forms() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut r = Reader { buf: &out, at: 0 };
+            assert_eq!(r.varint(), Some(v));
+            assert_eq!(r.at, out.len());
+        }
+        assert_eq!(Reader { buf: &[0x80, 0x00], at: 0 }.varint(), None, "overlong zero");
+        assert_eq!(Reader { buf: &[0xff; 11], at: 0 }.varint(), None, "too long");
+        for v in [0i64, 1, -1, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn a_typical_entry_costs_about_seven_bytes_besides_its_key() {
+        let key = [9u8; 16];
+        let entries: Vec<_> = (0..1000u32)
+            .map(|i| HintEntry {
+                kind: RecordKind::Put,
+                offset: 40 + i * 140,
+                value_len: 100,
+                seq: 5000 + u64::from(i),
+                expires_ms: 0,
+                key: &key,
+            })
+            .collect();
+        let hint = HintFile { segment_id: 1, data_end: 40 + 1000 * 140, seq_max: 5999, entries };
+        let bytes = encode_hint(&hint);
+        let per_entry = (bytes.len() - HINT_HEADER_BYTES - 4) as f64 / 1000.0;
+        assert!(per_entry <= 16.0 + 7.0, "{per_entry} bytes per entry");
+        assert_eq!(decode_hint(&bytes).unwrap(), hint);
     }
 }
