@@ -34,6 +34,8 @@ mod options;
 mod recovery;
 mod stats;
 mod store;
+#[cfg(feature = "serde")]
+mod typed;
 mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -44,6 +46,8 @@ pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
 pub use stats::Stats;
 pub use store::Store;
+#[cfg(feature = "serde")]
+pub use typed::{TypedIter, TypedStore};
 pub use value::{Batch, Value};
 
 /// Hooks for tests, fuzzers and tools; not a stable API.
