@@ -218,24 +218,21 @@ impl Store {
 
     /// Number of live (not deleted, not expired) keys.
     pub fn len(&self) -> usize {
-        let entries = self.inner.index.len();
         if !self.inner.ttl_seen.load(Ordering::Relaxed) {
-            return entries;
+            return self.inner.index.len();
         }
-        let mut expired = 0;
-        let mut any_ttl = false;
+        // Count live entries stripe by stripe rather than subtracting expired ones from a total
+        // read earlier: writers move on meanwhile, and the difference could go below zero.
+        // `ttl_seen` stays set: clearing it here would race with a `put_with_ttl` whose record
+        // is not yet in the index, and `len` would then count that key after it expires.
+        let mut live = 0;
         self.inner.index.for_each_stripe(|entries| {
-            for e in entries {
-                if let Some(h) = e.segment.record_header(e.offset) {
-                    any_ttl |= h.expires_ms != 0;
-                    expired += usize::from(self.inner.is_expired(&h));
-                }
-            }
+            live += entries
+                .iter()
+                .filter(|e| e.segment.record_header(e.offset).is_some_and(|h| !self.inner.is_expired(&h)))
+                .count();
         });
-        if !any_ttl {
-            self.inner.ttl_seen.store(false, Ordering::Relaxed);
-        }
-        entries - expired
+        live
     }
 
     /// True if the store holds no live key.
