@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod backup;
 mod clock;
 mod compaction;
 mod error;
@@ -38,6 +39,7 @@ mod store;
 mod typed;
 mod value;
 
+pub use backup::BackupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};

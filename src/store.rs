@@ -334,6 +334,30 @@ impl Store {
         crate::compaction::compact(&self.inner)
     }
 
+    /// Copies the store, as it is at one moment, into `dir` (which must not exist, or be empty;
+    /// [`Error::BackupTarget`] otherwise) while readers and writers keep going.
+    ///
+    /// The copy holds exactly the writes acknowledged up to a moment during the call: every
+    /// sealed segment whole, and the active segment up to its tail at that moment. Every file
+    /// and the directory are synced, and the copy's manifest is written last, so a copy cut
+    /// short by a crash does not open. Compaction waits until the copy is done. The copy is an
+    /// ordinary store: open it with [`Store::open`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let backups = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path().join("live"))?;
+    /// store.put(b"k", b"v")?;
+    /// let report = store.backup_to(backups.path().join("monday"))?;
+    /// assert!(report.bytes > 0);
+    /// let copy = ferrocask::Store::open(backups.path().join("monday"))?;
+    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<crate::BackupReport> {
+        crate::backup::backup(&self.inner, dir.as_ref())
+    }
+
     /// Counters describing size and activity.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
