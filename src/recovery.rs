@@ -233,6 +233,7 @@ impl Loader<'_> {
         Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one record's fields, from a hint entry or a frame")]
     fn load_record(
         &mut self,
         segment: &Arc<Segment>,

@@ -34,7 +34,7 @@ fn session(n: u64) -> Session {
     Session {
         user: format!("user{n}"),
         scopes: vec!["read".into(), format!("team:{}", n % 3)],
-        expires_at: (n % 2 == 0).then_some(n * 1000),
+        expires_at: n.is_multiple_of(2).then_some(n * 1000),
         theme: match n % 3 {
             0 => Theme::Light,
             1 => Theme::Dark { contrast: n as u8 },
