@@ -72,6 +72,14 @@ pub enum Error {
     EmptyKey,
     /// `Options` hold values that cannot work together.
     InvalidOptions(String),
+    /// [`Store::backup_to`](crate::Store::backup_to) was given a directory it cannot use: it
+    /// must not exist, or be empty.
+    BackupTarget {
+        /// The directory given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -129,6 +137,9 @@ impl fmt::Display for Error {
             Error::BatchTooLarge { len, max } => write!(f, "batch of {len} bytes exceeds the limit of {max}"),
             Error::EmptyKey => f.write_str("keys must not be empty"),
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
+            Error::BackupTarget { path, reason } => {
+                write!(f, "cannot back up into {}: it {reason}", path.display())
+            }
             Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
         }
     }

@@ -17,8 +17,111 @@
 //! assert_eq!(store.len(), 2);
 //! # Ok::<(), ferrocask::Error>(())
 //! ```
+//!
+//! # Typed access
+//!
+//! With the `serde` feature (on by default), [`TypedStore`] stores any `serde` type, encoded
+//! with bincode 2. A stored value that does not decode is [`Error::Codec`], never a panic.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # #[cfg(feature = "serde")] {
+//! use ferrocask::TypedStore;
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! enum Shape { Circle { r: f64 }, Square(f64) }
+//!
+//! let shapes: TypedStore<String, Shape> = TypedStore::open(dir.path())?;
+//! shapes.put(&"wheel".to_string(), &Shape::Circle { r: 0.3 })?;
+//! assert_eq!(shapes.get(&"wheel".to_string())?, Some(Shape::Circle { r: 0.3 }));
+//! for entry in shapes.iter() {
+//!     let (name, shape) = entry?;
+//!     println!("{name}: {shape:?}");
+//! }
+//! # }
+//! # Ok::<(), ferrocask::Error>(())
+//! ```
+//!
+//! # Iteration
+//!
+//! [`Store::iter`], [`Store::keys`] and [`Store::scan_prefix`] walk the index one stripe at a
+//! time, in no particular order, without blocking writers. Every key that is live when the
+//! iteration starts and is not deleted meanwhile is yielded exactly once; keys written meanwhile
+//! may or may not be.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = ferrocask::Store::open(dir.path())?;
+//! for (k, v) in [("user:1", "ada"), ("user:2", "grace"), ("order:9", "tea")] {
+//!     store.put(k, v)?;
+//! }
+//! let mut users: Vec<Vec<u8>> = store.scan_prefix("user:").map(|(k, _)| k).collect();
+//! users.sort();
+//! assert_eq!(users, [b"user:1".to_vec(), b"user:2".to_vec()]);
+//! assert_eq!(store.keys().count(), 3);
+//! # Ok::<(), ferrocask::Error>(())
+//! ```
+//!
+//! # Expiry
+//!
+//! [`Store::put_with_ttl`] stores the expiry in the record: an expired key reads as absent
+//! everywhere, stays expired across reopen, and is dropped by compaction. Time comes from
+//! [`Options::clock`]; tests use a [`ManualClock`].
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use std::{sync::Arc, time::Duration};
+//! use ferrocask::{ManualClock, Options, Store};
+//! let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+//! let store = Store::open_with(dir.path(), Options { clock: clock.clone(), ..Options::default() })?;
+//! store.put_with_ttl("otp", "123456", Duration::from_secs(30))?;
+//! assert_eq!(store.len(), 1);
+//! clock.advance_ms(30_000);
+//! assert_eq!(store.get("otp")?, None);
+//! assert_eq!(store.len(), 0);
+//! assert_eq!(store.compact()?.records_dropped, 1);
+//! # Ok::<(), ferrocask::Error>(())
+//! ```
+//!
+//! # Durability modes
+//!
+//! [`SyncMode::Always`] (the default) makes every write durable before it returns.
+//! [`SyncMode::Every`] returns once the operating system has the write and syncs in the
+//! background; a power loss can then lose the writes after the last completed sync (a suffix:
+//! batches stay all or nothing). [`Store::sync`] forces a sync.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use std::time::Duration;
+//! use ferrocask::{Options, Store, SyncMode};
+//! let options = Options { sync: SyncMode::Every(Duration::from_millis(200)), ..Options::default() };
+//! let store = Store::open_with(dir.path(), options)?;
+//! for i in 0..1000u32 {
+//!     store.put(i.to_be_bytes(), b"fast")?; // no fsync per write
+//! }
+//! store.sync()?; // all 1000 are durable from here on
+//! # Ok::<(), ferrocask::Error>(())
+//! ```
+//!
+//! # Backup
+//!
+//! [`Store::backup_to`] copies a live store, as it was at one moment, into a new directory while
+//! writers keep going. The copy is an ordinary store.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use ferrocask::Store;
+//! let store = Store::open(dir.path().join("live"))?;
+//! store.put("config", "v1")?;
+//! let report = store.backup_to(dir.path().join("backup-1"))?;
+//! println!("copied {} segments, {} bytes", report.segments, report.bytes);
+//! store.put("config", "v2")?;
+//! let restored = Store::open(dir.path().join("backup-1"))?;
+//! assert_eq!(restored.get("config")?.as_deref(), Some(&b"v1"[..]));
+//! # Ok::<(), ferrocask::Error>(())
+//! ```
 #![deny(missing_docs)]
 
+mod backup;
 mod clock;
 mod compaction;
 mod error;
@@ -34,8 +137,11 @@ mod options;
 mod recovery;
 mod stats;
 mod store;
+#[cfg(feature = "serde")]
+mod typed;
 mod value;
 
+pub use backup::BackupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};
@@ -44,6 +150,8 @@ pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
 pub use stats::Stats;
 pub use store::Store;
+#[cfg(feature = "serde")]
+pub use typed::{TypedIter, TypedStore};
 pub use value::{Batch, Value};
 
 /// Hooks for tests, fuzzers and tools; not a stable API.

@@ -16,12 +16,23 @@ use crate::{Error, Result};
 pub enum SyncMode {
     /// Durable before the call returns (default). Concurrent writers share syncs (group commit).
     Always,
-    /// Write-back: a write returns once the operating system has it; a background thread syncs
-    /// every `Duration`. A crash of the process alone loses nothing, but a power loss or kernel
-    /// crash can lose the writes of the last interval plus one sync in progress. Within that
-    /// window, what is lost is always a suffix of the log: a batch is still all or nothing, and
-    /// no later write survives an earlier one that was lost. [`Store::sync`](crate::Store::sync)
-    /// forces a sync.
+    /// Write-back: a write returns once the operating system has it (written to the file, not
+    /// yet synced). The log is synced
+    ///
+    /// * by the store's background thread, which waits about `Duration` between syncs (a sync
+    ///   is late while that thread writes hint files or runs an automatic compaction),
+    /// * whenever the active segment is sealed (segment roll-over, [`Store::compact`]),
+    /// * by [`Store::sync`], and when the store is dropped.
+    ///
+    /// A crash of the process alone loses nothing: the operating system still has every
+    /// acknowledged write. A power loss or kernel crash loses at most the writes acknowledged
+    /// after the last *completed* sync (it may lose fewer: the disk may have some of them).
+    /// What is lost is always a suffix of the log: a batch is still all or nothing, and no later
+    /// write survives an earlier one that was lost. Call [`Store::sync`] where a write must be
+    /// durable before you go on.
+    ///
+    /// [`Store::sync`]: crate::Store::sync
+    /// [`Store::compact`]: crate::Store::compact
     Every(Duration),
 }
 

@@ -218,24 +218,21 @@ impl Store {
 
     /// Number of live (not deleted, not expired) keys.
     pub fn len(&self) -> usize {
-        let entries = self.inner.index.len();
         if !self.inner.ttl_seen.load(Ordering::Relaxed) {
-            return entries;
+            return self.inner.index.len();
         }
-        let mut expired = 0;
-        let mut any_ttl = false;
+        // Count live entries stripe by stripe rather than subtracting expired ones from a total
+        // read earlier: writers move on meanwhile, and the difference could go below zero.
+        // `ttl_seen` stays set: clearing it here would race with a `put_with_ttl` whose record
+        // is not yet in the index, and `len` would then count that key after it expires.
+        let mut live = 0;
         self.inner.index.for_each_stripe(|entries| {
-            for e in entries {
-                if let Some(h) = e.segment.record_header(e.offset) {
-                    any_ttl |= h.expires_ms != 0;
-                    expired += usize::from(self.inner.is_expired(&h));
-                }
-            }
+            live += entries
+                .iter()
+                .filter(|e| e.segment.record_header(e.offset).is_some_and(|h| !self.inner.is_expired(&h)))
+                .count();
         });
-        if !any_ttl {
-            self.inner.ttl_seen.store(false, Ordering::Relaxed);
-        }
-        entries - expired
+        live
     }
 
     /// True if the store holds no live key.
@@ -335,6 +332,30 @@ impl Store {
     /// ```
     pub fn compact(&self) -> Result<CompactionReport> {
         crate::compaction::compact(&self.inner)
+    }
+
+    /// Copies the store, as it is at one moment, into `dir` (which must not exist, or be empty;
+    /// [`Error::BackupTarget`] otherwise) while readers and writers keep going.
+    ///
+    /// The copy holds exactly the writes acknowledged up to a moment during the call: every
+    /// sealed segment whole, and the active segment up to its tail at that moment. Every file
+    /// and the directory are synced, and the copy's manifest is written last, so a copy cut
+    /// short by a crash does not open. Compaction waits until the copy is done. The copy is an
+    /// ordinary store: open it with [`Store::open`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let backups = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path().join("live"))?;
+    /// store.put(b"k", b"v")?;
+    /// let report = store.backup_to(backups.path().join("monday"))?;
+    /// assert!(report.bytes > 0);
+    /// let copy = ferrocask::Store::open(backups.path().join("monday"))?;
+    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<crate::BackupReport> {
+        crate::backup::backup(&self.inner, dir.as_ref())
     }
 
     /// Counters describing size and activity.

@@ -114,6 +114,7 @@ impl Writer {
     }
 
     /// Why writes are refused, if they are.
+    #[allow(dead_code, reason = "for diagnostics; not used by the store yet")]
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.queue.lock().poisoned.clone()
     }
