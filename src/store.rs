@@ -87,9 +87,7 @@ impl Store {
     pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Store> {
         let options = options.validated()?;
         let dir = LogDir { vfs, dir: dir.to_path_buf() };
-        dir.vfs.create_dir_all(&dir.dir).map_err(|e| Error::io("create directory", &dir.dir, e))?;
-        let parent = parent_dir(&dir.dir);
-        dir.vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
+        create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
         let lock_path = dir.path(LOCK_FILE);
         let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.dir.clone() },
@@ -382,6 +380,20 @@ impl Store {
     pub fn lock_path(&self) -> PathBuf {
         self.inner.dir.path(LOCK_FILE)
     }
+}
+
+/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
+/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
+/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
+/// them changed.
+fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let parent = parent_dir(dir);
+    vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
+    for ancestor in parent.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+        let _ = vfs.sync_dir(ancestor);
+    }
+    Ok(())
 }
 
 impl Inner {
