@@ -73,6 +73,9 @@ pub struct Options {
     pub compact_dead_ratio: f64,
     /// ... and when there are at least this many dead bytes. Default 16 MiB.
     pub compact_dead_bytes_min: u64,
+    /// Compaction writes at most this many bytes per second (0 = as fast as it can), so that it
+    /// leaves disk bandwidth and CPU to writers. Default 64 MiB/s.
+    pub compaction_bytes_per_sec: u64,
     /// The clock used for expiry (`put_with_ttl`). Default: the system clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -91,6 +94,7 @@ impl Default for Options {
             auto_compact: true,
             compact_dead_ratio: 0.5,
             compact_dead_bytes_min: 16 << 20,
+            compaction_bytes_per_sec: 64 << 20,
             clock: Arc::new(SystemClock),
         }
     }
@@ -110,6 +114,7 @@ impl fmt::Debug for Options {
             .field("auto_compact", &self.auto_compact)
             .field("compact_dead_ratio", &self.compact_dead_ratio)
             .field("compact_dead_bytes_min", &self.compact_dead_bytes_min)
+            .field("compaction_bytes_per_sec", &self.compaction_bytes_per_sec)
             .finish_non_exhaustive()
     }
 }

@@ -24,6 +24,9 @@ use crate::{Error, Result};
 
 /// Records are copied in frames of about this size.
 const COMPACTION_FRAME_BYTES: usize = 1 << 20;
+/// An output is synced after every this many bytes, so that its write-back is spread out instead
+/// of arriving as one large flush that would stall the log's syncs.
+const COMPACTION_SYNC_BYTES: u64 = 4 << 20;
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,6 +99,8 @@ struct Expired {
 /// Compaction's output: segments being filled.
 struct Output<'a> {
     inner: &'a Inner,
+    pacer: Pacer,
+    unsynced: u64,
     done: Vec<Arc<Segment>>,
     current: Option<(u64, PathBuf, Box<dyn VfsFile>, u64)>,
     frame: Vec<u8>,
@@ -197,7 +202,16 @@ fn remove_files(inner: &Inner, victims: &[Arc<Segment>]) {
 
 impl<'a> Output<'a> {
     fn new(inner: &'a Inner) -> Output<'a> {
-        Output { inner, done: Vec::new(), current: None, frame: Vec::new(), frame_start: 0, frame_records: 0 }
+        Output {
+            inner,
+            pacer: Pacer::new(inner.options.compaction_bytes_per_sec),
+            unsynced: 0,
+            done: Vec::new(),
+            current: None,
+            frame: Vec::new(),
+            frame_start: 0,
+            frame_records: 0,
+        }
     }
 
     /// Copies one record; returns (output index, offset in that output).
@@ -240,6 +254,12 @@ impl<'a> Output<'a> {
         file.write_at(&self.frame, *end).map_err(|e| Error::io("write", &*path, e))?;
         *end += len as u64;
         self.frame_records = 0;
+        self.unsynced += len as u64;
+        if self.unsynced >= COMPACTION_SYNC_BYTES {
+            file.sync_data().map_err(|e| Error::io("sync", &*path, e))?;
+            self.unsynced = 0;
+        }
+        self.pacer.wrote(len as u64);
         Ok(())
     }
 
@@ -260,5 +280,30 @@ impl<'a> Output<'a> {
         self.flush_frame()?;
         self.seal_current()?;
         Ok(self.done)
+    }
+}
+
+/// Keeps compaction's write rate at or below a limit by sleeping between frames. Pacing a
+/// background rewrite is the point here; nothing waits on it.
+struct Pacer {
+    bytes_per_sec: u64,
+    started: Instant,
+    written: u64,
+}
+
+impl Pacer {
+    fn new(bytes_per_sec: u64) -> Pacer {
+        Pacer { bytes_per_sec, started: Instant::now(), written: 0 }
+    }
+
+    fn wrote(&mut self, bytes: u64) {
+        self.written += bytes;
+        if self.bytes_per_sec == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.written as f64 / self.bytes_per_sec as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
     }
 }
