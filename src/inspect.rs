@@ -1,7 +1,7 @@
 //! Read-only inspection of a store directory, without opening a [`Store`](crate::Store): a
 //! damaged store cannot be opened, yet it is exactly the one worth inspecting.
 //!
-//! Both tools take the directory lock (through the same [`Vfs`](crate::testing::Vfs) as the store),
+//! Both tools take the directory lock (through the same file-system layer as the store),
 //! so they never race a writer: while a `Store` has the directory open they fail with
 //! [`Error::Locked`]. They never change a segment, hint or manifest file (taking the lock
 //! creates the `LOCK` file if it is missing, as opening a store would).

@@ -369,7 +369,7 @@ fn arg_bytes(arg: &str, hex: bool) -> Result<Vec<u8>, Failure> {
         return Ok(arg.as_bytes().to_vec());
     }
     let digits = arg.strip_prefix("0x").unwrap_or(arg);
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(Failure(format!("not hex (odd number of digits): {arg}")));
     }
     (0..digits.len())
