@@ -129,6 +129,7 @@ mod error;
 pub mod format;
 mod hints;
 mod index;
+pub mod inspect;
 mod io;
 mod iter;
 mod log;

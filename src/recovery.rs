@@ -84,10 +84,23 @@ struct Loader<'a> {
     doomed: Vec<Doomed>,
     seq_max: u64,
     ttl_seen: bool,
+    /// Rebuild only: open every file read-only, remove nothing, cut nothing, sync nothing.
+    read_only: bool,
 }
 
 /// Opens (or creates) the store in `dir`.
 pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
+    recover_mode(dir, options, false)
+}
+
+/// Rebuilds the index of the store in `dir` exactly as open would, but without changing any
+/// file: no store is created, no orphan removed, no torn tail cut, nothing synced. For
+/// [`crate::inspect::verify`], which holds the directory lock.
+pub(crate) fn rebuild_read_only(dir: &LogDir, options: &Options) -> Result<Opened> {
+    recover_mode(dir, options, true)
+}
+
+fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Opened> {
     let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
     let manifest = match dir.read_file(MANIFEST_FILE)? {
         Some(bytes) => decode_manifest(&bytes).map_err(|e| Error::Corruption {
@@ -95,7 +108,7 @@ pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
             offset: 0,
             reason: e.0.to_string(),
         })?,
-        None if names.iter().any(|n| parse_file_name(n).is_some()) => {
+        None if read_only || names.iter().any(|n| parse_file_name(n).is_some()) => {
             return Err(Error::Corruption {
                 path: dir.path(MANIFEST_FILE),
                 offset: 0,
@@ -113,8 +126,11 @@ pub(crate) fn recover(dir: &LogDir, options: &Options) -> Result<Opened> {
         doomed: Vec::new(),
         seq_max: 0,
         ttl_seen: false,
+        read_only,
     };
-    loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
+    if !read_only {
+        loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
+    }
     let mut sealed = std::collections::BTreeMap::new();
     let mut need_hints = Vec::new();
     for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
@@ -252,16 +268,20 @@ impl Loader<'_> {
         &mut self,
         segment: &Arc<Segment>,
         file_len: u64,
-        mut rule: Option<GroupRule>,
+        rule: Option<GroupRule>,
         active: bool,
     ) -> Result<Replayed> {
         self.report.segments_replayed += 1;
         let owner = Arc::clone(segment);
         let bytes = owner.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
-        let mut start = SEGMENT_HEADER_BYTES;
+        let salvage = self.options.salvage;
+        let mut dropped = Vec::new();
         let mut items = Vec::new();
-        loop {
-            let end = scan_frames(&bytes, start, rule.as_mut(), |at, frame| {
+        let walked = walk_segment(
+            &bytes,
+            rule,
+            active,
+            |at, frame| {
                 for r in frame.records().flatten() {
                     let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
                     self.seq_max = self.seq_max.max(r.seq);
@@ -269,45 +289,36 @@ impl Loader<'_> {
                     let hash = self.index.hash_key(r.key);
                     items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
                 }
-            });
-            self.flush(segment, &mut items);
-            let (at, error) = match end {
-                ScanEnd::Clean { end } => return Ok(Replayed { data_end: end as u64, torn_at: None, rule }),
-                ScanEnd::Bad { at, error } => (at, error),
-            };
-            let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
-            let later =
-                if active { find_frame_from(&bytes, at, group_min) } else { find_frame_from(&bytes, at + 1, 0) };
-            if active && later.is_none() {
-                return Ok(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
+            },
+            |bad| {
+                if salvage {
+                    dropped.push(DroppedRange {
+                        path: segment.path.clone(),
+                        start: bad.start as u64,
+                        end: bad.resume as u64,
+                        reason: bad.reason.clone(),
+                    });
+                }
+                salvage
+            },
+        );
+        self.report.dropped.extend(dropped);
+        match walked {
+            Walked::Done(replayed) => {
+                self.flush(segment, &mut items);
+                Ok(replayed)
             }
-            let mut reason = error.describe();
-            if active {
-                reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
-            }
-            if !self.options.salvage {
-                return Err(self.corruption(segment, at as u64, reason));
-            }
-            let resume = later.unwrap_or(bytes.len());
-            self.report.dropped.push(DroppedRange {
-                path: segment.path.clone(),
-                start: at as u64,
-                end: resume as u64,
-                reason,
-            });
-            if resume >= bytes.len() {
-                return Ok(Replayed { data_end: at as u64, torn_at: None, rule });
-            }
-            let group = crate::format::decode_frame(&bytes[resume..]).map(|f| f.group).unwrap_or(0);
-            rule = rule.map(|_| GroupRule::new(group));
-            start = resume;
+            Walked::Stopped(bad) => Err(self.corruption(segment, bad.start as u64, bad.reason)),
         }
     }
 
     /// Loads the active segment, cutting a torn tail, and returns the writer's starting state.
     fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
-        let (segment, header, file_len) =
-            self.open_segment(id, OpenMode::ReadWrite, Some(self.options.segment_bytes))?;
+        let (segment, header, file_len) = if self.read_only {
+            self.open_segment(id, OpenMode::ReadOnly, None)?
+        } else {
+            self.open_segment(id, OpenMode::ReadWrite, Some(self.options.segment_bytes))?
+        };
         if header.kind != SegmentKind::Log {
             return Err(self.corruption(&segment, 10, "the active segment is not a log segment".into()));
         }
@@ -315,11 +326,15 @@ impl Loader<'_> {
         let mut file_len = file_len;
         if let Some(at) = replayed.torn_at {
             self.report.torn_tail_bytes = file_len - at;
-            segment.file.set_len(at).map_err(|e| Error::io("truncate", &segment.path, e))?;
-            file_len = at;
+            if !self.read_only {
+                segment.file.set_len(at).map_err(|e| Error::io("truncate", &segment.path, e))?;
+                file_len = at;
+            }
         }
-        // Whatever recovery accepted is made durable now, so the next group number is safe to use.
-        segment.file.sync_data().map_err(|e| Error::io("sync", &segment.path, e))?;
+        if !self.read_only {
+            // Whatever recovery accepted is made durable now, so the next group number is safe to use.
+            segment.file.sync_data().map_err(|e| Error::io("sync", &segment.path, e))?;
+        }
         segment.set_data_end(replayed.data_end);
         let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
         Ok(ActiveLog { segment, tail: replayed.data_end, file_len, group, dirty: false, next_seq: 0 })
@@ -367,8 +382,72 @@ fn hash_in_parallel<'k, T: Sync>(
     })
 }
 
-struct Replayed {
-    data_end: u64,
-    torn_at: Option<u64>,
-    rule: Option<GroupRule>,
+/// Where a segment's valid data ends, as walked by [`walk_segment`].
+pub(crate) struct Replayed {
+    /// Offset just past the last frame kept.
+    pub(crate) data_end: u64,
+    /// Where a torn tail starts (active segment only).
+    pub(crate) torn_at: Option<u64>,
+    /// The group rule after the last frame kept (log segments).
+    pub(crate) rule: Option<GroupRule>,
+}
+
+/// A damaged range met by [`walk_segment`].
+pub(crate) struct BadRange {
+    /// First damaged byte.
+    pub(crate) start: usize,
+    /// Where the walk would resume: the next valid frame, or the end of the bytes.
+    pub(crate) resume: usize,
+    /// What is wrong at `start`.
+    pub(crate) reason: String,
+}
+
+/// How [`walk_segment`] ended.
+pub(crate) enum Walked {
+    /// The data ended cleanly, at a torn tail, or (when damage was skipped) at the end of the bytes.
+    Done(Replayed),
+    /// `on_damage` declined to skip this range.
+    Stopped(BadRange),
+}
+
+/// Walks a segment's frames after its header, applying the torn-tail rule of the table above:
+/// in the active segment (`active`), a bad frame not followed by a frame of a later sync group is
+/// a torn tail and ends the data. Any other bad frame is damage: `on_damage` decides whether to
+/// skip it and resume at the next valid frame (true) or stop (false). Shared by recovery and
+/// [`crate::inspect`]; pure, no I/O.
+pub(crate) fn walk_segment<'a>(
+    bytes: &'a [u8],
+    mut rule: Option<GroupRule>,
+    active: bool,
+    mut on_frame: impl FnMut(usize, &crate::format::FrameView<'a>),
+    mut on_damage: impl FnMut(&BadRange) -> bool,
+) -> Walked {
+    let mut start = SEGMENT_HEADER_BYTES;
+    loop {
+        let end = scan_frames(bytes, start, rule.as_mut(), &mut on_frame);
+        let (at, error) = match end {
+            ScanEnd::Clean { end } => return Walked::Done(Replayed { data_end: end as u64, torn_at: None, rule }),
+            ScanEnd::Bad { at, error } => (at, error),
+        };
+        let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
+        let later = if active { find_frame_from(bytes, at, group_min) } else { find_frame_from(bytes, at + 1, 0) };
+        if active && later.is_none() {
+            return Walked::Done(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
+        }
+        let mut reason = error.describe();
+        if active {
+            reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
+        }
+        let resume = later.unwrap_or(bytes.len());
+        let bad = BadRange { start: at, resume, reason };
+        if !on_damage(&bad) {
+            return Walked::Stopped(bad);
+        }
+        if resume >= bytes.len() {
+            return Walked::Done(Replayed { data_end: at as u64, torn_at: None, rule });
+        }
+        let group = crate::format::decode_frame(&bytes[resume..]).map(|f| f.group).unwrap_or(0);
+        rule = rule.map(|_| GroupRule::new(group));
+        start = resume;
+    }
 }

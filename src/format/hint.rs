@@ -201,6 +201,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Encoded length of `entry` when it follows an entry at `prev_offset` with `prev_seq` (0 and 0
+/// for the first), so tools can name the byte offset of an entry in a hint file.
+pub fn encoded_entry_len(entry: &HintEntry<'_>, prev_offset: u32, prev_seq: u64) -> usize {
+    let varint_len = |v: u64| (64 - v.leading_zeros() as usize).div_ceil(7).max(1);
+    1 + varint_len(entry.key.len() as u64)
+        + varint_len(u64::from(entry.offset.wrapping_sub(prev_offset)))
+        + varint_len(u64::from(entry.value_len))
+        + varint_len(zigzag(entry.seq.wrapping_sub(prev_seq) as i64))
+        + if entry.expires_ms != 0 { 8 } else { 0 }
+        + entry.key.len()
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -276,6 +288,17 @@ mod tests {
         let hint = HintFile { segment_id: 1, data_end: 40 + 1000 * 140, seq_max: 5999, entries };
         let bytes = encode_hint(&hint);
         let per_entry = (bytes.len() - HINT_HEADER_BYTES - 4) as f64 / 1000.0;
+        let mut prev = (0, 0);
+        let summed: usize = hint
+            .entries
+            .iter()
+            .map(|e| {
+                let len = encoded_entry_len(e, prev.0, prev.1);
+                prev = (e.offset, e.seq);
+                len
+            })
+            .sum();
+        assert_eq!(summed, bytes.len() - HINT_HEADER_BYTES - 4);
         assert!(per_entry <= 16.0 + 7.0, "{per_entry} bytes per entry");
         assert_eq!(decode_hint(&bytes).unwrap(), hint);
     }

@@ -1,0 +1,588 @@
+//! The benchmark workloads, shared by `ferrocask bench` (the CLI) and `benches/store.rs` (the root
+//! crate includes this file with `#[path]`), so both measure exactly the same thing.
+//!
+//! Only `std`, `ferrocask`, `parking_lot` and `tempfile` are used, which both crates depend on.
+//! Every ferrocask figure is printed beside a baseline measured in the same run on the same file
+//! system: a raw `pwrite` + `fdatasync` append loop for durable puts, and 64 shards of
+//! `parking_lot::RwLock<HashMap<Vec<u8>, Vec<u8>>>` for gets.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use ferrocask::{Batch, Options, Store};
+use parking_lot::RwLock;
+
+/// Key length used by every workload.
+pub const KEY_BYTES: usize = 16;
+/// Value length used by every workload.
+pub const VALUE_BYTES: usize = 100;
+/// Bytes per record in the raw append baseline: about what ferrocask writes for one put
+/// (24-byte record header + 16-byte key + 100-byte value).
+pub const RAW_RECORD_BYTES: usize = 140;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Keys loaded for the get, memory and open workloads.
+    pub keys: usize,
+    /// Seconds each put workload (and each raw baseline) runs.
+    pub put_secs: f64,
+    /// Seconds each get workload (and each get baseline) runs.
+    pub get_secs: f64,
+    /// Writer thread counts for durable puts.
+    pub put_threads: Vec<usize>,
+    /// Reader thread counts for gets.
+    pub get_threads: Vec<usize>,
+    /// Run the put workloads (and their raw baselines).
+    pub run_puts: bool,
+    /// Run the get workloads (and the RwLock<HashMap> baseline).
+    pub run_gets: bool,
+    /// Run the open workloads (replay, then hints after compact).
+    pub run_open: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keys: 1_000_000,
+            put_secs: 2.0,
+            get_secs: 1.5,
+            put_threads: vec![1, 4, 32],
+            get_threads: vec![1, 2],
+            run_puts: true,
+            run_gets: true,
+            run_open: true,
+        }
+    }
+}
+
+/// Where the run is; the CLI draws a progress bar, the bench binary prints stage names.
+pub trait Progress {
+    /// A new stage of `total` steps (0 = unknown).
+    fn stage(&self, label: &str, total: u64);
+    /// `n` more steps done.
+    fn inc(&self, n: u64);
+}
+
+/// Throughput and latency of one workload.
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    /// Operations per second, all threads together.
+    pub ops_per_sec: f64,
+    /// Median latency in nanoseconds.
+    pub p50_ns: u64,
+    /// 99th percentile latency in nanoseconds.
+    pub p99_ns: u64,
+    /// Operations done.
+    pub ops: u64,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// Keys loaded.
+    pub keys: usize,
+    /// Raw append + fdatasync, 1 thread, file growing with each write.
+    pub raw_append: Measure,
+    /// Raw write + fdatasync, 1 thread, into a preallocated, zero-filled, synced file.
+    pub raw_prealloc: Measure,
+    /// Durable puts, by thread count.
+    pub puts: Vec<(usize, Measure)>,
+    /// Records per sync in the put runs (the group-commit factor), by thread count.
+    pub records_per_sync: Vec<(usize, f64)>,
+    /// Gets of random existing keys, by thread count.
+    pub gets: Vec<(usize, Measure)>,
+    /// The RwLock<HashMap> baseline, by thread count.
+    pub map_gets: Vec<(usize, Measure)>,
+    /// Seconds to load the keys (batches of 1000, durable).
+    pub load_secs: f64,
+    /// RSS growth per key while loading the store.
+    pub index_bytes_per_key: f64,
+    /// RSS growth per key while loading the HashMap baseline.
+    pub map_bytes_per_key: f64,
+    /// Open by replaying every segment.
+    pub open_replay: Duration,
+    /// Segments replayed by that open.
+    pub open_replay_segments: usize,
+    /// Open after `compact`, from hint files.
+    pub open_hints: Duration,
+    /// Segments loaded from hints by that open.
+    pub open_hint_segments: usize,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs every workload in `dir` (which should be empty and is left full of files).
+pub fn run(dir: &Path, cfg: &Config, progress: &dyn Progress) -> Result<Results, BoxError> {
+    let mut r = Results { keys: cfg.keys, ..Results::default() };
+    if cfg.run_puts {
+        run_puts(dir, cfg, progress, &mut r)?;
+    }
+    if cfg.run_gets || cfg.run_open {
+        run_loaded(dir, cfg, progress, &mut r)?;
+    }
+    Ok(r)
+}
+
+fn run_puts(dir: &Path, cfg: &Config, progress: &dyn Progress, r: &mut Results) -> Result<(), BoxError> {
+    progress.stage("raw append + fdatasync", 0);
+    r.raw_append = raw_append(&dir.join("raw-append.dat"), cfg.put_secs, false)?;
+    progress.stage("raw preallocated write + fdatasync", 0);
+    r.raw_prealloc = raw_append(&dir.join("raw-prealloc.dat"), cfg.put_secs, true)?;
+    for &threads in &cfg.put_threads {
+        progress.stage(&format!("durable puts, {threads} threads"), 0);
+        let store = Store::open_with(dir.join(format!("puts-{threads}")), Options::default())?;
+        let m = puts(&store, threads, cfg.put_secs)?;
+        r.records_per_sync.push((threads, store.stats().records_per_sync));
+        r.puts.push((threads, m));
+    }
+    Ok(())
+}
+
+/// Loads the keys (measuring index memory), then gets and opens over that store.
+fn run_loaded(dir: &Path, cfg: &Config, progress: &dyn Progress, r: &mut Results) -> Result<(), BoxError> {
+    // Load the keys, watching RSS: the index is all that should grow.
+    let store_dir = dir.join("store");
+    let no_hints = Options { write_hints: false, auto_compact: false, ..Options::default() };
+    let store = Store::open_with(&store_dir, no_hints.clone())?;
+    progress.stage(&format!("loading {} keys", cfg.keys), cfg.keys as u64);
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let mut batch = Batch::new();
+    for i in 0..cfg.keys {
+        batch.put(key(i as u64), value(i as u64));
+        if batch.len() == 1000 || i + 1 == cfg.keys {
+            store.write(std::mem::take(&mut batch))?;
+            progress.inc(1000.min(cfg.keys as u64));
+        }
+    }
+    r.load_secs = started.elapsed().as_secs_f64();
+    r.index_bytes_per_key = rss_bytes().saturating_sub(rss_before) as f64 / cfg.keys.max(1) as f64;
+
+    if cfg.run_gets {
+        run_gets(cfg, progress, &store, r)?;
+    }
+    drop(store);
+    if cfg.run_open {
+        run_open(&store_dir, cfg, progress, no_hints, r)?;
+    }
+    Ok(())
+}
+
+fn run_gets(cfg: &Config, progress: &dyn Progress, store: &Store, r: &mut Results) -> Result<(), BoxError> {
+    progress.stage("warming up reads", cfg.keys as u64);
+    for i in 0..cfg.keys {
+        std::hint::black_box(store.get(key(i as u64))?);
+    }
+    for &threads in &cfg.get_threads {
+        progress.stage(&format!("gets, {threads} threads"), 0);
+        let m = gets(threads, cfg.get_secs, cfg.keys, |k| store.get(k).ok().flatten().map(|v| v.len()))?;
+        r.gets.push((threads, m));
+    }
+
+    progress.stage("RwLock<HashMap> baseline", cfg.keys as u64);
+    let rss_before = rss_bytes();
+    let map = ShardedMap::new();
+    for i in 0..cfg.keys {
+        map.insert(key(i as u64).to_vec(), value(i as u64).to_vec());
+    }
+    r.map_bytes_per_key = rss_bytes().saturating_sub(rss_before) as f64 / cfg.keys.max(1) as f64;
+    for &threads in &cfg.get_threads {
+        progress.stage(&format!("RwLock<HashMap> gets, {threads} threads"), 0);
+        let m = gets(threads, cfg.get_secs, cfg.keys, |k| map.get(k).map(|v| v.len()))?;
+        r.map_gets.push((threads, m));
+    }
+    drop(map);
+    Ok(())
+}
+
+fn run_open(
+    store_dir: &Path,
+    cfg: &Config,
+    progress: &dyn Progress,
+    no_hints: Options,
+    r: &mut Results,
+) -> Result<(), BoxError> {
+    progress.stage("open by replay", 0);
+    let started = Instant::now();
+    let store = Store::open_with(store_dir, no_hints)?;
+    r.open_replay = started.elapsed();
+    r.open_replay_segments = store.recovery_report().segments_replayed;
+    check_len(&store, cfg.keys)?;
+    drop(store);
+
+    progress.stage("compact (writes hint files)", 0);
+    let with_hints = Options { auto_compact: false, ..Options::default() };
+    let store = Store::open_with(store_dir, with_hints.clone())?;
+    store.compact()?;
+    drop(store);
+    progress.stage("open with hints", 0);
+    let started = Instant::now();
+    let store = Store::open_with(store_dir, with_hints)?;
+    r.open_hints = started.elapsed();
+    r.open_hint_segments = store.recovery_report().segments_from_hints;
+    check_len(&store, cfg.keys)?;
+    Ok(())
+}
+
+fn check_len(store: &Store, keys: usize) -> Result<(), BoxError> {
+    if store.len() != keys {
+        return Err(format!("reopened store holds {} keys instead of {keys}", store.len()).into());
+    }
+    Ok(())
+}
+
+/// The 16-byte key of key number `i`.
+pub fn key(i: u64) -> [u8; KEY_BYTES] {
+    let mut k = *b"k000000000000000";
+    let mut n = i;
+    for b in k[1..].iter_mut().rev() {
+        *b = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+    }
+    k
+}
+
+/// The 100-byte value of key number `i`.
+pub fn value(i: u64) -> [u8; VALUE_BYTES] {
+    let mut v = [b'v'; VALUE_BYTES];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+/// A small xorshift generator: enough to pick keys, and no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// The raw baseline: appends `RAW_RECORD_BYTES` with `pwrite`, then `fdatasync`, in a loop on
+/// one thread. With `prealloc`, the file is first filled with zeros and synced, so a sync need
+/// not persist a new length.
+fn raw_append(path: &Path, secs: f64, prealloc: bool) -> Result<Measure, BoxError> {
+    let file: File = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    let record = [0xA5u8; RAW_RECORD_BYTES];
+    let capacity: u64 = 64 << 20;
+    if prealloc {
+        let zeros = vec![0u8; 1 << 20];
+        for i in 0..capacity >> 20 {
+            file.write_all_at(&zeros, i << 20)?;
+        }
+        file.sync_all()?;
+    }
+    if let Some(parent) = path.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut lat = Vec::new();
+    let mut offset = 0u64;
+    let started = Instant::now();
+    while Instant::now() < deadline && offset + RAW_RECORD_BYTES as u64 <= capacity {
+        let t = Instant::now();
+        file.write_all_at(&record, offset)?;
+        file.sync_data()?;
+        lat.push(t.elapsed().as_nanos() as u64);
+        offset += RAW_RECORD_BYTES as u64;
+    }
+    let elapsed = started.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    Ok(summarize(lat, elapsed, 1))
+}
+
+/// Durable puts of fresh keys from `threads` threads for `secs` seconds.
+fn puts(store: &Store, threads: usize, secs: f64) -> Result<Measure, BoxError> {
+    let barrier = Barrier::new(threads + 1);
+    let failed = AtomicUsize::new(0);
+    let (lat, elapsed) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, failed) = (&barrier, &failed);
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(1 << 16);
+                    barrier.wait();
+                    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+                    let mut i = (t as u64) << 40;
+                    while Instant::now() < deadline {
+                        let t0 = Instant::now();
+                        if store.put(key(i), value(i)).is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        lat.push(t0.elapsed().as_nanos() as u64);
+                        i += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let lat: Vec<Vec<u64>> = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+        (lat.concat(), started.elapsed())
+    });
+    if failed.load(Ordering::Relaxed) > 0 {
+        return Err("a put failed during the benchmark".into());
+    }
+    Ok(summarize(lat, elapsed, 1))
+}
+
+/// Every this many gets, one is timed on its own (timing each would cost as much as a get).
+const GET_SAMPLE: u64 = 16;
+
+/// Gets of random keys among `keys` from `threads` threads for `secs` seconds.
+fn gets(
+    threads: usize,
+    secs: f64,
+    keys: usize,
+    get: impl Fn(&[u8]) -> Option<usize> + Sync,
+) -> Result<Measure, BoxError> {
+    let barrier = Barrier::new(threads + 1);
+    let missing = AtomicUsize::new(0);
+    let (results, elapsed) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, missing, get) = (&barrier, &missing, &get);
+                s.spawn(move || {
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+                    let mut lat = Vec::with_capacity(1 << 16);
+                    let mut ops = 0u64;
+                    barrier.wait();
+                    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+                    'run: loop {
+                        for _ in 0..GET_SAMPLE - 1 {
+                            let k = key(rng.next() % keys as u64);
+                            if get(&k) != Some(VALUE_BYTES) {
+                                missing.fetch_add(1, Ordering::Relaxed);
+                                break 'run;
+                            }
+                        }
+                        let k = key(rng.next() % keys as u64);
+                        let t0 = Instant::now();
+                        let found = get(&k);
+                        lat.push(t0.elapsed().as_nanos() as u64);
+                        ops += GET_SAMPLE;
+                        if found != Some(VALUE_BYTES) {
+                            missing.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        if t0 >= deadline {
+                            break;
+                        }
+                    }
+                    (lat, ops)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let results: Vec<(Vec<u64>, u64)> = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+        (results, started.elapsed())
+    });
+    if missing.load(Ordering::Relaxed) > 0 {
+        return Err("a loaded key was missing during the get benchmark".into());
+    }
+    let ops: u64 = results.iter().map(|r| r.1).sum();
+    let lat: Vec<u64> = results.into_iter().flat_map(|r| r.0).collect();
+    let mut m = summarize(lat, elapsed, GET_SAMPLE);
+    m.ops = ops;
+    m.ops_per_sec = ops as f64 / elapsed.as_secs_f64();
+    Ok(m)
+}
+
+fn summarize(mut lat: Vec<u64>, elapsed: Duration, ops_per_sample: u64) -> Measure {
+    lat.sort_unstable();
+    let pct = |p: f64| lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0);
+    let ops = lat.len() as u64 * ops_per_sample;
+    Measure { ops_per_sec: ops as f64 / elapsed.as_secs_f64().max(1e-9), p50_ns: pct(0.50), p99_ns: pct(0.99), ops }
+}
+
+/// The get baseline: 64 shards of `RwLock<HashMap<Vec<u8>, Vec<u8>>>`, std's default (SipHash)
+/// hasher inside each, shard picked by a cheap multiplicative hash of the key.
+struct ShardedMap {
+    shards: Vec<RwLock<HashMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl ShardedMap {
+    fn new() -> ShardedMap {
+        ShardedMap { shards: (0..64).map(|_| RwLock::new(HashMap::new())).collect() }
+    }
+
+    fn shard(&self, key: &[u8]) -> &RwLock<HashMap<Vec<u8>, Vec<u8>>> {
+        let mut h = 0xCBF2_9CE4_8422_2325u64;
+        for chunk in key.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        &self.shards[(h >> 58) as usize]
+    }
+
+    fn insert(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.shard(&key).write().insert(key, value);
+    }
+
+    /// The value, cloned, as a store's get returns an owned value.
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.shard(key).read().get(key).cloned()
+    }
+}
+
+fn fmt_ns(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else if ns >= 10_000 {
+        format!("{:.0} us", ns as f64 / 1e3)
+    } else if ns >= 1_000 {
+        format!("{:.2} us", ns as f64 / 1e3)
+    } else {
+        format!("{ns} ns")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+fn row(out: &mut String, label: &str, m: &Measure, base: Option<(&str, &Measure)>) {
+    use std::fmt::Write;
+    let _ = write!(out, "{label:<30} {:>11.0} {:>10} {:>10}", m.ops_per_sec, fmt_ns(m.p50_ns), fmt_ns(m.p99_ns));
+    if let Some((name, b)) = base {
+        let _ = write!(out, "  | {name:<26} {:>11.0}  {:>6.2}x", b.ops_per_sec, ratio(m.ops_per_sec, b.ops_per_sec));
+    }
+    out.push('\n');
+}
+
+/// Whether each target of the performance issue is met: (description, measured, met).
+pub fn targets(r: &Results) -> Vec<(String, String, bool)> {
+    let mut t = Vec::new();
+    let put = |n| r.puts.iter().find(|p| p.0 == n).map(|p| p.1.ops_per_sec);
+    if let Some(p1) = put(1) {
+        let x = ratio(p1, r.raw_append.ops_per_sec);
+        t.push(("durable put, 1 thread >= 1.0x raw append loop".into(), format!("{x:.2}x"), x >= 1.0));
+        let x = ratio(p1, r.raw_prealloc.ops_per_sec);
+        t.push(("  (aim) >= 1.0x raw preallocated loop".into(), format!("{x:.2}x"), x >= 1.0));
+    }
+    if let Some(p32) = put(32) {
+        let x = ratio(p32, r.raw_append.ops_per_sec);
+        t.push(("durable put, 32 threads >= 8x raw 1-thread loop".into(), format!("{x:.2}x"), x >= 8.0));
+    }
+    let get2 = r.gets.iter().find(|g| g.0 == 2).map(|g| g.1.ops_per_sec);
+    let map2 = r.map_gets.iter().find(|g| g.0 == 2).map(|g| g.1.ops_per_sec);
+    if let (Some(g), Some(m)) = (get2, map2) {
+        let x = ratio(g, m);
+        t.push(("get, 2 threads >= 0.5x RwLock<HashMap> x64".into(), format!("{x:.2}x"), x >= 0.5));
+    }
+    if r.load_secs > 0.0 {
+        let b = r.index_bytes_per_key;
+        t.push(("index memory <= 64 bytes/key beyond the key".into(), format!("{b:.1} B/key"), b <= 64.0));
+    }
+    if !r.open_hints.is_zero() {
+        let ms = r.open_hints.as_secs_f64() * 1e3;
+        let scaled = if r.keys == 1_000_000 { String::new() } else { format!(" ({} keys)", r.keys) };
+        t.push(("open of 1M keys with hints <= 100 ms".into(), format!("{ms:.1} ms{scaled}"), ms <= 100.0));
+    }
+    t
+}
+
+/// The human-readable table.
+pub fn table(r: &Results) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<30} {:>11} {:>10} {:>10}  | {:<26} {:>11}  {:>7}",
+        "workload", "ops/s", "p50", "p99", "baseline (same run)", "ops/s", "ratio"
+    );
+    if !r.puts.is_empty() {
+        row(&mut out, "raw append+fdatasync, 1 thr", &r.raw_append, None);
+        row(&mut out, "raw prealloc+fdatasync, 1 thr", &r.raw_prealloc, None);
+    }
+    for (threads, m) in &r.puts {
+        let label = format!("put (durable), {threads} thr");
+        row(&mut out, &label, m, Some(("raw append, 1 thread", &r.raw_append)));
+        if *threads == 1 {
+            row(&mut out, "", m, Some(("raw prealloc, 1 thread", &r.raw_prealloc)));
+        }
+    }
+    for ((threads, m), (_, b)) in r.gets.iter().zip(&r.map_gets) {
+        let label = format!("get, {threads} thr");
+        row(&mut out, &label, m, Some((&format!("RwLock<HashMap>x64, {threads} thr"), b)));
+    }
+    let _ = writeln!(out);
+    let rps: Vec<String> = r.records_per_sync.iter().map(|(t, x)| format!("{t} thr: {x:.1}")).collect();
+    if !rps.is_empty() {
+        let _ = writeln!(out, "records per sync (group commit): {}", rps.join(", "));
+    }
+    if r.load_secs > 0.0 {
+        let _ = writeln!(out, "load {} keys (batches of 1000): {:.2} s", r.keys, r.load_secs);
+        let _ = writeln!(
+        out,
+        "index memory: {:.1} bytes/key (RSS growth while loading; keys are not kept in RAM), RwLock<HashMap> baseline: {:.1} bytes/key",
+            r.index_bytes_per_key, r.map_bytes_per_key
+        );
+    }
+    if !r.open_hints.is_zero() {
+        let _ = writeln!(
+        out,
+        "open {} keys by replay: {:.1} ms ({} segments replayed); with hints after compact: {:.1} ms ({} segments from hints)",
+        r.keys,
+        r.open_replay.as_secs_f64() * 1e3,
+        r.open_replay_segments,
+        r.open_hints.as_secs_f64() * 1e3,
+            r.open_hint_segments
+        );
+    }
+    let _ = writeln!(out);
+    for (what, measured, met) in targets(r) {
+        let _ = writeln!(out, "[{}] {what:<50} {measured}", if met { "met " } else { "MISS" });
+    }
+    out
+}
+
+/// One JSON object with every figure.
+pub fn json(r: &Results) -> String {
+    let m = |m: &Measure| {
+        format!("{{\"ops_per_sec\":{:.1},\"p50_ns\":{},\"p99_ns\":{}}}", m.ops_per_sec, m.p50_ns, m.p99_ns)
+    };
+    let by = |v: &[(usize, Measure)]| {
+        let items: Vec<String> = v.iter().map(|(t, x)| format!("\"{t}\":{}", m(x))).collect();
+        format!("{{{}}}", items.join(","))
+    };
+    format!(
+        "{{\"keys\":{},\"raw_append\":{},\"raw_prealloc\":{},\"puts\":{},\"gets\":{},\"map_gets\":{},\"index_bytes_per_key\":{:.1},\"map_bytes_per_key\":{:.1},\"open_replay_ms\":{:.2},\"open_hints_ms\":{:.2},\"load_secs\":{:.3}}}",
+        r.keys,
+        m(&r.raw_append),
+        m(&r.raw_prealloc),
+        by(&r.puts),
+        by(&r.gets),
+        by(&r.map_gets),
+        r.index_bytes_per_key,
+        r.map_bytes_per_key,
+        r.open_replay.as_secs_f64() * 1e3,
+        r.open_hints.as_secs_f64() * 1e3,
+        r.load_secs
+    )
+}
