@@ -35,8 +35,14 @@ impl Entry {
         self.segment.id == segment_id && self.offset == offset
     }
 
-    fn header(&self) -> RecordHeader {
-        self.segment.record_header(self.offset).expect("index entry points at a readable record header")
+    /// The header of the record this entry points to. `None` only if the entry came from a
+    /// damaged (but checksum-valid) hint file; callers then treat the entry as absent.
+    fn header(&self) -> Option<RecordHeader> {
+        self.segment.record_header(self.offset)
+    }
+
+    fn record_len(&self) -> u64 {
+        self.header().map_or(0, |h| h.record_len() as u64)
     }
 }
 
@@ -212,7 +218,7 @@ impl Index {
             return false;
         }
         let old = std::mem::replace(entry, new_entry(to, to_offset, h));
-        let len = old.header().record_len() as u64;
+        let len = old.record_len();
         old.segment.sub_live(len);
         to.add_live(len);
         true
@@ -288,7 +294,7 @@ fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadIte
     let fresh = Entry { segment: Arc::clone(segment), offset: item.offset, hash: short };
     let added = match slot {
         hash_table::Entry::Occupied(mut occupied) => {
-            if occupied.get().header().seq >= item.seq {
+            if occupied.get().header().is_some_and(|h| h.seq >= item.seq) {
                 return false;
             }
             retire(&std::mem::replace(occupied.get_mut(), fresh));
@@ -309,12 +315,12 @@ fn new_entry(segment: &Arc<Segment>, offset: u32, h: KeyHash) -> Entry {
 
 /// Moves a replaced entry's record from live to dead in its segment's accounting.
 fn retire(old: &Entry) {
-    old.segment.sub_live(old.header().record_len() as u64);
+    old.segment.sub_live(old.record_len());
 }
 
 fn find<'a>(table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
     let entry = table.find(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key))?;
-    Some(Found { entry, header: entry.header() })
+    Some(Found { entry, header: entry.header()? })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.
