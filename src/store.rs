@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     pub(crate) compactions: AtomicU64,
     /// Some record carries an expiry, so `len` must look for expired keys.
     pub(crate) ttl_seen: AtomicBool,
+    /// The store is being dropped: a running compaction gives up (its outputs become orphans,
+    /// removed at the next open) instead of holding up the drop.
+    pub(crate) closing: AtomicBool,
     _lock: LockGuard,
 }
 
@@ -105,6 +108,7 @@ impl Store {
             compaction: Mutex::new(()),
             compactions: AtomicU64::new(0),
             ttl_seen: AtomicBool::new(ttl_seen),
+            closing: AtomicBool::new(false),
             options,
             _lock: lock,
         });
@@ -404,6 +408,7 @@ impl Inner {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
         if let Some(m) = self.maintenance.take() {
             m.stop();
         }

@@ -249,6 +249,13 @@ impl<'a> Output<'a> {
         if self.frame_records == 0 {
             return Ok(());
         }
+        if self.inner.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Io {
+                op: "compact",
+                path: self.inner.dir.dir.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::Interrupted, "the store is closing"),
+            });
+        }
         let (_, path, file, end) = self.current.as_mut().expect("an output is open");
         let len = finish_frame(&mut self.frame, self.frame_start, 1, self.frame_records);
         file.write_at(&self.frame, *end).map_err(|e| Error::io("write", &*path, e))?;
