@@ -338,7 +338,15 @@ impl Loader<'_> {
         segment.file.sync_data().map_err(|e| Error::io("sync", &segment.path, e))?;
         segment.set_data_end(replayed.data_end);
         let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
-        Ok(ActiveLog { segment, tail: replayed.data_end, file_len, group, dirty: false, next_seq: 0 })
+        Ok(ActiveLog {
+            segment,
+            tail: replayed.data_end,
+            file_len,
+            group,
+            dirty: false,
+            next_seq: 0,
+            unclean_tail: false,
+        })
     }
 
     /// Drops tombstones and expired records from the index once every segment is loaded.

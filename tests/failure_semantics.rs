@@ -178,6 +178,32 @@ fn disk_full_during_a_rollover_is_typed_and_later_writes_work() {
     }
 }
 
+/// Regression: a short write left part of a frame past the end of the active segment's data;
+/// when the next write rolled over, that segment was sealed with the garbage in it, and
+/// recovery (which treats damage in a sealed segment as corruption) refused to open the store.
+#[test]
+fn a_short_write_just_before_a_rollover_leaves_an_openable_store() {
+    let options = options(0);
+    for seed in 0..8 {
+        for mode in [CrashMode::Nothing, CrashMode::Everything] {
+            let fs = SimFs::new();
+            fs.reseed_faults(seed);
+            let store = open(&fs, &options);
+            put_range(&store, 0..14, 1000);
+            fs.inject(Fault::matching(OpKind::Write, ".seg", FaultKind::ShortWrite).times(1));
+            assert!(matches!(store.put(b"key14", value(14, 1000)), Err(Error::DiskFull { .. })));
+            // Too big for what is left of the segment: rolls over.
+            store.put(b"key14", value(14, 3000)).unwrap();
+            drop(store);
+            fs.crash(mode, seed);
+            let store = Store::open_on(fs.clone(), Path::new(DIR), options.clone())
+                .unwrap_or_else(|e| panic!("seed {seed}, {mode:?}: reopen failed: {e}"));
+            assert_readable(&store, 0..14, 1000, "after the roll-over");
+            assert_eq!(store.get(b"key14").unwrap().as_deref(), Some(&value(14, 3000)[..]));
+        }
+    }
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_locked() {
     let fs = SimFs::new();
