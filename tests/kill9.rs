@@ -46,7 +46,7 @@ fn scripts(iteration: u64) -> Vec<Vec<Op>> {
 }
 
 fn compacts(iteration: u64) -> bool {
-    iteration % 2 == 0
+    iteration.is_multiple_of(2)
 }
 
 /// If this process is a writer, runs it and exits; otherwise returns.
