@@ -108,6 +108,12 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
             offset: 0,
             reason: e.0.to_string(),
         })?,
+        None if !read_only && interrupted_creation(dir, &names) => {
+            // The first open crashed after segment 1's entry became durable but before the
+            // manifest did: no open ever completed, so nothing was acknowledged. Start afresh.
+            dir.remove_if_exists(&crate::log::segment_file_name(1))?;
+            create_fresh(dir)?
+        }
         None if read_only || names.iter().any(|n| parse_file_name(n).is_some()) => {
             return Err(Error::Corruption {
                 path: dir.path(MANIFEST_FILE),
@@ -155,6 +161,14 @@ fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
     let set = crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2 };
     dir.write_file_atomic(MANIFEST_FILE, &crate::format::encode_manifest(&set))?;
     Ok(set)
+}
+
+/// Whether the only store file is what `create_fresh` makes before the manifest: segment 1
+/// holding at most its header (so no frame, and nothing acknowledged, can be in it).
+fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
+    let mut store_files = names.iter().filter_map(|n| parse_file_name(n));
+    store_files.all(|file| file == (1, false))
+        && dir.file_len(&crate::log::segment_file_name(1)).is_some_and(|len| len <= SEGMENT_HEADER_BYTES as u64)
 }
 
 /// Removes segment and hint files the manifest does not list, and temporary files: leftovers of
@@ -337,7 +351,15 @@ impl Loader<'_> {
         }
         segment.set_data_end(replayed.data_end);
         let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
-        Ok(ActiveLog { segment, tail: replayed.data_end, file_len, group, dirty: false, next_seq: 0 })
+        Ok(ActiveLog {
+            segment,
+            tail: replayed.data_end,
+            file_len,
+            group,
+            dirty: false,
+            next_seq: 0,
+            unclean_tail: false,
+        })
     }
 
     fn flush(&mut self, segment: &Arc<Segment>, items: &mut Vec<LoadItem>) {

@@ -178,12 +178,18 @@ impl Store {
         Ok(self.inner.index.with(key, |found| found.is_some_and(|f| !self.inner.is_expired(&f.header))))
     }
 
-    /// Deletes `key`, durably, before returning. Deleting a missing key is `Ok` and writes nothing.
+    /// Deletes `key`, durably, before returning. Deleting a missing key writes nothing and is `Ok`,
+    /// unless the store is poisoned.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         self.check_key(key)?;
         if !self.inner.index.with(key, |found| found.is_some()) {
-            return Ok(());
+            // Nothing to write, but a poisoned store acknowledges nothing: a failed put of this
+            // key may still be on disk.
+            return match self.inner.writer.poisoned() {
+                Some(cause) => Err(Error::Poisoned { cause }),
+                None => Ok(()),
+            };
         }
         let mut ops = Encoded::default();
         encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);

@@ -50,6 +50,10 @@ pub(crate) struct ActiveLog {
     pub(crate) dirty: bool,
     /// The sequence number of the next record.
     pub(crate) next_seq: u64,
+    /// A failed append may have left bytes of its frame past `tail`. They must go before the
+    /// segment is sealed: recovery treats anything but zeros after a sealed segment's last frame
+    /// as corruption.
+    pub(crate) unclean_tail: bool,
 }
 
 /// Counters for `Store::stats`.
@@ -198,9 +202,12 @@ impl Writer {
         let offset = log.tail;
         self.ensure_space(&mut log, offset + frame_len)?;
         let segment = Arc::clone(&log.segment);
-        segment.file.write_at(&frame, offset).map_err(|e| Error::io("append to", segment.path(), e))?;
+        if let Err(e) = segment.file.write_at(&frame, offset) {
+            log.unclean_tail = true;
+            return Err(Error::io("append to", segment.path(), e));
+        }
         match self.sync {
-            SyncMode::Always => sync_log(&mut log)?,
+            SyncMode::Always => sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?,
             SyncMode::Every(_) => log.dirty = true,
         }
         log.tail = offset + frame_len;
@@ -245,6 +252,15 @@ impl Writer {
         if log.dirty {
             sync_log(log)?;
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if log.unclean_tail {
+            let old = Arc::clone(&log.segment);
+            old.file
+                .set_len(log.tail)
+                .and_then(|()| old.file.sync_data())
+                .map_err(|e| Error::io("truncate", old.path(), e))?;
+            log.file_len = log.tail;
+            log.unclean_tail = false;
         }
         let id = sets.lock().allocate_id();
         let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group };

@@ -1,10 +1,326 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+//! Scripted workloads and the checker that decides whether a recovered store is consistent with
+//! what was acknowledged. Shared by the simulated crash tests and the kill -9 tests.
+//!
+//! A workload is one script of operations per thread. Each thread runs its script in order and
+//! stops at its first error, so what it got acknowledged is a prefix of its script and at most
+//! one operation (the next one) was in flight. Keys written by one thread only are *private*:
+//! their recovered state must be exactly the thread's acknowledged prefix, with or without the
+//! in-flight operation (which is how batch atomicity is checked). Keys written by several threads
+//! are *shared*: the recovered value must be one a thread wrote at or after its own last
+//! acknowledged write of that key. Values are unique, so a value never written cannot pass.
+#![allow(dead_code, reason = "each test binary uses a different part of the model")]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ferrocask::Options;
+use ferrocask::{Batch, Options, Store};
+
+/// Keys and values as the store returns them.
+pub type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One step of a thread's script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    /// Puts (`Some`) and deletes (`None`), applied atomically.
+    Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    Compact,
+}
+
+impl Op {
+    /// Performs the operation on `store`.
+    pub fn run(&self, store: &Store) -> ferrocask::Result<()> {
+        match self {
+            Op::Put(k, v) => store.put(k, v),
+            Op::Delete(k) => store.delete(k),
+            Op::Batch(ops) => {
+                let mut batch = Batch::new();
+                for (k, v) in ops {
+                    match v {
+                        Some(v) => batch.put(k, v),
+                        None => batch.delete(k),
+                    };
+                }
+                store.write(batch)
+            }
+            Op::Compact => store.compact().map(drop),
+        }
+    }
+
+    /// The key/value effects in order (`None` = deleted).
+    fn effects(&self) -> Vec<(&[u8], Option<&[u8]>)> {
+        match self {
+            Op::Put(k, v) => vec![(k.as_slice(), Some(v.as_slice()))],
+            Op::Delete(k) => vec![(k.as_slice(), None)],
+            Op::Batch(ops) => ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect(),
+            Op::Compact => Vec::new(),
+        }
+    }
+}
+
+/// A tiny deterministic PRNG (splitmix64), so scripts are the same in every process.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// How to generate one thread's script.
+#[derive(Clone, Debug)]
+pub struct ScriptSpec {
+    pub thread: usize,
+    pub ops: usize,
+    /// Keys only this thread writes.
+    pub private_keys: usize,
+    /// Keys every thread with `shared_keys > 0` writes.
+    pub shared_keys: usize,
+    /// Value lengths are uniform in this range.
+    pub value_len: (usize, usize),
+    /// Percentages of deletes and batches; the rest are puts.
+    pub delete_pct: u64,
+    pub batch_pct: u64,
+    /// Insert a `Compact` after every this many operations (0 = never).
+    pub compact_every: usize,
+    pub seed: u64,
+}
+
+impl ScriptSpec {
+    /// A single-writer script of puts only.
+    pub fn puts(ops: usize, keys: usize, value_len: (usize, usize), seed: u64) -> ScriptSpec {
+        ScriptSpec {
+            thread: 0,
+            ops,
+            private_keys: keys,
+            shared_keys: 0,
+            value_len,
+            delete_pct: 0,
+            batch_pct: 0,
+            compact_every: 0,
+            seed,
+        }
+    }
+
+    pub fn generate(&self) -> Vec<Op> {
+        let mut rng = Rng::new(self.seed ^ (self.thread as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut serial = 0u64;
+        let mut script = Vec::with_capacity(self.ops);
+        for i in 0..self.ops {
+            if self.compact_every > 0 && i > 0 && i % self.compact_every == 0 {
+                script.push(Op::Compact);
+            }
+            let roll = rng.below(100);
+            let op = if roll < self.delete_pct {
+                Op::Delete(self.key(&mut rng))
+            } else if roll < self.delete_pct + self.batch_pct {
+                let len = 2 + rng.below(4);
+                let ops = (0..len)
+                    .map(|_| {
+                        let key = self.key(&mut rng);
+                        if rng.below(4) == 0 {
+                            (key, None)
+                        } else {
+                            serial += 1;
+                            let value = self.value(&key, serial, &mut rng);
+                            (key, Some(value))
+                        }
+                    })
+                    .collect();
+                Op::Batch(ops)
+            } else {
+                let key = self.key(&mut rng);
+                serial += 1;
+                let value = self.value(&key, serial, &mut rng);
+                Op::Put(key, value)
+            };
+            script.push(op);
+        }
+        script
+    }
+
+    fn key(&self, rng: &mut Rng) -> Vec<u8> {
+        let total = (self.private_keys + self.shared_keys) as u64;
+        let n = rng.below(total.max(1)) as usize;
+        if n < self.private_keys {
+            format!("t{}/k{n}", self.thread).into_bytes()
+        } else {
+            format!("shared/k{}", n - self.private_keys).into_bytes()
+        }
+    }
+
+    /// A value unique to (thread, serial), padded to a random length in `value_len`.
+    fn value(&self, key: &[u8], serial: u64, rng: &mut Rng) -> Vec<u8> {
+        let (lo, hi) = self.value_len;
+        let len = lo + rng.below((hi - lo + 1) as u64) as usize;
+        let mut value = format!("{}#t{}#{serial}#", String::from_utf8_lossy(key), self.thread).into_bytes();
+        let fill = b'a' + (serial % 26) as u8;
+        value.resize(len.max(value.len()), fill);
+        value
+    }
+}
+
+/// What the threads of a workload got acknowledged: per thread, how many operations of its
+/// script (a prefix) returned `Ok`. The operation right after the prefix may have been in flight.
+pub struct History<'a> {
+    pub scripts: &'a [Vec<Op>],
+    pub acked: Vec<usize>,
+}
+
+impl History<'_> {
+    /// Checks a recovered store's full contents against what was acknowledged.
+    pub fn check(&self, recovered: &Map) -> Result<(), String> {
+        let writers = self.writers_by_key();
+        for key in recovered.keys() {
+            if !writers.contains_key(key) {
+                return Err(format!("key {} was never written", show(key)));
+            }
+        }
+        for (thread, script) in self.scripts.iter().enumerate() {
+            let private: BTreeSet<&[u8]> = writers
+                .iter()
+                .filter(|(_, w)| w.len() == 1 && w.contains(&thread))
+                .map(|(k, _)| k.as_slice())
+                .collect();
+            self.check_private(thread, script, &private, recovered)?;
+        }
+        for (key, threads) in writers.iter().filter(|(_, w)| w.len() > 1) {
+            self.check_shared(key, threads, recovered.get(key).map(Vec::as_slice))?;
+        }
+        Ok(())
+    }
+
+    fn writers_by_key(&self) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
+        let mut writers: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
+        for (thread, script) in self.scripts.iter().enumerate() {
+            for op in script {
+                for (key, _) in op.effects() {
+                    writers.entry(key.to_vec()).or_default().insert(thread);
+                }
+            }
+        }
+        writers
+    }
+
+    /// The thread's private keys must hold exactly the acked prefix's state, or that state with
+    /// the in-flight operation applied as a whole.
+    fn check_private(&self, thread: usize, script: &[Op], private: &BTreeSet<&[u8]>, got: &Map) -> Result<(), String> {
+        let acked = self.acked[thread];
+        let restricted =
+            |state: Map| -> Map { state.into_iter().filter(|(k, _)| private.contains(k.as_slice())).collect() };
+        let mut state = Map::new();
+        for op in &script[..acked] {
+            apply(&mut state, op);
+        }
+        let without = restricted(state.clone());
+        let actual: Map =
+            got.iter().filter(|(k, _)| private.contains(k.as_slice())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if actual == without {
+            return Ok(());
+        }
+        if let Some(in_flight) = script.get(acked) {
+            apply(&mut state, in_flight);
+            if actual == restricted(state) {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "thread {thread}: private keys {} match neither the {acked} acknowledged operations nor those plus the \
+             in-flight {:?}; expected {}",
+            show_map(&actual),
+            script.get(acked).map(short),
+            show_map(&without)
+        ))
+    }
+
+    /// A shared key holds a value some thread wrote at or after its last acknowledged write of
+    /// that key (or nothing, if that write was a delete or no write of it was acknowledged).
+    fn check_shared(&self, key: &[u8], threads: &BTreeSet<usize>, got: Option<&[u8]>) -> Result<(), String> {
+        let mut candidates: Vec<Option<&[u8]>> = Vec::new();
+        let mut any_acked = false;
+        for &t in threads {
+            let script = &self.scripts[t];
+            let reachable = &script[..(self.acked[t] + 1).min(script.len())];
+            let writes: Vec<(usize, Option<&[u8]>)> = reachable
+                .iter()
+                .enumerate()
+                .flat_map(|(i, op)| op.effects().into_iter().filter(|(k, _)| *k == key).map(move |(_, v)| (i, v)))
+                .collect();
+            let last_acked = writes.iter().rposition(|(i, _)| *i < self.acked[t]);
+            any_acked |= last_acked.is_some();
+            candidates.extend(writes[last_acked.unwrap_or(0)..].iter().map(|(_, v)| *v));
+        }
+        if !any_acked {
+            candidates.push(None);
+        }
+        if candidates.contains(&got) {
+            Ok(())
+        } else {
+            Err(format!(
+                "shared key {} holds {:?}, not one of {} allowed values",
+                show(key),
+                got.map(show),
+                candidates.len()
+            ))
+        }
+    }
+}
+
+/// Applies an operation's effects to a model state.
+pub fn apply(state: &mut Map, op: &Op) {
+    for (key, value) in op.effects() {
+        match value {
+            Some(v) => state.insert(key.to_vec(), v.to_vec()),
+            None => state.remove(key),
+        };
+    }
+}
+
+/// Every key and value of the store.
+pub fn contents(store: &Store) -> Map {
+    store.iter().map(|(k, v)| (k, v.into_vec())).collect()
+}
+
+fn show(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.len() > 24 {
+        format!("{}..", &s[..24])
+    } else {
+        s.into_owned()
+    }
+}
+
+fn show_map(map: &Map) -> String {
+    let items: Vec<String> = map.iter().map(|(k, v)| format!("{}={}", show(k), show(v))).collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+fn short(op: &Op) -> String {
+    match op {
+        Op::Put(k, v) => format!("put {}={}", show(k), show(v)),
+        Op::Delete(k) => format!("delete {}", show(k)),
+        Op::Batch(ops) => format!("batch of {}", ops.len()),
+        Op::Compact => "compact".into(),
+    }
+}
+
+// ---- store files, for tests that damage them on purpose ----
 
 /// Options with tiny segments so that tests roll over and compact often.
 pub fn tiny_segments() -> Options {
