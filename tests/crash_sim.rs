@@ -174,11 +174,17 @@ fn check_all(seeds: &[u64], stride: u64, deterministic: bool) -> u64 {
     total
 }
 
+/// Prints the count even when the test harness captures output: CI logs show this line.
+fn report(total: u64) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "crash states checked: {total}");
+}
+
 #[test]
 fn every_crash_point_recovers_what_was_acknowledged() {
     let states = check_all(&[1, 2, 3, 4], 1, true);
     let total = STATES.fetch_add(states, Ordering::SeqCst) + states;
-    println!("crash states checked: {total}");
+    report(total);
     assert!(states >= 10_000, "only {states} crash states");
 }
 
@@ -198,7 +204,7 @@ fn a_million_crash_states() {
         shares.into_iter().map(|h| h.join().expect("a share of the long run failed")).sum()
     });
     let total = STATES.fetch_add(states, Ordering::SeqCst) + states;
-    println!("crash states checked: {total}");
+    report(total);
     assert!(states >= 1_000_000, "only {states} crash states");
 }
 

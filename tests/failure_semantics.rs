@@ -68,6 +68,7 @@ fn assert_refuses_writes_keeps_reads(store: &Store, acked: std::ops::Range<usize
     let mut batch = Batch::new();
     batch.put(b"a", b"1").delete(b"b");
     assert_poisoned(store.write(batch), "batch");
+    assert_poisoned(store.compact(), "compact");
     assert_readable(store, acked, len, "poisoned store");
     assert_eq!(store.get(b"later").unwrap(), None);
 }
@@ -121,6 +122,42 @@ fn a_failed_directory_sync_during_a_rollover_poisons_like_a_failed_sync() {
     assert_refuses_writes_keeps_reads(&store, 0..acked, 1000);
     drop(store);
     assert_survives_every_crash(&fs, &options, 0..acked, 1000);
+}
+
+/// A directory sync that fails for lack of space is still a failed sync: it poisons.
+#[test]
+fn a_directory_sync_failing_with_no_space_poisons_too() {
+    let options = options(0);
+    let fs = SimFs::new();
+    let store = open(&fs, &options);
+    fs.inject(Fault::matching(OpKind::SyncDir, DIR, FaultKind::NoSpace).times(1));
+    let mut acked = 0;
+    let err = loop {
+        match store.put(format!("key{acked}"), value(acked, 1000)) {
+            Ok(()) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 40, "no roll-over happened");
+    };
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_refuses_writes_keeps_reads(&store, 0..acked, 1000);
+}
+
+/// A failed directory sync at compaction's commit point poisons, like any failed sync.
+#[test]
+fn a_failed_directory_sync_during_compaction_poisons() {
+    let options = options(0);
+    let fs = SimFs::new();
+    let store = open(&fs, &options);
+    put_range(&store, 0..40, 1000);
+    put_range(&store, 0..40, 1000);
+    fs.inject(Fault::matching(OpKind::SyncDir, DIR, FaultKind::SyncFails).times(1));
+    // compact() rolls first (one directory sync), so the fault may hit the roll or the commit:
+    // either way the compaction fails and the store refuses writes.
+    assert!(store.compact().is_err());
+    assert_refuses_writes_keeps_reads(&store, 0..40, 1000);
+    drop(store);
+    assert_survives_every_crash(&fs, &options, 0..40, 1000);
 }
 
 #[test]

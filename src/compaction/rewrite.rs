@@ -54,6 +54,7 @@ pub struct CompactionReport {
 /// Compacts if the policy says so (automatic compaction).
 pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> {
     let Some(_guard) = inner.compaction.try_lock() else { return Ok(None) };
+    refuse_if_poisoned(inner)?;
     let usage = sealed_usage(inner);
     match decide(&usage, inner.options.compact_dead_ratio, inner.options.compact_dead_bytes_min) {
         Decision::Skip(_) => Ok(None),
@@ -64,11 +65,20 @@ pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> 
 /// Seals the active segment and compacts every sealed segment (`Store::compact`).
 pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
     let _guard = inner.compaction.lock();
+    refuse_if_poisoned(inner)?;
     inner.writer.roll_if_nonempty(&inner.sets)?;
     let usage = sealed_usage(inner);
     match decide(&usage, 0.0, 1) {
         Decision::Skip(reason) => Ok(CompactionReport { reason, ..CompactionReport::default() }),
         Decision::Compact { segments, reason } => run(inner, &segments, reason),
+    }
+}
+
+/// A poisoned store rewrites nothing: it may not sync again until reopened.
+fn refuse_if_poisoned(inner: &Inner) -> Result<()> {
+    match inner.writer.poisoned() {
+        Some(cause) => Err(Error::Poisoned { cause }),
+        None => Ok(()),
     }
 }
 
@@ -151,7 +161,15 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
     let outputs = out.finish()?;
     report.segments_written = outputs.len();
     report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
-    commit(inner, &victims, &outputs)?;
+    if let Err(e) = commit(inner, &victims, &outputs) {
+        // The manifest on disk may be the old one or the new one; both are complete, but what is
+        // durable is no longer known for sure, so writes stop until a reopen decides (as after a
+        // failed sync). A full disk before the rename changed nothing and does not poison.
+        if !matches!(e, Error::DiskFull { .. }) {
+            inner.writer.poison(e.to_string());
+        }
+        return Err(e);
+    }
     for m in moved {
         inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
     }

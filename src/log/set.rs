@@ -26,8 +26,10 @@ impl LogDir {
         self.dir.join(name)
     }
 
+    /// Syncs the store directory. A failure is reported as `Error::Io` even when the cause is a
+    /// full disk: like a failed file sync, it leaves what is durable unknown, so it must poison.
     pub(crate) fn sync_dir(&self) -> Result<()> {
-        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("sync directory", &self.dir, e))
+        self.vfs.sync_dir(&self.dir).map_err(|e| Error::Io { op: "sync directory", path: self.dir.clone(), source: e })
     }
 
     /// Writes `bytes` to a new file `name` durably: to `name.tmp`, synced, renamed, directory
