@@ -42,6 +42,7 @@ struct Cut {
     active: Arc<Segment>,
     active_end: u64,
     next_segment_id: u64,
+    hash_key: [u8; 16],
 }
 
 pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
@@ -63,6 +64,7 @@ pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
             active: Arc::clone(&log.segment),
             active_end: log.tail,
             next_segment_id: set.next_segment_id,
+            hash_key: set.hash_key,
         }
     };
     vfs.create_dir_all(target).map_err(|e| Error::io("create directory", target, e))?;
@@ -87,7 +89,8 @@ pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
     out.sync_dir()?;
     let mut segments: Vec<u64> = cut.sealed.iter().map(|s| s.id).chain([cut.active.id]).collect();
     segments.sort_unstable();
-    let manifest = Manifest { segments, active: cut.active.id, next_segment_id: cut.next_segment_id };
+    let manifest =
+        Manifest { segments, active: cut.active.id, next_segment_id: cut.next_segment_id, hash_key: cut.hash_key };
     let bytes = encode_manifest(&manifest);
     out.write_file_atomic(MANIFEST_FILE, &bytes)?;
     report.bytes += bytes.len() as u64;

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use crate::format::{encode_hint, HintEntry, HintFile, SEGMENT_HEADER_BYTES};
+use crate::hash::KeyHasher;
 use crate::log::{hint_file_name, scan_frames, LogDir, ScanEnd, Segment};
 use crate::store::Inner;
 use crate::Result;
 
 /// Builds the hint file of a sealed segment from its frames.
-pub(crate) fn build_hint(segment: &Segment) -> Option<Vec<u8>> {
+pub(crate) fn build_hint(segment: &Segment, hasher: &KeyHasher) -> Option<Vec<u8>> {
     let end = segment.data_end();
     let bytes = segment.read(0, end as usize)?;
     let mut entries = Vec::new();
@@ -22,7 +23,8 @@ pub(crate) fn build_hint(segment: &Segment) -> Option<Vec<u8>> {
                 value_len: r.value.len() as u32,
                 seq: r.seq,
                 expires_ms: r.expires_ms,
-                key: r.key,
+                key_len: r.key.len() as u16,
+                key_hash: hasher.hash(r.key),
             });
         }
     });
@@ -34,8 +36,8 @@ pub(crate) fn build_hint(segment: &Segment) -> Option<Vec<u8>> {
 }
 
 /// Writes (atomically) the hint file of a sealed segment.
-pub(crate) fn write_hint(dir: &LogDir, segment: &Segment) -> Result<bool> {
-    let Some(bytes) = build_hint(segment) else { return Ok(false) };
+pub(crate) fn write_hint(dir: &LogDir, segment: &Segment, hasher: &KeyHasher) -> Result<bool> {
+    let Some(bytes) = build_hint(segment, hasher) else { return Ok(false) };
     dir.write_file_atomic(&hint_file_name(segment.id), &bytes)?;
     Ok(true)
 }
@@ -52,7 +54,7 @@ pub(crate) fn write_pending(inner: &Inner) {
     for id in pending {
         let segment: Option<Arc<Segment>> = inner.sets.lock().sealed.get(&id).cloned();
         let Some(segment) = segment else { continue }; // compacted away meanwhile
-        if write_hint(&inner.dir, &segment).is_err() {
+        if write_hint(&inner.dir, &segment, inner.index.hasher()).is_err() {
             failed.push(id);
         }
     }

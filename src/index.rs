@@ -10,8 +10,6 @@
 //! sum of the lengths of the records entries point to.
 
 use std::borrow::Cow;
-use std::hash::BuildHasher;
-use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +17,7 @@ use hashbrown::{hash_table, HashTable};
 use parking_lot::RwLock;
 
 use crate::format::{RecordHeader, RecordKind};
+use crate::hash::KeyHasher;
 use crate::log::Segment;
 
 /// Where a key's latest record lives.
@@ -70,23 +69,23 @@ pub(crate) struct Found<'a> {
 pub(crate) struct Index {
     stripes: Box<[RwLock<HashTable<Entry>>]>,
     stripe_mask: usize,
-    hasher: RandomState,
+    hasher: KeyHasher,
     len: AtomicUsize,
 }
 
 impl Index {
-    pub(crate) fn new(stripes: usize) -> Index {
+    pub(crate) fn new(stripes: usize, hasher: KeyHasher) -> Index {
         assert!(stripes.is_power_of_two(), "stripe count {stripes} is a power of two");
         Index {
             stripes: (0..stripes).map(|_| RwLock::new(HashTable::new())).collect(),
             stripe_mask: stripes - 1,
-            hasher: RandomState::new(),
+            hasher,
             len: AtomicUsize::new(0),
         }
     }
 
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
-        let full = self.hasher.hash_one(key);
+        let full = self.hasher.hash(key);
         KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: full as u32 }
     }
 
@@ -138,8 +137,13 @@ impl Index {
     }
 
     /// The full 64-bit hash of `key`, for [`LoadItem::hash`].
+    /// The store's key hasher.
+    pub(crate) fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
     pub(crate) fn hash_key(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        self.hasher.hash(key)
     }
 
     /// Recovery's bulk insert of one segment's records: for each key, whichever record has the

@@ -40,6 +40,7 @@ use crate::format::{
     decode_hint, decode_manifest, decode_segment_header, encoded_entry_len, HintFile, Manifest, SegmentHeader,
     SegmentKind, HINT_HEADER_BYTES,
 };
+use crate::hash::KeyHasher;
 use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs};
 use crate::log::{
     hint_file_name, parse_file_name, segment_file_name, GroupRule, LogDir, MANIFEST_FILE, MANIFEST_TMP_FILE,
@@ -182,6 +183,9 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
             None
         }
     };
+    // Hint entries hold key hashes made with the manifest's key; without it they cannot be checked.
+    let hasher = manifest.as_ref().map(|m| KeyHasher::new(m.hash_key));
+    let hasher = hasher.as_ref();
     // Without a manifest, check the segment files that are there, the newest as the active one.
     let (ids, active) = match &manifest {
         Some(m) => (m.segments.clone(), m.active),
@@ -260,7 +264,16 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
                     }
                     last_seq = Some(r.seq);
                     if hint.is_some() {
-                        expected.push((r.kind, offset, r.value.len() as u64, r.seq, r.expires_ms, r.key));
+                        let hash = hasher.map(|h| h.hash(r.key));
+                        expected.push((
+                            r.kind,
+                            offset,
+                            r.value.len() as u64,
+                            r.seq,
+                            r.expires_ms,
+                            r.key.len() as u64,
+                            hash,
+                        ));
                     }
                 }
             },
@@ -467,18 +480,13 @@ fn open_segment(dir: &LogDir, id: u64) -> Result<std::result::Result<SegmentFile
     Ok(Ok(SegmentFile { path, header, file_len, map }))
 }
 
-/// A record as a hint entry should describe it: kind, offset, value length, seq, expiry, key.
-type Expected<'a> = (RecordKind, u64, u64, u64, u64, &'a [u8]);
+/// A record as a hint entry should describe it: kind, offset, value length, seq, expiry, key
+/// length, and the key's hash (if the manifest, which holds the hash key, was readable).
+type Expected = (RecordKind, u64, u64, u64, u64, u64, Option<u64>);
 
 /// Compares a decoded hint with what the segment holds; the first disagreement, with its offset
 /// in the hint file.
-fn compare_hint(
-    hint: &HintFile<'_>,
-    id: u64,
-    data_end: u64,
-    seq_max: u64,
-    expected: &[Expected<'_>],
-) -> Option<(u64, String)> {
+fn compare_hint(hint: &HintFile, id: u64, data_end: u64, seq_max: u64, expected: &[Expected]) -> Option<(u64, String)> {
     if hint.segment_id != id {
         return Some((16, format!("hint describes segment {} instead of {id}", hint.segment_id)));
     }
@@ -494,7 +502,9 @@ fn compare_hint(
     let mut at = HINT_HEADER_BYTES as u64;
     let mut prev = (0u32, 0u64);
     for (i, (e, want)) in hint.entries.iter().zip(expected).enumerate() {
-        let got = (e.kind, u64::from(e.offset), u64::from(e.value_len), e.seq, e.expires_ms, e.key);
+        let hash = want.6.map(|_| e.key_hash);
+        let got =
+            (e.kind, u64::from(e.offset), u64::from(e.value_len), e.seq, e.expires_ms, u64::from(e.key_len), hash);
         if got != *want {
             let reason = format!(
                 "hint entry {i} ({:?} at segment offset {}, seq {}) does not match the segment's record {i} ({:?} at offset {}, seq {})",

@@ -127,6 +127,7 @@ mod compaction;
 mod error;
 #[doc(hidden)]
 pub mod format;
+mod hash;
 mod hints;
 mod index;
 pub mod inspect;

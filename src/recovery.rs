@@ -16,6 +16,7 @@ use crate::format::{
     decode_hint, decode_manifest, decode_segment_header, RecordKind, SegmentHeader, SegmentKind, RECORD_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
 };
+use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::OpenMode;
 use crate::log::{
@@ -127,7 +128,7 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
         dir,
         options,
         now_ms: options.clock.now_ms(),
-        index: Index::new(options.stripes),
+        index: Index::new(options.stripes, KeyHasher::new(manifest.hash_key)),
         report: RecoveryReport::default(),
         doomed: Vec::new(),
         seq_max: 0,
@@ -148,7 +149,12 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     }
     let active = loader.load_active(manifest.active)?;
     loader.sweep();
-    let set = SegmentSet { sealed, active: Arc::clone(&active.segment), next_segment_id: manifest.next_segment_id };
+    let set = SegmentSet {
+        sealed,
+        active: Arc::clone(&active.segment),
+        next_segment_id: manifest.next_segment_id,
+        hash_key: manifest.hash_key,
+    };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
     Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
 }
@@ -158,7 +164,8 @@ fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
     let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1 };
     create_segment_file(dir, &header)?;
     dir.sync_dir()?;
-    let set = crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2 };
+    let set =
+        crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: KeyHasher::random_key() };
     dir.write_file_atomic(MANIFEST_FILE, &crate::format::encode_manifest(&set))?;
     Ok(set)
 }
@@ -245,7 +252,9 @@ impl Loader<'_> {
             hint.segment_id == segment.id
                 && (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end)
                 && hint.entries.iter().all(|e| {
-                    let end = u64::from(e.offset) + (RECORD_HEADER_BYTES + e.key.len()) as u64 + u64::from(e.value_len);
+                    let end = u64::from(e.offset)
+                        + (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u64
+                        + u64::from(e.value_len);
                     u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= hint.data_end
                 })
         });
@@ -255,10 +264,17 @@ impl Loader<'_> {
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
-        let items = hash_in_parallel(&self.index, &hint.entries, |e| {
-            let len = (RECORD_HEADER_BYTES + e.key.len()) as u32 + e.value_len;
-            (e.key, LoadItem { hash: 0, offset: e.offset, seq: e.seq, record_len: len })
-        });
+        // The hint holds each key's hash: nothing to hash, nothing of the segment to read.
+        let items: Vec<LoadItem> = hint
+            .entries
+            .iter()
+            .map(|e| LoadItem {
+                hash: e.key_hash,
+                offset: e.offset,
+                seq: e.seq,
+                record_len: (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u32 + e.value_len,
+            })
+            .collect();
         for e in &hint.entries {
             self.note(segment, e.offset, e.kind, e.expires_ms);
         }
@@ -376,32 +392,6 @@ impl Loader<'_> {
             }
         }
     }
-}
-
-/// Builds load items for `entries`, hashing keys on two threads when there are many.
-fn hash_in_parallel<'k, T: Sync>(
-    index: &Index,
-    entries: &'k [T],
-    item: impl Fn(&'k T) -> (&'k [u8], LoadItem) + Sync,
-) -> Vec<LoadItem> {
-    let hash_all = |part: &'k [T]| -> Vec<LoadItem> {
-        part.iter()
-            .map(|e| {
-                let (key, item) = item(e);
-                LoadItem { hash: index.hash_key(key), ..item }
-            })
-            .collect()
-    };
-    if entries.len() < 50_000 {
-        return hash_all(entries);
-    }
-    let (first, second) = entries.split_at(entries.len() / 2);
-    std::thread::scope(|s| {
-        let other = s.spawn(|| hash_all(second));
-        let mut items = hash_all(first);
-        items.extend(other.join().expect("hashing thread"));
-        items
-    })
 }
 
 /// Where a segment's valid data ends, as walked by [`walk_segment`].

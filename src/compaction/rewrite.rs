@@ -295,7 +295,7 @@ impl<'a> Output<'a> {
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
         let segment = Arc::new(Segment::new(id, path, SegmentKind::Compacted, file, map, end));
         if self.inner.options.write_hints {
-            write_hint(&self.inner.dir, &segment)?;
+            write_hint(&self.inner.dir, &segment, self.inner.index.hasher())?;
         }
         self.done.push(segment);
         Ok(())

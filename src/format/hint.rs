@@ -1,5 +1,6 @@
-//! Hint files: a sealed segment's keys and record locations, without values, so that open can
-//! rebuild the index without reading the segment.
+//! Hint files: a sealed segment's record locations with their keys' hashes, so that open can
+//! rebuild the index without reading the segment or hashing a key. Keys themselves are read from
+//! the segment only when two hashes meet.
 //!
 //! A hint is only an accelerator: whenever it is missing, fails its checksum or does not match
 //! its segment, recovery replays the segment instead.
@@ -21,8 +22,8 @@
 //!      varint   record offset minus the previous entry's (the first: minus 0); offsets ascend
 //!      varint   value length
 //!      varint   zigzag(sequence number minus the previous entry's) (the first: minus 0)
+//!      8 bytes  the key's hash (SipHash-1-3 under the manifest's hash key), little-endian
 //!      8 bytes  expiry, Unix milliseconds (only if bit 7 is set)
-//!      key bytes
 //!
 //! trailer: 4 bytes, CRC-32 (IEEE) of everything before it
 //! ```
@@ -32,14 +33,14 @@ use super::{get_u16, get_u32, get_u64, FORMAT_VERSION, KEY_BYTES_MAX};
 
 /// Size of the hint file header.
 pub const HINT_HEADER_BYTES: usize = 40;
-/// Smallest possible encoded entry: flags, four one-byte varints and a one-byte key.
-const HINT_ENTRY_BYTES_MIN: usize = 6;
+/// Smallest possible encoded entry: flags, four one-byte varints and the hash.
+const HINT_ENTRY_BYTES_MIN: usize = 13;
 const FLAG_EXPIRES: u8 = 0x80;
 const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HintEntry<'a> {
+pub struct HintEntry {
     /// Put or delete.
     pub kind: RecordKind,
     /// Offset of the record in its segment.
@@ -50,13 +51,15 @@ pub struct HintEntry<'a> {
     pub seq: u64,
     /// The record's expiry (Unix milliseconds, 0 = never).
     pub expires_ms: u64,
-    /// The key.
-    pub key: &'a [u8],
+    /// The key's length.
+    pub key_len: u16,
+    /// The key's hash under the store's hash key.
+    pub key_hash: u64,
 }
 
 /// A decoded hint file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HintFile<'a> {
+pub struct HintFile {
     /// The segment described.
     pub segment_id: u64,
     /// Offset just past the segment's last frame.
@@ -64,7 +67,7 @@ pub struct HintFile<'a> {
     /// Highest sequence number in the segment.
     pub seq_max: u64,
     /// Entries in segment order.
-    pub entries: Vec<HintEntry<'a>>,
+    pub entries: Vec<HintEntry>,
 }
 
 /// Why a hint file was rejected.
@@ -72,9 +75,8 @@ pub struct HintFile<'a> {
 pub struct HintError(pub &'static str);
 
 /// Encodes a hint file. Entries must be in ascending offset order.
-pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
-    let keys: usize = hint.entries.iter().map(|e| e.key.len()).sum();
-    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 8 * hint.entries.len() + keys + 4);
+pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + 4);
     out.extend_from_slice(HINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
@@ -84,21 +86,21 @@ pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
     out.extend_from_slice(&hint.seq_max.to_le_bytes());
     let (mut offset, mut seq) = (0u32, 0u64);
     for (i, e) in hint.entries.iter().enumerate() {
-        assert!(!e.key.is_empty() && e.key.len() <= KEY_BYTES_MAX, "hint key length in range");
+        assert!(e.key_len > 0 && usize::from(e.key_len) <= KEY_BYTES_MAX, "hint key length in range");
         assert!(i == 0 || e.offset > offset, "hint entries ascend by offset");
         let kind = match e.kind {
             RecordKind::Put => 1,
             RecordKind::Delete => 2,
         };
         out.push(if e.expires_ms != 0 { kind | FLAG_EXPIRES } else { kind });
-        put_varint(&mut out, e.key.len() as u64);
+        put_varint(&mut out, u64::from(e.key_len));
         put_varint(&mut out, u64::from(e.offset - offset));
         put_varint(&mut out, u64::from(e.value_len));
         put_varint(&mut out, zigzag(e.seq.wrapping_sub(seq) as i64));
+        out.extend_from_slice(&e.key_hash.to_le_bytes());
         if e.expires_ms != 0 {
             out.extend_from_slice(&e.expires_ms.to_le_bytes());
         }
-        out.extend_from_slice(e.key);
         (offset, seq) = (e.offset, e.seq);
     }
     let crc = crc32fast::hash(&out);
@@ -108,7 +110,7 @@ pub fn encode_hint(hint: &HintFile<'_>) -> Vec<u8> {
 
 /// Decodes a hint file. Every field is bounded by the input before it is used; the entry
 /// vector's capacity is bounded by what the input can hold.
-pub fn decode_hint(buf: &[u8]) -> Result<HintFile<'_>, HintError> {
+pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
     if buf.len() < HINT_HEADER_BYTES + 4 || &buf[..8] != HINT_MAGIC {
         return Err(HintError("not a ferrocask hint file"));
     }
@@ -147,7 +149,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn entry(&mut self, prev_offset: u32, prev_seq: u64) -> Option<HintEntry<'a>> {
+    fn entry(&mut self, prev_offset: u32, prev_seq: u64) -> Option<HintEntry> {
         let flags = self.byte()?;
         let kind = match flags & !FLAG_EXPIRES {
             1 => RecordKind::Put,
@@ -158,6 +160,7 @@ impl<'a> Reader<'a> {
         let offset = prev_offset.checked_add(u32::try_from(self.varint()?).ok()?)?;
         let value_len = u32::try_from(self.varint()?).ok()?;
         let seq = prev_seq.wrapping_add(unzigzag(self.varint()?) as u64);
+        let key_hash = get_u64(self.take(8)?, 0);
         let expires_ms = if flags & FLAG_EXPIRES != 0 {
             let bytes = self.take(8)?;
             get_u64(bytes, 0)
@@ -167,8 +170,7 @@ impl<'a> Reader<'a> {
         if kind == RecordKind::Delete && value_len != 0 {
             return None;
         }
-        let key = self.take(key_len)?;
-        Some(HintEntry { kind, offset, value_len, seq, expires_ms, key })
+        Some(HintEntry { kind, offset, value_len, seq, expires_ms, key_len: key_len as u16, key_hash })
     }
 
     fn byte(&mut self) -> Option<u8> {
@@ -203,14 +205,14 @@ impl<'a> Reader<'a> {
 
 /// Encoded length of `entry` when it follows an entry at `prev_offset` with `prev_seq` (0 and 0
 /// for the first), so tools can name the byte offset of an entry in a hint file.
-pub fn encoded_entry_len(entry: &HintEntry<'_>, prev_offset: u32, prev_seq: u64) -> usize {
+pub fn encoded_entry_len(entry: &HintEntry, prev_offset: u32, prev_seq: u64) -> usize {
     let varint_len = |v: u64| (64 - v.leading_zeros() as usize).div_ceil(7).max(1);
-    1 + varint_len(entry.key.len() as u64)
+    1 + varint_len(u64::from(entry.key_len))
         + varint_len(u64::from(entry.offset.wrapping_sub(prev_offset)))
         + varint_len(u64::from(entry.value_len))
         + varint_len(zigzag(entry.seq.wrapping_sub(prev_seq) as i64))
+        + 8
         + if entry.expires_ms != 0 { 8 } else { 0 }
-        + entry.key.len()
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -240,8 +242,24 @@ mod tests {
             data_end: 4096,
             seq_max: 77,
             entries: vec![
-                HintEntry { kind: RecordKind::Put, offset: 64, value_len: 5, seq: 70, expires_ms: 0, key: b"a" },
-                HintEntry { kind: RecordKind::Delete, offset: 200, value_len: 0, seq: 77, expires_ms: 9, key: b"bcd" },
+                HintEntry {
+                    kind: RecordKind::Put,
+                    offset: 64,
+                    value_len: 5,
+                    seq: 70,
+                    expires_ms: 0,
+                    key_len: 1,
+                    key_hash: 11,
+                },
+                HintEntry {
+                    kind: RecordKind::Delete,
+                    offset: 200,
+                    value_len: 0,
+                    seq: 77,
+                    expires_ms: 9,
+                    key_len: 3,
+                    key_hash: u64::MAX,
+                },
             ],
         };
         let buf = encode_hint(&hint);
@@ -273,8 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn a_typical_entry_costs_about_seven_bytes_besides_its_key() {
-        let key = [9u8; 16];
+    fn a_typical_entry_costs_about_fifteen_bytes() {
         let entries: Vec<_> = (0..1000u32)
             .map(|i| HintEntry {
                 kind: RecordKind::Put,
@@ -282,7 +299,8 @@ mod tests {
                 value_len: 100,
                 seq: 5000 + u64::from(i),
                 expires_ms: 0,
-                key: &key,
+                key_len: 16,
+                key_hash: u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             })
             .collect();
         let hint = HintFile { segment_id: 1, data_end: 40 + 1000 * 140, seq_max: 5999, entries };
@@ -299,7 +317,7 @@ mod tests {
             })
             .sum();
         assert_eq!(summed, bytes.len() - HINT_HEADER_BYTES - 4);
-        assert!(per_entry <= 16.0 + 7.0, "{per_entry} bytes per entry");
+        assert!(per_entry <= 15.0, "{per_entry} bytes per entry");
         assert_eq!(decode_hint(&bytes).unwrap(), hint);
     }
 }

@@ -11,14 +11,15 @@
 //!     12     4 segment count n (at least 1)
 //!     16     8 next segment id (greater than every id below)
 //!     24     8 active segment id (one of the ids below)
-//!     32   8*n segment ids, ascending
-//!   32+8n    4 CRC-32 (IEEE) of all preceding bytes
+//!     32    16 hash key: the store's secret SipHash key (see src/hash.rs), fixed at creation
+//!     48   8*n segment ids, ascending
+//!   48+8n    4 CRC-32 (IEEE) of all preceding bytes
 //! ```
 
 use super::{get_u16, get_u32, get_u64, FORMAT_VERSION};
 
 const MANIFEST_MAGIC: &[u8; 8] = b"FCASKMAN";
-const MANIFEST_FIXED_BYTES: usize = 32;
+const MANIFEST_FIXED_BYTES: usize = 48;
 /// Most segments a manifest lists; bounds allocation when decoding.
 pub const MANIFEST_SEGMENTS_MAX: usize = 1 << 20;
 
@@ -31,6 +32,8 @@ pub struct Manifest {
     pub active: u64,
     /// The id the next new segment gets.
     pub next_segment_id: u64,
+    /// The key of the store's key hash; hint files hold hashes made with it.
+    pub hash_key: [u8; 16],
 }
 
 /// Why a manifest could not be decoded.
@@ -49,6 +52,7 @@ pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
     out.extend_from_slice(&(manifest.segments.len() as u32).to_le_bytes());
     out.extend_from_slice(&manifest.next_segment_id.to_le_bytes());
     out.extend_from_slice(&manifest.active.to_le_bytes());
+    out.extend_from_slice(&manifest.hash_key);
     for id in &manifest.segments {
         out.extend_from_slice(&id.to_le_bytes());
     }
@@ -74,7 +78,9 @@ pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
         return Err(ManifestError("unsupported manifest format version"));
     }
     let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + 8 * i)).collect();
-    let manifest = Manifest { segments, active: get_u64(buf, 24), next_segment_id: get_u64(buf, 16) };
+    let mut hash_key = [0u8; 16];
+    hash_key.copy_from_slice(&buf[32..48]);
+    let manifest = Manifest { segments, active: get_u64(buf, 24), next_segment_id: get_u64(buf, 16), hash_key };
     let ascending = manifest.segments.windows(2).all(|w| w[0] < w[1]);
     let fresh = manifest.segments.iter().all(|&id| id < manifest.next_segment_id);
     if !ascending || !fresh || !manifest.segments.contains(&manifest.active) {
@@ -89,7 +95,7 @@ mod tests {
 
     #[test]
     fn manifest_round_trips_and_rejects_flips() {
-        let m = Manifest { segments: vec![1, 4, 9], active: 9, next_segment_id: 10 };
+        let m = Manifest { segments: vec![1, 4, 9], active: 9, next_segment_id: 10, hash_key: [7; 16] };
         let buf = encode_manifest(&m);
         assert_eq!(decode_manifest(&buf), Ok(m));
         for i in 0..buf.len() {

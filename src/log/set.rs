@@ -104,6 +104,8 @@ pub(crate) struct SegmentSet {
     pub(crate) active: Arc<Segment>,
     /// The id the next new segment gets.
     pub(crate) next_segment_id: u64,
+    /// The store's hash key, fixed at creation.
+    pub(crate) hash_key: [u8; 16],
 }
 
 impl SegmentSet {
@@ -111,7 +113,7 @@ impl SegmentSet {
         let mut segments: Vec<u64> = self.sealed.keys().copied().collect();
         segments.push(self.active.id);
         segments.sort_unstable();
-        Manifest { segments, active: self.active.id, next_segment_id: self.next_segment_id }
+        Manifest { segments, active: self.active.id, next_segment_id: self.next_segment_id, hash_key: self.hash_key }
     }
 
     /// Takes a fresh segment id.
