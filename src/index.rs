@@ -137,6 +137,15 @@ impl Index {
     }
 
     /// The full 64-bit hash of `key`, for [`LoadItem::hash`].
+    /// Sizes every stripe for `total` keys in all, so that loading does not grow tables step by
+    /// step (open only; estimates from hint file headers).
+    pub(crate) fn reserve(&mut self, total: usize) {
+        let per_stripe = total / self.stripes.len() + total / self.stripes.len() / 16 + 1;
+        for stripe in self.stripes.iter_mut() {
+            stripe.get_mut().reserve(per_stripe, |e| KeyHash::table_hash(e.hash));
+        }
+    }
+
     /// The store's key hasher.
     pub(crate) fn hasher(&self) -> &KeyHasher {
         &self.hasher
@@ -153,7 +162,7 @@ impl Index {
     ///
     /// Items are grouped by stripe first, so that each stripe's table stays in cache while it is
     /// filled, and the two halves of the stripes are filled by two threads.
-    pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, items: Vec<LoadItem>) {
+    pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, mut items: Vec<LoadItem>) {
         let mask = self.stripe_mask;
         let stripe_of = |item: &LoadItem| (item.hash >> 32) as usize & mask;
         let mut starts = vec![0usize; self.stripes.len() + 1];
@@ -163,13 +172,20 @@ impl Index {
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
+        // In-place counting sort: every swap puts one item into its stripe's range for good.
         let mut next = starts.clone();
-        let mut sorted = vec![LoadItem::default(); items.len()];
-        for item in items {
-            let s = stripe_of(&item);
-            sorted[next[s]] = item;
-            next[s] += 1;
+        for s in 0..self.stripes.len() {
+            while next[s] < starts[s + 1] {
+                let home = stripe_of(&items[next[s]]);
+                if home == s {
+                    next[s] += 1;
+                } else {
+                    items.swap(next[s], next[home]);
+                    next[home] += 1;
+                }
+            }
         }
+        let sorted = items;
         let half = self.stripes.len() / 2;
         let (low, high) = self.stripes.split_at_mut(half);
         let (items_low, items_high) = sorted.split_at(starts[half]);

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint, decode_manifest, decode_segment_header, RecordKind, SegmentHeader, SegmentKind, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, RecordKind, SegmentHeader, SegmentKind,
+    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
@@ -138,6 +138,8 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     if !read_only {
         loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
     }
+    let sealed_ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
+    loader.index.reserve(hinted_records(dir, &sealed_ids));
     let mut sealed = std::collections::BTreeMap::new();
     let mut need_hints = Vec::new();
     for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
@@ -157,6 +159,16 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
     Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
+}
+
+/// How many records the sealed segments' hint files announce (to size the index once).
+fn hinted_records(dir: &LogDir, ids: &[u64]) -> usize {
+    ids.iter()
+        .filter_map(|&id| {
+            let (map, len) = dir.map_file(&hint_file_name(id)).ok()??;
+            hint_entry_count(&map.read(0, len)?)
+        })
+        .sum()
 }
 
 /// A new, empty store: segment 1 and a manifest naming it.
@@ -247,16 +259,28 @@ impl Loader<'_> {
 
     /// Applies a hint file; false (with nothing applied) if it is missing or unusable.
     fn load_hint(&mut self, segment: &Arc<Segment>, file_len: u64) -> Result<bool> {
-        let Some(bytes) = self.dir.read_file(&hint_file_name(segment.id))? else { return Ok(false) };
-        let usable = decode_hint(&bytes).ok().filter(|hint| {
-            hint.segment_id == segment.id
-                && (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end)
-                && hint.entries.iter().all(|e| {
-                    let end = u64::from(e.offset)
-                        + (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u64
-                        + u64::from(e.value_len);
-                    u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= hint.data_end
-                })
+        let Some((map, len)) = self.dir.map_file(&hint_file_name(segment.id))? else { return Ok(false) };
+        let bytes = map.read(0, len).unwrap_or_default();
+        // The hint holds each key's hash: nothing to hash, nothing of the segment to read. Entries
+        // become load items as they are decoded; nothing is applied unless the whole file is good.
+        let mut items: Vec<LoadItem> = Vec::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
+        let mut notes = Vec::new();
+        let mut in_bounds = true;
+        let mut max_end = 0u64;
+        let decoded = decode_hint_with(&bytes, |e| {
+            let end =
+                u64::from(e.offset) + (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u64 + u64::from(e.value_len);
+            in_bounds &= u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= file_len;
+            max_end = max_end.max(end);
+            let record_len = u32::try_from(end - u64::from(e.offset)).unwrap_or(u32::MAX);
+            items.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len });
+            if e.kind == RecordKind::Delete || e.expires_ms != 0 {
+                notes.push((e.offset, e.kind, e.expires_ms));
+            }
+        });
+        let usable = decoded.ok().filter(|hint| {
+            let data_end_ok = (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end);
+            hint.segment_id == segment.id && data_end_ok && in_bounds && max_end <= hint.data_end
         });
         let Some(hint) = usable else {
             self.report.hints_rejected += 1;
@@ -264,19 +288,8 @@ impl Loader<'_> {
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
-        // The hint holds each key's hash: nothing to hash, nothing of the segment to read.
-        let items: Vec<LoadItem> = hint
-            .entries
-            .iter()
-            .map(|e| LoadItem {
-                hash: e.key_hash,
-                offset: e.offset,
-                seq: e.seq,
-                record_len: (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u32 + e.value_len,
-            })
-            .collect();
-        for e in &hint.entries {
-            self.note(segment, e.offset, e.kind, e.expires_ms);
+        for (offset, kind, expires_ms) in notes {
+            self.note(segment, offset, kind, expires_ms);
         }
         self.report.records_read += items.len() as u64;
         self.index.load_batch(segment, items);

@@ -108,9 +108,30 @@ pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     out
 }
 
-/// Decodes a hint file. Every field is bounded by the input before it is used; the entry
-/// vector's capacity is bounded by what the input can hold.
+/// A hint file's header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HintSummary {
+    /// The segment described.
+    pub segment_id: u64,
+    /// Offset just past the segment's last frame.
+    pub data_end: u64,
+    /// Highest sequence number in the segment.
+    pub seq_max: u64,
+    /// Number of entries.
+    pub entries: usize,
+}
+
+/// Decodes a hint file into a vector of entries. See [`decode_hint_with`].
 pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
+    let mut entries = Vec::with_capacity(hint_entry_count(buf).unwrap_or(0));
+    let summary = decode_hint_with(buf, |e| entries.push(e))?;
+    Ok(HintFile { segment_id: summary.segment_id, data_end: summary.data_end, seq_max: summary.seq_max, entries })
+}
+
+/// Decodes a hint file, handing each entry to `on_entry` in order without collecting them. On an
+/// error, entries already handed over must be discarded: the checksum is verified first, but the
+/// structure only as decoding goes.
+pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, HintError> {
     if buf.len() < HINT_HEADER_BYTES + 4 || &buf[..8] != HINT_MAGIC {
         return Err(HintError("not a ferrocask hint file"));
     }
@@ -126,7 +147,6 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
         return Err(HintError("hint entry count exceeds the file"));
     }
-    let mut entries = Vec::with_capacity(count);
     let (mut offset, mut seq) = (0u32, 0u64);
     for i in 0..count {
         let e = r.entry(offset, seq).ok_or(HintError("malformed hint entry"))?;
@@ -134,12 +154,24 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
             return Err(HintError("hint entries out of order"));
         }
         (offset, seq) = (e.offset, e.seq);
-        entries.push(e);
+        on_entry(e);
     }
     if r.at != r.buf.len() {
         return Err(HintError("trailing bytes after the last hint entry"));
     }
-    Ok(HintFile { segment_id: get_u64(buf, 16), data_end: get_u64(buf, 24), seq_max: get_u64(buf, 32), entries })
+    Ok(HintSummary {
+        segment_id: get_u64(buf, 16),
+        data_end: get_u64(buf, 24),
+        seq_max: get_u64(buf, 32),
+        entries: count,
+    })
+}
+
+/// The entry count a hint file announces, without checking the file, capped by what `buf` could
+/// hold: safe for sizing a vector before decoding.
+pub fn hint_entry_count(buf: &[u8]) -> Option<usize> {
+    (buf.len() >= HINT_HEADER_BYTES && &buf[..8] == HINT_MAGIC)
+        .then(|| (get_u32(buf, 12) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
 }
 
 /// A cursor over hint entries; every read is bounds-checked.

@@ -10,7 +10,10 @@ mod manifest;
 mod record;
 mod segment;
 
-pub use hint::{decode_hint, encode_hint, encoded_entry_len, HintEntry, HintError, HintFile, HINT_HEADER_BYTES};
+pub use hint::{
+    decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintError, HintFile,
+    HintSummary, HINT_HEADER_BYTES,
+};
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
     decode_frame, decode_record_header, encode_record, finish_frame, start_frame, FrameError, FrameView, RecordHeader,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{encode_segment_header, Manifest, SegmentHeader};
-use crate::io::{OpenMode, Vfs, VfsFile};
+use crate::io::{Mapping, OpenMode, Vfs, VfsFile};
 use crate::log::{segment_file_name, Segment};
 use crate::{Error, Result};
 
@@ -62,6 +62,21 @@ impl LogDir {
         let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::io("read", &path, too_big()))?];
         file.read_at(&mut buf, 0).map_err(|e| Error::io("read", &path, e))?;
         Ok(Some(buf))
+    }
+
+    /// Maps a whole file for reading, with its length; `None` if it does not exist. Used for
+    /// hint files, so open does not copy them into zeroed buffers.
+    pub(crate) fn map_file(&self, name: &str) -> Result<Option<(Arc<dyn Mapping>, usize)>> {
+        let path = self.path(name);
+        let file = match self.vfs.open(&path, OpenMode::ReadOnly) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let len = usize::try_from(len).map_err(|_| Error::io("map", &path, too_big()))?;
+        let map = file.map(len as u64).map_err(|e| Error::io("map", &path, e))?;
+        Ok(Some((map, len)))
     }
 
     /// A file's length, `None` if it does not exist or cannot be opened.
