@@ -14,7 +14,7 @@ use ferrocask::{Batch, Options, Store};
 
 const KEY_BYTES: usize = 16;
 const VALUE_BYTES: usize = 100;
-const RECORD_HEADER_BYTES: u64 = 24;
+const RECORD_HEADER_BYTES: u64 = 16;
 
 fn key(i: u64) -> [u8; KEY_BYTES] {
     let mut k = [0u8; KEY_BYTES];

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::format::{
-    FRAME_HEADER_BYTES, KEY_BYTES_MAX, RECORD_HEADER_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
-    VALUE_BYTES_MAX,
+    FRAME_HEADER_BYTES, KEY_BYTES_MAX, RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    SEGMENT_HEADER_BYTES, VALUE_BYTES_MAX,
 };
 use crate::{Error, Result};
 
@@ -156,5 +156,5 @@ impl Options {
 
 /// Bytes a frame holding one record needs beyond the record's value.
 fn single_record_overhead(key_bytes_max: usize) -> usize {
-    FRAME_HEADER_BYTES + RECORD_HEADER_BYTES + key_bytes_max
+    FRAME_HEADER_BYTES + RECORD_HEADER_BYTES_MAX + key_bytes_max
 }

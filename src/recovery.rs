@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, RecordKind, SegmentHeader, SegmentKind,
-    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len, RecordKind,
+    SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
@@ -268,8 +268,9 @@ impl Loader<'_> {
         let mut in_bounds = true;
         let mut max_end = 0u64;
         let decoded = decode_hint_with(&bytes, |e| {
-            let end =
-                u64::from(e.offset) + (RECORD_HEADER_BYTES + usize::from(e.key_len)) as u64 + u64::from(e.value_len);
+            let end = u64::from(e.offset)
+                + (record_header_len(e.expires_ms) + usize::from(e.key_len)) as u64
+                + u64::from(e.value_len);
             in_bounds &= u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= file_len;
             max_end = max_end.max(end);
             let record_len = u32::try_from(end - u64::from(e.offset)).unwrap_or(u32::MAX);

@@ -8,6 +8,8 @@ use ferrocask::{Error, Options, Store};
 
 const SEGMENT_HEADER_BYTES: u64 = 40;
 const FRAME_HEADER_BYTES: u64 = 24;
+/// A record header without an expiry (none of these records has one).
+const RECORD_HEADER_BYTES: usize = 16;
 
 fn small_segments() -> Options {
     Options {
@@ -53,7 +55,7 @@ fn data_end(dir: &Path, id: u64) -> u64 {
     let mut end = 0;
     inspect::dump(dir, |r| {
         if r.segment_id == id {
-            end = r.offset + 24 + r.key.len() as u64 + r.value_len as u64;
+            end = r.offset + RECORD_HEADER_BYTES as u64 + r.key.len() as u64 + r.value_len as u64;
         }
         ControlFlow::Continue(())
     })
@@ -101,7 +103,7 @@ fn a_flipped_byte_in_a_sealed_segment_is_reported_at_its_frame() {
 fn damage_in_acknowledged_data_of_the_active_segment_is_not_a_torn_tail() {
     let dir = populated();
     let active = segment_files(dir.path()).pop().unwrap();
-    flip_byte(&active, SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + 24 + 10);
+    flip_byte(&active, SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + RECORD_HEADER_BYTES as u64 + 10);
     let report = inspect::verify(dir.path()).unwrap();
     assert_eq!(report.torn_tail, None);
     assert_eq!(report.damage.len(), 1, "{report:?}");

@@ -42,7 +42,7 @@ fn verify_exits_1_on_a_flipped_byte_and_names_the_place() {
     assert!(ferrocask(dir, &["put", "k2", "v2"]).status.success());
     let seg = dir.join(format!("{:016x}.seg", 1));
     let mut bytes = std::fs::read(&seg).unwrap();
-    bytes[40 + 24 + 24 + 3] ^= 1; // inside the first record, in the first frame (offset 40)
+    bytes[40 + 24 + 16 + 3] ^= 1; // inside the first record (16-byte header), in the first frame (offset 40)
     std::fs::write(&seg, &bytes).unwrap();
     let out = ferrocask(dir, &["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));

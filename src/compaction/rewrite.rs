@@ -234,7 +234,7 @@ impl<'a> Output<'a> {
 
     /// Copies one record; returns (output index, offset in that output).
     fn append(&mut self, seq: u64, expires_ms: u64, key: &[u8], value: &[u8]) -> Result<(usize, u32)> {
-        let len = crate::format::RECORD_HEADER_BYTES + key.len() + value.len();
+        let len = crate::format::record_header_len(expires_ms) + key.len() + value.len();
         let segment_bytes = self.inner.options.segment_bytes;
         let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.3 + (o.frame.len() + len) as u64 <= segment_bytes);
         if self.frame.len() + len > COMPACTION_FRAME_BYTES && self.frame_records > 0 {

@@ -16,8 +16,9 @@ pub use hint::{
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    decode_frame, decode_record_header, encode_record, finish_frame, start_frame, FrameError, FrameView, RecordHeader,
-    RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC, RECORD_HEADER_BYTES,
+    decode_frame, decode_record_header, encode_record, finish_frame, record_header_len, start_frame, FrameError,
+    FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC, RECORD_HEADER_BYTES,
+    RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES};
 
@@ -42,7 +43,7 @@ const _: () = assert!(KEY_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 const _: () = assert!(VALUE_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX);
 const _: () = assert!(
-    (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + RECORD_HEADER_BYTES + KEY_BYTES_MAX) as u64 + 1024
+    (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + RECORD_HEADER_BYTES_MAX + KEY_BYTES_MAX) as u64 + 1024
         <= SEGMENT_BYTES_MIN
 );
 

@@ -13,22 +13,34 @@
 //!     16     8 group number: consecutive within a log segment, starting at the header's first group
 //!     24     . body: `record count` records back to back, exactly `body length` bytes
 //!
-//! record, RECORD_HEADER_BYTES = 24, then key and value
+//! record, RECORD_HEADER_BYTES = 16 (24 with an expiry), then key and value
 //!      0     1 kind: 1 = put, 2 = delete (tombstone, value length 0)
-//!      1     1 flags, zero (reserved)
+//!      1     1 flags: bit 0 = has expiry; the other bits zero (reserved)
 //!      2     2 key length (1..=KEY_BYTES_MAX)
 //!      4     4 value length (0..=VALUE_BYTES_MAX)
 //!      8     8 sequence number (unique per record, increasing in log order)
-//!     16     8 expiry, milliseconds since the Unix epoch; 0 = never expires
-//!     24     . key bytes, then value bytes
+//!     16     8 expiry, milliseconds since the Unix epoch, non-zero (only if flags bit 0)
+//!  16/24     . key bytes, then value bytes
 //! ```
 
 use super::{get_u16, get_u32, get_u64, put_u32, put_u64, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// Size of a frame header.
 pub const FRAME_HEADER_BYTES: usize = 24;
-/// Size of a record header; the key follows it.
-pub const RECORD_HEADER_BYTES: usize = 24;
+/// Size of a record header without an expiry; the key follows it.
+pub const RECORD_HEADER_BYTES: usize = 16;
+/// Size of a record header with an expiry.
+pub const RECORD_HEADER_BYTES_MAX: usize = RECORD_HEADER_BYTES + 8;
+const FLAG_EXPIRES: u8 = 0x01;
+
+/// Header length of a record with expiry `expires_ms` (0 = none).
+pub fn record_header_len(expires_ms: u64) -> usize {
+    if expires_ms == 0 {
+        RECORD_HEADER_BYTES
+    } else {
+        RECORD_HEADER_BYTES_MAX
+    }
+}
 /// The first four bytes of every frame.
 pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"FCFR");
 
@@ -83,14 +95,16 @@ pub fn encode_record(
     assert!(value.len() <= VALUE_BYTES_MAX, "value length {} over {VALUE_BYTES_MAX}", value.len());
     assert!(kind == RecordKind::Put || value.is_empty(), "a tombstone carries no value");
     out.push(kind.to_byte());
-    out.push(0);
+    out.push(if expires_ms != 0 { FLAG_EXPIRES } else { 0 });
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&expires_ms.to_le_bytes());
+    if expires_ms != 0 {
+        out.extend_from_slice(&expires_ms.to_le_bytes());
+    }
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    RECORD_HEADER_BYTES + key.len() + value.len()
+    record_header_len(expires_ms) + key.len() + value.len()
 }
 
 /// Fills in the header of the frame started at `start` (all bytes after it are its body) and
@@ -213,7 +227,7 @@ pub struct RecordView<'a> {
 impl RecordView<'_> {
     /// Encoded length of the record.
     pub fn len(&self) -> usize {
-        RECORD_HEADER_BYTES + self.key.len() + self.value.len()
+        record_header_len(self.expires_ms) + self.key.len() + self.value.len()
     }
 
     /// Always false: a record has at least a header. Present for clippy's `len_without_is_empty`.
@@ -251,16 +265,16 @@ impl<'a> Iterator for Records<'a> {
 /// Decodes the record at the start of `buf` and its length.
 fn decode_record(buf: &[u8]) -> Result<(RecordView<'_>, usize), ()> {
     let header = decode_record_header(buf).ok_or(())?;
-    let len = RECORD_HEADER_BYTES + header.key_len + header.value_len;
+    let len = header.record_len();
     if buf.len() < len {
         return Err(());
     }
-    let key_end = RECORD_HEADER_BYTES + header.key_len;
+    let key_end = header.header_len + header.key_len;
     let view = RecordView {
         kind: header.kind,
         seq: header.seq,
         expires_ms: header.expires_ms,
-        key: &buf[RECORD_HEADER_BYTES..key_end],
+        key: &buf[header.header_len..key_end],
         value: &buf[key_end..len],
         frame_offset: 0,
     };
@@ -280,18 +294,20 @@ pub struct RecordHeader {
     pub seq: u64,
     /// Expiry in Unix milliseconds; 0 = never.
     pub expires_ms: u64,
+    /// Length of the header itself (16, or 24 with an expiry); the key starts here.
+    pub header_len: usize,
 }
 
 impl RecordHeader {
     /// Encoded length of the whole record.
     pub fn record_len(&self) -> usize {
-        RECORD_HEADER_BYTES + self.key_len + self.value_len
+        self.header_len + self.key_len + self.value_len
     }
 }
 
 /// Decodes and bounds-checks a record header; `None` if `buf` is short or a field is impossible.
 pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
-    if buf.len() < RECORD_HEADER_BYTES || buf[1] != 0 {
+    if buf.len() < RECORD_HEADER_BYTES || buf[1] & !FLAG_EXPIRES != 0 {
         return None;
     }
     let kind = RecordKind::from_byte(buf[0])?;
@@ -303,7 +319,16 @@ pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
     if kind == RecordKind::Delete && value_len != 0 {
         return None;
     }
-    Some(RecordHeader { kind, key_len, value_len, seq: get_u64(buf, 8), expires_ms: get_u64(buf, 16) })
+    let (expires_ms, header_len) = if buf[1] & FLAG_EXPIRES != 0 {
+        let expires_ms = get_u64(buf.get(..RECORD_HEADER_BYTES_MAX)?, RECORD_HEADER_BYTES);
+        (expires_ms, RECORD_HEADER_BYTES_MAX)
+    } else {
+        (0, RECORD_HEADER_BYTES)
+    };
+    if header_len == RECORD_HEADER_BYTES_MAX && expires_ms == 0 {
+        return None; // an expiry of 0 is written as no expiry: one encoding per record
+    }
+    Some(RecordHeader { kind, key_len, value_len, seq: get_u64(buf, 8), expires_ms, header_len })
 }
 
 #[cfg(test)]

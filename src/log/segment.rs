@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::format::{decode_record_header, RecordHeader, SegmentKind, RECORD_HEADER_BYTES};
+use crate::format::{decode_record_header, RecordHeader, SegmentKind, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
 use crate::io::{Mapping, VfsFile};
 
 /// File name of segment `id` (zero-padded so names sort like ids).
@@ -76,18 +76,24 @@ impl Segment {
 
     /// The header of the record at `offset`.
     pub(crate) fn record_header(&self, offset: u32) -> Option<RecordHeader> {
-        let bytes = self.read(u64::from(offset), RECORD_HEADER_BYTES)?;
-        decode_record_header(&bytes)
+        let fixed = self.read(u64::from(offset), RECORD_HEADER_BYTES)?;
+        match decode_record_header(&fixed) {
+            Some(header) => Some(header),
+            // The header carries an expiry: read it whole (only then, so a short record at the
+            // very end of a file is never read past).
+            None if fixed[1] != 0 => decode_record_header(&self.read(u64::from(offset), RECORD_HEADER_BYTES_MAX)?),
+            None => None,
+        }
     }
 
     /// The key of the record at `offset`, whose header is `header`.
     pub(crate) fn key(&self, offset: u32, header: &RecordHeader) -> Option<Cow<'_, [u8]>> {
-        self.read(u64::from(offset) + RECORD_HEADER_BYTES as u64, header.key_len)
+        self.read(u64::from(offset) + header.header_len as u64, header.key_len)
     }
 
     /// The value of the record at `offset`, whose header is `header`.
     pub(crate) fn value(&self, offset: u32, header: &RecordHeader) -> Option<Cow<'_, [u8]>> {
-        self.read(u64::from(offset) + (RECORD_HEADER_BYTES + header.key_len) as u64, header.value_len)
+        self.read(u64::from(offset) + (header.header_len + header.key_len) as u64, header.value_len)
     }
 
     pub(crate) fn data_end(&self) -> u64 {

@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::format::{
     decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader, SegmentKind,
-    FRAME_HEADER_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::Index;
 use crate::log::{create_segment_file, LogDir, Segment, SegmentSet, MANIFEST_FILE};
@@ -381,12 +381,6 @@ fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8
     for record in view.records() {
         let record = record.expect("a frame this process built holds valid records");
         let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
-        index.apply(
-            record.key,
-            record.kind,
-            segment,
-            offset,
-            (RECORD_HEADER_BYTES + record.key.len() + record.value.len()) as u64,
-        );
+        index.apply(record.key, record.kind, segment, offset, record.len() as u64);
     }
 }
