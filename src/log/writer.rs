@@ -118,7 +118,6 @@ impl Writer {
     }
 
     /// Why writes are refused, if they are.
-    #[allow(dead_code, reason = "for diagnostics; not used by the store yet")]
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.queue.lock().poisoned.clone()
     }
@@ -235,13 +234,14 @@ impl Writer {
         let target = end.div_ceil(step).saturating_mul(step).min(self.segment_bytes).max(end);
         let segment = Arc::clone(&log.segment);
         let zeros = vec![0u8; (target - log.file_len) as usize];
-        let grown = segment.file.write_at(&zeros, log.file_len).and_then(|()| segment.file.sync_data());
-        if let Err(e) = grown {
-            // The length is now unknown; a later attempt starts from what the file says.
+        if let Err(e) = segment.file.write_at(&zeros, log.file_len) {
+            // The length is now unknown; a later attempt starts from what the file says. A full
+            // disk here leaves nothing acknowledged at risk, so it does not poison.
             log.file_len = segment.file.len().unwrap_or(log.file_len).max(log.tail);
-            // Disk full here leaves nothing acknowledged at risk, so it does not poison.
             return Err(Error::io("grow", segment.path(), e));
         }
+        // A failed sync poisons, whatever its cause (see `sync_log`).
+        sync_log_file(&segment)?;
         log.file_len = target;
         Ok(())
     }
@@ -337,21 +337,16 @@ impl Writer {
 
 /// Syncs the active segment and moves to the next group. A failure is final for this store.
 fn sync_log(log: &mut ActiveLog) -> Result<()> {
-    log.segment.file.sync_data().map_err(|e| {
-        let e = Error::io("sync", log.segment.path(), e);
-        // A failed sync is never DiskFull for our purposes: it poisons.
-        match e {
-            Error::DiskFull { path } => Error::Io {
-                op: "sync",
-                path,
-                source: std::io::Error::new(std::io::ErrorKind::StorageFull, "no space during sync"),
-            },
-            other => other,
-        }
-    })?;
+    sync_log_file(&log.segment)?;
     log.group += 1;
     log.dirty = false;
     Ok(())
+}
+
+/// Syncs a log segment. The error is never `DiskFull`: after a failed sync nothing about what is
+/// durable may be assumed, so the caller's group fails and the writer is poisoned.
+fn sync_log_file(segment: &Segment) -> Result<()> {
+    segment.file.sync_data().map_err(|source| Error::Io { op: "sync", path: segment.path().to_path_buf(), source })
 }
 
 /// Builds the group's frame: header, then every operation's records with sequence numbers stamped.
