@@ -240,7 +240,7 @@ impl Loader<'_> {
         if header.id != id {
             return Err(Error::Corruption { path, offset: 16, reason: format!("header names segment {}", header.id) });
         }
-        let segment = Segment::new(id, path, header.kind, file, map, SEGMENT_HEADER_BYTES as u64);
+        let segment = Segment::new(id, path, file, map, SEGMENT_HEADER_BYTES as u64);
         Ok((Arc::new(segment), header, file_len))
     }
 

@@ -293,7 +293,7 @@ impl<'a> Output<'a> {
         let Some((id, path, file, end)) = self.current.take() else { return Ok(()) };
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
-        let segment = Arc::new(Segment::new(id, path, SegmentKind::Compacted, file, map, end));
+        let segment = Arc::new(Segment::new(id, path, file, map, end));
         if self.inner.options.write_hints {
             write_hint(&self.inner.dir, &segment, self.inner.index.hasher())?;
         }

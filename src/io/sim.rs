@@ -11,7 +11,6 @@
 //!
 //! Everything is deterministic for a given sequence of calls and seeds: no clock, no OS
 //! randomness, and every iteration that feeds the PRNG runs over ordered maps.
-#![cfg_attr(not(test), allow(dead_code, reason = "re-exported as `ferrocask::testing::SimFs` by the testing module"))]
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};

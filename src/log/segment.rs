@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::format::{decode_record_header, RecordHeader, SegmentKind, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
+use crate::format::{decode_record_header, RecordHeader, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
 use crate::io::{Mapping, VfsFile};
 
 /// File name of segment `id` (zero-padded so names sort like ids).
@@ -37,8 +37,6 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, bool)> {
 pub(crate) struct Segment {
     pub(crate) id: u64,
     pub(crate) path: PathBuf,
-    #[allow(dead_code, reason = "kept for tools and debugging; recovery reads the kind from the header")]
-    pub(crate) kind: SegmentKind,
     pub(crate) file: Box<dyn VfsFile>,
     map: Arc<dyn Mapping>,
     /// Offset just past the last durable frame. Readers never look past it.
@@ -57,12 +55,11 @@ impl Segment {
     pub(crate) fn new(
         id: u64,
         path: PathBuf,
-        kind: SegmentKind,
         file: Box<dyn VfsFile>,
         map: Arc<dyn Mapping>,
         data_end: u64,
     ) -> Segment {
-        Segment { id, path, kind, file, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
+        Segment { id, path, file, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
     }
 
     pub(crate) fn path(&self) -> &Path {

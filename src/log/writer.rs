@@ -268,7 +268,7 @@ impl Writer {
         self.dir.sync_dir()?;
         let map = file.map(self.segment_bytes).map_err(|e| Error::io("map", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        let segment = Arc::new(Segment::new(id, path, SegmentKind::Log, file, map, data_end));
+        let segment = Arc::new(Segment::new(id, path, file, map, data_end));
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
