@@ -62,3 +62,21 @@ fn errors_are_one_line_and_non_zero() {
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+#[test]
+fn backup_makes_a_store_that_opens_to_the_same_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let copy = tmp.path().join("copy");
+    assert!(ferrocask(&dir, &["put", "a", "1"]).status.success());
+    assert!(ferrocask(&dir, &["put", "b", "2"]).status.success());
+    let out = ferrocask(&dir, &["backup", copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ferrocask(&dir, &["put", "c", "3"]).status.success());
+    assert_eq!(stdout(&ferrocask(&copy, &["keys"])), "a\nb\n");
+    assert_eq!(stdout(&ferrocask(&copy, &["get", "b"])), "2\n");
+    // A second backup into the now non-empty directory is refused with one line.
+    let again = ferrocask(&dir, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
+}

@@ -52,13 +52,7 @@ impl fmt::Debug for Segment {
 }
 
 impl Segment {
-    pub(crate) fn new(
-        id: u64,
-        path: PathBuf,
-        file: Box<dyn VfsFile>,
-        map: Arc<dyn Mapping>,
-        data_end: u64,
-    ) -> Segment {
+    pub(crate) fn new(id: u64, path: PathBuf, file: Box<dyn VfsFile>, map: Arc<dyn Mapping>, data_end: u64) -> Segment {
         Segment { id, path, file, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
     }
 
