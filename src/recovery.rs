@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint, decode_manifest, decode_segment_header, RecordKind, SegmentHeader, SegmentKind, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    decode_hint, decode_manifest, decode_segment_header, get_u32, HintFile, RecordKind, SegmentHeader, SegmentKind,
+    FRAME_HEADER_BYTES, FRAME_MAGIC, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::Index;
 use crate::io::OpenMode;
@@ -219,6 +219,7 @@ impl Loader<'_> {
                     let end = u64::from(e.offset) + (RECORD_HEADER_BYTES + e.key.len()) as u64 + u64::from(e.value_len);
                     u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= hint.data_end
                 })
+                && hint_matches(segment, hint, file_len)
         });
         let Some(hint) = usable else {
             self.report.hints_rejected += 1;
@@ -335,8 +336,122 @@ impl Loader<'_> {
     }
 }
 
+/// Whether `hint` describes `segment` exactly. A hint's checksum only proves that it is the file
+/// that was written, not that it matches its segment; trusting a wrong one would serve wrong data
+/// or lose keys with no replay to catch it. So the segment's frame and record headers are walked
+/// from its header to `hint.data_end`, and they must meet the hint's entries one by one (same
+/// offset, kind, lengths, sequence number, expiry and key), with no entry or frame left over, the
+/// right highest sequence number, and no frame starting at `data_end`. This reads headers and
+/// keys but never values, and computes no checksum (frames were verified when the hint was built).
+fn hint_matches(segment: &Segment, hint: &HintFile<'_>, file_len: u64) -> bool {
+    let end = hint.data_end;
+    let mut entries = hint.entries.iter();
+    let mut at = SEGMENT_HEADER_BYTES as u64;
+    while at < end {
+        let Some(frame) = segment.read(at, FRAME_HEADER_BYTES) else { return false };
+        if frame.len() < FRAME_HEADER_BYTES || get_u32(&frame, 0) != FRAME_MAGIC {
+            return false;
+        }
+        let frame_end = at + (FRAME_HEADER_BYTES as u64) + u64::from(get_u32(&frame, 8));
+        let count = get_u32(&frame, 12);
+        if count == 0 || frame_end > end {
+            return false;
+        }
+        let mut record = at + FRAME_HEADER_BYTES as u64;
+        for _ in 0..count {
+            let Some(e) = entries.next() else { return false };
+            let Ok(offset) = u32::try_from(record) else { return false };
+            let Some(h) = segment.record_header(offset) else { return false };
+            let same = e.offset == offset
+                && e.kind == h.kind
+                && e.key.len() == h.key_len
+                && e.value_len as usize == h.value_len
+                && e.seq == h.seq
+                && e.expires_ms == h.expires_ms
+                && segment.key(offset, &h).is_some_and(|key| *key == *e.key);
+            if !same {
+                return false;
+            }
+            record += h.record_len() as u64;
+        }
+        if record != frame_end {
+            return false;
+        }
+        at = frame_end;
+    }
+    let seq_max = hint.entries.iter().map(|e| e.seq).max().unwrap_or(0);
+    let rest = (file_len - end).min(FRAME_HEADER_BYTES as u64) as usize;
+    let rest_is_zero = rest == 0 || segment.read(end, rest).is_some_and(|b| b.iter().all(|&x| x == 0));
+    at == end && entries.next().is_none() && hint.seq_max == seq_max && rest_is_zero
+}
+
 struct Replayed {
     data_end: u64,
     torn_at: Option<u64>,
     rule: Option<GroupRule>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::format::{decode_hint, encode_hint, SEGMENT_BYTES_MIN};
+    use crate::io::sim::SimFs;
+    use crate::{Options, Store};
+
+    fn options() -> Options {
+        Options { segment_bytes: SEGMENT_BYTES_MIN, preallocate_bytes: 0, auto_compact: false, ..Options::default() }
+    }
+
+    /// A store whose segment 1 is sealed with a hint file, and the data it holds.
+    fn store_with_hint(fs: &std::sync::Arc<SimFs>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        let data: Vec<_> = (0..6u8).map(|i| (vec![b'k', i], vec![i; 5000])).collect();
+        for (k, v) in &data {
+            store.put(k, v).unwrap();
+        }
+        drop(store);
+        assert!(fs.read_file(Path::new("/db/0000000000000001.hint")).is_some(), "segment 1 has a hint");
+        data
+    }
+
+    /// Fuzz finding (hint_decode, regression `hint_decode/offset-shifted`): a hint with a valid
+    /// checksum whose entry points 49 bytes past its record was trusted, leaving an index entry
+    /// that no key finds (`len` counted it, `iter` did not) instead of falling back to replay.
+    #[test]
+    fn regression_checksummed_hint_with_wrong_contents_falls_back_to_replay() {
+        type Edit = fn(&mut crate::format::HintFile<'_>);
+        let edits: [Edit; 5] = [
+            |h| h.entries[0].offset += 49,
+            |h| drop(h.entries.remove(1)),
+            |h| h.entries[0].seq += 100,
+            |h| h.entries[0].kind = crate::format::RecordKind::Delete,
+            |h| h.seq_max = 0,
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let fs = SimFs::new();
+            let data = store_with_hint(&fs);
+            let path = Path::new("/db/0000000000000001.hint");
+            let bytes = fs.read_file(path).unwrap();
+            let mut hint = decode_hint(&bytes).unwrap();
+            edit(&mut hint);
+            fs.write_file_durable(path, &encode_hint(&hint));
+            let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+            assert_eq!(store.recovery_report().hints_rejected, 1, "edit {i}");
+            assert_eq!(store.len(), data.len(), "edit {i}");
+            for (k, v) in &data {
+                assert_eq!(store.get(k).unwrap().as_deref(), Some(&v[..]), "edit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_hint_the_store_writes_is_accepted() {
+        let fs = SimFs::new();
+        let data = store_with_hint(&fs);
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        assert_eq!(store.recovery_report().segments_from_hints, 1);
+        assert_eq!(store.recovery_report().hints_rejected, 0);
+        assert_eq!(store.len(), data.len());
+    }
 }
