@@ -234,6 +234,7 @@ impl Loader<'_> {
         Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one record's fields, from a frame or a hint entry")]
     fn load_record(
         &mut self,
         segment: &Arc<Segment>,
@@ -423,7 +424,9 @@ mod tests {
         type Edit = fn(&mut crate::format::HintFile<'_>);
         let edits: [Edit; 5] = [
             |h| h.entries[0].offset += 49,
-            |h| drop(h.entries.remove(1)),
+            |h| {
+                h.entries.remove(1);
+            },
             |h| h.entries[0].seq += 100,
             |h| h.entries[0].kind = crate::format::RecordKind::Delete,
             |h| h.seq_max = 0,

@@ -63,6 +63,7 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 
 /// An open file. All methods take `&self`: positioned reads and writes need no cursor, so one
 /// handle can be shared by a writer and readers.
+#[allow(clippy::len_without_is_empty, reason = "a file's length is a stat, not a collection size")]
 pub trait VfsFile: Send + Sync + fmt::Debug {
     /// Reads exactly `buf.len()` bytes at `offset`; `UnexpectedEof` if the file is shorter.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

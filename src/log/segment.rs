@@ -37,6 +37,7 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, bool)> {
 pub(crate) struct Segment {
     pub(crate) id: u64,
     pub(crate) path: PathBuf,
+    #[allow(dead_code, reason = "kept for tools that tell log and compacted segments apart")]
     pub(crate) kind: SegmentKind,
     pub(crate) file: Box<dyn VfsFile>,
     map: Arc<dyn Mapping>,
