@@ -9,8 +9,11 @@ pub mod ops_model;
 pub mod record_decode;
 pub mod segment_recover;
 
+/// A target's check.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("record_decode", record_decode::check),
     ("segment_recover", segment_recover::check),
     ("hint_decode", hint_decode::check),

@@ -96,7 +96,11 @@ impl State {
 
     fn live(&self) -> Model {
         let now = self.now();
-        self.map.iter().filter(|(_, (_, exp))| *exp == 0 || *exp > now).map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+        self.map
+            .iter()
+            .filter(|(_, (_, exp))| *exp == 0 || *exp > now)
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

@@ -24,7 +24,6 @@
 //! Without a prefix: open succeeds or fails with `Corruption`. In every mode, a store that opens
 //! accepts a write and reopens holding what it held plus that write.
 
-
 use ferrocask::format::SEGMENT_HEADER_BYTES;
 use ferrocask::testing::SimFs;
 
@@ -51,7 +50,13 @@ fn other_frames(sealed_target: bool) -> (u64, Vec<(u64, Vec<Rec>)>) {
     if sealed_target {
         (20, vec![(20, vec![Rec::put(100, b"beta", b"newer"), Rec::put(101, b"active", b"a")])])
     } else {
-        (1, vec![(1, vec![Rec::put(1, b"alpha", b"old"), Rec::put(2, b"sealed", b"s")]), (2, vec![Rec::del(3, b"beta")])])
+        (
+            1,
+            vec![
+                (1, vec![Rec::put(1, b"alpha", b"old"), Rec::put(2, b"sealed", b"s")]),
+                (2, vec![Rec::del(3, b"beta")]),
+            ],
+        )
     }
 }
 
@@ -120,4 +125,3 @@ pub fn input(mode: u8, n: u8, fuzz: &[u8]) -> Vec<u8> {
     out.extend_from_slice(fuzz);
     out
 }
-
