@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use checks::common::{frame, log_segment, manifest, segment_header, Rec, NOW_MS};
-use ferrocask::format::{encode_hint, SegmentKind, KEY_BYTES_MAX};
+use ferrocask::format::{encode_hint, SegmentKind, COUNTER_LIMIT, KEY_BYTES_MAX};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -78,7 +78,7 @@ fn generate_seed_corpus() {
     let put = frame(1, &[Rec::put(1, b"key", b"value")]);
     let batch =
         frame(7, &[Rec::put(10, b"a", b"1"), Rec::del(11, b"b"), Rec::put(12, b"c", &[9; 300]).expiring(NOW_MS + 5)]);
-    let edge = frame(2, &[Rec::put(u64::MAX, &vec![b'k'; KEY_BYTES_MAX], b""), Rec::del(0, b"z")]);
+    let edge = frame(2, &[Rec::put(COUNTER_LIMIT - 1, &vec![b'k'; KEY_BYTES_MAX], b""), Rec::del(0, b"z")]);
     write("record_decode", "put", &with(0, &put));
     write("record_decode", "batch-tombstone-expiry", &with(0, &batch));
     write("record_decode", "max-key-empty-value", &with(0, &edge));

@@ -197,13 +197,17 @@ pub fn assert_holds(store: &Store, model: &Model, keys: &[Vec<u8>]) {
     assert_eq!(&snapshot(store), model, "the store's contents");
 }
 
-/// An opened store keeps working: a new write is acknowledged, and after a clean reopen the
-/// store holds what it held plus that write.
+/// An opened store keeps working: new writes (a new key, and an overwrite of the first key it
+/// holds, which must win over whatever sequence number the old record carries) are acknowledged,
+/// and after a clean reopen the store holds what it held plus those writes.
 pub fn reopen_round_trip(fs: &Arc<SimFs>, store: Store) {
     let mut model = snapshot(&store);
-    let probe = b"\xffprobe".to_vec();
-    store.put(&probe, b"probe value").expect("a write to an opened store");
-    model.insert(probe.clone(), b"probe value".to_vec());
+    let mut writes = vec![b"\xffprobe".to_vec()];
+    writes.extend(model.keys().next().cloned());
+    for key in writes {
+        store.put(&key, b"round trip").expect("a write to an opened store");
+        model.insert(key, b"round trip".to_vec());
+    }
     assert_holds(&store, &model, &[]);
     drop(store);
     let store = open(fs).expect("reopen after a clean close");

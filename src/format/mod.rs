@@ -28,6 +28,12 @@ pub const KEY_BYTES_MAX: usize = 4096;
 /// Longest value accepted, in bytes (also bounded by what fits in one segment, see `Options`).
 pub const VALUE_BYTES_MAX: usize = 64 << 20;
 
+/// Sequence numbers and group numbers stay below this. Both count up by one from 1 (per record,
+/// per sync), so no store reaches it; a larger one in a checksummed record or segment header was
+/// not written by a store, and decoders reject it. This also keeps the writer's `+ 1` on either
+/// counter from ever overflowing, whatever a file holds.
+pub const COUNTER_LIMIT: u64 = 1 << 62;
+
 /// Largest segment file, in bytes. Index entries hold a `u32` offset into a segment.
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 
