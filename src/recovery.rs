@@ -457,4 +457,22 @@ mod tests {
         assert_eq!(store.recovery_report().hints_rejected, 0);
         assert_eq!(store.len(), data.len());
     }
+
+    #[test]
+    fn the_hints_of_compacted_segments_are_accepted() {
+        let fs = SimFs::new();
+        let data = store_with_hint(&fs);
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        store.put(b"k\x00", b"newer").unwrap();
+        store.delete(b"k\x01").unwrap();
+        store.compact().unwrap();
+        drop(store);
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        let report = store.recovery_report();
+        assert!(report.segments_from_hints > 0, "{report:?}");
+        assert_eq!(report.hints_rejected, 0, "{report:?}");
+        assert_eq!(report.segments_replayed, 1, "only the active segment: {report:?}");
+        assert_eq!(store.len(), data.len() - 1);
+        assert_eq!(store.get(b"k\x00").unwrap().as_deref(), Some(&b"newer"[..]));
+    }
 }
