@@ -39,7 +39,7 @@ const FLAG_EXPIRES: u8 = 0x80;
 const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HintEntry {
     /// Put or delete.
     pub kind: RecordKind,

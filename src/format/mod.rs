@@ -32,6 +32,12 @@ pub const KEY_BYTES_MAX: usize = 4096;
 /// Longest value accepted, in bytes (also bounded by what fits in one segment, see `Options`).
 pub const VALUE_BYTES_MAX: usize = 64 << 20;
 
+/// Sequence numbers and group numbers stay below this. Both count up by one from 1 (per record,
+/// per sync), so no store reaches it; a larger one in a checksummed record or segment header was
+/// not written by a store, and decoders reject it. This also keeps the writer's `+ 1` on either
+/// counter from ever overflowing, whatever a file holds.
+pub const COUNTER_LIMIT: u64 = 1 << 62;
+
 /// Largest segment file, in bytes. Index entries hold a `u32` offset into a segment.
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 
@@ -46,6 +52,11 @@ const _: () = assert!(
     (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + RECORD_HEADER_BYTES_MAX + KEY_BYTES_MAX) as u64 + 1024
         <= SEGMENT_BYTES_MIN
 );
+
+/// The hash of `key` under a store's hash key, as hint entries hold it (SipHash-1-3).
+pub fn key_hash(hash_key: [u8; 16], key: &[u8]) -> u64 {
+    crate::hash::KeyHasher::new(hash_key).hash(key)
+}
 
 /// Reads a little-endian `u16` at `at`; the caller has bounded `at + 2 <= buf.len()`.
 pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {

@@ -18,12 +18,12 @@
 //!      1     1 flags: bit 0 = has expiry; the other bits zero (reserved)
 //!      2     2 key length (1..=KEY_BYTES_MAX)
 //!      4     4 value length (0..=VALUE_BYTES_MAX)
-//!      8     8 sequence number (unique per record, increasing in log order)
+//!      8     8 sequence number (unique per record, increasing in log order, below COUNTER_LIMIT)
 //!     16     8 expiry, milliseconds since the Unix epoch, non-zero (only if flags bit 0)
 //!  16/24     . key bytes, then value bytes
 //! ```
 
-use super::{get_u16, get_u32, get_u64, put_u32, put_u64, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use super::{get_u16, get_u32, get_u64, put_u32, put_u64, COUNTER_LIMIT, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// Size of a frame header.
 pub const FRAME_HEADER_BYTES: usize = 24;
@@ -328,7 +328,11 @@ pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
     if header_len == RECORD_HEADER_BYTES_MAX && expires_ms == 0 {
         return None; // an expiry of 0 is written as no expiry: one encoding per record
     }
-    Some(RecordHeader { kind, key_len, value_len, seq: get_u64(buf, 8), expires_ms, header_len })
+    let seq = get_u64(buf, 8);
+    if seq >= COUNTER_LIMIT {
+        return None;
+    }
+    Some(RecordHeader { kind, key_len, value_len, seq, expires_ms, header_len })
 }
 
 #[cfg(test)]
@@ -403,5 +407,23 @@ mod tests {
         let mut bad = buf.clone();
         bad[0] = 9;
         assert!(decode_record_header(&bad).is_none());
+    }
+
+    /// Fuzz finding (segment_recover, regressions `seq-max-*`): a checksummed frame whose record
+    /// carries sequence number u64::MAX (or just below) was accepted, and the writer's next
+    /// sequence number overflowed (a panic with overflow checks; without them, new writes got
+    /// sequence numbers below the old record's and lost to it after reopen).
+    #[test]
+    fn regression_sequence_numbers_at_the_limit_are_rejected() {
+        for seq in [COUNTER_LIMIT, u64::MAX - 1, u64::MAX] {
+            let mut buf = Vec::new();
+            let start = start_frame(&mut buf);
+            encode_record(&mut buf, RecordKind::Put, seq, 0, b"k", b"v");
+            finish_frame(&mut buf, start, 1, 1);
+            assert_eq!(decode_frame(&buf).unwrap_err(), FrameError::BadRecord, "seq {seq}");
+        }
+        let mut buf = Vec::new();
+        encode_record(&mut buf, RecordKind::Put, COUNTER_LIMIT - 1, 0, b"k", b"v");
+        assert!(decode_record_header(&buf).is_some());
     }
 }

@@ -7,12 +7,13 @@
 //!     10     1 kind: 1 = log (appended by writers), 2 = compacted (written whole by compaction)
 //!     11     5 reserved, zero
 //!     16     8 segment id
-//!     24     8 first group: the group number the first frame must carry (log segments)
+//!     24     8 first group: the group number the first frame must carry (log segments), below
+//!               COUNTER_LIMIT
 //!     32     4 CRC-32 (IEEE) of bytes 0..32
 //!     36     4 reserved, zero
 //! ```
 
-use super::{get_u16, get_u32, get_u64, FORMAT_VERSION};
+use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION};
 
 /// Size of the segment header; the first frame starts here.
 pub const SEGMENT_HEADER_BYTES: usize = 40;
@@ -81,7 +82,11 @@ pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, &'static str> 
         2 => SegmentKind::Compacted,
         _ => return Err("unknown segment kind"),
     };
-    Ok(SegmentHeader { kind, id: get_u64(buf, OFF_ID), first_group: get_u64(buf, OFF_FIRST_GROUP) })
+    let first_group = get_u64(buf, OFF_FIRST_GROUP);
+    if first_group >= COUNTER_LIMIT {
+        return Err("segment's first group number is out of range");
+    }
+    Ok(SegmentHeader { kind, id: get_u64(buf, OFF_ID), first_group })
 }
 
 #[cfg(test)]
@@ -100,5 +105,17 @@ mod tests {
             assert!(decode_segment_header(&bad).is_err(), "flip at byte {i} accepted");
         }
         assert!(decode_segment_header(&buf[..SEGMENT_HEADER_BYTES - 1]).is_err());
+    }
+
+    /// Fuzz finding (segment_recover, regression `group-max-active`): a checksummed header with
+    /// first group u64::MAX was accepted, and the writer's group counter overflowed after the
+    /// first sync (a panic with overflow checks).
+    #[test]
+    fn regression_first_group_at_the_limit_is_rejected() {
+        for first_group in [COUNTER_LIMIT, u64::MAX] {
+            let mut buf = Vec::new();
+            encode_segment_header(&SegmentHeader { kind: SegmentKind::Log, id: 2, first_group }, &mut buf);
+            assert!(decode_segment_header(&buf).is_err(), "first group {first_group}");
+        }
     }
 }

@@ -118,6 +118,7 @@ impl Writer {
     }
 
     /// Why writes are refused, if they are.
+    #[allow(dead_code, reason = "not read yet: writes report the cause themselves")]
     pub(crate) fn poisoned(&self) -> Option<String> {
         self.queue.lock().poisoned.clone()
     }
