@@ -550,7 +550,9 @@ mod tests {
             |h| h.entries[0].kind = crate::format::RecordKind::Delete,
             |h| h.entries[0].key_hash ^= 1,
             |h| h.entries.last_mut().unwrap().value_len += 1,
-            |h| drop(h.entries.pop()),
+            |h| {
+                h.entries.pop();
+            },
             |h| h.seq_max = 0,
             |h| h.segment_id += 1,
         ];
