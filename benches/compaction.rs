@@ -72,6 +72,12 @@ fn puts_32_threads(store: &Store, secs: f64, base: u64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Writes dirty pages back and drops the page cache, so the next open reads from the disk.
+fn drop_page_cache() -> bool {
+    let synced = std::process::Command::new("sync").status().is_ok_and(|s| s.success());
+    synced && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let keys: u64 = args
@@ -147,35 +153,38 @@ fn main() {
     println!("| disk / live key+value | {:.3}x |", after as f64 / live_kv_all as f64);
     println!("| disk / (live key+value + record headers) | {:.3}x |", after as f64 / live_with_headers as f64);
 
-    // 2. open with hints, then without.
-    let t = Instant::now();
-    let store = Store::open_with(&dir, options()).unwrap();
-    let with_hints = t.elapsed();
-    assert!(store.recovery_report().segments_from_hints > 0);
-    let n = store.len();
-    drop(store);
+    // 2. open with hints, then without; each warm (files in the page cache) and cold (after
+    // dropping the page cache, as after a reboot; needs root, else the cold rows are skipped).
+    let open = |write_hints: bool| {
+        let t = Instant::now();
+        let store = Store::open_with(&dir, Options { write_hints, ..options() }).unwrap();
+        let took = t.elapsed();
+        let report = store.recovery_report().clone();
+        (took, report, store.len())
+    };
+    let cold_hints = drop_page_cache().then(|| open(true));
+    let (warm_hints, report, n) = open(true);
+    assert!(report.segments_from_hints > 0);
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "hint") {
             std::fs::remove_file(p).unwrap();
         }
     }
-    let t = Instant::now();
-    let store = Store::open_with(Path::new(&dir), Options { write_hints: false, ..options() }).unwrap();
-    let without = t.elapsed();
-    assert_eq!(store.recovery_report().segments_from_hints, 0);
-    drop(store);
-    println!(
-        "| open with hints | {:.1} ms ({:.2} M keys/s) |",
-        with_hints.as_secs_f64() * 1e3,
-        n as f64 / with_hints.as_secs_f64() / 1e6
-    );
-    println!(
-        "| open by replay | {:.1} ms ({:.2} M keys/s) |",
-        without.as_secs_f64() * 1e3,
-        n as f64 / without.as_secs_f64() / 1e6
-    );
-    println!("| replay / hints | {:.1}x |", without.as_secs_f64() / with_hints.as_secs_f64());
+    let cold_replay = drop_page_cache().then(|| open(false));
+    let (warm_replay, report, _) = open(false);
+    assert_eq!(report.segments_from_hints, 0);
+    let row = |what: &str, t: Duration| {
+        println!("| {what} | {:.1} ms ({:.2} M keys/s) |", t.as_secs_f64() * 1e3, n as f64 / t.as_secs_f64() / 1e6);
+    };
+    row("open with hints, warm", warm_hints);
+    row("open by replay, warm", warm_replay);
+    println!("| replay / hints, warm | {:.1}x |", warm_replay.as_secs_f64() / warm_hints.as_secs_f64());
+    if let (Some((hints, ..)), Some((replay, ..))) = (cold_hints, cold_replay) {
+        row("open with hints, cold", hints);
+        row("open by replay, cold", replay);
+        println!("| replay / hints, cold | {:.1}x |", replay.as_secs_f64() / hints.as_secs_f64());
+    }
     println!("| durable puts, 32 threads, no compaction | {quiet:.0} ops/s |");
     println!("| durable puts, 32 threads, compaction running | {during_mean:.0} ops/s ({} windows) |", during.len());
     println!("| during / without | {:.2}x |", during_mean / quiet);

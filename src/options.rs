@@ -73,8 +73,9 @@ pub struct Options {
     pub compact_dead_ratio: f64,
     /// ... and when there are at least this many dead bytes. Default 16 MiB.
     pub compact_dead_bytes_min: u64,
-    /// Compaction writes at most this many bytes per second (0 = as fast as it can), so that it
-    /// leaves disk bandwidth and CPU to writers. Default 64 MiB/s.
+    /// Compaction works through sealed segments at most this fast, in bytes of records examined
+    /// per second, live or dead (0 = as fast as it can), so that it leaves CPU and disk bandwidth
+    /// to writers. Default 64 MiB/s.
     pub compaction_bytes_per_sec: u64,
     /// The clock used for expiry (`put_with_ttl`). Default: the system clock.
     pub clock: Arc<dyn Clock>,

@@ -109,7 +109,6 @@ struct Expired {
 /// Compaction's output: segments being filled.
 struct Output<'a> {
     inner: &'a Inner,
-    pacer: Pacer,
     unsynced: u64,
     done: Vec<Arc<Segment>>,
     current: Option<(u64, PathBuf, Box<dyn VfsFile>, u64)>,
@@ -126,6 +125,7 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
     };
     let mut report = CompactionReport { reason, segments_read: victims.len(), ..CompactionReport::default() };
     let mut out = Output::new(inner);
+    let mut pacer = Pacer::new(inner.options.compaction_bytes_per_sec);
     let mut moved = Vec::new();
     let mut expired = Vec::new();
     let now_ms = inner.options.clock.now_ms();
@@ -142,6 +142,7 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
             return Err(unreadable(victim));
         }
         for (offset, r) in records {
+            pacer.consumed(r.len() as u64);
             let live = r.kind == RecordKind::Put
                 && inner.index.with(r.key, |f| f.is_some_and(|f| f.entry.is_at(victim.id, offset)));
             if !live {
@@ -222,7 +223,6 @@ impl<'a> Output<'a> {
     fn new(inner: &'a Inner) -> Output<'a> {
         Output {
             inner,
-            pacer: Pacer::new(inner.options.compaction_bytes_per_sec),
             unsynced: 0,
             done: Vec::new(),
             current: None,
@@ -284,7 +284,6 @@ impl<'a> Output<'a> {
             file.sync_data().map_err(|e| Error::io("sync", &*path, e))?;
             self.unsynced = 0;
         }
-        self.pacer.wrote(len as u64);
         Ok(())
     }
 
@@ -308,27 +307,32 @@ impl<'a> Output<'a> {
     }
 }
 
-/// Keeps compaction's write rate at or below a limit by sleeping between frames. Pacing a
-/// background rewrite is the point here; nothing waits on it.
+/// Keeps compaction's pace through the sealed segments (bytes of records examined, live or
+/// dead) at or below a limit by sleeping when it runs ahead. Pacing a background rewrite is the
+/// point here; nothing waits on it.
 struct Pacer {
     bytes_per_sec: u64,
     started: Instant,
-    written: u64,
+    consumed: u64,
 }
+
+/// The pacer sleeps only once it is at least this far ahead, so it makes few sleep calls.
+const PACER_SLEEP_MIN: Duration = Duration::from_millis(2);
 
 impl Pacer {
     fn new(bytes_per_sec: u64) -> Pacer {
-        Pacer { bytes_per_sec, started: Instant::now(), written: 0 }
+        Pacer { bytes_per_sec, started: Instant::now(), consumed: 0 }
     }
 
-    fn wrote(&mut self, bytes: u64) {
-        self.written += bytes;
+    fn consumed(&mut self, bytes: u64) {
+        self.consumed += bytes;
         if self.bytes_per_sec == 0 {
             return;
         }
-        let due = Duration::from_secs_f64(self.written as f64 / self.bytes_per_sec as f64);
-        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(ahead);
+        let due = Duration::from_secs_f64(self.consumed as f64 / self.bytes_per_sec as f64);
+        match due.checked_sub(self.started.elapsed()) {
+            Some(ahead) if ahead >= PACER_SLEEP_MIN => std::thread::sleep(ahead),
+            _ => {}
         }
     }
 }
