@@ -35,6 +35,7 @@ pub struct Config {
     pub svg: PathBuf,
     pub csv: PathBuf,
     pub cold: bool,
+    pub profile_open: bool,
 }
 
 fn usage() -> ! {
@@ -62,6 +63,7 @@ fn parse_args() -> Config {
         svg: here.join("peers.svg"),
         csv: here.join("results.csv"),
         cold: true,
+        profile_open: false,
     };
     let mut args = std::env::args().skip(1);
     let list = |s: String| -> Vec<usize> {
@@ -81,6 +83,7 @@ fn parse_args() -> Config {
             "--svg" => c.svg = val().into(),
             "--csv" => c.csv = val().into(),
             "--no-cold" => c.cold = false,
+            "--profile-open" => c.profile_open = true,
             "--only" => {
                 let names = val();
                 c.engines = names
@@ -287,30 +290,31 @@ fn record(results: &mut Results, w: Workload, e: Engine, s: Sample) {
     results.entry(w).or_default().entry(e).or_default().push(s);
 }
 
-fn run_engine(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results: &mut Results, cold_ok: &mut bool) {
-    let name = engine.name();
+fn put_case(cfg: &Config, engine: Engine, threads: usize, vlen: usize, results: &mut Results) {
     // Durable puts of fresh random keys into an empty store.
-    let mut put_cases: Vec<(usize, usize)> = cfg.threads.iter().map(|&t| (t, VALUE_BYTES)).collect();
-    put_cases.push((1, BIG_VALUE_BYTES));
-    for (threads, vlen) in put_cases {
-        let dir = fresh_dir(cfg, engine, "put");
-        let kv = engine.open(&dir);
-        let s = timed(threads, cfg.secs, |rng, buf| {
-            let k = key(rng.u64(..));
-            buf.resize(vlen, 0);
-            rng.fill(buf);
-            kv.put(&k, buf);
-        });
-        drop(kv);
-        let _ = std::fs::remove_dir_all(&dir);
-        eprintln!("  {name:<15} put {threads:>2} thr {vlen:>4} B: {:>10.0} ops/s p50 {:>8.1} us p99 {:>8.1} us", s.value, s.p50_us, s.p99_us);
-        record(results, Workload::Put { threads, value: vlen }, engine, s);
-    }
-    if !engine.reads_too() {
-        return;
-    }
+    let dir = fresh_dir(cfg, engine, "put");
+    let kv = engine.open(&dir);
+    let s = timed(threads, cfg.secs, |rng, buf| {
+        let k = key(rng.u64(..));
+        buf.resize(vlen, 0);
+        rng.fill(buf);
+        kv.put(&k, buf);
+    });
+    drop(kv);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "  {:<15} put {threads:>2} thr {vlen:>4} B: {:>10.0} ops/s p50 {:>8.1} us p99 {:>8.1} us",
+        engine.name(),
+        s.value,
+        s.p50_us,
+        s.p99_us
+    );
+    record(results, Workload::Put { threads, value: vlen }, engine, s);
+}
 
+fn read_phase(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results: &mut Results, cold_ok: &mut bool) {
     // Load N keys (bulk path), random gets, then close and reopen.
+    let name = engine.name();
     let n = sorted.len();
     let dir = fresh_dir(cfg, engine, "read");
     let kv = engine.open(&dir);
@@ -343,8 +347,13 @@ fn run_engine(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results:
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
 
+fn space_phase(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results: &mut Results) {
     // Space: write every key, overwrite every key 3 times, compact, close, sum file sizes.
+    let name = engine.name();
+    let n = sorted.len();
+    let mut rng = fastrand::Rng::with_seed(11);
     let dir = fresh_dir(cfg, engine, "space");
     let mut kv = engine.open(&dir);
     for _ in 0..4 {
@@ -361,23 +370,58 @@ fn run_engine(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--profile-open`: load the keys into `<dir>/profile-<store>` once (kept), then time opens.
+/// Meant to run under a profiler, e.g. valgrind --tool=callgrind.
+fn profile_open(cfg: &Config, sorted: &[[u8; KEY_BYTES]]) {
+    for &e in &cfg.engines {
+        let dir = cfg.dir.join(format!("profile-{}", e.name()));
+        if !dir.exists() {
+            let kv = e.open(&dir);
+            bulk_write(&*kv, sorted, cfg.batch, &mut fastrand::Rng::with_seed(3));
+        }
+        for _ in 0..cfg.runs {
+            eprintln!("{} open: {:.1} ms", e.name(), time_open(e, &dir));
+        }
+    }
+}
+
 fn main() {
     let cfg = parse_args();
     std::fs::create_dir_all(&cfg.dir).expect("create data dir");
     let mut sorted: Vec<[u8; KEY_BYTES]> = (0..cfg.keys).map(key).collect();
     sorted.sort_unstable();
+    if cfg.profile_open {
+        profile_open(&cfg, &sorted);
+        return;
+    }
     let mut results = Results::new();
     let mut cold_ok = cfg.cold;
     let started = Instant::now();
+    let mut put_cases: Vec<(usize, usize)> = cfg.threads.iter().map(|&t| (t, VALUE_BYTES)).collect();
+    put_cases.push((1, BIG_VALUE_BYTES));
     for run in 0..cfg.runs {
-        // Rotate the order of stores from run to run, so no store always goes first.
+        // Workload-major: all stores run one workload back to back, so that a store's figure and
+        // its peers' are taken minutes apart at most (the shared disk's latency drifts). The
+        // order of stores rotates from run to run, so no store always goes first.
         let mut order = cfg.engines.clone();
         let shift = run % order.len();
         order.rotate_left(shift);
+        let stamp = |what: &str| eprintln!("run {}/{} {what} ({:.0} s so far)", run + 1, cfg.runs, started.elapsed().as_secs_f64());
+        stamp("disk floor");
         disk_floor(&cfg, &mut results);
-        for &e in &order {
-            eprintln!("run {}/{} {} ({:.0} s so far)", run + 1, cfg.runs, e.name(), started.elapsed().as_secs_f64());
-            run_engine(&cfg, e, &sorted, &mut results, &mut cold_ok);
+        for &(threads, vlen) in &put_cases {
+            stamp(&format!("puts {threads} thr {vlen} B"));
+            for &e in &order {
+                put_case(&cfg, e, threads, vlen, &mut results);
+            }
+        }
+        stamp("load, gets, open");
+        for &e in order.iter().filter(|e| e.reads_too()) {
+            read_phase(&cfg, e, &sorted, &mut results, &mut cold_ok);
+        }
+        stamp("space");
+        for &e in order.iter().filter(|e| e.reads_too()) {
+            space_phase(&cfg, e, &sorted, &mut results);
         }
     }
     let md = report::markdown(&cfg, &results, started.elapsed());
