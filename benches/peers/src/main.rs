@@ -1,7 +1,7 @@
 //! `peers`: the same durable workloads against ferrocask and peer embedded stores.
 //!
 //! ```text
-//! peers [--keys 1000000] [--secs 2] [--runs 3] [--only ferrocask,redb,...] [--threads 1,4,32]
+//! peers [--keys 1000000] [--secs 2] [--slice 0.25] [--runs 3] [--only ferrocask,redb,...] [--threads 1,4,32]
 //!       [--get-threads 1,2] [--batch 10000] [--dir DIR] [--out FILE.md] [--svg FILE.svg]
 //!       [--csv FILE.csv] [--no-cold]
 //! ```
@@ -25,6 +25,7 @@ pub const BIG_VALUE_BYTES: usize = 4096;
 pub struct Config {
     pub keys: u64,
     pub secs: f64,
+    pub slice: f64,
     pub runs: usize,
     pub engines: Vec<Engine>,
     pub threads: Vec<usize>,
@@ -40,7 +41,7 @@ pub struct Config {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: peers [--keys N] [--secs S] [--runs R] [--only a,b] [--threads 1,4,32] [--get-threads 1,2] \
+        "usage: peers [--keys N] [--secs S] [--slice S] [--runs R] [--only a,b] [--threads 1,4,32] [--get-threads 1,2] \
          [--batch N] [--dir DIR] [--out FILE.md] [--svg FILE.svg] [--csv FILE.csv] [--no-cold]\n\
          stores: {}",
         Engine::all().iter().map(|e| e.name()).collect::<Vec<_>>().join(",")
@@ -53,6 +54,7 @@ fn parse_args() -> Config {
     let mut c = Config {
         keys: 1_000_000,
         secs: 2.0,
+        slice: 0.25,
         runs: 3,
         engines: Engine::all(),
         threads: vec![1, 4, 32],
@@ -74,6 +76,7 @@ fn parse_args() -> Config {
         match a.as_str() {
             "--keys" => c.keys = val().parse().unwrap_or_else(|_| usage()),
             "--secs" => c.secs = val().parse().unwrap_or_else(|_| usage()),
+            "--slice" => c.slice = val().parse().unwrap_or_else(|_| usage()),
             "--runs" => c.runs = val().parse().unwrap_or_else(|_| usage()),
             "--batch" => c.batch = val().parse().unwrap_or_else(|_| usage()),
             "--threads" => c.threads = list(val()),
@@ -99,7 +102,7 @@ fn parse_args() -> Config {
             _ => usage(),
         }
     }
-    if c.runs == 0 || c.keys == 0 || c.batch == 0 {
+    if c.runs == 0 || c.keys == 0 || c.batch == 0 || !(c.slice > 0.0) || !(c.secs > 0.0) {
         usage()
     }
     c
@@ -177,6 +180,40 @@ fn timed<F>(threads: usize, secs: f64, op: F) -> Sample
 where
     F: Fn(&mut fastrand::Rng, &mut Vec<u8>) + Sync,
 {
+    let (lat, wall) = timed_raw(threads, secs, op);
+    summarize(lat, wall)
+}
+
+fn summarize(mut lat: Vec<u32>, wall: f64) -> Sample {
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    Sample { value: lat.len() as f64 / wall, p50_us: pct(0.50), p99_us: pct(0.99) }
+}
+
+/// Runs `op` on every store in turn, in slices of `cfg.slice` seconds, until each has had
+/// `cfg.secs`: all stores then see the same mix of the shared disk's fast and slow spells
+/// (its sync latency flips between ~0.1 ms and ~4 ms within seconds here).
+fn interleaved<F>(cfg: &Config, kvs: &[(Engine, &dyn Kv)], threads: usize, op: F) -> Vec<Sample>
+where
+    F: Fn(&dyn Kv, &mut fastrand::Rng, &mut Vec<u8>) + Sync,
+{
+    let slices = (cfg.secs / cfg.slice).round().max(1.0) as usize;
+    let per = cfg.secs / slices as f64;
+    let mut acc: Vec<(Vec<u32>, f64)> = kvs.iter().map(|_| (Vec::new(), 0.0)).collect();
+    for _ in 0..slices {
+        for (i, (_, kv)) in kvs.iter().enumerate() {
+            let (lat, wall) = timed_raw(threads, per, |rng, buf| op(*kv, rng, buf));
+            acc[i].0.extend_from_slice(&lat);
+            acc[i].1 += wall;
+        }
+    }
+    acc.into_iter().map(|(lat, wall)| summarize(lat, wall)).collect()
+}
+
+fn timed_raw<F>(threads: usize, secs: f64, op: F) -> (Vec<u32>, f64)
+where
+    F: Fn(&mut fastrand::Rng, &mut Vec<u8>) + Sync,
+{
     let barrier = Barrier::new(threads + 1);
     let dur = Duration::from_secs_f64(secs);
     let (lat, start, end) = std::thread::scope(|s| {
@@ -211,10 +248,7 @@ where
         }
         (all, start, end)
     });
-    let mut lat = lat;
-    lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-    Sample { value: lat.len() as f64 / end.duration_since(start).as_secs_f64(), p50_us: pct(0.50), p99_us: pct(0.99) }
+    (lat, end.duration_since(start).as_secs_f64())
 }
 
 fn fresh_dir(cfg: &Config, engine: Engine, what: &str) -> PathBuf {
@@ -290,63 +324,78 @@ fn record(results: &mut Results, w: Workload, e: Engine, s: Sample) {
     results.entry(w).or_default().entry(e).or_default().push(s);
 }
 
-fn put_case(cfg: &Config, engine: Engine, threads: usize, vlen: usize, results: &mut Results) {
-    // Durable puts of fresh random keys into an empty store.
-    let dir = fresh_dir(cfg, engine, "put");
-    let kv = engine.open(&dir);
-    let s = timed(threads, cfg.secs, |rng, buf| {
+fn put_round(cfg: &Config, order: &[Engine], threads: usize, vlen: usize, results: &mut Results) {
+    // Durable puts of fresh random keys into empty stores, interleaved.
+    let dirs: Vec<PathBuf> = order.iter().map(|&e| fresh_dir(cfg, e, "put")).collect();
+    let opened: Vec<Box<dyn Kv>> = order.iter().zip(&dirs).map(|(e, d)| e.open(d)).collect();
+    let kvs: Vec<(Engine, &dyn Kv)> = order.iter().copied().zip(opened.iter().map(|b| &**b)).collect();
+    let samples = interleaved(cfg, &kvs, threads, |kv, rng, buf| {
         let k = key(rng.u64(..));
         buf.resize(vlen, 0);
         rng.fill(buf);
         kv.put(&k, buf);
     });
-    drop(kv);
-    let _ = std::fs::remove_dir_all(&dir);
-    eprintln!(
-        "  {:<15} put {threads:>2} thr {vlen:>4} B: {:>10.0} ops/s p50 {:>8.1} us p99 {:>8.1} us",
-        engine.name(),
-        s.value,
-        s.p50_us,
-        s.p99_us
-    );
-    record(results, Workload::Put { threads, value: vlen }, engine, s);
+    drop(kvs);
+    drop(opened);
+    for ((e, d), s) in order.iter().zip(&dirs).zip(samples) {
+        let _ = std::fs::remove_dir_all(d);
+        eprintln!(
+            "  {:<15} put {threads:>2} thr {vlen:>4} B: {:>10.0} ops/s p50 {:>8.1} us p99 {:>8.1} us",
+            e.name(),
+            s.value,
+            s.p50_us,
+            s.p99_us
+        );
+        record(results, Workload::Put { threads, value: vlen }, *e, s);
+    }
 }
 
-fn read_phase(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results: &mut Results, cold_ok: &mut bool) {
-    // Load N keys (bulk path), random gets, then close and reopen.
-    let name = engine.name();
+fn read_round(cfg: &Config, order: &[Engine], sorted: &[[u8; KEY_BYTES]], results: &mut Results, cold_ok: &mut bool) {
+    // Load N keys into each store (bulk path), interleaved random gets, then close and reopen.
     let n = sorted.len();
-    let dir = fresh_dir(cfg, engine, "read");
-    let kv = engine.open(&dir);
-    let mut rng = fastrand::Rng::with_seed(7);
-    let t = Instant::now();
-    bulk_write(&*kv, sorted, cfg.batch, &mut rng);
-    let load = n as f64 / t.elapsed().as_secs_f64();
-    eprintln!("  {name:<15} load {n} keys: {load:>10.0} keys/s");
-    record(results, Workload::Load, engine, Sample { value: load, ..Sample::default() });
-    for &threads in &cfg.get_threads {
-        let s = timed(threads, cfg.secs, |rng, _| {
-            let i = rng.u64(..n as u64);
-            assert_eq!(kv.get(&key(i)), Some(VALUE_BYTES), "{name}: get of a loaded key");
-        });
-        eprintln!("  {name:<15} get {threads:>2} thr: {:>10.0} ops/s p50 {:>8.2} us p99 {:>8.2} us", s.value, s.p50_us, s.p99_us);
-        record(results, Workload::Get { threads }, engine, s);
+    let dirs: Vec<PathBuf> = order.iter().map(|&e| fresh_dir(cfg, e, "read")).collect();
+    let mut opened: Vec<Box<dyn Kv>> = Vec::new();
+    for (&e, d) in order.iter().zip(&dirs) {
+        let kv = e.open(d);
+        let t = Instant::now();
+        bulk_write(&*kv, sorted, cfg.batch, &mut fastrand::Rng::with_seed(7));
+        let load = n as f64 / t.elapsed().as_secs_f64();
+        eprintln!("  {:<15} load {n} keys: {load:>10.0} keys/s", e.name());
+        record(results, Workload::Load, e, Sample { value: load, ..Sample::default() });
+        opened.push(kv);
     }
-    drop(kv);
-    let warm = time_open(engine, &dir);
-    eprintln!("  {name:<15} open (warm): {warm:.1} ms");
-    record(results, Workload::OpenWarm, engine, Sample { value: warm, ..Sample::default() });
-    if cfg.cold && *cold_ok {
-        if drop_caches() {
-            let cold = time_open(engine, &dir);
-            eprintln!("  {name:<15} open (cold): {cold:.1} ms");
-            record(results, Workload::OpenCold, engine, Sample { value: cold, ..Sample::default() });
-        } else {
-            eprintln!("  cannot drop the page cache: cold opens skipped");
-            *cold_ok = false;
+    let kvs: Vec<(Engine, &dyn Kv)> = order.iter().copied().zip(opened.iter().map(|b| &**b)).collect();
+    for &threads in &cfg.get_threads {
+        let samples = interleaved(cfg, &kvs, threads, |kv, rng, _| {
+            let i = rng.u64(..n as u64);
+            assert_eq!(kv.get(&key(i)), Some(VALUE_BYTES), "get of a loaded key");
+        });
+        for (e, s) in order.iter().zip(samples) {
+            eprintln!("  {:<15} get {threads:>2} thr: {:>10.0} ops/s p50 {:>8.2} us p99 {:>8.2} us", e.name(), s.value, s.p50_us, s.p99_us);
+            record(results, Workload::Get { threads }, *e, s);
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(kvs);
+    drop(opened);
+    for (&e, dir) in order.iter().zip(&dirs) {
+        let name = e.name();
+        let warm = time_open(e, dir);
+        eprintln!("  {name:<15} open (warm): {warm:.1} ms");
+        record(results, Workload::OpenWarm, e, Sample { value: warm, ..Sample::default() });
+        if cfg.cold && *cold_ok {
+            if drop_caches() {
+                let cold = time_open(e, dir);
+                eprintln!("  {name:<15} open (cold): {cold:.1} ms");
+                record(results, Workload::OpenCold, e, Sample { value: cold, ..Sample::default() });
+            } else {
+                eprintln!("  cannot drop the page cache: cold opens skipped");
+                *cold_ok = false;
+            }
+        }
+    }
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 fn space_phase(cfg: &Config, engine: Engine, sorted: &[[u8; KEY_BYTES]], results: &mut Results) {
@@ -400,9 +449,9 @@ fn main() {
     let mut put_cases: Vec<(usize, usize)> = cfg.threads.iter().map(|&t| (t, VALUE_BYTES)).collect();
     put_cases.push((1, BIG_VALUE_BYTES));
     for run in 0..cfg.runs {
-        // Workload-major: all stores run one workload back to back, so that a store's figure and
-        // its peers' are taken minutes apart at most (the shared disk's latency drifts). The
-        // order of stores rotates from run to run, so no store always goes first.
+        // Workload-major and interleaved: all stores are open at once and take turns in short
+        // slices (see `interleaved`), because the shared disk's latency drifts. The order of
+        // stores rotates from run to run, so no store always goes first.
         let mut order = cfg.engines.clone();
         let shift = run % order.len();
         order.rotate_left(shift);
@@ -411,14 +460,11 @@ fn main() {
         disk_floor(&cfg, &mut results);
         for &(threads, vlen) in &put_cases {
             stamp(&format!("puts {threads} thr {vlen} B"));
-            for &e in &order {
-                put_case(&cfg, e, threads, vlen, &mut results);
-            }
+            put_round(&cfg, &order, threads, vlen, &mut results);
         }
         stamp("load, gets, open");
-        for &e in order.iter().filter(|e| e.reads_too()) {
-            read_phase(&cfg, e, &sorted, &mut results, &mut cold_ok);
-        }
+        let readers: Vec<Engine> = order.iter().copied().filter(|e| e.reads_too()).collect();
+        read_round(&cfg, &readers, &sorted, &mut results, &mut cold_ok);
         stamp("space");
         for &e in order.iter().filter(|e| e.reads_too()) {
             space_phase(&cfg, e, &sorted, &mut results);
