@@ -257,7 +257,8 @@ pub fn svg(cfg: &Config, results: &Results) -> String {
             let y = y0 + 26.0 + j as f64 * (bar_h + gap);
             let bx = x0 + label_w;
             let len = med / top * plot_w;
-            let colour = if *e == Engine::Ferrocask { "#d9731a" } else if !e.durable() { "#b8c4d0" } else { "#4a78a8" };
+            let not_durable = matches!(wl, Workload::Put { .. }) && !e.durable();
+            let colour = if *e == Engine::Ferrocask { "#d9731a" } else if not_durable { "#b8c4d0" } else { "#4a78a8" };
             let mut name = e.name().to_string();
             if matches!(wl, Workload::Put { .. }) && !e.durable() {
                 name.push_str(" (!)");
