@@ -12,55 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
-use ferrocask::{Batch, Options, Store, SyncMode};
+use ferrocask::{Options, Store, SyncMode};
+
+mod common;
+
+use common::{apply, Op};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
-
-#[derive(Clone, Debug)]
-enum Op {
-    Put(Vec<u8>, Vec<u8>),
-    Delete(Vec<u8>),
-    /// Several puts and deletes, all or nothing.
-    Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
-}
-
-impl Op {
-    fn apply_to(&self, state: &mut State) {
-        match self {
-            Op::Put(k, v) => {
-                state.insert(k.clone(), v.clone());
-            }
-            Op::Delete(k) => {
-                state.remove(k);
-            }
-            Op::Batch(ops) => {
-                for (k, v) in ops {
-                    match v {
-                        Some(v) => state.insert(k.clone(), v.clone()),
-                        None => state.remove(k),
-                    };
-                }
-            }
-        }
-    }
-
-    fn run(&self, store: &Store) -> ferrocask::Result<()> {
-        match self {
-            Op::Put(k, v) => store.put(k, v),
-            Op::Delete(k) => store.delete(k),
-            Op::Batch(ops) => {
-                let mut batch = Batch::new();
-                for (k, v) in ops {
-                    match v {
-                        Some(v) => batch.put(k, v),
-                        None => batch.delete(k),
-                    };
-                }
-                store.write(batch)
-            }
-        }
-    }
-}
 
 /// A deterministic workload: every value is unique (it names the operation that wrote it), so
 /// every prefix of the history gives a distinguishable state.
@@ -92,7 +50,7 @@ fn workload(seed: u64, n: usize) -> Vec<Op> {
 fn state_after(ops: &[Op]) -> State {
     let mut state = State::new();
     for op in ops {
-        op.apply_to(&mut state);
+        apply(&mut state, op);
     }
     state
 }

@@ -73,6 +73,20 @@ fn assert_refuses_writes_keeps_reads(store: &Store, acked: std::ops::Range<usize
     assert_eq!(store.get(b"later").unwrap(), None);
 }
 
+/// Puts 1 KiB values until one fails; the 16th does not fit in the first segment and rolls over,
+/// so a fault armed on the roll-over's operations fires by then. Returns how many were
+/// acknowledged and the error.
+fn put_until_rollover_fails(store: &Store) -> (usize, Error) {
+    let mut acked = 0;
+    loop {
+        match store.put(format!("key{acked}"), value(acked, 1000)) {
+            Ok(()) => acked += 1,
+            Err(e) => return (acked, e),
+        }
+        assert!(acked < 40, "no roll-over happened");
+    }
+}
+
 #[test]
 fn a_failed_sync_fails_the_write_and_poisons_the_store_but_reads_keep_working() {
     for preallocate in [0, 4 << 10] {
@@ -110,14 +124,7 @@ fn a_failed_directory_sync_during_a_rollover_poisons_like_a_failed_sync() {
     let store = open(&fs, &options);
     fs.inject(Fault::matching(OpKind::SyncDir, DIR, FaultKind::SyncFails).times(1));
     // 1 KiB values: the 16th does not fit in the first segment and rolls over.
-    let mut acked = 0;
-    let err = loop {
-        match store.put(format!("key{acked}"), value(acked, 1000)) {
-            Ok(()) => acked += 1,
-            Err(e) => break e,
-        }
-        assert!(acked < 40, "no roll-over happened");
-    };
+    let (acked, err) = put_until_rollover_fails(&store);
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert_refuses_writes_keeps_reads(&store, 0..acked, 1000);
     drop(store);
@@ -131,14 +138,7 @@ fn a_directory_sync_failing_with_no_space_poisons_too() {
     let fs = SimFs::new();
     let store = open(&fs, &options);
     fs.inject(Fault::matching(OpKind::SyncDir, DIR, FaultKind::NoSpace).times(1));
-    let mut acked = 0;
-    let err = loop {
-        match store.put(format!("key{acked}"), value(acked, 1000)) {
-            Ok(()) => acked += 1,
-            Err(e) => break e,
-        }
-        assert!(acked < 40, "no roll-over happened");
-    };
+    let (acked, err) = put_until_rollover_fails(&store);
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert_refuses_writes_keeps_reads(&store, 0..acked, 1000);
 }

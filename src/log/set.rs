@@ -50,8 +50,8 @@ impl LogDir {
         self.sync_dir()
     }
 
-    /// Reads a whole file, `None` if it does not exist.
-    pub(crate) fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    /// Opens an existing file for reading, with its length; `None` if it does not exist.
+    fn open_existing(&self, name: &str) -> Result<Option<(PathBuf, Box<dyn VfsFile>, usize)>> {
         let path = self.path(name);
         let file = match self.vfs.open(&path, OpenMode::ReadOnly) {
             Ok(f) => f,
@@ -59,7 +59,14 @@ impl LogDir {
             Err(e) => return Err(Error::io("open", &path, e)),
         };
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Error::io("read", &path, too_big()))?];
+        let len = usize::try_from(len).map_err(|_| Error::io("read", &path, too_big()))?;
+        Ok(Some((path, file, len)))
+    }
+
+    /// Reads a whole file, `None` if it does not exist.
+    pub(crate) fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some((path, file, len)) = self.open_existing(name)? else { return Ok(None) };
+        let mut buf = vec![0u8; len];
         file.read_at(&mut buf, 0).map_err(|e| Error::io("read", &path, e))?;
         Ok(Some(buf))
     }
@@ -67,14 +74,7 @@ impl LogDir {
     /// Maps a whole file for reading, with its length; `None` if it does not exist. Used for
     /// hint files, so open does not copy them into zeroed buffers.
     pub(crate) fn map_file(&self, name: &str) -> Result<Option<(Arc<dyn Mapping>, usize)>> {
-        let path = self.path(name);
-        let file = match self.vfs.open(&path, OpenMode::ReadOnly) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("open", &path, e)),
-        };
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        let len = usize::try_from(len).map_err(|_| Error::io("map", &path, too_big()))?;
+        let Some((path, file, len)) = self.open_existing(name)? else { return Ok(None) };
         let map = file.map(len as u64).map_err(|e| Error::io("map", &path, e))?;
         Ok(Some((map, len)))
     }
