@@ -51,7 +51,7 @@ impl LogDir {
     }
 
     /// Opens an existing file for reading, with its length; `None` if it does not exist.
-    fn open_existing(&self, name: &str) -> Result<Option<(PathBuf, Box<dyn VfsFile>, usize)>> {
+    fn open_existing(&self, name: &str) -> Result<Option<OpenFile>> {
         let path = self.path(name);
         let file = match self.vfs.open(&path, OpenMode::ReadOnly) {
             Ok(f) => f,
@@ -93,6 +93,9 @@ impl LogDir {
         }
     }
 }
+
+/// A file opened by [`LogDir::open_existing`]: its path, handle and length.
+type OpenFile = (PathBuf, Box<dyn VfsFile>, usize);
 
 fn too_big() -> std::io::Error {
     std::io::Error::other("file larger than memory")
