@@ -314,7 +314,14 @@ fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadIte
     let fresh = Entry { segment: Arc::clone(segment), offset: item.offset, hash: short };
     let added = match slot {
         hash_table::Entry::Occupied(mut occupied) => {
-            if occupied.get().header().is_some_and(|h| h.seq >= item.seq) {
+            // The record that comes last in the log wins: the higher sequence number, and on a
+            // tie (only in damaged or forged input) the later position. Never the load order,
+            // which the stripe sort does not keep.
+            let existing = occupied.get();
+            let newer = existing
+                .header()
+                .is_none_or(|h| (h.seq, existing.segment.id, existing.offset) < (item.seq, segment.id, item.offset));
+            if !newer {
                 return false;
             }
             retire(&std::mem::replace(occupied.get_mut(), fresh));

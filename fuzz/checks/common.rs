@@ -108,14 +108,14 @@ pub fn records_of(frames: &[(u64, Vec<Rec>)]) -> Vec<Rec> {
     frames.iter().flat_map(|(_, r)| r.iter().cloned()).collect()
 }
 
-/// What recovery must make of `records`, given in load order (older segments first): per key the
-/// record with the highest sequence number wins (the first loaded on a tie), and the key is live
-/// if that record is a put that has not expired.
+/// What recovery must make of `records`, given in log order (older segments first): per key the
+/// record with the highest sequence number wins (the later one on a tie), and the key is live if
+/// that record is a put that has not expired.
 pub fn resolve(records: &[Rec]) -> Model {
     let mut winners: BTreeMap<&[u8], &Rec> = BTreeMap::new();
     for r in records {
         match winners.get(&r.key[..]) {
-            Some(w) if w.seq >= r.seq => {}
+            Some(w) if w.seq > r.seq => {}
             _ => {
                 winners.insert(&r.key, r);
             }

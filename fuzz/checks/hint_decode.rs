@@ -119,6 +119,9 @@ pub fn check(data: &[u8]) {
     } else {
         let mut hint = correct_hint(&sealed);
         edit_hint(&mut hint, rest);
+        // The encoder takes entries in ascending offset order (the store never writes others).
+        hint.entries.sort_by_key(|e| e.offset);
+        hint.entries.dedup_by_key(|e| e.offset);
         encode_hint(&hint)
     };
 

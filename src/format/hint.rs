@@ -195,7 +195,8 @@ impl<'a> Reader<'a> {
         let key_hash = get_u64(self.take(8)?, 0);
         let expires_ms = if flags & FLAG_EXPIRES != 0 {
             let bytes = self.take(8)?;
-            get_u64(bytes, 0)
+            // An expiry of 0 is written as no expiry: one encoding per entry.
+            Some(get_u64(bytes, 0)).filter(|&ms| ms != 0)?
         } else {
             0
         };
@@ -304,6 +305,30 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(decode_hint(&buf[..cut]).is_err());
         }
+    }
+
+    /// Fuzz finding (record_decode, regression `record_decode/hint-expiry-flag-with-zero-expiry`):
+    /// an entry flagged as expiring with an expiry of 0 decoded to "no expiry" and so re-encoded
+    /// differently. It is now rejected: every entry has one encoding.
+    #[test]
+    fn regression_an_expiry_flag_with_a_zero_expiry_is_rejected() {
+        let entry = HintEntry {
+            kind: RecordKind::Put,
+            offset: 64,
+            value_len: 1,
+            seq: 1,
+            expires_ms: 5,
+            key_len: 1,
+            key_hash: 9,
+        };
+        let hint = HintFile { segment_id: 1, data_end: 100, seq_max: 1, entries: vec![entry] };
+        let mut bytes = encode_hint(&hint);
+        let expiry_at = bytes.len() - 4 - 8;
+        bytes[expiry_at..expiry_at + 8].copy_from_slice(&[0; 8]);
+        let crc_at = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..crc_at]);
+        bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_hint(&bytes).is_err());
     }
 
     #[test]
