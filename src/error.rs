@@ -90,8 +90,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps an I/O error, turning "no space" into [`Error::DiskFull`].
+    /// Wraps an I/O error: a refusal of the poison latch becomes [`Error::Poisoned`], "no space"
+    /// becomes [`Error::DiskFull`]. Whether a failure poisons is the latch's decision
+    /// (`io/checked.rs`), made by the operation that failed; this only reports it.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        if let Some(cause) = crate::io::refused_cause(&source) {
+            return Error::Poisoned { cause: cause.to_string() };
+        }
         let path = path.into();
         if is_disk_full(&source) {
             Error::DiskFull { path }

@@ -106,21 +106,36 @@ impl Index {
         f(found)
     }
 
-    /// Points `key` at a new record (or removes it, for a tombstone), returning the replaced
-    /// entry. Accounts live bytes on both segments.
-    pub(crate) fn apply(&self, key: &[u8], kind: RecordKind, segment: &Arc<Segment>, offset: u32, record_len: u64) {
-        let h = self.hash(key);
-        let mut table = self.stripes[h.stripe].write();
+    /// Publishes a group's records (in log order) so that readers see all of them or none: every
+    /// stripe the group touches is write-locked, in ascending order, before the first record is
+    /// applied, and released only after the last. A reader holds one stripe lock at a time and
+    /// only the group-commit leader ever holds several, always in that order, so this cannot
+    /// deadlock; a group of one record costs one stripe lock, as a single `apply` would.
+    pub(crate) fn publish(&self, segment: &Arc<Segment>, records: &[Published<'_>]) {
+        let hashes: Vec<KeyHash> = records.iter().map(|r| self.hash(r.key)).collect();
+        let mut touched: Vec<usize> = hashes.iter().map(|h| h.stripe).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut tables: Vec<_> = touched.iter().map(|&s| self.stripes[s].write()).collect();
+        for (record, h) in records.iter().zip(&hashes) {
+            let at = touched.binary_search(&h.stripe).expect("every touched stripe is locked");
+            self.apply_locked(&mut tables[at], record, *h, segment);
+        }
+    }
+
+    /// Points a key at a new record (or removes it, for a tombstone) in its locked stripe.
+    /// Accounts live bytes on both segments.
+    fn apply_locked(&self, table: &mut HashTable<Entry>, r: &Published<'_>, h: KeyHash, segment: &Arc<Segment>) {
         let slot = table.entry(
             KeyHash::table_hash(h.short),
-            |e| e.hash == h.short && entry_key_is(e, key),
+            |e| e.hash == h.short && entry_key_is(e, r.key),
             |e| KeyHash::table_hash(e.hash),
         );
-        match (slot, kind) {
+        match (slot, r.kind) {
             (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
-                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, offset, h));
+                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, r.offset, h));
                 retire(&old);
-                segment.add_live(record_len);
+                segment.add_live(r.len);
             }
             (hash_table::Entry::Occupied(occupied), RecordKind::Delete) => {
                 let (old, _) = occupied.remove();
@@ -128,8 +143,8 @@ impl Index {
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
             (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
-                vacant.insert(new_entry(segment, offset, h));
-                segment.add_live(record_len);
+                vacant.insert(new_entry(segment, r.offset, h));
+                segment.add_live(r.len);
                 self.len.fetch_add(1, Ordering::Relaxed);
             }
             (hash_table::Entry::Vacant(_), RecordKind::Delete) => {}
@@ -257,6 +272,16 @@ impl Index {
     pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
         self.stripes[i].read().iter().cloned().collect()
     }
+}
+
+/// One record of a frame being published by [`Index::publish`].
+pub(crate) struct Published<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) kind: RecordKind,
+    /// The record's offset in its segment.
+    pub(crate) offset: u32,
+    /// The record's encoded length.
+    pub(crate) len: u64,
 }
 
 /// Below this many records a segment is loaded on one thread.

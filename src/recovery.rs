@@ -398,6 +398,7 @@ impl Loader<'_> {
             file_len,
             group,
             dirty: false,
+            unsynced_records: 0,
             next_seq: 0,
             unclean_tail: false,
         })

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::format::{encode_record, RecordHeader, RecordKind};
 use crate::index::Index;
-use crate::io::{parent_dir, LockGuard, RealFs, Vfs};
+use crate::io::{parent_dir, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
 use crate::log::{Encoded, LogDir, SegmentSet, Writer};
 use crate::maintenance::Maintenance;
@@ -89,7 +89,10 @@ impl Store {
     #[doc(hidden)]
     pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Store> {
         let options = options.validated()?;
-        let dir = LogDir { vfs, dir: dir.to_path_buf() };
+        // Every file operation of this store goes through one poison latch.
+        let checked = CheckedVfs::new(vfs);
+        let latch = checked.latch();
+        let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
         let lock_path = dir.path(LOCK_FILE);
         let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
@@ -99,7 +102,7 @@ impl Store {
         let opened = recover(&dir, &options)?;
         let ttl_seen = opened.ttl_seen;
         let inner = Arc::new(Inner {
-            writer: Writer::new(dir.clone(), &options, opened.active),
+            writer: Writer::new(dir.clone(), &options, opened.active, latch),
             dir,
             index: opened.index,
             sets: Mutex::new(opened.set),
@@ -186,10 +189,7 @@ impl Store {
         if !self.inner.index.with(key, |found| found.is_some()) {
             // Nothing to write, but a poisoned store acknowledges nothing: a failed put of this
             // key may still be on disk.
-            return match self.inner.writer.poisoned() {
-                Some(cause) => Err(Error::Poisoned { cause }),
-                None => Ok(()),
-            };
+            return self.inner.writer.refuse_if_poisoned();
         }
         let mut ops = Encoded::default();
         encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);

@@ -74,12 +74,10 @@ pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
     }
 }
 
-/// A poisoned store rewrites nothing: it may not sync again until reopened.
+/// A poisoned store rewrites nothing: it may not sync again until reopened. (The latch would
+/// refuse its first write anyway; this fails before any work is done.)
 fn refuse_if_poisoned(inner: &Inner) -> Result<()> {
-    match inner.writer.poisoned() {
-        Some(cause) => Err(Error::Poisoned { cause }),
-        None => Ok(()),
-    }
+    inner.writer.refuse_if_poisoned()
 }
 
 fn sealed_usage(inner: &Inner) -> Vec<SegmentUsage> {
@@ -162,15 +160,9 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
     let outputs = out.finish()?;
     report.segments_written = outputs.len();
     report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
-    if let Err(e) = commit(inner, &victims, &outputs) {
-        // The manifest on disk may be the old one or the new one; both are complete, but what is
-        // durable is no longer known for sure, so writes stop until a reopen decides (as after a
-        // failed sync). A full disk before the rename changed nothing and does not poison.
-        if !matches!(e, Error::DiskFull { .. }) {
-            inner.writer.poison(e.to_string());
-        }
-        return Err(e);
-    }
+    // A failed commit poisons through the latch if what is durable became unknown (a failed
+    // sync of the manifest or the directory); a full disk before the rename changed nothing.
+    commit(inner, &victims, &outputs)?;
     for m in moved {
         inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
     }
@@ -193,7 +185,14 @@ fn unreadable(segment: &Segment) -> Error {
 }
 
 /// The commit point: a manifest without the victims and with the outputs.
+///
+/// Records were judged dead because the index points at a newer record (or a tombstone removed
+/// the key). In write-back mode that newer record may not be synced yet, and once the victims are
+/// gone a power loss would take both it and the older value it replaced. So the log is synced
+/// first: every record the index pointed at during the rewrite is durable before the manifest
+/// drops what it shadowed. (In `SyncMode::Always` there is nothing to sync.)
 fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> Result<()> {
+    inner.writer.sync_now()?;
     inner.dir.sync_dir()?;
     let mut set = inner.sets.lock();
     let mut manifest = set.manifest();

@@ -16,9 +16,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod checked;
 mod real;
 pub mod sim;
 
+pub(crate) use checked::{refused_cause, CheckedVfs, Latch};
 pub use real::RealFs;
 
 /// How [`Vfs::open`] opens a file.

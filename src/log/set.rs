@@ -26,10 +26,10 @@ impl LogDir {
         self.dir.join(name)
     }
 
-    /// Syncs the store directory. A failure is reported as `Error::Io` even when the cause is a
-    /// full disk: like a failed file sync, it leaves what is durable unknown, so it must poison.
+    /// Syncs the store directory. A failure poisons the store whatever its cause (the latch in
+    /// `io/checked.rs` decides, and never lets it pass for a harmless `DiskFull`).
     pub(crate) fn sync_dir(&self) -> Result<()> {
-        self.vfs.sync_dir(&self.dir).map_err(|e| Error::Io { op: "sync directory", path: self.dir.clone(), source: e })
+        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("sync directory", &self.dir, e))
     }
 
     /// Writes `bytes` to a new file `name` durably: to `name.tmp`, synced, renamed, directory
@@ -132,6 +132,16 @@ impl SegmentSet {
         segments.push(self.active.id);
         segments.sort_unstable();
         Manifest { segments, active: self.active.id, next_segment_id: self.next_segment_id, hash_key: self.hash_key }
+    }
+
+    /// The manifest after a roll-over to the new active segment `id`: the old active segment
+    /// joins the sealed ones. Sorted whatever order ids were allocated and committed in.
+    pub(crate) fn manifest_with_new_active(&self, id: u64) -> Manifest {
+        let mut manifest = self.manifest();
+        manifest.segments.push(id);
+        manifest.segments.sort_unstable();
+        manifest.active = id;
+        manifest
     }
 
     /// Takes a fresh segment id.

@@ -10,10 +10,16 @@
 //!
 //! A lone writer leads its own group at once and never waits. Groups are written, synced and
 //! published strictly one after another, so the index always ends with the record that comes last
-//! in the log. A failed sync poisons the writer: the group's writers and all later ones get an
-//! error until the store is reopened; nothing is ever acknowledged that the sync did not cover.
+//! in the log. A group is published with every index stripe it touches write-locked at once
+//! (`Index::publish`), so a reader that sees any record of a group sees all of it.
+//!
+//! Poisoning is the I/O layer's latch (`io/checked.rs`): once it has tripped, nobody becomes
+//! leader again, every queued operation fails with `Error::Poisoned`, and nothing more is
+//! acknowledged. Leadership is panic-safe: a leader that panics trips the latch and fails its group
+//! instead of leaving the others waiting for ever.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -23,7 +29,8 @@ use crate::format::{
     decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader, SegmentKind,
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::index::Index;
+use crate::index::{Index, Published};
+use crate::io::Latch;
 use crate::log::{create_segment_file, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
@@ -48,6 +55,8 @@ pub(crate) struct ActiveLog {
     pub(crate) group: u64,
     /// Frames were written since the last sync (write-back mode only).
     pub(crate) dirty: bool,
+    /// Records written since the last sync (write-back mode only), counted as written once synced.
+    pub(crate) unsynced_records: u64,
     /// The sequence number of the next record.
     pub(crate) next_seq: u64,
     /// A failed append may have left bytes of its frame past `tail`. They must go before the
@@ -60,6 +69,7 @@ pub(crate) struct ActiveLog {
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
     pub(crate) syncs: AtomicU64,
+    /// Records made durable by a sync of the log (in write-back mode, counted when synced).
     pub(crate) synced_records: AtomicU64,
     pub(crate) frames: AtomicU64,
 }
@@ -77,7 +87,6 @@ struct Queue {
     done_through: u64,
     failures: HashMap<u64, Error>,
     leader: bool,
-    poisoned: Option<String>,
 }
 
 pub(crate) struct Writer {
@@ -88,6 +97,9 @@ pub(crate) struct Writer {
     /// Segments sealed by roll-overs, waiting for the maintenance thread (hint files).
     sealed: Mutex<Vec<u64>>,
     sealed_flag: AtomicBool,
+    /// The store's poison latch: set by the I/O layer on the first failure that leaves what is
+    /// durable unknown, and by a panicking leader.
+    latch: Arc<Latch>,
     dir: LogDir,
     sync: SyncMode,
     segment_bytes: u64,
@@ -96,7 +108,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(dir: LogDir, options: &Options, log: ActiveLog) -> Writer {
+    pub(crate) fn new(dir: LogDir, options: &Options, log: ActiveLog, latch: Arc<Latch>) -> Writer {
         Writer {
             queue: Mutex::new(Queue { next_ticket: 1, ..Queue::default() }),
             wake: Condvar::new(),
@@ -104,6 +116,7 @@ impl Writer {
             stats: WriterStats::default(),
             sealed: Mutex::new(Vec::new()),
             sealed_flag: AtomicBool::new(false),
+            latch,
             dir,
             sync: options.sync,
             segment_bytes: options.segment_bytes,
@@ -117,10 +130,12 @@ impl Writer {
         self.frame_bytes_max - FRAME_HEADER_BYTES
     }
 
-    /// Why writes are refused, if they are.
-    #[allow(dead_code, reason = "not read yet: writes report the cause themselves")]
-    pub(crate) fn poisoned(&self) -> Option<String> {
-        self.queue.lock().poisoned.clone()
+    /// `Err(Poisoned)` if the store is poisoned.
+    pub(crate) fn refuse_if_poisoned(&self) -> Result<()> {
+        match self.latch.cause() {
+            Some(cause) => Err(Error::Poisoned { cause }),
+            None => Ok(()),
+        }
     }
 
     /// Appends `ops` as part of a group, makes it durable (per the sync mode) and publishes it to
@@ -128,9 +143,7 @@ impl Writer {
     pub(crate) fn commit(&self, sets: &Mutex<SegmentSet>, index: &Index, ops: Encoded) -> Result<()> {
         assert!(ops.records > 0 && ops.bytes.len() <= self.ops_bytes_max(), "caller checked the batch size");
         let mut q = self.queue.lock();
-        if let Some(cause) = &q.poisoned {
-            return Err(Error::Poisoned { cause: cause.clone() });
-        }
+        self.refuse_if_poisoned()?;
         let ticket = q.next_ticket;
         q.next_ticket += 1;
         q.pending.push_back(Pending { ticket, ops });
@@ -142,10 +155,16 @@ impl Writer {
                 return Ok(());
             }
             if !q.leader {
+                if let Some(cause) = self.latch.cause() {
+                    // Poisoned while this ticket waited (by a group's failure or in the
+                    // background): nobody leads again, and the whole queue fails.
+                    fail_queued(&mut q, &cause);
+                    continue;
+                }
                 q.leader = true;
                 let group = self.take_group(&mut q);
                 drop(q);
-                let outcome = self.lead(sets, index, &group);
+                let outcome = self.lead_catching_panics(sets, index, &group);
                 q = self.queue.lock();
                 self.finish_group(&mut q, &group, outcome);
                 self.wake.notify_all();
@@ -153,6 +172,21 @@ impl Writer {
             }
             self.wake.wait(&mut q);
         }
+    }
+
+    /// Leads a group; a panic inside (a bug) poisons the store and fails the group instead of
+    /// unwinding past `finish_group`, which would leave `leader` set and every writer waiting.
+    fn lead_catching_panics(&self, sets: &Mutex<SegmentSet>, index: &Index, group: &[Pending]) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.lead(sets, index, group))).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let cause = format!("the group-commit leader panicked: {what}");
+            self.latch.trip(cause.clone());
+            Err(Error::Poisoned { cause })
+        })
     }
 
     /// Takes queued operations in ticket order, as many as fit in one frame.
@@ -174,19 +208,13 @@ impl Writer {
         let last = group.last().expect("a group is never empty").ticket;
         debug_assert!(last > q.done_through, "groups finish in ticket order");
         q.done_through = last;
-        let Err(err) = outcome else { return };
-        if !matches!(err, Error::DiskFull { .. }) {
-            q.poisoned.get_or_insert_with(|| err.to_string());
-        }
-        for p in group {
-            q.failures.insert(p.ticket, err.duplicate());
-        }
-        if let Some(cause) = q.poisoned.clone() {
-            // Nothing queued after a poisoning may be written: fail it now.
-            while let Some(p) = q.pending.pop_front() {
-                q.failures.insert(p.ticket, Error::Poisoned { cause: cause.clone() });
-                q.done_through = p.ticket;
+        if let Err(err) = outcome {
+            for p in group {
+                q.failures.insert(p.ticket, err.duplicate());
             }
+        }
+        if let Some(cause) = self.latch.cause() {
+            fail_queued(q, &cause);
         }
     }
 
@@ -206,17 +234,15 @@ impl Writer {
             log.unclean_tail = true;
             return Err(Error::io("append to", segment.path(), e));
         }
-        match self.sync {
-            SyncMode::Always => sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?,
-            SyncMode::Every(_) => log.dirty = true,
+        debug_assert!(decode_frame(&frame).is_ok(), "the frame just built decodes");
+        log.dirty = true;
+        log.unsynced_records += group.iter().map(|p| u64::from(p.ops.records)).sum::<u64>();
+        if self.sync == SyncMode::Always {
+            self.sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?;
         }
         log.tail = offset + frame_len;
         segment.set_data_end(log.tail);
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        if self.sync == SyncMode::Always {
-            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        self.stats.synced_records.fetch_add(group.iter().map(|p| u64::from(p.ops.records)).sum(), Ordering::Relaxed);
         publish(index, &segment, offset, &frame);
         Ok(())
     }
@@ -251,15 +277,12 @@ impl Writer {
     /// are durable before the manifest names it; the manifest rename is the commit point.
     fn roll(&self, log: &mut ActiveLog, sets: &Mutex<SegmentSet>) -> Result<()> {
         if log.dirty {
-            sync_log(log)?;
-            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            self.sync_log(log)?;
         }
         if log.unclean_tail {
             let old = Arc::clone(&log.segment);
-            old.file
-                .set_len(log.tail)
-                .and_then(|()| old.file.sync_data())
-                .map_err(|e| Error::io("truncate", old.path(), e))?;
+            old.file.set_len(log.tail).map_err(|e| Error::io("truncate", old.path(), e))?;
+            sync_log_file(&old)?;
             log.file_len = log.tail;
             log.unclean_tail = false;
         }
@@ -273,10 +296,10 @@ impl Writer {
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
+            // The manifest is built from the set as it is now, not as it was when `id` was
+            // allocated: a compaction may have committed outputs with higher ids meanwhile.
             let mut set = sets.lock();
-            let mut manifest = set.manifest();
-            manifest.segments.push(id);
-            manifest.active = id;
+            let manifest = set.manifest_with_new_active(id);
             self.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest))?;
             let old = std::mem::replace(&mut set.active, Arc::clone(&segment));
             self.sealed.lock().push(old.id);
@@ -303,51 +326,48 @@ impl Writer {
     /// Seals the active segment if it holds any frame, so that compaction can take all data.
     pub(crate) fn roll_if_nonempty(&self, sets: &Mutex<SegmentSet>) -> Result<()> {
         let mut log = self.log.lock();
+        self.refuse_if_poisoned()?;
         if log.tail > SEGMENT_HEADER_BYTES as u64 {
-            self.roll(&mut log, sets).inspect_err(|e| self.poison_unless_full(e))?;
+            self.roll(&mut log, sets)?;
         }
         Ok(())
     }
 
-    fn poison_unless_full(&self, e: &Error) {
-        if !matches!(e, Error::DiskFull { .. }) {
-            self.poison(e.to_string());
-        }
-    }
-
-    /// Syncs whatever was written since the last sync (write-back mode, or `Store::sync`).
+    /// Syncs whatever was written since the last sync (write-back mode, or `Store::sync`). A
+    /// poisoned store refuses, in every mode: after a failed sync, a retry that succeeds proves
+    /// nothing about the data the failed one should have covered.
     pub(crate) fn sync_now(&self) -> Result<()> {
         let mut log = self.log.lock();
+        self.refuse_if_poisoned()?;
         if !log.dirty {
             return Ok(());
         }
-        let result = sync_log(&mut log);
-        if let Err(e) = &result {
-            self.queue.lock().poisoned.get_or_insert_with(|| e.to_string());
-        } else {
-            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.sync_log(&mut log)
     }
 
-    /// Refuses every later write with `cause` (used when a background step fails).
-    pub(crate) fn poison(&self, cause: String) {
-        self.queue.lock().poisoned.get_or_insert(cause);
+    /// Syncs the active segment and moves to the next group. A failure trips the latch.
+    fn sync_log(&self, log: &mut ActiveLog) -> Result<()> {
+        sync_log_file(&log.segment)?;
+        log.group += 1;
+        log.dirty = false;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.synced_records.fetch_add(std::mem::take(&mut log.unsynced_records), Ordering::Relaxed);
+        Ok(())
     }
 }
 
-/// Syncs the active segment and moves to the next group. A failure is final for this store.
-fn sync_log(log: &mut ActiveLog) -> Result<()> {
-    sync_log_file(&log.segment)?;
-    log.group += 1;
-    log.dirty = false;
-    Ok(())
+/// Fails every queued operation: the store is poisoned, so none of them may be written.
+fn fail_queued(q: &mut Queue, cause: &str) {
+    while let Some(p) = q.pending.pop_front() {
+        q.failures.insert(p.ticket, Error::Poisoned { cause: cause.to_string() });
+        q.done_through = p.ticket;
+    }
 }
 
-/// Syncs a log segment. The error is never `DiskFull`: after a failed sync nothing about what is
-/// durable may be assumed, so the caller's group fails and the writer is poisoned.
+/// Syncs a log segment. The latch decides that a failure poisons (`io/checked.rs`) and makes
+/// sure it is never reported as a harmless `DiskFull`.
 fn sync_log_file(segment: &Segment) -> Result<()> {
-    segment.file.sync_data().map_err(|source| Error::Io { op: "sync", path: segment.path().to_path_buf(), source })
+    segment.file.sync_data().map_err(|e| Error::io("sync", segment.path(), e))
 }
 
 /// Builds the group's frame: header, then every operation's records with sequence numbers stamped.
@@ -371,12 +391,16 @@ fn build_frame(log: &mut ActiveLog, group: &[Pending], body_len: usize) -> Vec<u
     frame
 }
 
-/// Publishes a durable frame's records to the index, in log order.
+/// Publishes a durable frame's records to the index, in log order, all at once to readers.
 fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8]) {
     let view = decode_frame(frame).expect("a frame this process built decodes");
-    for record in view.records() {
-        let record = record.expect("a frame this process built holds valid records");
-        let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
-        index.apply(record.key, record.kind, segment, offset, record.len() as u64);
-    }
+    let records: Vec<Published<'_>> = view
+        .records()
+        .map(|record| {
+            let record = record.expect("a frame this process built holds valid records");
+            let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
+            Published { key: record.key, kind: record.kind, offset, len: record.len() as u64 }
+        })
+        .collect();
+    index.publish(segment, &records);
 }
