@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use ferrocask::{Batch, Options, Store};
 
+pub mod parking;
+
 /// Keys and values as the store returns them.
 pub type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
