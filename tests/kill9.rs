@@ -38,6 +38,7 @@ fn scripts(iteration: u64) -> Vec<Vec<Op>> {
                 delete_pct: 15,
                 batch_pct: 20,
                 compact_every: 0,
+                sync_every: 0,
                 seed: iteration,
             }
             .generate()

@@ -29,6 +29,8 @@ pub enum Op {
     /// Puts (`Some`) and deletes (`None`), applied atomically.
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Compact,
+    /// `Store::sync`: in write-back mode, everything before it is durable once it returns.
+    Sync,
 }
 
 impl Op {
@@ -48,7 +50,14 @@ impl Op {
                 store.write(batch)
             }
             Op::Compact => store.compact().map(drop),
+            Op::Sync => store.sync(),
         }
+    }
+
+    /// Whether everything before this operation is durable once it returns, in every sync mode
+    /// (a compaction seals, and so syncs, the active segment first).
+    fn is_sync_point(&self) -> bool {
+        matches!(self, Op::Compact | Op::Sync)
     }
 
     /// The key/value effects in order (`None` = deleted).
@@ -57,7 +66,7 @@ impl Op {
             Op::Put(k, v) => vec![(k.as_slice(), Some(v.as_slice()))],
             Op::Delete(k) => vec![(k.as_slice(), None)],
             Op::Batch(ops) => ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect(),
-            Op::Compact => Vec::new(),
+            Op::Compact | Op::Sync => Vec::new(),
         }
     }
 }
@@ -101,6 +110,8 @@ pub struct ScriptSpec {
     pub batch_pct: u64,
     /// Insert a `Compact` after every this many operations (0 = never).
     pub compact_every: usize,
+    /// Insert a `Sync` after every this many operations (0 = never).
+    pub sync_every: usize,
     pub seed: u64,
 }
 
@@ -116,6 +127,7 @@ impl ScriptSpec {
             delete_pct: 0,
             batch_pct: 0,
             compact_every: 0,
+            sync_every: 0,
             seed,
         }
     }
@@ -127,6 +139,9 @@ impl ScriptSpec {
         for i in 0..self.ops {
             if self.compact_every > 0 && i > 0 && i % self.compact_every == 0 {
                 script.push(Op::Compact);
+            }
+            if self.sync_every > 0 && i > 0 && i % self.sync_every == 0 {
+                script.push(Op::Sync);
             }
             let roll = rng.below(100);
             let op = if roll < self.delete_pct {
@@ -204,6 +219,49 @@ impl History<'_> {
         }
         for (key, threads) in writers.iter().filter(|(_, w)| w.len() > 1) {
             self.check_shared(key, threads, recovered.get(key).map(Vec::as_slice))?;
+        }
+        Ok(())
+    }
+
+    /// The write-back rule, for workloads whose keys are all private: each thread's keys hold
+    /// the state after some prefix of its script that contains every operation up to its last
+    /// acknowledged sync point (and at most the in-flight operation beyond the acknowledged
+    /// ones). That rules out losing synced data, losing an earlier write but keeping a later
+    /// one, and half a batch.
+    pub fn check_write_back(&self, recovered: &Map) -> Result<(), String> {
+        let writers = self.writers_by_key();
+        if let Some((key, _)) = writers.iter().find(|(_, w)| w.len() > 1) {
+            return Err(format!("write-back check needs private keys; {} is shared", show(key)));
+        }
+        for key in recovered.keys() {
+            if !writers.contains_key(key) {
+                return Err(format!("key {} was never written", show(key)));
+            }
+        }
+        for (thread, script) in self.scripts.iter().enumerate() {
+            let acked = self.acked[thread];
+            let synced = script[..acked].iter().rposition(Op::is_sync_point).map_or(0, |i| i + 1);
+            let mine = |k: &Vec<u8>| writers.get(k).is_some_and(|w| w.contains(&thread));
+            let actual: Map = recovered.iter().filter(|(k, _)| mine(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut state = Map::new();
+            for op in &script[..synced] {
+                apply(&mut state, op);
+            }
+            let mut found = state == actual;
+            for op in &script[synced..(acked + 1).min(script.len())] {
+                if found {
+                    break;
+                }
+                apply(&mut state, op);
+                found = state == actual;
+            }
+            if !found {
+                return Err(format!(
+                    "thread {thread}: {} is not the state after any prefix of its script between its last \
+                     acknowledged sync point (op {synced}) and its in-flight op (op {acked})",
+                    show_map(&actual)
+                ));
+            }
         }
         Ok(())
     }
@@ -319,6 +377,7 @@ fn short(op: &Op) -> String {
         Op::Delete(k) => format!("delete {}", show(k)),
         Op::Batch(ops) => format!("batch of {}", ops.len()),
         Op::Compact => "compact".into(),
+        Op::Sync => "sync".into(),
     }
 }
 
