@@ -92,8 +92,11 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
 /// A read-only view of a file's bytes, see [`VfsFile::map`].
 pub trait Mapping: Send + Sync + fmt::Debug {
     /// The bytes `offset..offset + len`, borrowed where the implementation can (the real
-    /// file system never copies). `None` if the range is outside the mapping, or (in the
-    /// simulation) outside the file.
+    /// file system never copies). `None` if the range is outside the mapping's length.
+    ///
+    /// A range inside the mapping but past the file's current end must not be read: the real
+    /// file system faults there (`SIGBUS`, killing the process) once the range reaches a page
+    /// wholly past the end, and the simulation panics on any such range, so tests catch the bug.
     fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 }
 

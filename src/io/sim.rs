@@ -28,6 +28,8 @@
 //!   follows decides.
 //! * A failed `sync_dir` makes nothing durable, and the pending directory operations stay pending
 //!   (a crash may still keep them, per the [`CrashMode`]).
+//! * A [`Mapping`] read of bytes past the file's current end, inside the mapping's length, panics:
+//!   a real mapping would raise `SIGBUS` there, so such a read is a bug the tests must see.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -1076,6 +1078,8 @@ struct SimMapping {
 }
 
 impl Mapping for SimMapping {
+    /// Panics on a range inside the mapping that runs past the file's current end, where a real
+    /// mapping would raise `SIGBUS`.
     fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         if self.shared.generation.load(Ordering::SeqCst) != self.generation {
             return None;
@@ -1085,7 +1089,14 @@ impl Mapping for SimMapping {
             return None;
         }
         let content = self.inode.content.lock();
-        let bytes = content.data.get(usize::try_from(offset).ok()?..usize::try_from(end).ok()?)?;
+        let file_len = content.data.len() as u64;
+        assert!(
+            end <= file_len,
+            "read of mapped bytes {offset}..{end} past the end of the file ({file_len} bytes): a real mapping of \
+             {} bytes would fault (SIGBUS) here",
+            self.len
+        );
+        let bytes = &content.data[usize::try_from(offset).ok()?..usize::try_from(end).ok()?];
         Some(Cow::Owned(bytes.to_vec()))
     }
 }
@@ -1380,7 +1391,6 @@ mod tests {
         assert_eq!(&buf, b"abc");
         f.write_at(b"def", 3).unwrap();
         assert_eq!(map.read(0, 6).unwrap().as_ref(), b"abcdef");
-        assert!(map.read(0, 7).is_none(), "past the end of the file");
         assert!(map.read(8, 3).is_none(), "past the end of the mapping");
         // The removal is not durable yet.
         fs.crash(CrashMode::Nothing, 0);
@@ -1555,6 +1565,15 @@ mod tests {
         assert!(f.sync_data().is_err());
         fs.crash(CrashMode::Everything, 0);
         assert_eq!(fs.read_file(&p("a")).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end of the file")]
+    fn a_mapping_read_past_the_end_of_the_file_panics_like_sigbus() {
+        let fs = setup();
+        let f = durable_file(&fs, "a", b"abc");
+        let map = f.map(10).unwrap();
+        let _ = map.read(2, 2);
     }
 
     #[test]
