@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::format::{encode_record, RecordHeader, RecordKind};
 use crate::index::Index;
-use crate::io::{parent_dir, LockGuard, RealFs, Vfs};
+use crate::io::{create_dir_durably, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
 use crate::log::{Encoded, LogDir, SegmentSet, Writer};
 use crate::maintenance::Maintenance;
@@ -390,20 +390,6 @@ impl Store {
     pub fn lock_path(&self) -> PathBuf {
         self.inner.dir.path(LOCK_FILE)
     }
-}
-
-/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
-/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
-/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
-/// them changed.
-fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-    vfs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let parent = parent_dir(dir);
-    vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
-    for ancestor in parent.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
-        let _ = vfs.sync_dir(ancestor);
-    }
-    Ok(())
 }
 
 impl Inner {

@@ -123,3 +123,17 @@ pub fn parent_dir(path: &Path) -> PathBuf {
         _ => PathBuf::from("."),
     }
 }
+
+/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
+/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
+/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
+/// them changed. Store open and backup both create their directory with it.
+pub(crate) fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
+    vfs.create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
+    let parent = parent_dir(dir);
+    vfs.sync_dir(&parent).map_err(|e| crate::Error::io("sync directory", &parent, e))?;
+    for ancestor in parent.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+        let _ = vfs.sync_dir(ancestor);
+    }
+    Ok(())
+}
