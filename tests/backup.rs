@@ -157,7 +157,7 @@ fn a_finished_backup_survives_a_crash() {
 /// the backup returned, though every file in it was synced.
 #[test]
 fn a_backup_into_new_nested_directories_survives_a_crash_right_after_it_returns() {
-    for target in ["/backups/a/b/c"] {
+    for target in ["/backups/a/b/c", "rel/a/b/c"] {
         let fs = SimFs::new();
         fs.create_dir_all_durable(Path::new("/data"));
         fs.create_dir_all_durable(Path::new("/backups"));

@@ -132,7 +132,10 @@ pub(crate) fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> crate::Result<()>
     vfs.create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
     let parent = parent_dir(dir);
     vfs.sync_dir(&parent).map_err(|e| crate::Error::io("sync directory", &parent, e))?;
-    for ancestor in parent.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+    // A relative path's last ancestor is "": the working directory, which holds the entry of
+    // the path's first component and so needs its sync too (as ".").
+    let higher = parent.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a });
+    for ancestor in higher.filter(|a| *a != parent) {
         let _ = vfs.sync_dir(ancestor);
     }
     Ok(())
