@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::format::{encode_record, RecordHeader, RecordKind};
+use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
@@ -202,25 +202,39 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut ops = Encoded::default();
+        // Checked before encoding, from the record layout, so a batch far over the limit is
+        // refused without first being copied whole into a buffer.
+        let mut len = 0usize;
         for op in &batch.ops {
-            match op {
+            len = len.saturating_add(match op {
                 BatchOp::Put { key, value, expires_ms } => {
                     self.check_key(key)?;
                     self.check_value(value)?;
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                    record_header_len(*expires_ms) + key.len() + value.len()
                 }
                 BatchOp::Delete { key } => {
                     self.check_key(key)?;
+                    record_header_len(0) + key.len()
+                }
+            });
+        }
+        let max = self.inner.writer.ops_bytes_max();
+        if len > max {
+            return Err(Error::BatchTooLarge { len, max });
+        }
+        let mut ops = Encoded { bytes: Vec::with_capacity(len), records: 0 };
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { key, value, expires_ms } => {
+                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                }
+                BatchOp::Delete { key } => {
                     encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
                 }
             }
             ops.records += 1;
         }
-        let max = self.inner.writer.ops_bytes_max();
-        if ops.bytes.len() > max {
-            return Err(Error::BatchTooLarge { len: ops.bytes.len(), max });
-        }
+        debug_assert_eq!(ops.bytes.len(), len, "the size check agrees with the encoding");
         self.commit(ops)
     }
 
