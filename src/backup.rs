@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::format::{encode_manifest, Manifest};
-use crate::io::{parent_dir, OpenMode};
+use crate::io::{create_dir_durably, OpenMode};
 use crate::log::{hint_file_name, segment_file_name, LogDir, Segment, MANIFEST_FILE};
 use crate::store::Inner;
 use crate::{Error, Result};
@@ -67,9 +67,9 @@ pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
             hash_key: set.hash_key,
         }
     };
-    vfs.create_dir_all(target).map_err(|e| Error::io("create directory", target, e))?;
-    let parent = parent_dir(target);
-    vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
+    // Every new ancestor's entry must be durable too, or a nested new target (`a/b/c`) can vanish
+    // with a power loss even though its files and manifest were synced.
+    create_dir_durably(vfs.as_ref(), target)?;
     let out = LogDir { vfs: Arc::clone(vfs), dir: target.to_path_buf() };
     let mut report = BackupReport { path: target.to_path_buf(), ..BackupReport::default() };
     for segment in &cut.sealed {

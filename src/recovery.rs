@@ -231,7 +231,10 @@ impl Loader<'_> {
         })?;
         let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let map = file.map(map_len.unwrap_or(file_len).max(file_len)).map_err(|e| Error::io("map", &path, e))?;
-        let header_bytes = map.read(0, SEGMENT_HEADER_BYTES).map(|b| b.into_owned()).unwrap_or_default();
+        // The active segment is mapped past its end: read only what the file holds (a segment cut
+        // below its header must be corruption, not a read past the end, which faults).
+        let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
+        let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
         let header = decode_segment_header(&header_bytes).map_err(|why| Error::Corruption {
             path: path.clone(),
             offset: 0,

@@ -17,12 +17,22 @@ pub struct Stats {
     pub segments: usize,
     /// Compactions completed since open.
     pub compactions: u64,
-    /// Syncs of the log since open.
+    /// Syncs of the log since open that covered written frames: one per group commit with
+    /// [`SyncMode::Always`](crate::SyncMode), and with [`SyncMode::Every`](crate::SyncMode) one
+    /// per background sync, [`Store::sync`](crate::Store::sync) or roll-over that had unsynced
+    /// frames. Syncs of the file's growth (preallocation) and of recovery are not counted.
     pub syncs: u64,
     /// Frames (group commits) written since open.
     pub frames: u64,
-    /// Records written since open.
+    /// Records appended to the log since open (puts and tombstones; each acknowledged write
+    /// counts once). With [`SyncMode::Always`](crate::SyncMode) every one of them was synced
+    /// before it was counted; with [`SyncMode::Every`](crate::SyncMode) they are counted when
+    /// written, so this includes records not yet synced (which a power loss may still take).
     pub records_written: u64,
-    /// Mean records made durable per sync (the group-commit factor).
+    /// `records_written / syncs` (0 before the first sync). With
+    /// [`SyncMode::Always`](crate::SyncMode) this is the mean number of records each sync made
+    /// durable, the group-commit factor. With [`SyncMode::Every`](crate::SyncMode) the numerator
+    /// also counts records written since the last sync, so it overstates records per sync until
+    /// the next one.
     pub records_per_sync: f64,
 }

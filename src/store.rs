@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::format::{encode_record, RecordHeader, RecordKind};
+use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
-use crate::io::{parent_dir, CheckedVfs, LockGuard, RealFs, Vfs};
+use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
 use crate::log::{Encoded, LogDir, SegmentSet, Writer};
 use crate::maintenance::Maintenance;
@@ -202,25 +202,39 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut ops = Encoded::default();
+        // Checked before encoding, from the record layout, so a batch far over the limit is
+        // refused without first being copied whole into a buffer.
+        let mut len = 0usize;
         for op in &batch.ops {
-            match op {
+            len = len.saturating_add(match op {
                 BatchOp::Put { key, value, expires_ms } => {
                     self.check_key(key)?;
                     self.check_value(value)?;
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                    record_header_len(*expires_ms) + key.len() + value.len()
                 }
                 BatchOp::Delete { key } => {
                     self.check_key(key)?;
+                    record_header_len(0) + key.len()
+                }
+            });
+        }
+        let max = self.inner.writer.ops_bytes_max();
+        if len > max {
+            return Err(Error::BatchTooLarge { len, max });
+        }
+        let mut ops = Encoded { bytes: Vec::with_capacity(len), records: 0 };
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { key, value, expires_ms } => {
+                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                }
+                BatchOp::Delete { key } => {
                     encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
                 }
             }
             ops.records += 1;
         }
-        let max = self.inner.writer.ops_bytes_max();
-        if ops.bytes.len() > max {
-            return Err(Error::BatchTooLarge { len: ops.bytes.len(), max });
-        }
+        debug_assert_eq!(ops.bytes.len(), len, "the size check agrees with the encoding");
         self.commit(ops)
     }
 
@@ -390,20 +404,6 @@ impl Store {
     pub fn lock_path(&self) -> PathBuf {
         self.inner.dir.path(LOCK_FILE)
     }
-}
-
-/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
-/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
-/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
-/// them changed.
-fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-    vfs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let parent = parent_dir(dir);
-    vfs.sync_dir(&parent).map_err(|e| Error::io("sync directory", &parent, e))?;
-    for ancestor in parent.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
-        let _ = vfs.sync_dir(ancestor);
-    }
-    Ok(())
 }
 
 impl Inner {

@@ -151,3 +151,28 @@ fn a_finished_backup_survives_a_crash() {
         }
     }
 }
+
+/// Regression: `backup_to` synced only the target's direct parent, so a target nested in new
+/// directories (`a/b/c` where `a` and `b` did not exist) vanished with a power loss right after
+/// the backup returned, though every file in it was synced.
+#[test]
+fn a_backup_into_new_nested_directories_survives_a_crash_right_after_it_returns() {
+    for target in ["/backups/a/b/c", "rel/a/b/c"] {
+        let fs = SimFs::new();
+        fs.create_dir_all_durable(Path::new("/data"));
+        fs.create_dir_all_durable(Path::new("/backups"));
+        let store = Store::open_on(fs.clone(), Path::new("/data/live"), small_segments()).unwrap();
+        for i in 0..300u32 {
+            store.put(format!("k{}", i % 50), i.to_le_bytes()).unwrap();
+        }
+        store.backup_to(target).unwrap();
+        fs.crash(CrashMode::Nothing, 0);
+        drop(store);
+        let copy = Store::open_on(fs.clone(), Path::new(target), small_segments())
+            .unwrap_or_else(|e| panic!("{target}: the backup does not open after the crash: {e}"));
+        assert_eq!(copy.len(), 50, "{target}: the backup opened empty (its directory was lost)");
+        for i in 250..300u32 {
+            assert_eq!(copy.get(format!("k{}", i % 50)).unwrap().as_deref(), Some(&i.to_le_bytes()[..]), "{target}");
+        }
+    }
+}

@@ -121,3 +121,31 @@ fn compaction_reclaims_space_and_keeps_data() {
     assert_eq!(store.get(b"key99").unwrap().as_deref(), Some(&[3u8; 100][..]));
     assert!(store.recovery_report().segments_from_hints > 0, "{:?}", store.recovery_report());
 }
+
+/// A batch far over the size limit is refused before it is encoded; the length it reports is
+/// still the batch's encoded length (a 16-byte record header per operation, then key and value).
+#[test]
+fn a_far_oversized_batch_is_refused_with_its_encoded_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), small_segments()).unwrap();
+    let mut batch = Batch::new();
+    let mut encoded_len = 0;
+    for i in 0..2000 {
+        let key = format!("key{i}");
+        if i % 10 == 0 {
+            encoded_len += 16 + key.len();
+            batch.delete(&key);
+        } else {
+            encoded_len += 16 + key.len() + 4000;
+            batch.put(&key, vec![7u8; 4000]);
+        }
+    }
+    match store.write(batch) {
+        Err(Error::BatchTooLarge { len, max }) => {
+            assert_eq!(len, encoded_len);
+            assert!(len > 100 * max, "the batch is far over the limit: {len} vs {max}");
+        }
+        other => panic!("expected BatchTooLarge, got {other:?}"),
+    }
+    assert!(store.is_empty());
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferrocask::testing::{CrashMode, Fault, FaultKind, OpKind, SimFs};
+use ferrocask::testing::{CrashMode, Fault, FaultKind, OpKind, SimFs, Vfs};
 use ferrocask::{Batch, Error, Options, Store};
 
 const DIR: &str = "/db";
@@ -249,4 +249,61 @@ fn a_second_open_of_the_same_directory_is_locked() {
     assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
     drop(store);
     open(&fs, &options(0));
+}
+
+/// The store's files that the manifest does not name: segment and hint files of other ids, and
+/// temporary files.
+fn files_the_manifest_does_not_name(fs: &SimFs) -> Vec<String> {
+    let manifest =
+        ferrocask::format::decode_manifest(&fs.read_file(&Path::new(DIR).join("MANIFEST")).unwrap()).unwrap();
+    let named = |name: &str| {
+        let Some((stem, ext)) = name.rsplit_once('.') else { return true };
+        match ext {
+            "seg" | "hint" => u64::from_str_radix(stem, 16).is_ok_and(|id| manifest.segments.contains(&id)),
+            "tmp" => false,
+            _ => true,
+        }
+    };
+    let mut names: Vec<String> = fs.list(Path::new(DIR)).unwrap().into_iter().filter(|n| !named(n)).collect();
+    names.sort();
+    names
+}
+
+/// A compaction that fails midway (here: a full disk while writing an output) removes every
+/// output segment and hint file it made, at once, so the space it took is free again without a
+/// reopen; the store keeps reading and writing, and a later compaction succeeds.
+#[test]
+fn a_compaction_failing_for_a_full_disk_removes_its_outputs_at_once() {
+    // (operation, which output counting from 0, file suffix, fault)
+    let cases = [
+        (OpKind::Write, 0, "seg", FaultKind::NoSpace),
+        (OpKind::Write, 1, "seg", FaultKind::ShortWrite),
+        (OpKind::Create, 1, "seg", FaultKind::NoSpace),
+        (OpKind::Write, 0, "hint.tmp", FaultKind::ShortWrite),
+    ];
+    for (op, output, suffix, kind) in cases {
+        let options = Options { write_hints: true, ..options(4 << 10) };
+        let fs = SimFs::new();
+        let store = open(&fs, &options);
+        put_range(&store, 0..40, 1000);
+        put_range(&store, 0..40, 1000);
+        let manifest =
+            ferrocask::format::decode_manifest(&fs.read_file(&Path::new(DIR).join("MANIFEST")).unwrap()).unwrap();
+        // compact() first rolls the (non-empty) active segment, taking the next id; the outputs
+        // take the ones after it.
+        let target = format!("{:016x}.{suffix}", manifest.next_segment_id + 1 + output);
+        let context = format!("{op:?} {kind:?} on {target}");
+        fs.inject(Fault::matching(op, target.clone(), kind).times(1));
+        let failed = store.compact();
+        assert!(matches!(failed, Err(Error::DiskFull { .. })), "{context}: {failed:?}");
+        assert_eq!(files_the_manifest_does_not_name(&fs), Vec::<String>::new(), "{context}: leftovers");
+        assert_readable(&store, 0..40, 1000, &context);
+        put_range(&store, 40..45, 1000);
+        let report = store.compact().unwrap_or_else(|e| panic!("{context}: the retry failed: {e}"));
+        assert!(report.segments_written > 1, "{context}: {report:?}");
+        assert_eq!(files_the_manifest_does_not_name(&fs), Vec::<String>::new(), "{context}: after the retry");
+        assert_readable(&store, 0..45, 1000, &context);
+        drop(store);
+        assert_survives_every_crash(&fs, &options, 0..45, 1000);
+    }
 }

@@ -196,3 +196,18 @@ fn concurrent_writers_then_reopen_match_what_was_acknowledged() {
     }
     assert_eq!(store.len(), expected.iter().filter(|(_, v)| v.is_some()).count());
 }
+
+/// Regression: open read the active segment's header through a mapping of `segment_bytes`, so an
+/// active segment cut below one page (here: to nothing) was read past the end of the file, which
+/// raises SIGBUS on a real mapping and killed the process instead of reporting corruption.
+#[test]
+fn an_active_segment_cut_to_nothing_is_corruption_not_a_crash() {
+    for len in [0, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open_with(dir.path(), no_prealloc()).unwrap().put(b"k", b"v").unwrap();
+        let seg = &segment_files(dir.path())[0];
+        fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len).unwrap();
+        let opened = Store::open_with(dir.path(), no_prealloc());
+        assert!(matches!(opened, Err(Error::Corruption { .. })), "cut to {len}: {opened:?}");
+    }
+}

@@ -3,7 +3,9 @@
 //!
 //! Crash safety: the new segments and their hints are synced, and their directory entries too,
 //! before the manifest rename; before it they are orphans (removed at open), after it the old
-//! segments are. Concurrency: writers never wait for compaction except for one stripe lock per
+//! segments are. A compaction that fails before its commit point (a full disk, a failed sync,
+//! the store closing) removes every file it created at once, so on a nearly full disk a failed
+//! attempt gives back the space it took instead of holding it until the next open. Concurrency: writers never wait for compaction except for one stripe lock per
 //! relocated key; an entry is moved only if it still points at the copied record, so a write that
 //! lands meanwhile always wins.
 
@@ -104,9 +106,17 @@ struct Expired {
     from_offset: u32,
 }
 
+/// What the copy pass found to switch in the index after the commit.
+struct Copied {
+    moved: Vec<Moved>,
+    expired: Vec<Expired>,
+}
+
 /// Compaction's output: segments being filled.
 struct Output<'a> {
     inner: &'a Inner,
+    /// Ids of every output segment created (or attempted), so a failure can remove them all.
+    created: Vec<u64>,
     unsynced: u64,
     done: Vec<Arc<Segment>>,
     current: Option<(u64, PathBuf, Box<dyn VfsFile>, u64)>,
@@ -123,11 +133,42 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
     };
     let mut report = CompactionReport { reason, segments_read: victims.len(), ..CompactionReport::default() };
     let mut out = Output::new(inner);
+    let copied = copy_live(inner, &victims, &mut out, &mut report).and_then(|copied| Ok((copied, out.finish()?)));
+    let (Copied { moved, expired }, outputs) = copied.inspect_err(|_| out.discard())?;
+    report.segments_written = outputs.len();
+    report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
+    if let Err(Uncommitted { error, outputs_maybe_named }) = commit(inner, &victims, &outputs) {
+        // A failed commit poisons through the latch if what is durable became unknown (a failed
+        // sync of the manifest or the directory); a full disk before the rename changed nothing.
+        if !outputs_maybe_named {
+            out.discard();
+        }
+        return Err(error);
+    }
+    for m in moved {
+        inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
+    }
+    for e in expired {
+        inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
+    }
+    remove_files(inner, &victims);
+    inner.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Walks the victims and copies their live, unexpired records into `out`.
+fn copy_live(
+    inner: &Inner,
+    victims: &[Arc<Segment>],
+    out: &mut Output<'_>,
+    report: &mut CompactionReport,
+) -> Result<Copied> {
     let mut pacer = Pacer::new(inner.options.compaction_bytes_per_sec);
-    let mut moved = Vec::new();
-    let mut expired = Vec::new();
+    let mut copied = Copied { moved: Vec::new(), expired: Vec::new() };
     let now_ms = inner.options.clock.now_ms();
-    for victim in &victims {
+    for victim in victims {
         report.bytes_read += victim.file.len().map_err(|e| Error::io("stat", victim.path(), e))?;
         let bytes = victim.read(0, victim.data_end() as usize).ok_or_else(|| unreadable(victim))?;
         let mut records = Vec::new();
@@ -149,31 +190,15 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
             }
             if r.expires_ms != 0 && r.expires_ms <= now_ms {
                 report.records_dropped += 1;
-                expired.push(Expired { key: r.key.to_vec(), from_id: victim.id, from_offset: offset });
+                copied.expired.push(Expired { key: r.key.to_vec(), from_id: victim.id, from_offset: offset });
                 continue;
             }
             let (to, to_offset) = out.append(r.seq, r.expires_ms, r.key, r.value)?;
-            moved.push(Moved { key: r.key.to_vec(), from_id: victim.id, from_offset: offset, to, to_offset });
+            copied.moved.push(Moved { key: r.key.to_vec(), from_id: victim.id, from_offset: offset, to, to_offset });
             report.records_copied += 1;
         }
     }
-    let outputs = out.finish()?;
-    report.segments_written = outputs.len();
-    report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
-    // A failed commit poisons through the latch if what is durable became unknown (a failed
-    // sync of the manifest or the directory); a full disk before the rename changed nothing.
-    commit(inner, &victims, &outputs)?;
-    for m in moved {
-        inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
-    }
-    for e in expired {
-        inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
-    }
-    remove_files(inner, &victims);
-    inner.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
-    report.duration = started.elapsed();
-    Ok(report)
+    Ok(copied)
 }
 
 fn unreadable(segment: &Segment) -> Error {
@@ -184,6 +209,13 @@ fn unreadable(segment: &Segment) -> Error {
     }
 }
 
+/// Why [`commit`] failed, and whether the manifest on disk may now name the outputs (if not,
+/// they are orphans and can go at once).
+struct Uncommitted {
+    error: Error,
+    outputs_maybe_named: bool,
+}
+
 /// The commit point: a manifest without the victims and with the outputs.
 ///
 /// Records were judged dead because the index points at a newer record (or a tombstone removed
@@ -191,15 +223,22 @@ fn unreadable(segment: &Segment) -> Error {
 /// gone a power loss would take both it and the older value it replaced. So the log is synced
 /// first: every record the index pointed at during the rewrite is durable before the manifest
 /// drops what it shadowed. (In `SyncMode::Always` there is nothing to sync.)
-fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> Result<()> {
-    inner.writer.sync_now()?;
-    inner.dir.sync_dir()?;
+fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> std::result::Result<(), Uncommitted> {
+    let uncommitted = |error| Uncommitted { error, outputs_maybe_named: false };
+    inner.writer.sync_now().map_err(uncommitted)?;
+    inner.dir.sync_dir().map_err(uncommitted)?;
     let mut set = inner.sets.lock();
     let mut manifest = set.manifest();
     manifest.segments.retain(|id| !victims.iter().any(|v| v.id == *id));
     manifest.segments.extend(outputs.iter().map(|s| s.id));
     manifest.segments.sort_unstable();
-    inner.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest))?;
+    inner.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest)).map_err(|error| {
+        // `DiskFull` comes only from steps before the rename takes effect (creating, writing or
+        // syncing the temporary file, or a rename refused for space); a failed directory sync
+        // after the rename is always `Error::Io`. So on `DiskFull` the old manifest is in force.
+        let outputs_maybe_named = !matches!(error, Error::DiskFull { .. });
+        Uncommitted { error, outputs_maybe_named }
+    })?;
     for v in victims {
         set.sealed.remove(&v.id);
     }
@@ -222,6 +261,7 @@ impl<'a> Output<'a> {
     fn new(inner: &'a Inner) -> Output<'a> {
         Output {
             inner,
+            created: Vec::new(),
             unsynced: 0,
             done: Vec::new(),
             current: None,
@@ -256,6 +296,8 @@ impl<'a> Output<'a> {
 
     fn open_next(&mut self) -> Result<()> {
         let id = self.inner.sets.lock().allocate_id();
+        // Noted before the file exists: creating it may fail after the directory entry is made.
+        self.created.push(id);
         let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1 };
         let (path, file) = create_segment_file(&self.inner.dir, &header)?;
         self.current = Some((id, path, file, SEGMENT_HEADER_BYTES as u64));
@@ -299,10 +341,29 @@ impl<'a> Output<'a> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<Arc<Segment>>> {
+    fn finish(&mut self) -> Result<Vec<Arc<Segment>>> {
         self.flush_frame()?;
         self.seal_current()?;
-        Ok(self.done)
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// Removes every file this output created, best-effort, and syncs the directory, so that a
+    /// compaction failing before its commit point gives back the space it took. Only for
+    /// outputs no manifest names; anything left behind is an orphan that the next open removes.
+    fn discard(&mut self) {
+        self.current = None;
+        self.done.clear();
+        let dir = &self.inner.dir;
+        let created = std::mem::take(&mut self.created);
+        for &id in &created {
+            let hint = hint_file_name(id);
+            let _ = dir.remove_if_exists(&segment_file_name(id));
+            let _ = dir.remove_if_exists(&hint);
+            let _ = dir.remove_if_exists(&format!("{hint}.tmp"));
+        }
+        if !created.is_empty() {
+            let _ = dir.sync_dir();
+        }
     }
 }
 

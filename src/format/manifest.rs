@@ -7,7 +7,7 @@
 //! offset width field
 //!      0     8 magic "FCASKMAN"
 //!      8     2 format version
-//!     10     2 reserved, zero
+//!     10     2 reserved, zero (a decoder rejects anything else)
 //!     12     4 segment count n (at least 1)
 //!     16     8 next segment id (greater than every id below)
 //!     24     8 active segment id (one of the ids below)
@@ -77,6 +77,11 @@ pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
     if get_u16(buf, 8) != FORMAT_VERSION {
         return Err(ManifestError("unsupported manifest format version"));
     }
+    // Zero is the only value this version writes: anything else is a foreign or damaged file (or
+    // one from a future version that forgot to bump the version), not a manifest to trust.
+    if get_u16(buf, 10) != 0 {
+        return Err(ManifestError("manifest reserved bytes are not zero"));
+    }
     let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + 8 * i)).collect();
     let mut hash_key = [0u8; 16];
     hash_key.copy_from_slice(&buf[32..48]);
@@ -105,6 +110,20 @@ mod tests {
         }
         for cut in 0..buf.len() {
             assert!(decode_manifest(&buf[..cut]).is_err());
+        }
+    }
+
+    /// The checksum alone would not catch it: a reserved byte set under a matching CRC.
+    #[test]
+    fn a_manifest_with_a_nonzero_reserved_byte_is_rejected_even_under_a_valid_checksum() {
+        let m = Manifest { segments: vec![1, 2], active: 2, next_segment_id: 3, hash_key: [1; 16] };
+        for at in [10, 11] {
+            let mut bad = encode_manifest(&m);
+            bad[at] = 1;
+            let crc_at = bad.len() - 4;
+            let crc = crc32fast::hash(&bad[..crc_at]);
+            bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(decode_manifest(&bad), Err(ManifestError("manifest reserved bytes are not zero")), "byte {at}");
         }
     }
 }

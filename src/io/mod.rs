@@ -94,8 +94,11 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
 /// A read-only view of a file's bytes, see [`VfsFile::map`].
 pub trait Mapping: Send + Sync + fmt::Debug {
     /// The bytes `offset..offset + len`, borrowed where the implementation can (the real
-    /// file system never copies). `None` if the range is outside the mapping, or (in the
-    /// simulation) outside the file.
+    /// file system never copies). `None` if the range is outside the mapping's length.
+    ///
+    /// A range inside the mapping but past the file's current end must not be read: the real
+    /// file system faults there (`SIGBUS`, killing the process) once the range reaches a page
+    /// wholly past the end, and the simulation panics on any such range, so tests catch the bug.
     fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 }
 
@@ -121,4 +124,21 @@ pub fn parent_dir(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
+/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
+/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
+/// them changed. Store open and backup both create their directory with it.
+pub(crate) fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
+    vfs.create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
+    let parent = parent_dir(dir);
+    vfs.sync_dir(&parent).map_err(|e| crate::Error::io("sync directory", &parent, e))?;
+    // A relative path's last ancestor is "": the working directory, which holds the entry of
+    // the path's first component and so needs its sync too (as ".").
+    let higher = parent.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a });
+    for ancestor in higher.filter(|a| *a != parent) {
+        let _ = vfs.sync_dir(ancestor);
+    }
+    Ok(())
 }

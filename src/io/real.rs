@@ -96,12 +96,31 @@ impl VfsFile for RealFile {
         if len == 0 {
             return Ok(Arc::new(RealMapping { map: None }));
         }
-        // SAFETY: the mapping is read-only and private to this store: the directory is held under
-        // an exclusive lock (`Vfs::lock`), so no other cooperating process writes or truncates the
-        // file while it is mapped. The store itself only appends past the bytes it reads and never
-        // truncates a mapped file below a byte that an index entry points to; readers only read
-        // ranges that lie below the file's durable end (DESIGN.md, "Read path"), so no access can
-        // touch a page beyond the end of the file.
+        // SAFETY: a file mapping is sound if (1) no mapped byte is read while it is being modified
+        // and (2) no access touches a page wholly past the end of the file (that raises SIGBUS).
+        // Other processes: the directory is held under an exclusive lock (`Vfs::lock`), so no
+        // cooperating process writes or truncates a mapped file. This process keeps both rules
+        // (DESIGN.md, "Read path"); each step can be checked where it is named:
+        // * Bytes are read only below an end that a successful `write_at` of those bytes
+        //   established: index entries are published (`log/writer.rs`, `lead` then `publish`) and
+        //   `Segment::data_end` is advanced only after the frame's `write_at` returned `Ok`;
+        //   compaction, hints and backup read below `data_end` or the writer's `tail`; recovery
+        //   reads are bounded by the length it just read from the file (`recovery.rs`,
+        //   `open_segment`, `replay`, `ends_at`). So every byte read lies below the file's current
+        //   length. In write-back mode (`SyncMode::Every`) those bytes may not be synced yet; only
+        //   the length matters here, not durability.
+        // * The writer writes only at or past the tail, above every published byte: frames at
+        //   `ActiveLog::tail`, zero-filled growth at `ActiveLog::file_len` (`ensure_space`), and a
+        //   frame whose write failed (never published) is overwritten by the next one. Compaction
+        //   maps an output only once it is written (`rewrite.rs`, `seal_current`); hint files and
+        //   the manifest are replaced by rename, never rewritten in place.
+        // * Nothing shrinks a mapped file below a published byte: a roll-over cuts an unclean tail
+        //   to `log.tail` (`writer.rs`, `roll`), which is at or past every published record;
+        //   recovery cuts a torn tail where the last replayed frame ends (`recovery.rs`,
+        //   `load_active`); removing a file leaves its mapping intact.
+        // * A mapping may be longer than its file (the active segment is mapped at
+        //   `segment_bytes`); the rules above keep reads below the file's end, and a read past the
+        //   mapping's own length returns `None` (`RealMapping::read`).
         let map = unsafe { MmapOptions::new().len(len).map(&self.file)? };
         Ok(Arc::new(RealMapping { map: Some(map) }))
     }

@@ -11,6 +11,25 @@
 //!
 //! Everything is deterministic for a given sequence of calls and seeds: no clock, no OS
 //! randomness, and every iteration that feeds the PRNG runs over ordered maps.
+//!
+//! # Fault model
+//!
+//! * A write or length change is durable once a later `sync_data` of the same file returns `Ok`;
+//!   until then a crash keeps whatever the [`CrashMode`] says of it.
+//! * **A failed `sync_data` loses the file's unsynced changes**, as Linux may do: after a failed
+//!   writeback it reports the error once and marks the dirty pages clean, so a retried fsync
+//!   "succeeds" without writing them. Whenever an injected fault (of any [`FaultKind`]) fails a
+//!   `sync_data`, every write and length change made to that file since its last successful sync
+//!   is dropped from what can reach the disk: no [`CrashMode`] keeps it, and no later successful
+//!   sync makes it durable (later writes are unaffected and become durable as usual). What the
+//!   process reads back through `read_at` and mappings keeps showing those bytes, as the page
+//!   cache does until it evicts them, so the loss shows only after a crash. A sync that fails
+//!   because the file system is halted or the handle is dead drops nothing: the crash that
+//!   follows decides.
+//! * A failed `sync_dir` makes nothing durable, and the pending directory operations stay pending
+//!   (a crash may still keep them, per the [`CrashMode`]).
+//! * A [`Mapping`] read of bytes past the file's current end, inside the mapping's length, panics:
+//!   a real mapping would raise `SIGBUS` there, so such a read is a bug the tests must see.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -131,8 +150,10 @@ pub enum FaultKind {
     /// kind `StorageFull`, like a disk filling up mid-write. Other operations fail as with
     /// [`FaultKind::NoSpace`].
     ShortWrite,
-    /// On `sync_data` or `sync_dir`, the sync fails with `EIO` and makes nothing durable. Other
-    /// operations fail as with [`FaultKind::Eio`].
+    /// On `sync_data` or `sync_dir`, the sync fails with `EIO` and makes nothing durable (a
+    /// failed `sync_data` also loses the file's unsynced changes, see the module doc's fault
+    /// model, as every fault on a `sync_data` does). Other operations fail as with
+    /// [`FaultKind::Eio`].
     SyncFails,
 }
 
@@ -293,6 +314,7 @@ impl SimFs {
                 content.data = bytes.to_vec();
                 content.durable = bytes.to_vec();
                 content.pending.clear();
+                content.lost = false;
                 drop(content);
                 inode
             }
@@ -337,7 +359,7 @@ impl SimFs {
 
     /// Counts an operation of the file system itself and applies halts and faults to it.
     fn begin(&self, op: OpKind, paths: &[&Path]) -> io::Result<()> {
-        self.shared.begin(op, paths, None).map(|_| ())
+        self.shared.begin(op, paths, None).map(|_| ()).map_err(io::Error::from)
     }
 }
 
@@ -444,25 +466,45 @@ impl Shared {
     /// Counts one operation and decides its fate: `Err` if the file system is halted, the handle
     /// (of `generation`) is dead or a fault fires; `Ok(Some(r))` with a random `r` if a short
     /// write fault fires on a write, `Ok(None)` to proceed normally.
-    fn begin(&self, op: OpKind, paths: &[&Path], generation: Option<u64>) -> io::Result<Option<u64>> {
+    fn begin(&self, op: OpKind, paths: &[&Path], generation: Option<u64>) -> Result<Option<u64>, Refused> {
         let mut faults = self.faults.lock();
         let index = faults.op_count;
         faults.op_count += 1;
         if faults.halted {
-            return Err(eio("simulated file system is halted"));
+            return Err(Refused::other(eio("simulated file system is halted")));
         }
         if generation.is_some_and(|g| g != self.generation.load(Ordering::SeqCst)) {
-            return Err(dead_handle());
+            return Err(Refused::other(dead_handle()));
         }
         let Some(fired) = faults.fire(index, op, paths) else { return Ok(None) };
         if fired.then == AfterFault::Halt {
             faults.halted = true;
         }
-        match (fired.what, op) {
-            (FaultKind::ShortWrite, OpKind::Write) => Ok(Some(faults.rng.next())),
-            (FaultKind::ShortWrite | FaultKind::NoSpace, _) => Err(no_space()),
-            (FaultKind::Eio | FaultKind::SyncFails, _) => Err(eio("simulated I/O error")),
-        }
+        let error = match (fired.what, op) {
+            (FaultKind::ShortWrite, OpKind::Write) => return Ok(Some(faults.rng.next())),
+            (FaultKind::ShortWrite | FaultKind::NoSpace, _) => no_space(),
+            (FaultKind::Eio | FaultKind::SyncFails, _) => eio("simulated I/O error"),
+        };
+        Err(Refused { error, by_fault: true })
+    }
+}
+
+/// Why [`Shared::begin`] refused an operation.
+struct Refused {
+    error: io::Error,
+    /// An injected fault fired (rather than a halt or a dead handle refusing the call).
+    by_fault: bool,
+}
+
+impl Refused {
+    fn other(error: io::Error) -> Refused {
+        Refused { error, by_fault: false }
+    }
+}
+
+impl From<Refused> for io::Error {
+    fn from(refused: Refused) -> io::Error {
+        refused.error
     }
 }
 
@@ -777,7 +819,7 @@ struct Inode {
 impl Inode {
     /// An inode whose content is all durable.
     fn new(id: u64, data: Vec<u8>) -> Self {
-        Inode { id, content: Mutex::new(Content { durable: data.clone(), data, pending: Vec::new() }) }
+        Inode { id, content: Mutex::new(Content { durable: data.clone(), data, pending: Vec::new(), lost: false }) }
     }
 }
 
@@ -793,8 +835,12 @@ struct Content {
     data: Vec<u8>,
     /// What survives a crash for sure.
     durable: Vec<u8>,
-    /// Changes since the last sync, oldest first; `durable` plus all of them is `data`.
+    /// Changes since the last sync (or the last failed sync, which dropped the older ones),
+    /// oldest first; `durable` plus all of them is what the disk would hold if they all reached
+    /// it. That is `data` unless `lost` is set.
     pending: Vec<Change>,
+    /// A failed sync dropped unsynced changes: `data` shows bytes the disk will never hold.
+    lost: bool,
 }
 
 /// One not-yet-durable change to a file.
@@ -826,20 +872,46 @@ impl Content {
         self.pending.push(Change::SetLen(len));
     }
 
-    /// Makes everything durable; replays the pending changes rather than copying the whole
-    /// file, so frequent syncs of a big file cost only what was written.
+    /// Makes every pending change durable; replays them rather than copying the whole file, so
+    /// frequent syncs of a big file cost only what was written. Changes dropped by a failed sync
+    /// are not pending any more, so they stay lost.
     fn sync(&mut self) {
         for change in self.pending.drain(..) {
             change.apply_to(&mut self.durable);
         }
-        debug_assert!(self.durable == self.data);
+        if self.lost {
+            // Later writes may have covered everything that was lost.
+            self.lost = self.durable != self.data;
+        }
+        debug_assert!(self.lost || self.durable == self.data);
+    }
+
+    /// A sync failed: the unsynced changes never reach the disk (the page cache was marked
+    /// clean), though reads still show them.
+    fn lose_unsynced(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            self.lost = self.durable != self.data;
+        }
+    }
+
+    /// What the disk would hold if every pending change reached it.
+    fn written(&self) -> Cow<'_, [u8]> {
+        if !self.lost {
+            return Cow::Borrowed(&self.data[..]);
+        }
+        let mut out = self.durable.clone();
+        for change in &self.pending {
+            change.apply_to(&mut out);
+        }
+        Cow::Owned(out)
     }
 
     /// What the disk holds after a crash in `mode`.
     fn after_crash(&self, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
         match mode {
             CrashMode::Nothing => self.durable.clone(),
-            CrashMode::Everything => self.data.clone(),
+            CrashMode::Everything => self.written().into_owned(),
             CrashMode::Prefix => self.prefix_crash(rng),
             CrashMode::Sectors512 | CrashMode::Sectors4096 => {
                 self.sector_crash(mode.sector_size().expect("a sector mode"), rng)
@@ -876,12 +948,13 @@ impl Content {
         }
         sectors.sort_unstable();
         sectors.dedup();
+        let written = self.written();
         let mut out = self.durable.clone();
         for s in sectors {
             let start = s * sector;
-            let end = (start + sector).min(self.data.len());
+            let end = (start + sector).min(written.len());
             if rng.coin() && start < end {
-                write_into(&mut out, start, &self.data[start..end]);
+                write_into(&mut out, start, &written[start..end]);
             }
         }
         out
@@ -914,7 +987,7 @@ struct SimFile {
 
 impl SimFile {
     fn begin(&self, op: OpKind) -> io::Result<Option<u64>> {
-        self.shared.begin(op, &[&self.path], Some(self.generation))
+        self.shared.begin(op, &[&self.path], Some(self.generation)).map_err(io::Error::from)
     }
 
     fn check_writable(&self) -> io::Result<()> {
@@ -960,9 +1033,18 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.begin(OpKind::Sync)?;
-        self.inode.content.lock().sync();
-        Ok(())
+        match self.shared.begin(OpKind::Sync, &[&self.path], Some(self.generation)) {
+            Ok(_) => {
+                self.inode.content.lock().sync();
+                Ok(())
+            }
+            Err(refused) => {
+                if refused.by_fault {
+                    self.inode.content.lock().lose_unsynced();
+                }
+                Err(refused.error)
+            }
+        }
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -996,6 +1078,8 @@ struct SimMapping {
 }
 
 impl Mapping for SimMapping {
+    /// Panics on a range inside the mapping that runs past the file's current end, where a real
+    /// mapping would raise `SIGBUS`.
     fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         if self.shared.generation.load(Ordering::SeqCst) != self.generation {
             return None;
@@ -1005,7 +1089,14 @@ impl Mapping for SimMapping {
             return None;
         }
         let content = self.inode.content.lock();
-        let bytes = content.data.get(usize::try_from(offset).ok()?..usize::try_from(end).ok()?)?;
+        let file_len = content.data.len() as u64;
+        assert!(
+            end <= file_len,
+            "read of mapped bytes {offset}..{end} past the end of the file ({file_len} bytes): a real mapping of \
+             {} bytes would fault (SIGBUS) here",
+            self.len
+        );
+        let bytes = &content.data[usize::try_from(offset).ok()?..usize::try_from(end).ok()?];
         Some(Cow::Owned(bytes.to_vec()))
     }
 }
@@ -1300,7 +1391,6 @@ mod tests {
         assert_eq!(&buf, b"abc");
         f.write_at(b"def", 3).unwrap();
         assert_eq!(map.read(0, 6).unwrap().as_ref(), b"abcdef");
-        assert!(map.read(0, 7).is_none(), "past the end of the file");
         assert!(map.read(8, 3).is_none(), "past the end of the mapping");
         // The removal is not durable yet.
         fs.crash(CrashMode::Nothing, 0);
@@ -1400,6 +1490,90 @@ mod tests {
         fs.crash(CrashMode::Nothing, 0);
         assert_eq!(fs.read_file(&p("a")).unwrap(), b"abc");
         assert_eq!(fs.read_file(&p("b")), None);
+    }
+
+    /// Linux may drop the dirty pages of a failed fsync: a retried sync that succeeds must not
+    /// make the lost bytes durable.
+    #[test]
+    fn a_failed_sync_loses_the_unsynced_writes_even_after_a_later_successful_sync() {
+        for mode in CrashMode::ALL {
+            let fs = setup();
+            let f = durable_file(&fs, "a", b"abc");
+            f.write_at(b"def", 3).unwrap();
+            f.set_len(10).unwrap();
+            fs.inject(Fault::matching(OpKind::Sync, "", FaultKind::SyncFails).times(1));
+            assert!(f.sync_data().is_err());
+            f.sync_data().unwrap();
+            let mut buf = [0; 6];
+            f.read_at(&mut buf, 0).unwrap();
+            assert_eq!(&buf, b"abcdef", "{mode:?}: the page cache still shows the lost bytes");
+            fs.crash(mode, 3);
+            assert_eq!(fs.read_file(&p("a")).unwrap(), b"abc", "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn an_eio_fault_on_a_sync_loses_the_unsynced_writes_too() {
+        let fs = setup();
+        let f = durable_file(&fs, "a", b"abc");
+        f.write_at(b"def", 3).unwrap();
+        fs.inject(Fault::matching(OpKind::Sync, "", FaultKind::Eio).times(1));
+        assert!(f.sync_data().is_err());
+        fs.crash(CrashMode::Everything, 0);
+        assert_eq!(fs.read_file(&p("a")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn writes_after_a_failed_sync_become_durable_around_the_lost_ones() {
+        for mode in [CrashMode::Nothing, CrashMode::Everything] {
+            let fs = setup();
+            let f = durable_file(&fs, "a", b"0123456789");
+            f.write_at(b"xx", 2).unwrap();
+            fs.inject(Fault::matching(OpKind::Sync, "", FaultKind::SyncFails).times(1));
+            assert!(f.sync_data().is_err());
+            f.write_at(b"yy", 6).unwrap();
+            f.write_at(b"zz", 12).unwrap();
+            f.sync_data().unwrap();
+            fs.crash(mode, 0);
+            assert_eq!(fs.read_file(&p("a")).unwrap(), b"012345yy89\0\0zz", "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn the_lost_writes_of_a_failed_sync_never_survive_a_sector_or_prefix_crash() {
+        for mode in [CrashMode::Prefix, CrashMode::Sectors512, CrashMode::Sectors4096] {
+            for seed in 0..20 {
+                let fs = setup();
+                let f = durable_file(&fs, "a", &[1; 1024]);
+                f.write_at(&[2; 512], 0).unwrap();
+                fs.inject(Fault::matching(OpKind::Sync, "", FaultKind::SyncFails).times(1));
+                assert!(f.sync_data().is_err());
+                f.write_at(&[3; 512], 512).unwrap();
+                fs.crash(mode, seed);
+                let got = fs.read_file(&p("a")).unwrap();
+                assert!(got[..512].iter().all(|&b| b == 1), "{mode:?} {seed}: a lost write survived");
+            }
+        }
+    }
+
+    #[test]
+    fn a_sync_refused_by_a_halt_drops_nothing() {
+        let fs = setup();
+        let f = durable_file(&fs, "a", b"abc");
+        f.write_at(b"def", 3).unwrap();
+        fs.halt();
+        assert!(f.sync_data().is_err());
+        fs.crash(CrashMode::Everything, 0);
+        assert_eq!(fs.read_file(&p("a")).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end of the file")]
+    fn a_mapping_read_past_the_end_of_the_file_panics_like_sigbus() {
+        let fs = setup();
+        let f = durable_file(&fs, "a", b"abc");
+        let map = f.map(10).unwrap();
+        let _ = map.read(2, 2);
     }
 
     #[test]

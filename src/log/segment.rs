@@ -39,7 +39,8 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     pub(crate) file: Box<dyn VfsFile>,
     map: Arc<dyn Mapping>,
-    /// Offset just past the last durable frame. Readers never look past it.
+    /// Offset just past the last published frame: written, and with `SyncMode::Always` synced
+    /// (in write-back mode it may not be synced yet). Readers of records never look past it.
     data_end: AtomicU64,
     /// Bytes of records that the index points to. Everything else below `data_end` is dead.
     live_bytes: AtomicU64,
