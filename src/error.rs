@@ -80,6 +80,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A precondition of a batch given to [`Store::write`](crate::Store::write) did not hold;
+    /// nothing of the batch was written.
+    ConditionFailed {
+        /// The key whose precondition failed, lossily printed.
+        key: String,
+    },
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -146,6 +152,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot back up into {}: it {reason}", path.display())
             }
             Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
+            Error::ConditionFailed { key } => write!(f, "the batch's precondition on key {key} does not hold"),
         }
     }
 }

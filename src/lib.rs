@@ -127,6 +127,7 @@ mod compaction;
 mod error;
 #[doc(hidden)]
 pub mod format;
+mod future;
 mod hash;
 mod hints;
 mod index;
@@ -137,6 +138,7 @@ mod log;
 mod maintenance;
 mod options;
 mod recovery;
+mod rmw;
 mod stats;
 mod store;
 #[cfg(feature = "serde")]
@@ -147,9 +149,12 @@ pub use backup::BackupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::CompactionReport;
 pub use error::{Error, Result};
+pub use future::WriteFuture;
 pub use iter::{Iter, Keys};
+pub use log::{Expiry, Txn};
 pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
+pub use rmw::{Cas, Condition, Update, Updated};
 pub use stats::Stats;
 pub use store::Store;
 #[cfg(feature = "serde")]

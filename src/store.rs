@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -12,7 +13,7 @@ use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
-use crate::log::{Encoded, LogDir, SegmentSet, Writer};
+use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
 use crate::recovery::{recover, RecoveryReport};
@@ -42,6 +43,8 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
     maintenance: Option<Maintenance>,
+    /// The thread that leads groups only futures wait for; started by the first async write.
+    driver: OnceLock<JoinHandle<()>>,
 }
 
 /// The shared state of an open store (also held by the maintenance thread).
@@ -116,7 +119,7 @@ impl Store {
             _lock: lock,
         });
         let maintenance = Maintenance::start(&inner);
-        Ok(Store { inner, maintenance: Some(maintenance) })
+        Ok(Store { inner, maintenance: Some(maintenance), driver: OnceLock::new() })
     }
 
     /// The store's directory.
@@ -198,19 +201,39 @@ impl Store {
     }
 
     /// Applies a batch atomically and durably: after any crash, all of it or none of it.
+    ///
+    /// A batch with preconditions ([`Batch::require`]) is applied only if they hold, atomically
+    /// with the check; if one does not, nothing is written and this fails with
+    /// [`Error::ConditionFailed`] (use [`Store::write_if`] to get `false` instead).
     pub fn write(&self, batch: Batch) -> Result<()> {
-        if batch.is_empty() {
+        if batch.is_empty() && batch.conditions.is_empty() {
             return Ok(());
         }
-        // Checked before encoding, from the record layout, so a batch far over the limit is
-        // refused without first being copied whole into a buffer.
+        let needs_leader = !batch.conditions.is_empty()
+            || batch.ops.iter().any(|op| matches!(op, BatchOp::Put { expiry: Expiry::Keep, .. }));
+        if needs_leader {
+            self.check_batch(&batch)?;
+            return match self.transaction(crate::rmw::batch_txn(batch))?? {
+                Some(key) => Err(crate::rmw::condition_failed(&key)),
+                None => Ok(()),
+            };
+        }
+        self.commit(self.encode_batch(&batch)?)
+    }
+
+    /// Encodes a batch without preconditions or kept expiries, checking it first: from the
+    /// record layout, so a batch far over the limit is refused without first being copied whole
+    /// into a buffer.
+    pub(crate) fn encode_batch(&self, batch: &Batch) -> Result<Encoded> {
+        let now_ms = self.inner.options.clock.now_ms();
+        let expires = |expiry: Expiry| expiry.resolve(now_ms, || unreachable!("no kept expiry here"));
         let mut len = 0usize;
         for op in &batch.ops {
             len = len.saturating_add(match op {
-                BatchOp::Put { key, value, expires_ms } => {
+                BatchOp::Put { key, value, expiry } => {
                     self.check_key(key)?;
                     self.check_value(value)?;
-                    record_header_len(*expires_ms) + key.len() + value.len()
+                    record_header_len(expires(*expiry)) + key.len() + value.len()
                 }
                 BatchOp::Delete { key } => {
                     self.check_key(key)?;
@@ -225,8 +248,11 @@ impl Store {
         let mut ops = Encoded { bytes: Vec::with_capacity(len), records: 0 };
         for op in &batch.ops {
             match op {
-                BatchOp::Put { key, value, expires_ms } => {
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, key, value);
+                BatchOp::Put { key, value, expiry } => {
+                    if *expiry != Expiry::Never {
+                        self.inner.ttl_seen.store(true, Ordering::Relaxed);
+                    }
+                    encode_record(&mut ops.bytes, RecordKind::Put, 0, expires(*expiry), key, value);
                 }
                 BatchOp::Delete { key } => {
                     encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
@@ -235,7 +261,7 @@ impl Store {
             ops.records += 1;
         }
         debug_assert_eq!(ops.bytes.len(), len, "the size check agrees with the encoding");
-        self.commit(ops)
+        Ok(ops)
     }
 
     /// Number of live (not deleted, not expired) keys.
@@ -312,15 +338,32 @@ impl Store {
     }
 
     fn commit(&self, ops: Encoded) -> Result<()> {
+        self.commit_op(Op::Write(ops)).map(drop)
+    }
+
+    /// Queues `op` for a future (see `future.rs`), starting the async driver on first use.
+    pub(crate) fn submit(&self, op: Op) -> Result<Arc<Slot>> {
+        self.driver.get_or_init(|| {
+            let inner = Arc::clone(&self.inner);
+            std::thread::Builder::new()
+                .name("ferrocask-async".into())
+                .spawn(move || inner.writer.drive(&inner.sets, &inner.index))
+                .expect("spawn the async driver thread")
+        });
+        self.inner.writer.submit(op)
+    }
+
+    /// Queues `op` with the group-commit writer and waits for its outcome.
+    pub(crate) fn commit_op(&self, op: Op) -> Result<Done> {
         let inner = &self.inner;
-        inner.writer.commit(&inner.sets, &inner.index, ops)?;
+        let done = inner.writer.commit(&inner.sets, &inner.index, op)?;
         if let Some(m) = &self.maintenance {
             m.nudge_if_sealed(inner);
         }
-        Ok(())
+        Ok(done)
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<()> {
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         let max = self.inner.options.key_bytes_max;
         match key.len() {
             0 => Err(Error::EmptyKey),
@@ -329,7 +372,7 @@ impl Store {
         }
     }
 
-    fn check_value(&self, value: &[u8]) -> Result<()> {
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
         let max = self.inner.options.value_bytes_max;
         if value.len() > max {
             return Err(Error::ValueTooLarge { len: value.len(), max });
@@ -414,6 +457,12 @@ impl Inner {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        // Writes that futures wait for are finished first: queued is as good as acknowledged
+        // to a caller that has not looked yet.
+        self.inner.writer.stop_driver();
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.join();
+        }
         self.inner.closing.store(true, Ordering::Relaxed);
         if let Some(m) = self.maintenance.take() {
             m.stop();

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::ops::Deref;
 
+use crate::log::Expiry;
+use crate::rmw::Condition;
+
 /// A value read from the store: an owned copy of the bytes, so it outlives any compaction.
 ///
 /// ```
@@ -65,12 +68,15 @@ impl fmt::Debug for Value {
 /// One operation of a [`Batch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum BatchOp {
-    Put { key: Vec<u8>, value: Vec<u8>, expires_ms: u64 },
+    Put { key: Vec<u8>, value: Vec<u8>, expiry: Expiry },
     Delete { key: Vec<u8> },
 }
 
 /// Puts and deletes applied atomically by [`Store::write`](crate::Store::write): after any crash,
-/// either all of them are visible or none. Later operations on the same key win.
+/// either all of them are visible or none, and a reader that sees one of them sees all. Later
+/// operations on the same key win. With preconditions ([`Batch::require`]) it is a conditional
+/// batch: applied only if they all hold, atomically with the check
+/// ([`Store::write_if`](crate::Store::write_if)).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -85,6 +91,7 @@ pub(crate) enum BatchOp {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     pub(crate) ops: Vec<BatchOp>,
+    pub(crate) conditions: Vec<(Vec<u8>, Condition)>,
 }
 
 impl Batch {
@@ -93,10 +100,23 @@ impl Batch {
         Batch::default()
     }
 
-    /// Adds a put.
+    /// Adds a put (the key will have no expiry, as with [`Store::put`](crate::Store::put)).
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Batch {
-        let op = BatchOp::Put { key: key.as_ref().to_vec(), value: value.as_ref().to_vec(), expires_ms: 0 };
+        self.put_with_expiry(key, value, Expiry::Never)
+    }
+
+    /// Adds a put whose key expires as `expiry` says ([`Expiry::Keep`] keeps the key's current
+    /// expiry, read atomically with the write).
+    pub fn put_with_expiry(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, expiry: Expiry) -> &mut Batch {
+        let op = BatchOp::Put { key: key.as_ref().to_vec(), value: value.as_ref().to_vec(), expiry };
         self.ops.push(op);
+        self
+    }
+
+    /// Adds a precondition: the batch is applied only if `key` satisfies `condition` at the
+    /// moment it is applied.
+    pub fn require(&mut self, key: impl AsRef<[u8]>, condition: Condition) -> &mut Batch {
+        self.conditions.push((key.as_ref().to_vec(), condition));
         self
     }
 
@@ -106,7 +126,7 @@ impl Batch {
         self
     }
 
-    /// Number of operations.
+    /// Number of operations (preconditions not counted).
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -5,12 +5,16 @@
 //! (held while the manifest is replaced) -> an index stripe. The writer's queue mutex is never held
 //! while taking any of these.
 
+mod queue;
 mod scan;
 mod segment;
 mod set;
+mod txn;
 mod writer;
 
+pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{find_frame_from, scan_frames, GroupRule, ScanEnd};
 pub(crate) use segment::{hint_file_name, parse_file_name, segment_file_name, Segment};
 pub(crate) use set::{create_segment_file, LogDir, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE};
-pub(crate) use writer::{ActiveLog, Encoded, Writer};
+pub use txn::{Expiry, Txn};
+pub(crate) use writer::{ActiveLog, Writer};

@@ -3,10 +3,15 @@
 //! Protocol (DESIGN.md, "Group commit"):
 //! 1. A writer encodes its records outside any lock, then queues them with a ticket.
 //! 2. If no leader is active, it becomes the leader; otherwise it waits until its ticket is done.
-//! 3. The leader takes queued operations in ticket order (as many as fit in the active segment),
-//!    stamps their sequence numbers, writes them as one frame with one `write_at`, and syncs once.
+//! 3. The leader takes queued operations in ticket order (as many as fit in one frame), runs the
+//!    transactions among them in that order (`log/txn.rs`), stamps sequence numbers, writes them
+//!    as one frame with one `write_at`, and syncs once.
 //! 4. Only then does it publish the records to the index, in log order, mark the tickets done
 //!    (the durable watermark) and wake the waiters. One of them leads the next group.
+//!
+//! Futures (`Writer::submit`) queue the same way but never lead: the async driver thread
+//! (`Writer::drive`) leads whenever operations are queued and no one else does, so no caller's
+//! thread blocks for a group.
 //!
 //! A lone writer leads its own group at once and never waits. Groups are written, synced and
 //! published strictly one after another, so the index always ends with the record that comes last
@@ -18,29 +23,24 @@
 //! acknowledged. Leadership is panic-safe: a leader that panics trips the latch and fails its group
 //! instead of leaving the others waiting for ever.
 
-use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::clock::Clock;
 use crate::format::{
     decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader, SegmentKind,
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Index, Published};
 use crate::io::Latch;
+use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
+use crate::log::txn::{Limits, Overlay, Txn};
 use crate::log::{create_segment_file, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
-
-/// Records encoded by a caller, waiting for a frame. Sequence numbers are stamped by the leader.
-#[derive(Debug, Default)]
-pub(crate) struct Encoded {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) records: u32,
-}
 
 /// The tail of the log, owned by whoever holds `Writer::log`.
 #[derive(Debug)]
@@ -74,24 +74,12 @@ pub(crate) struct WriterStats {
     pub(crate) frames: AtomicU64,
 }
 
-struct Pending {
-    ticket: u64,
-    ops: Encoded,
-}
-
-#[derive(Default)]
-struct Queue {
-    pending: VecDeque<Pending>,
-    next_ticket: u64,
-    /// Every ticket up to and including this one has its outcome.
-    done_through: u64,
-    failures: HashMap<u64, Error>,
-    leader: bool,
-}
-
 pub(crate) struct Writer {
     queue: Mutex<Queue>,
+    /// Blocked writers wait here for their ticket (or to lead).
     wake: Condvar,
+    /// The async driver waits here for operations that nobody leads.
+    drive: Condvar,
     pub(crate) log: Mutex<ActiveLog>,
     pub(crate) stats: WriterStats,
     /// Segments sealed by roll-overs, waiting for the maintenance thread (hint files).
@@ -105,6 +93,9 @@ pub(crate) struct Writer {
     segment_bytes: u64,
     preallocate_bytes: u64,
     frame_bytes_max: usize,
+    /// What a transaction may write.
+    limits: Limits,
+    clock: Arc<dyn Clock>,
 }
 
 impl Writer {
@@ -112,6 +103,7 @@ impl Writer {
         Writer {
             queue: Mutex::new(Queue { next_ticket: 1, ..Queue::default() }),
             wake: Condvar::new(),
+            drive: Condvar::new(),
             log: Mutex::new(log),
             stats: WriterStats::default(),
             sealed: Mutex::new(Vec::new()),
@@ -122,6 +114,12 @@ impl Writer {
             segment_bytes: options.segment_bytes,
             preallocate_bytes: options.preallocate_bytes,
             frame_bytes_max: options.frame_bytes_max(),
+            limits: Limits {
+                key_bytes_max: options.key_bytes_max,
+                value_bytes_max: options.value_bytes_max,
+                bytes_max: options.frame_bytes_max() - FRAME_HEADER_BYTES,
+            },
+            clock: Arc::clone(&options.clock),
         }
     }
 
@@ -138,88 +136,200 @@ impl Writer {
         }
     }
 
-    /// Appends `ops` as part of a group, makes it durable (per the sync mode) and publishes it to
-    /// `index`. Returns once all of that happened, or with the error that prevented it.
-    pub(crate) fn commit(&self, sets: &Mutex<SegmentSet>, index: &Index, ops: Encoded) -> Result<()> {
-        assert!(ops.records > 0 && ops.bytes.len() <= self.ops_bytes_max(), "caller checked the batch size");
+    /// Queues `op` and returns once its group is durable (per the sync mode) and published, or
+    /// with the error that prevented it. The caller's thread may lead groups meanwhile.
+    pub(crate) fn commit(&self, sets: &Mutex<SegmentSet>, index: &Index, op: Op) -> Completed {
         let mut q = self.queue.lock();
-        self.refuse_if_poisoned()?;
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.pending.push_back(Pending { ticket, ops });
+        let ticket = self.enqueue(&mut q, op, None)?;
         loop {
-            if let Some(err) = q.failures.remove(&ticket) {
-                return Err(err);
+            if let Some(completed) = q.results.remove(&ticket) {
+                return completed;
             }
             if q.done_through >= ticket {
-                return Ok(());
+                return Ok(Done::Written);
             }
             if !q.leader {
-                if let Some(cause) = self.latch.cause() {
-                    // Poisoned while this ticket waited (by a group's failure or in the
-                    // background): nobody leads again, and the whole queue fails.
-                    fail_queued(&mut q, &cause);
-                    continue;
-                }
-                q.leader = true;
-                let group = self.take_group(&mut q);
-                drop(q);
-                let outcome = self.lead_catching_panics(sets, index, &group);
-                q = self.queue.lock();
-                self.finish_group(&mut q, &group, outcome);
-                self.wake.notify_all();
+                q = self.lead_one_group(q, sets, index);
                 continue;
             }
             self.wake.wait(&mut q);
         }
     }
 
+    /// Queues `op` for a future: its outcome arrives in the returned slot, once the async driver
+    /// (or any blocked writer) has led its group. Never blocks for a group.
+    pub(crate) fn submit(&self, op: Op) -> Result<Arc<Slot>> {
+        let slot = Arc::new(Slot::default());
+        let mut q = self.queue.lock();
+        self.enqueue(&mut q, op, Some(Arc::clone(&slot)))?;
+        if !q.leader {
+            self.drive.notify_one();
+        }
+        Ok(slot)
+    }
+
+    /// The async driver's loop: leads whenever operations are queued and nobody leads them, until
+    /// [`Writer::stop_driver`] and an empty queue. Runs on its own thread.
+    pub(crate) fn drive(&self, sets: &Mutex<SegmentSet>, index: &Index) {
+        let mut q = self.queue.lock();
+        loop {
+            if !q.leader && !q.pending.is_empty() {
+                q = self.lead_one_group(q, sets, index);
+            } else if q.closing && q.pending.is_empty() {
+                return;
+            } else {
+                self.drive.wait(&mut q);
+            }
+        }
+    }
+
+    /// Makes the async driver leave once every queued operation is done.
+    pub(crate) fn stop_driver(&self) {
+        self.queue.lock().closing = true;
+        self.drive.notify_all();
+    }
+
+    fn enqueue(&self, q: &mut Queue, op: Op, waiter: Option<Arc<Slot>>) -> Result<u64> {
+        if let Op::Write(ops) = &op {
+            assert!(ops.records > 0 && ops.bytes.len() <= self.ops_bytes_max(), "caller checked the batch size");
+        }
+        self.refuse_if_poisoned()?;
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push_back(Pending::new(ticket, op, waiter));
+        Ok(ticket)
+    }
+
+    /// Becomes leader (the caller saw `!q.leader`), leads one group and hands out its outcomes.
+    fn lead_one_group<'w>(
+        &'w self,
+        mut q: MutexGuard<'w, Queue>,
+        sets: &Mutex<SegmentSet>,
+        index: &Index,
+    ) -> MutexGuard<'w, Queue> {
+        if let Some(cause) = self.latch.cause() {
+            // Poisoned while operations waited (by a group's failure or in the background):
+            // nobody leads again, and the whole queue fails.
+            q.fail_all(&cause);
+            self.wake.notify_all();
+            return q;
+        }
+        q.leader = true;
+        let mut group = self.take_group(&mut q);
+        drop(q);
+        let mut deferred = Vec::new();
+        let outcome = self.lead_catching_panics(sets, index, &mut group, &mut deferred);
+        let mut q = self.queue.lock();
+        self.finish_group(&mut q, group, deferred, outcome);
+        self.wake.notify_all();
+        if !q.pending.is_empty() {
+            self.drive.notify_one();
+        }
+        q
+    }
+
     /// Leads a group; a panic inside (a bug) poisons the store and fails the group instead of
     /// unwinding past `finish_group`, which would leave `leader` set and every writer waiting.
-    fn lead_catching_panics(&self, sets: &Mutex<SegmentSet>, index: &Index, group: &[Pending]) -> Result<()> {
-        catch_unwind(AssertUnwindSafe(|| self.lead(sets, index, group))).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            let cause = format!("the group-commit leader panicked: {what}");
+    fn lead_catching_panics(
+        &self,
+        sets: &Mutex<SegmentSet>,
+        index: &Index,
+        group: &mut Vec<Pending>,
+        deferred: &mut Vec<Pending>,
+    ) -> Result<()> {
+        catch_unwind(AssertUnwindSafe(|| self.lead(sets, index, group, deferred))).unwrap_or_else(|panic| {
+            let cause = format!("the group-commit leader panicked: {}", panic_message(&*panic));
             self.latch.trip(cause.clone());
             Err(Error::Poisoned { cause })
         })
     }
 
-    /// Takes queued operations in ticket order, as many as fit in one frame.
+    /// Takes queued operations in ticket order, as many as are known to fit in one frame (a
+    /// transaction's size is known once it has run: see [`Writer::evaluate`]).
     fn take_group(&self, q: &mut Queue) -> Vec<Pending> {
         let mut group = Vec::new();
         let mut bytes = 0;
         while let Some(next) = q.pending.front() {
-            if !group.is_empty() && bytes + next.ops.bytes.len() > self.ops_bytes_max() {
+            if !group.is_empty() && bytes + next.known_bytes() > self.ops_bytes_max() {
                 break;
             }
-            bytes += next.ops.bytes.len();
+            bytes += next.known_bytes();
             group.push(q.pending.pop_front().expect("front exists"));
         }
         group
     }
 
-    fn finish_group(&self, q: &mut Queue, group: &[Pending], outcome: Result<()>) {
+    /// Hands every operation of the group its outcome. Operations cut from the group go back to
+    /// the head of the queue, unless the group failed: an evaluated transaction among them
+    /// assumed the group's writes, so it cannot be written after them.
+    fn finish_group(&self, q: &mut Queue, group: Vec<Pending>, deferred: Vec<Pending>, outcome: Result<()>) {
         q.leader = false;
-        let last = group.last().expect("a group is never empty").ticket;
-        debug_assert!(last > q.done_through, "groups finish in ticket order");
-        q.done_through = last;
-        if let Err(err) = outcome {
+        if outcome.is_err() {
+            for p in group.into_iter().chain(deferred) {
+                q.deliver(p, &outcome);
+            }
+        } else {
             for p in group {
-                q.failures.insert(p.ticket, err.duplicate());
+                q.deliver(p, &outcome);
+            }
+            for p in deferred.into_iter().rev() {
+                q.pending.push_front(p);
             }
         }
         if let Some(cause) = self.latch.cause() {
-            fail_queued(q, &cause);
+            q.fail_all(&cause);
         }
     }
 
-    /// The leader's work: one frame, one write, one sync, then publish.
-    fn lead(&self, sets: &Mutex<SegmentSet>, index: &Index, group: &[Pending]) -> Result<()> {
+    /// Runs the group's transactions in log order, each seeing the writes of every operation
+    /// before it, and cuts the group where its records would no longer fit in one frame (the
+    /// rest, the cut transaction with its result, are returned to be led next: the state it saw
+    /// is exactly what the next group starts from).
+    fn evaluate(&self, index: &Index, group: &mut Vec<Pending>) -> Vec<Pending> {
+        if group.iter().all(|p| p.eval.is_none()) {
+            return Vec::new();
+        }
+        let mut overlay = Overlay::default();
+        let now_ms = self.clock.now_ms();
+        let mut bytes = 0;
+        for i in 0..group.len() {
+            let p = &mut group[i];
+            match p.eval.take() {
+                Some(eval) => {
+                    let mut txn = Txn::new(index, &overlay, now_ms, self.limits);
+                    match catch_unwind(AssertUnwindSafe(|| eval(&mut txn))) {
+                        Ok(outcome) => {
+                            let writes = txn.finish();
+                            p.ops = overlay.encode(writes);
+                            p.done = Some(Done::Evaluated(outcome));
+                        }
+                        Err(panic) => p.done = Some(Done::Panicked(panic)),
+                    }
+                }
+                None => overlay.add_records(&p.ops.bytes),
+            }
+            if i > 0 && bytes + p.ops.bytes.len() > self.ops_bytes_max() {
+                return group.split_off(i);
+            }
+            bytes += p.ops.bytes.len();
+        }
+        Vec::new()
+    }
+
+    /// The leader's work: run transactions, then one frame, one write, one sync, then publish.
+    fn lead(
+        &self,
+        sets: &Mutex<SegmentSet>,
+        index: &Index,
+        group: &mut Vec<Pending>,
+        deferred: &mut Vec<Pending>,
+    ) -> Result<()> {
+        *deferred = self.evaluate(index, group);
+        let records: u64 = group.iter().map(|p| u64::from(p.ops.records)).sum();
+        if records == 0 {
+            // Only transactions that wrote nothing: what they read is published, so durable.
+            return Ok(());
+        }
         let mut log = self.log.lock();
         let body_len: usize = group.iter().map(|p| p.ops.bytes.len()).sum();
         let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
@@ -236,7 +346,7 @@ impl Writer {
         }
         debug_assert!(decode_frame(&frame).is_ok(), "the frame just built decodes");
         log.dirty = true;
-        log.unsynced_records += group.iter().map(|p| u64::from(p.ops.records)).sum::<u64>();
+        log.unsynced_records += records;
         if self.sync == SyncMode::Always {
             self.sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?;
         }
@@ -356,12 +466,13 @@ impl Writer {
     }
 }
 
-/// Fails every queued operation: the store is poisoned, so none of them may be written.
-fn fail_queued(q: &mut Queue, cause: &str) {
-    while let Some(p) = q.pending.pop_front() {
-        q.failures.insert(p.ticket, Error::Poisoned { cause: cause.to_string() });
-        q.done_through = p.ticket;
-    }
+/// The message of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Syncs a log segment. The latch decides that a failure poisons (`io/checked.rs`) and makes

@@ -1,0 +1,220 @@
+//! Read-modify-write evaluated by the group-commit leader.
+//!
+//! A transaction is a closure that the leader runs while it assembles a group, after every
+//! operation queued before it and before every operation queued after it. It reads through a
+//! [`Txn`]: its own writes first, then the writes of earlier operations of the same group (the
+//! group's *overlay*), then the index, which holds exactly the state after every earlier group,
+//! because groups are published strictly one after another. Its writes become records of the
+//! group's frame, so they are synced with the group and published with it, and any number of
+//! transactions on one hot key share one sync.
+//!
+//! The closure runs on the leader's thread while other writers wait for the group: it must be
+//! cheap and must not call back into the store (which would wait for the very group it is in).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::format::{decode_record_header, encode_record, record_header_len, RecordKind};
+use crate::index::Index;
+use crate::log::queue::Encoded;
+use crate::value::Value;
+use crate::{Error, Result};
+
+/// When a key written by a transaction expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Keep the key's current expiry (none if the key is absent or has none).
+    Keep,
+    /// Never.
+    Never,
+    /// At this time, in milliseconds since the Unix epoch (by the store's clock). A time in the
+    /// past writes a key that reads as absent at once.
+    At(u64),
+    /// This long after the transaction runs (by the store's clock).
+    After(Duration),
+}
+
+impl Expiry {
+    /// The expiry to write (ms since the Unix epoch, 0 = never) at time `now_ms`, for a key whose
+    /// current expiry `current` gives. A time at or before the epoch is written as 1 ms, which is
+    /// as expired as any other past time (0 on disk means "never").
+    pub(crate) fn resolve(self, now_ms: u64, current: impl FnOnce() -> u64) -> u64 {
+        match self {
+            Expiry::Keep => current(),
+            Expiry::Never => 0,
+            Expiry::At(ms) => ms.max(1),
+            Expiry::After(d) => now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).max(1),
+        }
+    }
+}
+
+/// A key's state as a transaction sees it: `Some((value, expires_ms))`, 0 = never; `None` = absent.
+type State = Option<(Vec<u8>, u64)>;
+
+/// The state written by the operations of one group so far, by key.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    keys: HashMap<Vec<u8>, State>,
+}
+
+impl Overlay {
+    /// Records the effect of encoded records (a plain write) on their keys.
+    pub(crate) fn add_records(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let header = decode_record_header(bytes).expect("records encoded by this process are valid");
+            let key_end = header.header_len + header.key_len;
+            let len = header.record_len();
+            let state = match header.kind {
+                RecordKind::Put => Some((bytes[key_end..len].to_vec(), header.expires_ms)),
+                RecordKind::Delete => None,
+            };
+            self.keys.insert(bytes[header.header_len..key_end].to_vec(), state);
+            bytes = &bytes[len..];
+        }
+    }
+}
+
+/// What a transaction may write, checked as it writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) key_bytes_max: usize,
+    pub(crate) value_bytes_max: usize,
+    /// The most a transaction's records may take: they must fit in one frame.
+    pub(crate) bytes_max: usize,
+}
+
+/// The view a transaction reads and writes through; see the module doc.
+///
+/// Reads see the transaction's own writes. Expired keys read as absent. Writes are buffered and
+/// become durable, all or none, with the group the transaction is in; [`Txn::discard`] drops them.
+pub struct Txn<'a> {
+    index: &'a Index,
+    overlay: &'a Overlay,
+    now_ms: u64,
+    limits: Limits,
+    own: HashMap<Vec<u8>, State>,
+    writes: Vec<(Vec<u8>, State)>,
+    bytes: usize,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(index: &'a Index, overlay: &'a Overlay, now_ms: u64, limits: Limits) -> Txn<'a> {
+        Txn { index, overlay, now_ms, limits, own: HashMap::new(), writes: Vec::new(), bytes: 0 }
+    }
+
+    /// The time this transaction runs at, by the store's clock (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// `key`'s value, or `None` if it is absent or expired.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Value> {
+        self.get_with_expiry(key).map(|(value, _)| value)
+    }
+
+    /// `key`'s value with its expiry (ms since the Unix epoch, `None` = never).
+    pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Option<(Value, Option<u64>)> {
+        let (value, expires_ms) = self.state(key.as_ref())?;
+        Some((Value::new(value), (expires_ms != 0).then_some(expires_ms)))
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
+        self.state(key.as_ref()).is_some()
+    }
+
+    /// Sets `key` to `value` with no expiry, as [`Store::put`](crate::Store::put) does.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_with_expiry(key, value, Expiry::Never)
+    }
+
+    /// Sets `key` to `value`, expiring as `expiry` says.
+    pub fn put_with_expiry(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, expiry: Expiry) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.check_key(key)?;
+        if value.len() > self.limits.value_bytes_max {
+            return Err(Error::ValueTooLarge { len: value.len(), max: self.limits.value_bytes_max });
+        }
+        let expires_ms = expiry.resolve(self.now_ms, || self.state(key).map_or(0, |(_, e)| e));
+        self.record(key, Some((value.to_vec(), expires_ms)), record_header_len(expires_ms) + value.len())
+    }
+
+    /// Deletes `key`; nothing is written if it is already absent.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        if self.state(key).is_none() {
+            return Ok(());
+        }
+        self.record(key, None, record_header_len(0))
+    }
+
+    /// Drops every write made so far by this transaction.
+    pub fn discard(&mut self) {
+        self.own.clear();
+        self.writes.clear();
+        self.bytes = 0;
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        match key.len() {
+            0 => Err(Error::EmptyKey),
+            len if len > self.limits.key_bytes_max => Err(Error::KeyTooLarge { len, max: self.limits.key_bytes_max }),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&mut self, key: &[u8], state: State, len_without_key: usize) -> Result<()> {
+        let len = len_without_key + key.len();
+        if self.bytes + len > self.limits.bytes_max {
+            return Err(Error::BatchTooLarge { len: self.bytes + len, max: self.limits.bytes_max });
+        }
+        self.bytes += len;
+        self.own.insert(key.to_vec(), state.clone());
+        self.writes.push((key.to_vec(), state));
+        Ok(())
+    }
+
+    /// The key's live state: this transaction's writes, then the group's, then the index.
+    fn state(&self, key: &[u8]) -> State {
+        let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
+            Some(state) => state.clone(),
+            None => self.index.with(key, |found| {
+                let found = found?;
+                let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+                Some((value.into_owned(), found.header.expires_ms))
+            }),
+        };
+        found.filter(|(_, expires_ms)| *expires_ms == 0 || *expires_ms > self.now_ms)
+    }
+
+    /// The writes, in order, for [`Overlay::encode`].
+    pub(crate) fn finish(self) -> Writes {
+        Writes { writes: self.writes, bytes: self.bytes }
+    }
+}
+
+/// A finished transaction's writes.
+pub(crate) struct Writes {
+    writes: Vec<(Vec<u8>, State)>,
+    bytes: usize,
+}
+
+impl Overlay {
+    /// Encodes a transaction's writes as records (sequence numbers zero, stamped by the leader)
+    /// and records them here, for the operations after it.
+    pub(crate) fn encode(&mut self, writes: Writes) -> Encoded {
+        let mut ops = Encoded { bytes: Vec::with_capacity(writes.bytes), records: writes.writes.len() as u32 };
+        for (key, state) in writes.writes {
+            match &state {
+                Some((value, expires_ms)) => {
+                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, &key, value)
+                }
+                None => encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, &key, &[]),
+            };
+            self.keys.insert(key, state);
+        }
+        debug_assert_eq!(ops.bytes.len(), writes.bytes, "the size a transaction was charged is its encoding");
+        ops
+    }
+}
