@@ -45,3 +45,23 @@ fn generate_format_fixture() {
     }
     fs::remove_file(dir.join("LOCK")).unwrap();
 }
+
+#[test]
+fn a_version_1_store_is_refused_with_a_clear_error() {
+    let copy = copy_of(&fixture(1));
+    match Store::open_with(copy.path(), small_options()) {
+        Err(e @ Error::UnsupportedVersion { found: 1, supported: 2, .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("format version 1"), "{message}");
+            assert!(message.contains("reads version 2"), "{message}");
+        }
+        Err(e) => panic!("expected UnsupportedVersion, got {e}"),
+        Ok(_) => panic!("a version-1 store opened"),
+    }
+    // Nothing was changed: the copy still equals the fixture.
+    for entry in fs::read_dir(fixture(1)).unwrap() {
+        let entry = entry.unwrap();
+        let copied = fs::read(copy.path().join(entry.file_name())).unwrap();
+        assert_eq!(copied, fs::read(entry.path()).unwrap(), "{:?} was changed", entry.file_name());
+    }
+}
