@@ -586,6 +586,40 @@ mod tests {
         }
     }
 
+    /// Issue 10, item 7: a hint whose middle entry carries a sequence number at or above
+    /// COUNTER_LIMIT, checksum (and `seq_max`) fixed up, passes the first/last spot checks. The
+    /// decoder rejects it now, so the segment is replayed: exactly the data written, and the next
+    /// write's sequence number is one the records can hold.
+    #[test]
+    fn regression_a_hint_entry_with_a_sequence_number_at_the_limit_falls_back_to_replay() {
+        for seq in [crate::format::COUNTER_LIMIT, u64::MAX] {
+            let fs = SimFs::new();
+            let data = store_with_hint(&fs);
+            let path = Path::new("/db/0000000000000001.hint");
+            let mut hint = decode_hint(&fs.read_file(path).unwrap()).unwrap();
+            assert!(hint.entries.len() >= 3, "a middle entry to forge");
+            hint.entries[1].seq = seq;
+            hint.seq_max = seq;
+            fs.write_file_durable(path, &encode_hint(&hint));
+            let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+            assert_eq!(store.recovery_report().hints_rejected, 1, "seq {seq}");
+            assert_eq!(store.len(), data.len(), "seq {seq}");
+            for (k, v) in &data {
+                assert_eq!(store.get(k).unwrap().as_deref(), Some(&v[..]), "seq {seq}");
+            }
+            store.put(b"after", b"write").unwrap();
+            store.put(&data[1].0, b"newer").unwrap();
+            drop(store);
+            let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+            assert_eq!(store.len(), data.len() + 1, "seq {seq}");
+            assert_eq!(store.get(b"after").unwrap().as_deref(), Some(&b"write"[..]));
+            assert_eq!(store.get(&data[1].0).unwrap().as_deref(), Some(&b"newer"[..]));
+            for (k, v) in data.iter().filter(|(k, _)| *k != data[1].0) {
+                assert_eq!(store.get(k).unwrap().as_deref(), Some(&v[..]), "seq {seq}");
+            }
+        }
+    }
+
     /// Fuzz finding (segment_recover, regression `segment_recover/resurrected-after-reopen`): two
     /// records of one key with the same sequence number (only forged or damaged input has that)
     /// were resolved by load order, which the stripe sort does not keep, so a key could come back
