@@ -41,6 +41,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The store (or one of its files) was written in a format version this build does not
+    /// read. Nothing was changed; open it with a build that reads that version.
+    UnsupportedVersion {
+        /// The file that declares the version.
+        path: PathBuf,
+        /// The version the file declares.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
     /// A sync or write failed earlier, so the store can no longer promise durability. Reads still
     /// work; writes fail until the store is dropped and reopened (which runs recovery).
     Poisoned {
@@ -140,6 +150,11 @@ impl fmt::Display for Error {
             Error::Corruption { path, offset, reason } => {
                 write!(f, "corruption in {} at offset {offset}: {reason}", path.display())
             }
+            Error::UnsupportedVersion { path, found, supported } => write!(
+                f,
+                "{} is in ferrocask format version {found}; this build reads version {supported} only",
+                path.display()
+            ),
             Error::Poisoned { cause } => {
                 write!(f, "store refuses writes after an earlier failure ({cause}); reopen it to recover")
             }

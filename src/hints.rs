@@ -14,7 +14,7 @@ pub(crate) fn build_hint(segment: &Segment, hasher: &KeyHasher) -> Option<Vec<u8
     let bytes = segment.read(0, end as usize)?;
     let mut entries = Vec::new();
     let mut seq_max = 0;
-    let scanned = scan_frames(&bytes, SEGMENT_HEADER_BYTES, None, |at, frame| {
+    let scanned = scan_frames(&bytes, segment.salt, SEGMENT_HEADER_BYTES, None, |at, frame| {
         for r in frame.records().flatten() {
             seq_max = seq_max.max(r.seq);
             entries.push(HintEntry {

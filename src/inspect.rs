@@ -248,6 +248,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
         let rule = log.then(|| GroupRule::new(segment.header.first_group));
         let walked = walk_segment(
             &bytes,
+            segment.header.salt,
             rule,
             is_active,
             |at, frame| {
@@ -370,6 +371,7 @@ pub fn dump(
         let mut skipped = Vec::new();
         let walked = walk_segment(
             &bytes,
+            segment.header.salt,
             rule,
             id == manifest.active,
             |at, frame| {
@@ -471,11 +473,11 @@ fn open_segment(dir: &LogDir, id: u64) -> Result<std::result::Result<SegmentFile
         let bytes = map.read(0, crate::format::SEGMENT_HEADER_BYTES).unwrap_or(Cow::Borrowed(&[]));
         match decode_segment_header(&bytes) {
             Ok(h) => h,
-            Err(why) => return damage(0, why),
+            Err(e) => return damage(0, &e.to_string()),
         }
     };
     if header.id != id {
-        return damage(16, &format!("header names segment {}", header.id));
+        return damage(crate::format::SEGMENT_HEADER_ID_OFFSET as u64, &format!("header names segment {}", header.id));
     }
     Ok(Ok(SegmentFile { path, header, file_len, map }))
 }

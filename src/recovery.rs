@@ -13,15 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len, HintEntry,
-    RecordKind, SegmentHeader, SegmentKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    declared_version, decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len,
+    FrameSalt, HintEntry, ManifestError, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::OpenMode;
 use crate::log::{
-    create_segment_file, find_frame_from, hint_file_name, parse_file_name, scan_frames, ActiveLog, GroupRule, LogDir,
-    ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
+    create_segment_file, find_frame_from, fresh_salt, hint_file_name, parse_file_name, scan_frames, ActiveLog,
+    GroupRule, LogDir, ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -104,10 +105,13 @@ pub(crate) fn rebuild_read_only(dir: &LogDir, options: &Options) -> Result<Opene
 fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Opened> {
     let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
     let manifest = match dir.read_file(MANIFEST_FILE)? {
-        Some(bytes) => decode_manifest(&bytes).map_err(|e| Error::Corruption {
-            path: dir.path(MANIFEST_FILE),
-            offset: 0,
-            reason: e.0.to_string(),
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| match e {
+            ManifestError::VERSION => Error::UnsupportedVersion {
+                path: dir.path(MANIFEST_FILE),
+                found: declared_version(&bytes).expect("a manifest of another version has one"),
+                supported: FORMAT_VERSION,
+            },
+            e => Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason: e.0.to_string() },
         })?,
         None if !read_only && interrupted_creation(dir, &names) => {
             // The first open crashed after segment 1's entry became durable but before the
@@ -173,7 +177,7 @@ fn hinted_records(dir: &LogDir, ids: &[u64]) -> usize {
 
 /// A new, empty store: segment 1 and a manifest naming it.
 fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
-    let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1 };
+    let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: fresh_salt() };
     create_segment_file(dir, &header)?;
     dir.sync_dir()?;
     let set =
@@ -235,15 +239,21 @@ impl Loader<'_> {
         // below its header must be corruption, not a read past the end, which faults).
         let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
         let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
-        let header = decode_segment_header(&header_bytes).map_err(|why| Error::Corruption {
+        // The manifest was of this version, so a listed segment of another is damage, not an old
+        // store (that is refused at the manifest, with `Error::UnsupportedVersion`).
+        let header = decode_segment_header(&header_bytes).map_err(|e| Error::Corruption {
             path: path.clone(),
             offset: 0,
-            reason: why.into(),
+            reason: e.to_string(),
         })?;
         if header.id != id {
-            return Err(Error::Corruption { path, offset: 16, reason: format!("header names segment {}", header.id) });
+            return Err(Error::Corruption {
+                path,
+                offset: SEGMENT_HEADER_ID_OFFSET as u64,
+                reason: format!("header names segment {}", header.id),
+            });
         }
-        let segment = Segment::new(id, path, file, map, SEGMENT_HEADER_BYTES as u64);
+        let segment = Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64);
         Ok((Arc::new(segment), header, file_len))
     }
 
@@ -337,6 +347,7 @@ impl Loader<'_> {
         let mut items = Vec::new();
         let walked = walk_segment(
             &bytes,
+            segment.salt,
             rule,
             active,
             |at, frame| {
@@ -481,6 +492,7 @@ pub(crate) enum Walked {
 /// [`crate::inspect`]; pure, no I/O.
 pub(crate) fn walk_segment<'a>(
     bytes: &'a [u8],
+    salt: FrameSalt,
     mut rule: Option<GroupRule>,
     active: bool,
     mut on_frame: impl FnMut(usize, &crate::format::FrameView<'a>),
@@ -488,13 +500,14 @@ pub(crate) fn walk_segment<'a>(
 ) -> Walked {
     let mut start = SEGMENT_HEADER_BYTES;
     loop {
-        let end = scan_frames(bytes, start, rule.as_mut(), &mut on_frame);
+        let end = scan_frames(bytes, salt, start, rule.as_mut(), &mut on_frame);
         let (at, error) = match end {
             ScanEnd::Clean { end } => return Walked::Done(Replayed { data_end: end as u64, torn_at: None, rule }),
             ScanEnd::Bad { at, error } => (at, error),
         };
         let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
-        let later = if active { find_frame_from(bytes, at, group_min) } else { find_frame_from(bytes, at + 1, 0) };
+        let later =
+            if active { find_frame_from(bytes, salt, at, group_min) } else { find_frame_from(bytes, salt, at + 1, 0) };
         if active && later.is_none() {
             return Walked::Done(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
         }
@@ -510,7 +523,7 @@ pub(crate) fn walk_segment<'a>(
         if resume >= bytes.len() {
             return Walked::Done(Replayed { data_end: at as u64, torn_at: None, rule });
         }
-        let group = crate::format::decode_frame(&bytes[resume..]).map(|f| f.group).unwrap_or(0);
+        let group = crate::format::decode_frame(&bytes[resume..], salt).map(|f| f.group).unwrap_or(0);
         rule = rule.map(|_| GroupRule::new(group));
         start = resume;
     }
@@ -577,6 +590,40 @@ mod tests {
         }
     }
 
+    /// Issue 10, item 7: a hint whose middle entry carries a sequence number at or above
+    /// COUNTER_LIMIT, checksum (and `seq_max`) fixed up, passes the first/last spot checks. The
+    /// decoder rejects it now, so the segment is replayed: exactly the data written, and the next
+    /// write's sequence number is one the records can hold.
+    #[test]
+    fn regression_a_hint_entry_with_a_sequence_number_at_the_limit_falls_back_to_replay() {
+        for seq in [crate::format::COUNTER_LIMIT, u64::MAX] {
+            let fs = SimFs::new();
+            let data = store_with_hint(&fs);
+            let path = Path::new("/db/0000000000000001.hint");
+            let mut hint = decode_hint(&fs.read_file(path).unwrap()).unwrap();
+            assert!(hint.entries.len() >= 3, "a middle entry to forge");
+            hint.entries[1].seq = seq;
+            hint.seq_max = seq;
+            fs.write_file_durable(path, &encode_hint(&hint));
+            let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+            assert_eq!(store.recovery_report().hints_rejected, 1, "seq {seq}");
+            assert_eq!(store.len(), data.len(), "seq {seq}");
+            for (k, v) in &data {
+                assert_eq!(store.get(k).unwrap().as_deref(), Some(&v[..]), "seq {seq}");
+            }
+            store.put(b"after", b"write").unwrap();
+            store.put(&data[1].0, b"newer").unwrap();
+            drop(store);
+            let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+            assert_eq!(store.len(), data.len() + 1, "seq {seq}");
+            assert_eq!(store.get(b"after").unwrap().as_deref(), Some(&b"write"[..]));
+            assert_eq!(store.get(&data[1].0).unwrap().as_deref(), Some(&b"newer"[..]));
+            for (k, v) in data.iter().filter(|(k, _)| *k != data[1].0) {
+                assert_eq!(store.get(k).unwrap().as_deref(), Some(&v[..]), "seq {seq}");
+            }
+        }
+    }
+
     /// Fuzz finding (segment_recover, regression `segment_recover/resurrected-after-reopen`): two
     /// records of one key with the same sequence number (only forged or damaged input has that)
     /// were resolved by load order, which the stripe sort does not keep, so a key could come back
@@ -584,16 +631,17 @@ mod tests {
     #[test]
     fn regression_equal_sequence_numbers_resolve_by_log_position() {
         use crate::format::{
-            encode_manifest, encode_record, encode_segment_header, finish_frame, start_frame, Manifest, RecordKind,
-            SegmentHeader, SegmentKind,
+            encode_manifest, encode_record, encode_segment_header, finish_frame, start_frame, FrameSalt, Manifest,
+            RecordKind, SegmentHeader, SegmentKind,
         };
         let fs = SimFs::new();
         let mut seg = Vec::new();
-        encode_segment_header(&SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1 }, &mut seg);
+        let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: FrameSalt(11) };
+        encode_segment_header(&header, &mut seg);
         let start = start_frame(&mut seg);
         encode_record(&mut seg, RecordKind::Delete, 7, 0, b"key", b"");
         encode_record(&mut seg, RecordKind::Put, 7, 0, b"key", b"later");
-        finish_frame(&mut seg, start, 1, 2);
+        finish_frame(&mut seg, start, 1, 2, header.salt);
         fs.write_file_durable(Path::new("/db/0000000000000001.seg"), &seg);
         let manifest = Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: [3; 16] };
         fs.write_file_durable(Path::new("/db/MANIFEST"), &encode_manifest(&manifest));

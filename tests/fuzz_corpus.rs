@@ -11,8 +11,8 @@ mod checks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use checks::common::{frame, log_segment, manifest, segment_header, Rec, NOW_MS};
-use ferrocask::format::{encode_hint, SegmentKind, COUNTER_LIMIT, KEY_BYTES_MAX};
+use checks::common::{frame, frame_with_salt, log_segment, manifest, segment_header, Rec, NOW_MS};
+use ferrocask::format::{encode_hint, FrameSalt, SegmentKind, COUNTER_LIMIT, KEY_BYTES_MAX};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -108,6 +108,13 @@ fn generate_seed_corpus() {
     let mut unfixed = [next.clone(), later.clone()].concat();
     unfixed[4..8].fill(0);
     write("segment_recover", "active-fixed-crcs", &input(MODE_FIX_CRCS, 4, &unfixed));
+    // A value holding a frame of a far later group under another salt, then a torn frame: the
+    // value's bytes are no frame in this segment, so this is a torn tail (issue 10, item 6).
+    let forged = frame_with_salt(1 << 40, &[Rec::put(60, b"forged", b"f")], FrameSalt(1));
+    let carrier = frame(4, &[Rec::put(33, b"carrier", &forged)]);
+    let torn = frame(5, &[Rec::put(34, b"torn", b"t")]);
+    let bytes = [&carrier[..], &torn[..torn.len() - 3]].concat();
+    write("segment_recover", "active-value-holds-forged-frame", &input(0, 4, &bytes));
     write("segment_recover", "sealed-clean", &input(MODE_SEALED, 4, &[]));
     write("segment_recover", "sealed-garbage", &input(MODE_SEALED, 2, &[0x11; 40]));
     let whole = log_segment(2, 5, &[(5, vec![Rec::put(1, b"w", b"whole")]), (6, vec![Rec::del(2, b"w")])]);

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferrocask::format::{
-    decode_frame, encode_record, encode_segment_header, finish_frame, start_frame, RecordKind, SegmentHeader,
-    SegmentKind, SEGMENT_BYTES_MIN,
+    decode_frame, encode_record, encode_segment_header, finish_frame, start_frame, FrameSalt, RecordKind,
+    SegmentHeader, SegmentKind, SEGMENT_BYTES_MIN,
 };
 use ferrocask::testing::SimFs;
 use ferrocask::{Error, ManualClock, Options, Store, SyncMode};
@@ -16,6 +16,10 @@ use ferrocask::{Error, ManualClock, Options, Store, SyncMode};
 pub const DIR: &str = "/db";
 /// The (frozen) time every check runs at, in Unix milliseconds.
 pub const NOW_MS: u64 = 1_700_000_000_000;
+
+/// The frame salt of every segment these checks lay out. A store draws a random one per segment;
+/// a fixed one keeps the checks (and the committed corpus) deterministic.
+pub const SALT: FrameSalt = FrameSalt(0x5eed_5a17_f0cc_ac1a);
 
 /// Keys and values as the model holds them.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -78,20 +82,26 @@ impl Rec {
     }
 }
 
-/// One frame holding `records`, with group number `group`.
+/// One frame holding `records`, with group number `group`, checksummed under [`SALT`].
 pub fn frame(group: u64, records: &[Rec]) -> Vec<u8> {
+    frame_with_salt(group, records, SALT)
+}
+
+/// One frame checksummed under `salt`: under another salt than [`SALT`], what someone who does
+/// not know a segment's salt can write (inside a value, say).
+pub fn frame_with_salt(group: u64, records: &[Rec], salt: FrameSalt) -> Vec<u8> {
     let mut out = Vec::new();
     let start = start_frame(&mut out);
     for r in records {
         encode_record(&mut out, r.kind, r.seq, r.expires_ms, &r.key, &r.value);
     }
-    finish_frame(&mut out, start, group, records.len() as u32);
+    finish_frame(&mut out, start, group, records.len() as u32, salt);
     out
 }
 
 pub fn segment_header(kind: SegmentKind, id: u64, first_group: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_segment_header(&SegmentHeader { kind, id, first_group }, &mut out);
+    encode_segment_header(&SegmentHeader { kind, id, first_group, salt: SALT }, &mut out);
     out
 }
 
@@ -149,7 +159,7 @@ pub fn walk(bytes: &[u8], start: usize, first_group: u64) -> Walk {
         if bytes[at..].iter().all(|&b| b == 0) {
             break;
         }
-        let frame = match decode_frame(&bytes[at..]) {
+        let frame = match decode_frame(&bytes[at..], SALT) {
             Ok(f) if f.group == last.wrapping_add(1) || (!first && f.group == last) => f,
             _ => return Walk { records, bad_at: Some(at), last_group: last },
         };
@@ -172,7 +182,7 @@ pub fn walk(bytes: &[u8], start: usize, first_group: u64) -> Walk {
 
 /// Whether a valid frame with a group of at least `group_min` starts at or after `from`.
 pub fn later_frame(bytes: &[u8], from: usize, group_min: u64) -> bool {
-    (from..bytes.len()).any(|at| decode_frame(&bytes[at..]).is_ok_and(|f| f.group >= group_min))
+    (from..bytes.len()).any(|at| decode_frame(&bytes[at..], SALT).is_ok_and(|f| f.group >= group_min))
 }
 
 /// Everything the store returns through `iter`, checked against `get` for each key.
@@ -238,7 +248,8 @@ pub fn manifest(segments: &[u64], active: u64) -> Vec<u8> {
 
 /// Makes the fuzzer's life easier: from `at`, while the bytes start with the frame magic and hold
 /// the whole frame their header announces, rewrites that frame's checksum to the right one and
-/// moves past it. Without this the fuzzer almost never produces a frame the decoder accepts.
+/// moves past it (under [`SALT`]). Without this the fuzzer almost never produces a frame the
+/// decoder accepts.
 pub fn fix_frame_crcs(buf: &mut [u8], mut at: usize) {
     use ferrocask::format::{FRAME_HEADER_BYTES, FRAME_MAGIC};
     while buf.len() - at.min(buf.len()) >= FRAME_HEADER_BYTES {
@@ -250,7 +261,7 @@ pub fn fix_frame_crcs(buf: &mut [u8], mut at: usize) {
         if buf.len() - at < len {
             return;
         }
-        let crc = super::record_decode::crc32(&buf[at + 8..at + len]);
+        let crc = super::record_decode::crc32(&[&SALT.0.to_le_bytes(), &buf[at + 8..at + len]].concat());
         buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
         at += len;
     }

@@ -39,7 +39,7 @@ pub fn correct_hint(segment: &[u8]) -> HintFile {
     let mut at = SEGMENT_HEADER_BYTES;
     let mut seq_max = 0;
     while at < segment.len() {
-        let frame = decode_frame(&segment[at..]).expect("a valid frame");
+        let frame = decode_frame(&segment[at..], SALT).expect("a valid frame");
         for r in frame.records() {
             let r = r.expect("a valid record");
             seq_max = seq_max.max(r.seq);

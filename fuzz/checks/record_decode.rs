@@ -9,10 +9,14 @@
 use ferrocask::format::{
     decode_frame, decode_hint, decode_manifest, decode_record_header, decode_segment_header, encode_hint,
     encode_manifest, encode_record, encode_segment_header, finish_frame, start_frame, RecordKind, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 
+use super::common::SALT;
+
 /// Input: byte 0 holds flags; bit 0 set: the checksums of the frames, manifest and hint are fixed
-/// up before decoding (so the fuzzer reaches the record parser). The rest is the bytes decoded.
+/// up before decoding (so the fuzzer reaches the record parser). The rest is the bytes decoded;
+/// frames are decoded under the checks' fixed salt (`common::SALT`).
 pub fn check(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else { return };
     if flags & 1 == 0 {
@@ -32,7 +36,7 @@ pub fn check(data: &[u8]) {
 
 fn check_frame(data: &[u8]) {
     let _ = decode_record_header(data);
-    let Ok(frame) = decode_frame(data) else { return };
+    let Ok(frame) = decode_frame(data, SALT) else { return };
     assert!(frame.len <= data.len(), "frame longer than its input");
     let mut out = Vec::new();
     let start = start_frame(&mut out);
@@ -47,7 +51,7 @@ fn check_frame(data: &[u8]) {
         count += 1;
     }
     assert_eq!(count, frame.record_count, "record count");
-    let len = finish_frame(&mut out, start, frame.group, frame.record_count);
+    let len = finish_frame(&mut out, start, frame.group, frame.record_count, SALT);
     assert_eq!(len, frame.len);
     assert!(out[..] == data[..frame.len], "an accepted frame does not re-encode to its bytes");
     assert!(frame.len > 24 + RECORD_HEADER_BYTES);
@@ -59,12 +63,8 @@ fn check_others(data: &[u8]) {
     if let Ok(header) = decode_segment_header(data) {
         let mut out = Vec::new();
         encode_segment_header(&header, &mut out);
-        // Reserved 11..16 is checksummed but not checked for zero: copy it, then re-checksum.
-        // Reserved 36..40 is not checksummed (nor checked): ignore it.
-        out[11..16].copy_from_slice(&data[11..16]);
-        let crc = crc32(&out[..32]);
-        out[32..36].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(out[..36], data[..36], "segment header re-encodes");
+        // Every byte is checksummed and the reserved byte is checked: the header re-encodes exactly.
+        assert_eq!(out[..], data[..SEGMENT_HEADER_BYTES], "segment header re-encodes");
     }
     if let Ok(manifest) = decode_manifest(data) {
         let mut out = encode_manifest(&manifest);

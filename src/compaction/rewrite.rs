@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use crate::compaction::{decide, Decision, SegmentUsage};
 use crate::format::{
-    encode_manifest, encode_record, finish_frame, start_frame, RecordKind, SegmentHeader, SegmentKind,
+    encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
     SEGMENT_HEADER_BYTES,
 };
 use crate::hints::write_hint;
 use crate::io::VfsFile;
-use crate::log::{create_segment_file, hint_file_name, scan_frames, segment_file_name, Segment, MANIFEST_FILE};
+use crate::log::{
+    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, Segment, MANIFEST_FILE,
+};
 use crate::store::Inner;
 use crate::{Error, Result};
 
@@ -112,6 +114,17 @@ struct Copied {
     expired: Vec<Expired>,
 }
 
+/// The compacted segment being filled.
+struct OpenOutput {
+    id: u64,
+    path: PathBuf,
+    file: Box<dyn VfsFile>,
+    /// Offset just past the last frame written.
+    end: u64,
+    /// The salt in the segment's header, under which its frames are checksummed.
+    salt: FrameSalt,
+}
+
 /// Compaction's output: segments being filled.
 struct Output<'a> {
     inner: &'a Inner,
@@ -119,7 +132,7 @@ struct Output<'a> {
     created: Vec<u64>,
     unsynced: u64,
     done: Vec<Arc<Segment>>,
-    current: Option<(u64, PathBuf, Box<dyn VfsFile>, u64)>,
+    current: Option<OpenOutput>,
     frame: Vec<u8>,
     frame_start: usize,
     frame_records: u32,
@@ -172,7 +185,7 @@ fn copy_live(
         report.bytes_read += victim.file.len().map_err(|e| Error::io("stat", victim.path(), e))?;
         let bytes = victim.read(0, victim.data_end() as usize).ok_or_else(|| unreadable(victim))?;
         let mut records = Vec::new();
-        let end = scan_frames(&bytes, SEGMENT_HEADER_BYTES, None, |at, frame| {
+        let end = scan_frames(&bytes, victim.salt, SEGMENT_HEADER_BYTES, None, |at, frame| {
             for r in frame.records().flatten() {
                 records.push((u32::try_from(at + r.frame_offset).expect("offset fits u32"), r));
             }
@@ -275,7 +288,7 @@ impl<'a> Output<'a> {
     fn append(&mut self, seq: u64, expires_ms: u64, key: &[u8], value: &[u8]) -> Result<(usize, u32)> {
         let len = crate::format::record_header_len(expires_ms) + key.len() + value.len();
         let segment_bytes = self.inner.options.segment_bytes;
-        let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.3 + (o.frame.len() + len) as u64 <= segment_bytes);
+        let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.end + (o.frame.len() + len) as u64 <= segment_bytes);
         if self.frame.len() + len > COMPACTION_FRAME_BYTES && self.frame_records > 0 {
             self.flush_frame()?;
         }
@@ -288,7 +301,7 @@ impl<'a> Output<'a> {
             self.frame.clear();
             self.frame_start = start_frame(&mut self.frame);
         }
-        let at = self.current.as_ref().expect("an output is open").3 + self.frame.len() as u64;
+        let at = self.current.as_ref().expect("an output is open").end + self.frame.len() as u64;
         encode_record(&mut self.frame, RecordKind::Put, seq, expires_ms, key, value);
         self.frame_records += 1;
         Ok((self.done.len(), u32::try_from(at).expect("segment offsets fit u32")))
@@ -298,9 +311,11 @@ impl<'a> Output<'a> {
         let id = self.inner.sets.lock().allocate_id();
         // Noted before the file exists: creating it may fail after the directory entry is made.
         self.created.push(id);
-        let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1 };
+        // A fresh salt: a value copied here from another segment, frame-shaped or not, is not
+        // a frame under it either.
+        let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.inner.dir, &header)?;
-        self.current = Some((id, path, file, SEGMENT_HEADER_BYTES as u64));
+        self.current = Some(OpenOutput { id, path, file, end: SEGMENT_HEADER_BYTES as u64, salt: header.salt });
         Ok(())
     }
 
@@ -315,8 +330,8 @@ impl<'a> Output<'a> {
                 source: std::io::Error::new(std::io::ErrorKind::Interrupted, "the store is closing"),
             });
         }
-        let (_, path, file, end) = self.current.as_mut().expect("an output is open");
-        let len = finish_frame(&mut self.frame, self.frame_start, 1, self.frame_records);
+        let OpenOutput { path, file, end, salt, .. } = self.current.as_mut().expect("an output is open");
+        let len = finish_frame(&mut self.frame, self.frame_start, 1, self.frame_records, *salt);
         file.write_at(&self.frame, *end).map_err(|e| Error::io("write", &*path, e))?;
         *end += len as u64;
         self.frame_records = 0;
@@ -330,10 +345,10 @@ impl<'a> Output<'a> {
 
     /// Syncs the current output, maps it and writes its hint.
     fn seal_current(&mut self) -> Result<()> {
-        let Some((id, path, file, end)) = self.current.take() else { return Ok(()) };
+        let Some(OpenOutput { id, path, file, end, salt }) = self.current.take() else { return Ok(()) };
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
-        let segment = Arc::new(Segment::new(id, path, file, map, end));
+        let segment = Arc::new(Segment::new(id, salt, path, file, map, end));
         if self.inner.options.write_hints {
             write_hint(&self.inner.dir, &segment, self.inner.index.hasher())?;
         }

@@ -14,14 +14,15 @@
 //!     12     4 entry count
 //!     16     8 segment id this hint describes
 //!     24     8 segment data end: offset just past the segment's last frame
-//!     32     8 highest sequence number in the segment
+//!     32     8 highest sequence number in the segment, below COUNTER_LIMIT
 //!
 //! entry (variable length; "varint" = unsigned LEB128, at most 10 bytes, no overlong forms)
 //!      1 byte   flags: bits 0-1 record kind (1 = put, 2 = delete), bit 7 = has expiry, others zero
 //!      varint   key length (1..=KEY_BYTES_MAX)
 //!      varint   record offset minus the previous entry's (the first: minus 0); offsets ascend
 //!      varint   value length
-//!      varint   zigzag(sequence number minus the previous entry's) (the first: minus 0)
+//!      varint   zigzag(sequence number minus the previous entry's) (the first: minus 0); every
+//!               sequence number is below COUNTER_LIMIT, as in the records
 //!      8 bytes  the key's hash (SipHash-1-3 under the manifest's hash key), little-endian
 //!      8 bytes  expiry, Unix milliseconds (only if bit 7 is set)
 //!
@@ -29,7 +30,7 @@
 //! ```
 
 use super::record::RecordKind;
-use super::{get_u16, get_u32, get_u64, FORMAT_VERSION, KEY_BYTES_MAX};
+use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION, KEY_BYTES_MAX};
 
 /// Size of the hint file header.
 pub const HINT_HEADER_BYTES: usize = 40;
@@ -142,6 +143,10 @@ pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Resu
     if get_u16(buf, 8) != FORMAT_VERSION || get_u16(buf, 10) != 0 {
         return Err(HintError("unsupported hint format version"));
     }
+    let seq_max = get_u64(buf, 32);
+    if seq_max >= COUNTER_LIMIT {
+        return Err(HintError("hint's highest sequence number is out of range"));
+    }
     let count = get_u32(buf, 12) as usize;
     let mut r = Reader { buf: &buf[HINT_HEADER_BYTES..crc_at], at: 0 };
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
@@ -159,12 +164,7 @@ pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Resu
     if r.at != r.buf.len() {
         return Err(HintError("trailing bytes after the last hint entry"));
     }
-    Ok(HintSummary {
-        segment_id: get_u64(buf, 16),
-        data_end: get_u64(buf, 24),
-        seq_max: get_u64(buf, 32),
-        entries: count,
-    })
+    Ok(HintSummary { segment_id: get_u64(buf, 16), data_end: get_u64(buf, 24), seq_max, entries: count })
 }
 
 /// The entry count a hint file announces, without checking the file, capped by what `buf` could
@@ -191,7 +191,8 @@ impl<'a> Reader<'a> {
         let key_len = usize::try_from(self.varint()?).ok().filter(|&l| (1..=KEY_BYTES_MAX).contains(&l))?;
         let offset = prev_offset.checked_add(u32::try_from(self.varint()?).ok()?)?;
         let value_len = u32::try_from(self.varint()?).ok()?;
-        let seq = prev_seq.wrapping_add(unzigzag(self.varint()?) as u64);
+        // Bounded as a record's is: the writer's `+ 1` after the highest one must never overflow.
+        let seq = Some(prev_seq.wrapping_add(unzigzag(self.varint()?) as u64)).filter(|&s| s < COUNTER_LIMIT)?;
         let key_hash = get_u64(self.take(8)?, 0);
         let expires_ms = if flags & FLAG_EXPIRES != 0 {
             let bytes = self.take(8)?;
@@ -329,6 +330,34 @@ mod tests {
         let crc = crc32fast::hash(&bytes[..crc_at]);
         bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
         assert!(decode_hint(&bytes).is_err());
+    }
+
+    /// Issue 10, item 7: a checksummed hint whose middle entry carries a sequence number at or
+    /// above COUNTER_LIMIT (with `seq_max` to match) was accepted; recovery's `seq_max + 1`
+    /// overflowed, or a later write got a sequence number its own record decoder rejects.
+    #[test]
+    fn regression_sequence_numbers_at_the_limit_are_rejected() {
+        let entry = |offset, seq| HintEntry {
+            kind: RecordKind::Put,
+            offset,
+            value_len: 1,
+            seq,
+            expires_ms: 0,
+            key_len: 1,
+            key_hash: 9,
+        };
+        for seq in [COUNTER_LIMIT, COUNTER_LIMIT + 1, u64::MAX] {
+            let entries = vec![entry(40, 1), entry(60, seq), entry(80, 3)];
+            for seq_max in [seq, 3] {
+                let hint = HintFile { segment_id: 1, data_end: 100, seq_max, entries: entries.clone() };
+                assert!(decode_hint(&encode_hint(&hint)).is_err(), "entry seq {seq}, seq_max {seq_max}");
+            }
+        }
+        let hint = HintFile { segment_id: 1, data_end: 100, seq_max: COUNTER_LIMIT, entries: vec![entry(40, 1)] };
+        assert!(decode_hint(&encode_hint(&hint)).is_err(), "seq_max at the limit");
+        let top = COUNTER_LIMIT - 1;
+        let hint = HintFile { segment_id: 1, data_end: 100, seq_max: top, entries: vec![entry(40, 1), entry(60, top)] };
+        assert_eq!(decode_hint(&encode_hint(&hint)), Ok(hint), "the largest allowed sequence number decodes");
     }
 
     #[test]

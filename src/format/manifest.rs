@@ -40,6 +40,11 @@ pub struct Manifest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ManifestError(pub &'static str);
 
+impl ManifestError {
+    /// A well-formed manifest of another format version ([`super::declared_version`] says which).
+    pub const VERSION: ManifestError = ManifestError("unsupported manifest format version");
+}
+
 /// Encodes `manifest` into a new buffer.
 pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
     assert!(manifest.segments.contains(&manifest.active), "the active segment is listed");
@@ -75,7 +80,7 @@ pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
         return Err(ManifestError("manifest checksum mismatch"));
     }
     if get_u16(buf, 8) != FORMAT_VERSION {
-        return Err(ManifestError("unsupported manifest format version"));
+        return Err(ManifestError::VERSION);
     }
     // Zero is the only value this version writes: anything else is a foreign or damaged file (or
     // one from a future version that forgot to bump the version), not a manifest to trust.

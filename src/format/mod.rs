@@ -17,14 +17,24 @@ pub use hint::{
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
     decode_frame, decode_record_header, encode_record, finish_frame, record_header_len, start_frame, FrameError,
-    FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC, RECORD_HEADER_BYTES,
-    RECORD_HEADER_BYTES_MAX,
+    FrameSalt, FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC,
+    RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
-pub use segment::{decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES};
+pub use segment::{
+    decode_segment_header, encode_segment_header, SegmentHeader, SegmentHeaderError, SegmentKind, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_ID_OFFSET,
+};
 
 /// The format version written into every file header. Bump it on any layout change and keep a
-/// fixture of the old format in `tests/fixtures/`.
-pub const FORMAT_VERSION: u16 = 1;
+/// fixture of the old format in `tests/fixtures/`. Version 2 seeds frame checksums with a
+/// per-segment salt; this build reads version 2 only.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The format version a file declares. Every ferrocask file keeps it at bytes 8..10, right after
+/// its 8-byte magic, so a file of another version can be named as such.
+pub fn declared_version(buf: &[u8]) -> Option<u16> {
+    (buf.len() >= 10).then(|| get_u16(buf, 8))
+}
 
 /// Longest key accepted, in bytes. The record stores the key length in a `u16`.
 pub const KEY_BYTES_MAX: usize = 4096;

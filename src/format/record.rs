@@ -7,7 +7,8 @@
 //! frame header, FRAME_HEADER_BYTES = 24
 //! offset width field
 //!      0     4 magic 0x52_46_43_46 ("FCFR" in file order)
-//!      4     4 CRC-32 (IEEE) of bytes 8..24 of the header and of the whole body
+//!      4     4 CRC-32 (IEEE) of the segment's frame salt (8 bytes), then bytes 8..24 of the
+//!               header, then the whole body
 //!      8     4 body length in bytes
 //!     12     4 record count (at least 1)
 //!     16     8 group number: consecutive within a log segment, starting at the header's first group
@@ -22,6 +23,13 @@
 //!     16     8 expiry, milliseconds since the Unix epoch, non-zero (only if flags bit 0)
 //!  16/24     . key bytes, then value bytes
 //! ```
+//!
+//! The checksum is seeded with the frame salt of the segment the frame is written into: a random
+//! value drawn when the segment is created and kept in its header (see `segment.rs`), never
+//! returned through the API. A user's value may hold bytes laid out exactly like a frame, but its
+//! author cannot know the salt, so those bytes fail the checksum (but for the 2^-32 chance of any
+//! 32-bit check): no stored value counts as a frame, in that segment or, after compaction or a
+//! copy, in any other.
 
 use super::{get_u16, get_u32, get_u64, put_u32, put_u64, COUNTER_LIMIT, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
@@ -41,6 +49,30 @@ pub fn record_header_len(expires_ms: u64) -> usize {
         RECORD_HEADER_BYTES_MAX
     }
 }
+/// The per-segment secret that seeds every frame checksum in a segment (see the module doc).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FrameSalt(pub u64);
+
+impl FrameSalt {
+    fn bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl std::fmt::Debug for FrameSalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameSalt(..)") // a secret: kept out of logs and error messages
+    }
+}
+
+/// The checksum of a frame's header bytes 8..24 and body (`covered`) under `salt`.
+fn frame_crc(salt: FrameSalt, covered: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt.bytes());
+    hasher.update(covered);
+    hasher.finalize()
+}
+
 /// The first four bytes of every frame.
 pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"FCFR");
 
@@ -107,9 +139,9 @@ pub fn encode_record(
     record_header_len(expires_ms) + key.len() + value.len()
 }
 
-/// Fills in the header of the frame started at `start` (all bytes after it are its body) and
-/// returns the frame's total length.
-pub fn finish_frame(out: &mut [u8], start: usize, group: u64, record_count: u32) -> usize {
+/// Fills in the header of the frame started at `start` (all bytes after it are its body), its
+/// checksum under the salt of the segment it goes into, and returns the frame's total length.
+pub fn finish_frame(out: &mut [u8], start: usize, group: u64, record_count: u32, salt: FrameSalt) -> usize {
     let body_len = out.len() - start - FRAME_HEADER_BYTES;
     assert!(record_count > 0, "a frame holds at least one record");
     let frame = &mut out[start..];
@@ -117,7 +149,7 @@ pub fn finish_frame(out: &mut [u8], start: usize, group: u64, record_count: u32)
     put_u32(frame, OFF_BODY_LEN, u32::try_from(body_len).expect("frame body fits u32"));
     put_u32(frame, OFF_COUNT, record_count);
     put_u64(frame, OFF_GROUP, group);
-    let crc = crc32fast::hash(&frame[OFF_BODY_LEN..]);
+    let crc = frame_crc(salt, &frame[OFF_BODY_LEN..]);
     put_u32(frame, OFF_CRC, crc);
     FRAME_HEADER_BYTES + body_len
 }
@@ -133,7 +165,7 @@ pub enum FrameError {
     BadMagic,
     /// The header's lengths or count are impossible.
     BadHeader,
-    /// The checksum does not match.
+    /// The checksum does not match (under the segment's salt).
     BadChecksum,
     /// The checksum matches but the body does not parse into the announced records.
     BadRecord,
@@ -172,9 +204,10 @@ impl<'a> FrameView<'a> {
     }
 }
 
-/// Decodes the frame at the start of `buf`. Lengths are bounded by `buf` before anything is
-/// sliced or allocated, and every record is parsed, so an accepted frame is well-formed.
-pub fn decode_frame(buf: &[u8]) -> Result<FrameView<'_>, FrameError> {
+/// Decodes the frame at the start of `buf`, which is in a segment whose frame salt is `salt`.
+/// Lengths are bounded by `buf` before anything is sliced or allocated, and every record is
+/// parsed, so an accepted frame is well-formed.
+pub fn decode_frame(buf: &[u8], salt: FrameSalt) -> Result<FrameView<'_>, FrameError> {
     if buf.len() < FRAME_HEADER_BYTES {
         return Err(if buf.iter().all(|&b| b == 0) { FrameError::Zero } else { FrameError::Truncated });
     }
@@ -191,7 +224,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<FrameView<'_>, FrameError> {
     if buf.len() < len {
         return Err(FrameError::Truncated);
     }
-    if get_u32(buf, OFF_CRC) != crc32fast::hash(&buf[OFF_BODY_LEN..len]) {
+    if get_u32(buf, OFF_CRC) != frame_crc(salt, &buf[OFF_BODY_LEN..len]) {
         return Err(FrameError::BadChecksum);
     }
     let frame = FrameView { group: get_u64(buf, OFF_GROUP), record_count, len, body: &buf[FRAME_HEADER_BYTES..len] };
@@ -339,20 +372,22 @@ pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
 mod tests {
     use super::*;
 
+    const SALT: FrameSalt = FrameSalt(0x5a17_0001_d00d_f00d);
+
     fn sample_frame() -> Vec<u8> {
         let mut buf = Vec::new();
         let start = start_frame(&mut buf);
         encode_record(&mut buf, RecordKind::Put, 10, 0, b"alpha", b"one");
         encode_record(&mut buf, RecordKind::Delete, 11, 0, b"beta", b"");
         encode_record(&mut buf, RecordKind::Put, 12, 99, b"gamma", &[7u8; 300]);
-        finish_frame(&mut buf, start, 5, 3);
+        finish_frame(&mut buf, start, 5, 3, SALT);
         buf
     }
 
     #[test]
     fn frame_round_trips() {
         let buf = sample_frame();
-        let frame = decode_frame(&buf).unwrap();
+        let frame = decode_frame(&buf, SALT).unwrap();
         assert_eq!((frame.group, frame.record_count, frame.len), (5, 3, buf.len()));
         let records: Vec<_> = frame.records().map(Result::unwrap).collect();
         assert_eq!(records[0].key, b"alpha");
@@ -366,7 +401,7 @@ mod tests {
     fn every_truncation_is_rejected() {
         let buf = sample_frame();
         for cut in 0..buf.len() {
-            let err = decode_frame(&buf[..cut]).unwrap_err();
+            let err = decode_frame(&buf[..cut], SALT).unwrap_err();
             assert!(matches!(err, FrameError::Truncated | FrameError::Zero), "cut {cut}: {err:?}");
         }
     }
@@ -378,22 +413,39 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[i] ^= 1 << bit;
-                assert!(decode_frame(&bad).is_err(), "flip of bit {bit} at byte {i} accepted");
+                assert!(decode_frame(&bad, SALT).is_err(), "flip of bit {bit} at byte {i} accepted");
             }
         }
     }
 
+    /// Issue 10, item 6: a value can hold a well-formed frame; written under one segment's salt
+    /// (or by someone who does not know it) it must not decode in a segment with another.
+    #[test]
+    fn a_frame_encoded_with_one_salt_does_not_decode_with_another() {
+        let buf = sample_frame();
+        assert!(decode_frame(&buf, SALT).is_ok());
+        for other in [0, 1, SALT.0 ^ 1, SALT.0 ^ (1 << 63), !SALT.0, u64::MAX] {
+            let err = decode_frame(&buf, FrameSalt(other)).unwrap_err();
+            assert_eq!(err, FrameError::BadChecksum, "salt {other:#x}");
+        }
+    }
+
+    #[test]
+    fn salt_is_kept_out_of_debug_output() {
+        assert_eq!(format!("{SALT:?}"), "FrameSalt(..)");
+    }
+
     #[test]
     fn zeroes_are_recognised_as_unwritten_space() {
-        assert_eq!(decode_frame(&[0u8; 64]).unwrap_err(), FrameError::Zero);
-        assert_eq!(decode_frame(&[0u8; 3]).unwrap_err(), FrameError::Zero);
+        assert_eq!(decode_frame(&[0u8; 64], SALT).unwrap_err(), FrameError::Zero);
+        assert_eq!(decode_frame(&[0u8; 3], SALT).unwrap_err(), FrameError::Zero);
     }
 
     #[test]
     fn a_huge_length_field_is_bounded_by_the_input() {
         let mut buf = sample_frame();
         put_u32(&mut buf, OFF_BODY_LEN, u32::MAX);
-        assert_eq!(decode_frame(&buf).unwrap_err(), FrameError::Truncated);
+        assert_eq!(decode_frame(&buf, SALT).unwrap_err(), FrameError::Truncated);
     }
 
     #[test]
@@ -419,8 +471,8 @@ mod tests {
             let mut buf = Vec::new();
             let start = start_frame(&mut buf);
             encode_record(&mut buf, RecordKind::Put, seq, 0, b"k", b"v");
-            finish_frame(&mut buf, start, 1, 1);
-            assert_eq!(decode_frame(&buf).unwrap_err(), FrameError::BadRecord, "seq {seq}");
+            finish_frame(&mut buf, start, 1, 1, SALT);
+            assert_eq!(decode_frame(&buf, SALT).unwrap_err(), FrameError::BadRecord, "seq {seq}");
         }
         let mut buf = Vec::new();
         encode_record(&mut buf, RecordKind::Put, COUNTER_LIMIT - 1, 0, b"k", b"v");

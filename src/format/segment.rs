@@ -3,16 +3,19 @@
 //! ```text
 //! offset width field
 //!      0     8 magic "FCASKSEG"
-//!      8     2 format version (FORMAT_VERSION)
+//!      8     2 format version (FORMAT_VERSION), checked before anything else so that a file of
+//!               another version is named as such
 //!     10     1 kind: 1 = log (appended by writers), 2 = compacted (written whole by compaction)
-//!     11     5 reserved, zero
-//!     16     8 segment id
-//!     24     8 first group: the group number the first frame must carry (log segments), below
+//!     11     1 reserved, zero
+//!     12     8 frame salt: random, drawn when the segment is created; seeds every frame checksum
+//!               in the segment (see `record.rs`)
+//!     20     8 segment id
+//!     28     8 first group: the group number the first frame must carry (log segments), below
 //!               COUNTER_LIMIT
-//!     32     4 CRC-32 (IEEE) of bytes 0..32
-//!     36     4 reserved, zero
+//!     36     4 CRC-32 (IEEE) of bytes 0..36
 //! ```
 
+use super::record::FrameSalt;
 use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION};
 
 /// Size of the segment header; the first frame starts here.
@@ -20,10 +23,35 @@ pub const SEGMENT_HEADER_BYTES: usize = 40;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"FCASKSEG";
 const OFF_VERSION: usize = 8;
-const OFF_KIND: usize = 10;
-const OFF_ID: usize = 16;
-const OFF_FIRST_GROUP: usize = 24;
-const OFF_CRC: usize = 32;
+const OFF_KIND: usize = OFF_VERSION + 2;
+const OFF_RESERVED: usize = OFF_KIND + 1;
+const OFF_SALT: usize = OFF_RESERVED + 1;
+const OFF_ID: usize = OFF_SALT + 8;
+/// Where the header keeps the segment id (for error messages that name the offset).
+pub const SEGMENT_HEADER_ID_OFFSET: usize = OFF_ID;
+const OFF_FIRST_GROUP: usize = OFF_ID + 8;
+const OFF_CRC: usize = OFF_FIRST_GROUP + 8;
+const _: () = assert!(OFF_CRC + 4 == SEGMENT_HEADER_BYTES);
+
+/// Why bytes are not a segment header this build can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentHeaderError {
+    /// A ferrocask segment written in another format version.
+    Version(u16),
+    /// Not a valid header.
+    Invalid(&'static str),
+}
+
+impl std::fmt::Display for SegmentHeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SegmentHeaderError::Version(v) => {
+                write!(f, "segment in format version {v}; this build reads version {FORMAT_VERSION}")
+            }
+            SegmentHeaderError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
 
 /// Who wrote a segment, which decides how recovery treats a bad frame in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +71,8 @@ pub struct SegmentHeader {
     pub id: u64,
     /// The group number of the first frame (log segments; compacted segments start at 1).
     pub first_group: u64,
+    /// Seeds every frame checksum in the segment. Draw it at random for each new segment.
+    pub salt: FrameSalt,
 }
 
 /// Appends the header's bytes to `out`.
@@ -54,39 +84,45 @@ pub fn encode_segment_header(header: &SegmentHeader, out: &mut Vec<u8>) {
         SegmentKind::Log => 1,
         SegmentKind::Compacted => 2,
     });
-    out.extend_from_slice(&[0; 5]);
+    out.push(0);
+    out.extend_from_slice(&header.salt.0.to_le_bytes());
     out.extend_from_slice(&header.id.to_le_bytes());
     out.extend_from_slice(&header.first_group.to_le_bytes());
     let crc = crc32fast::hash(&out[start..start + OFF_CRC]);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
     debug_assert_eq!(out.len() - start, SEGMENT_HEADER_BYTES);
 }
 
 /// Decodes a segment header from the start of `buf`, or says why it is not one.
-pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, &'static str> {
+pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
+    let invalid = |why| Err(SegmentHeaderError::Invalid(why));
     if buf.len() < SEGMENT_HEADER_BYTES {
-        return Err("file is shorter than a segment header");
+        return invalid("file is shorter than a segment header");
     }
     if &buf[..8] != SEGMENT_MAGIC {
-        return Err("not a ferrocask segment (bad magic)");
+        return invalid("not a ferrocask segment (bad magic)");
+    }
+    let version = get_u16(buf, OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return Err(SegmentHeaderError::Version(version));
     }
     if get_u32(buf, OFF_CRC) != crc32fast::hash(&buf[..OFF_CRC]) {
-        return Err("segment header checksum mismatch");
+        return invalid("segment header checksum mismatch");
     }
-    if get_u16(buf, OFF_VERSION) != FORMAT_VERSION {
-        return Err("unsupported segment format version");
+    if buf[OFF_RESERVED] != 0 {
+        return invalid("segment header's reserved byte is not zero");
     }
     let kind = match buf[OFF_KIND] {
         1 => SegmentKind::Log,
         2 => SegmentKind::Compacted,
-        _ => return Err("unknown segment kind"),
+        _ => return invalid("unknown segment kind"),
     };
     let first_group = get_u64(buf, OFF_FIRST_GROUP);
     if first_group >= COUNTER_LIMIT {
-        return Err("segment's first group number is out of range");
+        return invalid("segment's first group number is out of range");
     }
-    Ok(SegmentHeader { kind, id: get_u64(buf, OFF_ID), first_group })
+    let salt = FrameSalt(get_u64(buf, OFF_SALT));
+    Ok(SegmentHeader { kind, id: get_u64(buf, OFF_ID), first_group, salt })
 }
 
 #[cfg(test)]
@@ -95,11 +131,11 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_rejects_every_flip() {
-        let header = SegmentHeader { kind: SegmentKind::Log, id: 7, first_group: 42 };
+        let header = SegmentHeader { kind: SegmentKind::Log, id: 7, first_group: 42, salt: FrameSalt(0xabcd) };
         let mut buf = Vec::new();
         encode_segment_header(&header, &mut buf);
         assert_eq!(decode_segment_header(&buf), Ok(header));
-        for i in 0..OFF_CRC + 4 {
+        for i in 0..SEGMENT_HEADER_BYTES {
             let mut bad = buf.clone();
             bad[i] ^= 0x01;
             assert!(decode_segment_header(&bad).is_err(), "flip at byte {i} accepted");
@@ -114,8 +150,18 @@ mod tests {
     fn regression_first_group_at_the_limit_is_rejected() {
         for first_group in [COUNTER_LIMIT, u64::MAX] {
             let mut buf = Vec::new();
-            encode_segment_header(&SegmentHeader { kind: SegmentKind::Log, id: 2, first_group }, &mut buf);
+            let header = SegmentHeader { kind: SegmentKind::Log, id: 2, first_group, salt: FrameSalt(3) };
+            encode_segment_header(&header, &mut buf);
             assert!(decode_segment_header(&buf).is_err(), "first group {first_group}");
         }
+    }
+
+    #[test]
+    fn another_format_version_is_named_before_the_checksum_is_checked() {
+        let mut buf = Vec::new();
+        let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: FrameSalt(9) };
+        encode_segment_header(&header, &mut buf);
+        buf[OFF_VERSION..OFF_VERSION + 2].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(decode_segment_header(&buf), Err(SegmentHeaderError::Version(1)));
     }
 }

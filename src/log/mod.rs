@@ -14,7 +14,7 @@ mod writer;
 
 pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{find_frame_from, scan_frames, GroupRule, ScanEnd};
-pub(crate) use segment::{hint_file_name, parse_file_name, segment_file_name, Segment};
+pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
 pub(crate) use set::{create_segment_file, LogDir, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE};
 pub use txn::{Expiry, Txn};
 pub(crate) use writer::{ActiveLog, Writer};

@@ -1,7 +1,7 @@
 //! Walking the frames of a segment's bytes. Pure: no I/O, shared by recovery, `verify`, `dump`,
 //! compaction and hint writing.
 
-use crate::format::{decode_frame, FrameError, FrameView, FRAME_MAGIC};
+use crate::format::{decode_frame, FrameError, FrameSalt, FrameView, FRAME_MAGIC};
 
 /// How a walk over frames ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +53,11 @@ impl GroupRule {
 }
 
 /// Walks frames from `start`, calling `on_frame(offset, frame)` for each valid one, until the data
-/// ends cleanly or a bad frame is met. `groups` (log segments only) checks group order.
+/// ends cleanly or a bad frame is met. `bytes` are a segment's whose frame salt is `salt`.
+/// `groups` (log segments only) checks group order.
 pub(crate) fn scan_frames<'a>(
     bytes: &'a [u8],
+    salt: FrameSalt,
     start: usize,
     mut groups: Option<&mut GroupRule>,
     mut on_frame: impl FnMut(usize, &FrameView<'a>),
@@ -65,7 +67,7 @@ pub(crate) fn scan_frames<'a>(
         if at >= bytes.len() {
             return ScanEnd::Clean { end: at };
         }
-        match decode_frame(&bytes[at..]) {
+        match decode_frame(&bytes[at..], salt) {
             Ok(frame) => {
                 if let Some(rule) = groups.as_deref_mut() {
                     if !rule.admits(frame.group) {
@@ -87,14 +89,15 @@ pub(crate) fn scan_frames<'a>(
 
 /// The first offset at or after `from` holding a valid frame whose group is at least
 /// `group_min`, if any. Such a frame after a bad one proves the bad one was durable (see
-/// DESIGN.md, "Torn tail or corruption").
-pub(crate) fn find_frame_from(bytes: &[u8], from: usize, group_min: u64) -> Option<usize> {
+/// DESIGN.md, "Torn tail or corruption"). Only frames checksummed under the segment's `salt`
+/// count, so bytes inside a stored value, however frame-like, are never found.
+pub(crate) fn find_frame_from(bytes: &[u8], salt: FrameSalt, from: usize, group_min: u64) -> Option<usize> {
     let magic = FRAME_MAGIC.to_le_bytes();
     let mut at = from;
     while at + magic.len() <= bytes.len() {
         let next = bytes[at..].windows(magic.len()).position(|w| w == magic)?;
         at += next;
-        if let Ok(frame) = decode_frame(&bytes[at..]) {
+        if let Ok(frame) = decode_frame(&bytes[at..], salt) {
             if frame.group >= group_min {
                 return Some(at);
             }
@@ -113,11 +116,13 @@ mod tests {
     use super::*;
     use crate::format::{encode_record, finish_frame, start_frame, RecordKind};
 
+    const SALT: FrameSalt = FrameSalt(0x0123_4567_89ab_cdef);
+
     fn frame(group: u64, key: &[u8]) -> Vec<u8> {
         let mut buf = Vec::new();
         let start = start_frame(&mut buf);
         encode_record(&mut buf, RecordKind::Put, group, 0, key, b"value");
-        finish_frame(&mut buf, start, group, 1);
+        finish_frame(&mut buf, start, group, 1, SALT);
         buf
     }
 
@@ -127,7 +132,7 @@ mod tests {
         let data_end = bytes.len();
         bytes.resize(data_end + 100, 0);
         let mut seen = Vec::new();
-        let end = scan_frames(&bytes, 0, Some(&mut GroupRule::new(1)), |at, f| seen.push((at, f.group)));
+        let end = scan_frames(&bytes, SALT, 0, Some(&mut GroupRule::new(1)), |at, f| seen.push((at, f.group)));
         assert_eq!(end, ScanEnd::Clean { end: data_end });
         assert_eq!(seen.len(), 2);
     }
@@ -136,9 +141,9 @@ mod tests {
     fn scan_reports_garbage_and_group_gaps() {
         let a = frame(1, b"a");
         let bytes = [a.clone(), vec![0xAB; 30]].concat();
-        assert!(matches!(scan_frames(&bytes, 0, None, |_, _| {}), ScanEnd::Bad { at, .. } if at == a.len()));
+        assert!(matches!(scan_frames(&bytes, SALT, 0, None, |_, _| {}), ScanEnd::Bad { at, .. } if at == a.len()));
         let bytes = [frame(1, b"a"), frame(3, b"b")].concat();
-        let end = scan_frames(&bytes, 0, Some(&mut GroupRule::new(1)), |_, _| {});
+        let end = scan_frames(&bytes, SALT, 0, Some(&mut GroupRule::new(1)), |_, _| {});
         assert!(matches!(end, ScanEnd::Bad { error: BadFrame::GroupOutOfOrder { expected: 2, found: 3 }, .. }));
     }
 
@@ -146,7 +151,7 @@ mod tests {
     fn later_frames_are_found_past_garbage() {
         let bytes = [frame(1, b"a"), vec![0x11; 7], frame(3, b"c")].concat();
         let first_len = frame(1, b"a").len();
-        assert_eq!(find_frame_from(&bytes, first_len, 3), Some(first_len + 7));
-        assert_eq!(find_frame_from(&bytes, first_len, 4), None);
+        assert_eq!(find_frame_from(&bytes, SALT, first_len, 3), Some(first_len + 7));
+        assert_eq!(find_frame_from(&bytes, SALT, first_len, 4), None);
     }
 }

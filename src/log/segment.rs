@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::format::{decode_record_header, RecordHeader, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
+use crate::format::{decode_record_header, FrameSalt, RecordHeader, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
+use crate::hash::KeyHasher;
 use crate::io::{Mapping, VfsFile};
 
 /// File name of segment `id` (zero-padded so names sort like ids).
@@ -32,12 +33,22 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, bool)> {
     u64::from_str_radix(stem, 16).ok().map(|id| (id, is_hint))
 }
 
+/// A fresh frame salt for a new segment, from the operating system's randomness (the source of
+/// the store's hash key). Nobody who writes values can know it, so no value counts as a frame.
+pub(crate) fn fresh_salt() -> FrameSalt {
+    let key = KeyHasher::random_key();
+    let (a, b) = key.split_at(8);
+    FrameSalt(u64::from_le_bytes(a.try_into().expect("8 bytes")) ^ u64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
+
 /// A segment file, shared by the index (each entry holds an `Arc` to its segment, so a segment
 /// that compaction retired lives until no entry and no reader points into it).
 pub(crate) struct Segment {
     pub(crate) id: u64,
     pub(crate) path: PathBuf,
     pub(crate) file: Box<dyn VfsFile>,
+    /// The salt from the segment's header: every frame in it is checksummed under it.
+    pub(crate) salt: FrameSalt,
     map: Arc<dyn Mapping>,
     /// Offset just past the last published frame: written, and with `SyncMode::Always` synced
     /// (in write-back mode it may not be synced yet). Readers of records never look past it.
@@ -53,8 +64,15 @@ impl fmt::Debug for Segment {
 }
 
 impl Segment {
-    pub(crate) fn new(id: u64, path: PathBuf, file: Box<dyn VfsFile>, map: Arc<dyn Mapping>, data_end: u64) -> Segment {
-        Segment { id, path, file, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
+    pub(crate) fn new(
+        id: u64,
+        salt: FrameSalt,
+        path: PathBuf,
+        file: Box<dyn VfsFile>,
+        map: Arc<dyn Mapping>,
+        data_end: u64,
+    ) -> Segment {
+        Segment { id, path, file, salt, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -38,7 +38,7 @@ use crate::index::{Index, Published};
 use crate::io::Latch;
 use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
-use crate::log::{create_segment_file, LogDir, Segment, SegmentSet, MANIFEST_FILE};
+use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
 
@@ -344,7 +344,7 @@ impl Writer {
             log.unclean_tail = true;
             return Err(Error::io("append to", segment.path(), e));
         }
-        debug_assert!(decode_frame(&frame).is_ok(), "the frame just built decodes");
+        debug_assert!(decode_frame(&frame, segment.salt).is_ok(), "the frame just built decodes");
         log.dirty = true;
         log.unsynced_records += records;
         if self.sync == SyncMode::Always {
@@ -397,12 +397,12 @@ impl Writer {
             log.unclean_tail = false;
         }
         let id = sets.lock().allocate_id();
-        let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group };
+        let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.dir, &header)?;
         self.dir.sync_dir()?;
         let map = file.map(self.segment_bytes).map_err(|e| Error::io("map", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        let segment = Arc::new(Segment::new(id, path, file, map, data_end));
+        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, data_end));
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
@@ -498,13 +498,13 @@ fn build_frame(log: &mut ActiveLog, group: &[Pending], body_len: usize) -> Vec<u
             at += header.record_len();
         }
     }
-    finish_frame(&mut frame, 0, log.group, records);
+    finish_frame(&mut frame, 0, log.group, records, log.segment.salt);
     frame
 }
 
 /// Publishes a durable frame's records to the index, in log order, all at once to readers.
 fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8]) {
-    let view = decode_frame(frame).expect("a frame this process built decodes");
+    let view = decode_frame(frame, segment.salt).expect("a frame this process built decodes");
     let records: Vec<Published<'_>> = view
         .records()
         .map(|record| {
