@@ -47,7 +47,8 @@ struct Cut {
 
 pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
     let started = Instant::now();
-    let vfs = &inner.dir.vfs;
+    // The copy is written around the latch: a failure there fails the backup, not the store.
+    let vfs = &inner.unlatched_vfs;
     match vfs.list(target) {
         Ok(names) if names.is_empty() => {}
         Ok(_) => return Err(Error::BackupTarget { path: target.to_path_buf(), reason: "is not empty".into() }),

@@ -50,6 +50,9 @@ pub struct Store {
 /// The shared state of an open store (also held by the maintenance thread).
 pub(crate) struct Inner {
     pub(crate) dir: LogDir,
+    /// The file system without this store's poison latch, for writing outside the store's
+    /// directory (a backup target), where a failure must not poison the live store.
+    pub(crate) unlatched_vfs: Arc<dyn Vfs>,
     pub(crate) options: Options,
     pub(crate) index: Index,
     pub(crate) writer: Writer,
@@ -93,7 +96,7 @@ impl Store {
     pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Store> {
         let options = options.validated()?;
         // Every file operation of this store goes through one poison latch.
-        let checked = CheckedVfs::new(vfs);
+        let checked = CheckedVfs::new(Arc::clone(&vfs));
         let latch = checked.latch();
         let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
@@ -107,6 +110,7 @@ impl Store {
         let inner = Arc::new(Inner {
             writer: Writer::new(dir.clone(), &options, opened.active, latch),
             dir,
+            unlatched_vfs: vfs,
             index: opened.index,
             sets: Mutex::new(opened.set),
             report: opened.report,

@@ -176,3 +176,17 @@ fn a_backup_into_new_nested_directories_survives_a_crash_right_after_it_returns(
         }
     }
 }
+
+/// The backup's own files are not the store's: a failed sync in the target fails the backup
+/// (`Error::Io`) but must not poison the live store, which keeps taking writes.
+#[test]
+fn a_failed_sync_in_the_backup_target_fails_the_backup_but_not_the_store() {
+    use ferrocask::testing::{Fault, FaultKind, OpKind};
+    let fs = SimFs::new();
+    let store = Store::open_on(fs.clone(), Path::new("/data/live"), small_segments()).unwrap();
+    store.put(b"k", b"v1").unwrap();
+    fs.inject(Fault::matching(OpKind::Sync, "/backups/", FaultKind::SyncFails).times(1));
+    assert!(matches!(store.backup_to("/backups/b1"), Err(Error::Io { .. })));
+    store.put(b"k", b"v2").unwrap();
+    assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
+}
