@@ -31,6 +31,18 @@ impl Value {
     }
 }
 
+impl From<Vec<u8>> for Value {
+    fn from(bytes: Vec<u8>) -> Value {
+        Value(bytes)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(bytes: &[u8]) -> Value {
+        Value(bytes.to_vec())
+    }
+}
+
 impl Deref for Value {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

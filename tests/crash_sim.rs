@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use common::{contents, History, Op, ScriptSpec};
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
-use ferrocask::{Options, Store, SyncMode};
+use ferrocask::{Batch, Cas, Condition, Options, Store, SyncMode, Update};
 
 const DIR: &str = "/db";
 const PROBE_KEY: &[u8] = b"probe/after-recovery";
@@ -202,6 +202,96 @@ fn check_all(seeds: &[u64], stride: u64, deterministic: bool) -> u64 {
 fn report(total: u64) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "crash states checked: {total}");
+}
+
+/// Read-modify-write under crashes: thread 0 increments `ctr` with `update`, thread 1 with a
+/// compare-and-swap loop, thread 2 moves a pair of keys from generation g-1 to g with a batch
+/// that requires `pair/a` to hold g-1. Each runs until its first error.
+const RMW_STEPS: u64 = 20;
+
+fn rmw_run(fs: &Arc<SimFs>, options: &Options) -> [u64; 3] {
+    let Ok(store) = Store::open_on(fs.clone(), Path::new(DIR), options.clone()) else { return [0; 3] };
+    let number = |v: Option<&[u8]>| v.map_or(0, |b| std::str::from_utf8(b).unwrap().parse::<u64>().unwrap());
+    let incr = |store: &Store| store.update("ctr", move |v| Update::Set((number(v) + 1).to_string().into_bytes()));
+    let cas_incr = |store: &Store| -> ferrocask::Result<()> {
+        let mut current = store.get("ctr")?;
+        loop {
+            let next = (number(current.as_deref()) + 1).to_string();
+            match store.compare_and_swap("ctr", current.as_deref(), Some(next.as_bytes()))? {
+                Cas::Applied => return Ok(()),
+                Cas::Mismatch { current: now } => current = now,
+            }
+        }
+    };
+    let pair_step = |store: &Store, g: u64| -> ferrocask::Result<()> {
+        let mut batch = Batch::new();
+        let before = if g == 1 { Condition::Absent } else { Condition::Equals((g - 1).to_string().into_bytes()) };
+        batch.require("pair/a", before).put("pair/a", g.to_string()).put("pair/b", g.to_string());
+        assert!(store.write_if(batch)?, "only this thread writes the pair");
+        Ok(())
+    };
+    let acked = |f: &dyn Fn(u64) -> ferrocask::Result<()>| (1..=RMW_STEPS).take_while(|&i| f(i).is_ok()).count() as u64;
+    std::thread::scope(|s| {
+        let a = s.spawn(|| acked(&|_| incr(&store).map(drop)));
+        let b = s.spawn(|| acked(&|_| cas_incr(&store)));
+        let c = s.spawn(|| acked(&|g| pair_step(&store, g)));
+        [a.join().unwrap(), b.join().unwrap(), c.join().unwrap()]
+    })
+}
+
+/// After any crash: the counter is at least what was acknowledged and at most what was attempted,
+/// and the pair is never half moved.
+fn rmw_check(store: &Store, acked: [u64; 3]) -> Result<(), String> {
+    let read = |k: &str| store.get(k).unwrap().map(|v| std::str::from_utf8(&v).unwrap().parse::<u64>().unwrap());
+    let ctr = read("ctr").unwrap_or(0);
+    let (lo, hi) = (acked[0] + acked[1], acked[0] + acked[1] + 2);
+    if !(lo..=hi).contains(&ctr) {
+        return Err(format!("counter {ctr} outside {lo}..={hi} (acknowledged {acked:?})"));
+    }
+    let (a, b) = (read("pair/a").unwrap_or(0), read("pair/b").unwrap_or(0));
+    if a != b || !(acked[2]..=acked[2] + 1).contains(&a) {
+        return Err(format!("pair at ({a}, {b}) after {} acknowledged moves", acked[2]));
+    }
+    Ok(())
+}
+
+fn check_rmw_crash_states(seeds: &[u64]) -> u64 {
+    let options = tiny_segments(4 << 10, false);
+    let ops = {
+        let fs = SimFs::new();
+        rmw_run(&fs, &options);
+        fs.op_count()
+    };
+    let mut states = 0;
+    for mode in CrashMode::ALL {
+        for &seed in seeds {
+            for at in 0..=ops {
+                let context = format!("read-modify-write crash at op {at} in {mode:?} seed {seed}");
+                let fs = SimFs::new();
+                fs.reseed_faults(seed);
+                fs.inject(Fault::nth(at, FaultKind::Eio).halt());
+                let acked = rmw_run(&fs, &options);
+                fs.clear_faults();
+                fs.crash(mode, seed);
+                let store = Store::open_on(fs.clone(), Path::new(DIR), options.clone())
+                    .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+                if let Err(why) = rmw_check(&store, acked) {
+                    panic!("{context}: {why}");
+                }
+                states += 1;
+            }
+        }
+    }
+    println!("read_modify_write: {ops} I/O operations, {states} crash states");
+    states
+}
+
+#[test]
+fn every_crash_point_keeps_counters_and_conditional_batches_whole() {
+    let states = check_rmw_crash_states(&[1, 2, 3]);
+    let total = STATES.fetch_add(states, Ordering::SeqCst) + states;
+    report(total);
+    assert!(states >= 500, "only {states} crash states");
 }
 
 #[test]
