@@ -184,7 +184,6 @@ proptest! {
                             Condition::Absent => !model.contains_key(k),
                             Condition::Present => model.contains_key(k),
                             Condition::Equals(v) => model.get(k) == Some(v),
-                            _ => unreachable!(),
                         };
                         batch.require(key(*k), condition);
                     }
