@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench store                      # everything
-//! cargo bench --bench store -- open --keys 200000 # only some sections: puts, gets, open
+//! cargo bench --bench store -- open --keys 200000 # only some sections: puts, gets, open, rmw
 //! ```
 
 #[path = "../cli/src/workload.rs"]
@@ -36,14 +36,15 @@ fn main() {
                 cfg.put_secs = args.next().and_then(|n| n.parse().ok()).expect("--secs S");
                 cfg.get_secs = cfg.put_secs * 0.75;
             }
-            "puts" | "gets" | "open" => sections.push(arg),
-            other => panic!("unknown argument {other:?}; expected puts, gets, open, --keys N, --secs S, --json"),
+            "puts" | "gets" | "open" | "rmw" => sections.push(arg),
+            other => panic!("unknown argument {other:?}; expected puts, gets, open, rmw, --keys N, --secs S, --json"),
         }
     }
     if !sections.is_empty() {
         cfg.run_puts = sections.iter().any(|s| s == "puts");
         cfg.run_gets = sections.iter().any(|s| s == "gets");
         cfg.run_open = sections.iter().any(|s| s == "open");
+        cfg.run_rmw = sections.iter().any(|s| s == "rmw");
     }
     let dir = tempfile::tempdir().expect("temporary directory");
     let results = workload::run(dir.path(), &cfg, &Stages).expect("benchmark run");

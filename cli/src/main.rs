@@ -75,6 +75,10 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Run only these sections (comma-separated): puts, gets, open, rmw (increments of one
+        /// hot key and async writers). Default: all.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -190,7 +194,7 @@ fn run(cli: &Cli) -> CliResult {
             print_line(line.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { keys, secs, r#in, json } => bench(*keys, *secs, r#in.as_deref(), *json),
+        Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
     }
 }
 
@@ -322,16 +326,30 @@ impl workload::Progress for BenchProgress {
     }
 }
 
-fn bench(keys: usize, secs: f64, parent: Option<&Path>, json: bool) -> CliResult {
+fn bench(keys: usize, secs: f64, parent: Option<&Path>, json: bool, only: &[String]) -> CliResult {
     if keys == 0 || !(secs > 0.0 && secs <= 600.0) {
         return Err(Failure("--keys must be positive and --secs within (0, 600]".into()));
     }
+    const SECTIONS: [&str; 4] = ["puts", "gets", "open", "rmw"];
+    if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(Failure(format!("unknown section {bad:?} for --only; expected some of {}", SECTIONS.join(", "))));
+    }
+    let wants = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     let dir = match parent {
         Some(p) => tempfile::tempdir_in(p),
         None => tempfile::tempdir(),
     }
     .map_err(|e| Failure(format!("cannot create a temporary directory: {e}")))?;
-    let cfg = workload::Config { keys, put_secs: secs, get_secs: secs * 0.75, ..workload::Config::default() };
+    let cfg = workload::Config {
+        keys,
+        put_secs: secs,
+        get_secs: secs * 0.75,
+        run_puts: wants("puts"),
+        run_gets: wants("gets"),
+        run_open: wants("open"),
+        run_rmw: wants("rmw"),
+        ..workload::Config::default()
+    };
     let progress = BenchProgress { bar: RefCell::new(ProgressBar::hidden()) };
     let results = workload::run(dir.path(), &cfg, &progress);
     progress.bar.borrow().finish_and_clear();

@@ -1,7 +1,8 @@
 //! The benchmark workloads, shared by `ferrocask bench` (the CLI) and `benches/store.rs` (the root
 //! crate includes this file with `#[path]`), so both measure exactly the same thing.
 //!
-//! Only `std`, `ferrocask`, `parking_lot` and `tempfile` are used, which both crates depend on.
+//! Only `std`, `ferrocask`, `parking_lot`, `tempfile` and `tokio` (for the async writers) are
+//! used, which both crates depend on.
 //! Every ferrocask figure is printed beside a baseline measured in the same run on the same file
 //! system: a raw `pwrite` + `fdatasync` append loop for durable puts, and 64 shards of
 //! `parking_lot::RwLock<HashMap<Vec<u8>, Vec<u8>>>` for gets.
@@ -11,10 +12,10 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use ferrocask::{Batch, Options, Store};
+use ferrocask::{Batch, Options, Store, Update};
 use parking_lot::RwLock;
 
 /// Key length used by every workload.
@@ -44,6 +45,15 @@ pub struct Config {
     pub run_gets: bool,
     /// Run the open workloads (replay, then hints after compact).
     pub run_open: bool,
+    /// Run the read-modify-write and async workloads: increments of one hot key, and async
+    /// writers on a tokio runtime, each beside plain durable puts at the same concurrency.
+    pub run_rmw: bool,
+    /// Thread counts for the hot-key increments.
+    pub incr_threads: Vec<usize>,
+    /// Async writer tasks, compared with `async_vs_threads` blocking threads.
+    pub async_tasks: usize,
+    /// Blocking writer threads the async writers are compared with.
+    pub async_vs_threads: usize,
 }
 
 impl Default for Config {
@@ -57,6 +67,10 @@ impl Default for Config {
             run_puts: true,
             run_gets: true,
             run_open: true,
+            run_rmw: true,
+            incr_threads: vec![1, 32],
+            async_tasks: 1000,
+            async_vs_threads: 32,
         }
     }
 }
@@ -111,6 +125,14 @@ pub struct Results {
     pub open_replay_segments: usize,
     /// Open after `compact`, from hint files.
     pub open_hints: Duration,
+    /// Increments of one hot key (`Store::update`), by thread count, with records per sync.
+    pub increments: Vec<(usize, Measure, f64)>,
+    /// Plain durable puts measured beside each increment run, same thread count.
+    pub increment_puts: Vec<(usize, Measure, f64)>,
+    /// Async writers (`put_async`) on a tokio runtime: tasks, throughput, records per sync.
+    pub async_puts: Option<(usize, Measure, f64)>,
+    /// Blocking threads measured beside the async writers.
+    pub async_thread_puts: Option<(usize, Measure, f64)>,
     /// Segments loaded from hints by that open.
     pub open_hint_segments: usize,
 }
@@ -123,10 +145,76 @@ pub fn run(dir: &Path, cfg: &Config, progress: &dyn Progress) -> Result<Results,
     if cfg.run_puts {
         run_puts(dir, cfg, progress, &mut r)?;
     }
+    if cfg.run_rmw {
+        run_rmw(dir, cfg, progress, &mut r)?;
+    }
     if cfg.run_gets || cfg.run_open {
         run_loaded(dir, cfg, progress, &mut r)?;
     }
     Ok(r)
+}
+
+/// Hot-key increments and async writers, each right after plain puts at the same concurrency
+/// (the disk's sync latency drifts, so neighbours in time are the fair comparison).
+fn run_rmw(dir: &Path, cfg: &Config, progress: &dyn Progress, r: &mut Results) -> Result<(), BoxError> {
+    let fresh = |name: String| Store::open_with(dir.join(name), Options::default());
+    for &threads in &cfg.incr_threads {
+        progress.stage(&format!("durable puts beside increments, {threads} threads"), 0);
+        let store = fresh(format!("incr-puts-{threads}"))?;
+        let m = puts(&store, threads, cfg.put_secs)?;
+        r.increment_puts.push((threads, m, store.stats().records_per_sync));
+        progress.stage(&format!("increments of one key, {threads} threads"), 0);
+        let store = fresh(format!("incr-{threads}"))?;
+        let m = timed_threads(threads, cfg.put_secs, |_, _| store.update("hot", increment).map(drop))?;
+        r.increments.push((threads, m, store.stats().records_per_sync));
+    }
+    let threads = cfg.async_vs_threads;
+    progress.stage(&format!("durable puts beside async writers, {threads} threads"), 0);
+    let store = fresh("async-threads".into())?;
+    let m = puts(&store, threads, cfg.put_secs)?;
+    r.async_thread_puts = Some((threads, m, store.stats().records_per_sync));
+    progress.stage(&format!("async durable puts, {} tokio tasks", cfg.async_tasks), 0);
+    let store = Arc::new(fresh("async-tasks".into())?);
+    let m = async_puts(&store, cfg.async_tasks, cfg.put_secs)?;
+    r.async_puts = Some((cfg.async_tasks, m, store.stats().records_per_sync));
+    Ok(())
+}
+
+/// A decimal counter's next value.
+fn increment(v: Option<&[u8]>) -> Update {
+    let n: u64 = v.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+    Update::Set((n + 1).to_string().into_bytes())
+}
+
+/// Durable puts of fresh keys from `tasks` tokio tasks (on a 2-worker runtime) for `secs`.
+fn async_puts(store: &Arc<Store>, tasks: usize, secs: f64) -> Result<Measure, BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build()?;
+    let (lat, elapsed) = rt.block_on(async {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(secs);
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut i = ((t as u64) << 40) | (1 << 63);
+                    while Instant::now() < deadline {
+                        let t0 = Instant::now();
+                        store.put_async(key(i), value(i)).await?;
+                        lat.push(t0.elapsed().as_nanos() as u64);
+                        i += 1;
+                    }
+                    Ok::<_, ferrocask::Error>(lat)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.push(h.await.map_err(|e| -> BoxError { e.into() })??);
+        }
+        Ok::<_, BoxError>((all.concat(), started.elapsed()))
+    })?;
+    Ok(summarize(lat, elapsed, 1))
 }
 
 fn run_puts(dir: &Path, cfg: &Config, progress: &dyn Progress, r: &mut Results) -> Result<(), BoxError> {
@@ -310,12 +398,22 @@ fn raw_append(path: &Path, secs: f64, prealloc: bool) -> Result<Measure, BoxErro
 
 /// Durable puts of fresh keys from `threads` threads for `secs` seconds.
 fn puts(store: &Store, threads: usize, secs: f64) -> Result<Measure, BoxError> {
+    timed_threads(threads, secs, |_, i| store.put(key(i), value(i)))
+}
+
+/// Runs `op(thread, i)` with `i = thread << 40, +1, ...` from `threads` threads for `secs`
+/// seconds, timing each call.
+fn timed_threads(
+    threads: usize,
+    secs: f64,
+    op: impl Fn(usize, u64) -> ferrocask::Result<()> + Sync,
+) -> Result<Measure, BoxError> {
     let barrier = Barrier::new(threads + 1);
     let failed = AtomicUsize::new(0);
     let (lat, elapsed) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (barrier, failed) = (&barrier, &failed);
+                let (barrier, failed, op) = (&barrier, &failed, &op);
                 s.spawn(move || {
                     let mut lat = Vec::with_capacity(1 << 16);
                     barrier.wait();
@@ -323,7 +421,7 @@ fn puts(store: &Store, threads: usize, secs: f64) -> Result<Measure, BoxError> {
                     let mut i = (t as u64) << 40;
                     while Instant::now() < deadline {
                         let t0 = Instant::now();
-                        if store.put(key(i), value(i)).is_err() {
+                        if op(t, i).is_err() {
                             failed.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
@@ -340,7 +438,7 @@ fn puts(store: &Store, threads: usize, secs: f64) -> Result<Measure, BoxError> {
         (lat.concat(), started.elapsed())
     });
     if failed.load(Ordering::Relaxed) > 0 {
-        return Err("a put failed during the benchmark".into());
+        return Err("an operation failed during the benchmark".into());
     }
     Ok(summarize(lat, elapsed, 1))
 }
@@ -499,6 +597,20 @@ pub fn targets(r: &Results) -> Vec<(String, String, bool)> {
         let b = r.index_bytes_per_key;
         t.push(("index memory <= 64 bytes/key beyond the key".into(), format!("{b:.1} B/key"), b <= 64.0));
     }
+    let incr = |n| r.increments.iter().find(|p| p.0 == n).map(|p| p.1.ops_per_sec);
+    let incr_put = |n| r.increment_puts.iter().find(|p| p.0 == n).map(|p| p.1.ops_per_sec);
+    if let (Some(i1), Some(i32)) = (incr(1), incr(32)) {
+        let x = ratio(i32, i1);
+        t.push(("increments of one key, 32 thr >= 5x 1 thr".into(), format!("{x:.2}x"), x >= 5.0));
+    }
+    if let (Some(i32), Some(p32)) = (incr(32), incr_put(32)) {
+        let x = ratio(i32, p32);
+        t.push(("increments, 32 thr >= 0.7x plain puts, 32 thr".into(), format!("{x:.2}x"), x >= 0.7));
+    }
+    if let (Some((tasks, a, _)), Some((threads, b, _))) = (&r.async_puts, &r.async_thread_puts) {
+        let x = ratio(a.ops_per_sec, b.ops_per_sec);
+        t.push((format!("async puts, {tasks} tasks >= 1.0x {threads} blocking thr"), format!("{x:.2}x"), x >= 1.0));
+    }
     if !r.open_hints.is_zero() {
         let ms = r.open_hints.as_secs_f64() * 1e3;
         let scaled = if r.keys == 1_000_000 { String::new() } else { format!(" ({} keys)", r.keys) };
@@ -527,6 +639,14 @@ pub fn table(r: &Results) -> String {
             row(&mut out, "", m, Some(("raw prealloc, 1 thread", &r.raw_prealloc)));
         }
     }
+    for ((threads, m, _), (_, p, _)) in r.increments.iter().zip(&r.increment_puts) {
+        let label = format!("increment one key, {threads} thr");
+        row(&mut out, &label, m, Some((&format!("plain put, {threads} thr"), p)));
+    }
+    if let (Some((tasks, a, _)), Some((threads, b, _))) = (&r.async_puts, &r.async_thread_puts) {
+        let label = format!("put_async, {tasks} tokio tasks");
+        row(&mut out, &label, a, Some((&format!("blocking put, {threads} thr"), b)));
+    }
     for ((threads, m), (_, b)) in r.gets.iter().zip(&r.map_gets) {
         let label = format!("get, {threads} thr");
         row(&mut out, &label, m, Some((&format!("RwLock<HashMap>x64, {threads} thr"), b)));
@@ -535,6 +655,16 @@ pub fn table(r: &Results) -> String {
     let rps: Vec<String> = r.records_per_sync.iter().map(|(t, x)| format!("{t} thr: {x:.1}")).collect();
     if !rps.is_empty() {
         let _ = writeln!(out, "records per sync (group commit): {}", rps.join(", "));
+    }
+    let mut rmw: Vec<String> = Vec::new();
+    for ((t, _, i), (_, _, p)) in r.increments.iter().zip(&r.increment_puts) {
+        rmw.push(format!("increments {t} thr: {i:.1} (plain puts beside: {p:.1})"));
+    }
+    if let (Some((tasks, _, a)), Some((threads, _, b))) = (&r.async_puts, &r.async_thread_puts) {
+        rmw.push(format!("{tasks} async tasks: {a:.1} ({threads} threads beside: {b:.1})"));
+    }
+    if !rmw.is_empty() {
+        let _ = writeln!(out, "records per sync: {}", rmw.join("; "));
     }
     if r.load_secs > 0.0 {
         let _ = writeln!(out, "load {} keys (batches of 1000): {:.2} s", r.keys, r.load_secs);
