@@ -112,6 +112,12 @@ impl Index {
     /// only the group-commit leader ever holds several, always in that order, so this cannot
     /// deadlock; a group of one record costs one stripe lock, as a single `apply` would.
     pub(crate) fn publish(&self, segment: &Arc<Segment>, records: &[Published<'_>]) {
+        if let [record] = records {
+            // The common group of one put: one stripe, and nothing to allocate.
+            let h = self.hash(record.key);
+            self.apply_locked(&mut self.stripes[h.stripe].write(), record, h, segment);
+            return;
+        }
         let hashes: Vec<KeyHash> = records.iter().map(|r| self.hash(r.key)).collect();
         let mut touched: Vec<usize> = hashes.iter().map(|h| h.stripe).collect();
         touched.sort_unstable();

@@ -16,9 +16,9 @@ pub use hint::{
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    decode_frame, decode_record_header, encode_record, finish_frame, record_header_len, start_frame, FrameError,
-    FrameSalt, FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC,
-    RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+    built_frame_records, decode_frame, decode_record_header, encode_record, finish_frame, record_header_len,
+    start_frame, FrameError, FrameSalt, FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES,
+    FRAME_MAGIC, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
     decode_segment_header, encode_segment_header, SegmentHeader, SegmentHeaderError, SegmentKind, SEGMENT_HEADER_BYTES,

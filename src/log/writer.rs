@@ -31,8 +31,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Clock;
 use crate::format::{
-    decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader, SegmentKind,
-    FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    built_frame_records, decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader,
+    SegmentKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Index, Published};
 use crate::io::Latch;
@@ -142,8 +142,12 @@ impl Writer {
         let mut q = self.queue.lock();
         let ticket = self.enqueue(&mut q, op, None)?;
         loop {
-            if let Some(completed) = q.results.remove(&ticket) {
-                return completed;
+            // Most outcomes are a plain `Written` that the watermark alone reports; look in the
+            // map only when something is there.
+            if !q.results.is_empty() {
+                if let Some(completed) = q.results.remove(&ticket) {
+                    return completed;
+                }
             }
             if q.done_through >= ticket {
                 return Ok(Done::Written);
@@ -353,7 +357,7 @@ impl Writer {
         log.tail = offset + frame_len;
         segment.set_data_end(log.tail);
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        publish(index, &segment, offset, &frame);
+        publish(index, &segment, offset, &frame, records);
         Ok(())
     }
 
@@ -503,15 +507,17 @@ fn build_frame(log: &mut ActiveLog, group: &[Pending], body_len: usize) -> Vec<u
 }
 
 /// Publishes a durable frame's records to the index, in log order, all at once to readers.
-fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8]) {
-    let view = decode_frame(frame, segment.salt).expect("a frame this process built decodes");
-    let records: Vec<Published<'_>> = view
-        .records()
-        .map(|record| {
-            let record = record.expect("a frame this process built holds valid records");
-            let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
-            Published { key: record.key, kind: record.kind, offset, len: record.len() as u64 }
-        })
-        .collect();
-    index.publish(segment, &records);
+/// `records` is the frame's record count.
+fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8], records: u64) {
+    let published = built_frame_records(frame).map(|record| {
+        let record = record.expect("a frame this process built holds valid records");
+        let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
+        Published { key: record.key, kind: record.kind, offset, len: record.len() as u64 }
+    });
+    if records == 1 {
+        // A lone put allocates nothing here.
+        index.publish(segment, &[published.into_iter().next().expect("one record")]);
+    } else {
+        index.publish(segment, &published.collect::<Vec<_>>());
+    }
 }
