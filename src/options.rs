@@ -79,6 +79,12 @@ pub struct Options {
     pub compaction_bytes_per_sec: u64,
     /// The clock used for expiry (`put_with_ttl`). Default: the system clock.
     pub clock: Arc<dyn Clock>,
+    /// Run the store's background thread (write-back syncs, hint files, automatic compaction).
+    /// Default true. Without it, hint files are written when the store is dropped, write-back
+    /// mode syncs only at roll-overs, [`Store::sync`](crate::Store::sync), compaction and drop,
+    /// and `auto_compact` has no effect. Meant for tests and fuzzing, which need every file
+    /// operation to happen on the caller's thread, in order.
+    pub background_thread: bool,
 }
 
 impl Default for Options {
@@ -97,6 +103,7 @@ impl Default for Options {
             compact_dead_bytes_min: 16 << 20,
             compaction_bytes_per_sec: 64 << 20,
             clock: Arc::new(SystemClock),
+            background_thread: true,
         }
     }
 }
@@ -116,6 +123,7 @@ impl fmt::Debug for Options {
             .field("compact_dead_ratio", &self.compact_dead_ratio)
             .field("compact_dead_bytes_min", &self.compact_dead_bytes_min)
             .field("compaction_bytes_per_sec", &self.compaction_bytes_per_sec)
+            .field("background_thread", &self.background_thread)
             .finish_non_exhaustive()
     }
 }

@@ -88,6 +88,8 @@ struct Loader<'a> {
     ttl_seen: bool,
     /// Rebuild only: open every file read-only, remove nothing, cut nothing, sync nothing.
     read_only: bool,
+    /// Where the frames of the active segment's last group start, once it is replayed.
+    last_group_start: Option<u64>,
 }
 
 /// Opens (or creates) the store in `dir`.
@@ -138,6 +140,7 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
         seq_max: 0,
         ttl_seen: false,
         read_only,
+        last_group_start: None,
     };
     if !read_only {
         loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
@@ -195,7 +198,8 @@ fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
 }
 
 /// Removes segment and hint files the manifest does not list, and temporary files: leftovers of
-/// a roll-over or compaction that crashed before (or after) its commit point.
+/// a roll-over or compaction that crashed before (or after) its commit point; then makes the
+/// directory (the manifest read, and every file it names) durable.
 fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize> {
     let mut removed = 0;
     for name in names {
@@ -207,9 +211,12 @@ fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize>
             removed += 1;
         }
     }
-    if removed > 0 {
-        dir.sync_dir()?;
-    }
+    // Always, not only after a removal: the manifest this open read may itself be a rename
+    // that a previous run made but never got durable (its directory sync failed, or it crashed
+    // first). Writes acknowledged from now on build on that manifest (its active segment), so
+    // it must not be able to revert at a power loss (fuzz finding
+    // `ops_model/manifest-renamed-but-not-durable`).
+    dir.sync_dir()?;
     Ok(removed)
 }
 
@@ -345,12 +352,16 @@ impl Loader<'_> {
         let salvage = self.options.salvage;
         let mut dropped = Vec::new();
         let mut items = Vec::new();
+        let mut last_group: Option<(u64, usize)> = None;
         let walked = walk_segment(
             &bytes,
             segment.salt,
             rule,
             active,
             |at, frame| {
+                if last_group.is_none_or(|(g, _)| g != frame.group) {
+                    last_group = Some((frame.group, at));
+                }
                 for r in frame.records().flatten() {
                     let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
                     self.seq_max = self.seq_max.max(r.seq);
@@ -372,6 +383,9 @@ impl Loader<'_> {
             },
         );
         self.report.dropped.extend(dropped);
+        if active {
+            self.last_group_start = last_group.map(|(_, at)| at as u64);
+        }
         match walked {
             Walked::Done(replayed) => {
                 self.flush(segment, &mut items);
@@ -401,6 +415,7 @@ impl Loader<'_> {
             }
         }
         if !self.read_only {
+            self.rewrite_last_group(&segment, replayed.data_end)?;
             // Whatever recovery accepted is made durable now, so the next group number is safe to use.
             segment.file.sync_data().map_err(|e| Error::io("sync", &segment.path, e))?;
         }
@@ -416,6 +431,25 @@ impl Loader<'_> {
             next_seq: 0,
             unclean_tail: false,
         })
+    }
+
+    /// Writes the frames of the active segment's last group again, unchanged.
+    ///
+    /// A previous run may have failed to sync them (it was poisoned then, and promised nothing
+    /// past its last good sync) while the page cache kept them readable: after a failed fsync,
+    /// Linux may mark the pages clean without writing them, so the sync below would not persist
+    /// them, and a power loss after this open had built on them would lose them beneath later,
+    /// durable frames. Only the last group can be in that state: the group number moves on only
+    /// after a sync that covered a write succeeded. Writing the bytes again makes them dirty, so
+    /// the sync really persists everything this open accepted. It costs one frame in
+    /// `SyncMode::Always`, and the frames since the last sync in write-back mode.
+    fn rewrite_last_group(&self, segment: &Segment, data_end: u64) -> Result<()> {
+        let Some(start) = self.last_group_start.filter(|&at| at < data_end) else { return Ok(()) };
+        let len = usize::try_from(data_end - start).expect("a segment fits in memory");
+        let bytes = segment.read(start, len).ok_or_else(|| {
+            self.corruption(segment, start, "the active segment's last frames cannot be read back".into())
+        })?;
+        segment.file.write_at(&bytes, start).map_err(|e| Error::io("rewrite", &segment.path, e))
     }
 
     fn flush(&mut self, segment: &Arc<Segment>, items: &mut Vec<LoadItem>) {

@@ -122,8 +122,8 @@ impl Store {
             options,
             _lock: lock,
         });
-        let maintenance = Maintenance::start(&inner);
-        Ok(Store { inner, maintenance: Some(maintenance), driver: OnceLock::new() })
+        let maintenance = inner.options.background_thread.then(|| Maintenance::start(&inner));
+        Ok(Store { inner, maintenance, driver: OnceLock::new() })
     }
 
     /// The store's directory.
@@ -211,7 +211,9 @@ impl Store {
     /// [`Error::ConditionFailed`] (use [`Store::write_if`] to get `false` instead).
     pub fn write(&self, batch: Batch) -> Result<()> {
         if batch.is_empty() && batch.conditions.is_empty() {
-            return Ok(());
+            // Nothing to write, but a poisoned store acknowledges nothing (fuzz finding
+            // `ops_model/empty-batch-on-a-poisoned-store`).
+            return self.inner.writer.refuse_if_poisoned();
         }
         let needs_leader = !batch.conditions.is_empty()
             || batch.ops.iter().any(|op| matches!(op, BatchOp::Put { expiry: Expiry::Keep, .. }));

@@ -145,7 +145,8 @@ fn generate_seed_corpus() {
                 state as u8
             })
             .collect();
-        let kinds: std::collections::BTreeSet<String> = checks::ops_model::decode(&bytes)
+        let (sync, ops) = checks::ops_model::decode(&bytes);
+        let mut kinds: std::collections::BTreeSet<String> = ops
             .iter()
             .map(|op| {
                 let s = format!("{op:?}");
@@ -158,6 +159,7 @@ fn generate_seed_corpus() {
                 }
             })
             .collect();
+        kinds.insert(format!("{sync:?}"));
         if kinds.iter().any(|k| !covered.contains(k)) {
             covered.extend(kinds);
             write("ops_model", &format!("stream-{kept:02}"), &bytes);

@@ -358,3 +358,43 @@ fn a_writer_queued_behind_a_background_poisoning_gets_poisoned_and_writes_nothin
         assert_eq!(store.get(format!("key{i}")).unwrap().map(|v| v.into_vec()), Some(value(i, 1000)));
     }
 }
+
+/// Fuzz finding `ops_model/manifest-renamed-but-not-durable`: a roll-over renamed its new
+/// manifest into place, then the directory sync failed (poisoning the store). A reopen without a
+/// crash read the new manifest and acknowledged writes into the new active segment, but never
+/// synced the directory: a power loss then brought the old manifest back, the new segment became
+/// an orphan, and the acknowledged writes were gone. Open now always syncs the directory.
+#[test]
+fn writes_acknowledged_after_a_reopen_survive_even_if_the_manifest_rename_was_not_durable() {
+    let fs = disk();
+    let parking = ParkingVfs::new(fs.clone());
+    let options = quiet(SyncMode::Always);
+    let store = Arc::new(Store::open_on(parking.clone(), dir(), options.clone()).unwrap());
+    // A roll-over syncs the directory twice: after creating the segment, and after renaming the
+    // manifest. Fail the second.
+    let gate = parking.arm(Rule::new(ParkOp::SyncDir, "/data/store").by_thread("roller").skip(1));
+    let roller = {
+        let store = Arc::clone(&store);
+        spawn_named("roller", move || {
+            for i in 0..40 {
+                if let Err(e) = store.put(format!("key{i}"), value(i, 1000)) {
+                    return (i, e);
+                }
+            }
+            panic!("no roll-over happened")
+        })
+    };
+    assert!(gate.wait_parked(), "the roll-over reached its manifest's directory sync");
+    gate.release(Release::Fail(std::io::ErrorKind::Other));
+    let (acked, _) = outcome(&roller, "the writer");
+    drop(Arc::into_inner(store).expect("the test holds the last reference"));
+    let store = Store::open_on(fs.clone(), dir(), options.clone()).unwrap(); // no crash
+    store.put("after-reopen", "acknowledged").unwrap();
+    fs.crash(CrashMode::Nothing, 1);
+    drop(store);
+    let store = Store::open_on(fs.clone(), dir(), options).unwrap();
+    assert_eq!(store.get("after-reopen").unwrap().as_deref(), Some(&b"acknowledged"[..]));
+    for i in 0..acked {
+        assert_eq!(store.get(format!("key{i}")).unwrap().map(|v| v.into_vec()), Some(value(i, 1000)), "key{i}");
+    }
+}

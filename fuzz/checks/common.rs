@@ -21,6 +21,13 @@ pub const NOW_MS: u64 = 1_700_000_000_000;
 /// a fixed one keeps the checks (and the committed corpus) deterministic.
 pub const SALT: FrameSalt = FrameSalt(0x5eed_5a17_f0cc_ac1a);
 
+/// Whether `FUZZ_TRACE` is set: checks then print what they do, to explain a finding
+/// (`FUZZ_TRACE=1 cargo test --test fuzz_corpus` or the fuzz binary run on the one input).
+pub fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 /// Keys and values as the model holds them.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
