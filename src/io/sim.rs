@@ -425,9 +425,7 @@ impl Vfs for SimFs {
         let (to_dir, to_name) = split(to)?;
         let mut state = self.shared.state.lock();
         if self.shared.windows {
-            let mapped = |d: &Path, n: &String| {
-                matches!(state.dir(d).ok().and_then(|d| d.entries.get(n)), Some(Entry::File(i)) if i.is_mapped())
-            };
+            let mapped = |d: &Path, n: &String| matches!(state.dir(d).ok().and_then(|d| d.entries.get(n)), Some(Entry::File(i)) if i.is_mapped());
             if mapped(&from_dir, &from_name) || mapped(&to_dir, &to_name) {
                 return Err(mapped_refusal());
             }
@@ -593,6 +591,12 @@ impl FaultState {
     }
 }
 
+/// A path as a string with `/` separators on every platform, so that a fault's
+/// `path_contains` (written with `/`) matches paths joined with `\` on Windows.
+fn slashed(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
 /// An injected fault waiting to fire.
 #[derive(Clone)]
 struct Armed {
@@ -613,9 +617,7 @@ impl Trigger {
         match self {
             Trigger::At(at) => *at == index,
             Trigger::Matching { op: want, path_contains, left } => {
-                *want == op
-                    && *left != Some(0)
-                    && paths.iter().any(|p| p.to_string_lossy().contains(path_contains.as_str()))
+                *want == op && *left != Some(0) && paths.iter().any(|p| slashed(p).contains(path_contains.as_str()))
             }
         }
     }
