@@ -14,11 +14,18 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 exe="$1"
 shift
 
-shim="$(dirname "$exe")/bcryptprimitives.dll"
-if [[ ! -f "$shim" || "$here/bcryptprimitives.c" -nt "$shim" ]]; then
-    x86_64-w64-mingw32-gcc -O2 -shared -o "$shim.tmp" "$here/bcryptprimitives.c" -ladvapi32
-    mv "$shim.tmp" "$shim"
-fi
+# Test binaries live in target/<triple>/<profile>/deps, the binaries they spawn (the CLI's
+# `ferrocask.exe`) one level up: the shim goes next to both.
+exe_dir="$(dirname "$exe")"
+dirs=("$exe_dir")
+[[ "$(basename "$exe_dir")" == deps ]] && dirs+=("$(dirname "$exe_dir")")
+for dir in "${dirs[@]}"; do
+    shim="$dir/bcryptprimitives.dll"
+    if [[ ! -f "$shim" || "$here/bcryptprimitives.c" -nt "$shim" ]]; then
+        x86_64-w64-mingw32-gcc -O2 -shared -o "$shim.tmp" "$here/bcryptprimitives.c" -ladvapi32
+        mv "$shim.tmp" "$shim"
+    fi
+done
 
 export WINEPREFIX="${FERROCASK_WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrocask-wine}"
 export WINEDEBUG=-all
