@@ -12,6 +12,18 @@ use crate::format::{
 use crate::{Error, Result};
 
 /// When a write is made durable.
+///
+/// "Synced" means `std`'s `File::sync_data`, which is on each platform the call that reaches
+/// stable storage:
+///
+/// * **Linux**: `fdatasync`.
+/// * **macOS** (and other Apple platforms): `fcntl(F_FULLFSYNC)`. A plain `fsync` there only
+///   hands the data to the drive, whose cache may still lose it on power loss; `F_FULLFSYNC`
+///   also flushes the drive's cache. It is much slower (often milliseconds per call), which
+///   group commit amortises over concurrent writers; ferrocask keeps it.
+/// * **Windows**: `FlushFileBuffers`, which flushes the file's data and metadata and the drive's
+///   write cache. Directory syncs are a no-op there (NTFS journals creates and renames; see
+///   DESIGN.md, "Platforms").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
     /// Durable before the call returns (default). Concurrent writers share syncs (group commit).

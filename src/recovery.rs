@@ -19,7 +19,7 @@ use crate::format::{
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
-use crate::io::OpenMode;
+use crate::io::{Mapping, OpenMode, VfsFile};
 use crate::log::{
     create_segment_file, find_frame_from, fresh_salt, hint_file_name, parse_file_name, scan_frames, ActiveLog,
     GroupRule, LogDir, ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
@@ -221,16 +221,8 @@ fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize>
 }
 
 impl Loader<'_> {
-    fn corruption(&self, segment: &Segment, offset: u64, reason: String) -> Error {
-        Error::Corruption { path: segment.path.clone(), offset, reason }
-    }
-
-    fn open_segment(
-        &self,
-        id: u64,
-        mode: OpenMode,
-        map_len: Option<u64>,
-    ) -> Result<(Arc<Segment>, SegmentHeader, u64)> {
+    /// Opens segment `id`'s file, with its length.
+    fn open_file(&self, id: u64, mode: OpenMode) -> Result<(PathBuf, Box<dyn VfsFile>, u64)> {
         let path = self.dir.path(&crate::log::segment_file_name(id));
         let file = self.dir.vfs.open(&path, mode).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Corruption {
@@ -241,38 +233,24 @@ impl Loader<'_> {
             _ => Error::io("open", &path, e),
         })?;
         let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        let map = file.map(map_len.unwrap_or(file_len).max(file_len)).map_err(|e| Error::io("map", &path, e))?;
-        // The active segment is mapped past its end: read only what the file holds (a segment cut
-        // below its header must be corruption, not a read past the end, which faults).
-        let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
-        let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
-        // The manifest was of this version, so a listed segment of another is damage, not an old
-        // store (that is refused at the manifest, with `Error::UnsupportedVersion`).
-        let header = decode_segment_header(&header_bytes).map_err(|e| Error::Corruption {
-            path: path.clone(),
-            offset: 0,
-            reason: e.to_string(),
-        })?;
-        if header.id != id {
-            return Err(Error::Corruption {
-                path,
-                offset: SEGMENT_HEADER_ID_OFFSET as u64,
-                reason: format!("header names segment {}", header.id),
-            });
-        }
-        let segment = Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64);
-        Ok((Arc::new(segment), header, file_len))
+        Ok((path, file, file_len))
     }
 
     /// Loads a sealed segment from its hint file if that is valid, else by replay.
     fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
-        let (segment, header, file_len) = self.open_segment(id, OpenMode::ReadOnly, None)?;
+        let (path, file, file_len) = self.open_file(id, OpenMode::ReadOnly)?;
+        let map = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
+        let header = check_header(id, &path, &*map, file_len)?;
+        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
         if self.load_hint(&segment, file_len)? {
             self.report.segments_from_hints += 1;
             return Ok((segment, true));
         }
         let rule = (header.kind == SegmentKind::Log).then(|| GroupRule::new(header.first_group));
-        let end = self.replay(&segment, file_len, rule, false)?;
+        let bytes = segment.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let (end, frames) = self.replay(&bytes, header.salt, &segment.path, rule, false)?;
+        drop(bytes);
+        self.apply(&segment, frames);
         segment.set_data_end(end.data_end);
         Ok((segment, false))
     }
@@ -337,25 +315,25 @@ impl Loader<'_> {
         }
     }
 
-    /// Replays frames from a segment's bytes. In the active segment (`active`), a bad frame not
-    /// followed by a frame of a later sync group is a torn tail and ends the data there.
+    /// Replays frames from a segment's bytes (`path`'s, under `salt`), collecting what they hold
+    /// for [`Loader::apply`]. In the active segment (`active`), a bad frame not followed by a
+    /// frame of a later sync group is a torn tail and ends the data there.
     fn replay(
         &mut self,
-        segment: &Arc<Segment>,
-        file_len: u64,
+        bytes: &[u8],
+        salt: FrameSalt,
+        path: &std::path::Path,
         rule: Option<GroupRule>,
         active: bool,
-    ) -> Result<Replayed> {
+    ) -> Result<(Replayed, Frames)> {
         self.report.segments_replayed += 1;
-        let owner = Arc::clone(segment);
-        let bytes = owner.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
         let salvage = self.options.salvage;
         let mut dropped = Vec::new();
-        let mut items = Vec::new();
+        let mut frames = Frames::default();
         let mut last_group: Option<(u64, usize)> = None;
         let walked = walk_segment(
-            &bytes,
-            segment.salt,
+            bytes,
+            salt,
             rule,
             active,
             |at, frame| {
@@ -365,15 +343,15 @@ impl Loader<'_> {
                 for r in frame.records().flatten() {
                     let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
                     self.seq_max = self.seq_max.max(r.seq);
-                    self.note(segment, offset, r.kind, r.expires_ms);
+                    frames.notes.push((offset, r.kind, r.expires_ms));
                     let hash = self.index.hash_key(r.key);
-                    items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
+                    frames.items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
                 }
             },
             |bad| {
                 if salvage {
                     dropped.push(DroppedRange {
-                        path: segment.path.clone(),
+                        path: path.to_path_buf(),
                         start: bad.start as u64,
                         end: bad.resume as u64,
                         reason: bad.reason.clone(),
@@ -387,33 +365,57 @@ impl Loader<'_> {
             self.last_group_start = last_group.map(|(_, at)| at as u64);
         }
         match walked {
-            Walked::Done(replayed) => {
-                self.flush(segment, &mut items);
-                Ok(replayed)
+            Walked::Done(replayed) => Ok((replayed, frames)),
+            Walked::Stopped(bad) => {
+                Err(Error::Corruption { path: path.to_path_buf(), offset: bad.start as u64, reason: bad.reason })
             }
-            Walked::Stopped(bad) => Err(self.corruption(segment, bad.start as u64, bad.reason)),
         }
     }
 
-    /// Loads the active segment, cutting a torn tail, and returns the writer's starting state.
-    fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
-        let (segment, header, file_len) = if self.read_only {
-            self.open_segment(id, OpenMode::ReadOnly, None)?
-        } else {
-            self.open_segment(id, OpenMode::ReadWrite, Some(self.options.segment_bytes))?
-        };
-        if header.kind != SegmentKind::Log {
-            return Err(self.corruption(&segment, 10, "the active segment is not a log segment".into()));
+    /// Applies what [`Loader::replay`] collected to the index, pointing into `segment`.
+    fn apply(&mut self, segment: &Arc<Segment>, frames: Frames) {
+        for (offset, kind, expires_ms) in frames.notes {
+            self.note(segment, offset, kind, expires_ms);
         }
-        let replayed = self.replay(&segment, file_len, Some(GroupRule::new(header.first_group)), true)?;
-        let mut file_len = file_len;
+        self.report.records_read += frames.items.len() as u64;
+        self.index.load_batch(segment, frames.items);
+    }
+
+    /// Loads the active segment, cutting a torn tail, and returns the writer's starting state.
+    ///
+    /// The tail is found and cut before the segment's own mapping exists: Windows cannot cut a
+    /// mapped file, and maps the active segment only after extending it to `segment_bytes`
+    /// (`io/platform.rs`). So a first mapping of just what the file holds is replayed, then
+    /// dropped; the segment is mapped once the file is what the writer continues from.
+    fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
+        let mode = if self.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWrite };
+        let (path, file, mut file_len) = self.open_file(id, mode)?;
+        let probe = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
+        let header = check_header(id, &path, &*probe, file_len)?;
+        if header.kind != SegmentKind::Log {
+            let reason = "the active segment is not a log segment".into();
+            return Err(Error::Corruption { path, offset: 10, reason });
+        }
+        let bytes = probe.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let (replayed, frames) =
+            self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true)?;
+        drop(bytes);
+        drop(probe);
         if let Some(at) = replayed.torn_at {
             self.report.torn_tail_bytes = file_len - at;
             if !self.read_only {
-                segment.file.set_len(at).map_err(|e| Error::io("truncate", &segment.path, e))?;
+                file.set_len(at).map_err(|e| Error::io("truncate", &path, e))?;
                 file_len = at;
             }
         }
+        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
+        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
+        if !self.read_only {
+            // Mapping may have extended the file (Windows): the writer grows it from its real length.
+            file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        }
+        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        self.apply(&segment, frames);
         if !self.read_only {
             self.rewrite_last_group(&segment, replayed.data_end)?;
             // Whatever recovery accepted is made durable now, so the next group number is safe to use.
@@ -446,15 +448,12 @@ impl Loader<'_> {
     fn rewrite_last_group(&self, segment: &Segment, data_end: u64) -> Result<()> {
         let Some(start) = self.last_group_start.filter(|&at| at < data_end) else { return Ok(()) };
         let len = usize::try_from(data_end - start).expect("a segment fits in memory");
-        let bytes = segment.read(start, len).ok_or_else(|| {
-            self.corruption(segment, start, "the active segment's last frames cannot be read back".into())
+        let bytes = segment.read(start, len).ok_or_else(|| Error::Corruption {
+            path: segment.path.clone(),
+            offset: start,
+            reason: "the active segment's last frames cannot be read back".into(),
         })?;
         segment.file.write_at(&bytes, start).map_err(|e| Error::io("rewrite", &segment.path, e))
-    }
-
-    fn flush(&mut self, segment: &Arc<Segment>, items: &mut Vec<LoadItem>) {
-        self.report.records_read += items.len() as u64;
-        self.index.load_batch(segment, std::mem::take(items));
     }
 
     /// Drops tombstones and expired records from the index once every segment is loaded.
@@ -466,6 +465,37 @@ impl Loader<'_> {
             }
         }
     }
+}
+
+/// What a replay found, to be applied to the index once the segment is mapped for good.
+#[derive(Default)]
+struct Frames {
+    items: Vec<LoadItem>,
+    /// (offset, kind, expiry) of every record, for the sweep of tombstones and expired puts.
+    notes: Vec<(u32, RecordKind, u64)>,
+}
+
+/// Decodes and checks the header of segment `id` (`path`), mapped as `map`, `file_len` bytes long.
+fn check_header(id: u64, path: &std::path::Path, map: &dyn Mapping, file_len: u64) -> Result<SegmentHeader> {
+    // Read only what the file holds (a segment cut below its header must be corruption, not a
+    // read past the end, which faults).
+    let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
+    let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
+    // The manifest was of this version, so a listed segment of another is damage, not an old
+    // store (that is refused at the manifest, with `Error::UnsupportedVersion`).
+    let header = decode_segment_header(&header_bytes).map_err(|e| Error::Corruption {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason: e.to_string(),
+    })?;
+    if header.id != id {
+        return Err(Error::Corruption {
+            path: path.to_path_buf(),
+            offset: SEGMENT_HEADER_ID_OFFSET as u64,
+            reason: format!("header names segment {}", header.id),
+        });
+    }
+    Ok(header)
 }
 
 /// Whether the record at a hint entry's offset is the one the entry describes (kind, lengths,

@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use common::{copy_store, flip_byte, hint_files, segment_files, tiny_segments};
+use common::{copy_store, flip_byte, frames_end, hint_files, segment_files, tiny_segments};
 use ferrocask::{Batch, Error, Options, Store};
 
 fn no_prealloc() -> Options {
@@ -20,11 +20,11 @@ fn truncating_the_last_record_at_every_offset_keeps_every_earlier_record() {
             store.put(format!("key{i}"), format!("value{i}")).unwrap();
         }
         let seg = &segment_files(dir.path())[0];
-        let before = fs::metadata(seg).unwrap().len();
+        let before = frames_end(seg);
         let mut batch = Batch::new();
         batch.put(b"last-a", b"1").put(b"last-b", b"2").delete(b"key0");
         store.write(batch).unwrap();
-        (before, fs::metadata(seg).unwrap().len())
+        (before, frames_end(seg))
     };
     assert!(after > before);
     for cut in before..after {

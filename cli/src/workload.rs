@@ -5,16 +5,17 @@
 //! used, which both crates depend on.
 //! Every ferrocask figure is printed beside a baseline measured in the same run on the same file
 //! system: a raw `pwrite` + `fdatasync` append loop for durable puts, and 64 shards of
-//! `parking_lot::RwLock<HashMap<Vec<u8>, Vec<u8>>>` for gets.
+//! `parking_lot::RwLock<HashMap<Vec<u8>, Vec<u8>>>` for gets. The raw loop goes through the
+//! store's own real file system (`ferrocask::testing::RealFs`), so it makes the same positional
+//! write and sync calls on every platform (`FlushFileBuffers` on Windows, `F_FULLFSYNC` on macOS).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use ferrocask::testing::{OpenMode, RealFs, Vfs};
 use ferrocask::{Batch, Options, Store, Update};
 use parking_lot::RwLock;
 
@@ -366,18 +367,23 @@ pub fn rss_bytes() -> u64 {
 /// one thread. With `prealloc`, the file is first filled with zeros and synced, so a sync need
 /// not persist a new length.
 fn raw_append(path: &Path, secs: f64, prealloc: bool) -> Result<Measure, BoxError> {
-    let file: File = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    let fs = RealFs;
+    match fs.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    let file = fs.open(path, OpenMode::CreateNew)?;
     let record = [0xA5u8; RAW_RECORD_BYTES];
     let capacity: u64 = 64 << 20;
     if prealloc {
         let zeros = vec![0u8; 1 << 20];
         for i in 0..capacity >> 20 {
-            file.write_all_at(&zeros, i << 20)?;
+            file.write_at(&zeros, i << 20)?;
         }
-        file.sync_all()?;
+        file.sync_data()?;
     }
     if let Some(parent) = path.parent() {
-        File::open(parent)?.sync_all()?;
+        fs.sync_dir(parent)?;
     }
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut lat = Vec::new();
@@ -385,7 +391,7 @@ fn raw_append(path: &Path, secs: f64, prealloc: bool) -> Result<Measure, BoxErro
     let started = Instant::now();
     while Instant::now() < deadline && offset + RAW_RECORD_BYTES as u64 <= capacity {
         let t = Instant::now();
-        file.write_all_at(&record, offset)?;
+        file.write_at(&record, offset)?;
         file.sync_data()?;
         lat.push(t.elapsed().as_nanos() as u64);
         offset += RAW_RECORD_BYTES as u64;

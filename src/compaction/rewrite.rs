@@ -1,5 +1,6 @@
 //! The rewrite: copy live records of the sealed segments into new compacted segments, commit by
-//! replacing the manifest, switch the index entry by entry, then delete the old files.
+//! replacing the manifest, switch the index entry by entry, then delete the old files (each
+//! segment file once no reader maps it any more).
 //!
 //! Crash safety: the new segments and their hints are synced, and their directory entries too,
 //! before the manifest rename; before it they are orphans (removed at open), after it the old
@@ -164,7 +165,7 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
     for e in expired {
         inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
     }
-    remove_files(inner, &victims);
+    remove_files(inner, victims);
     inner.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
     report.duration = started.elapsed();
@@ -261,12 +262,16 @@ fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> 
     Ok(())
 }
 
-/// Deletes the victims' files. A failure leaves orphans that the next open removes.
-fn remove_files(inner: &Inner, victims: &[Arc<Segment>]) {
-    for v in victims {
-        let _ = inner.dir.remove_if_exists(&segment_file_name(v.id));
+/// Deletes the victims' files. A segment file goes when the last `Arc` of its segment does
+/// (`Segment::retire`): here, as `victims` is dropped, unless a reader still holds it, and then
+/// once the reader is done (Windows cannot remove a mapped file). Hint files are never mapped
+/// after open, so they go at once. A failure leaves orphans that the next open removes.
+fn remove_files(inner: &Inner, victims: Vec<Arc<Segment>>) {
+    for v in &victims {
+        v.retire(&inner.dir.vfs);
         let _ = inner.dir.remove_if_exists(&hint_file_name(v.id));
     }
+    drop(victims);
     let _ = inner.dir.sync_dir();
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod checked;
+mod platform;
 mod real;
 pub mod sim;
 
@@ -51,10 +52,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
     /// Removes a file. Open handles and mappings of it stay valid. Durable only after
-    /// [`Vfs::sync_dir`].
+    /// [`Vfs::sync_dir`]. On Windows a file that is mapped cannot be removed (the call fails), so
+    /// the store removes a segment only once its last mapping is gone (`Segment`'s retirement).
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
-    /// Makes every create, rename and remove done so far inside `dir` durable.
+    /// Makes every create, rename and remove done so far inside `dir` durable. On Windows the
+    /// real file system does nothing here: NTFS journals those changes, and the next file sync
+    /// commits the journal (`io/platform.rs`).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Takes an exclusive, advisory lock on the file at `path` (created if missing) without
@@ -83,11 +87,17 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
 
     /// Truncates or extends (with zeros) the file to `len` bytes. Durable after `sync_data`.
+    /// Cutting a file that is mapped may instead overwrite the bytes from `len` to the end with
+    /// zeros and keep the length (Windows cannot cut a mapped file): a caller may rely only on
+    /// nothing but zeros following `len`, and takes the length from [`VfsFile::len`].
     fn set_len(&self, len: u64) -> io::Result<()>;
 
     /// Maps the first `len` bytes for reading. The mapping sees later writes to the file (shared
     /// page cache) and stays valid after the file is removed. `len` may exceed the file's current
     /// length; bytes past the end of the file must not be read until the file has grown over them.
+    /// An implementation may extend the file with zeros to `len` to make the mapping possible
+    /// (Windows cannot map past the end of a file; such a file needs write access): a caller
+    /// takes the file's length from [`VfsFile::len`] after mapping.
     fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>>;
 }
 

@@ -1,14 +1,15 @@
 //! The real file system: `std::fs` for files and directories, `memmap2` for the read path.
+//! What differs between Unix and Windows is in `platform.rs`, nowhere else.
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
+use super::platform;
 use super::{LockGuard, Mapping, OpenMode, Vfs, VfsFile};
 
 /// The operating system's file system.
@@ -52,7 +53,7 @@ impl Vfs for RealFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        platform::sync_dir(dir)
     }
 
     fn lock(&self, path: &Path) -> io::Result<LockGuard> {
@@ -72,11 +73,11 @@ struct RealFile {
 
 impl VfsFile for RealFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
+        platform::read_exact_at(&self.file, buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, offset)
+        platform::write_all_at(&self.file, buf, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -88,7 +89,7 @@ impl VfsFile for RealFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        platform::set_len(&self.file, len)
     }
 
     fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>> {
@@ -96,6 +97,7 @@ impl VfsFile for RealFile {
         if len == 0 {
             return Ok(Arc::new(RealMapping { map: None }));
         }
+        platform::prepare_map(&self.file, len as u64)?;
         // SAFETY: a file mapping is sound if (1) no mapped byte is read while it is being modified
         // and (2) no access touches a page wholly past the end of the file (that raises SIGBUS).
         // Other processes: the directory is held under an exclusive lock (`Vfs::lock`), so no
@@ -120,7 +122,8 @@ impl VfsFile for RealFile {
         //   `load_active`); removing a file leaves its mapping intact.
         // * A mapping may be longer than its file (the active segment is mapped at
         //   `segment_bytes`); the rules above keep reads below the file's end, and a read past the
-        //   mapping's own length returns `None` (`RealMapping::read`).
+        //   mapping's own length returns `None` (`RealMapping::read`). On Windows the file was
+        //   just extended to the mapping's length (`platform::prepare_map`), so there it is not.
         let map = unsafe { MmapOptions::new().len(len).map(&self.file)? };
         Ok(Arc::new(RealMapping { map: Some(map) }))
     }

@@ -30,6 +30,10 @@
 //!   (a crash may still keep them, per the [`CrashMode`]).
 //! * A [`Mapping`] read of bytes past the file's current end, inside the mapping's length, panics:
 //!   a real mapping would raise `SIGBUS` there, so such a read is a bug the tests must see.
+//! * [`SimFs::new_windows`] adds what the real file system does on Windows (`io/platform.rs`): a
+//!   file with a live mapping cannot be removed or renamed over (`PermissionDenied`), cutting a
+//!   mapped file zero-fills from the cut and keeps the length, and mapping past the end of a
+//!   file first extends it with zeros. So every test can check the Windows rules on any host.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -225,8 +229,21 @@ pub struct SimFs {
 impl SimFs {
     /// An empty file system (only the roots exist).
     pub fn new() -> Arc<SimFs> {
+        SimFs::with_rules(false)
+    }
+
+    /// An empty file system with the Windows rules for mapped files, as the real file system
+    /// has them there: a file with a live mapping cannot be removed or renamed over
+    /// (`PermissionDenied`), cutting it with `set_len` zero-fills from the cut instead and keeps
+    /// the length, and mapping past the end of a file extends it with zeros first.
+    pub fn new_windows() -> Arc<SimFs> {
+        SimFs::with_rules(true)
+    }
+
+    fn with_rules(windows: bool) -> Arc<SimFs> {
         let shared = Shared {
             generation: AtomicU64::new(0),
+            windows,
             state: Mutex::new(State::new()),
             faults: Mutex::new(FaultState::new()),
         };
@@ -406,7 +423,14 @@ impl Vfs for SimFs {
         self.begin(OpKind::Rename, &[from, to])?;
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
-        self.shared.state.lock().rename(&from_dir, from_name, &to_dir, to_name)
+        let mut state = self.shared.state.lock();
+        if self.shared.windows {
+            let mapped = |d: &Path, n: &String| matches!(state.dir(d).ok().and_then(|d| d.entries.get(n)), Some(Entry::File(i)) if i.is_mapped());
+            if mapped(&from_dir, &from_name) || mapped(&to_dir, &to_name) {
+                return Err(mapped_refusal());
+            }
+        }
+        state.rename(&from_dir, from_name, &to_dir, to_name)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -417,6 +441,7 @@ impl Vfs for SimFs {
         match d.entries.get(&name) {
             None => Err(io::ErrorKind::NotFound.into()),
             Some(Entry::Dir) => Err(io::ErrorKind::IsADirectory.into()),
+            Some(Entry::File(inode)) if self.shared.windows && inode.is_mapped() => Err(mapped_refusal()),
             Some(Entry::File(_)) => {
                 d.apply(DirOp::Remove(name));
                 Ok(())
@@ -456,6 +481,8 @@ impl Vfs for SimFs {
 struct Shared {
     /// Bumped by every crash; handles from an older generation are dead.
     generation: AtomicU64,
+    /// Windows rules for mapped files (see [`SimFs::new_windows`]).
+    windows: bool,
     /// The directory tree and the lock table.
     state: Mutex<State>,
     /// Operation counting, halting and armed faults.
@@ -564,6 +591,12 @@ impl FaultState {
     }
 }
 
+/// A path as a string with `/` separators on every platform, so that a fault's
+/// `path_contains` (written with `/`) matches paths joined with `\` on Windows.
+fn slashed(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
 /// An injected fault waiting to fire.
 #[derive(Clone)]
 struct Armed {
@@ -584,9 +617,7 @@ impl Trigger {
         match self {
             Trigger::At(at) => *at == index,
             Trigger::Matching { op: want, path_contains, left } => {
-                *want == op
-                    && *left != Some(0)
-                    && paths.iter().any(|p| p.to_string_lossy().contains(path_contains.as_str()))
+                *want == op && *left != Some(0) && paths.iter().any(|p| slashed(p).contains(path_contains.as_str()))
             }
         }
     }
@@ -814,13 +845,25 @@ impl DirOp {
 struct Inode {
     id: u64,
     content: Mutex<Content>,
+    /// Live mappings of it (for the Windows rules).
+    mappings: AtomicU64,
 }
 
 impl Inode {
     /// An inode whose content is all durable.
     fn new(id: u64, data: Vec<u8>) -> Self {
-        Inode { id, content: Mutex::new(Content { durable: data.clone(), data, pending: Vec::new(), lost: false }) }
+        let content = Mutex::new(Content { durable: data.clone(), data, pending: Vec::new(), lost: false });
+        Inode { id, content, mappings: AtomicU64::new(0) }
     }
+
+    fn is_mapped(&self) -> bool {
+        self.mappings.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// What Windows answers when a mapped file is removed or renamed over (`ERROR_ACCESS_DENIED`).
+fn mapped_refusal() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "the file is mapped (Windows rules)")
 }
 
 impl fmt::Debug for Inode {
@@ -1056,12 +1099,28 @@ impl VfsFile for SimFile {
         self.begin(OpKind::SetLen)?;
         self.check_writable()?;
         let len = to_usize(len)?;
-        self.inode.content.lock().set_len(len);
+        let mut content = self.inode.content.lock();
+        if self.shared.windows && self.inode.is_mapped() && len < content.data.len() {
+            // As `io/platform.rs` does where Windows refuses to cut a mapped file.
+            let zeros = vec![0u8; content.data.len() - len];
+            content.write(len, &zeros);
+        } else {
+            content.set_len(len);
+        }
         Ok(())
     }
 
     fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>> {
         self.begin(OpKind::Map)?;
+        if self.shared.windows {
+            // As `io/platform.rs` does: Windows cannot map past the end of a file.
+            let mut content = self.inode.content.lock();
+            if (content.data.len() as u64) < len {
+                self.check_writable()?;
+                content.set_len(to_usize(len)?);
+            }
+        }
+        self.inode.mappings.fetch_add(1, Ordering::SeqCst);
         let mapping =
             SimMapping { shared: self.shared.clone(), inode: self.inode.clone(), len, generation: self.generation };
         Ok(Arc::new(mapping))
@@ -1075,6 +1134,12 @@ struct SimMapping {
     inode: Arc<Inode>,
     len: u64,
     generation: u64,
+}
+
+impl Drop for SimMapping {
+    fn drop(&mut self) {
+        self.inode.mappings.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Mapping for SimMapping {

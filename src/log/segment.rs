@@ -4,11 +4,11 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::format::{decode_record_header, FrameSalt, RecordHeader, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
 use crate::hash::KeyHasher;
-use crate::io::{Mapping, VfsFile};
+use crate::io::{Mapping, Vfs, VfsFile};
 
 /// File name of segment `id` (zero-padded so names sort like ids).
 pub(crate) fn segment_file_name(id: u64) -> String {
@@ -55,6 +55,27 @@ pub(crate) struct Segment {
     data_end: AtomicU64,
     /// Bytes of records that the index points to. Everything else below `data_end` is dead.
     live_bytes: AtomicU64,
+    /// Set when compaction retires the segment. Declared last, so it drops after `map` and
+    /// `file`: the file is removed once it is no longer mapped or open.
+    retired: Retired,
+}
+
+/// Removes a retired segment's file when the segment is dropped, that is when the last `Arc`
+/// of it goes (compaction's, or that of a reader still holding it: an index entry an iterator
+/// copied, a `get` in progress). It is `Segment`'s last field, so by then the segment's mapping
+/// and handle are closed: Windows cannot remove a mapped file. Linux could remove it at once, and
+/// does, unless a reader holds it: compaction drops its own references before it syncs the
+/// directory. The removal is not synced when it happens later, and may fail (a poisoned store
+/// refuses it): either way the manifest no longer names the file, so the next open removes it.
+#[derive(Default)]
+struct Retired(OnceLock<(Arc<dyn Vfs>, PathBuf)>);
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        if let Some((vfs, path)) = self.0.get() {
+            let _ = vfs.remove_file(path);
+        }
+    }
 }
 
 impl fmt::Debug for Segment {
@@ -72,7 +93,22 @@ impl Segment {
         map: Arc<dyn Mapping>,
         data_end: u64,
     ) -> Segment {
-        Segment { id, path, file, salt, map, data_end: AtomicU64::new(data_end), live_bytes: AtomicU64::new(0) }
+        Segment {
+            id,
+            path,
+            file,
+            salt,
+            map,
+            data_end: AtomicU64::new(data_end),
+            live_bytes: AtomicU64::new(0),
+            retired: Retired::default(),
+        }
+    }
+
+    /// Marks the segment retired (no manifest names it any more): its file is removed through
+    /// `vfs` once the last `Arc` of it is dropped (see [`Retired`]).
+    pub(crate) fn retire(&self, vfs: &Arc<dyn Vfs>) {
+        let _ = self.retired.0.set((Arc::clone(vfs), self.path.clone()));
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -394,6 +394,8 @@ impl Writer {
             self.sync_log(log)?;
         }
         if log.unclean_tail {
+            // The segment is mapped, so on Windows this zero-fills from the tail instead of
+            // cutting (`VfsFile::set_len`): either way only zeros follow the last frame.
             let old = Arc::clone(&log.segment);
             old.file.set_len(log.tail).map_err(|e| Error::io("truncate", old.path(), e))?;
             sync_log_file(&old)?;
@@ -405,6 +407,9 @@ impl Writer {
         let (path, file) = create_segment_file(&self.dir, &header)?;
         self.dir.sync_dir()?;
         let map = file.map(self.segment_bytes).map_err(|e| Error::io("map", &path, e))?;
+        // Mapping may have extended the file (Windows preallocates the whole segment, see
+        // `io/platform.rs`): `ensure_space` grows it from its real length.
+        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
         let segment = Arc::new(Segment::new(id, header.salt, path, file, map, data_end));
         {
@@ -422,7 +427,7 @@ impl Writer {
         }
         log.segment = segment;
         log.tail = data_end;
-        log.file_len = data_end;
+        log.file_len = file_len;
         Ok(())
     }
 

@@ -432,3 +432,10 @@ pub fn flip_byte(path: &Path, offset: u64) {
     bytes[offset as usize] ^= 0x5A;
     fs::write(path, bytes).unwrap();
 }
+
+/// Where the frames of a segment file end: just past its last non-zero byte (every frame ends
+/// in a non-zero byte in these tests). Not the file's length: on Windows the active segment is
+/// preallocated whole, so zeros follow its frames.
+pub fn frames_end(path: &Path) -> u64 {
+    fs::read(path).unwrap().iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Issue 16: the Windows test suite under Wine, and the Apple targets' `cargo check`.
+# Idempotent: installs only what is missing (apt needs root), then prints how long it took.
+#   .ci/windows/test.sh            everything
+#   SKIP_CLI=1 .ci/windows/test.sh without the CLI's tests
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+started=$(date +%s)
+
+need=()
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
+command -v wine64 >/dev/null || [[ -x /usr/lib/wine/wine64 ]] || need+=(wine64)
+if ((${#need[@]})); then
+    echo "== apt-get install ${need[*]}"
+    apt_started=$(date +%s)
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    echo "apt install took $(($(date +%s) - apt_started)) s"
+fi
+rustup target add x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin >/dev/null 2>&1
+
+# The linker and runner are set in .cargo/config.toml; .ci/windows/run.sh runs each test binary
+# under Wine with the ProcessPrng shim next to it.
+echo "== cargo clippy (windows)"
+cargo clippy --workspace --all-targets --target x86_64-pc-windows-gnu -- -D warnings
+echo "== cargo test -p ferrocask (windows, under Wine)"
+cargo test -p ferrocask --target x86_64-pc-windows-gnu
+if [[ -z "${SKIP_CLI:-}" ]]; then
+    echo "== cargo test -p ferrocask-cli (windows, under Wine)"
+    cargo test -p ferrocask-cli --target x86_64-pc-windows-gnu
+fi
+for target in aarch64-apple-darwin x86_64-apple-darwin; do
+    echo "== cargo check --workspace ($target)"
+    cargo check --workspace --all-targets --target "$target"
+done
+echo "windows and apple checks took $(($(date +%s) - started)) s"
