@@ -177,6 +177,22 @@ impl Store {
         }))
     }
 
+    /// Reads `key`'s value with its expiry (ms since the Unix epoch, `None` = never), from
+    /// memory, as [`Store::get`] does; for TTL queries outside a transaction.
+    pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, Option<u64>)>> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        Ok(self.inner.index.with(key, |found| {
+            let found = found?;
+            if self.inner.is_expired(&found.header) {
+                return None;
+            }
+            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let expires_ms = found.header.expires_ms;
+            Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
+        }))
+    }
+
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
