@@ -366,12 +366,22 @@ impl Store {
                 .spawn(move || inner.writer.drive(&inner.sets, &inner.index))
                 .expect("spawn the async driver thread")
         });
+        self.note_transaction(&op);
         self.inner.writer.submit(op)
+    }
+
+    /// A transaction may write an expiry, and which it writes is known only once the leader has
+    /// run it: `len` must from now on check expiries, as after `put_with_ttl`.
+    fn note_transaction(&self, op: &Op) {
+        if matches!(op, Op::Eval(_)) {
+            self.inner.ttl_seen.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Queues `op` with the group-commit writer and waits for its outcome.
     pub(crate) fn commit_op(&self, op: Op) -> Result<Done> {
         let inner = &self.inner;
+        self.note_transaction(&op);
         let done = inner.writer.commit(&inner.sets, &inner.index, op)?;
         if let Some(m) = &self.maintenance {
             m.nudge_if_sealed(inner);
