@@ -96,7 +96,7 @@ impl Session {
     }
 
     fn queue(&mut self, spec: &'static Spec, args: Vec<Bytes>) -> Reply {
-        if matches!(spec.handler, Handler::Session) {
+        if matches!(spec.handler, Handler::Session) && spec.name != "unwatch" {
             self.fail_multi();
             return Reply::error(format!("ERR '{}' inside MULTI is not supported by ferrocask", spec.name));
         }
@@ -216,7 +216,8 @@ impl Session {
                 Handler::Read(f) => f(&view, args),
                 Handler::Write(apply) => apply(&mut view, args),
                 Handler::Pure(f) => f(args),
-                Handler::Session => unreachable!("session commands are not queued"),
+                // UNWATCH, the one session command queued: EXEC unwatches anyway.
+                Handler::Session => Reply::OK,
             });
             Reply::Array(replies.collect())
         });

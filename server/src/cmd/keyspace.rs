@@ -142,8 +142,10 @@ pub(crate) fn copy(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         if is(&args[j], "replace") {
             replace = true;
         } else if is(&args[j], "db") && j + 1 < args.len() {
-            if super::parse::strict_i64(&args[j + 1]) != Some(0) {
-                return Reply::error("ERR DB index is out of range");
+            match int(&args[j + 1]) {
+                Ok(0) => {}
+                Ok(_) => return Reply::error("ERR DB index is out of range"),
+                Err(e) => return e,
             }
             j += 1;
         } else {

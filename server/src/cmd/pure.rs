@@ -34,7 +34,9 @@ pub(crate) fn time(_args: &[Bytes]) -> Reply {
 /// SELECT index: only database 0 exists.
 pub(crate) fn select(args: &[Bytes]) -> Reply {
     match int(&args[1]) {
-        Ok(id) if i32::try_from(id).is_err() => Reply::error(super::parse::NOT_INTEGER),
+        Ok(id) if i32::try_from(id).is_err() => {
+            Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
         Ok(0) => Reply::OK,
         Ok(_) => Reply::error("ERR DB index is out of range"),
         Err(e) => e,

@@ -179,6 +179,9 @@ pub(crate) fn getex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
+    // As in Redis 7.0: a missing key is nil before the expiry is checked.
+    let key = &args[1];
+    let Some((value, ttl)) = ks.get(key) else { return Reply::Nil };
     let expire = match &o.expire {
         Some((arg, kind)) => match expire_ms(ks.now_ms(), arg, *kind, "getex") {
             Ok(ms) => Some(ms),
@@ -186,8 +189,6 @@ pub(crate) fn getex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         },
         None => None,
     };
-    let key = &args[1];
-    let Some((value, ttl)) = ks.get(key) else { return Reply::Nil };
     let written = match (expire, o.persist) {
         (Some(ms), _) if ms <= ks.now_ms() => ks.delete(key),
         (Some(ms), _) => ks.put(key, &value, Expiry::At(ms)),
