@@ -23,7 +23,10 @@ fn render(value: &Value) -> String {
             format!("[{}]", items.iter().map(render).collect::<Vec<_>>().join(", "))
         }
         Value::Map(pairs) => {
-            format!("{{{}}}", pairs.iter().map(|(k, v)| format!("{}: {}", render(k), render(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                pairs.iter().map(|(k, v)| format!("{}: {}", render(k), render(v))).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::VerbatimString { text, .. } => format!("verbatim {text:?}"),
         Value::ServerError(e) => format!("ERR:{}", e.details().unwrap_or("")),
@@ -169,7 +172,9 @@ fn server_commands(con: &mut Connection, resp3: bool) {
     assert!(info.ends_with("nil]"), "{info}");
     assert!(run(c, &["COMMAND", "DOCS", "get"]).contains("summary"));
     let all = run(c, &["INFO"]);
-    for section in ["# Server", "# Clients", "# Persistence", "# Stats", "# Keyspace", "redis_version:", "connected_clients:"] {
+    for section in
+        ["# Server", "# Clients", "# Persistence", "# Stats", "# Keyspace", "redis_version:", "connected_clients:"]
+    {
         assert!(all.contains(section), "INFO lacks {section}: {all}");
     }
     let clients = run(c, &["INFO", "clients"]);

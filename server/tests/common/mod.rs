@@ -75,6 +75,10 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        RawClient::from_stream(stream)
+    }
+
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         stream.set_nodelay(true).unwrap();
         RawClient { stream, buf: Vec::new() }
     }
@@ -85,9 +89,9 @@ impl RawClient {
         self.reply().expect("a reply before the connection closed")
     }
 
-    /// Sends one command without reading.
+    /// Sends one command without reading; a failed write shows as a missing reply.
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
-        self.stream.write_all(&encode(args)).unwrap();
+        let _ = self.stream.write_all(&encode(args));
     }
 
     /// Sends raw bytes.
@@ -105,7 +109,9 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => {
+                    return None
+                }
                 Err(e) => panic!("reading a reply: {e}"),
             }
         }
