@@ -1,6 +1,6 @@
 //! Requests out of a connection's input buffer: RESP multibulk frames and inline commands.
 //!
-//! A multibulk request is first walked by [`scan_multibulk`], which reads only its header lines
+//! A multibulk request is first walked by `scan_multibulk`, which reads only its header lines
 //! and checks every count and length against [`Limits`] before anything is decoded, allocated or
 //! waited for: a `$999999999999` header is refused when its line arrives, not after the server
 //! has buffered a gigabyte, and a request may only be an array of bulk strings (no nesting, so no

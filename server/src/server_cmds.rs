@@ -206,7 +206,7 @@ pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
             .collect();
         Reply::Map(pairs)
     } else if is(sub, "set") {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
             return cmd::wrong_arity("config|set");
         }
         config_set(db, &args[2..])

@@ -200,7 +200,7 @@ pub(crate) fn getex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 
 /// MSET key value [key value...].
 pub(crate) fn mset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'mset' command");
     }
     put_pairs(ks, &args[1..]).map_or_else(|e| e, |()| Reply::OK)
@@ -208,7 +208,7 @@ pub(crate) fn mset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 
 /// MSETNX key value [key value...].
 pub(crate) fn msetnx(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'msetnx' command");
     }
     if args[1..].chunks(2).any(|pair| ks.get(&pair[0]).is_some()) {
