@@ -64,7 +64,7 @@ pub(crate) struct Inner {
     pub(crate) compaction: Mutex<()>,
     pub(crate) compactions: AtomicU64,
     /// Some record carries an expiry, so `len` must look for expired keys.
-    pub(crate) ttl_seen: AtomicBool,
+    pub(crate) ttl_seen: Arc<AtomicBool>,
     /// The store is being dropped: a running compaction gives up (its outputs become orphans,
     /// removed at the next open) instead of holding up the drop.
     pub(crate) closing: AtomicBool,
@@ -106,9 +106,9 @@ impl Store {
             _ => Error::io("lock", &lock_path, e),
         })?;
         let opened = recover(&dir, &options)?;
-        let ttl_seen = opened.ttl_seen;
+        let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
         let inner = Arc::new(Inner {
-            writer: Writer::new(dir.clone(), &options, opened.active, latch),
+            writer: Writer::new(dir.clone(), &options, opened.active, latch, Arc::clone(&ttl_seen)),
             dir,
             unlatched_vfs: vfs,
             index: opened.index,
@@ -117,7 +117,7 @@ impl Store {
             need_hints: Mutex::new(opened.need_hints),
             compaction: Mutex::new(()),
             compactions: AtomicU64::new(0),
-            ttl_seen: AtomicBool::new(ttl_seen),
+            ttl_seen,
             closing: AtomicBool::new(false),
             options,
             _lock: lock,
@@ -178,6 +178,22 @@ impl Store {
             }
             let value = found.entry.segment.value(found.entry.offset, &found.header)?;
             Some(Value::new(value.into_owned()))
+        }))
+    }
+
+    /// Reads `key`'s value with its expiry (ms since the Unix epoch, `None` = never), from
+    /// memory, as [`Store::get`] does; for TTL queries outside a transaction.
+    pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, Option<u64>)>> {
+        let key = key.as_ref();
+        self.check_key(key)?;
+        Ok(self.inner.index.with(key, |found| {
+            let found = found?;
+            if self.inner.is_expired(&found.header) {
+                return None;
+            }
+            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let expires_ms = found.header.expires_ms;
+            Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
         }))
     }
 

@@ -188,3 +188,32 @@ fn a_second_compaction_with_writes_in_between_keeps_the_key_gone() {
     let store = Store::open_with(dir.path(), options(&clock)).unwrap();
     assert_eq!(store.get(b"k").unwrap(), None);
 }
+
+#[test]
+fn get_with_expiry_reports_the_expiry_and_hides_expired_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = Store::open_with(dir.path(), options(&clock)).unwrap();
+    store.put_with_ttl(b"a", b"1", Duration::from_secs(60)).unwrap();
+    store.put(b"b", b"2").unwrap();
+    let (value, expires) = store.get_with_expiry(b"a").unwrap().unwrap();
+    assert_eq!((&value[..], expires), (&b"1"[..], Some(T0 + 60_000)));
+    assert_eq!(store.get_with_expiry(b"b").unwrap().unwrap().1, None);
+    clock.advance_ms(60_000);
+    assert_eq!(store.get_with_expiry(b"a").unwrap(), None, "expired at exactly its expiry time");
+}
+
+#[test]
+fn len_does_not_count_a_key_a_transaction_wrote_with_an_expiry_once_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = Store::open_with(dir.path(), options(&clock)).unwrap();
+    store
+        .transaction(|tx| tx.put_with_expiry("a", "1", ferrocask::Expiry::After(Duration::from_secs(1))))
+        .unwrap()
+        .unwrap();
+    store.put("b", "2").unwrap();
+    assert_eq!(store.len(), 2);
+    clock.advance_ms(1_000);
+    assert_eq!(store.len(), 1, "the expired key is not counted");
+}

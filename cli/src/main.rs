@@ -15,6 +15,7 @@ use ferrocask::inspect::{self, RecordKind};
 use ferrocask::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod serve;
 mod workload;
 
 /// Inspect, verify, compact and benchmark a ferrocask store.
@@ -60,6 +61,22 @@ enum Command {
     /// Copies the store, consistent as of one moment, into TARGET (which must not exist or be
     /// empty). The copy is a store of its own.
     Backup { target: PathBuf },
+    /// Serves the store over the Redis protocol (RESP2/RESP3) until SIGINT or SIGTERM; prints
+    /// `ready on ADDR:PORT` once it accepts connections. Every write is durable before its reply.
+    Serve {
+        /// The address to listen on (loopback unless you mean otherwise).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// The TCP port (0: any free port, shown in the ready line).
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+        /// A file holding the password clients must AUTH with (one trailing newline is ignored).
+        #[arg(long)]
+        requirepass_file: Option<PathBuf>,
+        /// The most clients connected at once.
+        #[arg(long, default_value_t = 10_000)]
+        maxclients: usize,
+    },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
     Bench {
@@ -195,6 +212,13 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
+        Command::Serve { bind, port, requirepass_file, maxclients } => serve::serve(serve::ServeArgs {
+            dir: &cli.dir,
+            bind,
+            port: *port,
+            requirepass_file: requirepass_file.as_ref(),
+            maxclients: *maxclients,
+        }),
     }
 }
 

@@ -200,6 +200,13 @@ pub(crate) struct Writes {
     bytes: usize,
 }
 
+impl Writes {
+    /// Whether any write sets an expiry.
+    pub(crate) fn has_expiry(&self) -> bool {
+        self.writes.iter().any(|(_, state)| state.as_ref().is_some_and(|(_, expires_ms)| *expires_ms != 0))
+    }
+}
+
 impl Overlay {
     /// Encodes a transaction's writes as records (sequence numbers zero, stamped by the leader)
     /// and records them here, for the operations after it.

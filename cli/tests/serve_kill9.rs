@@ -1,0 +1,174 @@
+//! kill -9 of a real `ferrocask serve`: clients write over several connections (SET of fresh
+//! keys, INCR, MULTI/EXEC of two keys and a counter) and record every acknowledged reply; the
+//! server is SIGKILLed at a random moment (after a random number of acknowledgements), restarted
+//! on the same directory, and must hold every acknowledged write: each acknowledged SET, each
+//! counter at least its last acknowledged value, each EXEC whole (both keys equal). 24 kills.
+
+#[path = "../../server/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{parse, RawClient, Rng, R};
+
+const KILLS: usize = 24;
+const CLIENTS: usize = 3;
+
+/// Starts `ferrocask serve` on `dir` and a free port; waits for its `ready on` line.
+fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocask"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ferrocask serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).expect("a ready line within 30 s");
+    let addr = line.strip_prefix("ready on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, addr.parse().unwrap())
+}
+
+/// What one client saw acknowledged.
+#[derive(Default, Clone)]
+struct Acked {
+    sets: Vec<(String, String)>,
+    counter: i64,
+    exec: i64,
+}
+
+fn bulk(r: &R) -> Option<String> {
+    match r {
+        R::Bulk(b) => Some(String::from_utf8(b.clone()).unwrap()),
+        _ => None,
+    }
+}
+
+fn int_of(r: &R) -> i64 {
+    bulk(r).map_or(0, |s| s.parse().unwrap())
+}
+
+/// Writes until the connection fails; records each acknowledgement in `acked` as it arrives.
+fn write_until_killed(addr: SocketAddr, id: usize, round: usize, acked: &Mutex<Acked>, acks: &AtomicUsize) {
+    let Ok(stream) = std::net::TcpStream::connect(addr) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut c = RawClient::from_stream(stream);
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let key = format!("set:{id}:{round}:{n}");
+        c.send(&["SET", &key, &n.to_string()]);
+        match c.reply().map(|r| parse(&r)) {
+            Some(R::Simple(ok)) if ok == b"OK" => acked.lock().unwrap().sets.push((key, n.to_string())),
+            _ => return,
+        }
+        acks.fetch_add(1, Ordering::Relaxed);
+        c.send(&["INCR", &format!("counter:{id}")]);
+        match c.reply().map(|r| parse(&r)) {
+            Some(R::Int(v)) => acked.lock().unwrap().counter = v,
+            _ => return,
+        }
+        let (a, b, t) = (format!("tx:{id}:a"), format!("tx:{id}:b"), format!("tx:{id}:n"));
+        for cmd in [vec!["MULTI"], vec!["INCR", &a], vec!["INCR", &b], vec!["INCR", &t], vec!["EXEC"]] {
+            c.send(&cmd);
+        }
+        for _ in 0..4 {
+            if c.reply().is_none() {
+                return;
+            }
+        }
+        match c.reply().map(|r| parse(&r)) {
+            Some(R::Array(items)) if items.len() == 3 => {
+                let R::Int(v) = items[2] else { panic!("EXEC's INCR replied {:?}", items[2]) };
+                assert_eq!(items[0], items[1], "the EXEC's two INCRs saw different values");
+                acked.lock().unwrap().exec = v;
+            }
+            _ => return,
+        }
+        acks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Checks the restarted server against everything acknowledged before the kill.
+fn verify(addr: SocketAddr, acked: &[Acked]) {
+    let mut c = RawClient::connect(addr);
+    for (id, a) in acked.iter().enumerate() {
+        for (key, value) in &a.sets {
+            assert_eq!(bulk(&parse(&c.cmd(&["GET", key]))).as_deref(), Some(value.as_str()), "acknowledged SET {key}");
+        }
+        let counter = int_of(&parse(&c.cmd(&["GET", &format!("counter:{id}")])));
+        assert!(counter >= a.counter, "counter:{id} is {counter}, acknowledged {}", a.counter);
+        let x = int_of(&parse(&c.cmd(&["GET", &format!("tx:{id}:a")])));
+        let y = int_of(&parse(&c.cmd(&["GET", &format!("tx:{id}:b")])));
+        let n = int_of(&parse(&c.cmd(&["GET", &format!("tx:{id}:n")])));
+        assert!(x == y && y == n, "EXEC half applied: tx:{id} a={x} b={y} n={n}");
+        assert!(n >= a.exec, "tx:{id}:n is {n}, acknowledged {}", a.exec);
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let acked: Vec<Arc<Mutex<Acked>>> = (0..CLIENTS).map(|_| Arc::default()).collect();
+    for round in 0..=KILLS {
+        let (mut child, addr) = start(dir.path());
+        let snapshot: Vec<Acked> = acked.iter().map(|a| a.lock().unwrap().clone()).collect();
+        verify(addr, &snapshot);
+        if round == KILLS {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break;
+        }
+        let acks = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|id| {
+                let (acked, acks) = (acked[id].clone(), acks.clone());
+                std::thread::spawn(move || write_until_killed(addr, id, round, &acked, &acks))
+            })
+            .collect();
+        let target = 5 + rng.below(60);
+        assert!(
+            common::wait_for(Duration::from_secs(30), || acks.load(Ordering::Relaxed) >= target),
+            "round {round}: {target} acknowledgements within 30 s"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    let total: usize = acked.iter().map(|a| a.lock().unwrap().sets.len()).sum();
+    assert!(total > KILLS * 5, "only {total} acknowledged SETs");
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path());
+    let mut c = RawClient::connect(addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    assert_eq!(c.reply(), None, "the connection was closed");
+    let (mut child, addr) = start(dir.path());
+    assert_eq!(RawClient::connect(addr).cmd(&["GET", "k"]), b"$1\r\nv\r\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# redis-benchmark against `ferrocask serve` and against redis-server with appendonly yes,
+# appendfsync always, both on the same disk (a directory under $BENCH_DIR, default /tmp),
+# interleaved: each test runs on ferrocask then on Redis before the next, so a slow-fsync spell
+# hits both. Prints one table: ops/s, p50, p99 (ms), and the ferrocask/Redis ratio; then RSS per
+# million keys. Not a test; see BENCHMARKS.md.
+#
+#   server/bench/redis_compare.sh            # build release, run, print the table
+#   ROUNDS=2 N_SCALE=2 server/bench/redis_compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-1}
+N_SCALE=${N_SCALE:-1}
+BENCH_DIR=${BENCH_DIR:-/tmp}
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+  echo "needs redis-server and redis-benchmark: apt-get install -y redis-server redis-tools" >&2; exit 1; }
+CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -q -p ferrocask-cli
+work=$(mktemp -d "$BENCH_DIR/ferrocask-bench.XXXXXX")
+fc_port=$((20000 + RANDOM % 10000)); rd_port=$((fc_port + 1))
+cleanup() { kill "$fc_pid" "$rd_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$work/redis"
+./target/release/ferrocask --dir "$work/fc" serve --port "$fc_port" > "$work/fc.log" &
+fc_pid=$!
+redis-server --port "$rd_port" --bind 127.0.0.1 --dir "$work/redis" --save '' \
+  --appendonly yes --appendfsync always --daemonize no > "$work/redis.log" &
+rd_pid=$!
+for port in "$fc_port" "$rd_port"; do
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# One redis-benchmark run; prints "rps p50 p99".
+bench() { # port test clients pipeline n extra...
+  local port=$1 test=$2 clients=$3 pipeline=$4 n=$5; shift 5
+  redis-benchmark -p "$port" -t "$test" -c "$clients" -P "$pipeline" -n "$n" -d 100 --csv "$@" 2>/dev/null |
+    awk -F'"' 'NR==2 { print $4, $10, $14 }'
+}
+
+printf '%-12s %8s | %10s %7s %7s | %10s %7s %7s | %6s\n' test clients "fc ops/s" p50 p99 "redis ops/s" p50 p99 ratio
+for round in $(seq "$ROUNDS"); do
+  for spec in "set 1 1 1500" "set 50 1 20000" "set 200 1 40000" \
+              "get 1 1 20000" "get 50 1 100000" "get 200 1 100000" \
+              "incr 1 1 1500" "incr 50 1 20000" "incr 200 1 40000" \
+              "set 50 16 100000" "get 50 16 200000"; do
+    read -r test clients pipeline n <<<"$spec"
+    n=$((n * N_SCALE))
+    extra=(); [ "$test" != incr ] && extra=(-r 100000)   # INCR: one key
+    read -r fr f50 f99 <<<"$(bench "$fc_port" "$test" "$clients" "$pipeline" "$n" "${extra[@]}")"
+    read -r rr r50 r99 <<<"$(bench "$rd_port" "$test" "$clients" "$pipeline" "$n" "${extra[@]}")"
+    name=$test; [ "$pipeline" != 1 ] && name="$test -P$pipeline"
+    printf '%-12s %8s | %10.0f %7s %7s | %10.0f %7s %7s | %6.2f\n' "$name" "$clients" "$fr" "$f50" "$f99" \
+      "$rr" "$r50" "$r99" "$(echo "$fr / $rr" | bc -l)"
+  done
+done
+
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+keys=${RSS_KEYS:-1000000}
+for who in fc rd; do
+  pid=${who}_pid; port=${who}_port
+  redis-cli -p "${!port}" flushall >/dev/null
+  before=$(rss_kb "${!pid}")
+  redis-benchmark -p "${!port}" -t set -n "$keys" -r "$keys" -d 100 -P 16 -c 50 -q >/dev/null 2>&1
+  after=$(rss_kb "${!pid}")
+  size=$(redis-cli -p "${!port}" dbsize)
+  echo "$who: RSS $((before / 1024)) MiB -> $((after / 1024)) MiB for $size keys of 100 bytes:" \
+    "$(( (after - before) * 1000000 / size / 1024 )) MiB per million keys"
+done

@@ -1,0 +1,129 @@
+//! Expiry commands: EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX GT LT), TTL PTTL EXPIRETIME
+//! PEXPIRETIME, PERSIST. Times are ms since the Unix epoch, as the store keeps them.
+
+use bytes::Bytes;
+use ferrocask::Expiry;
+
+use super::parse::{int, is, text};
+use crate::db::{Read, Write};
+use crate::reply::Reply;
+
+/// EXPIRE key seconds [NX|XX|GT|LT].
+pub(crate) fn expire(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    let now = ks.now_ms() as i64;
+    set_expiry(ks, args, true, now, "expire")
+}
+
+/// PEXPIRE key ms [NX|XX|GT|LT].
+pub(crate) fn pexpire(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    let now = ks.now_ms() as i64;
+    set_expiry(ks, args, false, now, "pexpire")
+}
+
+/// EXPIREAT key unix-seconds [NX|XX|GT|LT].
+pub(crate) fn expireat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    set_expiry(ks, args, true, 0, "expireat")
+}
+
+/// PEXPIREAT key unix-ms [NX|XX|GT|LT].
+pub(crate) fn pexpireat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    set_expiry(ks, args, false, 0, "pexpireat")
+}
+
+#[derive(Default)]
+struct Flags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+/// Redis's `parseExtendedExpireArgumentsOrReply`.
+fn parse_flags(args: &[Bytes]) -> Result<Flags, Reply> {
+    let mut f = Flags::default();
+    for opt in args {
+        match () {
+            _ if is(opt, "nx") => f.nx = true,
+            _ if is(opt, "xx") => f.xx = true,
+            _ if is(opt, "gt") => f.gt = true,
+            _ if is(opt, "lt") => f.lt = true,
+            _ => return Err(Reply::error(format!("ERR Unsupported option {}", text(opt)))),
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if f.gt && f.lt {
+        return Err(Reply::error("ERR GT and LT options at the same time are not compatible"));
+    }
+    Ok(f)
+}
+
+/// Redis's `expireGenericCommand`: `basetime` is now for relative commands, 0 for absolute.
+fn set_expiry(ks: &mut dyn Write, args: &[Bytes], seconds: bool, basetime: i64, command: &str) -> Reply {
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    let flags = match parse_flags(&args[3..]) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let mut when = match int(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    if seconds {
+        match when.checked_mul(1000) {
+            Some(ms) => when = ms,
+            None => return invalid(),
+        }
+    }
+    let Some(when) = when.checked_add(basetime) else { return invalid() };
+    let key = &args[1];
+    let Some((value, current)) = ks.get(key) else { return Reply::Int(0) };
+    let current = current.map(|ms| ms as i64);
+    let refused = (flags.nx && current.is_some())
+        || (flags.xx && current.is_none())
+        || (flags.gt && current.is_none_or(|c| when <= c))
+        || (flags.lt && current.is_some_and(|c| when >= c));
+    if refused {
+        return Reply::Int(0);
+    }
+    let written =
+        if when <= ks.now_ms() as i64 { ks.delete(key) } else { ks.put(key, &value, Expiry::At(when as u64)) };
+    written.map_or_else(|e| e, |()| Reply::Int(1))
+}
+
+/// TTL key.
+pub(crate) fn ttl(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    time_left(ks, &args[1], false, false)
+}
+
+/// PTTL key.
+pub(crate) fn pttl(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    time_left(ks, &args[1], true, false)
+}
+
+/// EXPIRETIME key.
+pub(crate) fn expiretime(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    time_left(ks, &args[1], false, true)
+}
+
+/// PEXPIRETIME key.
+pub(crate) fn pexpiretime(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    time_left(ks, &args[1], true, true)
+}
+
+/// Redis's `ttlGenericCommand`: -2 for a missing key, -1 for one without expiry.
+fn time_left(ks: &dyn Read, key: &[u8], ms: bool, absolute: bool) -> Reply {
+    let Some((_, expires)) = ks.get(key) else { return Reply::Int(-2) };
+    let Some(expires) = expires else { return Reply::Int(-1) };
+    let left = if absolute { expires as i64 } else { (expires as i64 - ks.now_ms() as i64).max(0) };
+    Reply::Int(if ms { left } else { (left + 500) / 1000 })
+}
+
+/// PERSIST key.
+pub(crate) fn persist(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    match ks.get(&args[1]) {
+        Some((value, Some(_))) => ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1)),
+        _ => Reply::Int(0),
+    }
+}

@@ -1,0 +1,153 @@
+//! One client connection: buffered framing over the socket, pipelining with replies in order.
+//!
+//! Requests are taken from the input buffer as long as whole ones are there. A write is queued in
+//! the store at once and its reply waits in line; a run of pipelined writes is therefore in the
+//! store's queue together and shares group commits. A request that reads the keyspace first
+//! waits for this connection's earlier writes, so it sees them (and only durable data). Replies
+//! are written in request order once all buffered requests are taken, or sooner when the output
+//! grows past [`OUTPUT_FLUSH_BYTES`].
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+use crate::protocol::{next_request, Limits};
+use crate::reply::Reply;
+use crate::session::{Outcome, Pending, Session};
+
+/// Output past this is written before more requests are run (bounds a client's reply buffer).
+const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
+/// An idle connection's input buffer is shrunk back to this.
+const INPUT_IDLE_BYTES: usize = 16 << 10;
+
+/// A reply in line: ready, or waiting for its write; with the protocol version to encode it in.
+enum Slot {
+    Ready(Reply, u8),
+    Waiting(Pending, u8),
+}
+
+/// The socket and its two buffers.
+pub(crate) struct Connection {
+    stream: TcpStream,
+    input: BytesMut,
+    output: BytesMut,
+    line: VecDeque<Slot>,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: TcpStream) -> Connection {
+        Connection {
+            stream,
+            input: BytesMut::with_capacity(INPUT_IDLE_BYTES),
+            output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
+            line: VecDeque::new(),
+        }
+    }
+
+    /// Serves the client until it quits, breaks the protocol, idles out, or the server shuts
+    /// down.
+    pub(crate) async fn run(
+        &mut self,
+        session: &mut Session,
+        limits: &Limits,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> io::Result<()> {
+        loop {
+            if !self.run_buffered(session, limits).await? {
+                return Ok(());
+            }
+            self.settle().await;
+            self.flush().await?;
+            if self.input.is_empty() && self.input.capacity() > 4 * INPUT_IDLE_BYTES {
+                self.input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
+            }
+            let idle_secs = session.db.idle_timeout_secs.load(Ordering::Relaxed);
+            let idle = async {
+                match idle_secs {
+                    0 => std::future::pending().await,
+                    secs => tokio::time::sleep(Duration::from_secs(secs)).await,
+                }
+            };
+            self.input.reserve(INPUT_IDLE_BYTES);
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                }
+                _ = shutdown.recv() => return Ok(()),
+                () = idle => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs every whole request in the input buffer; `false` if the connection is to close
+    /// (after the replies so far are written).
+    async fn run_buffered(&mut self, session: &mut Session, limits: &Limits) -> io::Result<bool> {
+        loop {
+            let args = match next_request(&mut self.input, limits) {
+                Ok(None) => return Ok(true),
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => args,
+                Err(e) => {
+                    self.push(Reply::Error(e.0), session.resp);
+                    self.settle().await;
+                    self.flush().await?;
+                    return Ok(false);
+                }
+            };
+            if session.must_wait_for_writes(&args) {
+                self.settle().await;
+            }
+            match session.handle(args) {
+                Outcome::Now(reply) => self.push(reply, session.resp),
+                Outcome::Later(pending) => self.line.push_back(Slot::Waiting(pending, session.resp)),
+                Outcome::Close(reply) => {
+                    self.push(reply, session.resp);
+                    self.settle().await;
+                    self.flush().await?;
+                    return Ok(false);
+                }
+            }
+            if self.output.len() > OUTPUT_FLUSH_BYTES {
+                self.flush().await?;
+            }
+        }
+    }
+
+    /// Adds a ready reply: encoded now if nothing waits before it.
+    fn push(&mut self, reply: Reply, resp: u8) {
+        if self.line.is_empty() {
+            reply.encode(resp, &mut self.output);
+        } else {
+            self.line.push_back(Slot::Ready(reply, resp));
+        }
+    }
+
+    /// Waits for every reply in line, encoding them in order.
+    async fn settle(&mut self) {
+        while let Some(slot) = self.line.pop_front() {
+            match slot {
+                Slot::Ready(reply, resp) => reply.encode(resp, &mut self.output),
+                Slot::Waiting(pending, resp) => pending.await.encode(resp, &mut self.output),
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.output.clear();
+            if self.output.capacity() > 4 * OUTPUT_FLUSH_BYTES {
+                self.output = BytesMut::with_capacity(INPUT_IDLE_BYTES);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! The shared state of the server: the store, the clients table and the counters, and the two
+//! views the commands read and write through.
+//!
+//! Every command is written once, against [`Read`] (commands that only read) or [`Write`]. Outside
+//! MULTI a read runs on [`StoreView`] (straight from the store's memory: only what is durable is
+//! visible) and a write runs on [`TxnView`] inside `Store::transaction_async`, so it is atomic, is
+//! evaluated by the group-commit leader in log order, and its reply waits for the group's sync.
+//! EXEC runs every queued command, reads included, on one `TxnView`: one transaction, one batch.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrocask::{Clock, Expiry, Store, Txn};
+use parking_lot::Mutex;
+
+use crate::reply::Reply;
+
+/// The error text of a value over the store's limit (Redis's own text for its limit).
+pub(crate) const VALUE_TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+/// A key's value and expiry (ms since the Unix epoch).
+pub(crate) type Entry = (Vec<u8>, Option<u64>);
+
+/// What every command may read.
+pub(crate) trait Read {
+    /// The time the command runs at (ms since the Unix epoch).
+    fn now_ms(&self) -> u64;
+    /// The key's live value and expiry.
+    fn get(&self, key: &[u8]) -> Option<Entry>;
+    /// Every live key (unordered).
+    fn keys(&self) -> Vec<Vec<u8>>;
+    /// The number of live keys.
+    fn len(&self) -> usize;
+    /// The store's value limit.
+    fn value_bytes_max(&self) -> usize;
+}
+
+/// What a writing command may do besides reading.
+pub(crate) trait Write: Read {
+    /// Sets the key; an error reply if the store refuses (a limit).
+    fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply>;
+    /// Deletes the key (a no-op if absent).
+    fn delete(&mut self, key: &[u8]) -> Result<(), Reply>;
+}
+
+/// Reads straight from the store: what is durable and published.
+pub(crate) struct StoreView<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) value_bytes_max: usize,
+}
+
+impl Read for StoreView<'_> {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        // An empty or over-long key cannot be stored, so it reads as absent.
+        let found = self.store.get_with_expiry(key).ok()??;
+        Some((found.0.into_vec(), found.1))
+    }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        self.store.keys().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    fn value_bytes_max(&self) -> usize {
+        self.value_bytes_max
+    }
+}
+
+/// A transaction's view. `snapshot` holds the keys the store had just before the transaction was
+/// queued (taken only for the commands that list keys); with the keys this transaction wrote, and
+/// each checked against the transaction, it answers [`Read::keys`].
+pub(crate) struct TxnView<'t, 'a> {
+    pub(crate) txn: &'t mut Txn<'a>,
+    pub(crate) snapshot: &'t [Vec<u8>],
+    pub(crate) written: HashSet<Vec<u8>>,
+    pub(crate) value_bytes_max: usize,
+}
+
+impl<'t, 'a> TxnView<'t, 'a> {
+    pub(crate) fn new(txn: &'t mut Txn<'a>, snapshot: &'t [Vec<u8>], value_bytes_max: usize) -> Self {
+        TxnView { txn, snapshot, written: HashSet::new(), value_bytes_max }
+    }
+}
+
+impl Read for TxnView<'_, '_> {
+    fn now_ms(&self) -> u64 {
+        self.txn.now_ms()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        if key.is_empty() {
+            return None;
+        }
+        self.txn.get_with_expiry(key).map(|(v, e)| (v.into_vec(), e))
+    }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let candidates = self.snapshot.iter().chain(self.written.iter());
+        candidates.filter(|k| seen.insert(k.as_slice()) && self.txn.contains_key(k)).cloned().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.keys().len()
+    }
+
+    fn value_bytes_max(&self) -> usize {
+        self.value_bytes_max
+    }
+}
+
+impl Write for TxnView<'_, '_> {
+    fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
+        self.txn.put_with_expiry(key, value, expiry).map_err(store_error)?;
+        self.written.insert(key.to_vec());
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), Reply> {
+        if key.is_empty() {
+            return Ok(());
+        }
+        self.txn.delete(key).map_err(store_error)
+    }
+}
+
+/// The reply for a store error.
+pub(crate) fn store_error(e: ferrocask::Error) -> Reply {
+    match e {
+        ferrocask::Error::EmptyKey => Reply::error("ERR empty keys are not supported"),
+        ferrocask::Error::KeyTooLarge { max, .. } => Reply::error(format!("ERR key is longer than {max} bytes")),
+        ferrocask::Error::ValueTooLarge { .. } => Reply::error(VALUE_TOO_LARGE),
+        ferrocask::Error::BatchTooLarge { .. } => Reply::error("ERR transaction too large for one batch"),
+        other => Reply::error(format!("ERR store: {other}")),
+    }
+}
+
+/// One connected client, as CLIENT LIST and INFO show it.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientInfo {
+    pub(crate) addr: String,
+    pub(crate) name: Vec<u8>,
+    pub(crate) connected: Instant,
+}
+
+/// Counters for INFO stats.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) commands_processed: AtomicU64,
+    pub(crate) rejected_connections: AtomicU64,
+}
+
+/// The state every connection shares.
+pub struct Db {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) value_bytes_max: usize,
+    pub(crate) password: Option<Vec<u8>>,
+    pub(crate) maxclients: usize,
+    pub(crate) started: Instant,
+    pub(crate) port: u16,
+    pub(crate) bind: String,
+    /// CONFIG `timeout`: seconds a client may stay idle (0: forever).
+    pub(crate) idle_timeout_secs: AtomicU64,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) clients: Mutex<BTreeMap<u64, ClientInfo>>,
+    pub(crate) counters: Counters,
+}
+
+impl Db {
+    /// State for a server on `store` with default settings and no listener (fuzzing).
+    pub(crate) fn for_tests(store: Arc<Store>) -> Db {
+        Db {
+            store,
+            clock: Arc::new(ferrocask::SystemClock),
+            value_bytes_max: 1 << 16,
+            password: None,
+            maxclients: 1,
+            started: Instant::now(),
+            port: 0,
+            bind: String::new(),
+            idle_timeout_secs: AtomicU64::new(0),
+            next_client_id: AtomicU64::new(1),
+            clients: Mutex::new(BTreeMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A view that reads the store directly.
+    pub(crate) fn view(&self) -> StoreView<'_> {
+        StoreView { store: &self.store, clock: &*self.clock, value_bytes_max: self.value_bytes_max }
+    }
+
+    /// The number of connected clients.
+    pub(crate) fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Registers a client; returns its id.
+    pub(crate) fn register(&self, addr: String) -> u64 {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = ClientInfo { addr, name: Vec::new(), connected: Instant::now() };
+        self.clients.lock().insert(id, info);
+        self.counters.connections_received.fetch_add(1, Ordering::Relaxed);
+        id
+    }
+
+    /// Records a client's name (CLIENT SETNAME) for CLIENT LIST.
+    pub(crate) fn set_client_name(&self, id: u64, name: Vec<u8>) {
+        if let Some(info) = self.clients.lock().get_mut(&id) {
+            info.name = name;
+        }
+    }
+
+    /// Forgets a client.
+    pub(crate) fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+}

@@ -1,0 +1,29 @@
+//! `ferrocask serve`: a Redis-protocol (RESP2 and RESP3) server over a [`ferrocask::Store`].
+//!
+//! Write-through, stronger than Redis's `appendfsync always`: a write's reply is sent only once
+//! the write is durable, and reads see only durable data, because every write runs as a store
+//! transaction (`Store::transaction_async`) whose future resolves after its group commit, and
+//! reads come from the store's published index. All connections' writes share group commits.
+//! See DESIGN.md, "The Redis-protocol server".
+//!
+//! Layout, after tokio's mini-redis: [`server`] (listener, client limit, shutdown),
+//! `connection` (framing and pipelining), [`protocol`] (request parsing and its bounds),
+//! [`reply`] (encoding), `session` (one client's state: AUTH, MULTI, WATCH), `cmd/` (one file
+//! per command family, each handler parsing then applying), `db` (shared state and the two views
+//! the commands run on).
+#![deny(missing_docs)]
+
+mod cmd;
+mod connection;
+mod db;
+pub mod fuzzing;
+pub mod protocol;
+pub mod reply;
+pub mod server;
+mod server_cmds;
+mod session;
+
+pub use protocol::Limits;
+pub use reply::Reply;
+pub use server::{run, Config};
+pub use server_cmds::REDIS_VERSION;

@@ -1,0 +1,128 @@
+//! The listener: accepts connections up to `maxclients` (a semaphore), runs one task per
+//! connection, and on shutdown tells every connection to stop (a broadcast) and waits until all
+//! have (an mpsc channel whose senders the connections hold).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrocask::{Clock, Store, SystemClock};
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+
+use crate::connection::Connection;
+use crate::db::{Counters, Db};
+use crate::protocol::Limits;
+use crate::session::Session;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The most clients connected at once; more are refused with Redis's error.
+    pub maxclients: usize,
+    /// The password of the default user (`None`: no authentication).
+    pub password: Option<Vec<u8>>,
+    /// Bounds on requests. `bulk_bytes_max` is lowered to the store's value limit if above it.
+    pub limits: Limits,
+    /// The store's clock (for TTLs), as given to the store in its options.
+    pub clock: Arc<dyn Clock>,
+    /// TCP keepalive interval: half-open connections are found and closed.
+    pub keepalive: Duration,
+    /// The store's `Options::value_bytes_max`: no longer argument is buffered.
+    pub value_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            maxclients: 10_000,
+            password: None,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            keepalive: Duration::from_secs(300),
+            value_bytes_max: ferrocask::Options::default().value_bytes_max,
+        }
+    }
+}
+
+/// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, closes every
+/// connection (their in-flight writes finish first: a connection only stops between requests)
+/// and returns. Dropping the last `Arc<Store>` afterwards closes the store.
+pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutdown: impl Future) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let value_bytes_max = config.value_bytes_max;
+    let mut limits = config.limits;
+    limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
+    let db = Arc::new(Db {
+        store,
+        clock: config.clock.clone(),
+        value_bytes_max,
+        password: config.password.clone(),
+        maxclients: config.maxclients,
+        started: Instant::now(),
+        port: local.port(),
+        bind: local.ip().to_string(),
+        idle_timeout_secs: AtomicU64::new(0),
+        next_client_id: AtomicU64::new(1),
+        clients: Mutex::new(BTreeMap::new()),
+        counters: Counters::default(),
+    });
+    let permits = Arc::new(Semaphore::new(config.maxclients));
+    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors and the like: refuse this one, keep serving the others.
+                Err(_) => continue,
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            db.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
+        tokio::spawn(async move {
+            serve(stream, db, limits, config.keepalive, &mut stop).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+    drop(notify_shutdown);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// Tells a client over the limit why, and closes.
+async fn refuse(mut stream: TcpStream) {
+    let write = stream.write_all(b"-ERR max number of clients reached\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+async fn serve(
+    stream: TcpStream,
+    db: Arc<Db>,
+    limits: Limits,
+    keepalive: Duration,
+    stop: &mut broadcast::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
+    let addr = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let id = db.register(addr);
+    let mut session = Session::new(db.clone(), id);
+    let mut connection = Connection::new(stream);
+    // An I/O error ends this client only.
+    let _ = connection.run(&mut session, &limits, stop).await;
+    db.unregister(id);
+}
