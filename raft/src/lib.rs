@@ -20,12 +20,13 @@
     reason = "openraft's storage traits return StorageError by value; the helpers return what the traits return"
 )]
 
-//pub mod client;
+pub mod client;
 mod codec;
 mod keys;
 mod log_store;
-//pub mod network;
-//pub mod node;
+pub mod network;
+pub mod node;
+pub mod process;
 mod state_machine;
 mod types;
 
