@@ -162,10 +162,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         .min(last);
         let mut entries = Vec::new();
+        // Empty when start > end. Entries missing before the first present one are purged.
         for index in start..=end {
-            if start > end {
-                break;
-            }
             if let Some(entry) = self.shared.entry(index)? {
                 entries.push(entry);
             }

@@ -315,3 +315,23 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_removes_an_install_that_did_not_reach_its_commit_point() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(StateMachine::open(dir.path()).unwrap());
+        // What a crash between building generation 1 and renaming CURRENT leaves behind.
+        drop(Store::open(generation_dir(dir.path(), 1)).unwrap());
+        fs::write(dir.path().join(snapshot_name(1)), b"half").unwrap();
+        fs::write(dir.path().join("CURRENT.tmp"), b"1").unwrap();
+        let sm = StateMachine::open(dir.path()).unwrap();
+        assert_eq!(sm.live.try_read().unwrap().number, 0);
+        assert!(!generation_dir(dir.path(), 1).exists());
+        assert!(!dir.path().join(snapshot_name(1)).exists());
+        assert!(!dir.path().join("CURRENT.tmp").exists());
+    }
+}
