@@ -1,0 +1,50 @@
+//! ferrocask as the storage of an [openraft] cluster, and a small replicated key-value service.
+//!
+//! The crate is layered the way openraft's own stores and examples are:
+//!
+//! * storage — [`LogStore`] (the Raft log, vote and log pointers) and [`StateMachine`] (the
+//!   replicated key-value data, its applied log id and membership, and snapshots), each on its own
+//!   ferrocask [`Store`](ferrocask::Store); they know nothing of the network;
+//! * network — [`network`]: length-prefixed frames over loopback TCP, the client side of the Raft
+//!   RPCs ([`network::Network`]) with a timeout on every call; it knows nothing of the storage;
+//! * application — [`node`] wires storage, network and [`openraft::Raft`] into a node and serves
+//!   the Raft RPCs and the key-value API on one socket; [`client`] is the key-value client.
+//!
+//! Every vote and log append is acknowledged to openraft only after the ferrocask group commit
+//! that holds it is durable. DESIGN.md ("Replication on openraft") has the key layout, the
+//! durability mapping and the snapshot format.
+
+#![deny(missing_docs)]
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's storage traits return StorageError by value; the helpers return what the traits return"
+)]
+
+pub mod client;
+mod codec;
+mod keys;
+mod log_store;
+pub mod network;
+pub mod node;
+pub mod process;
+mod state_machine;
+mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use types::{Request, Response, TypeConfig};
+
+/// A node's identifier.
+pub type NodeId = u64;
+/// The openraft instance of this crate's type configuration.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A storage error in this crate's type configuration.
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// Opens the log store and state machine of a node in `dir` (created if missing): the log in
+/// `dir/log`, the state machine in `dir/sm-<generation>` (see [`StateMachine::open`]).
+pub fn open_storage(dir: &std::path::Path) -> Result<(LogStore, StateMachine), StorageError> {
+    let log = LogStore::open(&dir.join("log"))?;
+    let sm = StateMachine::open(dir)?;
+    Ok((log, sm))
+}
