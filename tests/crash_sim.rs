@@ -296,10 +296,15 @@ fn every_crash_point_keeps_counters_and_conditional_batches_whole() {
 
 #[test]
 fn every_crash_point_recovers_what_was_acknowledged() {
-    let states = check_all(&[1, 2, 3, 4], 1, true);
+    // Four seeds of the random crash modes (over 10,000 states) on Linux; one under Wine, where
+    // the same states run about five times slower (the Windows run checks the platform layer,
+    // the Linux run the crash space).
+    let seeds: &[u64] = if cfg!(windows) { &[1] } else { &[1, 2, 3, 4] };
+    let states = check_all(seeds, 1, true);
     let total = STATES.fetch_add(states, Ordering::SeqCst) + states;
     report(total);
-    assert!(states >= 10_000, "only {states} crash states");
+    let floor = if cfg!(windows) { 2_500 } else { 10_000 };
+    assert!(states >= floor, "only {states} crash states");
 }
 
 #[test]

@@ -3,6 +3,10 @@
 //! server is SIGKILLed at a random moment (after a random number of acknowledgements), restarted
 //! on the same directory, and must hold every acknowledged write: each acknowledged SET, each
 //! counter at least its last acknowledged value, each EXEC whole (both keys equal). 24 kills.
+//!
+//! Unix only: it drives Debian's redis tools (Linux binaries, which a Windows test under Wine
+//! cannot start) and sends SIGKILL/SIGTERM; the server's logic is the same on every platform.
+#![cfg(unix)]
 
 #[path = "../../server/tests/common/mod.rs"]
 mod common;

@@ -1,6 +1,10 @@
 //! Smoke runs of Redis's own tools against a real `ferrocask serve`: redis-cli (arguments and
 //! commands on stdin, RESP2 and RESP3) and redis-benchmark (plain and pipelined). A missing tool
 //! fails the test with the command to install it.
+//!
+//! Unix only: it drives Debian's redis tools (Linux binaries, which a Windows test under Wine
+//! cannot start) and sends SIGKILL/SIGTERM; the server's logic is the same on every platform.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
