@@ -37,4 +37,9 @@ if [[ ! -f "$WINEPREFIX/system.reg" ]]; then
     "$wine" wineboot --init >/dev/null 2>&1
     wineserver -w
 fi
+# Keep one wineserver alive across test binaries: one that exits after its idle timeout while
+# the next binary connects fails that binary with "wine client error: recvmsg: Connection reset
+# by peer" (seen in CI). `-p` makes it persistent; it is a no-op if one is already running.
+# .ci/windows/test.sh stops it at the end.
+wineserver -p >/dev/null 2>&1 || true
 exec "$wine" "$exe" "$@"

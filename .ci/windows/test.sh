@@ -19,6 +19,10 @@ if ((${#need[@]})); then
 fi
 rustup target add x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin >/dev/null 2>&1
 
+# The runner (run.sh) keeps one persistent wineserver per prefix; stop it however this ends.
+export FERROCASK_WINEPREFIX="${FERROCASK_WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrocask-wine}"
+trap 'WINEPREFIX="$FERROCASK_WINEPREFIX" wineserver -k >/dev/null 2>&1 || true' EXIT
+
 # The linker and runner are set in .cargo/config.toml; .ci/windows/run.sh runs each test binary
 # under Wine with the ProcessPrng shim next to it.
 # No clippy or doctests here: the Linux run lints the same code and runs the same examples; this
