@@ -169,16 +169,7 @@ impl Store {
 
     /// Reads `key`'s value from memory (one stripe read lock, no syscall).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        let key = key.as_ref();
-        self.check_key(key)?;
-        Ok(self.inner.index.with(key, |found| {
-            let found = found?;
-            if self.inner.is_expired(&found.header) {
-                return None;
-            }
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
-            Some(Value::new(value.into_owned()))
-        }))
+        Ok(self.get_with_expiry(key)?.map(|(value, _)| value))
     }
 
     /// Reads `key`'s value with its expiry (ms since the Unix epoch, `None` = never), from

@@ -10,10 +10,12 @@
 
 #[path = "../../server/tests/common/mod.rs"]
 mod common;
+mod serve_common;
 
-use std::io::{BufRead, BufReader};
+use serve_common::start;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,30 +24,6 @@ use common::{parse, RawClient, Rng, R};
 
 const KILLS: usize = 24;
 const CLIENTS: usize = 3;
-
-/// Starts `ferrocask serve` on `dir` and a free port; waits for its `ready on` line.
-fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocask"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ferrocask serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("a ready line within 30 s");
-    let addr = line.strip_prefix("ready on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, addr.parse().unwrap())
-}
 
 /// What one client saw acknowledged.
 #[derive(Default, Clone)]

@@ -6,9 +6,10 @@
 //! cannot start) and sends SIGKILL/SIGTERM; the server's logic is the same on every platform.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+
+mod serve_common;
 
 const INSTALL: &str = "install Redis's tools with `apt-get update && apt-get install -y redis-server redis-tools`";
 
@@ -27,25 +28,8 @@ impl Drop for Serve {
 
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocask"))
-        .arg("--dir")
-        .arg(dir.path())
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("the ready line");
-    let port = line.rsplit(':').next().unwrap().parse().unwrap();
-    Serve { child, port, _dir: dir }
+    let (child, addr) = serve_common::start(dir.path());
+    Serve { child, port: addr.port(), _dir: dir }
 }
 
 fn tool(name: &str, args: &[&str], stdin: Option<&str>) -> Output {
