@@ -124,9 +124,7 @@ impl Store {
         if let Err(e) = self.check_batch(&batch) {
             return WriteFuture::ready(Err(e));
         }
-        let needs_leader = !batch.conditions.is_empty()
-            || batch.ops.iter().any(|op| matches!(op, crate::value::BatchOp::Put { expiry: Expiry::Keep, .. }));
-        if needs_leader {
+        if batch.needs_leader() {
             let txn = move |tx: &mut Txn<'_>| -> Result<()> {
                 match batch_txn(batch)(tx)? {
                     Some(key) => Err(condition_failed(&key)),

@@ -222,9 +222,7 @@ impl Store {
             // `ops_model/empty-batch-on-a-poisoned-store`).
             return self.inner.writer.refuse_if_poisoned();
         }
-        let needs_leader = !batch.conditions.is_empty()
-            || batch.ops.iter().any(|op| matches!(op, BatchOp::Put { expiry: Expiry::Keep, .. }));
-        if needs_leader {
+        if batch.needs_leader() {
             self.check_batch(&batch)?;
             return match self.transaction(crate::rmw::batch_txn(batch))?? {
                 Some(key) => Err(crate::rmw::condition_failed(&key)),

@@ -138,6 +138,12 @@ impl Batch {
         self
     }
 
+    /// Whether the group-commit leader must evaluate the batch (as a transaction): it has
+    /// preconditions, or a put that keeps the key's current expiry.
+    pub(crate) fn needs_leader(&self) -> bool {
+        !self.conditions.is_empty() || self.ops.iter().any(|op| matches!(op, BatchOp::Put { expiry: Expiry::Keep, .. }))
+    }
+
     /// Number of operations (preconditions not counted).
     pub fn len(&self) -> usize {
         self.ops.len()
