@@ -922,6 +922,12 @@ impl Content {
         for change in self.pending.drain(..) {
             change.apply_to(&mut self.durable);
         }
+        // A successful sync persists the file's length as it is now, whatever an earlier
+        // failed sync dropped: a truncation whose sync failed is redone by the next sync that
+        // succeeds, and bytes lost past the old end read as zeros (fuzz finding
+        // `ops_model/truncation-lost-by-a-failed-sync`: without this, a lost truncation left
+        // bytes past a sealed segment's last frame for ever).
+        self.durable.resize(self.data.len(), 0);
         if self.lost {
             // Later writes may have covered everything that was lost.
             self.lost = self.durable != self.data;
@@ -1558,7 +1564,8 @@ mod tests {
     }
 
     /// Linux may drop the dirty pages of a failed fsync: a retried sync that succeeds must not
-    /// make the lost bytes durable.
+    /// make the lost bytes durable (it does persist the file's current length: the lost bytes
+    /// read as zeros).
     #[test]
     fn a_failed_sync_loses_the_unsynced_writes_even_after_a_later_successful_sync() {
         for mode in CrashMode::ALL {
@@ -1573,7 +1580,7 @@ mod tests {
             f.read_at(&mut buf, 0).unwrap();
             assert_eq!(&buf, b"abcdef", "{mode:?}: the page cache still shows the lost bytes");
             fs.crash(mode, 3);
-            assert_eq!(fs.read_file(&p("a")).unwrap(), b"abc", "{mode:?}");
+            assert_eq!(fs.read_file(&p("a")).unwrap(), b"abc\0\0\0\0\0\0\0", "{mode:?}");
         }
     }
 
@@ -1601,6 +1608,25 @@ mod tests {
             f.sync_data().unwrap();
             fs.crash(mode, 0);
             assert_eq!(fs.read_file(&p("a")).unwrap(), b"012345yy89\0\0zz", "{mode:?}");
+        }
+    }
+
+    /// Fuzz finding `ops_model/truncation-lost-by-a-failed-sync`: a truncation whose sync failed
+    /// stayed undone for ever in the simulation, although a later successful sync persists the
+    /// file's current length (as fdatasync does): bytes past a sealed segment's last frame then
+    /// came back at a crash and made the store unopenable.
+    #[test]
+    fn regression_a_sync_after_a_failed_one_persists_the_current_length() {
+        for mode in [CrashMode::Nothing, CrashMode::Everything] {
+            let fs = setup();
+            let f = durable_file(&fs, "a", b"0123456789");
+            f.set_len(4).unwrap();
+            fs.inject(Fault::matching(OpKind::Sync, "", FaultKind::SyncFails).times(1));
+            assert!(f.sync_data().is_err());
+            f.write_at(b"ab", 4).unwrap();
+            f.sync_data().unwrap();
+            fs.crash(mode, 0);
+            assert_eq!(fs.read_file(&p("a")).unwrap(), b"0123ab", "{mode:?}");
         }
     }
 
