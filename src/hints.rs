@@ -44,7 +44,13 @@ pub(crate) fn write_hint(dir: &LogDir, segment: &Segment, hasher: &KeyHasher) ->
 
 /// Writes hints for every sealed segment that needs one. Failures are left for a later attempt:
 /// a missing hint only makes the next open slower.
+///
+/// Holds the compaction lock throughout: hint writing and compaction both work on sealed
+/// segments, and a hint writer that held a segment while compaction retired it would keep the
+/// segment's file on disk after the compaction returned (it goes with the last `Arc`), then write
+/// a hint file for a segment no manifest names any more.
 pub(crate) fn write_pending(inner: &Inner) {
+    let _compaction = inner.compaction.lock();
     let mut pending = std::mem::take(&mut *inner.need_hints.lock());
     pending.extend(inner.writer.take_sealed());
     if !inner.options.write_hints || pending.is_empty() {
