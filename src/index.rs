@@ -112,6 +112,11 @@ impl Index {
     /// only the group-commit leader ever holds several, always in that order, so this cannot
     /// deadlock; a group of one record costs one stripe lock, as a single `apply` would.
     pub(crate) fn publish(&self, segment: &Arc<Segment>, records: &[Published<'_>]) {
+        let Some(first) = records.first() else { return };
+        let expiry_min = records.iter().filter(|r| r.expires_ms != 0).map(|r| r.expires_ms).min().unwrap_or(0);
+        // Records come in log order: the first has the lowest sequence number.
+        let tombstones = records.iter().filter(|r| r.kind == RecordKind::Delete).count() as u64;
+        segment.note_records(records.len() as u64, tombstones, first.seq, expiry_min);
         if let [record] = records {
             // The common group of one put: one stripe, and nothing to allocate.
             let h = self.hash(record.key);
@@ -288,6 +293,10 @@ pub(crate) struct Published<'a> {
     pub(crate) offset: u32,
     /// The record's encoded length.
     pub(crate) len: u64,
+    /// The record's sequence number.
+    pub(crate) seq: u64,
+    /// The record's expiry (Unix ms, 0 = never).
+    pub(crate) expires_ms: u64,
 }
 
 /// Below this many records a segment is loaded on one thread.

@@ -155,7 +155,7 @@ pub use log::{Expiry, Txn};
 pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
 pub use rmw::{Cas, Condition, Update, Updated};
-pub use stats::Stats;
+pub use stats::{SegmentStats, Stats};
 pub use store::Store;
 #[cfg(feature = "serde")]
 pub use typed::{TypedIter, TypedStore};

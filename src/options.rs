@@ -80,11 +80,25 @@ pub struct Options {
     pub write_hints: bool,
     /// Compact automatically in a background thread. Default true.
     pub auto_compact: bool,
-    /// Automatic compaction starts when dead bytes exceed this fraction of the sealed
-    /// segments' bytes. Default 0.5.
+    /// Automatic compaction starts when one sealed segment's dead bytes reach this fraction of
+    /// its bytes (its own *dead ratio*; Bitcask's "fragmentation" trigger). The run then also
+    /// takes every segment at 80% of this ratio, every segment smaller than a quarter of
+    /// `segment_bytes`, and every segment holding expired records, in id order, up to
+    /// [`compaction_input_bytes_max`](Options::compaction_input_bytes_max). Default 0.5.
     pub compact_dead_ratio: f64,
-    /// ... and when there are at least this many dead bytes. Default 16 MiB.
+    /// ... or when one sealed segment holds at least this many dead bytes, whatever its ratio
+    /// (matters for segments much larger than the default; selection at 80% of it). Default
+    /// 512 MiB.
+    pub compact_segment_dead_bytes: u64,
+    /// An automatic run starts only if the segments it would take hold at least this many dead
+    /// bytes in all. Default 16 MiB.
     pub compact_dead_bytes_min: u64,
+    /// The most bytes of sealed segments one compaction run reads (a segment whose records are
+    /// all dead costs nothing: it is removed unread). A run commits its outputs and removes its
+    /// inputs before the next one starts, so the extra disk compaction needs at any moment is
+    /// at most this plus one segment. [`Store::compact`](crate::Store::compact) works through
+    /// the whole store in such runs. A run takes at least one segment, however large. Default 256 MiB.
+    pub compaction_input_bytes_max: u64,
     /// Compaction works through sealed segments at most this fast, in bytes of records examined
     /// per second, live or dead (0 = as fast as it can), so that it leaves CPU and disk bandwidth
     /// to writers. Default 64 MiB/s.
@@ -112,7 +126,9 @@ impl Default for Options {
             write_hints: true,
             auto_compact: true,
             compact_dead_ratio: 0.5,
+            compact_segment_dead_bytes: 512 << 20,
             compact_dead_bytes_min: 16 << 20,
+            compaction_input_bytes_max: 256 << 20,
             compaction_bytes_per_sec: 64 << 20,
             clock: Arc::new(SystemClock),
             background_thread: true,
@@ -133,7 +149,9 @@ impl fmt::Debug for Options {
             .field("write_hints", &self.write_hints)
             .field("auto_compact", &self.auto_compact)
             .field("compact_dead_ratio", &self.compact_dead_ratio)
+            .field("compact_segment_dead_bytes", &self.compact_segment_dead_bytes)
             .field("compact_dead_bytes_min", &self.compact_dead_bytes_min)
+            .field("compaction_input_bytes_max", &self.compaction_input_bytes_max)
             .field("compaction_bytes_per_sec", &self.compaction_bytes_per_sec)
             .field("background_thread", &self.background_thread)
             .finish_non_exhaustive()

@@ -241,7 +241,8 @@ impl Loader<'_> {
         let (path, file, file_len) = self.open_file(id, OpenMode::ReadOnly)?;
         let map = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
         let header = check_header(id, &path, &*map, file_len)?;
-        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let segment =
+            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
         if self.load_hint(&segment, file_len)? {
             self.report.segments_from_hints += 1;
             return Ok((segment, true));
@@ -298,11 +299,7 @@ impl Loader<'_> {
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
-        for (offset, kind, expires_ms) in notes {
-            self.note(segment, offset, kind, expires_ms);
-        }
-        self.report.records_read += items.len() as u64;
-        self.index.load_batch(segment, items);
+        self.apply(segment, Frames { items, notes });
         Ok(true)
     }
 
@@ -374,6 +371,10 @@ impl Loader<'_> {
 
     /// Applies what [`Loader::replay`] collected to the index, pointing into `segment`.
     fn apply(&mut self, segment: &Arc<Segment>, frames: Frames) {
+        let seq_min = frames.items.iter().map(|i| i.seq).min().unwrap_or(u64::MAX);
+        let expiry_min = frames.notes.iter().filter(|n| n.2 != 0).map(|n| n.2).min().unwrap_or(0);
+        let tombstones = frames.notes.iter().filter(|n| n.1 == RecordKind::Delete).count() as u64;
+        segment.note_records(frames.items.len() as u64, tombstones, seq_min, expiry_min);
         for (offset, kind, expires_ms) in frames.notes {
             self.note(segment, offset, kind, expires_ms);
         }
@@ -414,7 +415,8 @@ impl Loader<'_> {
             // Mapping may have extended the file (Windows): the writer grows it from its real length.
             file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         }
-        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let segment =
+            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
         self.apply(&segment, frames);
         if !self.read_only {
             self.rewrite_last_group(&segment, replayed.data_end)?;
@@ -460,8 +462,15 @@ impl Loader<'_> {
     fn sweep(&mut self) {
         for d in std::mem::take(&mut self.doomed) {
             let key = d.segment.record_header(d.offset).and_then(|h| d.segment.key(d.offset, &h));
-            if let Some(key) = key {
-                self.index.remove_if_at(&key, d.segment.id, d.offset);
+            let Some(key) = key else { continue };
+            let newest = self.index.remove_if_at(&key, d.segment.id, d.offset);
+            // A tombstone in a compacted segment is there because a compaction had to keep it;
+            // while it is its key's newest record the next compaction must copy it too, so it
+            // counts as live (as it did when that compaction wrote it).
+            if newest && d.segment.kind == SegmentKind::Compacted {
+                if let Some(header) = d.segment.record_header(d.offset).filter(|h| h.kind == RecordKind::Delete) {
+                    d.segment.keep_tombstone(header.record_len() as u64);
+                }
             }
         }
     }

@@ -15,8 +15,22 @@ pub struct Stats {
     pub disk_bytes: u64,
     /// Live segment files, the active one included.
     pub segments: usize,
-    /// Compactions completed since open.
+    /// Compaction runs completed since open ([`Store::compact`](crate::Store::compact) may take
+    /// several, each of at most [`Options::compaction_input_bytes_max`](crate::Options) input bytes).
     pub compactions: u64,
+    /// Bytes of sealed segments compaction read since open.
+    pub compaction_bytes_read: u64,
+    /// Bytes compaction wrote to its output segments since open. With
+    /// [`log_bytes_written`](Stats::log_bytes_written), the write amplification is
+    /// `(log_bytes_written + compaction_bytes_written) / log_bytes_written`.
+    pub compaction_bytes_written: u64,
+    /// The most output bytes one compaction run had on disk before it removed its inputs: the
+    /// extra disk compaction needed at its peak.
+    pub compaction_peak_output_bytes: u64,
+    /// A compaction run is in progress now.
+    pub compacting: bool,
+    /// Bytes of frames appended to the log since open (records and their framing).
+    pub log_bytes_written: u64,
     /// Syncs of the log since open that covered written frames: one per group commit with
     /// [`SyncMode::Always`](crate::SyncMode), and with [`SyncMode::Every`](crate::SyncMode) one
     /// per background sync, [`Store::sync`](crate::Store::sync) or roll-over that had unsynced
@@ -35,4 +49,34 @@ pub struct Stats {
     /// also counts records written since the last sync, so it overstates records per sync until
     /// the next one.
     pub records_per_sync: f64,
+    /// Every live segment's accounting, sealed ones in id order, then the active one.
+    pub segment_details: Vec<SegmentStats>,
+}
+
+/// One segment's accounting, kept exact as writes, deletes, expiries and compactions move
+/// records. "Live" is what compaction would copy: records the index points to, and tombstones
+/// a compaction had to keep (an older value of their key may still be in another segment).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentStats {
+    /// The segment's id (its file is `{id:016x}.seg`).
+    pub id: u64,
+    /// It is the active segment (the one the log appends to).
+    pub active: bool,
+    /// It was written by compaction (otherwise by the log).
+    pub compacted: bool,
+    /// Bytes up to the end of its data, headers included.
+    pub data_bytes: u64,
+    /// Bytes its segment and hint files take on disk.
+    pub disk_bytes: u64,
+    /// Bytes of live records.
+    pub live_bytes: u64,
+    /// `data_bytes - live_bytes`: overwritten, deleted and droppable records, and headers.
+    pub dead_bytes: u64,
+    /// Live records (expired ones count until compaction or reopen removes them).
+    pub live_records: u64,
+    /// Records that are not live.
+    pub dead_records: u64,
+    /// Tombstones in it, live or dead.
+    pub tombstones: u64,
 }

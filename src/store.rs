@@ -2,13 +2,14 @@
 //! from the striped index and mapped segments.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::compaction::CompactionTotals;
 use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
@@ -17,7 +18,7 @@ use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
 use crate::recovery::{recover, RecoveryReport};
-use crate::stats::Stats;
+use crate::stats::{SegmentStats, Stats};
 use crate::value::{Batch, BatchOp, Value};
 use crate::CompactionReport;
 use crate::{Error, Result};
@@ -62,7 +63,8 @@ pub(crate) struct Inner {
     pub(crate) need_hints: Mutex<Vec<u64>>,
     /// Serialises compactions (manual and automatic) and backups.
     pub(crate) compaction: Mutex<()>,
-    pub(crate) compactions: AtomicU64,
+    /// What compaction did since open.
+    pub(crate) compaction_totals: Mutex<CompactionTotals>,
     /// Some record carries an expiry, so `len` must look for expired keys.
     pub(crate) ttl_seen: Arc<AtomicBool>,
     /// The store is being dropped: a running compaction gives up (its outputs become orphans,
@@ -116,7 +118,7 @@ impl Store {
             report: opened.report,
             need_hints: Mutex::new(opened.need_hints),
             compaction: Mutex::new(()),
-            compactions: AtomicU64::new(0),
+            compaction_totals: Mutex::new(CompactionTotals::default()),
             ttl_seen,
             closing: AtomicBool::new(false),
             options,
@@ -434,21 +436,42 @@ impl Store {
         crate::backup::backup(&self.inner, dir.as_ref())
     }
 
-    /// Counters describing size and activity.
+    /// Counters describing size and activity, with each segment's accounting.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
-        let segments = inner.sets.lock().all();
+        let (active, segments) = {
+            let set = inner.sets.lock();
+            (set.active.id, set.all())
+        };
         let mut stats = Stats { live_keys: self.len(), segments: segments.len(), ..Stats::default() };
         for s in &segments {
+            let disk = s.file.len().unwrap_or(0) + inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
             stats.live_bytes += s.live_bytes();
             stats.dead_bytes += s.dead_bytes();
-            stats.disk_bytes += s.file.len().unwrap_or(0);
-            stats.disk_bytes += inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
+            stats.disk_bytes += disk;
+            stats.segment_details.push(SegmentStats {
+                id: s.id,
+                active: s.id == active,
+                compacted: s.kind == crate::format::SegmentKind::Compacted,
+                data_bytes: s.data_end(),
+                disk_bytes: disk,
+                live_bytes: s.live_bytes(),
+                dead_bytes: s.dead_bytes(),
+                live_records: s.live_records(),
+                dead_records: s.records().saturating_sub(s.live_records()),
+                tombstones: s.tombstones(),
+            });
         }
         let w = &inner.writer.stats;
-        stats.compactions = inner.compactions.load(Ordering::Relaxed);
+        let totals = *inner.compaction_totals.lock();
+        stats.compactions = totals.runs;
+        stats.compaction_bytes_read = totals.bytes_read;
+        stats.compaction_bytes_written = totals.bytes_written;
+        stats.compaction_peak_output_bytes = totals.peak_output_bytes;
+        stats.compacting = totals.running;
         stats.syncs = w.syncs.load(Ordering::Relaxed);
         stats.frames = w.frames.load(Ordering::Relaxed);
+        stats.log_bytes_written = w.bytes.load(Ordering::Relaxed);
         stats.records_written = w.synced_records.load(Ordering::Relaxed);
         stats.records_per_sync = if stats.syncs == 0 { 0.0 } else { stats.records_written as f64 / stats.syncs as f64 };
         stats

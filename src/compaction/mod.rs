@@ -1,10 +1,9 @@
 //! Online compaction of sealed segments: *when* and *which* (policy, pure logic) apart from the
 //! rewrite itself.
 
-mod policy;
+pub(crate) mod policy;
 mod rewrite;
 
 pub use rewrite::CompactionReport;
 
-pub(crate) use policy::{decide, Decision, SegmentUsage};
-pub(crate) use rewrite::{compact, compact_if_due};
+pub(crate) use rewrite::{compact, compact_if_due, CompactionTotals};

@@ -1,44 +1,209 @@
-//! When to compact, decided from per-segment live and dead bytes. No I/O, no locks.
+//! Which sealed segments to compact, decided from each segment's own accounting. Pure logic: no
+//! I/O, no locks, no clock (the caller passes the time), so every decision is unit-tested here.
+//!
+//! The shape is Bitcask's: a run is *triggered* by one segment that is worth it on its own (its
+//! dead ratio or dead bytes reach the trigger), and then *selects* every segment past the lower
+//! selection thresholds, every small segment and every segment holding expired records, in id
+//! order, until the run's input cap. So a store with a large cold part and a small hot part
+//! rewrites the hot segments, not the whole store, and one run never needs more extra disk than
+//! the cap.
 
-/// What compaction needs to know of one sealed segment.
+use crate::compaction::rewrite::COMPACTION_FRAME_BYTES;
+use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+
+/// A sealed segment smaller than this fraction of `segment_bytes` is merged into any run that
+/// has room for it (compaction's last output of a run is usually partly filled).
+pub(crate) const SMALL_SEGMENT_DIVISOR: u64 = 4;
+/// Selection thresholds are the trigger thresholds scaled by this: a run that has started
+/// anyway also takes segments that are nearly worth it, so they need not start a run of their own.
+pub(crate) const SELECT_FRACTION: f64 = 0.8;
+
+/// What the policy needs to know of one sealed segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SegmentUsage {
     pub(crate) id: u64,
-    /// Bytes of frames in the segment (header included).
+    /// Bytes up to the end of the segment's data (headers included).
     pub(crate) data_bytes: u64,
-    /// Bytes of records the index points to.
+    /// Bytes compaction would copy (see `Segment::live_bytes`).
     pub(crate) live_bytes: u64,
+    /// Records compaction would copy.
+    pub(crate) live_records: u64,
+    /// Tombstones in the segment (which may have to be kept, so the segment is read).
+    pub(crate) tombstones: u64,
+    /// The earliest expiry of any put in it (Unix ms; `u64::MAX`: none).
+    pub(crate) expiry_min_ms: u64,
 }
 
-/// The outcome of a policy check, with its reason (for logs and the report).
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl SegmentUsage {
+    fn dead_bytes(&self) -> u64 {
+        self.data_bytes.saturating_sub(self.live_bytes)
+    }
+
+    fn dead_ratio(&self) -> f64 {
+        if self.data_bytes == 0 {
+            0.0
+        } else {
+            self.dead_bytes() as f64 / self.data_bytes as f64
+        }
+    }
+
+    fn holds_expired(&self, now_ms: u64) -> bool {
+        self.expiry_min_ms <= now_ms
+    }
+
+    /// Nothing in it needs copying or reading: no live record, no tombstone, and no put that
+    /// may be its key's newest record although the index lost it (an expired one).
+    fn droppable_whole(&self, now_ms: u64) -> bool {
+        self.live_records == 0 && self.tombstones == 0 && !self.holds_expired(now_ms)
+    }
+}
+
+/// The thresholds, from `Options` (see there for what each means and its default).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Thresholds {
+    pub(crate) dead_ratio: f64,
+    pub(crate) segment_dead_bytes: u64,
+    /// A run starts only if its victims hold at least this many dead bytes in all.
+    pub(crate) run_dead_bytes_min: u64,
+    pub(crate) small_bytes: u64,
+    pub(crate) input_bytes_max: u64,
+    pub(crate) now_ms: u64,
+    /// Expired records trigger a run too (a manual compaction drops them whatever the ratios).
+    pub(crate) expired_triggers: bool,
+}
+
+impl Thresholds {
+    /// A manual compaction (`Store::compact`): every sealed segment with a dead byte beyond its
+    /// headers, or small, or holding expired records, whatever the ratios; still in capped runs.
+    pub(crate) fn everything(input_bytes_max: u64, small_bytes: u64, now_ms: u64) -> Thresholds {
+        Thresholds {
+            dead_ratio: 0.0,
+            segment_dead_bytes: 0,
+            run_dead_bytes_min: 0,
+            small_bytes,
+            input_bytes_max,
+            now_ms,
+            expired_triggers: true,
+        }
+    }
+}
+
+/// Why a segment is in a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Why {
+    /// Its dead ratio reached the threshold in force (trigger or selection).
+    DeadRatio(f64),
+    /// Its dead bytes reached the threshold in force.
+    DeadBytes(u64),
+    /// It is smaller than the small-segment threshold.
+    Small(u64),
+    /// It holds a put whose expiry has passed.
+    Expired,
+}
+
+/// One segment of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Victim {
+    pub(crate) id: u64,
+    pub(crate) why: Why,
+    /// All its records are dead: it is removed without being read or copied.
+    pub(crate) drop_whole: bool,
+}
+
+/// The outcome of a policy check, with its reason (for the report).
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Decision {
     /// Leave the segments alone.
     Skip(String),
-    /// Rewrite these segments (all sealed segments: see `decide`).
-    Compact { segments: Vec<u64>, reason: String },
+    /// Compact these segments (in id order).
+    Compact { victims: Vec<Victim>, reason: String },
 }
 
-/// Decides whether to compact. Compaction always takes every sealed segment: then every record a
-/// tombstone could shadow is in the set being rewritten, so all tombstones can be dropped without
-/// a deleted key coming back (DESIGN.md, "Compaction").
-pub(crate) fn decide(sealed: &[SegmentUsage], dead_ratio_min: f64, dead_bytes_min: u64) -> Decision {
-    let total: u64 = sealed.iter().map(|s| s.data_bytes).sum();
-    let live: u64 = sealed.iter().map(|s| s.live_bytes.min(s.data_bytes)).sum();
-    let dead = total - live;
-    if sealed.is_empty() || dead == 0 {
-        return Decision::Skip("no dead bytes in sealed segments".into());
+/// Decides the next run over `sealed` (any order).
+pub(crate) fn decide(sealed: &[SegmentUsage], t: &Thresholds) -> Decision {
+    let mut sealed = sealed.to_vec();
+    sealed.sort_unstable_by_key(|s| s.id);
+    let trigger = |s: &SegmentUsage| {
+        why(s, t.dead_ratio, t.segment_dead_bytes)
+            .or_else(|| (t.expired_triggers && s.holds_expired(t.now_ms)).then_some(Why::Expired))
+    };
+    let Some(first) = sealed.iter().find_map(|s| trigger(s).map(|w| (s.id, w))) else {
+        return Decision::Skip(format!(
+            "no sealed segment has a dead ratio of {:.2} or {} dead bytes",
+            t.dead_ratio, t.segment_dead_bytes
+        ));
+    };
+    let select_ratio = t.dead_ratio * SELECT_FRACTION;
+    let select_bytes = (t.segment_dead_bytes as f64 * SELECT_FRACTION) as u64;
+    let mut victims = Vec::new();
+    let (mut input, mut dead) = (0u64, 0u64);
+    for s in &sealed {
+        let Some(why) = why(s, select_ratio, select_bytes).or_else(|| {
+            if s.holds_expired(t.now_ms) {
+                Some(Why::Expired)
+            } else {
+                (s.data_bytes < t.small_bytes).then_some(Why::Small(s.data_bytes))
+            }
+        }) else {
+            continue;
+        };
+        let drop_whole = s.droppable_whole(t.now_ms);
+        // A segment dropped whole costs no copy and no disk: the cap counts what is read.
+        let cost = if drop_whole { 0 } else { s.data_bytes };
+        if !victims.is_empty() && input + cost > t.input_bytes_max {
+            continue;
+        }
+        input += cost;
+        dead += s.dead_bytes();
+        victims.push(Victim { id: s.id, why, drop_whole });
     }
-    if dead < dead_bytes_min {
-        return Decision::Skip(format!("{dead} dead bytes, below the minimum of {dead_bytes_min}"));
+    if dead < t.run_dead_bytes_min {
+        return Decision::Skip(format!(
+            "segment {} is worth it ({}), but the run would reclaim {dead} bytes, below {}",
+            first.0,
+            describe(first.1),
+            t.run_dead_bytes_min
+        ));
     }
-    let ratio = dead as f64 / total as f64;
-    if ratio < dead_ratio_min {
-        return Decision::Skip(format!("dead ratio {ratio:.2} below {dead_ratio_min:.2}"));
+    let reason = format!(
+        "segment {} {}; {} segments selected ({input} bytes to read, {dead} dead)",
+        first.0,
+        describe(first.1),
+        victims.len()
+    );
+    Decision::Compact { victims, reason }
+}
+
+/// Whether `s` passes a ratio or a dead-bytes threshold (0 bytes: no dead-bytes threshold). Only
+/// what a rewrite would reclaim counts: a segment whose dead bytes are no more than the headers
+/// its copy would need anyway never passes.
+fn why(s: &SegmentUsage, ratio: f64, bytes: u64) -> Option<Why> {
+    let reclaimable = s.dead_bytes().saturating_sub(rewrite_overhead(s.data_bytes));
+    if reclaimable == 0 {
+        return None;
     }
-    Decision::Compact {
-        segments: sealed.iter().map(|s| s.id).collect(),
-        reason: format!("{dead} of {total} sealed bytes are dead (ratio {ratio:.2})"),
+    if s.dead_ratio() >= ratio {
+        Some(Why::DeadRatio(s.dead_ratio()))
+    } else if bytes > 0 && s.dead_bytes() >= bytes {
+        Some(Why::DeadBytes(s.dead_bytes()))
+    } else {
+        None
+    }
+}
+
+/// Header bytes a compacted copy of `data_bytes` of records needs: its segment header and one
+/// frame header per compaction frame.
+fn rewrite_overhead(data_bytes: u64) -> u64 {
+    let frames = data_bytes / COMPACTION_FRAME_BYTES as u64 + 1;
+    (SEGMENT_HEADER_BYTES + frames as usize * FRAME_HEADER_BYTES) as u64
+}
+
+fn describe(why: Why) -> String {
+    match why {
+        Why::DeadRatio(r) => format!("is {:.0}% dead", r * 100.0),
+        Why::DeadBytes(b) => format!("has {b} dead bytes"),
+        Why::Small(b) => format!("is small ({b} bytes)"),
+        Why::Expired => "holds expired records".into(),
     }
 }
 
@@ -46,25 +211,116 @@ pub(crate) fn decide(sealed: &[SegmentUsage], dead_ratio_min: f64, dead_bytes_mi
 mod tests {
     use super::*;
 
+    const MIB: u64 = 1 << 20;
+
     fn usage(id: u64, data: u64, live: u64) -> SegmentUsage {
-        SegmentUsage { id, data_bytes: data, live_bytes: live }
-    }
-
-    #[test]
-    fn nothing_sealed_or_nothing_dead_is_skipped() {
-        assert!(matches!(decide(&[], 0.0, 0), Decision::Skip(_)));
-        assert!(matches!(decide(&[usage(1, 100, 100)], 0.0, 0), Decision::Skip(_)));
-    }
-
-    #[test]
-    fn thresholds_are_both_required() {
-        let sealed = [usage(1, 1000, 400), usage(2, 1000, 900)];
-        // 700 dead of 2000: ratio 0.35
-        assert!(matches!(decide(&sealed, 0.5, 0), Decision::Skip(_)));
-        assert!(matches!(decide(&sealed, 0.3, 800), Decision::Skip(_)));
-        match decide(&sealed, 0.3, 700) {
-            Decision::Compact { segments, .. } => assert_eq!(segments, vec![1, 2]),
-            other => panic!("expected compaction, got {other:?}"),
+        SegmentUsage {
+            id,
+            data_bytes: data,
+            live_bytes: live,
+            live_records: live / 100,
+            tombstones: 0,
+            expiry_min_ms: u64::MAX,
         }
+    }
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            dead_ratio: 0.5,
+            segment_dead_bytes: 512 * MIB,
+            run_dead_bytes_min: 0,
+            small_bytes: 16 * MIB,
+            input_bytes_max: 256 * MIB,
+            now_ms: 1_000,
+            expired_triggers: false,
+        }
+    }
+
+    fn victims(d: Decision) -> Vec<(u64, Why, bool)> {
+        match d {
+            Decision::Compact { victims, .. } => victims.iter().map(|v| (v.id, v.why, v.drop_whole)).collect(),
+            Decision::Skip(reason) => panic!("expected a run, got a skip: {reason}"),
+        }
+    }
+
+    #[test]
+    fn nothing_sealed_or_nothing_worth_it_is_skipped() {
+        assert!(matches!(decide(&[], &thresholds()), Decision::Skip(_)));
+        let cold = [usage(1, 64 * MIB, 64 * MIB - 1000), usage(2, 64 * MIB, 40 * MIB)];
+        assert!(matches!(decide(&cold, &thresholds()), Decision::Skip(_)), "37% dead does not trigger");
+    }
+
+    #[test]
+    fn one_segment_triggers_and_the_cold_ones_stay() {
+        // A large cold store with one hot segment: only the hot one is rewritten.
+        let mut sealed: Vec<_> = (1..=20).map(|id| usage(id, 64 * MIB, 63 * MIB)).collect();
+        sealed.push(usage(21, 64 * MIB, 10 * MIB));
+        assert_eq!(victims(decide(&sealed, &thresholds())), vec![(21, Why::DeadRatio(54.0 / 64.0), false)]);
+    }
+
+    #[test]
+    fn a_run_selects_below_the_trigger_adds_small_and_expired_segments_in_id_order() {
+        let mut expired = usage(5, 64 * MIB, 60 * MIB);
+        expired.expiry_min_ms = 999;
+        let sealed = [
+            usage(4, 64 * MIB, 34 * MIB), // 47% dead: selected (>= 40%), not a trigger
+            expired,
+            usage(2, 64 * MIB, 20 * MIB), // 69% dead: the trigger
+            usage(3, 64 * MIB, 50 * MIB), // 22% dead: left alone
+            usage(6, 8 * MIB, 8 * MIB - 1000),
+        ];
+        let got = victims(decide(&sealed, &thresholds()));
+        let ids: Vec<u64> = got.iter().map(|v| v.0).collect();
+        assert_eq!(ids, vec![2, 4, 5, 6]);
+        assert_eq!(got[2].1, Why::Expired);
+        assert_eq!(got[3].1, Why::Small(8 * MIB));
+    }
+
+    #[test]
+    fn the_cap_holds_and_a_fully_dead_segment_costs_nothing() {
+        let mut sealed: Vec<_> = (1..=10).map(|id| usage(id, 64 * MIB, 16 * MIB)).collect();
+        let mut dead = usage(11, 64 * MIB, 0);
+        dead.live_records = 0;
+        sealed.push(dead);
+        let got = victims(decide(&sealed, &thresholds()));
+        // 256 MiB of input: four segments to copy, and the fully dead one on top.
+        assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 11]);
+        assert!(got[4].2, "the fully dead segment is dropped whole");
+        assert!(!got[0].2);
+    }
+
+    #[test]
+    fn a_segment_larger_than_the_cap_still_makes_a_run() {
+        let sealed = [usage(1, 64 * MIB, 0)];
+        let t = Thresholds { input_bytes_max: MIB, ..thresholds() };
+        assert_eq!(victims(decide(&sealed, &t)).len(), 1);
+    }
+
+    #[test]
+    fn dead_bytes_trigger_large_segments_and_the_run_minimum_holds() {
+        let sealed = [usage(1, 2048 * MIB, 1400 * MIB)]; // 32% dead, 648 MiB dead
+        assert!(matches!(victims(decide(&sealed, &thresholds()))[0].1, Why::DeadBytes(_)));
+        let t = Thresholds { run_dead_bytes_min: 1024 * MIB, ..thresholds() };
+        assert!(matches!(decide(&sealed, &t), Decision::Skip(_)));
+    }
+
+    #[test]
+    fn tombstones_or_expired_records_keep_a_dead_segment_from_being_dropped_unread() {
+        let mut with_tombstones = usage(1, 64 * MIB, 0);
+        with_tombstones.live_records = 0;
+        with_tombstones.tombstones = 3;
+        let mut with_expired = usage(2, 64 * MIB, 0);
+        with_expired.live_records = 0;
+        with_expired.expiry_min_ms = 10;
+        let got = victims(decide(&[with_tombstones, with_expired], &thresholds()));
+        assert_eq!(got.iter().map(|v| v.2).collect::<Vec<_>>(), vec![false, false]);
+    }
+
+    #[test]
+    fn a_manual_compaction_takes_everything_with_garbage_but_not_fully_live_segments() {
+        let sealed = [usage(1, 64 * MIB, 64 * MIB - 1000), usage(2, 64 * MIB, 60 * MIB), usage(3, 64 * MIB, 0)];
+        let t = Thresholds::everything(u64::MAX, 16 * MIB, 0);
+        let got = victims(decide(&sealed, &t));
+        assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), vec![2, 3]);
     }
 }

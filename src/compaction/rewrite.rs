@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::compaction::{decide, Decision, SegmentUsage};
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+use crate::compaction::policy::{decide, Decision, SegmentUsage, Thresholds, Victim, SMALL_SEGMENT_DIVISOR};
 use crate::format::{
     encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
     SEGMENT_HEADER_BYTES,
@@ -28,7 +32,7 @@ use crate::store::Inner;
 use crate::{Error, Result};
 
 /// Records are copied in frames of about this size.
-const COMPACTION_FRAME_BYTES: usize = 1 << 20;
+pub(crate) const COMPACTION_FRAME_BYTES: usize = 1 << 20;
 /// An output is synced after every this many bytes, so that its write-back is spread out instead
 /// of arriving as one large flush that would stall the log's syncs.
 const COMPACTION_SYNC_BYTES: u64 = 4 << 20;
@@ -52,30 +56,119 @@ pub struct CompactionReport {
     pub records_copied: u64,
     /// Overwritten, deleted and expired records and tombstones dropped.
     pub records_dropped: u64,
+    /// Segments removed without being read: every record in them was dead.
+    pub segments_dropped: usize,
+    /// Tombstones (and expired puts, written as tombstones) copied because an older value of
+    /// their key may still be in a segment this compaction did not take.
+    pub tombstones_kept: u64,
     /// Wall time.
     pub duration: Duration,
+    /// Runs it took: one for an automatic compaction; [`Store::compact`](crate::Store::compact)
+    /// works in runs of at most `compaction_input_bytes_max` input bytes each.
+    pub runs: usize,
 }
 
-/// Compacts if the policy says so (automatic compaction).
-pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> {
-    let Some(_guard) = inner.compaction.try_lock() else { return Ok(None) };
-    refuse_if_poisoned(inner)?;
-    let usage = sealed_usage(inner);
-    match decide(&usage, inner.options.compact_dead_ratio, inner.options.compact_dead_bytes_min) {
-        Decision::Skip(_) => Ok(None),
-        Decision::Compact { segments, reason } => run(inner, &segments, reason).map(Some),
+impl CompactionReport {
+    /// Adds a later run of the same compaction (`Store::compact` runs in capped steps).
+    fn add(&mut self, later: &CompactionReport) {
+        self.segments_read += later.segments_read;
+        self.segments_written += later.segments_written;
+        self.segments_dropped += later.segments_dropped;
+        self.bytes_read += later.bytes_read;
+        self.bytes_written += later.bytes_written;
+        self.bytes_reclaimed += later.bytes_reclaimed;
+        self.records_copied += later.records_copied;
+        self.records_dropped += later.records_dropped;
+        self.tombstones_kept += later.tombstones_kept;
+        self.duration += later.duration;
+        self.runs += later.runs;
     }
 }
 
-/// Seals the active segment and compacts every sealed segment (`Store::compact`).
+/// Totals over every compaction run since open, for `Store::stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CompactionTotals {
+    pub(crate) runs: u64,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    /// The most bytes of outputs any one run had on disk before its inputs went.
+    pub(crate) peak_output_bytes: u64,
+    /// A run is in progress.
+    pub(crate) running: bool,
+}
+
+/// Marks a run in progress in the totals for as long as it lives.
+struct Running<'a>(&'a Mutex<CompactionTotals>);
+
+impl<'a> Running<'a> {
+    fn start(totals: &'a Mutex<CompactionTotals>) -> Running<'a> {
+        totals.lock().running = true;
+        Running(totals)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running = false;
+    }
+}
+
+impl CompactionTotals {
+    fn add(&mut self, run: &CompactionReport) {
+        self.runs += 1;
+        self.bytes_read += run.bytes_read;
+        self.bytes_written += run.bytes_written;
+        self.peak_output_bytes = self.peak_output_bytes.max(run.bytes_written);
+    }
+}
+
+/// Compacts if the policy says so (automatic compaction): one capped run.
+pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> {
+    let Some(_guard) = inner.compaction.try_lock() else { return Ok(None) };
+    refuse_if_poisoned(inner)?;
+    let o = &inner.options;
+    let thresholds = Thresholds {
+        dead_ratio: o.compact_dead_ratio,
+        segment_dead_bytes: o.compact_segment_dead_bytes,
+        run_dead_bytes_min: o.compact_dead_bytes_min,
+        small_bytes: o.segment_bytes / SMALL_SEGMENT_DIVISOR,
+        input_bytes_max: o.compaction_input_bytes_max,
+        now_ms: o.clock.now_ms(),
+        expired_triggers: false,
+    };
+    match decide(&sealed_usage(inner, u64::MAX), &thresholds) {
+        Decision::Skip(_) => Ok(None),
+        Decision::Compact { victims, reason } => run(inner, &victims, reason).map(Some),
+    }
+}
+
+/// Seals the active segment and compacts every sealed segment that holds anything to reclaim
+/// (`Store::compact`), in runs of at most `compaction_input_bytes_max` each: every run commits
+/// and removes its inputs before the next starts, so the extra disk stays bounded by the cap.
 pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
     let _guard = inner.compaction.lock();
     refuse_if_poisoned(inner)?;
     inner.writer.roll_if_nonempty(&inner.sets)?;
-    let usage = sealed_usage(inner);
-    match decide(&usage, 0.0, 1) {
-        Decision::Skip(reason) => Ok(CompactionReport { reason, ..CompactionReport::default() }),
-        Decision::Compact { segments, reason } => run(inner, &segments, reason),
+    // Outputs of the runs below get higher ids: they are not compacted again by this call.
+    let last = inner.sets.lock().sealed.keys().next_back().copied().unwrap_or(0);
+    let mut total: Option<CompactionReport> = None;
+    loop {
+        let o = &inner.options;
+        let t = Thresholds::everything(
+            o.compaction_input_bytes_max,
+            o.segment_bytes / SMALL_SEGMENT_DIVISOR,
+            o.clock.now_ms(),
+        );
+        match decide(&sealed_usage(inner, last), &t) {
+            Decision::Skip(reason) => return Ok(total.unwrap_or(CompactionReport { reason, ..Default::default() })),
+            Decision::Compact { victims, reason } => {
+                let report = run(inner, &victims, reason)?;
+                match &mut total {
+                    None => total = Some(report),
+                    Some(total) => total.add(&report),
+                }
+            }
+        }
     }
 }
 
@@ -85,11 +178,19 @@ fn refuse_if_poisoned(inner: &Inner) -> Result<()> {
     inner.writer.refuse_if_poisoned()
 }
 
-fn sealed_usage(inner: &Inner) -> Vec<SegmentUsage> {
+/// The sealed segments with ids up to `last`, as the policy sees them.
+fn sealed_usage(inner: &Inner, last: u64) -> Vec<SegmentUsage> {
     let set = inner.sets.lock();
     set.sealed
-        .values()
-        .map(|s| SegmentUsage { id: s.id, data_bytes: s.data_end(), live_bytes: s.live_bytes() })
+        .range(..=last)
+        .map(|(_, s)| SegmentUsage {
+            id: s.id,
+            data_bytes: s.data_end(),
+            live_bytes: s.live_bytes(),
+            live_records: s.live_records(),
+            tombstones: s.tombstones(),
+            expiry_min_ms: s.expiry_min_ms(),
+        })
         .collect()
 }
 
@@ -102,7 +203,7 @@ struct Moved {
     to_offset: u32,
 }
 
-/// An expired record dropped, to be removed from the index after the commit.
+/// An expired record the index points to, to be removed from the index after the commit.
 struct Expired {
     key: Vec<u8>,
     from_id: u64,
@@ -124,6 +225,12 @@ struct OpenOutput {
     end: u64,
     /// The salt in the segment's header, under which its frames are checksummed.
     salt: FrameSalt,
+    /// What it holds, for the segment's accounting once it is sealed.
+    records: u64,
+    tombstones: u64,
+    tombstone_bytes: u64,
+    seq_min: u64,
+    expiry_min_ms: u64,
 }
 
 /// Compaction's output: segments being filled.
@@ -139,16 +246,21 @@ struct Output<'a> {
     frame_records: u32,
 }
 
-fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
+fn run(inner: &Inner, plan: &[Victim], reason: String) -> Result<CompactionReport> {
     let started = Instant::now();
-    let victims: Vec<Arc<Segment>> = {
+    let _running = Running::start(&inner.compaction_totals);
+    let (victims, shadow_bound) = {
         let set = inner.sets.lock();
-        ids.iter().filter_map(|id| set.sealed.get(id).cloned()).collect()
+        let victims: Vec<(Arc<Segment>, bool)> =
+            plan.iter().filter_map(|v| set.sealed.get(&v.id).map(|s| (Arc::clone(s), v.drop_whole))).collect();
+        (victims, shadow_bound(&set, plan))
     };
-    let mut report = CompactionReport { reason, segments_read: victims.len(), ..CompactionReport::default() };
+    let mut report = CompactionReport { reason, segments_read: victims.len(), runs: 1, ..CompactionReport::default() };
     let mut out = Output::new(inner);
-    let copied = copy_live(inner, &victims, &mut out, &mut report).and_then(|copied| Ok((copied, out.finish()?)));
+    let copied =
+        copy_live(inner, &victims, shadow_bound, &mut out, &mut report).and_then(|copied| Ok((copied, out.finish()?)));
     let (Copied { moved, expired }, outputs) = copied.inspect_err(|_| out.discard())?;
+    let victims: Vec<Arc<Segment>> = victims.into_iter().map(|(s, _)| s).collect();
     report.segments_written = outputs.len();
     report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
     if let Err(Uncommitted { error, outputs_maybe_named }) = commit(inner, &victims, &outputs) {
@@ -166,23 +278,54 @@ fn run(inner: &Inner, ids: &[u64], reason: String) -> Result<CompactionReport> {
         inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
     }
     remove_files(inner, victims);
-    inner.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
     report.duration = started.elapsed();
+    inner.compaction_totals.lock().add(&report);
     Ok(report)
 }
 
-/// Walks the victims and copies their live, unexpired records into `out`.
+/// The tombstone rule (DESIGN.md, "Which tombstones compaction may drop"). A record that may be
+/// the newest of its key although the index holds no entry for the key (a tombstone, or an
+/// expired put that recovery swept from the index) shadows every older put of that key, so it
+/// may be dropped only if no segment that survives this run holds one. A surviving segment can
+/// hold an older put of an absent key only if it has a dead put (a put the index points to is
+/// not of an absent key) and a record older than the tombstone. So the shadowing records with a
+/// sequence number up to the lowest `seq_min` of the survivors that have dead puts may go;
+/// `u64::MAX` when no survivor has one. Computed under the segment-set lock, once per run: the
+/// survivors' records do not change, and a put that dies later died after the tombstone.
+fn shadow_bound(set: &crate::log::SegmentSet, plan: &[Victim]) -> u64 {
+    set.sealed
+        .values()
+        .filter(|s| !plan.iter().any(|v| v.id == s.id))
+        .chain(std::iter::once(&set.active))
+        .filter(|s| s.dead_puts() > 0)
+        .map(|s| s.seq_min())
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// Walks the victims and copies their live, unexpired records into `out`, then the shadowing
+/// records the tombstone rule keeps.
 fn copy_live(
     inner: &Inner,
-    victims: &[Arc<Segment>],
+    victims: &[(Arc<Segment>, bool)],
+    shadow_bound: u64,
     out: &mut Output<'_>,
     report: &mut CompactionReport,
 ) -> Result<Copied> {
     let mut pacer = Pacer::new(inner.options.compaction_bytes_per_sec);
     let mut copied = Copied { moved: Vec::new(), expired: Vec::new() };
+    // Records that may shadow older puts of their key, by key: the newest one's sequence number,
+    // written as a tombstone once every victim is read.
+    let mut shadows: HashMap<Vec<u8>, u64> = HashMap::new();
     let now_ms = inner.options.clock.now_ms();
-    for victim in victims {
+    for (victim, drop_whole) in victims {
+        if *drop_whole {
+            // No live record, no tombstone, no expired put: nothing in it can matter.
+            report.segments_dropped += 1;
+            report.records_dropped += victim.records();
+            continue;
+        }
         report.bytes_read += victim.file.len().map_err(|e| Error::io("stat", victim.path(), e))?;
         let bytes = victim.read(0, victim.data_end() as usize).ok_or_else(|| unreadable(victim))?;
         let mut records = Vec::new();
@@ -196,21 +339,44 @@ fn copy_live(
         }
         for (offset, r) in records {
             pacer.consumed(r.len() as u64);
-            let live = r.kind == RecordKind::Put
-                && inner.index.with(r.key, |f| f.is_some_and(|f| f.entry.is_at(victim.id, offset)));
-            if !live {
-                report.records_dropped += 1;
-                continue;
-            }
-            if r.expires_ms != 0 && r.expires_ms <= now_ms {
-                report.records_dropped += 1;
+            let expired = r.expires_ms != 0 && r.expires_ms <= now_ms;
+            // Whether the index holds the key, and whether it points at this very record.
+            let (present, here) = inner.index.with(r.key, |f| match f {
+                Some(f) => (true, f.entry.is_at(victim.id, offset)),
+                None => (false, false),
+            });
+            if here && expired {
                 copied.expired.push(Expired { key: r.key.to_vec(), from_id: victim.id, from_offset: offset });
+            }
+            if here && !expired && r.kind == RecordKind::Put {
+                let (to, to_offset) = out.append(RecordKind::Put, r.seq, r.expires_ms, r.key, r.value)?;
+                copied.moved.push(Moved {
+                    key: r.key.to_vec(),
+                    from_id: victim.id,
+                    from_offset: offset,
+                    to,
+                    to_offset,
+                });
+                report.records_copied += 1;
                 continue;
             }
-            let (to, to_offset) = out.append(r.seq, r.expires_ms, r.key, r.value)?;
-            copied.moved.push(Moved { key: r.key.to_vec(), from_id: victim.id, from_offset: offset, to, to_offset });
-            report.records_copied += 1;
+            report.records_dropped += 1;
+            // A newer record of a present key survives (the index points to it), so nothing
+            // older needs shadowing; an unexpired put of an absent key is itself shadowed by
+            // the newer record that removed the key.
+            let shadows_older = here || (!present && (r.kind == RecordKind::Delete || expired));
+            if shadows_older && r.seq > shadow_bound {
+                let kept = shadows.entry(r.key.to_vec()).or_insert(r.seq);
+                *kept = (*kept).max(r.seq);
+            }
         }
+    }
+    let mut shadows: Vec<(Vec<u8>, u64)> = shadows.into_iter().collect();
+    shadows.sort_unstable_by_key(|&(_, seq)| seq);
+    for (key, seq) in shadows {
+        out.append(RecordKind::Delete, seq, 0, &key, &[])?;
+        report.tombstones_kept += 1;
+        report.records_dropped = report.records_dropped.saturating_sub(1);
     }
     Ok(copied)
 }
@@ -290,7 +456,14 @@ impl<'a> Output<'a> {
     }
 
     /// Copies one record; returns (output index, offset in that output).
-    fn append(&mut self, seq: u64, expires_ms: u64, key: &[u8], value: &[u8]) -> Result<(usize, u32)> {
+    fn append(
+        &mut self,
+        kind: RecordKind,
+        seq: u64,
+        expires_ms: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(usize, u32)> {
         let len = crate::format::record_header_len(expires_ms) + key.len() + value.len();
         let segment_bytes = self.inner.options.segment_bytes;
         let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.end + (o.frame.len() + len) as u64 <= segment_bytes);
@@ -306,8 +479,18 @@ impl<'a> Output<'a> {
             self.frame.clear();
             self.frame_start = start_frame(&mut self.frame);
         }
-        let at = self.current.as_ref().expect("an output is open").end + self.frame.len() as u64;
-        encode_record(&mut self.frame, RecordKind::Put, seq, expires_ms, key, value);
+        let current = self.current.as_mut().expect("an output is open");
+        let at = current.end + self.frame.len() as u64;
+        current.records += 1;
+        current.seq_min = current.seq_min.min(seq);
+        if expires_ms != 0 {
+            current.expiry_min_ms = current.expiry_min_ms.min(expires_ms);
+        }
+        if kind == RecordKind::Delete {
+            current.tombstones += 1;
+            current.tombstone_bytes += len as u64;
+        }
+        encode_record(&mut self.frame, kind, seq, expires_ms, key, value);
         self.frame_records += 1;
         Ok((self.done.len(), u32::try_from(at).expect("segment offsets fit u32")))
     }
@@ -320,7 +503,18 @@ impl<'a> Output<'a> {
         // a frame under it either.
         let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.inner.dir, &header)?;
-        self.current = Some(OpenOutput { id, path, file, end: SEGMENT_HEADER_BYTES as u64, salt: header.salt });
+        self.current = Some(OpenOutput {
+            id,
+            path,
+            file,
+            end: SEGMENT_HEADER_BYTES as u64,
+            salt: header.salt,
+            records: 0,
+            tombstones: 0,
+            tombstone_bytes: 0,
+            seq_min: u64::MAX,
+            expiry_min_ms: u64::MAX,
+        });
         Ok(())
     }
 
@@ -350,10 +544,16 @@ impl<'a> Output<'a> {
 
     /// Syncs the current output, maps it and writes its hint.
     fn seal_current(&mut self) -> Result<()> {
-        let Some(OpenOutput { id, path, file, end, salt }) = self.current.take() else { return Ok(()) };
+        let Some(o) = self.current.take() else { return Ok(()) };
+        let OpenOutput { id, path, file, end, salt, .. } = o;
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
-        let segment = Arc::new(Segment::new(id, salt, path, file, map, end));
+        let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, map, end));
+        let expiry_min = if o.expiry_min_ms == u64::MAX { 0 } else { o.expiry_min_ms };
+        segment.note_records(o.records, o.tombstones, o.seq_min, expiry_min);
+        // The tombstones it holds had to be kept: they count as live (`Segment::keep_tombstone`);
+        // its puts become live as the index is switched to them after the commit.
+        segment.keep_tombstones(o.tombstones, o.tombstone_bytes);
         if self.inner.options.write_hints {
             write_hint(&self.inner.dir, &segment, self.inner.index.hasher())?;
         }

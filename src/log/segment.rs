@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::format::{decode_record_header, FrameSalt, RecordHeader, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX};
+use crate::format::{
+    decode_record_header, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+};
 use crate::hash::KeyHasher;
 use crate::io::{Mapping, Vfs, VfsFile};
 
@@ -45,6 +47,8 @@ pub(crate) fn fresh_salt() -> FrameSalt {
 /// that compaction retired lives until no entry and no reader points into it).
 pub(crate) struct Segment {
     pub(crate) id: u64,
+    /// Written by the log or by compaction.
+    pub(crate) kind: SegmentKind,
     pub(crate) path: PathBuf,
     pub(crate) file: Box<dyn VfsFile>,
     /// The salt from the segment's header: every frame in it is checksummed under it.
@@ -53,8 +57,22 @@ pub(crate) struct Segment {
     /// Offset just past the last published frame: written, and with `SyncMode::Always` synced
     /// (in write-back mode it may not be synced yet). Readers of records never look past it.
     data_end: AtomicU64,
-    /// Bytes of records that the index points to. Everything else below `data_end` is dead.
+    /// Bytes of records compaction would have to copy: puts the index points to, and tombstones
+    /// a compaction had to keep (see `add_live`). Everything else below `data_end` is dead.
     live_bytes: AtomicU64,
+    /// Records counted in `live_bytes`.
+    live_records: AtomicU64,
+    /// Records in the segment, live or dead.
+    records: AtomicU64,
+    /// Tombstones among `records`.
+    tombstones: AtomicU64,
+    /// Tombstones among the live records: kept by the compaction that wrote this segment.
+    kept_tombstones: AtomicU64,
+    /// A lower bound of the sequence numbers in the segment (`u64::MAX` while it holds none): the
+    /// tombstone rule of compaction (DESIGN.md, "Which tombstones compaction may drop").
+    seq_min: AtomicU64,
+    /// The earliest expiry (Unix ms) of any put in the segment, live or dead (`u64::MAX`: none).
+    expiry_min_ms: AtomicU64,
     /// Set when compaction retires the segment. Declared last, so it drops after `map` and
     /// `file`: the file is removed once it is no longer mapped or open.
     retired: Retired,
@@ -87,6 +105,7 @@ impl fmt::Debug for Segment {
 impl Segment {
     pub(crate) fn new(
         id: u64,
+        kind: SegmentKind,
         salt: FrameSalt,
         path: PathBuf,
         file: Box<dyn VfsFile>,
@@ -95,12 +114,19 @@ impl Segment {
     ) -> Segment {
         Segment {
             id,
+            kind,
             path,
             file,
             salt,
             map,
             data_end: AtomicU64::new(data_end),
             live_bytes: AtomicU64::new(0),
+            live_records: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            tombstones: AtomicU64::new(0),
+            kept_tombstones: AtomicU64::new(0),
+            seq_min: AtomicU64::new(u64::MAX),
+            expiry_min_ms: AtomicU64::new(u64::MAX),
             retired: Retired::default(),
         }
     }
@@ -154,21 +180,81 @@ impl Segment {
         self.live_bytes.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn live_records(&self) -> u64 {
+        self.live_records.load(Ordering::Relaxed)
+    }
+
+    /// Counts one put as live: the index now points to it.
     pub(crate) fn add_live(&self, bytes: u64) {
         self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.live_records.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Saturates at zero: the count is added from hint entries and subtracted from record
-    /// headers, which agree unless a hint was forged (fuzz finding `hint_decode/live-bytes-underflow`);
-    /// the count only steers compaction and stats, so it must not panic on such input.
+    /// Counts a tombstone that must stay as live: one compaction copied into this segment, or
+    /// one recovery found newest for its key in a compacted segment. It stays counted until the
+    /// segment itself is compacted (compaction re-decides then).
+    pub(crate) fn keep_tombstone(&self, bytes: u64) {
+        self.keep_tombstones(1, bytes);
+    }
+
+    /// [`Segment::keep_tombstone`] for `count` tombstones of `bytes` in all.
+    pub(crate) fn keep_tombstones(&self, count: u64, bytes: u64) {
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.live_records.fetch_add(count, Ordering::Relaxed);
+        self.kept_tombstones.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts one live put as dead. Saturates at zero: the count is added from hint entries
+    /// and subtracted from record headers, which agree unless a hint was forged (fuzz finding
+    /// `hint_decode/live-bytes-underflow`); the counts only steer compaction and stats, so they
+    /// must not panic on such input.
     pub(crate) fn sub_live(&self, bytes: u64) {
         let _ = self.live_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
+        let _ = self.live_records.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
     }
 
-    /// Bytes below `data_end` that no index entry points to (overwritten or deleted records,
-    /// tombstones, frame and segment headers).
+    /// Bytes below `data_end` that compaction would not copy (overwritten or deleted records,
+    /// tombstones that may go, frame and segment headers).
     pub(crate) fn dead_bytes(&self) -> u64 {
         self.data_end().saturating_sub(self.live_bytes())
+    }
+
+    pub(crate) fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tombstones(&self) -> u64 {
+        self.tombstones.load(Ordering::Relaxed)
+    }
+
+    /// Puts in the segment that the index no longer points to (overwritten, deleted, or expired
+    /// and swept). While a segment has none, it holds no older value of a key that is absent.
+    pub(crate) fn dead_puts(&self) -> u64 {
+        let live_puts = self.live_records().saturating_sub(self.kept_tombstones.load(Ordering::Relaxed));
+        self.records().saturating_sub(self.tombstones()).saturating_sub(live_puts)
+    }
+
+    pub(crate) fn seq_min(&self) -> u64 {
+        self.seq_min.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn expiry_min_ms(&self) -> u64 {
+        self.expiry_min_ms.load(Ordering::Relaxed)
+    }
+
+    /// Accounts records appended to (or loaded from) the segment: how many, how many of them are
+    /// tombstones, the lowest sequence number among them, and their earliest expiry (0: none).
+    pub(crate) fn note_records(&self, count: u64, tombstones: u64, seq_min: u64, expiry_min_ms: u64) {
+        self.records.fetch_add(count, Ordering::Relaxed);
+        if tombstones != 0 {
+            self.tombstones.fetch_add(tombstones, Ordering::Relaxed);
+        }
+        if seq_min < self.seq_min() {
+            self.seq_min.fetch_min(seq_min, Ordering::Relaxed);
+        }
+        if expiry_min_ms != 0 && expiry_min_ms < self.expiry_min_ms() {
+            self.expiry_min_ms.fetch_min(expiry_min_ms, Ordering::Relaxed);
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct WriterStats {
     /// Records made durable by a sync of the log (in write-back mode, counted when synced).
     pub(crate) synced_records: AtomicU64,
     pub(crate) frames: AtomicU64,
+    /// Bytes of frames appended to the log (what users wrote, framing included).
+    pub(crate) bytes: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -370,6 +372,7 @@ impl Writer {
         log.tail = offset + frame_len;
         segment.set_data_end(log.tail);
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
         publish(index, &segment, offset, &frame, records);
         Ok(())
     }
@@ -424,7 +427,7 @@ impl Writer {
         // `io/platform.rs`): `ensure_space` grows it from its real length.
         let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        let segment = Arc::new(Segment::new(id, header.salt, path, file, map, data_end));
+        let segment = Arc::new(Segment::new(id, SegmentKind::Log, header.salt, path, file, map, data_end));
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
@@ -530,7 +533,14 @@ fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8
     let published = built_frame_records(frame).map(|record| {
         let record = record.expect("a frame this process built holds valid records");
         let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
-        Published { key: record.key, kind: record.kind, offset, len: record.len() as u64 }
+        Published {
+            key: record.key,
+            kind: record.kind,
+            offset,
+            len: record.len() as u64,
+            seq: record.seq,
+            expires_ms: record.expires_ms,
+        }
     });
     if records == 1 {
         // A lone put allocates nothing here.
