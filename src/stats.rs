@@ -79,4 +79,8 @@ pub struct SegmentStats {
     pub dead_records: u64,
     /// Tombstones in it, live or dead.
     pub tombstones: u64,
+    /// Tombstones among the live records: ones a compaction kept. They stay counted live until
+    /// this segment is compacted again, even if their key has been written since (so for a
+    /// compacted segment `live_bytes` may overstate what a rewrite would copy, by their size).
+    pub kept_tombstones: u64,
 }

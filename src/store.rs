@@ -393,9 +393,13 @@ impl Store {
         Ok(())
     }
 
-    /// Seals the active segment and rewrites every sealed segment's live records into new,
-    /// compacted segments, reclaiming the space of overwritten, deleted and expired records.
-    /// Readers and writers keep going meanwhile.
+    /// Seals the active segment and rewrites the live records of every sealed segment that
+    /// holds anything to reclaim (overwritten, deleted or expired records) into new, compacted
+    /// segments; segments with nothing to reclaim stay as they are, and a segment whose records
+    /// are all dead is removed unread. It works in runs of at most
+    /// [`Options::compaction_input_bytes_max`] input bytes, each committed and its inputs removed
+    /// before the next, so it never needs more extra disk than that plus one segment. Readers
+    /// and writers keep going meanwhile.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -410,6 +414,24 @@ impl Store {
     /// ```
     pub fn compact(&self) -> Result<CompactionReport> {
         crate::compaction::compact(&self.inner)
+    }
+
+    /// Runs one compaction if the policy finds a segment worth it (what the background thread
+    /// does when [`Options::auto_compact`] is on): the segments past their own dead-ratio or
+    /// dead-bytes thresholds, with small and expired ones, up to
+    /// [`Options::compaction_input_bytes_max`]. `None` if nothing is due, or if a compaction
+    /// is already running. For stores opened with `background_thread: false` that want
+    /// automatic compaction on their own schedule.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let options = ferrocask::Options { segment_bytes: 1 << 20, ..Default::default() };
+    /// let store = ferrocask::Store::open_with(dir.path(), options)?;
+    /// assert!(store.compact_if_due()?.is_none(), "nothing sealed yet");
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn compact_if_due(&self) -> Result<Option<CompactionReport>> {
+        crate::compaction::compact_if_due(&self.inner)
     }
 
     /// Copies the store, as it is at one moment, into `dir` (which must not exist, or be empty;
@@ -460,6 +482,7 @@ impl Store {
                 live_records: s.live_records(),
                 dead_records: s.records().saturating_sub(s.live_records()),
                 tombstones: s.tombstones(),
+                kept_tombstones: s.kept_tombstones(),
             });
         }
         let w = &inner.writer.stats;

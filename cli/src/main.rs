@@ -249,13 +249,68 @@ fn stats(dir: &Path, json: bool) -> CliResult {
         ("records_per_sync", format!("{:.2}", s.records_per_sync)),
     ];
     let text = if json {
-        let items: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let mut items: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let segments: Vec<String> = s
+            .segment_details
+            .iter()
+            .map(|g| {
+                format!(
+                    "{{\"id\":{},\"kind\":\"{}\",\"data_bytes\":{},\"live_bytes\":{},\"dead_bytes\":{},\
+                     \"live_records\":{},\"dead_records\":{},\"tombstones\":{}}}",
+                    g.id,
+                    segment_kind(g),
+                    g.data_bytes,
+                    g.live_bytes,
+                    g.dead_bytes,
+                    g.live_records,
+                    g.dead_records,
+                    g.tombstones
+                )
+            })
+            .collect();
+        items.push(format!("\"segment_details\":[{}]", segments.join(",")));
         format!("{{{}}}", items.join(","))
     } else {
-        fields.iter().map(|(k, v)| format!("{k:<17} {v}")).collect::<Vec<_>>().join("\n")
+        let mut lines: Vec<String> = fields.iter().map(|(k, v)| format!("{k:<17} {v}")).collect();
+        lines.push(format!(
+            "{:>16} {:<9} {:>12} {:>12} {:>12} {:>6} {:>10} {:>10} {:>10}",
+            "segment",
+            "kind",
+            "data_bytes",
+            "live_bytes",
+            "dead_bytes",
+            "dead%",
+            "live_recs",
+            "dead_recs",
+            "tombstones"
+        ));
+        for g in &s.segment_details {
+            let dead_pct = if g.data_bytes == 0 { 0.0 } else { 100.0 * g.dead_bytes as f64 / g.data_bytes as f64 };
+            lines.push(format!(
+                "{:016x} {:<9} {:>12} {:>12} {:>12} {:>5.1}% {:>10} {:>10} {:>10}",
+                g.id,
+                segment_kind(g),
+                g.data_bytes,
+                g.live_bytes,
+                g.dead_bytes,
+                dead_pct,
+                g.live_records,
+                g.dead_records,
+                g.tombstones
+            ));
+        }
+        lines.join("\n")
     };
     print_line(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn segment_kind(s: &ferrocask::SegmentStats) -> &'static str {
+    match (s.active, s.compacted) {
+        (true, _) => "active",
+        (false, true) => "compacted",
+        (false, false) => "log",
+    }
 }
 
 fn verify(dir: &Path) -> CliResult {

@@ -27,6 +27,15 @@ fn put_get_delete_keys_and_stats() {
     assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
     let json = stdout(&ferrocask(&dir, &["stats", "--json"]));
     assert!(json.starts_with("{\"live_keys\":2,"), "{json}");
+    // One active segment: 3 puts and a tombstone, 2 of them live (the tombstone and the deleted
+    // put are dead).
+    assert!(
+        json.contains("\"segment_details\":[{\"id\":1,\"kind\":\"active\",")
+            && json.contains("\"live_records\":2,\"dead_records\":2,\"tombstones\":1}]"),
+        "{json}"
+    );
+    let text = stdout(&ferrocask(&dir, &["stats"]));
+    assert!(text.lines().any(|l| l.starts_with("0000000000000001 active")), "{text}");
     let dump = stdout(&ferrocask(&dir, &["dump"]));
     assert_eq!(dump.lines().count(), 1 + 4, "{dump}");
     assert!(dump.contains("\tdelete\tuser:1\t0\t0"), "{dump}");

@@ -223,6 +223,10 @@ impl Segment {
         self.records.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn kept_tombstones(&self) -> u64 {
+        self.kept_tombstones.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn tombstones(&self) -> u64 {
         self.tombstones.load(Ordering::Relaxed)
     }
@@ -230,7 +234,7 @@ impl Segment {
     /// Puts in the segment that the index no longer points to (overwritten, deleted, or expired
     /// and swept). While a segment has none, it holds no older value of a key that is absent.
     pub(crate) fn dead_puts(&self) -> u64 {
-        let live_puts = self.live_records().saturating_sub(self.kept_tombstones.load(Ordering::Relaxed));
+        let live_puts = self.live_records().saturating_sub(self.kept_tombstones());
         self.records().saturating_sub(self.tombstones()).saturating_sub(live_puts)
     }
 
