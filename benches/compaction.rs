@@ -5,6 +5,12 @@
 //!    and compacting, against the live key+value bytes (and those plus record headers);
 //! 2. open time of that store with hint files and without (hints deleted), in keys/s;
 //! 3. durable put throughput at 32 threads with and without a compaction running, same run.
+//!
+//! `-- --steady skewed|uniform [--live-gb 1] [--overwrite-gb 3]` runs the steady-state workloads
+//! of `compaction/steady.rs` instead.
+
+#[path = "compaction/steady.rs"]
+mod steady;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,6 +86,13 @@ fn drop_page_cache() -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if let Some(mode) = arg("--steady") {
+        let gb = |name, default| arg(name).map_or(default, |v| v.parse().expect("a number of GB"));
+        assert!(mode == "skewed" || mode == "uniform", "--steady takes skewed or uniform");
+        steady::run(mode == "skewed", gb("--live-gb", 1.0), gb("--overwrite-gb", 3.0));
+        return;
+    }
     let keys: u64 = args
         .iter()
         .position(|a| a == "--keys")

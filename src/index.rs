@@ -116,7 +116,8 @@ impl Index {
         let expiry_min = records.iter().filter(|r| r.expires_ms != 0).map(|r| r.expires_ms).min().unwrap_or(0);
         // Records come in log order: the first has the lowest sequence number.
         let tombstones = records.iter().filter(|r| r.kind == RecordKind::Delete).count() as u64;
-        segment.note_records(records.len() as u64, tombstones, first.seq, expiry_min);
+        let last = records.last().expect("not empty");
+        segment.note_records(records.len() as u64, tombstones, (first.seq, last.seq), expiry_min);
         if let [record] = records {
             // The common group of one put: one stripe, and nothing to allocate.
             let h = self.hash(record.key);

@@ -374,7 +374,8 @@ impl Loader<'_> {
         let seq_min = frames.items.iter().map(|i| i.seq).min().unwrap_or(u64::MAX);
         let expiry_min = frames.notes.iter().filter(|n| n.2 != 0).map(|n| n.2).min().unwrap_or(0);
         let tombstones = frames.notes.iter().filter(|n| n.1 == RecordKind::Delete).count() as u64;
-        segment.note_records(frames.items.len() as u64, tombstones, seq_min, expiry_min);
+        let seq_max = frames.items.iter().map(|i| i.seq).max().unwrap_or(0);
+        segment.note_records(frames.items.len() as u64, tombstones, (seq_min, seq_max), expiry_min);
         for (offset, kind, expires_ms) in frames.notes {
             self.note(segment, offset, kind, expires_ms);
         }

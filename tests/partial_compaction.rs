@@ -60,6 +60,12 @@ fn hot_segment(store: &Store) {
     }
 }
 
+/// Writes enough after the hot segment that it is no longer young (`YOUNG_AGE_FACTOR`: twice
+/// its own record count must follow it before its dead ratio counts): three cold segments.
+fn age(store: &Store, from: usize) -> Vec<String> {
+    (0..3).flat_map(|n| cold_segment(store, from + 100 * n)).collect()
+}
+
 /// Reopens after a crash that keeps only what was synced (every acknowledged write, here).
 fn crash_and_reopen(fs: &Arc<SimFs>, store: Store, options: &Options) -> Store {
     drop(store);
@@ -86,7 +92,7 @@ fn a_tombstone_compacted_before_the_value_it_deletes_is_kept() {
     let cold = cold_segment(&store, 0);
     store.delete("k").unwrap();
     hot_segment(&store);
-    let more_cold = cold_segment(&store, 100);
+    let more_cold = age(&store, 100);
     let report = store.compact_if_due().unwrap().expect("the hot segment is due");
     assert!(report.tombstones_kept >= 1, "the tombstone shadows a value in a segment left alone: {report:?}");
     assert_eq!(store.get("k").unwrap(), None);
@@ -117,7 +123,7 @@ fn a_value_compacted_before_its_tombstone_stays_deleted() {
     hot_segment(&store);
     store.delete("k").unwrap();
     let cold = cold_segment(&store, 0);
-    let more_cold = cold_segment(&store, 100);
+    let more_cold = age(&store, 100);
     let report = store.compact_if_due().unwrap().expect("the value's segment is due");
     assert!(report.records_dropped >= 1, "{report:?}");
     let store = crash_and_reopen(&fs, store, &options);
@@ -144,7 +150,7 @@ fn an_expired_put_compacted_before_the_older_value_keeps_shadowing_it() {
         let cold = cold_segment(&store, 0);
         store.put_with_ttl("k", value("brief", 1000), Duration::from_secs(1)).unwrap();
         hot_segment(&store);
-        cold_segment(&store, 100);
+        age(&store, 100);
         clock.advance_ms(2_000);
         if reopen_first {
             store = crash_and_reopen(&fs, store, &options);

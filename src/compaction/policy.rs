@@ -14,6 +14,15 @@ use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 /// A sealed segment smaller than this fraction of `segment_bytes` is merged into any run that
 /// has room for it (compaction's last output of a run is usually partly filled).
 pub(crate) const SMALL_SEGMENT_DIVISOR: u64 = 4;
+/// Small segments join a run only once there are at least this many: merging rewrites them, so
+/// a run's part-full last output is not copied again by every next run.
+pub(crate) const SMALL_SEGMENTS_MERGE_MIN: usize = 4;
+/// A segment is *young* until this many times its own record count has been written to the log
+/// after its last record. A young segment's dead ratio does not count yet: in a skewed workload a
+/// just-sealed segment is mostly hot records that are about to die anyway, and compacting it at
+/// half dead would copy them only to drop them again (measured: write amplification 1.73 instead
+/// of about 1.2 on the skewed steady-state benchmark).
+pub(crate) const YOUNG_AGE_FACTOR: u64 = 2;
 /// Selection thresholds are the trigger thresholds scaled by this: a run that has started
 /// anyway also takes segments that are nearly worth it, so they need not start a run of their own.
 pub(crate) const SELECT_FRACTION: f64 = 0.8;
@@ -28,6 +37,10 @@ pub(crate) struct SegmentUsage {
     pub(crate) live_bytes: u64,
     /// Records compaction would copy.
     pub(crate) live_records: u64,
+    /// Records in it.
+    pub(crate) records: u64,
+    /// Its highest sequence number.
+    pub(crate) seq_max: u64,
     /// Tombstones in the segment (which may have to be kept, so the segment is read).
     pub(crate) tombstones: u64,
     /// The earliest expiry of any put in it (Unix ms; `u64::MAX`: none).
@@ -45,6 +58,12 @@ impl SegmentUsage {
         } else {
             self.dead_bytes() as f64 / self.data_bytes as f64
         }
+    }
+
+    /// Fewer records than `YOUNG_AGE_FACTOR` times its own were written after it (`seq_now`: the
+    /// store's newest sequence number; 0 ignores age).
+    fn young(&self, seq_now: u64) -> bool {
+        seq_now != 0 && seq_now.saturating_sub(self.seq_max) < YOUNG_AGE_FACTOR.saturating_mul(self.records)
     }
 
     fn holds_expired(&self, now_ms: u64) -> bool {
@@ -68,8 +87,12 @@ pub(crate) struct Thresholds {
     pub(crate) small_bytes: u64,
     pub(crate) input_bytes_max: u64,
     pub(crate) now_ms: u64,
-    /// Expired records trigger a run too (a manual compaction drops them whatever the ratios).
-    pub(crate) expired_triggers: bool,
+    /// The store's newest sequence number, for the age rule (0: no age rule).
+    pub(crate) seq_now: u64,
+    /// A manual compaction: expired records trigger a run too, small segments are merged however
+    /// few, and segments holding tombstones are taken (those their run's rule lets go are
+    /// dropped), whatever the ratios.
+    pub(crate) thorough: bool,
 }
 
 impl Thresholds {
@@ -83,7 +106,8 @@ impl Thresholds {
             small_bytes,
             input_bytes_max,
             now_ms,
-            expired_triggers: true,
+            seq_now: 0,
+            thorough: true,
         }
     }
 }
@@ -99,6 +123,8 @@ pub(crate) enum Why {
     Small(u64),
     /// It holds a put whose expiry has passed.
     Expired,
+    /// It holds tombstones (a manual compaction looks whether they may go now).
+    Tombstones(u64),
 }
 
 /// One segment of a run.
@@ -123,9 +149,12 @@ pub(crate) enum Decision {
 pub(crate) fn decide(sealed: &[SegmentUsage], t: &Thresholds) -> Decision {
     let mut sealed = sealed.to_vec();
     sealed.sort_unstable_by_key(|s| s.id);
+    let by_garbage = |s: &SegmentUsage, ratio, bytes| if s.young(t.seq_now) { None } else { why(s, ratio, bytes) };
     let trigger = |s: &SegmentUsage| {
-        why(s, t.dead_ratio, t.segment_dead_bytes)
-            .or_else(|| (t.expired_triggers && s.holds_expired(t.now_ms)).then_some(Why::Expired))
+        by_garbage(s, t.dead_ratio, t.segment_dead_bytes)
+            .or_else(|| (s.droppable_whole(t.now_ms) && s.data_bytes > 0).then_some(Why::DeadRatio(1.0)))
+            .or_else(|| (t.thorough && s.holds_expired(t.now_ms)).then_some(Why::Expired))
+            .or_else(|| (t.thorough && s.tombstones > 0).then_some(Why::Tombstones(s.tombstones)))
     };
     let Some(first) = sealed.iter().find_map(|s| trigger(s).map(|w| (s.id, w))) else {
         return Decision::Skip(format!(
@@ -137,12 +166,18 @@ pub(crate) fn decide(sealed: &[SegmentUsage], t: &Thresholds) -> Decision {
     let select_bytes = (t.segment_dead_bytes as f64 * SELECT_FRACTION) as u64;
     let mut victims = Vec::new();
     let (mut input, mut dead) = (0u64, 0u64);
+    let small = |s: &SegmentUsage| s.data_bytes < t.small_bytes;
+    let merge_small = t.thorough || sealed.iter().filter(|s| small(s)).count() >= SMALL_SEGMENTS_MERGE_MIN;
     for s in &sealed {
-        let Some(why) = why(s, select_ratio, select_bytes).or_else(|| {
+        let Some(why) = by_garbage(s, select_ratio, select_bytes).or_else(|| {
             if s.holds_expired(t.now_ms) {
                 Some(Why::Expired)
+            } else if s.droppable_whole(t.now_ms) && s.data_bytes > 0 {
+                Some(Why::DeadRatio(1.0))
+            } else if t.thorough && s.tombstones > 0 {
+                Some(Why::Tombstones(s.tombstones))
             } else {
-                (s.data_bytes < t.small_bytes).then_some(Why::Small(s.data_bytes))
+                (merge_small && small(s)).then_some(Why::Small(s.data_bytes))
             }
         }) else {
             continue;
@@ -204,6 +239,7 @@ fn describe(why: Why) -> String {
         Why::DeadBytes(b) => format!("has {b} dead bytes"),
         Why::Small(b) => format!("is small ({b} bytes)"),
         Why::Expired => "holds expired records".into(),
+        Why::Tombstones(n) => format!("holds {n} tombstones"),
     }
 }
 
@@ -219,6 +255,8 @@ mod tests {
             data_bytes: data,
             live_bytes: live,
             live_records: live / 100,
+            records: data / 100,
+            seq_max: id * 1_000_000,
             tombstones: 0,
             expiry_min_ms: u64::MAX,
         }
@@ -232,7 +270,8 @@ mod tests {
             small_bytes: 16 * MIB,
             input_bytes_max: 256 * MIB,
             now_ms: 1_000,
-            expired_triggers: false,
+            seq_now: 0,
+            thorough: false,
         }
     }
 
@@ -271,8 +310,12 @@ mod tests {
         ];
         let got = victims(decide(&sealed, &thresholds()));
         let ids: Vec<u64> = got.iter().map(|v| v.0).collect();
-        assert_eq!(ids, vec![2, 4, 5, 6]);
+        assert_eq!(ids, vec![2, 4, 5], "one small segment is not merged on its own");
         assert_eq!(got[2].1, Why::Expired);
+        let mut more: Vec<_> = sealed.to_vec();
+        more.extend((7..7 + SMALL_SEGMENTS_MERGE_MIN as u64 - 1).map(|id| usage(id, 4 * MIB, 4 * MIB - 1000)));
+        let got = victims(decide(&more, &thresholds()));
+        assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), vec![2, 4, 5, 6, 7, 8, 9]);
         assert_eq!(got[3].1, Why::Small(8 * MIB));
     }
 
@@ -287,6 +330,20 @@ mod tests {
         assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 11]);
         assert!(got[4].2, "the fully dead segment is dropped whole");
         assert!(!got[0].2);
+    }
+
+    #[test]
+    fn a_young_segment_waits_even_if_it_is_half_dead() {
+        // Segment 2 holds 671,088 records and the last was written 1,000,000 records ago: young
+        // (its hot records are still dying). Segment 1 is old and just as dead.
+        let sealed = [usage(1, 64 * MIB, 16 * MIB), usage(2, 64 * MIB, 16 * MIB)];
+        let t = Thresholds { seq_now: 3_000_000, ..thresholds() };
+        assert_eq!(victims(decide(&sealed, &t)).iter().map(|v| v.0).collect::<Vec<_>>(), vec![1]);
+        let t = Thresholds { seq_now: 2_000_000 + 3 * 671_088, ..thresholds() };
+        assert_eq!(victims(decide(&sealed, &t)).len(), 2, "old enough");
+        let young_and_dead = [usage(3, 64 * MIB, 0)];
+        let t = Thresholds { seq_now: 3_000_001, ..thresholds() };
+        assert!(victims(decide(&young_and_dead, &t))[0].2, "a fully dead segment goes whatever its age");
     }
 
     #[test]

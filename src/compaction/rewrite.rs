@@ -134,7 +134,8 @@ pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> 
         small_bytes: o.segment_bytes / SMALL_SEGMENT_DIVISOR,
         input_bytes_max: o.compaction_input_bytes_max,
         now_ms: o.clock.now_ms(),
-        expired_triggers: false,
+        seq_now: inner.sets.lock().active.seq_max(),
+        thorough: false,
     };
     match decide(&sealed_usage(inner, u64::MAX), &thresholds) {
         Decision::Skip(_) => Ok(None),
@@ -188,6 +189,8 @@ fn sealed_usage(inner: &Inner, last: u64) -> Vec<SegmentUsage> {
             data_bytes: s.data_end(),
             live_bytes: s.live_bytes(),
             live_records: s.live_records(),
+            records: s.records(),
+            seq_max: s.seq_max(),
             tombstones: s.tombstones(),
             expiry_min_ms: s.expiry_min_ms(),
         })
@@ -230,6 +233,7 @@ struct OpenOutput {
     tombstones: u64,
     tombstone_bytes: u64,
     seq_min: u64,
+    seq_max: u64,
     expiry_min_ms: u64,
 }
 
@@ -483,6 +487,7 @@ impl<'a> Output<'a> {
         let at = current.end + self.frame.len() as u64;
         current.records += 1;
         current.seq_min = current.seq_min.min(seq);
+        current.seq_max = current.seq_max.max(seq);
         if expires_ms != 0 {
             current.expiry_min_ms = current.expiry_min_ms.min(expires_ms);
         }
@@ -513,6 +518,7 @@ impl<'a> Output<'a> {
             tombstones: 0,
             tombstone_bytes: 0,
             seq_min: u64::MAX,
+            seq_max: 0,
             expiry_min_ms: u64::MAX,
         });
         Ok(())
@@ -550,7 +556,7 @@ impl<'a> Output<'a> {
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
         let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, map, end));
         let expiry_min = if o.expiry_min_ms == u64::MAX { 0 } else { o.expiry_min_ms };
-        segment.note_records(o.records, o.tombstones, o.seq_min, expiry_min);
+        segment.note_records(o.records, o.tombstones, (o.seq_min, o.seq_max), expiry_min);
         // The tombstones it holds had to be kept: they count as live (`Segment::keep_tombstone`);
         // its puts become live as the index is switched to them after the commit.
         segment.keep_tombstones(o.tombstones, o.tombstone_bytes);

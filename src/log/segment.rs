@@ -71,6 +71,8 @@ pub(crate) struct Segment {
     /// A lower bound of the sequence numbers in the segment (`u64::MAX` while it holds none): the
     /// tombstone rule of compaction (DESIGN.md, "Which tombstones compaction may drop").
     seq_min: AtomicU64,
+    /// The highest sequence number in the segment (0 while it holds none): its age.
+    seq_max: AtomicU64,
     /// The earliest expiry (Unix ms) of any put in the segment, live or dead (`u64::MAX`: none).
     expiry_min_ms: AtomicU64,
     /// Set when compaction retires the segment. Declared last, so it drops after `map` and
@@ -126,6 +128,7 @@ impl Segment {
             tombstones: AtomicU64::new(0),
             kept_tombstones: AtomicU64::new(0),
             seq_min: AtomicU64::new(u64::MAX),
+            seq_max: AtomicU64::new(0),
             expiry_min_ms: AtomicU64::new(u64::MAX),
             retired: Retired::default(),
         }
@@ -242,13 +245,21 @@ impl Segment {
         self.seq_min.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn seq_max(&self) -> u64 {
+        self.seq_max.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn expiry_min_ms(&self) -> u64 {
         self.expiry_min_ms.load(Ordering::Relaxed)
     }
 
     /// Accounts records appended to (or loaded from) the segment: how many, how many of them are
-    /// tombstones, the lowest sequence number among them, and their earliest expiry (0: none).
-    pub(crate) fn note_records(&self, count: u64, tombstones: u64, seq_min: u64, expiry_min_ms: u64) {
+    /// tombstones, the lowest and highest sequence numbers among them, and their earliest expiry
+    /// (0: none).
+    pub(crate) fn note_records(&self, count: u64, tombstones: u64, (seq_min, seq_max): (u64, u64), expiry_min_ms: u64) {
+        if seq_max > self.seq_max() {
+            self.seq_max.fetch_max(seq_max, Ordering::Relaxed);
+        }
         self.records.fetch_add(count, Ordering::Relaxed);
         if tombstones != 0 {
             self.tombstones.fetch_add(tombstones, Ordering::Relaxed);
