@@ -127,7 +127,7 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
                         break;
                     }
                     let r = next(&mut rng);
-                    let i = if skewed && r % 10 != 0 { (r >> 8) % hot } else { (r >> 8) % keys };
+                    let i = if skewed && !r.is_multiple_of(10) { (r >> 8) % hot } else { (r >> 8) % keys };
                     let was_busy = compacting.load(Ordering::Relaxed);
                     let t = Instant::now();
                     store.put(key(i), value(i, round)).unwrap();
