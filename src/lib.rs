@@ -162,8 +162,13 @@ pub use typed::{TypedIter, TypedStore};
 pub use value::{Batch, Value};
 
 /// Hooks for tests, fuzzers and tools; not a stable API.
+///
+/// The file-system trait and the real file system are always here (the CLI's benchmark
+/// baseline writes through them); the simulator only with the `testing` feature or in this
+/// crate's unit tests, so a release build does not compile it.
 #[doc(hidden)]
 pub mod testing {
+    #[cfg(any(test, feature = "testing"))]
     pub use crate::io::sim::*;
     pub use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs, VfsFile};
 }
