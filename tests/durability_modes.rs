@@ -16,20 +16,15 @@ use ferrocask::{Options, Store, SyncMode};
 
 mod common;
 
-use common::{apply, Op};
+use common::{apply, Op, Rng};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A deterministic workload: every value is unique (it names the operation that wrote it), so
 /// every prefix of the history gives a distinguishable state.
 fn workload(seed: u64, n: usize) -> Vec<Op> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next();
     let key = |r: u64| format!("key:{}", r % 40).into_bytes();
     (0..n)
         .map(|i| {

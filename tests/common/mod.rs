@@ -71,28 +71,8 @@ impl Op {
     }
 }
 
-/// A tiny deterministic PRNG (splitmix64), so scripts are the same in every process.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The project's seeded PRNG (splitmix64), so scripts are the same in every process.
+pub use ferrocask::testing::Rng;
 
 /// How to generate one thread's script.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::rng::Rng;
 use super::CrashMode;
+use crate::rng::Rng;
 
 /// A file's identity and content; lives as long as any entry, handle or mapping refers to it.
 pub(super) struct Inode {

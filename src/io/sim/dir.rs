@@ -8,8 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::content::Inode;
-use super::rng::Rng;
 use super::CrashMode;
+use crate::rng::Rng;
 
 /// The directory tree and lock table.
 pub(super) struct State {

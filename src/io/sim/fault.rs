@@ -5,9 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use super::rng::Rng;
 #[cfg(doc)]
 use super::{Mapping, OpenMode, SimFs, Vfs, VfsFile};
+use crate::rng::Rng;
 
 /// `EIO` on Linux.
 const EIO: i32 = 5;

@@ -60,15 +60,14 @@
 //! This file holds the public face ([`SimFs`], [`CrashMode`]) and the state its handles share;
 //! `fault.rs` the fault types and their matching; `dir.rs` the directory tree, its journal and
 //! crash replay; `content.rs` each file's current and durable bytes; `file.rs` the file, mapping
-//! and lock handles; `rng.rs` the seeded PRNG behind every random choice; `tests.rs` the
-//! simulator's own tests. The simulator is compiled only for tests and for builds with the
+//! and lock handles; `tests.rs` the simulator's own tests. Every random choice comes from the
+//! project's one seeded PRNG (`crate::rng::Rng`). The simulator is compiled only for tests and for builds with the
 //! `testing` feature (the crate's own integration tests and `fuzz/`).
 
 mod content;
 mod dir;
 mod fault;
 mod file;
-mod rng;
 #[cfg(test)]
 mod tests;
 
@@ -83,11 +82,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{LockGuard, Mapping, OpenMode, Vfs, VfsFile};
+use crate::rng::Rng;
 use content::{mapped_refusal, Inode};
 use dir::{normalize, split, DirOp, Entry, State};
 use fault::{dead_handle, eio, no_space, Armed, FaultState, Trigger};
 use file::{SimFile, SimLock};
-use rng::Rng;
 
 /// Which of the not-yet-durable changes survive a [`SimFs::crash`].
 ///
