@@ -9,10 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
-use ferrocask::{Options, Store, SyncMode};
+use ferrocask::{Options, Store};
 
 mod common;
 
@@ -67,19 +66,13 @@ fn disk() -> Arc<SimFs> {
 
 /// Small segments, so that the workload also crosses segment roll-overs.
 fn always() -> Options {
-    Options { segment_bytes: 16 << 10, preallocate_bytes: 4 << 10, auto_compact: false, ..Options::default() }
+    common::options()
 }
 
 /// Write-back with an interval that never elapses during a test, and no preallocation (whose
 /// growth syncs would make more durable than the explicit syncs).
 fn write_back() -> Options {
-    Options {
-        sync: SyncMode::Every(Duration::from_secs(3600)),
-        segment_bytes: 4 << 20,
-        preallocate_bytes: 0,
-        auto_compact: false,
-        ..Options::default()
-    }
+    Options { sync: common::write_back(), segment_bytes: 4 << 20, preallocate_bytes: 0, ..common::options() }
 }
 
 #[test]

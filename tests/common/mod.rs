@@ -13,8 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use ferrocask::{Batch, Options, Store};
+use ferrocask::{Batch, Options, Store, SyncMode};
 
 pub mod parking;
 
@@ -361,18 +362,40 @@ fn short(op: &Op) -> String {
     }
 }
 
-// ---- store files, for tests that damage them on purpose ----
+// ---- options: one base and a few named variations ----
 
-/// Options with tiny segments so that tests roll over and compact often.
-pub fn tiny_segments() -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        preallocate_bytes: 4 << 10,
-        value_bytes_max: 4 << 10,
-        auto_compact: false,
-        ..Options::default()
-    }
+/// The tests' base options: 16 KiB segments (so a few hundred writes roll over), 4 KiB of
+/// preallocation, and no automatic compaction (a test compacts when it means to, so nothing runs
+/// behind its back). A file that needs more says so with `Options { .., ..options() }`.
+pub fn options() -> Options {
+    Options { segment_bytes: 16 << 10, preallocate_bytes: 4 << 10, auto_compact: false, ..Options::default() }
 }
+
+/// [`options`] with values of at most 4 KiB, a quarter of a segment, so tests roll over and
+/// compact often.
+pub fn tiny_segments() -> Options {
+    Options { value_bytes_max: 4 << 10, ..options() }
+}
+
+/// 64 KiB segments (16 KiB preallocated) and values of at most 8 KiB: data spans several
+/// segments without hundreds of files.
+pub fn small_segments() -> Options {
+    Options { segment_bytes: 64 << 10, preallocate_bytes: 16 << 10, value_bytes_max: 8 << 10, ..options() }
+}
+
+/// Default-sized segments, no preallocation and no automatic compaction: a segment file ends
+/// where its last frame ends, for tests that read or damage files at known offsets.
+pub fn unpreallocated() -> Options {
+    Options { preallocate_bytes: 0, auto_compact: false, ..Options::default() }
+}
+
+/// Write-back syncing whose interval never elapses during a test: what is written becomes
+/// durable only at an explicit `Store::sync` (or a roll-over).
+pub fn write_back() -> SyncMode {
+    SyncMode::Every(Duration::from_secs(3600))
+}
+
+// ---- store files, for tests that damage them on purpose ----
 
 /// Segment files of a store directory, ascending by id.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
