@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ferrocask::{Batch, Options, Store, SyncMode};
 
+pub mod backend;
 pub mod parking;
 
 /// Keys and values as the store returns them.
