@@ -2,8 +2,9 @@
 //!
 //! An entry holds no key and no value: only an `Arc` of the segment, the record's offset and 32
 //! bits of the key's hash (16 bytes). Keys are compared against the record in the mapped segment,
-//! which the read path touches anyway to copy the value. A stripe is chosen by bits of a seeded
-//! SipHash (`RandomState`) so an attacker cannot aim keys at one stripe or bucket.
+//! which the read path touches anyway to copy the value. A stripe is chosen by bits of the
+//! store's keyed SipHash-1-3 (`hash.rs`, its key in the manifest) so an attacker cannot aim keys
+//! at one stripe or bucket.
 //!
 //! Invariants: an entry points to a `Put` record at or below its segment's `data_end` (during
 //! recovery, also to tombstones, swept before the store opens); a segment's `live_bytes` is the

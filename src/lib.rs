@@ -139,6 +139,7 @@ mod maintenance;
 mod options;
 mod recovery;
 mod rmw;
+mod rng;
 mod stats;
 mod store;
 #[cfg(feature = "serde")]
@@ -162,8 +163,14 @@ pub use typed::{TypedIter, TypedStore};
 pub use value::{Batch, Value};
 
 /// Hooks for tests, fuzzers and tools; not a stable API.
+///
+/// The file-system trait, the real file system and the seeded PRNG are always here (the CLI's
+/// benchmark writes through `RealFs` and picks keys with `Rng`); the simulator only with the
+/// `testing` feature or in this crate's unit tests, so a release build does not compile it.
 #[doc(hidden)]
 pub mod testing {
+    #[cfg(any(test, feature = "testing"))]
     pub use crate::io::sim::*;
     pub use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs, VfsFile};
+    pub use crate::rng::Rng;
 }

@@ -33,16 +33,10 @@ struct Workload {
     scripts: Vec<Vec<Op>>,
 }
 
-/// 16 KiB segments (the minimum) so that a few dozen writes of a few hundred bytes roll over.
+/// 16 KiB segments (the minimum) so that a few dozen writes of a few hundred bytes roll over; the
+/// workloads choose the preallocation and whether hint files are written.
 fn tiny_segments(preallocate_bytes: u64, write_hints: bool) -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        preallocate_bytes,
-        value_bytes_max: 4 << 10,
-        auto_compact: false,
-        write_hints,
-        ..Options::default()
-    }
+    Options { preallocate_bytes, write_hints, ..common::tiny_segments() }
 }
 
 fn workloads() -> Vec<Workload> {

@@ -9,27 +9,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
-use ferrocask::{Options, Store, SyncMode};
+use ferrocask::{Options, Store};
 
 mod common;
 
-use common::{apply, Op};
+use common::{apply, Op, Rng};
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A deterministic workload: every value is unique (it names the operation that wrote it), so
 /// every prefix of the history gives a distinguishable state.
 fn workload(seed: u64, n: usize) -> Vec<Op> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next();
     let key = |r: u64| format!("key:{}", r % 40).into_bytes();
     (0..n)
         .map(|i| {
@@ -72,19 +66,13 @@ fn disk() -> Arc<SimFs> {
 
 /// Small segments, so that the workload also crosses segment roll-overs.
 fn always() -> Options {
-    Options { segment_bytes: 16 << 10, preallocate_bytes: 4 << 10, auto_compact: false, ..Options::default() }
+    common::options()
 }
 
 /// Write-back with an interval that never elapses during a test, and no preallocation (whose
 /// growth syncs would make more durable than the explicit syncs).
 fn write_back() -> Options {
-    Options {
-        sync: SyncMode::Every(Duration::from_secs(3600)),
-        segment_bytes: 4 << 20,
-        preallocate_bytes: 0,
-        auto_compact: false,
-        ..Options::default()
-    }
+    Options { sync: common::write_back(), segment_bytes: 4 << 20, preallocate_bytes: 0, ..common::options() }
 }
 
 #[test]

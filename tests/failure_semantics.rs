@@ -8,17 +8,14 @@ use std::sync::Arc;
 use ferrocask::testing::{CrashMode, Fault, FaultKind, OpKind, SimFs, Vfs};
 use ferrocask::{Batch, Error, Options, Store};
 
+mod common;
+
 const DIR: &str = "/db";
 
+/// The common base with the preallocation each test chooses (several run with and without it),
+/// values of up to 8 KiB and no hint files.
 fn options(preallocate_bytes: u64) -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        preallocate_bytes,
-        value_bytes_max: 8 << 10,
-        auto_compact: false,
-        write_hints: false,
-        ..Options::default()
-    }
+    Options { preallocate_bytes, value_bytes_max: 8 << 10, write_hints: false, ..common::options() }
 }
 
 fn open(fs: &Arc<SimFs>, options: &Options) -> Store {

@@ -8,16 +8,12 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::segment_files;
+use common::{segment_files, unpreallocated as options};
 use ferrocask::format::{encode_record, finish_frame, start_frame, FrameSalt, RecordKind};
 use ferrocask::{Options, Store};
 
 const FORGED_GROUP: u64 = 1 << 40;
 const FORGED_KEY: &[u8] = b"forged";
-
-fn options() -> Options {
-    Options { preallocate_bytes: 0, auto_compact: false, ..Options::default() }
-}
 
 /// Well-formed frames of group 2^40 holding a put of [`FORGED_KEY`], as a value's author could
 /// write them: one checksummed as format version 1 did (no salt), the others under guessed salts.

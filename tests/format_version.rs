@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use ferrocask::format::FORMAT_VERSION;
 use ferrocask::{Error, Options, Store};
 
+mod common;
+
 fn fixture(version: u16) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("format-v{version}"))
 }
 
+/// No hint files: a fixture is its segment and its manifest, nothing more.
 fn small_options() -> Options {
-    Options { preallocate_bytes: 0, auto_compact: false, write_hints: false, ..Options::default() }
+    Options { write_hints: false, ..common::unpreallocated() }
 }
 
 /// Copies a fixture into a fresh directory, so that opening it cannot change the committed files.

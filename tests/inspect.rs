@@ -4,22 +4,16 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use ferrocask::inspect::{self, RecordKind};
-use ferrocask::{Error, Options, Store};
+use ferrocask::{Error, Store};
+
+mod common;
+
+use common::small_segments;
 
 const SEGMENT_HEADER_BYTES: u64 = 40;
 const FRAME_HEADER_BYTES: u64 = 24;
 /// A record header without an expiry (none of these records has one).
 const RECORD_HEADER_BYTES: usize = 16;
-
-fn small_segments() -> Options {
-    Options {
-        segment_bytes: 64 << 10,
-        preallocate_bytes: 16 << 10,
-        value_bytes_max: 8 << 10,
-        auto_compact: false,
-        ..Options::default()
-    }
-}
 
 /// A closed store with several sealed segments (with hints) and 500 live keys.
 fn populated() -> tempfile::TempDir {

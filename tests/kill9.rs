@@ -13,18 +13,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex};
 
-use common::{contents, History, Op, Rng, ScriptSpec};
-use ferrocask::{Options, Store};
+use common::{contents, options, History, Op, Rng, ScriptSpec};
+use ferrocask::Store;
 
 /// Set (to `<iteration> <dir>`) in the writer process.
 const CHILD_ENV: &str = "FERROCASK_KILL9_CHILD";
 const WRITERS: usize = 3;
 const OPS_PER_WRITER: usize = 400;
 const COMPACT_EVERY_ACKS: u64 = 50;
-
-fn options() -> Options {
-    Options { segment_bytes: 16 << 10, preallocate_bytes: 4 << 10, auto_compact: false, ..Options::default() }
-}
 
 fn scripts(iteration: u64) -> Vec<Vec<Op>> {
     (0..WRITERS)

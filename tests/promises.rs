@@ -16,6 +16,7 @@ use ferrocask::{Batch, Error, Options, Store, SyncMode};
 mod common;
 
 use common::parking::{ParkOp, ParkingVfs, Release, Rule, PARK_TIMEOUT};
+use common::write_back;
 
 fn dir() -> &'static Path {
     Path::new("/data/store")
@@ -27,20 +28,9 @@ fn disk() -> Arc<SimFs> {
     fs
 }
 
-fn write_back() -> SyncMode {
-    SyncMode::Every(Duration::from_secs(3600))
-}
-
 /// Small segments, no background work that could take a parking point meant for another thread.
 fn quiet(sync: SyncMode) -> Options {
-    Options {
-        sync,
-        segment_bytes: 16 << 10,
-        preallocate_bytes: 0,
-        auto_compact: false,
-        write_hints: false,
-        ..Options::default()
-    }
+    Options { sync, preallocate_bytes: 0, write_hints: false, ..common::options() }
 }
 
 /// Runs `f` on a thread called `name`; its result arrives on the returned channel.

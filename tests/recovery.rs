@@ -4,18 +4,14 @@ mod common;
 
 use std::fs;
 
-use common::{copy_store, flip_byte, frames_end, hint_files, segment_files, tiny_segments};
+use common::{copy_store, flip_byte, frames_end, hint_files, segment_files, tiny_segments, unpreallocated};
 use ferrocask::{Batch, Error, Options, Store};
-
-fn no_prealloc() -> Options {
-    Options { preallocate_bytes: 0, auto_compact: false, ..Options::default() }
-}
 
 #[test]
 fn truncating_the_last_record_at_every_offset_keeps_every_earlier_record() {
     let dir = tempfile::tempdir().unwrap();
     let (before, after) = {
-        let store = Store::open_with(dir.path(), no_prealloc()).unwrap();
+        let store = Store::open_with(dir.path(), unpreallocated()).unwrap();
         for i in 0..20u32 {
             store.put(format!("key{i}"), format!("value{i}")).unwrap();
         }
@@ -31,7 +27,7 @@ fn truncating_the_last_record_at_every_offset_keeps_every_earlier_record() {
         let copy = copy_store(dir.path());
         let seg = &segment_files(copy.path())[0];
         fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(cut).unwrap();
-        let store = Store::open_with(copy.path(), no_prealloc()).unwrap();
+        let store = Store::open_with(copy.path(), unpreallocated()).unwrap();
         for i in 0..20u32 {
             let value = store.get(format!("key{i}")).unwrap();
             assert_eq!(value.as_deref(), Some(format!("value{i}").as_bytes()), "cut at {cut}");
@@ -41,7 +37,7 @@ fn truncating_the_last_record_at_every_offset_keeps_every_earlier_record() {
         assert_eq!(store.recovery_report().torn_tail_bytes, cut - before, "cut at {cut}");
         drop(store);
         // The cut is durable: a second open finds a clean log and can append to it.
-        let store = Store::open_with(copy.path(), no_prealloc()).unwrap();
+        let store = Store::open_with(copy.path(), unpreallocated()).unwrap();
         assert_eq!(store.recovery_report().torn_tail_bytes, 0);
         store.put(b"after", b"reopen").unwrap();
     }
@@ -204,10 +200,10 @@ fn concurrent_writers_then_reopen_match_what_was_acknowledged() {
 fn an_active_segment_cut_to_nothing_is_corruption_not_a_crash() {
     for len in [0, 10] {
         let dir = tempfile::tempdir().unwrap();
-        Store::open_with(dir.path(), no_prealloc()).unwrap().put(b"k", b"v").unwrap();
+        Store::open_with(dir.path(), unpreallocated()).unwrap().put(b"k", b"v").unwrap();
         let seg = &segment_files(dir.path())[0];
         fs::OpenOptions::new().write(true).open(seg).unwrap().set_len(len).unwrap();
-        let opened = Store::open_with(dir.path(), no_prealloc());
+        let opened = Store::open_with(dir.path(), unpreallocated());
         assert!(matches!(opened, Err(Error::Corruption { .. })), "cut to {len}: {opened:?}");
     }
 }

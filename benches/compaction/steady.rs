@@ -8,15 +8,17 @@
 //!
 //! `cargo bench --bench compaction -- --steady skewed` (or `uniform`).
 //!
-//! Only the public API is used. Lines marked `// selective` use statistics that the store had
-//! only from selective compaction on; the full-rewrite figures in BENCHMARKS.md come from this
-//! file with those lines removed, run on the commit before it.
+//! Only the public API is used, and the project's seeded PRNG (`ferrocask::testing::Rng`, the
+//! same splitmix64 sequence this file had before). Lines marked `// selective` use statistics
+//! that the store had only from selective compaction on; the full-rewrite figures in
+//! BENCHMARKS.md come from this file with those lines removed, run on the commit before it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ferrocask::testing::Rng;
 use ferrocask::{Batch, Options, Store};
 
 const KEY_BYTES: usize = 16;
@@ -38,15 +40,6 @@ fn value(i: u64, round: u64) -> Vec<u8> {
     v[..8].copy_from_slice(&i.to_le_bytes());
     v[8..16].copy_from_slice(&round.to_le_bytes());
     v
-}
-
-/// splitmix64: each writer's own deterministic key sequence.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -118,7 +111,8 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
             let (store, stop, puts_done, compacting, lat_quiet, lat_busy) =
                 (&store, &stop, &puts_done, &compacting, &lat_quiet, &lat_busy);
             s.spawn(move || {
-                let mut rng = 0x1234_5678 ^ w;
+                // Each writer's own deterministic key sequence.
+                let mut rng = Rng::new(0x1234_5678 ^ w);
                 let (mut quiet, mut busy) = (Vec::new(), Vec::new());
                 let mut round = 1;
                 loop {
@@ -126,7 +120,7 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
                     if done >= puts_target {
                         break;
                     }
-                    let r = next(&mut rng);
+                    let r = rng.next();
                     let i = if skewed && !r.is_multiple_of(10) { (r >> 8) % hot } else { (r >> 8) % keys };
                     let was_busy = compacting.load(Ordering::Relaxed);
                     let t = Instant::now();

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{parse, RawClient, Rng, R};
+use common::{parse, RawClient, R};
+use ferrocask::testing::Rng;
 
 const KILLS: usize = 24;
 const CLIENTS: usize = 3;
@@ -105,7 +106,7 @@ fn verify(addr: SocketAddr, acked: &[Acked]) {
 #[test]
 fn acknowledged_writes_survive_kill_9_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let acked: Vec<Arc<Mutex<Acked>>> = (0..CLIENTS).map(|_| Arc::default()).collect();
     for round in 0..=KILLS {
         let (mut child, addr) = start(dir.path());
@@ -123,7 +124,7 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
                 std::thread::spawn(move || write_until_killed(addr, id, round, &acked, &acks))
             })
             .collect();
-        let target = 5 + rng.below(60);
+        let target = 5 + rng.below(60) as usize;
         assert!(
             common::wait_for(Duration::from_secs(30), || acks.load(Ordering::Relaxed) >= target),
             "round {round}: {target} acknowledgements within 30 s"

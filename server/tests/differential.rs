@@ -9,7 +9,8 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{parse, RawClient, RedisServer, Rng, TestServer, R};
+use common::{parse, RawClient, RedisServer, TestServer, R};
+use ferrocask::testing::Rng;
 use ferrocask::{Options, SyncMode};
 
 /// The intended differences between ferrocask serve and Redis 7.0, in one place. The generator
@@ -108,7 +109,7 @@ impl Gen {
 
     /// An expiry option for SET or GETEX (`persist`: GETEX's PERSIST allowed).
     fn expiry(&mut self, persist: bool) -> Vec<String> {
-        let at = self.future_s + self.rng.below(1000) as u64;
+        let at = self.future_s + self.rng.below(1000);
         match self.rng.below(if persist { 9 } else { 8 }) {
             0 => vec!["EX".into(), self.rng.pick(&["100", "0", "-5", "abc", "9223372036854775807"]).to_string()],
             1 => vec!["PX".into(), self.rng.pick(&["100000", "0", "-1", "x"]).to_string()],
@@ -247,11 +248,11 @@ impl Gen {
                     "EXPIRE" => s(self.rng.pick(&["100", "200", "-1", "0", "abc", "9223372036854775807"])),
                     "PEXPIRE" => s(self.rng.pick(&["100000", "300000", "-5", "x"])),
                     "EXPIREAT" => {
-                        let at = (self.future_s + self.rng.below(100) as u64).to_string();
+                        let at = (self.future_s + self.rng.below(100)).to_string();
                         s(self.rng.pick(&[at.as_str(), "1", "abc"]))
                     }
                     _ => {
-                        let at = ((self.future_s + self.rng.below(100) as u64) * 1000).to_string();
+                        let at = ((self.future_s + self.rng.below(100)) * 1000).to_string();
                         s(self.rng.pick(&[at.as_str(), "5", "-9223372036854775808"]))
                     }
                 };
@@ -402,7 +403,7 @@ fn run_differential(seed: u64, sequences: usize, version: u8) {
         ours.cmd(&["HELLO", "3"]);
         theirs.cmd(&["HELLO", "3"]);
     }
-    let mut gen = Gen { rng: Rng(seed | 1), future_s: now_secs() + 100_000, unique: 0 };
+    let mut gen = Gen { rng: Rng::new(seed), future_s: now_secs() + 100_000, unique: 0 };
     let mut compared = 0;
     for sequence in 0..sequences {
         let steps = gen.sequence();

@@ -3,8 +3,9 @@
 //! Every file and directory operation the store performs goes through [`Vfs`] and [`VfsFile`]:
 //! create, open, read, write, sync, rename, remove, truncate, lock, list and map. The real
 //! implementation ([`RealFs`]) is a thin layer over `std` and `memmap2`; the simulated one
-//! ([`SimFs`](crate::testing::SimFs), tests only) keeps written and durable state apart so that
-//! tests can inject failures and simulate power loss at any operation.
+//! (`SimFs` in `sim/`, compiled only for tests and the `testing` feature) keeps written and
+//! durable state apart so that tests can inject failures and simulate power loss at any
+//! operation.
 //!
 //! Contracts are written on each method: an implementation must honour them exactly, because the
 //! durability protocol (DESIGN.md) is argued in terms of them and nothing else.
@@ -19,6 +20,7 @@ use std::sync::Arc;
 mod checked;
 mod platform;
 mod real;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 
 pub(crate) use checked::{refused_cause, CheckedVfs, Latch};

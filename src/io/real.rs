@@ -108,7 +108,7 @@ impl VfsFile for RealFile {
         //   `Segment::data_end` is advanced only after the frame's `write_at` returned `Ok`;
         //   compaction, hints and backup read below `data_end` or the writer's `tail`; recovery
         //   reads are bounded by the length it just read from the file (`recovery.rs`,
-        //   `open_segment`, `replay`, `ends_at`). So every byte read lies below the file's current
+        //   `open_file`, `replay`, `ends_at`). So every byte read lies below the file's current
         //   length. In write-back mode (`SyncMode::Every`) those bytes may not be synced yet; only
         //   the length matters here, not durability.
         // * The writer writes only at or past the tail, above every published byte: frames at

@@ -1,6 +1,6 @@
 //! The group-commit writer.
 //!
-//! Protocol (DESIGN.md, "Group commit"):
+//! Protocol (DESIGN.md, "Write path and group commit"):
 //! 1. A writer encodes its records outside any lock, then queues them with a ticket.
 //! 2. If no leader is active, it becomes the leader; otherwise it waits until its ticket is done.
 //! 3. The leader takes queued operations in ticket order (as many as fit in one frame), runs the

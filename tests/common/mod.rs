@@ -13,9 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use ferrocask::{Batch, Options, Store};
+use ferrocask::{Batch, Options, Store, SyncMode};
 
+pub mod backend;
 pub mod parking;
 
 /// Keys and values as the store returns them.
@@ -71,28 +73,8 @@ impl Op {
     }
 }
 
-/// A tiny deterministic PRNG (splitmix64), so scripts are the same in every process.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The project's seeded PRNG (splitmix64), so scripts are the same in every process.
+pub use ferrocask::testing::Rng;
 
 /// How to generate one thread's script.
 #[derive(Clone, Debug)]
@@ -381,18 +363,40 @@ fn short(op: &Op) -> String {
     }
 }
 
-// ---- store files, for tests that damage them on purpose ----
+// ---- options: one base and a few named variations ----
 
-/// Options with tiny segments so that tests roll over and compact often.
-pub fn tiny_segments() -> Options {
-    Options {
-        segment_bytes: 16 << 10,
-        preallocate_bytes: 4 << 10,
-        value_bytes_max: 4 << 10,
-        auto_compact: false,
-        ..Options::default()
-    }
+/// The tests' base options: 16 KiB segments (so a few hundred writes roll over), 4 KiB of
+/// preallocation, and no automatic compaction (a test compacts when it means to, so nothing runs
+/// behind its back). A file that needs more says so with `Options { .., ..options() }`.
+pub fn options() -> Options {
+    Options { segment_bytes: 16 << 10, preallocate_bytes: 4 << 10, auto_compact: false, ..Options::default() }
 }
+
+/// [`options`] with values of at most 4 KiB, a quarter of a segment, so tests roll over and
+/// compact often.
+pub fn tiny_segments() -> Options {
+    Options { value_bytes_max: 4 << 10, ..options() }
+}
+
+/// 64 KiB segments (16 KiB preallocated) and values of at most 8 KiB: data spans several
+/// segments without hundreds of files.
+pub fn small_segments() -> Options {
+    Options { segment_bytes: 64 << 10, preallocate_bytes: 16 << 10, value_bytes_max: 8 << 10, ..options() }
+}
+
+/// Default-sized segments, no preallocation and no automatic compaction: a segment file ends
+/// where its last frame ends, for tests that read or damage files at known offsets.
+pub fn unpreallocated() -> Options {
+    Options { preallocate_bytes: 0, auto_compact: false, ..Options::default() }
+}
+
+/// Write-back syncing whose interval never elapses during a test: what is written becomes
+/// durable only at an explicit `Store::sync` (or a roll-over).
+pub fn write_back() -> SyncMode {
+    SyncMode::Every(Duration::from_secs(3600))
+}
+
+// ---- store files, for tests that damage them on purpose ----
 
 /// Segment files of a store directory, ascending by id.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
