@@ -5,20 +5,24 @@
 //! return typed results, never trusting a length field before bounding it by the input. This is
 //! the code that recovery, compaction, `verify`, `dump` and the fuzzers share.
 
+mod frame;
 mod hint;
 mod manifest;
 mod record;
 mod segment;
 
+pub use frame::{
+    built_frame_records, decode_frame, finish_frame, start_frame, FrameError, FrameSalt, FrameView, Records,
+    FRAME_HEADER_BYTES, FRAME_MAGIC,
+};
 pub use hint::{
     decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintError, HintFile,
     HintSummary, HINT_HEADER_BYTES,
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    built_frame_records, decode_frame, decode_record_header, encode_record, finish_frame, record_header_len,
-    start_frame, FrameError, FrameSalt, FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES,
-    FRAME_MAGIC, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+    decode_record_header, encode_record, record_header_len, RecordHeader, RecordKind, RecordView, RECORD_HEADER_BYTES,
+    RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
     decode_segment_header, encode_segment_header, SegmentHeader, SegmentHeaderError, SegmentKind, SEGMENT_HEADER_BYTES,

@@ -15,7 +15,7 @@
 //!     36     4 CRC-32 (IEEE) of bytes 0..36
 //! ```
 
-use super::record::FrameSalt;
+use super::frame::FrameSalt;
 use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION};
 
 /// Size of the segment header; the first frame starts here.
