@@ -38,7 +38,8 @@ use std::sync::Arc;
 
 use crate::format::{
     decode_hint, decode_manifest, decode_segment_header, encoded_entry_len, HintFile, Manifest, SegmentHeader,
-    SegmentKind, HINT_HEADER_BYTES,
+    SegmentKind, HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET,
+    SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs};
@@ -224,7 +225,8 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
         done += segment.file_len;
         report.segment_bytes += segment.file_len;
         if is_active && segment.header.kind != SegmentKind::Log {
-            report.damage.push(segment.damage(10, "the active segment is not a log segment".into()));
+            let reason = "the active segment is not a log segment".into();
+            report.damage.push(segment.damage(SEGMENT_HEADER_KIND_OFFSET as u64, reason));
         }
         let log = segment.header.kind == SegmentKind::Log;
         if log {
@@ -234,7 +236,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
                         "first group {} does not follow group {group} of log segment {prev}",
                         segment.header.first_group
                     );
-                    report.damage.push(segment.damage(24, reason));
+                    report.damage.push(segment.damage(SEGMENT_HEADER_FIRST_GROUP_OFFSET as u64, reason));
                 }
             }
         }
@@ -490,16 +492,16 @@ type Expected = (RecordKind, u64, u64, u64, u64, u64, Option<u64>);
 /// in the hint file.
 fn compare_hint(hint: &HintFile, id: u64, data_end: u64, seq_max: u64, expected: &[Expected]) -> Option<(u64, String)> {
     if hint.segment_id != id {
-        return Some((16, format!("hint describes segment {} instead of {id}", hint.segment_id)));
+        let reason = format!("hint describes segment {} instead of {id}", hint.segment_id);
+        return Some((HINT_SEGMENT_ID_OFFSET as u64, reason));
     }
     if hint.data_end != data_end {
-        return Some((
-            24,
-            format!("hint says the data ends at {} but the segment's data ends at {data_end}", hint.data_end),
-        ));
+        let reason = format!("hint says the data ends at {} but the segment's data ends at {data_end}", hint.data_end);
+        return Some((HINT_DATA_END_OFFSET as u64, reason));
     }
     if hint.seq_max != seq_max {
-        return Some((32, format!("hint says the highest sequence number is {} but it is {seq_max}", hint.seq_max)));
+        let reason = format!("hint says the highest sequence number is {} but it is {seq_max}", hint.seq_max);
+        return Some((HINT_SEQ_MAX_OFFSET as u64, reason));
     }
     let mut at = HINT_HEADER_BYTES as u64;
     let mut prev = (0u32, 0u64);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::format::{
     declared_version, decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len,
     FrameSalt, HintEntry, ManifestError, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
@@ -395,7 +395,7 @@ impl Loader<'_> {
         let header = check_header(id, &path, &*probe, file_len)?;
         if header.kind != SegmentKind::Log {
             let reason = "the active segment is not a log segment".into();
-            return Err(Error::Corruption { path, offset: 10, reason });
+            return Err(Error::Corruption { path, offset: SEGMENT_HEADER_KIND_OFFSET as u64, reason });
         }
         let bytes = probe.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
         let (replayed, frames) =

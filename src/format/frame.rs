@@ -23,8 +23,15 @@
 use super::record::{decode_record, RecordView, RECORD_HEADER_BYTES};
 use super::{get_u32, get_u64, put_u32, put_u64};
 
-/// Size of a frame header.
-pub const FRAME_HEADER_BYTES: usize = 24;
+// Where each header field starts, each right after the one before (the drawing above).
+const OFF_MAGIC: usize = 0;
+const OFF_CRC: usize = OFF_MAGIC + 4;
+const OFF_BODY_LEN: usize = OFF_CRC + 4;
+const OFF_COUNT: usize = OFF_BODY_LEN + 4;
+const OFF_GROUP: usize = OFF_COUNT + 4;
+
+/// Size of a frame header; the body follows it.
+pub const FRAME_HEADER_BYTES: usize = OFF_GROUP + 8;
 
 /// The per-segment secret that seeds every frame checksum in a segment (see the module doc).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,11 +60,6 @@ fn frame_crc(salt: FrameSalt, covered: &[u8]) -> u32 {
 /// The first four bytes of every frame.
 pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"FCFR");
 
-const OFF_CRC: usize = 4;
-const OFF_BODY_LEN: usize = 8;
-const OFF_COUNT: usize = 12;
-const OFF_GROUP: usize = 16;
-
 /// Starts a frame in `out`: reserves its header, to be filled by [`finish_frame`].
 pub fn start_frame(out: &mut Vec<u8>) -> usize {
     let start = out.len();
@@ -71,7 +73,7 @@ pub fn finish_frame(out: &mut [u8], start: usize, group: u64, record_count: u32,
     let body_len = out.len() - start - FRAME_HEADER_BYTES;
     assert!(record_count > 0, "a frame holds at least one record");
     let frame = &mut out[start..];
-    put_u32(frame, 0, FRAME_MAGIC);
+    put_u32(frame, OFF_MAGIC, FRAME_MAGIC);
     put_u32(frame, OFF_BODY_LEN, u32::try_from(body_len).expect("frame body fits u32"));
     put_u32(frame, OFF_COUNT, record_count);
     put_u64(frame, OFF_GROUP, group);
@@ -144,7 +146,7 @@ pub fn decode_frame(buf: &[u8], salt: FrameSalt) -> Result<FrameView<'_>, FrameE
     if buf.len() < FRAME_HEADER_BYTES {
         return Err(if buf.iter().all(|&b| b == 0) { FrameError::Zero } else { FrameError::Truncated });
     }
-    if get_u32(buf, 0) != FRAME_MAGIC {
+    if get_u32(buf, OFF_MAGIC) != FRAME_MAGIC {
         let zero = buf[..FRAME_HEADER_BYTES].iter().all(|&b| b == 0);
         return Err(if zero { FrameError::Zero } else { FrameError::BadMagic });
     }

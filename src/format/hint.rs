@@ -30,14 +30,34 @@
 //! ```
 
 use super::record::RecordKind;
-use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION, KEY_BYTES_MAX};
+use super::{
+    get_u16, get_u32, get_u64, COUNTER_LIMIT, CRC_BYTES, FILE_MAGIC_BYTES, FORMAT_VERSION, KEY_BYTES_MAX,
+    OFF_FILE_VERSION,
+};
 
-/// Size of the hint file header.
-pub const HINT_HEADER_BYTES: usize = 40;
+const HINT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKHNT";
+// Where each header field starts, each right after the one before (the drawing above).
+const OFF_VERSION: usize = OFF_FILE_VERSION;
+const OFF_RESERVED: usize = OFF_VERSION + 2;
+const OFF_COUNT: usize = OFF_RESERVED + 2;
+const OFF_SEGMENT_ID: usize = OFF_COUNT + 4;
+const OFF_DATA_END: usize = OFF_SEGMENT_ID + 8;
+const OFF_SEQ_MAX: usize = OFF_DATA_END + 8;
+
+/// Size of the hint file header; the entries follow it.
+pub const HINT_HEADER_BYTES: usize = OFF_SEQ_MAX + 8;
+
+// Where header fields are, for messages that name the offset of what is wrong.
+/// Where the header keeps the id of the segment described.
+pub const HINT_SEGMENT_ID_OFFSET: usize = OFF_SEGMENT_ID;
+/// Where the header keeps the segment's data end.
+pub const HINT_DATA_END_OFFSET: usize = OFF_DATA_END;
+/// Where the header keeps the segment's highest sequence number.
+pub const HINT_SEQ_MAX_OFFSET: usize = OFF_SEQ_MAX;
+
 /// Smallest possible encoded entry: flags, four one-byte varints and the hash.
 const HINT_ENTRY_BYTES_MIN: usize = 13;
 const FLAG_EXPIRES: u8 = 0x80;
-const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +97,7 @@ pub struct HintError(pub &'static str);
 
 /// Encodes a hint file. Entries must be in ascending offset order.
 pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + 4);
+    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + CRC_BYTES);
     out.extend_from_slice(HINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
@@ -85,6 +105,7 @@ pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     out.extend_from_slice(&hint.segment_id.to_le_bytes());
     out.extend_from_slice(&hint.data_end.to_le_bytes());
     out.extend_from_slice(&hint.seq_max.to_le_bytes());
+    debug_assert_eq!(out.len(), HINT_HEADER_BYTES, "the header drawn above");
     let (mut offset, mut seq) = (0u32, 0u64);
     for (i, e) in hint.entries.iter().enumerate() {
         assert!(e.key_len > 0 && usize::from(e.key_len) <= KEY_BYTES_MAX, "hint key length in range");
@@ -133,21 +154,21 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
 /// error, entries already handed over must be discarded: the checksum is verified first, but the
 /// structure only as decoding goes.
 pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, HintError> {
-    if buf.len() < HINT_HEADER_BYTES + 4 || &buf[..8] != HINT_MAGIC {
+    if buf.len() < HINT_HEADER_BYTES + CRC_BYTES || buf[..FILE_MAGIC_BYTES] != HINT_MAGIC[..] {
         return Err(HintError("not a ferrocask hint file"));
     }
-    let crc_at = buf.len() - 4;
+    let crc_at = buf.len() - CRC_BYTES;
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
         return Err(HintError("hint checksum mismatch"));
     }
-    if get_u16(buf, 8) != FORMAT_VERSION || get_u16(buf, 10) != 0 {
+    if get_u16(buf, OFF_VERSION) != FORMAT_VERSION || get_u16(buf, OFF_RESERVED) != 0 {
         return Err(HintError("unsupported hint format version"));
     }
-    let seq_max = get_u64(buf, 32);
+    let seq_max = get_u64(buf, OFF_SEQ_MAX);
     if seq_max >= COUNTER_LIMIT {
         return Err(HintError("hint's highest sequence number is out of range"));
     }
-    let count = get_u32(buf, 12) as usize;
+    let count = get_u32(buf, OFF_COUNT) as usize;
     let mut r = Reader { buf: &buf[HINT_HEADER_BYTES..crc_at], at: 0 };
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
         return Err(HintError("hint entry count exceeds the file"));
@@ -164,14 +185,15 @@ pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Resu
     if r.at != r.buf.len() {
         return Err(HintError("trailing bytes after the last hint entry"));
     }
-    Ok(HintSummary { segment_id: get_u64(buf, 16), data_end: get_u64(buf, 24), seq_max, entries: count })
+    let (segment_id, data_end) = (get_u64(buf, OFF_SEGMENT_ID), get_u64(buf, OFF_DATA_END));
+    Ok(HintSummary { segment_id, data_end, seq_max, entries: count })
 }
 
 /// The entry count a hint file announces, without checking the file, capped by what `buf` could
 /// hold: safe for sizing a vector before decoding.
 pub fn hint_entry_count(buf: &[u8]) -> Option<usize> {
-    (buf.len() >= HINT_HEADER_BYTES && &buf[..8] == HINT_MAGIC)
-        .then(|| (get_u32(buf, 12) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
+    (buf.len() >= HINT_HEADER_BYTES && buf[..FILE_MAGIC_BYTES] == HINT_MAGIC[..])
+        .then(|| (get_u32(buf, OFF_COUNT) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
 }
 
 /// A cursor over hint entries; every read is bounds-checked.
@@ -324,9 +346,9 @@ mod tests {
         };
         let hint = HintFile { segment_id: 1, data_end: 100, seq_max: 1, entries: vec![entry] };
         let mut bytes = encode_hint(&hint);
-        let expiry_at = bytes.len() - 4 - 8;
+        let expiry_at = bytes.len() - CRC_BYTES - 8;
         bytes[expiry_at..expiry_at + 8].copy_from_slice(&[0; 8]);
-        let crc_at = bytes.len() - 4;
+        let crc_at = bytes.len() - CRC_BYTES;
         let crc = crc32fast::hash(&bytes[..crc_at]);
         bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
         assert!(decode_hint(&bytes).is_err());

@@ -17,16 +17,16 @@ pub use frame::{
 };
 pub use hint::{
     decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintError, HintFile,
-    HintSummary, HINT_HEADER_BYTES,
+    HintSummary, HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET,
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    decode_record_header, encode_record, record_header_len, RecordHeader, RecordKind, RecordView, RECORD_HEADER_BYTES,
-    RECORD_HEADER_BYTES_MAX,
+    decode_record_header, encode_record, record_header_len, stamp_seq, RecordHeader, RecordKind, RecordView,
+    RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
     decode_segment_header, encode_segment_header, SegmentHeader, SegmentHeaderError, SegmentKind, SEGMENT_HEADER_BYTES,
-    SEGMENT_HEADER_ID_OFFSET,
+    SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 
 /// The format version written into every file header. Bump it on any layout change and keep a
@@ -34,10 +34,17 @@ pub use segment::{
 /// per-segment salt; this build reads version 2 only.
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The format version a file declares. Every ferrocask file keeps it at bytes 8..10, right after
-/// its 8-byte magic, so a file of another version can be named as such.
+/// Length of every file's magic (segment, manifest, hint).
+const FILE_MAGIC_BYTES: usize = 8;
+/// Where every file keeps its format version: a `u16` right after its magic, so that a file of
+/// another version can be named as such whatever else changed in its layout.
+const OFF_FILE_VERSION: usize = FILE_MAGIC_BYTES;
+/// Length of the CRC-32 that ends the manifest and every hint file.
+const CRC_BYTES: usize = 4;
+
+/// The format version a file declares (see [`OFF_FILE_VERSION`]).
 pub fn declared_version(buf: &[u8]) -> Option<u16> {
-    (buf.len() >= 10).then(|| get_u16(buf, 8))
+    (buf.len() >= OFF_FILE_VERSION + 2).then(|| get_u16(buf, OFF_FILE_VERSION))
 }
 
 /// Longest key accepted, in bytes. The record stores the key length in a `u16`.

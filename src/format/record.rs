@@ -12,12 +12,20 @@
 //!  16/24     . key bytes, then value bytes
 //! ```
 
-use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use super::{get_u16, get_u32, get_u64, put_u64, COUNTER_LIMIT, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+
+// Where each header field starts, each right after the one before (the drawing above).
+const OFF_KIND: usize = 0;
+const OFF_FLAGS: usize = OFF_KIND + 1;
+const OFF_KEY_LEN: usize = OFF_FLAGS + 1;
+const OFF_VALUE_LEN: usize = OFF_KEY_LEN + 2;
+const OFF_SEQ: usize = OFF_VALUE_LEN + 4;
+const OFF_EXPIRES: usize = OFF_SEQ + 8;
 
 /// Size of a record header without an expiry; the key follows it.
-pub const RECORD_HEADER_BYTES: usize = 16;
+pub const RECORD_HEADER_BYTES: usize = OFF_EXPIRES;
 /// Size of a record header with an expiry.
-pub const RECORD_HEADER_BYTES_MAX: usize = RECORD_HEADER_BYTES + 8;
+pub const RECORD_HEADER_BYTES_MAX: usize = OFF_EXPIRES + 8;
 const FLAG_EXPIRES: u8 = 0x01;
 
 /// Header length of a record with expiry `expires_ms` (0 = none).
@@ -67,6 +75,7 @@ pub fn encode_record(
     assert!(!key.is_empty() && key.len() <= KEY_BYTES_MAX, "key length {} outside 1..={KEY_BYTES_MAX}", key.len());
     assert!(value.len() <= VALUE_BYTES_MAX, "value length {} over {VALUE_BYTES_MAX}", value.len());
     assert!(kind == RecordKind::Put || value.is_empty(), "a tombstone carries no value");
+    let start = out.len();
     out.push(kind.to_byte());
     out.push(if expires_ms != 0 { FLAG_EXPIRES } else { 0 });
     out.extend_from_slice(&(key.len() as u16).to_le_bytes());
@@ -75,6 +84,7 @@ pub fn encode_record(
     if expires_ms != 0 {
         out.extend_from_slice(&expires_ms.to_le_bytes());
     }
+    debug_assert_eq!(out.len() - start, record_header_len(expires_ms), "the header as drawn above");
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     record_header_len(expires_ms) + key.len() + value.len()
@@ -154,20 +164,20 @@ impl RecordHeader {
 
 /// Decodes and bounds-checks a record header; `None` if `buf` is short or a field is impossible.
 pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
-    if buf.len() < RECORD_HEADER_BYTES || buf[1] & !FLAG_EXPIRES != 0 {
+    if buf.len() < RECORD_HEADER_BYTES || buf[OFF_FLAGS] & !FLAG_EXPIRES != 0 {
         return None;
     }
-    let kind = RecordKind::from_byte(buf[0])?;
-    let key_len = get_u16(buf, 2) as usize;
-    let value_len = get_u32(buf, 4) as usize;
+    let kind = RecordKind::from_byte(buf[OFF_KIND])?;
+    let key_len = get_u16(buf, OFF_KEY_LEN) as usize;
+    let value_len = get_u32(buf, OFF_VALUE_LEN) as usize;
     if key_len == 0 || key_len > KEY_BYTES_MAX || value_len > VALUE_BYTES_MAX {
         return None;
     }
     if kind == RecordKind::Delete && value_len != 0 {
         return None;
     }
-    let (expires_ms, header_len) = if buf[1] & FLAG_EXPIRES != 0 {
-        let expires_ms = get_u64(buf.get(..RECORD_HEADER_BYTES_MAX)?, RECORD_HEADER_BYTES);
+    let (expires_ms, header_len) = if buf[OFF_FLAGS] & FLAG_EXPIRES != 0 {
+        let expires_ms = get_u64(buf.get(..RECORD_HEADER_BYTES_MAX)?, OFF_EXPIRES);
         (expires_ms, RECORD_HEADER_BYTES_MAX)
     } else {
         (0, RECORD_HEADER_BYTES)
@@ -175,11 +185,18 @@ pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
     if header_len == RECORD_HEADER_BYTES_MAX && expires_ms == 0 {
         return None; // an expiry of 0 is written as no expiry: one encoding per record
     }
-    let seq = get_u64(buf, 8);
+    let seq = get_u64(buf, OFF_SEQ);
     if seq >= COUNTER_LIMIT {
         return None;
     }
     Some(RecordHeader { kind, key_len, value_len, seq, expires_ms, header_len })
+}
+
+/// Writes sequence number `seq` into the record that starts at `at` in `buf`. Records are
+/// encoded with sequence number 0 outside any lock; the group-commit leader stamps them as it
+/// builds their frame, so that log order and sequence order agree.
+pub fn stamp_seq(buf: &mut [u8], at: usize, seq: u64) {
+    put_u64(buf, at + OFF_SEQ, seq);
 }
 
 #[cfg(test)]
@@ -192,10 +209,10 @@ mod tests {
         encode_record(&mut buf, RecordKind::Put, 1, 0, b"k", b"v");
         assert!(decode_record_header(&buf).is_some());
         let mut bad = buf.clone();
-        bad[2] = 0; // key length 0
+        bad[OFF_KEY_LEN] = 0; // key length 0 (the key is 1 byte long)
         assert!(decode_record_header(&bad).is_none());
         let mut bad = buf.clone();
-        bad[0] = 9;
+        bad[OFF_KIND] = 9;
         assert!(decode_record_header(&bad).is_none());
     }
 }

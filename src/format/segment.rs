@@ -16,22 +16,28 @@
 //! ```
 
 use super::frame::FrameSalt;
-use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION};
+use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FILE_MAGIC_BYTES, FORMAT_VERSION, OFF_FILE_VERSION};
 
-/// Size of the segment header; the first frame starts here.
-pub const SEGMENT_HEADER_BYTES: usize = 40;
-
-const SEGMENT_MAGIC: &[u8; 8] = b"FCASKSEG";
-const OFF_VERSION: usize = 8;
+const SEGMENT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKSEG";
+// Where each field starts, each right after the one before (the drawing above).
+const OFF_VERSION: usize = OFF_FILE_VERSION;
 const OFF_KIND: usize = OFF_VERSION + 2;
 const OFF_RESERVED: usize = OFF_KIND + 1;
 const OFF_SALT: usize = OFF_RESERVED + 1;
 const OFF_ID: usize = OFF_SALT + 8;
-/// Where the header keeps the segment id (for error messages that name the offset).
-pub const SEGMENT_HEADER_ID_OFFSET: usize = OFF_ID;
 const OFF_FIRST_GROUP: usize = OFF_ID + 8;
 const OFF_CRC: usize = OFF_FIRST_GROUP + 8;
-const _: () = assert!(OFF_CRC + 4 == SEGMENT_HEADER_BYTES);
+
+/// Size of the segment header; the first frame starts here.
+pub const SEGMENT_HEADER_BYTES: usize = OFF_CRC + 4;
+
+// Where fields are, for messages that name the offset of what is wrong.
+/// Where the header keeps the segment's kind.
+pub const SEGMENT_HEADER_KIND_OFFSET: usize = OFF_KIND;
+/// Where the header keeps the segment id.
+pub const SEGMENT_HEADER_ID_OFFSET: usize = OFF_ID;
+/// Where the header keeps the segment's first group number.
+pub const SEGMENT_HEADER_FIRST_GROUP_OFFSET: usize = OFF_FIRST_GROUP;
 
 /// Why bytes are not a segment header this build can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +105,7 @@ pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, SegmentHeaderE
     if buf.len() < SEGMENT_HEADER_BYTES {
         return invalid("file is shorter than a segment header");
     }
-    if &buf[..8] != SEGMENT_MAGIC {
+    if buf[..FILE_MAGIC_BYTES] != SEGMENT_MAGIC[..] {
         return invalid("not a ferrocask segment (bad magic)");
     }
     let version = get_u16(buf, OFF_VERSION);

@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Clock;
 use crate::format::{
-    built_frame_records, decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader,
+    built_frame_records, decode_frame, decode_record_header, encode_manifest, finish_frame, stamp_seq, SegmentHeader,
     SegmentKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Index, Published};
@@ -517,7 +517,7 @@ fn build_frame(log: &mut ActiveLog, group: &[Pending], body_len: usize) -> Vec<u
         let mut at = start;
         while at < frame.len() {
             let header = decode_record_header(&frame[at..]).expect("records encoded by this process are valid");
-            put_u64(&mut frame, at + 8, log.next_seq);
+            stamp_seq(&mut frame, at, log.next_seq);
             log.next_seq += 1;
             records += 1;
             at += header.record_len();
