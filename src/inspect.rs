@@ -302,7 +302,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
             let path = dir.path(&hint_file_name(id));
             let check = match decode_hint(&hint) {
                 Ok(decoded) => compare_hint(&decoded, id, end.data_end, seq_max, &expected),
-                Err(e) => Some((0, format!("{}; open will replay the segment instead", e.0))),
+                Err(e) => Some((0, format!("{e}; open will replay the segment instead"))),
             };
             if let Some((offset, reason)) = check {
                 hint_damage = true;
@@ -436,7 +436,7 @@ fn read_manifest(dir: &LogDir) -> Result<std::result::Result<Manifest, Damage>> 
     let path = dir.path(MANIFEST_FILE);
     Ok(match dir.read_file(MANIFEST_FILE)? {
         None => Err(Damage { path, offset: 0, reason: "segment files exist but the manifest is missing".into() }),
-        Some(bytes) => decode_manifest(&bytes).map_err(|e| Damage { path, offset: 0, reason: e.0.into() }),
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| Damage { path, offset: 0, reason: e.to_string() }),
     })
 }
 

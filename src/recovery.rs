@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    declared_version, decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len,
-    FrameSalt, HintEntry, ManifestError, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
+    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len, DecodeErrorKind,
+    FrameSalt, HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
@@ -107,13 +107,11 @@ pub(crate) fn rebuild_read_only(dir: &LogDir, options: &Options) -> Result<Opene
 fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Opened> {
     let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
     let manifest = match dir.read_file(MANIFEST_FILE)? {
-        Some(bytes) => decode_manifest(&bytes).map_err(|e| match e {
-            ManifestError::VERSION => Error::UnsupportedVersion {
-                path: dir.path(MANIFEST_FILE),
-                found: declared_version(&bytes).expect("a manifest of another version has one"),
-                supported: FORMAT_VERSION,
-            },
-            e => Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason: e.0.to_string() },
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| match e.kind {
+            DecodeErrorKind::Version(found) => {
+                Error::UnsupportedVersion { path: dir.path(MANIFEST_FILE), found, supported: FORMAT_VERSION }
+            }
+            _ => Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason: e.to_string() },
         })?,
         None if !read_only && interrupted_creation(dir, &names) => {
             // The first open crashed after segment 1's entry became durable but before the

@@ -21,7 +21,7 @@
 //! copy, in any other.
 
 use super::record::{decode_record, RecordView, RECORD_HEADER_BYTES};
-use super::{get_u32, get_u64, put_u32, put_u64};
+use super::{get_u32, get_u64, put_u32, put_u64, DecodeError, DecodeErrorKind, Structure};
 
 // Where each header field starts, each right after the one before (the drawing above).
 const OFF_MAGIC: usize = 0;
@@ -82,36 +82,14 @@ pub fn finish_frame(out: &mut [u8], start: usize, group: u64, record_count: u32,
     FRAME_HEADER_BYTES + body_len
 }
 
-/// Why the bytes at an offset are not a valid frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameError {
-    /// Every byte of the would-be header is zero: nothing was ever written here.
-    Zero,
-    /// The input ends before the header, or before the body the header announces.
-    Truncated,
-    /// The first four bytes are not [`FRAME_MAGIC`].
-    BadMagic,
-    /// The header's lengths or count are impossible.
-    BadHeader,
-    /// The checksum does not match (under the segment's salt).
-    BadChecksum,
-    /// The checksum matches but the body does not parse into the announced records.
-    BadRecord,
+fn frame_error(kind: DecodeErrorKind) -> DecodeError {
+    DecodeError::new(Structure::Frame, kind)
 }
 
-impl FrameError {
-    /// A short description for error messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            FrameError::Zero => "zeroed space",
-            FrameError::Truncated => "frame cut short",
-            FrameError::BadMagic => "bad frame magic",
-            FrameError::BadHeader => "impossible frame header",
-            FrameError::BadChecksum => "frame checksum mismatch",
-            FrameError::BadRecord => "malformed record inside a checksummed frame",
-        }
-    }
-}
+/// The header's lengths or count are impossible.
+const BAD_HEADER: DecodeError = DecodeError::invalid(Structure::Frame, "impossible frame header");
+/// The checksum matches but the body does not parse into the announced records.
+const BAD_RECORD: DecodeError = DecodeError::invalid(Structure::Frame, "malformed record inside a checksummed frame");
 
 /// A decoded, checksum-verified frame borrowing its input.
 #[derive(Clone, Copy, Debug)]
@@ -142,40 +120,42 @@ pub fn built_frame_records(frame: &[u8]) -> Records<'_> {
 /// Decodes the frame at the start of `buf`, which is in a segment whose frame salt is `salt`.
 /// Lengths are bounded by `buf` before anything is sliced or allocated, and every record is
 /// parsed, so an accepted frame is well-formed.
-pub fn decode_frame(buf: &[u8], salt: FrameSalt) -> Result<FrameView<'_>, FrameError> {
+pub fn decode_frame(buf: &[u8], salt: FrameSalt) -> Result<FrameView<'_>, DecodeError> {
+    let zero = |header: &[u8]| header.iter().all(|&b| b == 0);
     if buf.len() < FRAME_HEADER_BYTES {
-        return Err(if buf.iter().all(|&b| b == 0) { FrameError::Zero } else { FrameError::Truncated });
+        let kind = if zero(buf) { DecodeErrorKind::Zero } else { DecodeErrorKind::Truncated };
+        return Err(frame_error(kind));
     }
     if get_u32(buf, OFF_MAGIC) != FRAME_MAGIC {
-        let zero = buf[..FRAME_HEADER_BYTES].iter().all(|&b| b == 0);
-        return Err(if zero { FrameError::Zero } else { FrameError::BadMagic });
+        let kind = if zero(&buf[..FRAME_HEADER_BYTES]) { DecodeErrorKind::Zero } else { DecodeErrorKind::BadMagic };
+        return Err(frame_error(kind));
     }
     let body_len = get_u32(buf, OFF_BODY_LEN) as usize;
     let record_count = get_u32(buf, OFF_COUNT);
     if record_count == 0 || (record_count as usize).saturating_mul(RECORD_HEADER_BYTES + 1) > body_len {
-        return Err(FrameError::BadHeader);
+        return Err(BAD_HEADER);
     }
-    let len = FRAME_HEADER_BYTES.checked_add(body_len).ok_or(FrameError::BadHeader)?;
+    let len = FRAME_HEADER_BYTES.checked_add(body_len).ok_or(BAD_HEADER)?;
     if buf.len() < len {
-        return Err(FrameError::Truncated);
+        return Err(frame_error(DecodeErrorKind::Truncated));
     }
     if get_u32(buf, OFF_CRC) != frame_crc(salt, &buf[OFF_BODY_LEN..len]) {
-        return Err(FrameError::BadChecksum);
+        return Err(frame_error(DecodeErrorKind::BadChecksum));
     }
     let frame = FrameView { group: get_u64(buf, OFF_GROUP), record_count, len, body: &buf[FRAME_HEADER_BYTES..len] };
     let mut parsed = 0u32;
     let mut records = frame.records();
     for record in records.by_ref() {
-        record.map_err(|_| FrameError::BadRecord)?;
+        record.map_err(|_| BAD_RECORD)?;
         parsed += 1;
     }
     if parsed != record_count || records.at != body_len {
-        return Err(FrameError::BadRecord);
+        return Err(BAD_RECORD);
     }
     Ok(frame)
 }
 
-/// Iterator over the records of a frame body; yields `Err(())` once at the first malformed record.
+/// Iterator over the records of a frame body; yields an error once, at the first malformed record.
 #[derive(Clone, Debug)]
 pub struct Records<'a> {
     body: &'a [u8],
@@ -183,7 +163,7 @@ pub struct Records<'a> {
 }
 
 impl<'a> Iterator for Records<'a> {
-    type Item = Result<RecordView<'a>, ()>;
+    type Item = Result<RecordView<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.at >= self.body.len() {
@@ -237,7 +217,7 @@ mod tests {
         let buf = sample_frame();
         for cut in 0..buf.len() {
             let err = decode_frame(&buf[..cut], SALT).unwrap_err();
-            assert!(matches!(err, FrameError::Truncated | FrameError::Zero), "cut {cut}: {err:?}");
+            assert!(matches!(err.kind, DecodeErrorKind::Truncated | DecodeErrorKind::Zero), "cut {cut}: {err:?}");
         }
     }
 
@@ -261,7 +241,7 @@ mod tests {
         assert!(decode_frame(&buf, SALT).is_ok());
         for other in [0, 1, SALT.0 ^ 1, SALT.0 ^ (1 << 63), !SALT.0, u64::MAX] {
             let err = decode_frame(&buf, FrameSalt(other)).unwrap_err();
-            assert_eq!(err, FrameError::BadChecksum, "salt {other:#x}");
+            assert_eq!(err, frame_error(DecodeErrorKind::BadChecksum), "salt {other:#x}");
         }
     }
 
@@ -272,15 +252,15 @@ mod tests {
 
     #[test]
     fn zeroes_are_recognised_as_unwritten_space() {
-        assert_eq!(decode_frame(&[0u8; 64], SALT).unwrap_err(), FrameError::Zero);
-        assert_eq!(decode_frame(&[0u8; 3], SALT).unwrap_err(), FrameError::Zero);
+        assert_eq!(decode_frame(&[0u8; 64], SALT).unwrap_err(), frame_error(DecodeErrorKind::Zero));
+        assert_eq!(decode_frame(&[0u8; 3], SALT).unwrap_err(), frame_error(DecodeErrorKind::Zero));
     }
 
     #[test]
     fn a_huge_length_field_is_bounded_by_the_input() {
         let mut buf = sample_frame();
         put_u32(&mut buf, OFF_BODY_LEN, u32::MAX);
-        assert_eq!(decode_frame(&buf, SALT).unwrap_err(), FrameError::Truncated);
+        assert_eq!(decode_frame(&buf, SALT).unwrap_err(), frame_error(DecodeErrorKind::Truncated));
     }
 
     /// Fuzz finding (segment_recover, regressions `seq-max-*`): a checksummed frame whose record
@@ -294,10 +274,10 @@ mod tests {
             let start = start_frame(&mut buf);
             encode_record(&mut buf, RecordKind::Put, seq, 0, b"k", b"v");
             finish_frame(&mut buf, start, 1, 1, SALT);
-            assert_eq!(decode_frame(&buf, SALT).unwrap_err(), FrameError::BadRecord, "seq {seq}");
+            assert_eq!(decode_frame(&buf, SALT).unwrap_err(), BAD_RECORD, "seq {seq}");
         }
         let mut buf = Vec::new();
         encode_record(&mut buf, RecordKind::Put, COUNTER_LIMIT - 1, 0, b"k", b"v");
-        assert!(decode_record_header(&buf).is_some());
+        assert!(decode_record_header(&buf).is_ok());
     }
 }

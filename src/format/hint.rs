@@ -31,8 +31,8 @@
 
 use super::record::RecordKind;
 use super::{
-    get_u16, get_u32, get_u64, COUNTER_LIMIT, CRC_BYTES, FILE_MAGIC_BYTES, FORMAT_VERSION, KEY_BYTES_MAX,
-    OFF_FILE_VERSION,
+    get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, CRC_BYTES, FILE_MAGIC_BYTES,
+    FORMAT_VERSION, KEY_BYTES_MAX, OFF_FILE_VERSION,
 };
 
 const HINT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKHNT";
@@ -91,10 +91,6 @@ pub struct HintFile {
     pub entries: Vec<HintEntry>,
 }
 
-/// Why a hint file was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HintError(pub &'static str);
-
 /// Encodes a hint file. Entries must be in ascending offset order.
 pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + CRC_BYTES);
@@ -144,7 +140,7 @@ pub struct HintSummary {
 }
 
 /// Decodes a hint file into a vector of entries. See [`decode_hint_with`].
-pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
+pub fn decode_hint(buf: &[u8]) -> Result<HintFile, DecodeError> {
     let mut entries = Vec::with_capacity(hint_entry_count(buf).unwrap_or(0));
     let summary = decode_hint_with(buf, |e| entries.push(e))?;
     Ok(HintFile { segment_id: summary.segment_id, data_end: summary.data_end, seq_max: summary.seq_max, entries })
@@ -153,37 +149,46 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
 /// Decodes a hint file, handing each entry to `on_entry` in order without collecting them. On an
 /// error, entries already handed over must be discarded: the checksum is verified first, but the
 /// structure only as decoding goes.
-pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, HintError> {
-    if buf.len() < HINT_HEADER_BYTES + CRC_BYTES || buf[..FILE_MAGIC_BYTES] != HINT_MAGIC[..] {
-        return Err(HintError("not a ferrocask hint file"));
+pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, DecodeError> {
+    let error = |kind| Err(DecodeError::new(Structure::Hint, kind));
+    let invalid = |why| error(DecodeErrorKind::Invalid(why));
+    if buf.len() < HINT_HEADER_BYTES + CRC_BYTES {
+        return error(DecodeErrorKind::Truncated);
+    }
+    if buf[..FILE_MAGIC_BYTES] != HINT_MAGIC[..] {
+        return error(DecodeErrorKind::BadMagic);
     }
     let crc_at = buf.len() - CRC_BYTES;
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
-        return Err(HintError("hint checksum mismatch"));
+        return error(DecodeErrorKind::BadChecksum);
     }
-    if get_u16(buf, OFF_VERSION) != FORMAT_VERSION || get_u16(buf, OFF_RESERVED) != 0 {
-        return Err(HintError("unsupported hint format version"));
+    let version = get_u16(buf, OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return error(DecodeErrorKind::Version(version));
+    }
+    if get_u16(buf, OFF_RESERVED) != 0 {
+        return error(DecodeErrorKind::Reserved);
     }
     let seq_max = get_u64(buf, OFF_SEQ_MAX);
     if seq_max >= COUNTER_LIMIT {
-        return Err(HintError("hint's highest sequence number is out of range"));
+        return invalid("hint's highest sequence number is out of range");
     }
     let count = get_u32(buf, OFF_COUNT) as usize;
     let mut r = Reader { buf: &buf[HINT_HEADER_BYTES..crc_at], at: 0 };
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
-        return Err(HintError("hint entry count exceeds the file"));
+        return invalid("hint entry count exceeds the file");
     }
     let (mut offset, mut seq) = (0u32, 0u64);
     for i in 0..count {
-        let e = r.entry(offset, seq).ok_or(HintError("malformed hint entry"))?;
+        let Some(e) = r.entry(offset, seq) else { return invalid("malformed hint entry") };
         if i > 0 && e.offset <= offset {
-            return Err(HintError("hint entries out of order"));
+            return invalid("hint entries out of order");
         }
         (offset, seq) = (e.offset, e.seq);
         on_entry(e);
     }
     if r.at != r.buf.len() {
-        return Err(HintError("trailing bytes after the last hint entry"));
+        return invalid("trailing bytes after the last hint entry");
     }
     let (segment_id, data_end) = (get_u64(buf, OFF_SEGMENT_ID), get_u64(buf, OFF_DATA_END));
     Ok(HintSummary { segment_id, data_end, seq_max, entries: count })

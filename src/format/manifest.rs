@@ -16,7 +16,10 @@
 //!   48+8n    4 CRC-32 (IEEE) of all preceding bytes
 //! ```
 
-use super::{get_u16, get_u32, get_u64, CRC_BYTES, FILE_MAGIC_BYTES, FORMAT_VERSION, OFF_FILE_VERSION};
+use super::{
+    get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, CRC_BYTES, FILE_MAGIC_BYTES, FORMAT_VERSION,
+    OFF_FILE_VERSION,
+};
 
 const MANIFEST_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKMAN";
 // Where each fixed field starts, each right after the one before (the drawing above).
@@ -43,15 +46,6 @@ pub struct Manifest {
     pub next_segment_id: u64,
     /// The key of the store's key hash; hint files hold hashes made with it.
     pub hash_key: [u8; 16],
-}
-
-/// Why a manifest could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ManifestError(pub &'static str);
-
-impl ManifestError {
-    /// A well-formed manifest of another format version ([`super::declared_version`] says which).
-    pub const VERSION: ManifestError = ManifestError("unsupported manifest format version");
 }
 
 /// Encodes `manifest` into a new buffer.
@@ -82,25 +76,30 @@ fn manifest_len(segments: usize) -> usize {
 }
 
 /// Decodes a manifest file's bytes.
-pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
-    if buf.len() < manifest_len(0) || buf[..FILE_MAGIC_BYTES] != MANIFEST_MAGIC[..] {
-        return Err(ManifestError("not a ferrocask manifest"));
+pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, DecodeError> {
+    let error = |kind| Err(DecodeError::new(Structure::Manifest, kind));
+    if buf.len() < manifest_len(0) {
+        return error(DecodeErrorKind::Truncated);
+    }
+    if buf[..FILE_MAGIC_BYTES] != MANIFEST_MAGIC[..] {
+        return error(DecodeErrorKind::BadMagic);
     }
     let count = get_u32(buf, OFF_COUNT) as usize;
     if count == 0 || count > MANIFEST_SEGMENTS_MAX || buf.len() != manifest_len(count) {
-        return Err(ManifestError("manifest length does not match its segment count"));
+        return error(DecodeErrorKind::Invalid("manifest length does not match its segment count"));
     }
     let crc_at = buf.len() - CRC_BYTES;
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
-        return Err(ManifestError("manifest checksum mismatch"));
+        return error(DecodeErrorKind::BadChecksum);
     }
-    if get_u16(buf, OFF_VERSION) != FORMAT_VERSION {
-        return Err(ManifestError::VERSION);
+    let version = get_u16(buf, OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return error(DecodeErrorKind::Version(version));
     }
     // Zero is the only value this version writes: anything else is a foreign or damaged file (or
     // one from a future version that forgot to bump the version), not a manifest to trust.
     if get_u16(buf, OFF_RESERVED) != 0 {
-        return Err(ManifestError("manifest reserved bytes are not zero"));
+        return error(DecodeErrorKind::Reserved);
     }
     let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + ID_BYTES * i)).collect();
     let mut hash_key = [0u8; 16];
@@ -110,7 +109,7 @@ pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
     let ascending = manifest.segments.windows(2).all(|w| w[0] < w[1]);
     let fresh = manifest.segments.iter().all(|&id| id < manifest.next_segment_id);
     if !ascending || !fresh || !manifest.segments.contains(&manifest.active) {
-        return Err(ManifestError("manifest lists inconsistent segment ids"));
+        return error(DecodeErrorKind::Invalid("manifest lists inconsistent segment ids"));
     }
     Ok(manifest)
 }
@@ -144,7 +143,8 @@ mod tests {
             let crc_at = bad.len() - CRC_BYTES;
             let crc = crc32fast::hash(&bad[..crc_at]);
             bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
-            assert_eq!(decode_manifest(&bad), Err(ManifestError("manifest reserved bytes are not zero")), "byte {at}");
+            let reserved = DecodeError::new(Structure::Manifest, DecodeErrorKind::Reserved);
+            assert_eq!(decode_manifest(&bad), Err(reserved), "byte {at}");
         }
     }
 }

@@ -12,7 +12,10 @@
 //!  16/24     . key bytes, then value bytes
 //! ```
 
-use super::{get_u16, get_u32, get_u64, put_u64, COUNTER_LIMIT, KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use super::{
+    get_u16, get_u32, get_u64, put_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, KEY_BYTES_MAX,
+    VALUE_BYTES_MAX,
+};
 
 // Where each header field starts, each right after the one before (the drawing above).
 const OFF_KIND: usize = 0;
@@ -120,11 +123,11 @@ impl RecordView<'_> {
 }
 
 /// Decodes the record at the start of `buf` and its length.
-pub(super) fn decode_record(buf: &[u8]) -> Result<(RecordView<'_>, usize), ()> {
-    let header = decode_record_header(buf).ok_or(())?;
+pub(super) fn decode_record(buf: &[u8]) -> Result<(RecordView<'_>, usize), DecodeError> {
+    let header = decode_record_header(buf)?;
     let len = header.record_len();
     if buf.len() < len {
-        return Err(());
+        return Err(record_error(DecodeErrorKind::Truncated));
     }
     let key_end = header.header_len + header.key_len;
     let view = RecordView {
@@ -136,6 +139,10 @@ pub(super) fn decode_record(buf: &[u8]) -> Result<(RecordView<'_>, usize), ()> {
         frame_offset: 0,
     };
     Ok((view, len))
+}
+
+fn record_error(kind: DecodeErrorKind) -> DecodeError {
+    DecodeError::new(Structure::Record, kind)
 }
 
 /// The fixed part of a record, as the read path needs it.
@@ -162,34 +169,46 @@ impl RecordHeader {
     }
 }
 
-/// Decodes and bounds-checks a record header; `None` if `buf` is short or a field is impossible.
-pub fn decode_record_header(buf: &[u8]) -> Option<RecordHeader> {
-    if buf.len() < RECORD_HEADER_BYTES || buf[OFF_FLAGS] & !FLAG_EXPIRES != 0 {
-        return None;
+/// Decodes and bounds-checks a record header. `Truncated` if `buf` ends first, which for a buffer
+/// of [`RECORD_HEADER_BYTES`] means the header carries an expiry: read [`RECORD_HEADER_BYTES_MAX`].
+#[inline]
+pub fn decode_record_header(buf: &[u8]) -> Result<RecordHeader, DecodeError> {
+    let invalid = |why| Err(DecodeError::invalid(Structure::Record, why));
+    if buf.len() < RECORD_HEADER_BYTES {
+        return Err(record_error(DecodeErrorKind::Truncated));
     }
-    let kind = RecordKind::from_byte(buf[OFF_KIND])?;
+    if buf[OFF_FLAGS] & !FLAG_EXPIRES != 0 {
+        return Err(record_error(DecodeErrorKind::Reserved));
+    }
+    let Some(kind) = RecordKind::from_byte(buf[OFF_KIND]) else { return invalid("unknown record kind") };
     let key_len = get_u16(buf, OFF_KEY_LEN) as usize;
     let value_len = get_u32(buf, OFF_VALUE_LEN) as usize;
-    if key_len == 0 || key_len > KEY_BYTES_MAX || value_len > VALUE_BYTES_MAX {
-        return None;
+    if key_len == 0 || key_len > KEY_BYTES_MAX {
+        return invalid("record key length out of range");
+    }
+    if value_len > VALUE_BYTES_MAX {
+        return invalid("record value length over the limit");
     }
     if kind == RecordKind::Delete && value_len != 0 {
-        return None;
+        return invalid("tombstone with a value");
     }
     let (expires_ms, header_len) = if buf[OFF_FLAGS] & FLAG_EXPIRES != 0 {
-        let expires_ms = get_u64(buf.get(..RECORD_HEADER_BYTES_MAX)?, OFF_EXPIRES);
-        (expires_ms, RECORD_HEADER_BYTES_MAX)
+        let Some(header) = buf.get(..RECORD_HEADER_BYTES_MAX) else {
+            return Err(record_error(DecodeErrorKind::Truncated));
+        };
+        (get_u64(header, OFF_EXPIRES), RECORD_HEADER_BYTES_MAX)
     } else {
         (0, RECORD_HEADER_BYTES)
     };
     if header_len == RECORD_HEADER_BYTES_MAX && expires_ms == 0 {
-        return None; // an expiry of 0 is written as no expiry: one encoding per record
+        // An expiry of 0 is written as no expiry: one encoding per record.
+        return invalid("record flagged as expiring with an expiry of 0");
     }
     let seq = get_u64(buf, OFF_SEQ);
     if seq >= COUNTER_LIMIT {
-        return None;
+        return invalid("record sequence number out of range");
     }
-    Some(RecordHeader { kind, key_len, value_len, seq, expires_ms, header_len })
+    Ok(RecordHeader { kind, key_len, value_len, seq, expires_ms, header_len })
 }
 
 /// Writes sequence number `seq` into the record that starts at `at` in `buf`. Records are
@@ -207,12 +226,12 @@ mod tests {
     fn record_header_rejects_impossible_fields() {
         let mut buf = Vec::new();
         encode_record(&mut buf, RecordKind::Put, 1, 0, b"k", b"v");
-        assert!(decode_record_header(&buf).is_some());
+        assert!(decode_record_header(&buf).is_ok());
         let mut bad = buf.clone();
         bad[OFF_KEY_LEN] = 0; // key length 0 (the key is 1 byte long)
-        assert!(decode_record_header(&bad).is_none());
+        assert!(decode_record_header(&bad).is_err());
         let mut bad = buf.clone();
         bad[OFF_KIND] = 9;
-        assert!(decode_record_header(&bad).is_none());
+        assert!(decode_record_header(&bad).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Walking the frames of a segment's bytes. Pure: no I/O, shared by recovery, `verify`, `dump`,
 //! compaction and hint writing.
 
-use crate::format::{decode_frame, FrameError, FrameSalt, FrameView, FRAME_MAGIC};
+use crate::format::{decode_frame, DecodeError, DecodeErrorKind, FrameSalt, FrameView, FRAME_MAGIC};
 
 /// How a walk over frames ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub(crate) enum ScanEnd {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BadFrame {
     /// The bytes do not decode as a frame.
-    Undecodable(FrameError),
+    Undecodable(DecodeError),
     /// A valid frame whose group number does not follow the previous frame's.
     GroupOutOfOrder { expected: u64, found: u64 },
 }
@@ -24,7 +24,7 @@ pub(crate) enum BadFrame {
 impl BadFrame {
     pub(crate) fn describe(&self) -> String {
         match self {
-            BadFrame::Undecodable(e) => e.describe().to_string(),
+            BadFrame::Undecodable(e) => e.to_string(),
             BadFrame::GroupOutOfOrder { expected, found } => {
                 format!("frame of group {found} where group {expected} or the next was expected")
             }
@@ -81,7 +81,7 @@ pub(crate) fn scan_frames<'a>(
                 on_frame(at, &frame);
                 at += frame.len;
             }
-            Err(FrameError::Zero) if all_zero(&bytes[at..]) => return ScanEnd::Clean { end: at },
+            Err(e) if e.kind == DecodeErrorKind::Zero && all_zero(&bytes[at..]) => return ScanEnd::Clean { end: at },
             Err(e) => return ScanEnd::Bad { at, error: BadFrame::Undecodable(e) },
         }
     }
