@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len, DecodeErrorKind,
-    FrameSalt, HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
+    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, is_expired, record_header_len,
+    DecodeErrorKind, FrameSalt, HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
@@ -304,8 +304,7 @@ impl Loader<'_> {
     /// Bookkeeping for one record: tombstones and expired puts are swept after loading.
     fn note(&mut self, segment: &Arc<Segment>, offset: u32, kind: RecordKind, expires_ms: u64) {
         self.ttl_seen |= expires_ms != 0;
-        let expired = expires_ms != 0 && expires_ms <= self.now_ms;
-        if kind == RecordKind::Delete || expired {
+        if kind == RecordKind::Delete || is_expired(expires_ms, || self.now_ms) {
             self.doomed.push(Doomed { segment: Arc::clone(segment), offset });
         }
     }

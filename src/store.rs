@@ -508,7 +508,7 @@ impl Store {
 
 impl Inner {
     pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
-        header.expires_ms != 0 && header.expires_ms <= self.options.clock.now_ms()
+        crate::format::is_expired(header.expires_ms, || self.options.clock.now_ms())
     }
 }
 

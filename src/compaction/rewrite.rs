@@ -339,7 +339,7 @@ fn copy_live(
         }
         for (offset, r) in records {
             pacer.consumed(r.len() as u64);
-            let expired = r.expires_ms != 0 && r.expires_ms <= now_ms;
+            let expired = crate::format::is_expired(r.expires_ms, || now_ms);
             // Whether the index holds the key, and whether it points at this very record.
             let (present, here) = inner.index.with(r.key, |f| match f {
                 Some(f) => (true, f.entry.is_at(victim.id, offset)),

@@ -23,8 +23,8 @@ pub use hint::{
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    decode_record_header, encode_record, record_header_len, stamp_seq, RecordHeader, RecordKind, RecordView,
-    RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+    decode_record_header, encode_record, is_expired, record_header_len, stamp_seq, RecordHeader, RecordKind,
+    RecordView, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
     decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES,

@@ -40,6 +40,15 @@ pub fn record_header_len(expires_ms: u64) -> usize {
     }
 }
 
+/// Whether a record with expiry `expires_ms` (0 = never) has expired at the time `now_ms` gives
+/// (both in milliseconds since the Unix epoch). At its expiry time a key already reads as absent.
+/// The time is asked for only if the record has an expiry: most have none, and reading a clock
+/// costs more than a whole lookup in memory.
+#[inline]
+pub fn is_expired(expires_ms: u64, now_ms: impl FnOnce() -> u64) -> bool {
+    expires_ms != 0 && expires_ms <= now_ms()
+}
+
 /// What a record does to its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RecordKind {

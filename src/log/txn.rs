@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::format::{decode_record_header, encode_record, record_header_len, RecordKind};
+use crate::format::{decode_record_header, encode_record, is_expired, record_header_len, RecordKind};
 use crate::index::Index;
 use crate::log::queue::Encoded;
 use crate::value::Value;
@@ -185,7 +185,7 @@ impl<'a> Txn<'a> {
                 Some((value.into_owned(), found.header.expires_ms))
             }),
         };
-        found.filter(|(_, expires_ms)| *expires_ms == 0 || *expires_ms > self.now_ms)
+        found.filter(|(_, expires_ms)| !is_expired(*expires_ms, || self.now_ms))
     }
 
     /// The writes, in order, for [`Overlay::encode`].
