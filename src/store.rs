@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::compaction::CompactionTotals;
-use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
+use crate::format::{record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
@@ -164,8 +164,7 @@ impl Store {
         self.check_key(key)?;
         self.check_value(value)?;
         let mut ops = Encoded::default();
-        encode_record(&mut ops.bytes, RecordKind::Put, 0, expires_ms, key, value);
-        ops.records = 1;
+        ops.push(RecordKind::Put, expires_ms, key, value);
         self.commit(ops)
     }
 
@@ -208,8 +207,7 @@ impl Store {
             return self.inner.writer.refuse_if_poisoned();
         }
         let mut ops = Encoded::default();
-        encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
-        ops.records = 1;
+        ops.push(RecordKind::Delete, 0, key, &[]);
         self.commit(ops)
     }
 
@@ -258,22 +256,19 @@ impl Store {
         if len > max {
             return Err(Error::BatchTooLarge { len, max });
         }
-        let mut ops = Encoded { bytes: Vec::with_capacity(len), records: 0 };
+        let mut ops = Encoded::with_capacity(len);
         for op in &batch.ops {
             match op {
                 BatchOp::Put { key, value, expiry } => {
                     if *expiry != Expiry::Never {
                         self.inner.ttl_seen.store(true, Ordering::Relaxed);
                     }
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, expires(*expiry), key, value);
+                    ops.push(RecordKind::Put, expires(*expiry), key, value);
                 }
-                BatchOp::Delete { key } => {
-                    encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
-                }
+                BatchOp::Delete { key } => ops.push(RecordKind::Delete, 0, key, &[]),
             }
-            ops.records += 1;
         }
-        debug_assert_eq!(ops.bytes.len(), len, "the size check agrees with the encoding");
+        debug_assert_eq!(ops.byte_len(), len, "the size check agrees with the encoding");
         Ok(ops)
     }
 

@@ -110,13 +110,6 @@ impl<'a> FrameView<'a> {
     }
 }
 
-/// The records of a frame this process has just built with [`finish_frame`], without a second
-/// checksum pass: the writer publishes from the bytes it encoded (its debug builds still run
-/// [`decode_frame`] on them). Panics if `frame` is shorter than a frame header.
-pub fn built_frame_records(frame: &[u8]) -> Records<'_> {
-    Records { body: &frame[FRAME_HEADER_BYTES..], at: 0 }
-}
-
 /// Decodes the frame at the start of `buf`, which is in a segment whose frame salt is `salt`.
 /// Lengths are bounded by `buf` before anything is sliced or allocated, and every record is
 /// parsed, so an accepted frame is well-formed.

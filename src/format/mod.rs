@@ -14,8 +14,7 @@ mod segment;
 
 pub use error::{DecodeError, DecodeErrorKind, Structure};
 pub use frame::{
-    built_frame_records, decode_frame, finish_frame, start_frame, FrameSalt, FrameView, Records, FRAME_HEADER_BYTES,
-    FRAME_MAGIC,
+    decode_frame, finish_frame, start_frame, FrameSalt, FrameView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC,
 };
 pub use hint::{
     decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintFile, HintSummary,

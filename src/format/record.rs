@@ -12,6 +12,8 @@
 //!  16/24     . key bytes, then value bytes
 //! ```
 
+use std::ops::Range;
+
 use super::{
     get_u16, get_u32, get_u64, put_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, KEY_BYTES_MAX,
     VALUE_BYTES_MAX,
@@ -75,7 +77,8 @@ impl RecordKind {
     }
 }
 
-/// Appends one record to `out` and returns its length. The caller has checked the limits.
+/// Appends one record to `out` and returns its header, as a decoder would read it back: the caller
+/// knows where each record it encoded sits without decoding it. The caller has checked the limits.
 pub fn encode_record(
     out: &mut Vec<u8>,
     kind: RecordKind,
@@ -83,7 +86,7 @@ pub fn encode_record(
     expires_ms: u64,
     key: &[u8],
     value: &[u8],
-) -> usize {
+) -> RecordHeader {
     assert!(!key.is_empty() && key.len() <= KEY_BYTES_MAX, "key length {} outside 1..={KEY_BYTES_MAX}", key.len());
     assert!(value.len() <= VALUE_BYTES_MAX, "value length {} over {VALUE_BYTES_MAX}", value.len());
     assert!(kind == RecordKind::Put || value.is_empty(), "a tombstone carries no value");
@@ -96,10 +99,11 @@ pub fn encode_record(
     if expires_ms != 0 {
         out.extend_from_slice(&expires_ms.to_le_bytes());
     }
-    debug_assert_eq!(out.len() - start, record_header_len(expires_ms), "the header as drawn above");
+    let header_len = out.len() - start;
+    debug_assert_eq!(header_len, record_header_len(expires_ms), "the header as drawn above");
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    record_header_len(expires_ms) + key.len() + value.len()
+    RecordHeader { kind, key_len: key.len(), value_len: value.len(), seq, expires_ms, header_len }
 }
 
 /// One record inside a frame.
@@ -138,13 +142,12 @@ pub(super) fn decode_record(buf: &[u8]) -> Result<(RecordView<'_>, usize), Decod
     if buf.len() < len {
         return Err(record_error(DecodeErrorKind::Truncated));
     }
-    let key_end = header.header_len + header.key_len;
     let view = RecordView {
         kind: header.kind,
         seq: header.seq,
         expires_ms: header.expires_ms,
-        key: &buf[header.header_len..key_end],
-        value: &buf[key_end..len],
+        key: &buf[header.key_range(0)],
+        value: &buf[header.value_range(0)],
         frame_offset: 0,
     };
     Ok((view, len))
@@ -175,6 +178,20 @@ impl RecordHeader {
     /// Encoded length of the whole record.
     pub fn record_len(&self) -> usize {
         self.header_len + self.key_len + self.value_len
+    }
+
+    /// Where the key is, in a buffer whose record with this header starts at `at`.
+    #[inline]
+    pub fn key_range(&self, at: usize) -> Range<usize> {
+        let start = at + self.header_len;
+        start..start + self.key_len
+    }
+
+    /// Where the value is, in a buffer whose record with this header starts at `at`.
+    #[inline]
+    pub fn value_range(&self, at: usize) -> Range<usize> {
+        let start = at + self.header_len + self.key_len;
+        start..start + self.value_len
     }
 }
 
