@@ -110,9 +110,7 @@ impl Store {
         if let Err(e) = self.check_key(key) {
             return WriteFuture::ready(Err(e));
         }
-        let mut ops = Encoded::default();
-        ops.push(RecordKind::Delete, 0, key, &[]);
-        WriteFuture::queued(self.submit(Op::Write(ops)), written)
+        WriteFuture::queued(self.submit(Op::Write(Encoded::one(RecordKind::Delete, 0, key, &[]))), written)
     }
 
     /// [`Store::write`] as a future (preconditions included).

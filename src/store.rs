@@ -163,9 +163,7 @@ impl Store {
     fn put_expiring(&self, key: &[u8], value: &[u8], expires_ms: u64) -> Result<()> {
         self.check_key(key)?;
         self.check_value(value)?;
-        let mut ops = Encoded::default();
-        ops.push(RecordKind::Put, expires_ms, key, value);
-        self.commit(ops)
+        self.commit(Encoded::one(RecordKind::Put, expires_ms, key, value))
     }
 
     /// Reads `key`'s value from memory (one stripe read lock, no syscall).
@@ -206,9 +204,7 @@ impl Store {
             // key may still be on disk.
             return self.inner.writer.refuse_if_poisoned();
         }
-        let mut ops = Encoded::default();
-        ops.push(RecordKind::Delete, 0, key, &[]);
-        self.commit(ops)
+        self.commit(Encoded::one(RecordKind::Delete, 0, key, &[]))
     }
 
     /// Applies a batch atomically and durably: after any crash, all of it or none of it.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
-use crate::format::{encode_record, RecordHeader, RecordKind};
+use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
 use crate::log::txn::Txn;
 use crate::{Error, Result};
 
@@ -85,6 +85,15 @@ impl Encoded {
     /// No records yet, in a buffer of `bytes` bytes (what the records will take, if known).
     pub(crate) fn with_capacity(bytes: usize) -> Encoded {
         Encoded { bytes: Vec::with_capacity(bytes), ..Encoded::default() }
+    }
+
+    /// One record, in a buffer of exactly its size: grown from empty record field by record field,
+    /// the buffer would be reallocated three times for a small put, which costs more than all the
+    /// rest of encoding it.
+    pub(crate) fn one(kind: RecordKind, expires_ms: u64, key: &[u8], value: &[u8]) -> Encoded {
+        let mut ops = Encoded::with_capacity(record_header_len(expires_ms) + key.len() + value.len());
+        ops.push(kind, expires_ms, key, value);
+        ops
     }
 
     /// Appends a record with sequence number 0 (the leader stamps the real one). The caller has
