@@ -44,10 +44,11 @@ use crate::format::{
 use crate::hash::KeyHasher;
 use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs};
 use crate::log::{
-    hint_file_name, parse_file_name, segment_file_name, GroupRule, LogDir, MANIFEST_FILE, MANIFEST_TMP_FILE,
+    hint_file_name, parse_file_name, segment_file_name, walk_segment, GroupRule, LogDir, Walked, MANIFEST_FILE,
+    MANIFEST_TMP_FILE,
 };
 use crate::options::Options;
-use crate::recovery::{rebuild_read_only, walk_segment, Walked};
+use crate::recovery::rebuild_read_only;
 use crate::store::LOCK_FILE;
 use crate::{Error, Result};
 

@@ -21,8 +21,8 @@ use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::{Mapping, OpenMode, VfsFile};
 use crate::log::{
-    create_segment_file, find_frame_from, fresh_salt, hint_file_name, parse_file_name, scan_frames, ActiveLog,
-    GroupRule, LogDir, ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
+    create_segment_file, fresh_salt, hint_file_name, parse_file_name, walk_segment, ActiveLog, GroupRule, LogDir,
+    Replayed, Segment, SegmentSet, Walked, MANIFEST_FILE, MANIFEST_TMP_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -525,78 +525,6 @@ fn entry_matches(segment: &Segment, e: &HintEntry, hasher: &KeyHasher) -> bool {
 fn ends_at(segment: &Segment, data_end: u64, file_len: u64) -> bool {
     let rest = (file_len - data_end).min(FRAME_HEADER_BYTES as u64) as usize;
     rest == 0 || segment.read(data_end, rest).is_some_and(|b| b.iter().all(|&x| x == 0))
-}
-
-/// Where a segment's valid data ends, as walked by [`walk_segment`].
-pub(crate) struct Replayed {
-    /// Offset just past the last frame kept.
-    pub(crate) data_end: u64,
-    /// Where a torn tail starts (active segment only).
-    pub(crate) torn_at: Option<u64>,
-    /// The group rule after the last frame kept (log segments).
-    pub(crate) rule: Option<GroupRule>,
-}
-
-/// A damaged range met by [`walk_segment`].
-pub(crate) struct BadRange {
-    /// First damaged byte.
-    pub(crate) start: usize,
-    /// Where the walk would resume: the next valid frame, or the end of the bytes.
-    pub(crate) resume: usize,
-    /// What is wrong at `start`.
-    pub(crate) reason: String,
-}
-
-/// How [`walk_segment`] ended.
-pub(crate) enum Walked {
-    /// The data ended cleanly, at a torn tail, or (when damage was skipped) at the end of the bytes.
-    Done(Replayed),
-    /// `on_damage` declined to skip this range.
-    Stopped(BadRange),
-}
-
-/// Walks a segment's frames after its header, applying the torn-tail rule of the table above:
-/// in the active segment (`active`), a bad frame not followed by a frame of a later sync group is
-/// a torn tail and ends the data. Any other bad frame is damage: `on_damage` decides whether to
-/// skip it and resume at the next valid frame (true) or stop (false). Shared by recovery and
-/// [`crate::inspect`]; pure, no I/O.
-pub(crate) fn walk_segment<'a>(
-    bytes: &'a [u8],
-    salt: FrameSalt,
-    mut rule: Option<GroupRule>,
-    active: bool,
-    mut on_frame: impl FnMut(usize, &crate::format::FrameView<'a>),
-    mut on_damage: impl FnMut(&BadRange) -> bool,
-) -> Walked {
-    let mut start = SEGMENT_HEADER_BYTES;
-    loop {
-        let end = scan_frames(bytes, salt, start, rule.as_mut(), &mut on_frame);
-        let (at, error) = match end {
-            ScanEnd::Clean { end } => return Walked::Done(Replayed { data_end: end as u64, torn_at: None, rule }),
-            ScanEnd::Bad { at, error } => (at, error),
-        };
-        let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
-        let later =
-            if active { find_frame_from(bytes, salt, at, group_min) } else { find_frame_from(bytes, salt, at + 1, 0) };
-        if active && later.is_none() {
-            return Walked::Done(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
-        }
-        let mut reason = error.describe();
-        if active {
-            reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
-        }
-        let resume = later.unwrap_or(bytes.len());
-        let bad = BadRange { start: at, resume, reason };
-        if !on_damage(&bad) {
-            return Walked::Stopped(bad);
-        }
-        if resume >= bytes.len() {
-            return Walked::Done(Replayed { data_end: at as u64, torn_at: None, rule });
-        }
-        let group = crate::format::decode_frame(&bytes[resume..], salt).map(|f| f.group).unwrap_or(0);
-        rule = rule.map(|_| GroupRule::new(group));
-        start = resume;
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod txn;
 mod writer;
 
 pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
-pub(crate) use scan::{find_frame_from, scan_frames, GroupRule, ScanEnd};
+pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
 pub(crate) use set::{create_segment_file, LogDir, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE};
 pub use txn::{Expiry, Txn};
