@@ -31,25 +31,23 @@
 //! # Ok::<(), ferrocask::Error>(())
 //! ```
 
-use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint, decode_manifest, decode_segment_header, encoded_entry_len, HintFile, Manifest, SegmentHeader,
-    SegmentKind, HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET,
-    SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
+    decode_hint, decode_manifest, encoded_entry_len, HintFile, Manifest, SegmentKind, HINT_DATA_END_OFFSET,
+    HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET, SEGMENT_HEADER_FIRST_GROUP_OFFSET,
+    SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
-use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs};
+use crate::io::{LockGuard, OpenMode, RealFs, Vfs};
 use crate::log::{
-    hint_file_name, parse_file_name, segment_file_name, walk_segment, GroupRule, LogDir, Walked, MANIFEST_FILE,
-    MANIFEST_TMP_FILE,
+    hint_file_name, is_orphan, open_segment, parse_file_name, segment_file_name, walk_segment, GroupRule, LogDir,
+    SegmentFile, Walked, MANIFEST_FILE,
 };
 use crate::options::Options;
 use crate::recovery::rebuild_read_only;
-use crate::store::LOCK_FILE;
 use crate::{Error, Result};
 
 pub use crate::format::RecordKind;
@@ -199,14 +197,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
             (ids, active)
         }
     };
-    report.orphans = names
-        .iter()
-        .filter(|n| match parse_file_name(n) {
-            Some((id, _)) => !ids.contains(&id),
-            None => n.ends_with(".tmp") || *n == MANIFEST_TMP_FILE,
-        })
-        .map(|n| dir.path(n))
-        .collect();
+    report.orphans = names.iter().filter(|n| is_orphan(n, &ids)).map(|n| dir.path(n)).collect();
     let total: u64 = ids.iter().filter_map(|&id| dir.file_len(&segment_file_name(id))).sum();
     let mut done = 0;
     progress(0, total);
@@ -216,7 +207,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
     for &id in &ids {
         report.segments += 1;
         let is_active = id == active;
-        let segment = match open_segment(&dir, id)? {
+        let segment = match open_listed(&dir, id)? {
             Ok(s) => s,
             Err(damage) => {
                 report.damage.push(damage);
@@ -227,7 +218,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
         report.segment_bytes += segment.file_len;
         if is_active && segment.header.kind != SegmentKind::Log {
             let reason = "the active segment is not a log segment".into();
-            report.damage.push(segment.damage(SEGMENT_HEADER_KIND_OFFSET as u64, reason));
+            report.damage.push(damage_in(&segment, SEGMENT_HEADER_KIND_OFFSET as u64, reason));
         }
         let log = segment.header.kind == SegmentKind::Log;
         if log {
@@ -237,7 +228,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
                         "first group {} does not follow group {group} of log segment {prev}",
                         segment.header.first_group
                     );
-                    report.damage.push(segment.damage(SEGMENT_HEADER_FIRST_GROUP_OFFSET as u64, reason));
+                    report.damage.push(damage_in(&segment, SEGMENT_HEADER_FIRST_GROUP_OFFSET as u64, reason));
                 }
             }
         }
@@ -247,7 +238,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
         let mut last_seq: Option<u64> = None;
         let mut seq_damage = Vec::new();
         let mut skipped = Vec::new();
-        let bytes = segment.bytes();
+        let bytes = segment.map.read(0, segment.file_len as usize).unwrap_or_default();
         let rule = log.then(|| GroupRule::new(segment.header.first_group));
         let walked = walk_segment(
             &bytes,
@@ -287,7 +278,7 @@ pub fn verify_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64,
             },
         );
         for (offset, reason) in skipped.into_iter().chain(seq_damage) {
-            report.damage.push(segment.damage(offset, reason));
+            report.damage.push(damage_in(&segment, offset, reason));
         }
         let Walked::Done(end) = walked else { unreachable!("damage is always skipped") };
         if let Some(at) = end.torn_at {
@@ -362,14 +353,14 @@ pub fn dump(
         if stopped {
             break;
         }
-        let segment = match open_segment(&dir, id)? {
+        let segment = match open_listed(&dir, id)? {
             Ok(s) => s,
             Err(damage) => {
                 report.damage.push(damage);
                 continue;
             }
         };
-        let bytes = segment.bytes();
+        let bytes = segment.map.read(0, segment.file_len as usize).unwrap_or_default();
         let rule = (segment.header.kind == SegmentKind::Log).then(|| GroupRule::new(segment.header.first_group));
         let mut skipped = Vec::new();
         let walked = walk_segment(
@@ -424,11 +415,7 @@ fn lock_store(dir: &Path) -> Result<(LogDir, LockGuard, Vec<String>)> {
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no ferrocask store here (no MANIFEST)");
         return Err(Error::io("inspect", &dir.dir, missing));
     }
-    let lock_path = dir.path(LOCK_FILE);
-    let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.dir.clone() },
-        _ => Error::io("lock", &lock_path, e),
-    })?;
+    let lock = dir.lock()?;
     Ok((dir, lock, names))
 }
 
@@ -441,48 +428,19 @@ fn read_manifest(dir: &LogDir) -> Result<std::result::Result<Manifest, Damage>> 
     })
 }
 
-/// A segment file mapped for reading, with its decoded header.
-struct SegmentFile {
-    path: PathBuf,
-    header: SegmentHeader,
-    file_len: u64,
-    map: Arc<dyn Mapping>,
-}
-
-impl SegmentFile {
-    fn bytes(&self) -> Cow<'_, [u8]> {
-        self.map.read(0, self.file_len as usize).unwrap_or(Cow::Borrowed(&[]))
-    }
-
-    fn damage(&self, offset: u64, reason: String) -> Damage {
-        Damage { path: self.path.clone(), offset, reason }
+/// Opens and maps segment `id` as open would; damage (not an error) if it is missing or its
+/// header is bad, so that the walk goes on with the other segments.
+fn open_listed(dir: &LogDir, id: u64) -> Result<std::result::Result<SegmentFile, Damage>> {
+    match open_segment(dir, id, OpenMode::ReadOnly) {
+        Ok(segment) => Ok(Ok(segment)),
+        Err(Error::Corruption { path, offset, reason }) => Ok(Err(Damage { path, offset, reason })),
+        Err(e) => Err(e),
     }
 }
 
-/// Opens and maps segment `id`; damage if it is missing or its header is bad.
-fn open_segment(dir: &LogDir, id: u64) -> Result<std::result::Result<SegmentFile, Damage>> {
-    let path = dir.path(&segment_file_name(id));
-    let damage = |offset, reason: &str| Ok(Err(Damage { path: path.clone(), offset, reason: reason.into() }));
-    let file = match dir.vfs.open(&path, OpenMode::ReadOnly) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return damage(0, "segment listed in the manifest is missing")
-        }
-        Err(e) => return Err(Error::io("open", &path, e)),
-    };
-    let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let map = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
-    let header = {
-        let bytes = map.read(0, crate::format::SEGMENT_HEADER_BYTES).unwrap_or(Cow::Borrowed(&[]));
-        match decode_segment_header(&bytes) {
-            Ok(h) => h,
-            Err(e) => return damage(0, &e.to_string()),
-        }
-    };
-    if header.id != id {
-        return damage(crate::format::SEGMENT_HEADER_ID_OFFSET as u64, &format!("header names segment {}", header.id));
-    }
-    Ok(Ok(SegmentFile { path, header, file_len, map }))
+/// Damage at `offset` in `segment`.
+fn damage_in(segment: &SegmentFile, offset: u64, reason: String) -> Damage {
+    Damage { path: segment.path.clone(), offset, reason }
 }
 
 /// A record as a hint entry should describe it: kind, offset, value length, seq, expiry, key

@@ -13,16 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, is_expired, record_header_len,
-    DecodeErrorKind, FrameSalt, HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
+    decode_hint_with, decode_manifest, hint_entry_count, is_expired, record_header_len, DecodeErrorKind, FrameSalt,
+    HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
-use crate::io::{Mapping, OpenMode, VfsFile};
+use crate::io::OpenMode;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, parse_file_name, walk_segment, ActiveLog, GroupRule, LogDir,
-    Replayed, Segment, SegmentSet, Walked, MANIFEST_FILE, MANIFEST_TMP_FILE,
+    create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name, walk_segment, ActiveLog,
+    GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked, MANIFEST_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -200,12 +200,8 @@ fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
 /// directory (the manifest read, and every file it names) durable.
 fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize> {
     let mut removed = 0;
-    for name in names {
-        let orphan = match parse_file_name(name) {
-            Some((id, _)) => !live.contains(&id),
-            None => name.ends_with(".tmp") || name == MANIFEST_TMP_FILE,
-        };
-        if orphan && dir.remove_if_exists(name)? {
+    for name in names.iter().filter(|name| is_orphan(name, live)) {
+        if dir.remove_if_exists(name)? {
             removed += 1;
         }
     }
@@ -219,28 +215,11 @@ fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize>
 }
 
 impl Loader<'_> {
-    /// Opens segment `id`'s file, with its length.
-    fn open_file(&self, id: u64, mode: OpenMode) -> Result<(PathBuf, Box<dyn VfsFile>, u64)> {
-        let path = self.dir.path(&crate::log::segment_file_name(id));
-        let file = self.dir.vfs.open(&path, mode).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Corruption {
-                path: path.clone(),
-                offset: 0,
-                reason: "segment listed in the manifest is missing".into(),
-            },
-            _ => Error::io("open", &path, e),
-        })?;
-        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        Ok((path, file, file_len))
-    }
-
     /// Loads a sealed segment from its hint file if that is valid, else by replay.
     fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
-        let (path, file, file_len) = self.open_file(id, OpenMode::ReadOnly)?;
-        let map = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
-        let header = check_header(id, &path, &*map, file_len)?;
-        let segment =
-            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let file = open_segment(self.dir, id, OpenMode::ReadOnly)?;
+        let (header, file_len) = (file.header, file.file_len);
+        let segment = file.into_segment();
         if self.load_hint(&segment, file_len)? {
             self.report.segments_from_hints += 1;
             return Ok((segment, true));
@@ -387,14 +366,12 @@ impl Loader<'_> {
     /// dropped; the segment is mapped once the file is what the writer continues from.
     fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
         let mode = if self.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWrite };
-        let (path, file, mut file_len) = self.open_file(id, mode)?;
-        let probe = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
-        let header = check_header(id, &path, &*probe, file_len)?;
+        let SegmentFile { path, file, mut file_len, map: probe, header } = open_segment(self.dir, id, mode)?;
         if header.kind != SegmentKind::Log {
             let reason = "the active segment is not a log segment".into();
             return Err(Error::Corruption { path, offset: SEGMENT_HEADER_KIND_OFFSET as u64, reason });
         }
-        let bytes = probe.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let bytes = probe.read(0, file_len as usize).unwrap_or_default();
         let (replayed, frames) =
             self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true)?;
         drop(bytes);
@@ -479,29 +456,6 @@ struct Frames {
     items: Vec<LoadItem>,
     /// (offset, kind, expiry) of every record, for the sweep of tombstones and expired puts.
     notes: Vec<(u32, RecordKind, u64)>,
-}
-
-/// Decodes and checks the header of segment `id` (`path`), mapped as `map`, `file_len` bytes long.
-fn check_header(id: u64, path: &std::path::Path, map: &dyn Mapping, file_len: u64) -> Result<SegmentHeader> {
-    // Read only what the file holds (a segment cut below its header must be corruption, not a
-    // read past the end, which faults).
-    let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
-    let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
-    // The manifest was of this version, so a listed segment of another is damage, not an old
-    // store (that is refused at the manifest, with `Error::UnsupportedVersion`).
-    let header = decode_segment_header(&header_bytes).map_err(|e| Error::Corruption {
-        path: path.to_path_buf(),
-        offset: 0,
-        reason: e.to_string(),
-    })?;
-    if header.id != id {
-        return Err(Error::Corruption {
-            path: path.to_path_buf(),
-            offset: SEGMENT_HEADER_ID_OFFSET as u64,
-            reason: format!("header names segment {}", header.id),
-        });
-    }
-    Ok(header)
 }
 
 /// Whether the record at a hint entry's offset is the one the entry describes (kind, lengths,

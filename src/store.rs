@@ -14,7 +14,7 @@ use crate::format::{record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
-use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer};
+use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer, LOCK_FILE};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
 use crate::recovery::{recover, RecoveryReport};
@@ -22,9 +22,6 @@ use crate::stats::{SegmentStats, Stats};
 use crate::value::{Batch, BatchOp, Value};
 use crate::CompactionReport;
 use crate::{Error, Result};
-
-/// Name of the lock file that keeps a second `Store` out of a directory.
-pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// An open store. `Send + Sync`: share it as `&Store` or `Arc<Store>` between threads.
 ///
@@ -102,11 +99,7 @@ impl Store {
         let latch = checked.latch();
         let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
-        let lock_path = dir.path(LOCK_FILE);
-        let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.dir.clone() },
-            _ => Error::io("lock", &lock_path, e),
-        })?;
+        let lock = dir.lock()?;
         let opened = recover(&dir, &options)?;
         let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
         let inner = Arc::new(Inner {
