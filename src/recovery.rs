@@ -13,16 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, hint_entry_count, is_expired, record_header_len, DecodeErrorKind, FrameSalt,
-    HintEntry, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
-    SEGMENT_HEADER_KIND_OFFSET,
+    decode_hint_with, decode_manifest, hint_entry_count, is_expired, DecodeErrorKind, FrameSalt, RecordKind,
+    SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::OpenMode;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name, walk_segment, ActiveLog,
-    GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked, MANIFEST_FILE,
+    check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name,
+    walk_segment, ActiveLog, GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked, MANIFEST_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -239,44 +238,19 @@ impl Loader<'_> {
         let bytes = map.read(0, len).unwrap_or_default();
         // The hint holds each key's hash: nothing to hash, nothing of the segment to read. Entries
         // become load items as they are decoded; nothing is applied unless the whole file is good.
-        let mut items: Vec<LoadItem> = Vec::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
-        let mut notes = Vec::new();
-        let mut in_bounds = true;
-        let mut max_end = 0u64;
-        let mut seq_max = 0u64;
-        let (mut first, mut last) = (None, None);
+        let mut frames = Frames::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
         let decoded = decode_hint_with(&bytes, |e| {
-            seq_max = seq_max.max(e.seq);
-            first.get_or_insert(e);
-            last = Some(e);
-            let end = u64::from(e.offset)
-                + (record_header_len(e.expires_ms) + usize::from(e.key_len)) as u64
-                + u64::from(e.value_len);
-            in_bounds &= u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= file_len;
-            max_end = max_end.max(end);
-            let record_len = u32::try_from(end - u64::from(e.offset)).unwrap_or(u32::MAX);
-            items.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len });
-            if e.kind == RecordKind::Delete || e.expires_ms != 0 {
-                notes.push((e.offset, e.kind, e.expires_ms));
-            }
+            let record_len = u32::try_from(e.record_len()).unwrap_or(u32::MAX);
+            frames.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len }, e.kind, e.expires_ms);
         });
-        let usable = decoded.ok().filter(|hint| {
-            let data_end_ok = (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end);
-            hint.segment_id == segment.id
-                && data_end_ok
-                && in_bounds
-                && max_end <= hint.data_end
-                && hint.seq_max == seq_max
-                && [first, last].iter().flatten().all(|e| entry_matches(segment, e, self.index.hasher()))
-                && ends_at(segment, hint.data_end, file_len)
-        });
-        let Some(hint) = usable else {
+        let hasher = Some(self.index.hasher());
+        let Some(hint) = decoded.ok().filter(|hint| check_hint(segment, file_len, hint, hasher).is_ok()) else {
             self.report.hints_rejected += 1;
             return Ok(false);
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
-        self.apply(segment, Frames { items, notes });
+        self.apply(segment, frames);
         Ok(true)
     }
 
@@ -316,9 +290,12 @@ impl Loader<'_> {
                 for r in frame.records().flatten() {
                     let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
                     self.seq_max = self.seq_max.max(r.seq);
-                    frames.notes.push((offset, r.kind, r.expires_ms));
                     let hash = self.index.hash_key(r.key);
-                    frames.items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
+                    frames.push(
+                        LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 },
+                        r.kind,
+                        r.expires_ms,
+                    );
                 }
             },
             |bad| {
@@ -450,35 +427,26 @@ impl Loader<'_> {
     }
 }
 
-/// What a replay found, to be applied to the index once the segment is mapped for good.
+/// What a replay or a hint file found, to be applied to the index once the segment is mapped for
+/// good.
 #[derive(Default)]
 struct Frames {
     items: Vec<LoadItem>,
-    /// (offset, kind, expiry) of every record, for the sweep of tombstones and expired puts.
+    /// (offset, kind, expiry) of the tombstones and expiring puts, for the sweep after loading.
     notes: Vec<(u32, RecordKind, u64)>,
 }
 
-/// Whether the record at a hint entry's offset is the one the entry describes (kind, lengths,
-/// sequence number, expiry and the hash of its key). Open checks the first and the last entry of
-/// each hint this way: with the checksum, the bounds and `seq_max`, that catches a hint of another
-/// segment or of another version of this one, without reading the segment as a replay would. A
-/// hint whose checksum matches but whose middle entries were altered on purpose is trusted, as a
-/// segment whose checksums match is (DESIGN.md, "Hint file").
-fn entry_matches(segment: &Segment, e: &HintEntry, hasher: &KeyHasher) -> bool {
-    let Some(h) = segment.record_header(e.offset) else { return false };
-    h.kind == e.kind
-        && h.key_len == usize::from(e.key_len)
-        && h.value_len == e.value_len as usize
-        && h.seq == e.seq
-        && h.expires_ms == e.expires_ms
-        && segment.key(e.offset, &h).is_some_and(|key| hasher.hash(&key) == e.key_hash)
-}
+impl Frames {
+    fn with_capacity(records: usize) -> Frames {
+        Frames { items: Vec::with_capacity(records), notes: Vec::new() }
+    }
 
-/// Whether the segment's data ends at `data_end`: nothing but zeros (or the end of the file) in the
-/// next frame header's place.
-fn ends_at(segment: &Segment, data_end: u64, file_len: u64) -> bool {
-    let rest = (file_len - data_end).min(FRAME_HEADER_BYTES as u64) as usize;
-    rest == 0 || segment.read(data_end, rest).is_some_and(|b| b.iter().all(|&x| x == 0))
+    fn push(&mut self, item: LoadItem, kind: RecordKind, expires_ms: u64) {
+        if kind == RecordKind::Delete || expires_ms != 0 {
+            self.notes.push((item.offset, kind, expires_ms));
+        }
+        self.items.push(item);
+    }
 }
 
 #[cfg(test)]

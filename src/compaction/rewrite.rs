@@ -23,10 +23,9 @@ use crate::format::{
     encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
     SEGMENT_HEADER_BYTES,
 };
-use crate::hints::write_hint;
 use crate::io::VfsFile;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, Segment, MANIFEST_FILE,
+    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, write_hint, Segment, MANIFEST_FILE,
 };
 use crate::store::Inner;
 use crate::{Error, Result};

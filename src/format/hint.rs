@@ -29,7 +29,7 @@
 //! trailer: 4 bytes, CRC-32 (IEEE) of everything before it
 //! ```
 
-use super::record::RecordKind;
+use super::record::{record_header_len, RecordKind};
 use super::{
     get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, CRC_BYTES, FILE_MAGIC_BYTES,
     FORMAT_VERSION, KEY_BYTES_MAX, OFF_FILE_VERSION,
@@ -126,7 +126,20 @@ pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     out
 }
 
-/// A hint file's header fields.
+impl HintEntry {
+    /// Encoded length of the record the entry describes.
+    pub fn record_len(&self) -> u64 {
+        (record_header_len(self.expires_ms) + usize::from(self.key_len)) as u64 + u64::from(self.value_len)
+    }
+
+    /// Offset just past the record the entry describes.
+    pub fn record_end(&self) -> u64 {
+        u64::from(self.offset) + self.record_len()
+    }
+}
+
+/// A hint file's header fields, and what its entries say taken together: what a reader checks
+/// against the segment before trusting the hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HintSummary {
     /// The segment described.
@@ -137,6 +150,46 @@ pub struct HintSummary {
     pub seq_max: u64,
     /// Number of entries.
     pub entries: usize,
+    /// The first entry (the lowest offset), if any.
+    pub first: Option<HintEntry>,
+    /// The last entry (the highest offset), if any.
+    pub last: Option<HintEntry>,
+    /// The highest sequence number among the entries (0 if none).
+    pub entry_seq_max: u64,
+    /// The furthest any entry's record reaches (0 if none).
+    pub records_end: u64,
+}
+
+impl HintSummary {
+    fn new(segment_id: u64, data_end: u64, seq_max: u64) -> HintSummary {
+        HintSummary {
+            segment_id,
+            data_end,
+            seq_max,
+            entries: 0,
+            first: None,
+            last: None,
+            entry_seq_max: 0,
+            records_end: 0,
+        }
+    }
+
+    fn add(&mut self, e: &HintEntry) {
+        self.entries += 1;
+        self.first.get_or_insert(*e);
+        self.last = Some(*e);
+        self.entry_seq_max = self.entry_seq_max.max(e.seq);
+        self.records_end = self.records_end.max(e.record_end());
+    }
+}
+
+impl HintFile {
+    /// The summary [`decode_hint_with`] would return for this file.
+    pub fn summary(&self) -> HintSummary {
+        let mut summary = HintSummary::new(self.segment_id, self.data_end, self.seq_max);
+        self.entries.iter().for_each(|e| summary.add(e));
+        summary
+    }
 }
 
 /// Decodes a hint file into a vector of entries. See [`decode_hint_with`].
@@ -178,6 +231,7 @@ pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Resu
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
         return invalid("hint entry count exceeds the file");
     }
+    let mut summary = HintSummary::new(get_u64(buf, OFF_SEGMENT_ID), get_u64(buf, OFF_DATA_END), seq_max);
     let (mut offset, mut seq) = (0u32, 0u64);
     for i in 0..count {
         let Some(e) = r.entry(offset, seq) else { return invalid("malformed hint entry") };
@@ -185,13 +239,13 @@ pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Resu
             return invalid("hint entries out of order");
         }
         (offset, seq) = (e.offset, e.seq);
+        summary.add(&e);
         on_entry(e);
     }
     if r.at != r.buf.len() {
         return invalid("trailing bytes after the last hint entry");
     }
-    let (segment_id, data_end) = (get_u64(buf, OFF_SEGMENT_ID), get_u64(buf, OFF_DATA_END));
-    Ok(HintSummary { segment_id, data_end, seq_max, entries: count })
+    Ok(summary)
 }
 
 /// The entry count a hint file announces, without checking the file, capped by what `buf` could
@@ -333,6 +387,25 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(decode_hint(&buf[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn the_summary_decoding_gathers_is_the_files_own() {
+        let entry = |offset, seq, expires_ms| HintEntry {
+            kind: RecordKind::Put,
+            offset,
+            value_len: 10,
+            seq,
+            expires_ms,
+            key_len: 3,
+            key_hash: 1,
+        };
+        let hint =
+            HintFile { segment_id: 4, data_end: 500, seq_max: 9, entries: vec![entry(40, 9, 0), entry(90, 2, 7)] };
+        let summary = decode_hint_with(&encode_hint(&hint), |_| {}).unwrap();
+        assert_eq!(summary, hint.summary());
+        assert_eq!((summary.first, summary.last), (Some(hint.entries[0]), Some(hint.entries[1])));
+        assert_eq!((summary.entry_seq_max, summary.records_end), (9, 90 + 24 + 3 + 10));
     }
 
     /// Fuzz finding (record_decode, regression `record_decode/hint-expiry-flag-with-zero-expiry`):

@@ -1,11 +1,12 @@
 //! The segment log: the store directory and its files, segment files, the manifest that lists
-//! them, the group-commit writer and the frame scanner.
+//! them, the hint files that describe sealed ones, the group-commit writer and the frame scanner.
 //!
 //! Lock order (outer first): `Writer::log` (held by the group-commit leader) -> `SegmentSet`
 //! (held while the manifest is replaced) -> an index stripe. The writer's queue mutex is never held
 //! while taking any of these.
 
 mod dir;
+mod hints;
 mod queue;
 mod scan;
 mod segment;
@@ -14,6 +15,7 @@ mod txn;
 mod writer;
 
 pub(crate) use dir::{create_segment_file, is_orphan, open_segment, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE};
+pub(crate) use hints::{check_hint, write_hint};
 pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
