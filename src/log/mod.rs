@@ -15,7 +15,7 @@ mod txn;
 mod writer;
 
 pub(crate) use dir::{create_segment_file, is_orphan, open_segment, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE};
-pub(crate) use hints::{check_hint, write_hint};
+pub(crate) use hints::{check_hint, entry_for, write_hint};
 pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
