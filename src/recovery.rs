@@ -9,19 +9,22 @@
 //! | active segment              | yes                                         | `Corruption` (or salvage)  |
 //! | sealed or compacted segment | either                                      | `Corruption` (or salvage)  |
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::format::{
-    decode_hint_with, decode_manifest, hint_entry_count, is_expired, DecodeErrorKind, FrameSalt, RecordKind,
-    SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_KIND_OFFSET,
+    decode_hint_with, decode_manifest, encode_manifest, hint_entry_count, is_expired, DecodeError, DecodeErrorKind,
+    FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
-use crate::io::OpenMode;
+use crate::io::{OpenMode, VfsFile};
 use crate::log::{
     check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name,
-    walk_segment, ActiveLog, GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked, MANIFEST_FILE,
+    segment_file_name, walk_segment, ActiveLog, GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked,
+    MANIFEST_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -70,6 +73,13 @@ pub(crate) struct Opened {
     pub(crate) ttl_seen: bool,
 }
 
+/// The sealed segments, loaded.
+struct Sealed {
+    segments: BTreeMap<u64, Arc<Segment>>,
+    /// Those with no usable hint file.
+    need_hints: Vec<u64>,
+}
+
 /// A record recovery saw that must not stay in the index: a tombstone, or an expired put.
 struct Doomed {
     segment: Arc<Segment>,
@@ -106,53 +116,14 @@ pub(crate) fn rebuild_read_only(dir: &LogDir, options: &Options) -> Result<Opene
 fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Opened> {
     let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
     let manifest = match dir.read_file(MANIFEST_FILE)? {
-        Some(bytes) => decode_manifest(&bytes).map_err(|e| match e.kind {
-            DecodeErrorKind::Version(found) => {
-                Error::UnsupportedVersion { path: dir.path(MANIFEST_FILE), found, supported: FORMAT_VERSION }
-            }
-            _ => Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason: e.to_string() },
-        })?,
-        None if !read_only && interrupted_creation(dir, &names) => {
-            // The first open crashed after segment 1's entry became durable but before the
-            // manifest did: no open ever completed, so nothing was acknowledged. Start afresh.
-            dir.remove_if_exists(&crate::log::segment_file_name(1))?;
-            create_fresh(dir)?
-        }
-        None if read_only || names.iter().any(|n| parse_file_name(n).is_some()) => {
-            return Err(Error::Corruption {
-                path: dir.path(MANIFEST_FILE),
-                offset: 0,
-                reason: "segment files exist but the manifest is missing".into(),
-            })
-        }
-        None => create_fresh(dir)?,
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| manifest_error(dir, e))?,
+        None => without_manifest(dir, &names, read_only)?,
     };
-    let mut loader = Loader {
-        dir,
-        options,
-        now_ms: options.clock.now_ms(),
-        index: Index::new(options.stripes, KeyHasher::new(manifest.hash_key)),
-        report: RecoveryReport::default(),
-        doomed: Vec::new(),
-        seq_max: 0,
-        ttl_seen: false,
-        read_only,
-        last_group_start: None,
-    };
+    let mut loader = Loader::new(dir, options, manifest.hash_key, read_only);
     if !read_only {
         loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
     }
-    let sealed_ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
-    loader.index.reserve(hinted_records(dir, &sealed_ids));
-    let mut sealed = std::collections::BTreeMap::new();
-    let mut need_hints = Vec::new();
-    for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
-        let (segment, hinted) = loader.load_sealed(id)?;
-        if !hinted {
-            need_hints.push(id);
-        }
-        sealed.insert(id, segment);
-    }
+    let Sealed { segments: sealed, need_hints } = loader.load_sealed_all(&manifest)?;
     let active = loader.load_active(manifest.active)?;
     loader.sweep();
     let set = SegmentSet {
@@ -163,6 +134,32 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
     Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
+}
+
+/// A manifest that does not decode, as open reports it: one of another format version is
+/// refused as such (nothing is changed), anything else is corruption.
+fn manifest_error(dir: &LogDir, e: DecodeError) -> Error {
+    let path = dir.path(MANIFEST_FILE);
+    match e.kind {
+        DecodeErrorKind::Version(found) => Error::UnsupportedVersion { path, found, supported: FORMAT_VERSION },
+        _ => Error::Corruption { path, offset: 0, reason: e.to_string() },
+    }
+}
+
+/// The manifest of a directory that has none: a new store's, if nothing was ever acknowledged
+/// there; otherwise the store is damaged, and never silently started empty.
+fn without_manifest(dir: &LogDir, names: &[String], read_only: bool) -> Result<Manifest> {
+    if !read_only && interrupted_creation(dir, names) {
+        // The first open crashed after segment 1's entry became durable but before the
+        // manifest did: no open ever completed, so nothing was acknowledged. Start afresh.
+        dir.remove_if_exists(&segment_file_name(1))?;
+        return create_fresh(dir);
+    }
+    if read_only || names.iter().any(|n| parse_file_name(n).is_some()) {
+        let reason = "segment files exist but the manifest is missing".into();
+        return Err(Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason });
+    }
+    create_fresh(dir)
 }
 
 /// How many records the sealed segments' hint files announce (to size the index once).
@@ -176,13 +173,12 @@ fn hinted_records(dir: &LogDir, ids: &[u64]) -> usize {
 }
 
 /// A new, empty store: segment 1 and a manifest naming it.
-fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
+fn create_fresh(dir: &LogDir) -> Result<Manifest> {
     let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: fresh_salt() };
     create_segment_file(dir, &header)?;
     dir.sync_dir()?;
-    let set =
-        crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: KeyHasher::random_key() };
-    dir.write_file_atomic(MANIFEST_FILE, &crate::format::encode_manifest(&set))?;
+    let set = Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: KeyHasher::random_key() };
+    dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&set))?;
     Ok(set)
 }
 
@@ -191,7 +187,7 @@ fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
 fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
     let mut store_files = names.iter().filter_map(|n| parse_file_name(n));
     store_files.all(|file| file == (1, false))
-        && dir.file_len(&crate::log::segment_file_name(1)).is_some_and(|len| len <= SEGMENT_HEADER_BYTES as u64)
+        && dir.file_len(&segment_file_name(1)).is_some_and(|len| len <= SEGMENT_HEADER_BYTES as u64)
 }
 
 /// Removes segment and hint files the manifest does not list, and temporary files: leftovers of
@@ -213,7 +209,37 @@ fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize>
     Ok(removed)
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    fn new(dir: &'a LogDir, options: &'a Options, hash_key: [u8; 16], read_only: bool) -> Loader<'a> {
+        Loader {
+            dir,
+            options,
+            now_ms: options.clock.now_ms(),
+            index: Index::new(options.stripes, KeyHasher::new(hash_key)),
+            report: RecoveryReport::default(),
+            doomed: Vec::new(),
+            seq_max: 0,
+            ttl_seen: false,
+            read_only,
+            last_group_start: None,
+        }
+    }
+
+    /// Loads every sealed segment the manifest lists.
+    fn load_sealed_all(&mut self, manifest: &Manifest) -> Result<Sealed> {
+        let ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
+        self.index.reserve(hinted_records(self.dir, &ids));
+        let mut sealed = Sealed { segments: BTreeMap::new(), need_hints: Vec::new() };
+        for id in ids {
+            let (segment, hinted) = self.load_sealed(id)?;
+            if !hinted {
+                sealed.need_hints.push(id);
+            }
+            sealed.segments.insert(id, segment);
+        }
+        Ok(sealed)
+    }
+
     /// Loads a sealed segment from its hint file if that is valid, else by replay.
     fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
         let file = open_segment(self.dir, id, OpenMode::ReadOnly)?;
@@ -224,7 +250,7 @@ impl Loader<'_> {
             return Ok((segment, true));
         }
         let rule = (header.kind == SegmentKind::Log).then(|| GroupRule::new(header.first_group));
-        let bytes = segment.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let bytes = segment.read(0, file_len as usize).unwrap_or_default();
         let (end, frames) = self.replay(&bytes, header.salt, &segment.path, rule, false)?;
         drop(bytes);
         self.apply(&segment, frames);
@@ -269,7 +295,7 @@ impl Loader<'_> {
         &mut self,
         bytes: &[u8],
         salt: FrameSalt,
-        path: &std::path::Path,
+        path: &Path,
         rule: Option<GroupRule>,
         active: bool,
     ) -> Result<(Replayed, Frames)> {
@@ -277,48 +303,42 @@ impl Loader<'_> {
         let salvage = self.options.salvage;
         let mut dropped = Vec::new();
         let mut frames = Frames::default();
-        let mut last_group: Option<(u64, usize)> = None;
         let walked = walk_segment(
             bytes,
             salt,
             rule,
             active,
-            |at, frame| {
-                if last_group.is_none_or(|(g, _)| g != frame.group) {
-                    last_group = Some((frame.group, at));
-                }
-                for r in frame.records().flatten() {
-                    let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
-                    self.seq_max = self.seq_max.max(r.seq);
-                    let hash = self.index.hash_key(r.key);
-                    frames.push(
-                        LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 },
-                        r.kind,
-                        r.expires_ms,
-                    );
-                }
-            },
+            |at, frame| self.collect(&mut frames, at, frame),
             |bad| {
                 if salvage {
-                    dropped.push(DroppedRange {
-                        path: path.to_path_buf(),
-                        start: bad.start as u64,
-                        end: bad.resume as u64,
-                        reason: bad.reason.clone(),
-                    });
+                    let (start, end, reason) = (bad.start as u64, bad.resume as u64, bad.reason.clone());
+                    dropped.push(DroppedRange { path: path.to_path_buf(), start, end, reason });
                 }
                 salvage
             },
         );
         self.report.dropped.extend(dropped);
         if active {
-            self.last_group_start = last_group.map(|(_, at)| at as u64);
+            self.last_group_start = frames.last_group.map(|(_, at)| at as u64);
         }
         match walked {
             Walked::Done(replayed) => Ok((replayed, frames)),
             Walked::Stopped(bad) => {
                 Err(Error::Corruption { path: path.to_path_buf(), offset: bad.start as u64, reason: bad.reason })
             }
+        }
+    }
+
+    /// Collects the records of a replayed frame, at `at` in its segment.
+    fn collect(&mut self, frames: &mut Frames, at: usize, frame: &FrameView<'_>) {
+        if frames.last_group.is_none_or(|(group, _)| group != frame.group) {
+            frames.last_group = Some((frame.group, at));
+        }
+        for r in frame.records().flatten() {
+            let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
+            self.seq_max = self.seq_max.max(r.seq);
+            let item = LoadItem { hash: self.index.hash_key(r.key), offset, seq: r.seq, record_len: r.len() as u32 };
+            frames.push(item, r.kind, r.expires_ms);
         }
     }
 
@@ -343,31 +363,18 @@ impl Loader<'_> {
     /// dropped; the segment is mapped once the file is what the writer continues from.
     fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
         let mode = if self.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWrite };
-        let SegmentFile { path, file, mut file_len, map: probe, header } = open_segment(self.dir, id, mode)?;
+        let SegmentFile { path, file, file_len, map: probe, header } = open_segment(self.dir, id, mode)?;
         if header.kind != SegmentKind::Log {
             let reason = "the active segment is not a log segment".into();
             return Err(Error::Corruption { path, offset: SEGMENT_HEADER_KIND_OFFSET as u64, reason });
         }
         let bytes = probe.read(0, file_len as usize).unwrap_or_default();
-        let (replayed, frames) =
-            self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true)?;
+        let replayed = self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true);
         drop(bytes);
         drop(probe);
-        if let Some(at) = replayed.torn_at {
-            self.report.torn_tail_bytes = file_len - at;
-            if !self.read_only {
-                file.set_len(at).map_err(|e| Error::io("truncate", &path, e))?;
-                file_len = at;
-            }
-        }
-        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
-        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
-        if !self.read_only {
-            // Mapping may have extended the file (Windows): the writer grows it from its real length.
-            file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        }
-        let segment =
-            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let (replayed, frames) = replayed?;
+        let file_len = self.cut_torn_tail(&*file, &path, file_len, replayed.torn_at)?;
+        let (segment, file_len) = self.map_active(header, path, file, file_len)?;
         self.apply(&segment, frames);
         if !self.read_only {
             self.rewrite_last_group(&segment, replayed.data_end)?;
@@ -376,16 +383,37 @@ impl Loader<'_> {
         }
         segment.set_data_end(replayed.data_end);
         let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
-        Ok(ActiveLog {
-            segment,
-            tail: replayed.data_end,
-            file_len,
-            group,
-            dirty: false,
-            unsynced_records: 0,
-            next_seq: 0,
-            unclean_tail: false,
-        })
+        let (tail, dirty, unclean_tail) = (replayed.data_end, false, false);
+        Ok(ActiveLog { segment, tail, file_len, group, dirty, unsynced_records: 0, next_seq: 0, unclean_tail })
+    }
+
+    /// Cuts the active segment's torn tail, if it has one (in a rebuild, only counts it), and
+    /// returns the file's length after.
+    fn cut_torn_tail(&mut self, file: &dyn VfsFile, path: &Path, file_len: u64, torn_at: Option<u64>) -> Result<u64> {
+        let Some(at) = torn_at else { return Ok(file_len) };
+        self.report.torn_tail_bytes = file_len - at;
+        if self.read_only {
+            return Ok(file_len);
+        }
+        file.set_len(at).map_err(|e| Error::io("truncate", path, e))?;
+        Ok(at)
+    }
+
+    /// Maps the active segment as far as the writer may grow it (a rebuild: as long as it is),
+    /// and returns it with the file's length, which mapping may have changed (Windows extends the
+    /// file to the whole mapping; the writer grows it from its real length).
+    fn map_active(
+        &self,
+        header: SegmentHeader,
+        path: PathBuf,
+        file: Box<dyn VfsFile>,
+        file_len: u64,
+    ) -> Result<(Arc<Segment>, u64)> {
+        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
+        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
+        let file_len = if self.read_only { file_len } else { file.len().map_err(|e| Error::io("stat", &path, e))? };
+        let data_end = SEGMENT_HEADER_BYTES as u64;
+        Ok((Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, map, data_end)), file_len))
     }
 
     /// Writes the frames of the active segment's last group again, unchanged.
@@ -434,11 +462,13 @@ struct Frames {
     items: Vec<LoadItem>,
     /// (offset, kind, expiry) of the tombstones and expiring puts, for the sweep after loading.
     notes: Vec<(u32, RecordKind, u64)>,
+    /// The group of the last frame replayed, and where its first frame starts.
+    last_group: Option<(u64, usize)>,
 }
 
 impl Frames {
     fn with_capacity(records: usize) -> Frames {
-        Frames { items: Vec::with_capacity(records), notes: Vec::new() }
+        Frames { items: Vec::with_capacity(records), ..Frames::default() }
     }
 
     fn push(&mut self, item: LoadItem, kind: RecordKind, expires_ms: u64) {
