@@ -65,6 +65,14 @@ pub(crate) struct ActiveLog {
     pub(crate) unclean_tail: bool,
 }
 
+/// Where [`Writer::append`] wrote a frame.
+struct Appended {
+    offset: u64,
+    len: u64,
+    /// The sequence number of its first record.
+    first_seq: u64,
+}
+
 /// Counters for `Store::stats`.
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
@@ -350,16 +358,35 @@ impl Writer {
             return Ok(());
         }
         let mut log = self.log.lock();
+        let frame = self.append(&mut log, sets, group, records)?;
+        log.tail = frame.offset + frame.len;
+        let segment = Arc::clone(&log.segment);
+        segment.set_data_end(log.tail);
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(frame.len, Ordering::Relaxed);
+        publish(index, &segment, frame.offset, group, frame.first_seq, records);
+        Ok(())
+    }
+
+    /// Writes the group's `records` as one frame at the log's tail, after a roll-over if the
+    /// segment cannot hold it, and in `SyncMode::Always` syncs it. The caller moves the tail.
+    fn append(
+        &self,
+        log: &mut ActiveLog,
+        sets: &Mutex<SegmentSet>,
+        group: &[Pending],
+        records: u64,
+    ) -> Result<Appended> {
         let body_len: usize = group.iter().map(|p| p.ops.byte_len()).sum();
         let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
         if log.tail + frame_len > self.segment_bytes {
-            self.roll(&mut log, sets)?;
+            self.roll(log, sets)?;
         }
         let first_seq = log.next_seq;
-        let frame = build_frame(&mut log, group, body_len);
+        let frame = build_frame(log, group, body_len);
         let offset = log.tail;
-        self.ensure_space(&mut log, offset + frame_len)?;
-        let segment = Arc::clone(&log.segment);
+        self.ensure_space(log, offset + frame_len)?;
+        let segment = &log.segment;
         if let Err(e) = segment.file.write_at(&frame, offset) {
             log.unclean_tail = true;
             return Err(Error::io("append to", segment.path(), e));
@@ -371,14 +398,9 @@ impl Writer {
         log.dirty = true;
         log.unsynced_records += records;
         if self.sync == SyncMode::Always {
-            self.sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?;
+            self.sync_log(log).inspect_err(|_| log.unclean_tail = true)?;
         }
-        log.tail = offset + frame_len;
-        segment.set_data_end(log.tail);
-        self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        publish(index, &segment, offset, group, first_seq, records);
-        Ok(())
+        Ok(Appended { offset, len: frame_len, first_seq })
     }
 
     /// Makes sure the file is at least `end` long, growing it in zero-filled, synced steps so
