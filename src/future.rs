@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::format::{encode_record, RecordKind};
+use crate::format::RecordKind;
 use crate::log::{Done, Encoded, Expiry, Op, Slot, Txn};
 use crate::rmw::{batch_txn, cas_txn, condition_failed, erase, unerase, update_txn, Cas, Update, Updated};
 use crate::store::Store;
@@ -110,10 +110,7 @@ impl Store {
         if let Err(e) = self.check_key(key) {
             return WriteFuture::ready(Err(e));
         }
-        let mut ops = Encoded::default();
-        encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
-        ops.records = 1;
-        WriteFuture::queued(self.submit(Op::Write(ops)), written)
+        WriteFuture::queued(self.submit(Op::Write(Encoded::one(RecordKind::Delete, 0, key, &[]))), written)
     }
 
     /// [`Store::write`] as a future (preconditions included).

@@ -9,20 +9,22 @@
 //! | active segment              | yes                                         | `Corruption` (or salvage)  |
 //! | sealed or compacted segment | either                                      | `Corruption` (or salvage)  |
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::format::{
-    declared_version, decode_hint_with, decode_manifest, decode_segment_header, hint_entry_count, record_header_len,
-    FrameSalt, HintEntry, ManifestError, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, FRAME_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET,
+    decode_hint_with, decode_manifest, encode_manifest, hint_entry_count, is_expired, DecodeError, DecodeErrorKind,
+    FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
-use crate::io::{Mapping, OpenMode, VfsFile};
+use crate::io::{OpenMode, VfsFile};
 use crate::log::{
-    create_segment_file, find_frame_from, fresh_salt, hint_file_name, parse_file_name, scan_frames, ActiveLog,
-    GroupRule, LogDir, ScanEnd, Segment, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE,
+    check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name,
+    segment_file_name, walk_segment, ActiveLog, GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked,
+    MANIFEST_FILE,
 };
 use crate::options::Options;
 use crate::{Error, Result};
@@ -71,6 +73,13 @@ pub(crate) struct Opened {
     pub(crate) ttl_seen: bool,
 }
 
+/// The sealed segments, loaded.
+struct Sealed {
+    segments: BTreeMap<u64, Arc<Segment>>,
+    /// Those with no usable hint file.
+    need_hints: Vec<u64>,
+}
+
 /// A record recovery saw that must not stay in the index: a tombstone, or an expired put.
 struct Doomed {
     segment: Arc<Segment>,
@@ -107,55 +116,14 @@ pub(crate) fn rebuild_read_only(dir: &LogDir, options: &Options) -> Result<Opene
 fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Opened> {
     let names = dir.vfs.list(&dir.dir).map_err(|e| Error::io("list", &dir.dir, e))?;
     let manifest = match dir.read_file(MANIFEST_FILE)? {
-        Some(bytes) => decode_manifest(&bytes).map_err(|e| match e {
-            ManifestError::VERSION => Error::UnsupportedVersion {
-                path: dir.path(MANIFEST_FILE),
-                found: declared_version(&bytes).expect("a manifest of another version has one"),
-                supported: FORMAT_VERSION,
-            },
-            e => Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason: e.0.to_string() },
-        })?,
-        None if !read_only && interrupted_creation(dir, &names) => {
-            // The first open crashed after segment 1's entry became durable but before the
-            // manifest did: no open ever completed, so nothing was acknowledged. Start afresh.
-            dir.remove_if_exists(&crate::log::segment_file_name(1))?;
-            create_fresh(dir)?
-        }
-        None if read_only || names.iter().any(|n| parse_file_name(n).is_some()) => {
-            return Err(Error::Corruption {
-                path: dir.path(MANIFEST_FILE),
-                offset: 0,
-                reason: "segment files exist but the manifest is missing".into(),
-            })
-        }
-        None => create_fresh(dir)?,
+        Some(bytes) => decode_manifest(&bytes).map_err(|e| manifest_error(dir, e))?,
+        None => without_manifest(dir, &names, read_only)?,
     };
-    let mut loader = Loader {
-        dir,
-        options,
-        now_ms: options.clock.now_ms(),
-        index: Index::new(options.stripes, KeyHasher::new(manifest.hash_key)),
-        report: RecoveryReport::default(),
-        doomed: Vec::new(),
-        seq_max: 0,
-        ttl_seen: false,
-        read_only,
-        last_group_start: None,
-    };
+    let mut loader = Loader::new(dir, options, manifest.hash_key, read_only);
     if !read_only {
         loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;
     }
-    let sealed_ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
-    loader.index.reserve(hinted_records(dir, &sealed_ids));
-    let mut sealed = std::collections::BTreeMap::new();
-    let mut need_hints = Vec::new();
-    for &id in manifest.segments.iter().filter(|&&id| id != manifest.active) {
-        let (segment, hinted) = loader.load_sealed(id)?;
-        if !hinted {
-            need_hints.push(id);
-        }
-        sealed.insert(id, segment);
-    }
+    let Sealed { segments: sealed, need_hints } = loader.load_sealed_all(&manifest)?;
     let active = loader.load_active(manifest.active)?;
     loader.sweep();
     let set = SegmentSet {
@@ -166,6 +134,32 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
     Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
+}
+
+/// A manifest that does not decode, as open reports it: one of another format version is
+/// refused as such (nothing is changed), anything else is corruption.
+fn manifest_error(dir: &LogDir, e: DecodeError) -> Error {
+    let path = dir.path(MANIFEST_FILE);
+    match e.kind {
+        DecodeErrorKind::Version(found) => Error::UnsupportedVersion { path, found, supported: FORMAT_VERSION },
+        _ => Error::Corruption { path, offset: 0, reason: e.to_string() },
+    }
+}
+
+/// The manifest of a directory that has none: a new store's, if nothing was ever acknowledged
+/// there; otherwise the store is damaged, and never silently started empty.
+fn without_manifest(dir: &LogDir, names: &[String], read_only: bool) -> Result<Manifest> {
+    if !read_only && interrupted_creation(dir, names) {
+        // The first open crashed after segment 1's entry became durable but before the
+        // manifest did: no open ever completed, so nothing was acknowledged. Start afresh.
+        dir.remove_if_exists(&segment_file_name(1))?;
+        return create_fresh(dir);
+    }
+    if read_only || names.iter().any(|n| parse_file_name(n).is_some()) {
+        let reason = "segment files exist but the manifest is missing".into();
+        return Err(Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason });
+    }
+    create_fresh(dir)
 }
 
 /// How many records the sealed segments' hint files announce (to size the index once).
@@ -179,13 +173,12 @@ fn hinted_records(dir: &LogDir, ids: &[u64]) -> usize {
 }
 
 /// A new, empty store: segment 1 and a manifest naming it.
-fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
+fn create_fresh(dir: &LogDir) -> Result<Manifest> {
     let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: fresh_salt() };
     create_segment_file(dir, &header)?;
     dir.sync_dir()?;
-    let set =
-        crate::format::Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: KeyHasher::random_key() };
-    dir.write_file_atomic(MANIFEST_FILE, &crate::format::encode_manifest(&set))?;
+    let set = Manifest { segments: vec![1], active: 1, next_segment_id: 2, hash_key: KeyHasher::random_key() };
+    dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&set))?;
     Ok(set)
 }
 
@@ -194,7 +187,7 @@ fn create_fresh(dir: &LogDir) -> Result<crate::format::Manifest> {
 fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
     let mut store_files = names.iter().filter_map(|n| parse_file_name(n));
     store_files.all(|file| file == (1, false))
-        && dir.file_len(&crate::log::segment_file_name(1)).is_some_and(|len| len <= SEGMENT_HEADER_BYTES as u64)
+        && dir.file_len(&segment_file_name(1)).is_some_and(|len| len <= SEGMENT_HEADER_BYTES as u64)
 }
 
 /// Removes segment and hint files the manifest does not list, and temporary files: leftovers of
@@ -202,12 +195,8 @@ fn interrupted_creation(dir: &LogDir, names: &[String]) -> bool {
 /// directory (the manifest read, and every file it names) durable.
 fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize> {
     let mut removed = 0;
-    for name in names {
-        let orphan = match parse_file_name(name) {
-            Some((id, _)) => !live.contains(&id),
-            None => name.ends_with(".tmp") || name == MANIFEST_TMP_FILE,
-        };
-        if orphan && dir.remove_if_exists(name)? {
+    for name in names.iter().filter(|name| is_orphan(name, live)) {
+        if dir.remove_if_exists(name)? {
             removed += 1;
         }
     }
@@ -220,35 +209,48 @@ fn remove_orphans(dir: &LogDir, names: &[String], live: &[u64]) -> Result<usize>
     Ok(removed)
 }
 
-impl Loader<'_> {
-    /// Opens segment `id`'s file, with its length.
-    fn open_file(&self, id: u64, mode: OpenMode) -> Result<(PathBuf, Box<dyn VfsFile>, u64)> {
-        let path = self.dir.path(&crate::log::segment_file_name(id));
-        let file = self.dir.vfs.open(&path, mode).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Corruption {
-                path: path.clone(),
-                offset: 0,
-                reason: "segment listed in the manifest is missing".into(),
-            },
-            _ => Error::io("open", &path, e),
-        })?;
-        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        Ok((path, file, file_len))
+impl<'a> Loader<'a> {
+    fn new(dir: &'a LogDir, options: &'a Options, hash_key: [u8; 16], read_only: bool) -> Loader<'a> {
+        Loader {
+            dir,
+            options,
+            now_ms: options.clock.now_ms(),
+            index: Index::new(options.stripes, KeyHasher::new(hash_key)),
+            report: RecoveryReport::default(),
+            doomed: Vec::new(),
+            seq_max: 0,
+            ttl_seen: false,
+            read_only,
+            last_group_start: None,
+        }
+    }
+
+    /// Loads every sealed segment the manifest lists.
+    fn load_sealed_all(&mut self, manifest: &Manifest) -> Result<Sealed> {
+        let ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
+        self.index.reserve(hinted_records(self.dir, &ids));
+        let mut sealed = Sealed { segments: BTreeMap::new(), need_hints: Vec::new() };
+        for id in ids {
+            let (segment, hinted) = self.load_sealed(id)?;
+            if !hinted {
+                sealed.need_hints.push(id);
+            }
+            sealed.segments.insert(id, segment);
+        }
+        Ok(sealed)
     }
 
     /// Loads a sealed segment from its hint file if that is valid, else by replay.
     fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
-        let (path, file, file_len) = self.open_file(id, OpenMode::ReadOnly)?;
-        let map = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
-        let header = check_header(id, &path, &*map, file_len)?;
-        let segment =
-            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let file = open_segment(self.dir, id, OpenMode::ReadOnly)?;
+        let (header, file_len) = (file.header, file.file_len);
+        let segment = file.into_segment();
         if self.load_hint(&segment, file_len)? {
             self.report.segments_from_hints += 1;
             return Ok((segment, true));
         }
         let rule = (header.kind == SegmentKind::Log).then(|| GroupRule::new(header.first_group));
-        let bytes = segment.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
+        let bytes = segment.read(0, file_len as usize).unwrap_or_default();
         let (end, frames) = self.replay(&bytes, header.salt, &segment.path, rule, false)?;
         drop(bytes);
         self.apply(&segment, frames);
@@ -262,52 +264,26 @@ impl Loader<'_> {
         let bytes = map.read(0, len).unwrap_or_default();
         // The hint holds each key's hash: nothing to hash, nothing of the segment to read. Entries
         // become load items as they are decoded; nothing is applied unless the whole file is good.
-        let mut items: Vec<LoadItem> = Vec::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
-        let mut notes = Vec::new();
-        let mut in_bounds = true;
-        let mut max_end = 0u64;
-        let mut seq_max = 0u64;
-        let (mut first, mut last) = (None, None);
+        let mut frames = Frames::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
         let decoded = decode_hint_with(&bytes, |e| {
-            seq_max = seq_max.max(e.seq);
-            first.get_or_insert(e);
-            last = Some(e);
-            let end = u64::from(e.offset)
-                + (record_header_len(e.expires_ms) + usize::from(e.key_len)) as u64
-                + u64::from(e.value_len);
-            in_bounds &= u64::from(e.offset) >= SEGMENT_HEADER_BYTES as u64 && end <= file_len;
-            max_end = max_end.max(end);
-            let record_len = u32::try_from(end - u64::from(e.offset)).unwrap_or(u32::MAX);
-            items.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len });
-            if e.kind == RecordKind::Delete || e.expires_ms != 0 {
-                notes.push((e.offset, e.kind, e.expires_ms));
-            }
+            let record_len = u32::try_from(e.record_len()).unwrap_or(u32::MAX);
+            frames.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len }, e.kind, e.expires_ms);
         });
-        let usable = decoded.ok().filter(|hint| {
-            let data_end_ok = (SEGMENT_HEADER_BYTES as u64..=file_len).contains(&hint.data_end);
-            hint.segment_id == segment.id
-                && data_end_ok
-                && in_bounds
-                && max_end <= hint.data_end
-                && hint.seq_max == seq_max
-                && [first, last].iter().flatten().all(|e| entry_matches(segment, e, self.index.hasher()))
-                && ends_at(segment, hint.data_end, file_len)
-        });
-        let Some(hint) = usable else {
+        let hasher = Some(self.index.hasher());
+        let Some(hint) = decoded.ok().filter(|hint| check_hint(segment, file_len, hint, hasher).is_ok()) else {
             self.report.hints_rejected += 1;
             return Ok(false);
         };
         segment.set_data_end(hint.data_end);
         self.seq_max = self.seq_max.max(hint.seq_max);
-        self.apply(segment, Frames { items, notes });
+        self.apply(segment, frames);
         Ok(true)
     }
 
     /// Bookkeeping for one record: tombstones and expired puts are swept after loading.
     fn note(&mut self, segment: &Arc<Segment>, offset: u32, kind: RecordKind, expires_ms: u64) {
         self.ttl_seen |= expires_ms != 0;
-        let expired = expires_ms != 0 && expires_ms <= self.now_ms;
-        if kind == RecordKind::Delete || expired {
+        if kind == RecordKind::Delete || is_expired(expires_ms, || self.now_ms) {
             self.doomed.push(Doomed { segment: Arc::clone(segment), offset });
         }
     }
@@ -319,7 +295,7 @@ impl Loader<'_> {
         &mut self,
         bytes: &[u8],
         salt: FrameSalt,
-        path: &std::path::Path,
+        path: &Path,
         rule: Option<GroupRule>,
         active: bool,
     ) -> Result<(Replayed, Frames)> {
@@ -327,45 +303,42 @@ impl Loader<'_> {
         let salvage = self.options.salvage;
         let mut dropped = Vec::new();
         let mut frames = Frames::default();
-        let mut last_group: Option<(u64, usize)> = None;
         let walked = walk_segment(
             bytes,
             salt,
             rule,
             active,
-            |at, frame| {
-                if last_group.is_none_or(|(g, _)| g != frame.group) {
-                    last_group = Some((frame.group, at));
-                }
-                for r in frame.records().flatten() {
-                    let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
-                    self.seq_max = self.seq_max.max(r.seq);
-                    frames.notes.push((offset, r.kind, r.expires_ms));
-                    let hash = self.index.hash_key(r.key);
-                    frames.items.push(LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32 });
-                }
-            },
+            |at, frame| self.collect(&mut frames, at, frame),
             |bad| {
                 if salvage {
-                    dropped.push(DroppedRange {
-                        path: path.to_path_buf(),
-                        start: bad.start as u64,
-                        end: bad.resume as u64,
-                        reason: bad.reason.clone(),
-                    });
+                    let (start, end, reason) = (bad.start as u64, bad.resume as u64, bad.reason.clone());
+                    dropped.push(DroppedRange { path: path.to_path_buf(), start, end, reason });
                 }
                 salvage
             },
         );
         self.report.dropped.extend(dropped);
         if active {
-            self.last_group_start = last_group.map(|(_, at)| at as u64);
+            self.last_group_start = frames.last_group.map(|(_, at)| at as u64);
         }
         match walked {
             Walked::Done(replayed) => Ok((replayed, frames)),
             Walked::Stopped(bad) => {
                 Err(Error::Corruption { path: path.to_path_buf(), offset: bad.start as u64, reason: bad.reason })
             }
+        }
+    }
+
+    /// Collects the records of a replayed frame, at `at` in its segment.
+    fn collect(&mut self, frames: &mut Frames, at: usize, frame: &FrameView<'_>) {
+        if frames.last_group.is_none_or(|(group, _)| group != frame.group) {
+            frames.last_group = Some((frame.group, at));
+        }
+        for r in frame.records().flatten() {
+            let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
+            self.seq_max = self.seq_max.max(r.seq);
+            let item = LoadItem { hash: self.index.hash_key(r.key), offset, seq: r.seq, record_len: r.len() as u32 };
+            frames.push(item, r.kind, r.expires_ms);
         }
     }
 
@@ -391,33 +364,18 @@ impl Loader<'_> {
     /// dropped; the segment is mapped once the file is what the writer continues from.
     fn load_active(&mut self, id: u64) -> Result<ActiveLog> {
         let mode = if self.read_only { OpenMode::ReadOnly } else { OpenMode::ReadWrite };
-        let (path, file, mut file_len) = self.open_file(id, mode)?;
-        let probe = file.map(file_len).map_err(|e| Error::io("map", &path, e))?;
-        let header = check_header(id, &path, &*probe, file_len)?;
+        let SegmentFile { path, file, file_len, map: probe, header } = open_segment(self.dir, id, mode)?;
         if header.kind != SegmentKind::Log {
             let reason = "the active segment is not a log segment".into();
-            return Err(Error::Corruption { path, offset: 10, reason });
+            return Err(Error::Corruption { path, offset: SEGMENT_HEADER_KIND_OFFSET as u64, reason });
         }
-        let bytes = probe.read(0, file_len as usize).unwrap_or(std::borrow::Cow::Borrowed(&[]));
-        let (replayed, frames) =
-            self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true)?;
+        let bytes = probe.read(0, file_len as usize).unwrap_or_default();
+        let replayed = self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true);
         drop(bytes);
         drop(probe);
-        if let Some(at) = replayed.torn_at {
-            self.report.torn_tail_bytes = file_len - at;
-            if !self.read_only {
-                file.set_len(at).map_err(|e| Error::io("truncate", &path, e))?;
-                file_len = at;
-            }
-        }
-        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
-        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
-        if !self.read_only {
-            // Mapping may have extended the file (Windows): the writer grows it from its real length.
-            file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        }
-        let segment =
-            Arc::new(Segment::new(id, header.kind, header.salt, path, file, map, SEGMENT_HEADER_BYTES as u64));
+        let (replayed, frames) = replayed?;
+        let file_len = self.cut_torn_tail(&*file, &path, file_len, replayed.torn_at)?;
+        let (segment, file_len) = self.map_active(header, path, file, file_len)?;
         self.apply(&segment, frames);
         if !self.read_only {
             self.rewrite_last_group(&segment, replayed.data_end)?;
@@ -426,16 +384,37 @@ impl Loader<'_> {
         }
         segment.set_data_end(replayed.data_end);
         let group = replayed.rule.map_or(header.first_group, |r| r.last.wrapping_add(1)).max(header.first_group);
-        Ok(ActiveLog {
-            segment,
-            tail: replayed.data_end,
-            file_len,
-            group,
-            dirty: false,
-            unsynced_records: 0,
-            next_seq: 0,
-            unclean_tail: false,
-        })
+        let (tail, dirty, unclean_tail) = (replayed.data_end, false, false);
+        Ok(ActiveLog { segment, tail, file_len, group, dirty, unsynced_records: 0, next_seq: 0, unclean_tail })
+    }
+
+    /// Cuts the active segment's torn tail, if it has one (in a rebuild, only counts it), and
+    /// returns the file's length after.
+    fn cut_torn_tail(&mut self, file: &dyn VfsFile, path: &Path, file_len: u64, torn_at: Option<u64>) -> Result<u64> {
+        let Some(at) = torn_at else { return Ok(file_len) };
+        self.report.torn_tail_bytes = file_len - at;
+        if self.read_only {
+            return Ok(file_len);
+        }
+        file.set_len(at).map_err(|e| Error::io("truncate", path, e))?;
+        Ok(at)
+    }
+
+    /// Maps the active segment as far as the writer may grow it (a rebuild: as long as it is),
+    /// and returns it with the file's length, which mapping may have changed (Windows extends the
+    /// file to the whole mapping; the writer grows it from its real length).
+    fn map_active(
+        &self,
+        header: SegmentHeader,
+        path: PathBuf,
+        file: Box<dyn VfsFile>,
+        file_len: u64,
+    ) -> Result<(Arc<Segment>, u64)> {
+        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
+        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
+        let file_len = if self.read_only { file_len } else { file.len().map_err(|e| Error::io("stat", &path, e))? };
+        let data_end = SEGMENT_HEADER_BYTES as u64;
+        Ok((Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, map, data_end)), file_len))
     }
 
     /// Writes the frames of the active segment's last group again, unchanged.
@@ -477,129 +456,27 @@ impl Loader<'_> {
     }
 }
 
-/// What a replay found, to be applied to the index once the segment is mapped for good.
+/// What a replay or a hint file found, to be applied to the index once the segment is mapped for
+/// good.
 #[derive(Default)]
 struct Frames {
     items: Vec<LoadItem>,
-    /// (offset, kind, expiry) of every record, for the sweep of tombstones and expired puts.
+    /// (offset, kind, expiry) of the tombstones and expiring puts, for the sweep after loading.
     notes: Vec<(u32, RecordKind, u64)>,
+    /// The group of the last frame replayed, and where its first frame starts.
+    last_group: Option<(u64, usize)>,
 }
 
-/// Decodes and checks the header of segment `id` (`path`), mapped as `map`, `file_len` bytes long.
-fn check_header(id: u64, path: &std::path::Path, map: &dyn Mapping, file_len: u64) -> Result<SegmentHeader> {
-    // Read only what the file holds (a segment cut below its header must be corruption, not a
-    // read past the end, which faults).
-    let header_len = SEGMENT_HEADER_BYTES.min(usize::try_from(file_len).unwrap_or(usize::MAX));
-    let header_bytes = map.read(0, header_len).map(|b| b.into_owned()).unwrap_or_default();
-    // The manifest was of this version, so a listed segment of another is damage, not an old
-    // store (that is refused at the manifest, with `Error::UnsupportedVersion`).
-    let header = decode_segment_header(&header_bytes).map_err(|e| Error::Corruption {
-        path: path.to_path_buf(),
-        offset: 0,
-        reason: e.to_string(),
-    })?;
-    if header.id != id {
-        return Err(Error::Corruption {
-            path: path.to_path_buf(),
-            offset: SEGMENT_HEADER_ID_OFFSET as u64,
-            reason: format!("header names segment {}", header.id),
-        });
+impl Frames {
+    fn with_capacity(records: usize) -> Frames {
+        Frames { items: Vec::with_capacity(records), ..Frames::default() }
     }
-    Ok(header)
-}
 
-/// Whether the record at a hint entry's offset is the one the entry describes (kind, lengths,
-/// sequence number, expiry and the hash of its key). Open checks the first and the last entry of
-/// each hint this way: with the checksum, the bounds and `seq_max`, that catches a hint of another
-/// segment or of another version of this one, without reading the segment as a replay would. A
-/// hint whose checksum matches but whose middle entries were altered on purpose is trusted, as a
-/// segment whose checksums match is (DESIGN.md, "Hint file").
-fn entry_matches(segment: &Segment, e: &HintEntry, hasher: &KeyHasher) -> bool {
-    let Some(h) = segment.record_header(e.offset) else { return false };
-    h.kind == e.kind
-        && h.key_len == usize::from(e.key_len)
-        && h.value_len == e.value_len as usize
-        && h.seq == e.seq
-        && h.expires_ms == e.expires_ms
-        && segment.key(e.offset, &h).is_some_and(|key| hasher.hash(&key) == e.key_hash)
-}
-
-/// Whether the segment's data ends at `data_end`: nothing but zeros (or the end of the file) in the
-/// next frame header's place.
-fn ends_at(segment: &Segment, data_end: u64, file_len: u64) -> bool {
-    let rest = (file_len - data_end).min(FRAME_HEADER_BYTES as u64) as usize;
-    rest == 0 || segment.read(data_end, rest).is_some_and(|b| b.iter().all(|&x| x == 0))
-}
-
-/// Where a segment's valid data ends, as walked by [`walk_segment`].
-pub(crate) struct Replayed {
-    /// Offset just past the last frame kept.
-    pub(crate) data_end: u64,
-    /// Where a torn tail starts (active segment only).
-    pub(crate) torn_at: Option<u64>,
-    /// The group rule after the last frame kept (log segments).
-    pub(crate) rule: Option<GroupRule>,
-}
-
-/// A damaged range met by [`walk_segment`].
-pub(crate) struct BadRange {
-    /// First damaged byte.
-    pub(crate) start: usize,
-    /// Where the walk would resume: the next valid frame, or the end of the bytes.
-    pub(crate) resume: usize,
-    /// What is wrong at `start`.
-    pub(crate) reason: String,
-}
-
-/// How [`walk_segment`] ended.
-pub(crate) enum Walked {
-    /// The data ended cleanly, at a torn tail, or (when damage was skipped) at the end of the bytes.
-    Done(Replayed),
-    /// `on_damage` declined to skip this range.
-    Stopped(BadRange),
-}
-
-/// Walks a segment's frames after its header, applying the torn-tail rule of the table above:
-/// in the active segment (`active`), a bad frame not followed by a frame of a later sync group is
-/// a torn tail and ends the data. Any other bad frame is damage: `on_damage` decides whether to
-/// skip it and resume at the next valid frame (true) or stop (false). Shared by recovery and
-/// [`crate::inspect`]; pure, no I/O.
-pub(crate) fn walk_segment<'a>(
-    bytes: &'a [u8],
-    salt: FrameSalt,
-    mut rule: Option<GroupRule>,
-    active: bool,
-    mut on_frame: impl FnMut(usize, &crate::format::FrameView<'a>),
-    mut on_damage: impl FnMut(&BadRange) -> bool,
-) -> Walked {
-    let mut start = SEGMENT_HEADER_BYTES;
-    loop {
-        let end = scan_frames(bytes, salt, start, rule.as_mut(), &mut on_frame);
-        let (at, error) = match end {
-            ScanEnd::Clean { end } => return Walked::Done(Replayed { data_end: end as u64, torn_at: None, rule }),
-            ScanEnd::Bad { at, error } => (at, error),
-        };
-        let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
-        let later =
-            if active { find_frame_from(bytes, salt, at, group_min) } else { find_frame_from(bytes, salt, at + 1, 0) };
-        if active && later.is_none() {
-            return Walked::Done(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
+    fn push(&mut self, item: LoadItem, kind: RecordKind, expires_ms: u64) {
+        if kind == RecordKind::Delete || expires_ms != 0 {
+            self.notes.push((item.offset, kind, expires_ms));
         }
-        let mut reason = error.describe();
-        if active {
-            reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
-        }
-        let resume = later.unwrap_or(bytes.len());
-        let bad = BadRange { start: at, resume, reason };
-        if !on_damage(&bad) {
-            return Walked::Stopped(bad);
-        }
-        if resume >= bytes.len() {
-            return Walked::Done(Replayed { data_end: at as u64, torn_at: None, rule });
-        }
-        let group = crate::format::decode_frame(&bytes[resume..], salt).map(|f| f.group).unwrap_or(0);
-        rule = rule.map(|_| GroupRule::new(group));
-        start = resume;
+        self.items.push(item);
     }
 }
 

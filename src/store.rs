@@ -10,11 +10,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::compaction::CompactionTotals;
-use crate::format::{encode_record, record_header_len, RecordHeader, RecordKind};
+use crate::format::{record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
 use crate::iter::{Iter, Keys};
-use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer};
+use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer, LOCK_FILE};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
 use crate::recovery::{recover, RecoveryReport};
@@ -22,9 +22,6 @@ use crate::stats::{SegmentStats, Stats};
 use crate::value::{Batch, BatchOp, Value};
 use crate::CompactionReport;
 use crate::{Error, Result};
-
-/// Name of the lock file that keeps a second `Store` out of a directory.
-pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// An open store. `Send + Sync`: share it as `&Store` or `Arc<Store>` between threads.
 ///
@@ -102,11 +99,7 @@ impl Store {
         let latch = checked.latch();
         let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
-        let lock_path = dir.path(LOCK_FILE);
-        let lock = dir.vfs.lock(&lock_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.dir.clone() },
-            _ => Error::io("lock", &lock_path, e),
-        })?;
+        let lock = dir.lock()?;
         let opened = recover(&dir, &options)?;
         let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
         let inner = Arc::new(Inner {
@@ -163,10 +156,7 @@ impl Store {
     fn put_expiring(&self, key: &[u8], value: &[u8], expires_ms: u64) -> Result<()> {
         self.check_key(key)?;
         self.check_value(value)?;
-        let mut ops = Encoded::default();
-        encode_record(&mut ops.bytes, RecordKind::Put, 0, expires_ms, key, value);
-        ops.records = 1;
-        self.commit(ops)
+        self.commit(Encoded::one(RecordKind::Put, expires_ms, key, value))
     }
 
     /// Reads `key`'s value from memory (one stripe read lock, no syscall).
@@ -207,10 +197,7 @@ impl Store {
             // key may still be on disk.
             return self.inner.writer.refuse_if_poisoned();
         }
-        let mut ops = Encoded::default();
-        encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
-        ops.records = 1;
-        self.commit(ops)
+        self.commit(Encoded::one(RecordKind::Delete, 0, key, &[]))
     }
 
     /// Applies a batch atomically and durably: after any crash, all of it or none of it.
@@ -258,22 +245,19 @@ impl Store {
         if len > max {
             return Err(Error::BatchTooLarge { len, max });
         }
-        let mut ops = Encoded { bytes: Vec::with_capacity(len), records: 0 };
+        let mut ops = Encoded::with_capacity(len);
         for op in &batch.ops {
             match op {
                 BatchOp::Put { key, value, expiry } => {
                     if *expiry != Expiry::Never {
                         self.inner.ttl_seen.store(true, Ordering::Relaxed);
                     }
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, expires(*expiry), key, value);
+                    ops.push(RecordKind::Put, expires(*expiry), key, value);
                 }
-                BatchOp::Delete { key } => {
-                    encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, key, &[]);
-                }
+                BatchOp::Delete { key } => ops.push(RecordKind::Delete, 0, key, &[]),
             }
-            ops.records += 1;
         }
-        debug_assert_eq!(ops.bytes.len(), len, "the size check agrees with the encoding");
+        debug_assert_eq!(ops.byte_len(), len, "the size check agrees with the encoding");
         Ok(ops)
     }
 
@@ -508,7 +492,7 @@ impl Store {
 
 impl Inner {
     pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
-        header.expires_ms != 0 && header.expires_ms <= self.options.clock.now_ms()
+        crate::format::is_expired(header.expires_ms, || self.options.clock.now_ms())
     }
 }
 

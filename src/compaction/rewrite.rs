@@ -23,10 +23,9 @@ use crate::format::{
     encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
     SEGMENT_HEADER_BYTES,
 };
-use crate::hints::write_hint;
 use crate::io::VfsFile;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, Segment, MANIFEST_FILE,
+    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, write_hint, Segment, MANIFEST_FILE,
 };
 use crate::store::Inner;
 use crate::{Error, Result};
@@ -343,7 +342,7 @@ fn copy_live(
         }
         for (offset, r) in records {
             pacer.consumed(r.len() as u64);
-            let expired = r.expires_ms != 0 && r.expires_ms <= now_ms;
+            let expired = crate::format::is_expired(r.expires_ms, || now_ms);
             // Whether the index holds the key, and whether it points at this very record.
             let (present, here) = inner.index.with(r.key, |f| match f {
                 Some(f) => (true, f.entry.is_at(victim.id, offset)),

@@ -29,15 +29,35 @@
 //! trailer: 4 bytes, CRC-32 (IEEE) of everything before it
 //! ```
 
-use super::record::RecordKind;
-use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION, KEY_BYTES_MAX};
+use super::record::{record_header_len, RecordKind};
+use super::{
+    get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, CRC_BYTES, FILE_MAGIC_BYTES,
+    FORMAT_VERSION, KEY_BYTES_MAX, OFF_FILE_VERSION,
+};
 
-/// Size of the hint file header.
-pub const HINT_HEADER_BYTES: usize = 40;
+const HINT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKHNT";
+// Where each header field starts, each right after the one before (the drawing above).
+const OFF_VERSION: usize = OFF_FILE_VERSION;
+const OFF_RESERVED: usize = OFF_VERSION + 2;
+const OFF_COUNT: usize = OFF_RESERVED + 2;
+const OFF_SEGMENT_ID: usize = OFF_COUNT + 4;
+const OFF_DATA_END: usize = OFF_SEGMENT_ID + 8;
+const OFF_SEQ_MAX: usize = OFF_DATA_END + 8;
+
+/// Size of the hint file header; the entries follow it.
+pub const HINT_HEADER_BYTES: usize = OFF_SEQ_MAX + 8;
+
+// Where header fields are, for messages that name the offset of what is wrong.
+/// Where the header keeps the id of the segment described.
+pub const HINT_SEGMENT_ID_OFFSET: usize = OFF_SEGMENT_ID;
+/// Where the header keeps the segment's data end.
+pub const HINT_DATA_END_OFFSET: usize = OFF_DATA_END;
+/// Where the header keeps the segment's highest sequence number.
+pub const HINT_SEQ_MAX_OFFSET: usize = OFF_SEQ_MAX;
+
 /// Smallest possible encoded entry: flags, four one-byte varints and the hash.
 const HINT_ENTRY_BYTES_MIN: usize = 13;
 const FLAG_EXPIRES: u8 = 0x80;
-const HINT_MAGIC: &[u8; 8] = b"FCASKHNT";
 
 /// One record's location.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,13 +91,9 @@ pub struct HintFile {
     pub entries: Vec<HintEntry>,
 }
 
-/// Why a hint file was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HintError(pub &'static str);
-
 /// Encodes a hint file. Entries must be in ascending offset order.
 pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + 4);
+    let mut out = Vec::with_capacity(HINT_HEADER_BYTES + 16 * hint.entries.len() + CRC_BYTES);
     out.extend_from_slice(HINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
@@ -85,6 +101,7 @@ pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     out.extend_from_slice(&hint.segment_id.to_le_bytes());
     out.extend_from_slice(&hint.data_end.to_le_bytes());
     out.extend_from_slice(&hint.seq_max.to_le_bytes());
+    debug_assert_eq!(out.len(), HINT_HEADER_BYTES, "the header drawn above");
     let (mut offset, mut seq) = (0u32, 0u64);
     for (i, e) in hint.entries.iter().enumerate() {
         assert!(e.key_len > 0 && usize::from(e.key_len) <= KEY_BYTES_MAX, "hint key length in range");
@@ -109,7 +126,20 @@ pub fn encode_hint(hint: &HintFile) -> Vec<u8> {
     out
 }
 
-/// A hint file's header fields.
+impl HintEntry {
+    /// Encoded length of the record the entry describes.
+    pub fn record_len(&self) -> u64 {
+        (record_header_len(self.expires_ms) + usize::from(self.key_len)) as u64 + u64::from(self.value_len)
+    }
+
+    /// Offset just past the record the entry describes.
+    pub fn record_end(&self) -> u64 {
+        u64::from(self.offset) + self.record_len()
+    }
+}
+
+/// A hint file's header fields, and what its entries say taken together: what a reader checks
+/// against the segment before trusting the hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HintSummary {
     /// The segment described.
@@ -120,10 +150,50 @@ pub struct HintSummary {
     pub seq_max: u64,
     /// Number of entries.
     pub entries: usize,
+    /// The first entry (the lowest offset), if any.
+    pub first: Option<HintEntry>,
+    /// The last entry (the highest offset), if any.
+    pub last: Option<HintEntry>,
+    /// The highest sequence number among the entries (0 if none).
+    pub entry_seq_max: u64,
+    /// The furthest any entry's record reaches (0 if none).
+    pub records_end: u64,
+}
+
+impl HintSummary {
+    fn new(segment_id: u64, data_end: u64, seq_max: u64) -> HintSummary {
+        HintSummary {
+            segment_id,
+            data_end,
+            seq_max,
+            entries: 0,
+            first: None,
+            last: None,
+            entry_seq_max: 0,
+            records_end: 0,
+        }
+    }
+
+    fn add(&mut self, e: &HintEntry) {
+        self.entries += 1;
+        self.first.get_or_insert(*e);
+        self.last = Some(*e);
+        self.entry_seq_max = self.entry_seq_max.max(e.seq);
+        self.records_end = self.records_end.max(e.record_end());
+    }
+}
+
+impl HintFile {
+    /// The summary [`decode_hint_with`] would return for this file.
+    pub fn summary(&self) -> HintSummary {
+        let mut summary = HintSummary::new(self.segment_id, self.data_end, self.seq_max);
+        self.entries.iter().for_each(|e| summary.add(e));
+        summary
+    }
 }
 
 /// Decodes a hint file into a vector of entries. See [`decode_hint_with`].
-pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
+pub fn decode_hint(buf: &[u8]) -> Result<HintFile, DecodeError> {
     let mut entries = Vec::with_capacity(hint_entry_count(buf).unwrap_or(0));
     let summary = decode_hint_with(buf, |e| entries.push(e))?;
     Ok(HintFile { segment_id: summary.segment_id, data_end: summary.data_end, seq_max: summary.seq_max, entries })
@@ -132,46 +202,57 @@ pub fn decode_hint(buf: &[u8]) -> Result<HintFile, HintError> {
 /// Decodes a hint file, handing each entry to `on_entry` in order without collecting them. On an
 /// error, entries already handed over must be discarded: the checksum is verified first, but the
 /// structure only as decoding goes.
-pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, HintError> {
-    if buf.len() < HINT_HEADER_BYTES + 4 || &buf[..8] != HINT_MAGIC {
-        return Err(HintError("not a ferrocask hint file"));
+pub fn decode_hint_with(buf: &[u8], mut on_entry: impl FnMut(HintEntry)) -> Result<HintSummary, DecodeError> {
+    let error = |kind| Err(DecodeError::new(Structure::Hint, kind));
+    let invalid = |why| error(DecodeErrorKind::Invalid(why));
+    if buf.len() < HINT_HEADER_BYTES + CRC_BYTES {
+        return error(DecodeErrorKind::Truncated);
     }
-    let crc_at = buf.len() - 4;
+    if buf[..FILE_MAGIC_BYTES] != HINT_MAGIC[..] {
+        return error(DecodeErrorKind::BadMagic);
+    }
+    let crc_at = buf.len() - CRC_BYTES;
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
-        return Err(HintError("hint checksum mismatch"));
+        return error(DecodeErrorKind::BadChecksum);
     }
-    if get_u16(buf, 8) != FORMAT_VERSION || get_u16(buf, 10) != 0 {
-        return Err(HintError("unsupported hint format version"));
+    let version = get_u16(buf, OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return error(DecodeErrorKind::Version(version));
     }
-    let seq_max = get_u64(buf, 32);
+    if get_u16(buf, OFF_RESERVED) != 0 {
+        return error(DecodeErrorKind::Reserved);
+    }
+    let seq_max = get_u64(buf, OFF_SEQ_MAX);
     if seq_max >= COUNTER_LIMIT {
-        return Err(HintError("hint's highest sequence number is out of range"));
+        return invalid("hint's highest sequence number is out of range");
     }
-    let count = get_u32(buf, 12) as usize;
+    let count = get_u32(buf, OFF_COUNT) as usize;
     let mut r = Reader { buf: &buf[HINT_HEADER_BYTES..crc_at], at: 0 };
     if count > r.buf.len() / HINT_ENTRY_BYTES_MIN {
-        return Err(HintError("hint entry count exceeds the file"));
+        return invalid("hint entry count exceeds the file");
     }
+    let mut summary = HintSummary::new(get_u64(buf, OFF_SEGMENT_ID), get_u64(buf, OFF_DATA_END), seq_max);
     let (mut offset, mut seq) = (0u32, 0u64);
     for i in 0..count {
-        let e = r.entry(offset, seq).ok_or(HintError("malformed hint entry"))?;
+        let Some(e) = r.entry(offset, seq) else { return invalid("malformed hint entry") };
         if i > 0 && e.offset <= offset {
-            return Err(HintError("hint entries out of order"));
+            return invalid("hint entries out of order");
         }
         (offset, seq) = (e.offset, e.seq);
+        summary.add(&e);
         on_entry(e);
     }
     if r.at != r.buf.len() {
-        return Err(HintError("trailing bytes after the last hint entry"));
+        return invalid("trailing bytes after the last hint entry");
     }
-    Ok(HintSummary { segment_id: get_u64(buf, 16), data_end: get_u64(buf, 24), seq_max, entries: count })
+    Ok(summary)
 }
 
 /// The entry count a hint file announces, without checking the file, capped by what `buf` could
 /// hold: safe for sizing a vector before decoding.
 pub fn hint_entry_count(buf: &[u8]) -> Option<usize> {
-    (buf.len() >= HINT_HEADER_BYTES && &buf[..8] == HINT_MAGIC)
-        .then(|| (get_u32(buf, 12) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
+    (buf.len() >= HINT_HEADER_BYTES && buf[..FILE_MAGIC_BYTES] == HINT_MAGIC[..])
+        .then(|| (get_u32(buf, OFF_COUNT) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
 }
 
 /// A cursor over hint entries; every read is bounds-checked.
@@ -308,6 +389,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_summary_decoding_gathers_is_the_files_own() {
+        let entry = |offset, seq, expires_ms| HintEntry {
+            kind: RecordKind::Put,
+            offset,
+            value_len: 10,
+            seq,
+            expires_ms,
+            key_len: 3,
+            key_hash: 1,
+        };
+        let hint =
+            HintFile { segment_id: 4, data_end: 500, seq_max: 9, entries: vec![entry(40, 9, 0), entry(90, 2, 7)] };
+        let summary = decode_hint_with(&encode_hint(&hint), |_| {}).unwrap();
+        assert_eq!(summary, hint.summary());
+        assert_eq!((summary.first, summary.last), (Some(hint.entries[0]), Some(hint.entries[1])));
+        assert_eq!((summary.entry_seq_max, summary.records_end), (9, 90 + 24 + 3 + 10));
+    }
+
     /// Fuzz finding (record_decode, regression `record_decode/hint-expiry-flag-with-zero-expiry`):
     /// an entry flagged as expiring with an expiry of 0 decoded to "no expiry" and so re-encoded
     /// differently. It is now rejected: every entry has one encoding.
@@ -324,9 +424,9 @@ mod tests {
         };
         let hint = HintFile { segment_id: 1, data_end: 100, seq_max: 1, entries: vec![entry] };
         let mut bytes = encode_hint(&hint);
-        let expiry_at = bytes.len() - 4 - 8;
+        let expiry_at = bytes.len() - CRC_BYTES - 8;
         bytes[expiry_at..expiry_at + 8].copy_from_slice(&[0; 8]);
-        let crc_at = bytes.len() - 4;
+        let crc_at = bytes.len() - CRC_BYTES;
         let crc = crc32fast::hash(&bytes[..crc_at]);
         bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
         assert!(decode_hint(&bytes).is_err());

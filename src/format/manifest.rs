@@ -16,10 +16,22 @@
 //!   48+8n    4 CRC-32 (IEEE) of all preceding bytes
 //! ```
 
-use super::{get_u16, get_u32, get_u64, FORMAT_VERSION};
+use super::{
+    get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, CRC_BYTES, FILE_MAGIC_BYTES, FORMAT_VERSION,
+    OFF_FILE_VERSION,
+};
 
-const MANIFEST_MAGIC: &[u8; 8] = b"FCASKMAN";
-const MANIFEST_FIXED_BYTES: usize = 48;
+const MANIFEST_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKMAN";
+// Where each fixed field starts, each right after the one before (the drawing above).
+const OFF_VERSION: usize = OFF_FILE_VERSION;
+const OFF_RESERVED: usize = OFF_VERSION + 2;
+const OFF_COUNT: usize = OFF_RESERVED + 2;
+const OFF_NEXT_ID: usize = OFF_COUNT + 4;
+const OFF_ACTIVE: usize = OFF_NEXT_ID + 8;
+const OFF_HASH_KEY: usize = OFF_ACTIVE + 8;
+/// The fixed part; the segment ids follow it, `ID_BYTES` each.
+const MANIFEST_FIXED_BYTES: usize = OFF_HASH_KEY + 16;
+const ID_BYTES: usize = 8;
 /// Most segments a manifest lists; bounds allocation when decoding.
 pub const MANIFEST_SEGMENTS_MAX: usize = 1 << 20;
 
@@ -36,21 +48,12 @@ pub struct Manifest {
     pub hash_key: [u8; 16],
 }
 
-/// Why a manifest could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ManifestError(pub &'static str);
-
-impl ManifestError {
-    /// A well-formed manifest of another format version ([`super::declared_version`] says which).
-    pub const VERSION: ManifestError = ManifestError("unsupported manifest format version");
-}
-
 /// Encodes `manifest` into a new buffer.
 pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
     assert!(manifest.segments.contains(&manifest.active), "the active segment is listed");
     assert!(manifest.segments.windows(2).all(|w| w[0] < w[1]), "segment ids ascend");
     assert!(manifest.segments.iter().all(|&id| id < manifest.next_segment_id), "next id is fresh");
-    let mut out = Vec::with_capacity(MANIFEST_FIXED_BYTES + 8 * manifest.segments.len() + 4);
+    let mut out = Vec::with_capacity(manifest_len(manifest.segments.len()));
     out.extend_from_slice(MANIFEST_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
@@ -61,40 +64,52 @@ pub fn encode_manifest(manifest: &Manifest) -> Vec<u8> {
     for id in &manifest.segments {
         out.extend_from_slice(&id.to_le_bytes());
     }
+    debug_assert_eq!(out.len() + CRC_BYTES, manifest_len(manifest.segments.len()), "the layout drawn above");
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
+/// The length of a manifest listing `segments` segments.
+fn manifest_len(segments: usize) -> usize {
+    MANIFEST_FIXED_BYTES + ID_BYTES * segments + CRC_BYTES
+}
+
 /// Decodes a manifest file's bytes.
-pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, ManifestError> {
-    if buf.len() < MANIFEST_FIXED_BYTES + 4 || &buf[..8] != MANIFEST_MAGIC {
-        return Err(ManifestError("not a ferrocask manifest"));
+pub fn decode_manifest(buf: &[u8]) -> Result<Manifest, DecodeError> {
+    let error = |kind| Err(DecodeError::new(Structure::Manifest, kind));
+    if buf.len() < manifest_len(0) {
+        return error(DecodeErrorKind::Truncated);
     }
-    let count = get_u32(buf, 12) as usize;
-    if count == 0 || count > MANIFEST_SEGMENTS_MAX || buf.len() != MANIFEST_FIXED_BYTES + 8 * count + 4 {
-        return Err(ManifestError("manifest length does not match its segment count"));
+    if buf[..FILE_MAGIC_BYTES] != MANIFEST_MAGIC[..] {
+        return error(DecodeErrorKind::BadMagic);
     }
-    let crc_at = buf.len() - 4;
+    let count = get_u32(buf, OFF_COUNT) as usize;
+    if count == 0 || count > MANIFEST_SEGMENTS_MAX || buf.len() != manifest_len(count) {
+        return error(DecodeErrorKind::Invalid("manifest length does not match its segment count"));
+    }
+    let crc_at = buf.len() - CRC_BYTES;
     if get_u32(buf, crc_at) != crc32fast::hash(&buf[..crc_at]) {
-        return Err(ManifestError("manifest checksum mismatch"));
+        return error(DecodeErrorKind::BadChecksum);
     }
-    if get_u16(buf, 8) != FORMAT_VERSION {
-        return Err(ManifestError::VERSION);
+    let version = get_u16(buf, OFF_VERSION);
+    if version != FORMAT_VERSION {
+        return error(DecodeErrorKind::Version(version));
     }
     // Zero is the only value this version writes: anything else is a foreign or damaged file (or
     // one from a future version that forgot to bump the version), not a manifest to trust.
-    if get_u16(buf, 10) != 0 {
-        return Err(ManifestError("manifest reserved bytes are not zero"));
+    if get_u16(buf, OFF_RESERVED) != 0 {
+        return error(DecodeErrorKind::Reserved);
     }
-    let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + 8 * i)).collect();
+    let segments: Vec<u64> = (0..count).map(|i| get_u64(buf, MANIFEST_FIXED_BYTES + ID_BYTES * i)).collect();
     let mut hash_key = [0u8; 16];
-    hash_key.copy_from_slice(&buf[32..48]);
-    let manifest = Manifest { segments, active: get_u64(buf, 24), next_segment_id: get_u64(buf, 16), hash_key };
+    hash_key.copy_from_slice(&buf[OFF_HASH_KEY..MANIFEST_FIXED_BYTES]);
+    let manifest =
+        Manifest { segments, active: get_u64(buf, OFF_ACTIVE), next_segment_id: get_u64(buf, OFF_NEXT_ID), hash_key };
     let ascending = manifest.segments.windows(2).all(|w| w[0] < w[1]);
     let fresh = manifest.segments.iter().all(|&id| id < manifest.next_segment_id);
     if !ascending || !fresh || !manifest.segments.contains(&manifest.active) {
-        return Err(ManifestError("manifest lists inconsistent segment ids"));
+        return error(DecodeErrorKind::Invalid("manifest lists inconsistent segment ids"));
     }
     Ok(manifest)
 }
@@ -122,13 +137,14 @@ mod tests {
     #[test]
     fn a_manifest_with_a_nonzero_reserved_byte_is_rejected_even_under_a_valid_checksum() {
         let m = Manifest { segments: vec![1, 2], active: 2, next_segment_id: 3, hash_key: [1; 16] };
-        for at in [10, 11] {
+        for at in [OFF_RESERVED, OFF_RESERVED + 1] {
             let mut bad = encode_manifest(&m);
             bad[at] = 1;
-            let crc_at = bad.len() - 4;
+            let crc_at = bad.len() - CRC_BYTES;
             let crc = crc32fast::hash(&bad[..crc_at]);
             bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
-            assert_eq!(decode_manifest(&bad), Err(ManifestError("manifest reserved bytes are not zero")), "byte {at}");
+            let reserved = DecodeError::new(Structure::Manifest, DecodeErrorKind::Reserved);
+            assert_eq!(decode_manifest(&bad), Err(reserved), "byte {at}");
         }
     }
 }

@@ -5,24 +5,29 @@
 //! return typed results, never trusting a length field before bounding it by the input. This is
 //! the code that recovery, compaction, `verify`, `dump` and the fuzzers share.
 
+mod error;
+mod frame;
 mod hint;
 mod manifest;
 mod record;
 mod segment;
 
-pub use hint::{
-    decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintError, HintFile,
-    HintSummary, HINT_HEADER_BYTES,
+pub use error::{DecodeError, DecodeErrorKind, Structure};
+pub use frame::{
+    decode_frame, finish_frame, start_frame, FrameSalt, FrameView, Records, FRAME_HEADER_BYTES, FRAME_MAGIC,
 };
-pub use manifest::{decode_manifest, encode_manifest, Manifest, ManifestError, MANIFEST_SEGMENTS_MAX};
+pub use hint::{
+    decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintFile, HintSummary,
+    HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET,
+};
+pub use manifest::{decode_manifest, encode_manifest, Manifest, MANIFEST_SEGMENTS_MAX};
 pub use record::{
-    built_frame_records, decode_frame, decode_record_header, encode_record, finish_frame, record_header_len,
-    start_frame, FrameError, FrameSalt, FrameView, RecordHeader, RecordKind, RecordView, Records, FRAME_HEADER_BYTES,
-    FRAME_MAGIC, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+    decode_record_header, encode_record, is_expired, record_header_len, stamp_seq, RecordHeader, RecordKind,
+    RecordView, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
-    decode_segment_header, encode_segment_header, SegmentHeader, SegmentHeaderError, SegmentKind, SEGMENT_HEADER_BYTES,
-    SEGMENT_HEADER_ID_OFFSET,
+    decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES,
+    SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 
 /// The format version written into every file header. Bump it on any layout change and keep a
@@ -30,11 +35,14 @@ pub use segment::{
 /// per-segment salt; this build reads version 2 only.
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The format version a file declares. Every ferrocask file keeps it at bytes 8..10, right after
-/// its 8-byte magic, so a file of another version can be named as such.
-pub fn declared_version(buf: &[u8]) -> Option<u16> {
-    (buf.len() >= 10).then(|| get_u16(buf, 8))
-}
+/// Length of every file's magic (segment, manifest, hint).
+const FILE_MAGIC_BYTES: usize = 8;
+/// Where every file keeps its format version: a `u16` right after its magic, so that a file of
+/// another version can be named as such whatever else changed in its layout (decoders report it
+/// as [`DecodeErrorKind::Version`]).
+const OFF_FILE_VERSION: usize = FILE_MAGIC_BYTES;
+/// Length of the CRC-32 that ends the manifest and every hint file.
+const CRC_BYTES: usize = 4;
 
 /// Longest key accepted, in bytes. The record stores the key length in a `u16`.
 pub const KEY_BYTES_MAX: usize = 4096;

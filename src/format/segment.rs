@@ -15,43 +15,32 @@
 //!     36     4 CRC-32 (IEEE) of bytes 0..36
 //! ```
 
-use super::record::FrameSalt;
-use super::{get_u16, get_u32, get_u64, COUNTER_LIMIT, FORMAT_VERSION};
+use super::frame::FrameSalt;
+use super::{
+    get_u16, get_u32, get_u64, DecodeError, DecodeErrorKind, Structure, COUNTER_LIMIT, FILE_MAGIC_BYTES,
+    FORMAT_VERSION, OFF_FILE_VERSION,
+};
 
-/// Size of the segment header; the first frame starts here.
-pub const SEGMENT_HEADER_BYTES: usize = 40;
-
-const SEGMENT_MAGIC: &[u8; 8] = b"FCASKSEG";
-const OFF_VERSION: usize = 8;
+const SEGMENT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKSEG";
+// Where each field starts, each right after the one before (the drawing above).
+const OFF_VERSION: usize = OFF_FILE_VERSION;
 const OFF_KIND: usize = OFF_VERSION + 2;
 const OFF_RESERVED: usize = OFF_KIND + 1;
 const OFF_SALT: usize = OFF_RESERVED + 1;
 const OFF_ID: usize = OFF_SALT + 8;
-/// Where the header keeps the segment id (for error messages that name the offset).
-pub const SEGMENT_HEADER_ID_OFFSET: usize = OFF_ID;
 const OFF_FIRST_GROUP: usize = OFF_ID + 8;
 const OFF_CRC: usize = OFF_FIRST_GROUP + 8;
-const _: () = assert!(OFF_CRC + 4 == SEGMENT_HEADER_BYTES);
 
-/// Why bytes are not a segment header this build can read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SegmentHeaderError {
-    /// A ferrocask segment written in another format version.
-    Version(u16),
-    /// Not a valid header.
-    Invalid(&'static str),
-}
+/// Size of the segment header; the first frame starts here.
+pub const SEGMENT_HEADER_BYTES: usize = OFF_CRC + 4;
 
-impl std::fmt::Display for SegmentHeaderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SegmentHeaderError::Version(v) => {
-                write!(f, "segment in format version {v}; this build reads version {FORMAT_VERSION}")
-            }
-            SegmentHeaderError::Invalid(why) => f.write_str(why),
-        }
-    }
-}
+// Where fields are, for messages that name the offset of what is wrong.
+/// Where the header keeps the segment's kind.
+pub const SEGMENT_HEADER_KIND_OFFSET: usize = OFF_KIND;
+/// Where the header keeps the segment id.
+pub const SEGMENT_HEADER_ID_OFFSET: usize = OFF_ID;
+/// Where the header keeps the segment's first group number.
+pub const SEGMENT_HEADER_FIRST_GROUP_OFFSET: usize = OFF_FIRST_GROUP;
 
 /// Who wrote a segment, which decides how recovery treats a bad frame in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,32 +83,32 @@ pub fn encode_segment_header(header: &SegmentHeader, out: &mut Vec<u8>) {
 }
 
 /// Decodes a segment header from the start of `buf`, or says why it is not one.
-pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, SegmentHeaderError> {
-    let invalid = |why| Err(SegmentHeaderError::Invalid(why));
+pub fn decode_segment_header(buf: &[u8]) -> Result<SegmentHeader, DecodeError> {
+    let error = |kind| Err(DecodeError::new(Structure::SegmentHeader, kind));
     if buf.len() < SEGMENT_HEADER_BYTES {
-        return invalid("file is shorter than a segment header");
+        return error(DecodeErrorKind::Truncated);
     }
-    if &buf[..8] != SEGMENT_MAGIC {
-        return invalid("not a ferrocask segment (bad magic)");
+    if buf[..FILE_MAGIC_BYTES] != SEGMENT_MAGIC[..] {
+        return error(DecodeErrorKind::BadMagic);
     }
     let version = get_u16(buf, OFF_VERSION);
     if version != FORMAT_VERSION {
-        return Err(SegmentHeaderError::Version(version));
+        return error(DecodeErrorKind::Version(version));
     }
     if get_u32(buf, OFF_CRC) != crc32fast::hash(&buf[..OFF_CRC]) {
-        return invalid("segment header checksum mismatch");
+        return error(DecodeErrorKind::BadChecksum);
     }
     if buf[OFF_RESERVED] != 0 {
-        return invalid("segment header's reserved byte is not zero");
+        return error(DecodeErrorKind::Reserved);
     }
     let kind = match buf[OFF_KIND] {
         1 => SegmentKind::Log,
         2 => SegmentKind::Compacted,
-        _ => return invalid("unknown segment kind"),
+        _ => return error(DecodeErrorKind::Invalid("unknown segment kind")),
     };
     let first_group = get_u64(buf, OFF_FIRST_GROUP);
     if first_group >= COUNTER_LIMIT {
-        return invalid("segment's first group number is out of range");
+        return error(DecodeErrorKind::Invalid("segment's first group number is out of range"));
     }
     let salt = FrameSalt(get_u64(buf, OFF_SALT));
     Ok(SegmentHeader { kind, id: get_u64(buf, OFF_ID), first_group, salt })
@@ -162,6 +151,9 @@ mod tests {
         let header = SegmentHeader { kind: SegmentKind::Log, id: 1, first_group: 1, salt: FrameSalt(9) };
         encode_segment_header(&header, &mut buf);
         buf[OFF_VERSION..OFF_VERSION + 2].copy_from_slice(&1u16.to_le_bytes());
-        assert_eq!(decode_segment_header(&buf), Err(SegmentHeaderError::Version(1)));
+        assert_eq!(
+            decode_segment_header(&buf),
+            Err(DecodeError::new(Structure::SegmentHeader, DecodeErrorKind::Version(1)))
+        );
     }
 }

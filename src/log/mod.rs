@@ -1,10 +1,12 @@
-//! The segment log: segment files, the manifest that lists them, the group-commit writer and the
-//! frame scanner.
+//! The segment log: the store directory and its files, segment files, the manifest that lists
+//! them, the hint files that describe sealed ones, the group-commit writer and the frame scanner.
 //!
 //! Lock order (outer first): `Writer::log` (held by the group-commit leader) -> `SegmentSet`
 //! (held while the manifest is replaced) -> an index stripe. The writer's queue mutex is never held
 //! while taking any of these.
 
+mod dir;
+mod hints;
 mod queue;
 mod scan;
 mod segment;
@@ -12,9 +14,11 @@ mod set;
 mod txn;
 mod writer;
 
+pub(crate) use dir::{create_segment_file, is_orphan, open_segment, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE};
+pub(crate) use hints::{check_hint, entry_for, write_hint};
 pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
-pub(crate) use scan::{find_frame_from, scan_frames, GroupRule, ScanEnd};
+pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
-pub(crate) use set::{create_segment_file, LogDir, SegmentSet, MANIFEST_FILE, MANIFEST_TMP_FILE};
+pub(crate) use set::SegmentSet;
 pub use txn::{Expiry, Txn};
 pub(crate) use writer::{ActiveLog, Writer};

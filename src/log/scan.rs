@@ -1,7 +1,9 @@
-//! Walking the frames of a segment's bytes. Pure: no I/O, shared by recovery, `verify`, `dump`,
-//! compaction and hint writing.
+//! Walking the frames of a segment's bytes, and the torn-tail rule that tells where its data
+//! ends. Pure: no I/O, shared by recovery, `verify`, `dump`, compaction and hint writing.
 
-use crate::format::{decode_frame, FrameError, FrameSalt, FrameView, FRAME_MAGIC};
+use crate::format::{
+    decode_frame, DecodeError, DecodeErrorKind, FrameSalt, FrameView, FRAME_MAGIC, SEGMENT_HEADER_BYTES,
+};
 
 /// How a walk over frames ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +18,7 @@ pub(crate) enum ScanEnd {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BadFrame {
     /// The bytes do not decode as a frame.
-    Undecodable(FrameError),
+    Undecodable(DecodeError),
     /// A valid frame whose group number does not follow the previous frame's.
     GroupOutOfOrder { expected: u64, found: u64 },
 }
@@ -24,7 +26,7 @@ pub(crate) enum BadFrame {
 impl BadFrame {
     pub(crate) fn describe(&self) -> String {
         match self {
-            BadFrame::Undecodable(e) => e.describe().to_string(),
+            BadFrame::Undecodable(e) => e.to_string(),
             BadFrame::GroupOutOfOrder { expected, found } => {
                 format!("frame of group {found} where group {expected} or the next was expected")
             }
@@ -81,7 +83,7 @@ pub(crate) fn scan_frames<'a>(
                 on_frame(at, &frame);
                 at += frame.len;
             }
-            Err(FrameError::Zero) if all_zero(&bytes[at..]) => return ScanEnd::Clean { end: at },
+            Err(e) if e.kind == DecodeErrorKind::Zero && all_zero(&bytes[at..]) => return ScanEnd::Clean { end: at },
             Err(e) => return ScanEnd::Bad { at, error: BadFrame::Undecodable(e) },
         }
     }
@@ -105,6 +107,78 @@ pub(crate) fn find_frame_from(bytes: &[u8], salt: FrameSalt, from: usize, group_
         at += 1;
     }
     None
+}
+
+/// Where a segment's valid data ends, as walked by [`walk_segment`].
+pub(crate) struct Replayed {
+    /// Offset just past the last frame kept.
+    pub(crate) data_end: u64,
+    /// Where a torn tail starts (active segment only).
+    pub(crate) torn_at: Option<u64>,
+    /// The group rule after the last frame kept (log segments).
+    pub(crate) rule: Option<GroupRule>,
+}
+
+/// A damaged range met by [`walk_segment`].
+pub(crate) struct BadRange {
+    /// First damaged byte.
+    pub(crate) start: usize,
+    /// Where the walk would resume: the next valid frame, or the end of the bytes.
+    pub(crate) resume: usize,
+    /// What is wrong at `start`.
+    pub(crate) reason: String,
+}
+
+/// How [`walk_segment`] ended.
+pub(crate) enum Walked {
+    /// The data ended cleanly, at a torn tail, or (when damage was skipped) at the end of the bytes.
+    Done(Replayed),
+    /// `on_damage` declined to skip this range.
+    Stopped(BadRange),
+}
+
+/// Walks a segment's frames after its header, applying the torn-tail rule (DESIGN.md, "Torn tail
+/// or corruption"): in the active segment (`active`), a bad frame not followed by a frame of a
+/// later sync group is a torn tail and ends the data. Any other bad frame is damage: `on_damage`
+/// decides whether to skip it and resume at the next valid frame (true) or stop (false). Shared by
+/// recovery and [`crate::inspect`].
+pub(crate) fn walk_segment<'a>(
+    bytes: &'a [u8],
+    salt: FrameSalt,
+    mut rule: Option<GroupRule>,
+    active: bool,
+    mut on_frame: impl FnMut(usize, &FrameView<'a>),
+    mut on_damage: impl FnMut(&BadRange) -> bool,
+) -> Walked {
+    let mut start = SEGMENT_HEADER_BYTES;
+    loop {
+        let end = scan_frames(bytes, salt, start, rule.as_mut(), &mut on_frame);
+        let (at, error) = match end {
+            ScanEnd::Clean { end } => return Walked::Done(Replayed { data_end: end as u64, torn_at: None, rule }),
+            ScanEnd::Bad { at, error } => (at, error),
+        };
+        let group_min = rule.map_or(0, |r| r.last.wrapping_add(2));
+        let later =
+            if active { find_frame_from(bytes, salt, at, group_min) } else { find_frame_from(bytes, salt, at + 1, 0) };
+        if active && later.is_none() {
+            return Walked::Done(Replayed { data_end: at as u64, torn_at: Some(at as u64), rule });
+        }
+        let mut reason = error.describe();
+        if active {
+            reason.push_str("; frames of a later sync group follow, so this damage is in acknowledged data");
+        }
+        let resume = later.unwrap_or(bytes.len());
+        let bad = BadRange { start: at, resume, reason };
+        if !on_damage(&bad) {
+            return Walked::Stopped(bad);
+        }
+        if resume >= bytes.len() {
+            return Walked::Done(Replayed { data_end: at as u64, torn_at: None, rule });
+        }
+        let group = decode_frame(&bytes[resume..], salt).map(|f| f.group).unwrap_or(0);
+        rule = rule.map(|_| GroupRule::new(group));
+        start = resume;
+    }
 }
 
 fn all_zero(bytes: &[u8]) -> bool {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::format::{
-    decode_record_header, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
+    decode_record_header, DecodeErrorKind, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES,
+    RECORD_HEADER_BYTES_MAX,
 };
 use crate::hash::KeyHasher;
 use crate::io::{Mapping, Vfs, VfsFile};
@@ -153,11 +154,13 @@ impl Segment {
     pub(crate) fn record_header(&self, offset: u32) -> Option<RecordHeader> {
         let fixed = self.read(u64::from(offset), RECORD_HEADER_BYTES)?;
         match decode_record_header(&fixed) {
-            Some(header) => Some(header),
+            Ok(header) => Some(header),
             // The header carries an expiry: read it whole (only then, so a short record at the
             // very end of a file is never read past).
-            None if fixed[1] != 0 => decode_record_header(&self.read(u64::from(offset), RECORD_HEADER_BYTES_MAX)?),
-            None => None,
+            Err(e) if e.kind == DecodeErrorKind::Truncated => {
+                decode_record_header(&self.read(u64::from(offset), RECORD_HEADER_BYTES_MAX)?).ok()
+            }
+            Err(_) => None,
         }
     }
 

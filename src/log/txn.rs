@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::format::{decode_record_header, encode_record, record_header_len, RecordKind};
+use crate::format::{is_expired, record_header_len, RecordKind};
 use crate::index::Index;
 use crate::log::queue::Encoded;
 use crate::value::Value;
@@ -59,17 +59,13 @@ pub(crate) struct Overlay {
 
 impl Overlay {
     /// Records the effect of encoded records (a plain write) on their keys.
-    pub(crate) fn add_records(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            let header = decode_record_header(bytes).expect("records encoded by this process are valid");
-            let key_end = header.header_len + header.key_len;
-            let len = header.record_len();
-            let state = match header.kind {
-                RecordKind::Put => Some((bytes[key_end..len].to_vec(), header.expires_ms)),
+    pub(crate) fn add_records(&mut self, ops: &Encoded) {
+        for record in ops.records() {
+            let state = match record.kind {
+                RecordKind::Put => Some((ops.value(record).to_vec(), record.expires_ms())),
                 RecordKind::Delete => None,
             };
-            self.keys.insert(bytes[header.header_len..key_end].to_vec(), state);
-            bytes = &bytes[len..];
+            self.keys.insert(ops.key(record).to_vec(), state);
         }
     }
 }
@@ -185,7 +181,7 @@ impl<'a> Txn<'a> {
                 Some((value.into_owned(), found.header.expires_ms))
             }),
         };
-        found.filter(|(_, expires_ms)| *expires_ms == 0 || *expires_ms > self.now_ms)
+        found.filter(|(_, expires_ms)| !is_expired(*expires_ms, || self.now_ms))
     }
 
     /// The writes, in order, for [`Overlay::encode`].
@@ -211,17 +207,15 @@ impl Overlay {
     /// Encodes a transaction's writes as records (sequence numbers zero, stamped by the leader)
     /// and records them here, for the operations after it.
     pub(crate) fn encode(&mut self, writes: Writes) -> Encoded {
-        let mut ops = Encoded { bytes: Vec::with_capacity(writes.bytes), records: writes.writes.len() as u32 };
+        let mut ops = Encoded::with_capacity(writes.bytes);
         for (key, state) in writes.writes {
             match &state {
-                Some((value, expires_ms)) => {
-                    encode_record(&mut ops.bytes, RecordKind::Put, 0, *expires_ms, &key, value)
-                }
-                None => encode_record(&mut ops.bytes, RecordKind::Delete, 0, 0, &key, &[]),
-            };
+                Some((value, expires_ms)) => ops.push(RecordKind::Put, *expires_ms, &key, value),
+                None => ops.push(RecordKind::Delete, 0, &key, &[]),
+            }
             self.keys.insert(key, state);
         }
-        debug_assert_eq!(ops.bytes.len(), writes.bytes, "the size a transaction was charged is its encoding");
+        debug_assert_eq!(ops.byte_len(), writes.bytes, "the size a transaction was charged is its encoding");
         ops
     }
 }

@@ -31,12 +31,12 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Clock;
 use crate::format::{
-    built_frame_records, decode_frame, decode_record_header, encode_manifest, finish_frame, put_u64, SegmentHeader,
-    SegmentKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    decode_frame, encode_manifest, finish_frame, stamp_seq, FrameSalt, SegmentHeader, SegmentKind, FRAME_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Index, Published};
 use crate::io::Latch;
-use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
+use crate::log::queue::{Completed, Done, Encoded, Op, Pending, Placed, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
 use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
@@ -63,6 +63,14 @@ pub(crate) struct ActiveLog {
     /// segment is sealed: recovery treats anything but zeros after a sealed segment's last frame
     /// as corruption.
     pub(crate) unclean_tail: bool,
+}
+
+/// Where [`Writer::append`] wrote a frame.
+struct Appended {
+    offset: u64,
+    len: u64,
+    /// The sequence number of its first record.
+    first_seq: u64,
 }
 
 /// Counters for `Store::stats`.
@@ -135,7 +143,7 @@ impl Writer {
         }
     }
 
-    /// The largest `Encoded::bytes` one operation may carry.
+    /// The most bytes of records one operation may carry.
     pub(crate) fn ops_bytes_max(&self) -> usize {
         self.frame_bytes_max - FRAME_HEADER_BYTES
     }
@@ -207,7 +215,7 @@ impl Writer {
 
     fn enqueue(&self, q: &mut Queue, op: Op, waiter: Option<Arc<Slot>>) -> Result<u64> {
         if let Op::Write(ops) = &op {
-            assert!(ops.records > 0 && ops.bytes.len() <= self.ops_bytes_max(), "caller checked the batch size");
+            assert!(ops.record_count() > 0 && ops.byte_len() <= self.ops_bytes_max(), "caller checked the batch size");
         }
         self.refuse_if_poisoned()?;
         let ticket = q.next_ticket;
@@ -325,12 +333,12 @@ impl Writer {
                         Err(panic) => p.done = Some(Done::Panicked(panic)),
                     }
                 }
-                None => overlay.add_records(&p.ops.bytes),
+                None => overlay.add_records(&p.ops),
             }
-            if i > 0 && bytes + p.ops.bytes.len() > self.ops_bytes_max() {
+            if i > 0 && bytes + p.ops.byte_len() > self.ops_bytes_max() {
                 return group.split_off(i);
             }
-            bytes += p.ops.bytes.len();
+            bytes += p.ops.byte_len();
         }
         Vec::new()
     }
@@ -344,37 +352,55 @@ impl Writer {
         deferred: &mut Vec<Pending>,
     ) -> Result<()> {
         *deferred = self.evaluate(index, group);
-        let records: u64 = group.iter().map(|p| u64::from(p.ops.records)).sum();
+        let records: u64 = group.iter().map(|p| u64::from(p.ops.record_count())).sum();
         if records == 0 {
             // Only transactions that wrote nothing: what they read is published, so durable.
             return Ok(());
         }
         let mut log = self.log.lock();
-        let body_len: usize = group.iter().map(|p| p.ops.bytes.len()).sum();
+        let frame = self.append(&mut log, sets, group, records)?;
+        log.tail = frame.offset + frame.len;
+        let segment = Arc::clone(&log.segment);
+        segment.set_data_end(log.tail);
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(frame.len, Ordering::Relaxed);
+        publish(index, &segment, frame.offset, group, frame.first_seq, records);
+        Ok(())
+    }
+
+    /// Writes the group's `records` as one frame at the log's tail, after a roll-over if the
+    /// segment cannot hold it, and in `SyncMode::Always` syncs it. The caller moves the tail.
+    fn append(
+        &self,
+        log: &mut ActiveLog,
+        sets: &Mutex<SegmentSet>,
+        group: &[Pending],
+        records: u64,
+    ) -> Result<Appended> {
+        let body_len: usize = group.iter().map(|p| p.ops.byte_len()).sum();
         let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
         if log.tail + frame_len > self.segment_bytes {
-            self.roll(&mut log, sets)?;
+            self.roll(log, sets)?;
         }
-        let frame = build_frame(&mut log, group, body_len);
+        let first_seq = log.next_seq;
+        let frame = build_frame(log, group, body_len);
         let offset = log.tail;
-        self.ensure_space(&mut log, offset + frame_len)?;
-        let segment = Arc::clone(&log.segment);
+        self.ensure_space(log, offset + frame_len)?;
+        let segment = &log.segment;
         if let Err(e) = segment.file.write_at(&frame, offset) {
             log.unclean_tail = true;
             return Err(Error::io("append to", segment.path(), e));
         }
-        debug_assert!(decode_frame(&frame, segment.salt).is_ok(), "the frame just built decodes");
+        debug_assert!(
+            frame_decodes_as_built(&frame, segment.salt, group, first_seq),
+            "the frame decodes to its records"
+        );
         log.dirty = true;
         log.unsynced_records += records;
         if self.sync == SyncMode::Always {
-            self.sync_log(&mut log).inspect_err(|_| log.unclean_tail = true)?;
+            self.sync_log(log).inspect_err(|_| log.unclean_tail = true)?;
         }
-        log.tail = offset + frame_len;
-        segment.set_data_end(log.tail);
-        self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        publish(index, &segment, offset, &frame, records);
-        Ok(())
+        Ok(Appended { offset, len: frame_len, first_seq })
     }
 
     /// Makes sure the file is at least `end` long, growing it in zero-filled, synced steps so
@@ -510,36 +536,54 @@ fn sync_log_file(segment: &Segment) -> Result<()> {
 fn build_frame(log: &mut ActiveLog, group: &[Pending], body_len: usize) -> Vec<u8> {
     let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body_len);
     frame.resize(FRAME_HEADER_BYTES, 0);
-    let mut records = 0u32;
     for p in group {
-        let start = frame.len();
-        frame.extend_from_slice(&p.ops.bytes);
-        let mut at = start;
-        while at < frame.len() {
-            let header = decode_record_header(&frame[at..]).expect("records encoded by this process are valid");
-            put_u64(&mut frame, at + 8, log.next_seq);
-            log.next_seq += 1;
-            records += 1;
-            at += header.record_len();
-        }
+        frame.extend_from_slice(p.ops.bytes());
+    }
+    let mut records = 0u32;
+    for (at, _, _) in frame_records(group) {
+        stamp_seq(&mut frame, at, log.next_seq);
+        log.next_seq += 1;
+        records += 1;
     }
     finish_frame(&mut frame, 0, log.group, records, log.segment.salt);
     frame
 }
 
+/// Every record of the group's frame in frame order, with its offset in the frame and the
+/// operation it came from, from what the encoders recorded (nothing is decoded).
+fn frame_records(group: &[Pending]) -> impl Iterator<Item = (usize, &Encoded, &Placed)> {
+    let starts = group.iter().scan(FRAME_HEADER_BYTES, |next, p| {
+        let start = *next;
+        *next += p.ops.byte_len();
+        Some((start, &p.ops))
+    });
+    starts.flat_map(|(start, ops)| ops.records().map(move |r| (start + r.at(), ops, r)))
+}
+
+/// Whether `frame` decodes, under `salt`, to exactly the records [`frame_records`] says it holds,
+/// numbered from `first_seq` on: the full decode the write path itself skips, for debug builds.
+fn frame_decodes_as_built(frame: &[u8], salt: FrameSalt, group: &[Pending], first_seq: u64) -> bool {
+    let Ok(decoded) = decode_frame(frame, salt) else { return false };
+    let decoded = decoded.records().map(|r| r.map(|r| (r.frame_offset, r.seq, r.kind, r.key, r.value, r.expires_ms)));
+    let built = frame_records(group)
+        .zip(first_seq..)
+        .map(|((at, ops, r), seq)| Ok((at, seq, r.kind, ops.key(r), ops.value(r), r.expires_ms())));
+    decoded.eq(built)
+}
+
 /// Publishes a durable frame's records to the index, in log order, all at once to readers.
-/// `records` is the frame's record count.
-fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, frame: &[u8], records: u64) {
-    let published = built_frame_records(frame).map(|record| {
-        let record = record.expect("a frame this process built holds valid records");
-        let offset = u32::try_from(frame_offset + record.frame_offset as u64).expect("segment offsets fit u32");
+/// `first_seq` is the sequence number of the frame's first record, `records` its record count.
+fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, group: &[Pending], first_seq: u64, records: u64) {
+    // build_frame stamped sequence numbers in this same order, from `first_seq` on.
+    let published = frame_records(group).zip(first_seq..).map(|((at, ops, record), seq)| {
+        let offset = u32::try_from(frame_offset + at as u64).expect("segment offsets fit u32");
         Published {
-            key: record.key,
+            key: ops.key(record),
             kind: record.kind,
             offset,
-            len: record.len() as u64,
-            seq: record.seq,
-            expires_ms: record.expires_ms,
+            len: record.header().record_len() as u64,
+            seq,
+            expires_ms: record.expires_ms(),
         }
     });
     if records == 1 {
