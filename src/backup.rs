@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::Engine;
 use crate::format::{encode_manifest, Manifest};
 use crate::io::{create_dir_durably, OpenMode};
 use crate::log::{hint_file_name, segment_file_name, LogDir, Segment, MANIFEST_FILE};
-use crate::store::Inner;
 use crate::{Error, Result};
 
 /// Bytes copied per write.
@@ -45,10 +45,10 @@ struct Cut {
     hash_key: [u8; 16],
 }
 
-pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
+pub(crate) fn backup(engine: &Engine, target: &Path) -> Result<BackupReport> {
     let started = Instant::now();
     // The copy is written around the latch: a failure there fails the backup, not the store.
-    let vfs = &inner.unlatched_vfs;
+    let vfs = &engine.unlatched_vfs;
     match vfs.list(target) {
         Ok(names) if names.is_empty() => {}
         Ok(_) => return Err(Error::BackupTarget { path: target.to_path_buf(), reason: "is not empty".into() }),
@@ -56,10 +56,10 @@ pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
         Err(e) => return Err(Error::io("list", target, e)),
     }
     // No compaction may delete a segment of the cut until the copy is done.
-    let _compaction = inner.compaction.lock();
+    let _compaction = engine.compaction.lock();
     let cut = {
-        let log = inner.writer.log.lock();
-        let set = inner.sets.lock();
+        let log = engine.writer.log.lock();
+        let set = engine.sets.lock();
         Cut {
             sealed: set.sealed.values().cloned().collect(),
             active: Arc::clone(&log.segment),
@@ -77,7 +77,7 @@ pub(crate) fn backup(inner: &Inner, target: &Path) -> Result<BackupReport> {
         report.bytes += copy_segment(&out, segment, segment.data_end())?;
         report.segments += 1;
         // A hint is optional (open replays a segment without one); copy it if there is one.
-        if let Some(hint) = inner.dir.read_file(&hint_file_name(segment.id))? {
+        if let Some(hint) = engine.dir.read_file(&hint_file_name(segment.id))? {
             write_new_file(&out, &hint_file_name(segment.id), &hint)?;
             report.bytes += hint.len() as u64;
             report.hints += 1;

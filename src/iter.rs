@@ -1,25 +1,26 @@
 //! Iteration over live keys, one index stripe at a time.
 
+use crate::engine::Engine;
 use crate::index::{entry_key, Entry};
-use crate::store::Store;
 use crate::value::Value;
 
-/// Iterator over `(key, value)` pairs, from [`Store::iter`] or [`Store::scan_prefix`].
+/// Iterator over `(key, value)` pairs, from [`Store::iter`](crate::Store::iter) or
+/// [`Store::scan_prefix`](crate::Store::scan_prefix).
 ///
 /// Order is unspecified (the index is a hash table). The iterator yields every key that was live
 /// when it started and was not deleted since, exactly once; keys written after it started may or
 /// may not appear. It holds no lock between calls to `next`: it copies one stripe's entries at a
 /// time under that stripe's read lock, so writers are never held up for longer than that copy.
 pub struct Iter<'a> {
-    store: &'a Store,
+    engine: &'a Engine,
     prefix: Option<Vec<u8>>,
     stripe: usize,
     batch: std::vec::IntoIter<Entry>,
 }
 
 impl<'a> Iter<'a> {
-    pub(crate) fn new(store: &'a Store, prefix: Option<Vec<u8>>) -> Iter<'a> {
-        Iter { store, prefix, stripe: 0, batch: Vec::new().into_iter() }
+    pub(crate) fn new(engine: &'a Engine, prefix: Option<Vec<u8>>) -> Iter<'a> {
+        Iter { engine, prefix, stripe: 0, batch: Vec::new().into_iter() }
     }
 }
 
@@ -27,7 +28,7 @@ impl Iterator for Iter<'_> {
     type Item = (Vec<u8>, Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let index = &self.store.inner.index;
+        let index = &self.engine.index;
         loop {
             for entry in self.batch.by_ref() {
                 let Some(key) = entry_key(&entry) else { continue };
@@ -36,7 +37,7 @@ impl Iterator for Iter<'_> {
                 }
                 // Read the key's current value: a key deleted since the snapshot is skipped, a key
                 // overwritten since is shown with its newer value.
-                if let Ok(Some(value)) = self.store.get(&*key) {
+                if let Ok(Some((value, _))) = self.engine.get_with_expiry(&key) {
                     return Some((key.into_owned(), value));
                 }
             }
@@ -49,7 +50,7 @@ impl Iterator for Iter<'_> {
     }
 }
 
-/// Iterator over keys, from [`Store::keys`]. Same guarantees as [`Iter`].
+/// Iterator over keys, from [`Store::keys`](crate::Store::keys). Same guarantees as [`Iter`].
 pub struct Keys<'a>(pub(crate) Iter<'a>);
 
 impl Iterator for Keys<'_> {

@@ -124,6 +124,7 @@
 mod backup;
 mod clock;
 mod compaction;
+mod engine;
 mod error;
 #[doc(hidden)]
 pub mod format;
@@ -155,12 +156,12 @@ pub use iter::{Iter, Keys};
 pub use log::{Expiry, Txn};
 pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
-pub use rmw::{Cas, Condition, Update, Updated};
+pub use rmw::{Cas, Update, Updated};
 pub use stats::{SegmentStats, Stats};
 pub use store::Store;
 #[cfg(feature = "serde")]
 pub use typed::{TypedIter, TypedStore};
-pub use value::{Batch, Value};
+pub use value::{Batch, Condition, Value};
 
 /// Hooks for tests, fuzzers and tools; not a stable API.
 ///

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::engine::Engine;
 use crate::options::SyncMode;
-use crate::store::Inner;
 
 /// How long the thread sleeps when nothing wakes it, in always-sync mode.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -25,20 +25,20 @@ pub(crate) struct Maintenance {
 }
 
 impl Maintenance {
-    pub(crate) fn start(inner: &Arc<Inner>) -> Maintenance {
+    pub(crate) fn start(engine: &Arc<Engine>) -> Maintenance {
         let signal = Arc::new((Mutex::new(Signal::default()), Condvar::new()));
         let thread_signal = Arc::clone(&signal);
-        let inner = Arc::clone(inner);
+        let engine = Arc::clone(engine);
         let handle = std::thread::Builder::new()
             .name("ferrocask-maintenance".into())
-            .spawn(move || run(&inner, &thread_signal))
+            .spawn(move || run(&engine, &thread_signal))
             .expect("spawn the maintenance thread");
         Maintenance { signal, handle }
     }
 
     /// Wakes the thread if a segment was sealed since it last looked.
-    pub(crate) fn nudge_if_sealed(&self, inner: &Inner) {
-        if inner.writer.has_sealed() {
+    pub(crate) fn nudge_if_sealed(&self, engine: &Engine) {
+        if engine.writer.has_sealed() {
             let (lock, cv) = &*self.signal;
             lock.lock().work = true;
             cv.notify_one();
@@ -55,8 +55,8 @@ impl Maintenance {
     }
 }
 
-fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar)) {
-    let interval = match inner.options.sync {
+fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
+    let interval = match engine.options.sync {
         SyncMode::Every(d) => d,
         SyncMode::Always => IDLE_WAKE,
     };
@@ -72,12 +72,12 @@ fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar)) {
             }
             s.work = false;
         }
-        if matches!(inner.options.sync, SyncMode::Every(_)) {
-            let _ = inner.writer.sync_now(); // a failure poisons the writer, which reports it
+        if matches!(engine.options.sync, SyncMode::Every(_)) {
+            let _ = engine.writer.sync_now(); // a failure poisons the writer, which reports it
         }
-        crate::hints::write_pending(inner);
-        if inner.options.auto_compact {
-            let _ = crate::compaction::compact_if_due(inner);
+        crate::hints::write_pending(engine);
+        if engine.options.auto_compact {
+            let _ = crate::compaction::compact_if_due(engine);
         }
     }
 }

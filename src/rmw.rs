@@ -52,27 +52,6 @@ pub struct Updated {
     pub current: Option<Value>,
 }
 
-/// A precondition of a conditional batch ([`Batch::require`]), checked atomically with its writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Condition {
-    /// The key has no value.
-    Absent,
-    /// The key has a value.
-    Present,
-    /// The key holds exactly these bytes.
-    Equals(Vec<u8>),
-}
-
-impl Condition {
-    pub(crate) fn holds(&self, current: Option<&[u8]>) -> bool {
-        match self {
-            Condition::Absent => current.is_none(),
-            Condition::Present => current.is_some(),
-            Condition::Equals(expected) => current == Some(expected.as_slice()),
-        }
-    }
-}
-
 /// Wraps a typed closure for the queue.
 pub(crate) fn erase<R, F>(f: F) -> Eval
 where

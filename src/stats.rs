@@ -84,3 +84,25 @@ pub struct SegmentStats {
     /// compacted segment `live_bytes` may overstate what a rewrite would copy, by their size).
     pub kept_tombstones: u64,
 }
+
+/// Totals over every compaction run since open, for `Store::stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CompactionTotals {
+    pub(crate) runs: u64,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    /// The most bytes of outputs any one run had on disk before its inputs went.
+    pub(crate) peak_output_bytes: u64,
+    /// A run is in progress.
+    pub(crate) running: bool,
+}
+
+impl CompactionTotals {
+    /// Counts a completed run that read and wrote these many bytes.
+    pub(crate) fn add_run(&mut self, bytes_read: u64, bytes_written: u64) {
+        self.runs += 1;
+        self.bytes_read += bytes_read;
+        self.bytes_written += bytes_written;
+        self.peak_output_bytes = self.peak_output_bytes.max(bytes_written);
+    }
+}

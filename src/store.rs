@@ -2,26 +2,23 @@
 //! from the striped index and mapped segments.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use crate::compaction::CompactionTotals;
-use crate::format::{record_header_len, RecordHeader, RecordKind};
-use crate::index::Index;
-use crate::io::{create_dir_durably, CheckedVfs, LockGuard, RealFs, Vfs};
+use crate::engine::Engine;
+use crate::format::RecordKind;
+use crate::io::{RealFs, Vfs};
 use crate::iter::{Iter, Keys};
-use crate::log::{Done, Encoded, Expiry, LogDir, Op, SegmentSet, Slot, Writer, LOCK_FILE};
+use crate::log::{Done, Encoded, Op, Slot, LOCK_FILE};
 use crate::maintenance::Maintenance;
 use crate::options::Options;
-use crate::recovery::{recover, RecoveryReport};
-use crate::stats::{SegmentStats, Stats};
-use crate::value::{Batch, BatchOp, Value};
+use crate::recovery::RecoveryReport;
+use crate::stats::Stats;
+use crate::value::{Batch, Value};
 use crate::CompactionReport;
-use crate::{Error, Result};
+use crate::Result;
 
 /// An open store. `Send + Sync`: share it as `&Store` or `Arc<Store>` between threads.
 ///
@@ -39,40 +36,15 @@ use crate::{Error, Result};
 /// # Ok::<(), ferrocask::Error>(())
 /// ```
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) engine: Arc<Engine>,
     maintenance: Option<Maintenance>,
     /// The thread that leads groups only futures wait for; started by the first async write.
     driver: OnceLock<JoinHandle<()>>,
 }
 
-/// The shared state of an open store (also held by the maintenance thread).
-pub(crate) struct Inner {
-    pub(crate) dir: LogDir,
-    /// The file system without this store's poison latch, for writing outside the store's
-    /// directory (a backup target), where a failure must not poison the live store.
-    pub(crate) unlatched_vfs: Arc<dyn Vfs>,
-    pub(crate) options: Options,
-    pub(crate) index: Index,
-    pub(crate) writer: Writer,
-    pub(crate) sets: Mutex<SegmentSet>,
-    pub(crate) report: RecoveryReport,
-    /// Sealed segments still waiting for a hint file.
-    pub(crate) need_hints: Mutex<Vec<u64>>,
-    /// Serialises compactions (manual and automatic) and backups.
-    pub(crate) compaction: Mutex<()>,
-    /// What compaction did since open.
-    pub(crate) compaction_totals: Mutex<CompactionTotals>,
-    /// Some record carries an expiry, so `len` must look for expired keys.
-    pub(crate) ttl_seen: Arc<AtomicBool>,
-    /// The store is being dropped: a running compaction gives up (its outputs become orphans,
-    /// removed at the next open) instead of holding up the drop.
-    pub(crate) closing: AtomicBool,
-    _lock: LockGuard,
-}
-
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.inner.dir.dir).finish_non_exhaustive()
+        f.debug_struct("Store").field("dir", &self.engine.dir.dir).finish_non_exhaustive()
     }
 }
 
@@ -93,37 +65,36 @@ impl Store {
     /// Opens a store on any file system (the simulated one in tests).
     #[doc(hidden)]
     pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Store> {
-        let options = options.validated()?;
-        // Every file operation of this store goes through one poison latch.
-        let checked = CheckedVfs::new(Arc::clone(&vfs));
-        let latch = checked.latch();
-        let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
-        create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
-        let lock = dir.lock()?;
-        let opened = recover(&dir, &options)?;
-        let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
-        let inner = Arc::new(Inner {
-            writer: Writer::new(dir.clone(), &options, opened.active, latch, Arc::clone(&ttl_seen)),
-            dir,
-            unlatched_vfs: vfs,
-            index: opened.index,
-            sets: Mutex::new(opened.set),
-            report: opened.report,
-            need_hints: Mutex::new(opened.need_hints),
-            compaction: Mutex::new(()),
-            compaction_totals: Mutex::new(CompactionTotals::default()),
-            ttl_seen,
-            closing: AtomicBool::new(false),
-            options,
-            _lock: lock,
-        });
-        let maintenance = inner.options.background_thread.then(|| Maintenance::start(&inner));
-        Ok(Store { inner, maintenance, driver: OnceLock::new() })
+        let engine = Arc::new(Engine::open(vfs, dir, options)?);
+        let maintenance = engine.options.background_thread.then(|| Maintenance::start(&engine));
+        Ok(Store { engine, maintenance, driver: OnceLock::new() })
+    }
+
+    /// Number of live (not deleted, not expired) keys.
+    pub fn len(&self) -> usize {
+        self.engine.len()
+    }
+
+    /// Counters describing size and activity, with each segment's accounting.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        self.engine.check_key(key)
+    }
+
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        self.engine.check_value(value)
+    }
+
+    pub(crate) fn encode_batch(&self, batch: &Batch) -> Result<Encoded> {
+        self.engine.encode_batch(batch)
     }
 
     /// The store's directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir.dir
+        &self.engine.dir.dir
     }
 
     /// Sets `key` to `value`, durably, before returning.
@@ -148,8 +119,8 @@ impl Store {
     /// ```
     pub fn put_with_ttl(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let expires_ms = self.inner.options.clock.now_ms().saturating_add(ttl_ms);
-        self.inner.ttl_seen.store(true, Ordering::Relaxed);
+        let expires_ms = self.engine.options.clock.now_ms().saturating_add(ttl_ms);
+        self.engine.ttl_seen.store(true, Ordering::Relaxed);
         self.put_expiring(key.as_ref(), value.as_ref(), expires_ms)
     }
 
@@ -167,24 +138,14 @@ impl Store {
     /// Reads `key`'s value with its expiry (ms since the Unix epoch, `None` = never), from
     /// memory, as [`Store::get`] does; for TTL queries outside a transaction.
     pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, Option<u64>)>> {
-        let key = key.as_ref();
-        self.check_key(key)?;
-        Ok(self.inner.index.with(key, |found| {
-            let found = found?;
-            if self.inner.is_expired(&found.header) {
-                return None;
-            }
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
-            let expires_ms = found.header.expires_ms;
-            Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
-        }))
+        self.engine.get_with_expiry(key.as_ref())
     }
 
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
         self.check_key(key)?;
-        Ok(self.inner.index.with(key, |found| found.is_some_and(|f| !self.inner.is_expired(&f.header))))
+        Ok(self.engine.index.with(key, |found| found.is_some_and(|f| !self.engine.is_expired(&f.header))))
     }
 
     /// Deletes `key`, durably, before returning. Deleting a missing key writes nothing and is `Ok`,
@@ -192,10 +153,10 @@ impl Store {
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         self.check_key(key)?;
-        if !self.inner.index.with(key, |found| found.is_some()) {
+        if !self.engine.index.with(key, |found| found.is_some()) {
             // Nothing to write, but a poisoned store acknowledges nothing: a failed put of this
             // key may still be on disk.
-            return self.inner.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_if_poisoned();
         }
         self.commit(Encoded::one(RecordKind::Delete, 0, key, &[]))
     }
@@ -209,7 +170,7 @@ impl Store {
         if batch.is_empty() && batch.conditions.is_empty() {
             // Nothing to write, but a poisoned store acknowledges nothing (fuzz finding
             // `ops_model/empty-batch-on-a-poisoned-store`).
-            return self.inner.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_if_poisoned();
         }
         if batch.needs_leader() {
             self.check_batch(&batch)?;
@@ -219,65 +180,6 @@ impl Store {
             };
         }
         self.commit(self.encode_batch(&batch)?)
-    }
-
-    /// Encodes a batch without preconditions or kept expiries, checking it first: from the
-    /// record layout, so a batch far over the limit is refused without first being copied whole
-    /// into a buffer.
-    pub(crate) fn encode_batch(&self, batch: &Batch) -> Result<Encoded> {
-        let now_ms = self.inner.options.clock.now_ms();
-        let expires = |expiry: Expiry| expiry.resolve(now_ms, || unreachable!("no kept expiry here"));
-        let mut len = 0usize;
-        for op in &batch.ops {
-            len = len.saturating_add(match op {
-                BatchOp::Put { key, value, expiry } => {
-                    self.check_key(key)?;
-                    self.check_value(value)?;
-                    record_header_len(expires(*expiry)) + key.len() + value.len()
-                }
-                BatchOp::Delete { key } => {
-                    self.check_key(key)?;
-                    record_header_len(0) + key.len()
-                }
-            });
-        }
-        let max = self.inner.writer.ops_bytes_max();
-        if len > max {
-            return Err(Error::BatchTooLarge { len, max });
-        }
-        let mut ops = Encoded::with_capacity(len);
-        for op in &batch.ops {
-            match op {
-                BatchOp::Put { key, value, expiry } => {
-                    if *expiry != Expiry::Never {
-                        self.inner.ttl_seen.store(true, Ordering::Relaxed);
-                    }
-                    ops.push(RecordKind::Put, expires(*expiry), key, value);
-                }
-                BatchOp::Delete { key } => ops.push(RecordKind::Delete, 0, key, &[]),
-            }
-        }
-        debug_assert_eq!(ops.byte_len(), len, "the size check agrees with the encoding");
-        Ok(ops)
-    }
-
-    /// Number of live (not deleted, not expired) keys.
-    pub fn len(&self) -> usize {
-        if !self.inner.ttl_seen.load(Ordering::Relaxed) {
-            return self.inner.index.len();
-        }
-        // Count live entries stripe by stripe rather than subtracting expired ones from a total
-        // read earlier: writers move on meanwhile, and the difference could go below zero.
-        // `ttl_seen` stays set: clearing it here would race with a `put_with_ttl` whose record
-        // is not yet in the index, and `len` would then count that key after it expires.
-        let mut live = 0;
-        self.inner.index.for_each_stripe(|entries| {
-            live += entries
-                .iter()
-                .filter(|e| e.segment.record_header(e.offset).is_some_and(|h| !self.inner.is_expired(&h)))
-                .count();
-        });
-        live
     }
 
     /// True if the store holds no live key.
@@ -299,12 +201,12 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn iter(&self) -> Iter<'_> {
-        Iter::new(self, None)
+        Iter::new(&self.engine, None)
     }
 
     /// Every live key, in unspecified order.
     pub fn keys(&self) -> Keys<'_> {
-        Keys(Iter::new(self, None))
+        Keys(Iter::new(&self.engine, None))
     }
 
     /// Every live key starting with `prefix`, with its value, in unspecified order. This walks
@@ -320,18 +222,18 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Iter<'_> {
-        Iter::new(self, Some(prefix.as_ref().to_vec()))
+        Iter::new(&self.engine, Some(prefix.as_ref().to_vec()))
     }
 
     /// Makes every write so far durable. With [`SyncMode::Always`](crate::SyncMode) they already
     /// are, and this returns at once.
     pub fn sync(&self) -> Result<()> {
-        self.inner.writer.sync_now()
+        self.engine.writer.sync_now()
     }
 
     /// What open found: segments replayed or loaded from hints, torn bytes cut, damage skipped.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.report
+        &self.engine.report
     }
 
     fn commit(&self, ops: Encoded) -> Result<()> {
@@ -341,40 +243,23 @@ impl Store {
     /// Queues `op` for a future (see `future.rs`), starting the async driver on first use.
     pub(crate) fn submit(&self, op: Op) -> Result<Arc<Slot>> {
         self.driver.get_or_init(|| {
-            let inner = Arc::clone(&self.inner);
+            let inner = Arc::clone(&self.engine);
             std::thread::Builder::new()
                 .name("ferrocask-async".into())
                 .spawn(move || inner.writer.drive(&inner.sets, &inner.index))
                 .expect("spawn the async driver thread")
         });
-        self.inner.writer.submit(op)
+        self.engine.writer.submit(op)
     }
 
     /// Queues `op` with the group-commit writer and waits for its outcome.
     pub(crate) fn commit_op(&self, op: Op) -> Result<Done> {
-        let inner = &self.inner;
+        let inner = &self.engine;
         let done = inner.writer.commit(&inner.sets, &inner.index, op)?;
         if let Some(m) = &self.maintenance {
             m.nudge_if_sealed(inner);
         }
         Ok(done)
-    }
-
-    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
-        let max = self.inner.options.key_bytes_max;
-        match key.len() {
-            0 => Err(Error::EmptyKey),
-            len if len > max => Err(Error::KeyTooLarge { len, max }),
-            _ => Ok(()),
-        }
-    }
-
-    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
-        let max = self.inner.options.value_bytes_max;
-        if value.len() > max {
-            return Err(Error::ValueTooLarge { len: value.len(), max });
-        }
-        Ok(())
     }
 
     /// Seals the active segment and rewrites the live records of every sealed segment that
@@ -397,7 +282,7 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn compact(&self) -> Result<CompactionReport> {
-        crate::compaction::compact(&self.inner)
+        crate::compaction::compact(&self.engine)
     }
 
     /// Runs one compaction if the policy finds a segment worth it (what the background thread
@@ -415,7 +300,7 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn compact_if_due(&self) -> Result<Option<CompactionReport>> {
-        crate::compaction::compact_if_due(&self.inner)
+        crate::compaction::compact_if_due(&self.engine)
     }
 
     /// Copies the store, as it is at one moment, into `dir` (which must not exist, or be empty;
@@ -439,60 +324,12 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<crate::BackupReport> {
-        crate::backup::backup(&self.inner, dir.as_ref())
-    }
-
-    /// Counters describing size and activity, with each segment's accounting.
-    pub fn stats(&self) -> Stats {
-        let inner = &self.inner;
-        let (active, segments) = {
-            let set = inner.sets.lock();
-            (set.active.id, set.all())
-        };
-        let mut stats = Stats { live_keys: self.len(), segments: segments.len(), ..Stats::default() };
-        for s in &segments {
-            let disk = s.file.len().unwrap_or(0) + inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
-            stats.live_bytes += s.live_bytes();
-            stats.dead_bytes += s.dead_bytes();
-            stats.disk_bytes += disk;
-            stats.segment_details.push(SegmentStats {
-                id: s.id,
-                active: s.id == active,
-                compacted: s.kind == crate::format::SegmentKind::Compacted,
-                data_bytes: s.data_end(),
-                disk_bytes: disk,
-                live_bytes: s.live_bytes(),
-                dead_bytes: s.dead_bytes(),
-                live_records: s.live_records(),
-                dead_records: s.records().saturating_sub(s.live_records()),
-                tombstones: s.tombstones(),
-                kept_tombstones: s.kept_tombstones(),
-            });
-        }
-        let w = &inner.writer.stats;
-        let totals = *inner.compaction_totals.lock();
-        stats.compactions = totals.runs;
-        stats.compaction_bytes_read = totals.bytes_read;
-        stats.compaction_bytes_written = totals.bytes_written;
-        stats.compaction_peak_output_bytes = totals.peak_output_bytes;
-        stats.compacting = totals.running;
-        stats.syncs = w.syncs.load(Ordering::Relaxed);
-        stats.frames = w.frames.load(Ordering::Relaxed);
-        stats.log_bytes_written = w.bytes.load(Ordering::Relaxed);
-        stats.records_written = w.synced_records.load(Ordering::Relaxed);
-        stats.records_per_sync = if stats.syncs == 0 { 0.0 } else { stats.records_written as f64 / stats.syncs as f64 };
-        stats
+        crate::backup::backup(&self.engine, dir.as_ref())
     }
 
     /// The directory lock file's path (for tools that explain `Error::Locked`).
     pub fn lock_path(&self) -> PathBuf {
-        self.inner.dir.path(LOCK_FILE)
-    }
-}
-
-impl Inner {
-    pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
-        crate::format::is_expired(header.expires_ms, || self.options.clock.now_ms())
+        self.engine.dir.path(LOCK_FILE)
     }
 }
 
@@ -500,16 +337,16 @@ impl Drop for Store {
     fn drop(&mut self) {
         // Writes that futures wait for are finished first: queued is as good as acknowledged
         // to a caller that has not looked yet.
-        self.inner.writer.stop_driver();
+        self.engine.writer.stop_driver();
         if let Some(driver) = self.driver.take() {
             let _ = driver.join();
         }
-        self.inner.closing.store(true, Ordering::Relaxed);
+        self.engine.closing.store(true, Ordering::Relaxed);
         if let Some(m) = self.maintenance.take() {
             m.stop();
         }
         // Write-back mode: what was written reaches the disk before the directory is released.
-        let _ = self.inner.writer.sync_now();
-        crate::hints::write_pending(&self.inner);
+        let _ = self.engine.writer.sync_now();
+        crate::hints::write_pending(&self.engine);
     }
 }

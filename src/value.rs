@@ -4,7 +4,6 @@ use std::fmt;
 use std::ops::Deref;
 
 use crate::log::Expiry;
-use crate::rmw::Condition;
 
 /// A value read from the store: an owned copy of the bytes, so it outlives any compaction.
 ///
@@ -152,5 +151,26 @@ impl Batch {
     /// True if the batch holds no operation.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+}
+
+/// A precondition of a conditional batch ([`Batch::require`]), checked atomically with its writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The key has no value.
+    Absent,
+    /// The key has a value.
+    Present,
+    /// The key holds exactly these bytes.
+    Equals(Vec<u8>),
+}
+
+impl Condition {
+    pub(crate) fn holds(&self, current: Option<&[u8]>) -> bool {
+        match self {
+            Condition::Absent => current.is_none(),
+            Condition::Present => current.is_some(),
+            Condition::Equals(expected) => current == Some(expected.as_slice()),
+        }
     }
 }

@@ -6,4 +6,4 @@ mod rewrite;
 
 pub use rewrite::CompactionReport;
 
-pub(crate) use rewrite::{compact, compact_if_due, CompactionTotals};
+pub(crate) use rewrite::{compact, compact_if_due};

@@ -8,9 +8,10 @@
 //! rewrites the hot segments, not the whole store, and one run never needs more extra disk than
 //! the cap.
 
-use crate::compaction::rewrite::COMPACTION_FRAME_BYTES;
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
+/// Records are copied in frames of about this size.
+pub(crate) const COMPACTION_FRAME_BYTES: usize = 1 << 20;
 /// A sealed segment smaller than this fraction of `segment_bytes` is merged into any run that
 /// has room for it (compaction's last output of a run is usually partly filled).
 pub(crate) const SMALL_SEGMENT_DIVISOR: u64 = 4;

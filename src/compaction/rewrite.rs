@@ -18,7 +18,10 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use crate::compaction::policy::{decide, Decision, SegmentUsage, Thresholds, Victim, SMALL_SEGMENT_DIVISOR};
+use crate::compaction::policy::{
+    decide, Decision, SegmentUsage, Thresholds, Victim, COMPACTION_FRAME_BYTES, SMALL_SEGMENT_DIVISOR,
+};
+use crate::engine::Engine;
 use crate::format::{
     encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
     SEGMENT_HEADER_BYTES,
@@ -27,11 +30,9 @@ use crate::io::VfsFile;
 use crate::log::{
     create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, write_hint, Segment, MANIFEST_FILE,
 };
-use crate::store::Inner;
+use crate::stats::CompactionTotals;
 use crate::{Error, Result};
 
-/// Records are copied in frames of about this size.
-pub(crate) const COMPACTION_FRAME_BYTES: usize = 1 << 20;
 /// An output is synced after every this many bytes, so that its write-back is spread out instead
 /// of arriving as one large flush that would stall the log's syncs.
 const COMPACTION_SYNC_BYTES: u64 = 4 << 20;
@@ -84,18 +85,6 @@ impl CompactionReport {
     }
 }
 
-/// Totals over every compaction run since open, for `Store::stats`.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct CompactionTotals {
-    pub(crate) runs: u64,
-    pub(crate) bytes_read: u64,
-    pub(crate) bytes_written: u64,
-    /// The most bytes of outputs any one run had on disk before its inputs went.
-    pub(crate) peak_output_bytes: u64,
-    /// A run is in progress.
-    pub(crate) running: bool,
-}
-
 /// Marks a run in progress in the totals for as long as it lives.
 struct Running<'a>(&'a Mutex<CompactionTotals>);
 
@@ -112,20 +101,11 @@ impl Drop for Running<'_> {
     }
 }
 
-impl CompactionTotals {
-    fn add(&mut self, run: &CompactionReport) {
-        self.runs += 1;
-        self.bytes_read += run.bytes_read;
-        self.bytes_written += run.bytes_written;
-        self.peak_output_bytes = self.peak_output_bytes.max(run.bytes_written);
-    }
-}
-
 /// Compacts if the policy says so (automatic compaction): one capped run.
-pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> {
-    let Some(_guard) = inner.compaction.try_lock() else { return Ok(None) };
-    refuse_if_poisoned(inner)?;
-    let o = &inner.options;
+pub(crate) fn compact_if_due(engine: &Engine) -> Result<Option<CompactionReport>> {
+    let Some(_guard) = engine.compaction.try_lock() else { return Ok(None) };
+    refuse_if_poisoned(engine)?;
+    let o = &engine.options;
     let thresholds = Thresholds {
         dead_ratio: o.compact_dead_ratio,
         segment_dead_bytes: o.compact_segment_dead_bytes,
@@ -133,36 +113,36 @@ pub(crate) fn compact_if_due(inner: &Inner) -> Result<Option<CompactionReport>> 
         small_bytes: o.segment_bytes / SMALL_SEGMENT_DIVISOR,
         input_bytes_max: o.compaction_input_bytes_max,
         now_ms: o.clock.now_ms(),
-        seq_now: inner.sets.lock().active.seq_max(),
+        seq_now: engine.sets.lock().active.seq_max(),
         thorough: false,
     };
-    match decide(&sealed_usage(inner, u64::MAX), &thresholds) {
+    match decide(&sealed_usage(engine, u64::MAX), &thresholds) {
         Decision::Skip(_) => Ok(None),
-        Decision::Compact { victims, reason } => run(inner, &victims, reason).map(Some),
+        Decision::Compact { victims, reason } => run(engine, &victims, reason).map(Some),
     }
 }
 
 /// Seals the active segment and compacts every sealed segment that holds anything to reclaim
 /// (`Store::compact`), in runs of at most `compaction_input_bytes_max` each: every run commits
 /// and removes its inputs before the next starts, so the extra disk stays bounded by the cap.
-pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
-    let _guard = inner.compaction.lock();
-    refuse_if_poisoned(inner)?;
-    inner.writer.roll_if_nonempty(&inner.sets)?;
+pub(crate) fn compact(engine: &Engine) -> Result<CompactionReport> {
+    let _guard = engine.compaction.lock();
+    refuse_if_poisoned(engine)?;
+    engine.writer.roll_if_nonempty(&engine.sets)?;
     // Outputs of the runs below get higher ids: they are not compacted again by this call.
-    let last = inner.sets.lock().sealed.keys().next_back().copied().unwrap_or(0);
+    let last = engine.sets.lock().sealed.keys().next_back().copied().unwrap_or(0);
     let mut total: Option<CompactionReport> = None;
     loop {
-        let o = &inner.options;
+        let o = &engine.options;
         let t = Thresholds::everything(
             o.compaction_input_bytes_max,
             o.segment_bytes / SMALL_SEGMENT_DIVISOR,
             o.clock.now_ms(),
         );
-        match decide(&sealed_usage(inner, last), &t) {
+        match decide(&sealed_usage(engine, last), &t) {
             Decision::Skip(reason) => return Ok(total.unwrap_or(CompactionReport { reason, ..Default::default() })),
             Decision::Compact { victims, reason } => {
-                let report = run(inner, &victims, reason)?;
+                let report = run(engine, &victims, reason)?;
                 match &mut total {
                     None => total = Some(report),
                     Some(total) => total.add(&report),
@@ -174,13 +154,13 @@ pub(crate) fn compact(inner: &Inner) -> Result<CompactionReport> {
 
 /// A poisoned store rewrites nothing: it may not sync again until reopened. (The latch would
 /// refuse its first write anyway; this fails before any work is done.)
-fn refuse_if_poisoned(inner: &Inner) -> Result<()> {
-    inner.writer.refuse_if_poisoned()
+fn refuse_if_poisoned(engine: &Engine) -> Result<()> {
+    engine.writer.refuse_if_poisoned()
 }
 
 /// The sealed segments with ids up to `last`, as the policy sees them.
-fn sealed_usage(inner: &Inner, last: u64) -> Vec<SegmentUsage> {
-    let set = inner.sets.lock();
+fn sealed_usage(engine: &Engine, last: u64) -> Vec<SegmentUsage> {
+    let set = engine.sets.lock();
     set.sealed
         .range(..=last)
         .map(|(_, s)| SegmentUsage {
@@ -238,7 +218,7 @@ struct OpenOutput {
 
 /// Compaction's output: segments being filled.
 struct Output<'a> {
-    inner: &'a Inner,
+    engine: &'a Engine,
     /// Ids of every output segment created (or attempted), so a failure can remove them all.
     created: Vec<u64>,
     unsynced: u64,
@@ -249,24 +229,24 @@ struct Output<'a> {
     frame_records: u32,
 }
 
-fn run(inner: &Inner, plan: &[Victim], reason: String) -> Result<CompactionReport> {
+fn run(engine: &Engine, plan: &[Victim], reason: String) -> Result<CompactionReport> {
     let started = Instant::now();
-    let _running = Running::start(&inner.compaction_totals);
+    let _running = Running::start(&engine.compaction_totals);
     let (victims, shadow_bound) = {
-        let set = inner.sets.lock();
+        let set = engine.sets.lock();
         let victims: Vec<(Arc<Segment>, bool)> =
             plan.iter().filter_map(|v| set.sealed.get(&v.id).map(|s| (Arc::clone(s), v.drop_whole))).collect();
         (victims, shadow_bound(&set, plan))
     };
     let mut report = CompactionReport { reason, segments_read: victims.len(), runs: 1, ..CompactionReport::default() };
-    let mut out = Output::new(inner);
+    let mut out = Output::new(engine);
     let copied =
-        copy_live(inner, &victims, shadow_bound, &mut out, &mut report).and_then(|copied| Ok((copied, out.finish()?)));
+        copy_live(engine, &victims, shadow_bound, &mut out, &mut report).and_then(|copied| Ok((copied, out.finish()?)));
     let (Copied { moved, expired }, outputs) = copied.inspect_err(|_| out.discard())?;
     let victims: Vec<Arc<Segment>> = victims.into_iter().map(|(s, _)| s).collect();
     report.segments_written = outputs.len();
     report.bytes_written = outputs.iter().map(|s| s.data_end()).sum();
-    if let Err(Uncommitted { error, outputs_maybe_named }) = commit(inner, &victims, &outputs) {
+    if let Err(Uncommitted { error, outputs_maybe_named }) = commit(engine, &victims, &outputs) {
         // A failed commit poisons through the latch if what is durable became unknown (a failed
         // sync of the manifest or the directory); a full disk before the rename changed nothing.
         if !outputs_maybe_named {
@@ -275,15 +255,15 @@ fn run(inner: &Inner, plan: &[Victim], reason: String) -> Result<CompactionRepor
         return Err(error);
     }
     for m in moved {
-        inner.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
+        engine.index.relocate(&m.key, m.from_id, m.from_offset, &outputs[m.to], m.to_offset);
     }
     for e in expired {
-        inner.index.remove_if_at(&e.key, e.from_id, e.from_offset);
+        engine.index.remove_if_at(&e.key, e.from_id, e.from_offset);
     }
-    remove_files(inner, victims);
+    remove_files(engine, victims);
     report.bytes_reclaimed = report.bytes_read.saturating_sub(report.bytes_written);
     report.duration = started.elapsed();
-    inner.compaction_totals.lock().add(&report);
+    engine.compaction_totals.lock().add_run(report.bytes_read, report.bytes_written);
     Ok(report)
 }
 
@@ -310,18 +290,18 @@ fn shadow_bound(set: &crate::log::SegmentSet, plan: &[Victim]) -> u64 {
 /// Walks the victims and copies their live, unexpired records into `out`, then the shadowing
 /// records the tombstone rule keeps.
 fn copy_live(
-    inner: &Inner,
+    engine: &Engine,
     victims: &[(Arc<Segment>, bool)],
     shadow_bound: u64,
     out: &mut Output<'_>,
     report: &mut CompactionReport,
 ) -> Result<Copied> {
-    let mut pacer = Pacer::new(inner.options.compaction_bytes_per_sec);
+    let mut pacer = Pacer::new(engine.options.compaction_bytes_per_sec);
     let mut copied = Copied { moved: Vec::new(), expired: Vec::new() };
     // Records that may shadow older puts of their key, by key: the newest one's sequence number,
     // written as a tombstone once every victim is read.
     let mut shadows: HashMap<Vec<u8>, u64> = HashMap::new();
-    let now_ms = inner.options.clock.now_ms();
+    let now_ms = engine.options.clock.now_ms();
     for (victim, drop_whole) in victims {
         if *drop_whole {
             // No live record, no tombstone, no expired put: nothing in it can matter.
@@ -344,7 +324,7 @@ fn copy_live(
             pacer.consumed(r.len() as u64);
             let expired = crate::format::is_expired(r.expires_ms, || now_ms);
             // Whether the index holds the key, and whether it points at this very record.
-            let (present, here) = inner.index.with(r.key, |f| match f {
+            let (present, here) = engine.index.with(r.key, |f| match f {
                 Some(f) => (true, f.entry.is_at(victim.id, offset)),
                 None => (false, false),
             });
@@ -406,16 +386,16 @@ struct Uncommitted {
 /// gone a power loss would take both it and the older value it replaced. So the log is synced
 /// first: every record the index pointed at during the rewrite is durable before the manifest
 /// drops what it shadowed. (In `SyncMode::Always` there is nothing to sync.)
-fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> std::result::Result<(), Uncommitted> {
+fn commit(engine: &Engine, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> std::result::Result<(), Uncommitted> {
     let uncommitted = |error| Uncommitted { error, outputs_maybe_named: false };
-    inner.writer.sync_now().map_err(uncommitted)?;
-    inner.dir.sync_dir().map_err(uncommitted)?;
-    let mut set = inner.sets.lock();
+    engine.writer.sync_now().map_err(uncommitted)?;
+    engine.dir.sync_dir().map_err(uncommitted)?;
+    let mut set = engine.sets.lock();
     let mut manifest = set.manifest();
     manifest.segments.retain(|id| !victims.iter().any(|v| v.id == *id));
     manifest.segments.extend(outputs.iter().map(|s| s.id));
     manifest.segments.sort_unstable();
-    inner.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest)).map_err(|error| {
+    engine.dir.write_file_atomic(MANIFEST_FILE, &encode_manifest(&manifest)).map_err(|error| {
         // `DiskFull` comes only from steps before the rename takes effect (creating, writing or
         // syncing the temporary file, or a rename refused for space); a failed directory sync
         // after the rename is always `Error::Io`. So on `DiskFull` the old manifest is in force.
@@ -435,19 +415,19 @@ fn commit(inner: &Inner, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -> 
 /// (`Segment::retire`): here, as `victims` is dropped, unless a reader still holds it, and then
 /// once the reader is done (Windows cannot remove a mapped file). Hint files are never mapped
 /// after open, so they go at once. A failure leaves orphans that the next open removes.
-fn remove_files(inner: &Inner, victims: Vec<Arc<Segment>>) {
+fn remove_files(engine: &Engine, victims: Vec<Arc<Segment>>) {
     for v in &victims {
-        v.retire(&inner.dir.vfs);
-        let _ = inner.dir.remove_if_exists(&hint_file_name(v.id));
+        v.retire(&engine.dir.vfs);
+        let _ = engine.dir.remove_if_exists(&hint_file_name(v.id));
     }
     drop(victims);
-    let _ = inner.dir.sync_dir();
+    let _ = engine.dir.sync_dir();
 }
 
 impl<'a> Output<'a> {
-    fn new(inner: &'a Inner) -> Output<'a> {
+    fn new(engine: &'a Engine) -> Output<'a> {
         Output {
-            inner,
+            engine,
             created: Vec::new(),
             unsynced: 0,
             done: Vec::new(),
@@ -468,7 +448,7 @@ impl<'a> Output<'a> {
         value: &[u8],
     ) -> Result<(usize, u32)> {
         let len = crate::format::record_header_len(expires_ms) + key.len() + value.len();
-        let segment_bytes = self.inner.options.segment_bytes;
+        let segment_bytes = self.engine.options.segment_bytes;
         let fits = |o: &Self| o.current.as_ref().is_some_and(|c| c.end + (o.frame.len() + len) as u64 <= segment_bytes);
         if self.frame.len() + len > COMPACTION_FRAME_BYTES && self.frame_records > 0 {
             self.flush_frame()?;
@@ -500,13 +480,13 @@ impl<'a> Output<'a> {
     }
 
     fn open_next(&mut self) -> Result<()> {
-        let id = self.inner.sets.lock().allocate_id();
+        let id = self.engine.sets.lock().allocate_id();
         // Noted before the file exists: creating it may fail after the directory entry is made.
         self.created.push(id);
         // A fresh salt: a value copied here from another segment, frame-shaped or not, is not
         // a frame under it either.
         let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1, salt: fresh_salt() };
-        let (path, file) = create_segment_file(&self.inner.dir, &header)?;
+        let (path, file) = create_segment_file(&self.engine.dir, &header)?;
         self.current = Some(OpenOutput {
             id,
             path,
@@ -527,10 +507,10 @@ impl<'a> Output<'a> {
         if self.frame_records == 0 {
             return Ok(());
         }
-        if self.inner.closing.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.engine.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Io {
                 op: "compact",
-                path: self.inner.dir.dir.clone(),
+                path: self.engine.dir.dir.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::Interrupted, "the store is closing"),
             });
         }
@@ -559,8 +539,8 @@ impl<'a> Output<'a> {
         // The tombstones it holds had to be kept: they count as live (`Segment::keep_tombstone`);
         // its puts become live as the index is switched to them after the commit.
         segment.keep_tombstones(o.tombstones, o.tombstone_bytes);
-        if self.inner.options.write_hints {
-            write_hint(&self.inner.dir, &segment, self.inner.index.hasher())?;
+        if self.engine.options.write_hints {
+            write_hint(&self.engine.dir, &segment, self.engine.index.hasher())?;
         }
         self.done.push(segment);
         Ok(())
@@ -578,7 +558,7 @@ impl<'a> Output<'a> {
     fn discard(&mut self) {
         self.current = None;
         self.done.clear();
-        let dir = &self.inner.dir;
+        let dir = &self.engine.dir;
         let created = std::mem::take(&mut self.created);
         for &id in &created {
             let hint = hint_file_name(id);

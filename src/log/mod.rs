@@ -6,6 +6,7 @@
 //! while taking any of these.
 
 mod dir;
+mod encoded;
 mod hints;
 mod queue;
 mod scan;
@@ -15,8 +16,9 @@ mod txn;
 mod writer;
 
 pub(crate) use dir::{create_segment_file, is_orphan, open_segment, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE};
+pub(crate) use encoded::Encoded;
 pub(crate) use hints::{check_hint, entry_for, write_hint};
-pub(crate) use queue::{Done, Encoded, Eval, Op, Outcome, Slot};
+pub(crate) use queue::{Done, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 pub(crate) use segment::{fresh_salt, hint_file_name, parse_file_name, segment_file_name, Segment};
 pub(crate) use set::SegmentSet;

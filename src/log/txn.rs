@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::format::{is_expired, record_header_len, RecordKind};
 use crate::index::Index;
-use crate::log::queue::Encoded;
+use crate::log::encoded::Encoded;
 use crate::value::Value;
 use crate::{Error, Result};
 

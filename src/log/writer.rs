@@ -36,7 +36,8 @@ use crate::format::{
 };
 use crate::index::{Index, Published};
 use crate::io::Latch;
-use crate::log::queue::{Completed, Done, Encoded, Op, Pending, Placed, Queue, Slot};
+use crate::log::encoded::{Encoded, Placed};
+use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
 use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};

@@ -1,0 +1,215 @@
+//! The engine below the public API: the state of an open store and what every layer above it
+//! uses (checks, encoding, reads, counts). It calls nothing above it: the public `Store` and the
+//! subsystems (compaction, backup, hints, maintenance) call into it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::format::{record_header_len, RecordHeader, RecordKind};
+use crate::index::Index;
+use crate::io::{create_dir_durably, CheckedVfs, LockGuard, Vfs};
+use crate::log::{Encoded, Expiry, LogDir, SegmentSet, Writer};
+use crate::options::Options;
+use crate::recovery::{recover, RecoveryReport};
+use crate::stats::{CompactionTotals, SegmentStats, Stats};
+use crate::value::{Batch, BatchOp, Value};
+use crate::{Error, Result};
+
+/// The engine of an open store: its directory, index, segment set and group-commit writer, and
+/// the state compaction, hints and backup share. The public [`Store`](crate::Store) is a thin
+/// front over it; the subsystems (compaction, backup, hints, maintenance, iteration) take an
+/// `Engine`, never the `Store`.
+pub(crate) struct Engine {
+    pub(crate) dir: LogDir,
+    /// The file system without this store's poison latch, for writing outside the store's
+    /// directory (a backup target), where a failure must not poison the live store.
+    pub(crate) unlatched_vfs: Arc<dyn Vfs>,
+    pub(crate) options: Options,
+    pub(crate) index: Index,
+    pub(crate) writer: Writer,
+    pub(crate) sets: Mutex<SegmentSet>,
+    pub(crate) report: RecoveryReport,
+    /// Sealed segments still waiting for a hint file.
+    pub(crate) need_hints: Mutex<Vec<u64>>,
+    /// Serialises compactions (manual and automatic) and backups.
+    pub(crate) compaction: Mutex<()>,
+    /// What compaction did since open.
+    pub(crate) compaction_totals: Mutex<CompactionTotals>,
+    /// Some record carries an expiry, so `len` must look for expired keys.
+    pub(crate) ttl_seen: Arc<AtomicBool>,
+    /// The store is being dropped: a running compaction gives up (its outputs become orphans,
+    /// removed at the next open) instead of holding up the drop.
+    pub(crate) closing: AtomicBool,
+    _lock: LockGuard,
+}
+
+impl Engine {
+    /// Opens the store in `dir` on `vfs`: locks the directory, recovers the index and the
+    /// segment set, and starts the writer (no thread: the maintenance thread is the `Store`'s).
+    pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Engine> {
+        let options = options.validated()?;
+        // Every file operation of this store goes through one poison latch.
+        let checked = CheckedVfs::new(Arc::clone(&vfs));
+        let latch = checked.latch();
+        let dir = LogDir { vfs: Arc::new(checked), dir: dir.to_path_buf() };
+        create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
+        let lock = dir.lock()?;
+        let opened = recover(&dir, &options)?;
+        let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
+        Ok(Engine {
+            writer: Writer::new(dir.clone(), &options, opened.active, latch, Arc::clone(&ttl_seen)),
+            dir,
+            unlatched_vfs: vfs,
+            index: opened.index,
+            sets: Mutex::new(opened.set),
+            report: opened.report,
+            need_hints: Mutex::new(opened.need_hints),
+            compaction: Mutex::new(()),
+            compaction_totals: Mutex::new(CompactionTotals::default()),
+            ttl_seen,
+            closing: AtomicBool::new(false),
+            options,
+            _lock: lock,
+        })
+    }
+
+    /// `key`'s live value and expiry (ms since the Unix epoch, `None` = never), from memory.
+    pub(crate) fn get_with_expiry(&self, key: &[u8]) -> Result<Option<(Value, Option<u64>)>> {
+        self.check_key(key)?;
+        self.check_key(key)?;
+        Ok(self.index.with(key, |found| {
+            let found = found?;
+            if self.is_expired(&found.header) {
+                return None;
+            }
+            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let expires_ms = found.header.expires_ms;
+            Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
+        }))
+    }
+
+    /// Number of live (not deleted, not expired) keys.
+    pub(crate) fn len(&self) -> usize {
+        if !self.ttl_seen.load(Ordering::Relaxed) {
+            return self.index.len();
+        }
+        // Count live entries stripe by stripe rather than subtracting expired ones from a total
+        // read earlier: writers move on meanwhile, and the difference could go below zero.
+        // `ttl_seen` stays set: clearing it here would race with a `put_with_ttl` whose record
+        // is not yet in the index, and `len` would then count that key after it expires.
+        let mut live = 0;
+        self.index.for_each_stripe(|entries| {
+            live += entries
+                .iter()
+                .filter(|e| e.segment.record_header(e.offset).is_some_and(|h| !self.is_expired(&h)))
+                .count();
+        });
+        live
+    }
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        let max = self.options.key_bytes_max;
+        match key.len() {
+            0 => Err(Error::EmptyKey),
+            len if len > max => Err(Error::KeyTooLarge { len, max }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        let max = self.options.value_bytes_max;
+        if value.len() > max {
+            return Err(Error::ValueTooLarge { len: value.len(), max });
+        }
+        Ok(())
+    }
+
+    /// Encodes a batch without preconditions or kept expiries, checking it first: from the
+    /// record layout, so a batch far over the limit is refused without first being copied whole
+    /// into a buffer.
+    pub(crate) fn encode_batch(&self, batch: &Batch) -> Result<Encoded> {
+        let now_ms = self.options.clock.now_ms();
+        let expires = |expiry: Expiry| expiry.resolve(now_ms, || unreachable!("no kept expiry here"));
+        let mut len = 0usize;
+        for op in &batch.ops {
+            len = len.saturating_add(match op {
+                BatchOp::Put { key, value, expiry } => {
+                    self.check_key(key)?;
+                    self.check_value(value)?;
+                    record_header_len(expires(*expiry)) + key.len() + value.len()
+                }
+                BatchOp::Delete { key } => {
+                    self.check_key(key)?;
+                    record_header_len(0) + key.len()
+                }
+            });
+        }
+        let max = self.writer.ops_bytes_max();
+        if len > max {
+            return Err(Error::BatchTooLarge { len, max });
+        }
+        let mut ops = Encoded::with_capacity(len);
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { key, value, expiry } => {
+                    if *expiry != Expiry::Never {
+                        self.ttl_seen.store(true, Ordering::Relaxed);
+                    }
+                    ops.push(RecordKind::Put, expires(*expiry), key, value);
+                }
+                BatchOp::Delete { key } => ops.push(RecordKind::Delete, 0, key, &[]),
+            }
+        }
+        debug_assert_eq!(ops.byte_len(), len, "the size check agrees with the encoding");
+        Ok(ops)
+    }
+
+    /// Counters describing size and activity, with each segment's accounting.
+    pub(crate) fn stats(&self) -> Stats {
+        let inner = self;
+        let (active, segments) = {
+            let set = inner.sets.lock();
+            (set.active.id, set.all())
+        };
+        let mut stats = Stats { live_keys: self.len(), segments: segments.len(), ..Stats::default() };
+        for s in &segments {
+            let disk = s.file.len().unwrap_or(0) + inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
+            stats.live_bytes += s.live_bytes();
+            stats.dead_bytes += s.dead_bytes();
+            stats.disk_bytes += disk;
+            stats.segment_details.push(SegmentStats {
+                id: s.id,
+                active: s.id == active,
+                compacted: s.kind == crate::format::SegmentKind::Compacted,
+                data_bytes: s.data_end(),
+                disk_bytes: disk,
+                live_bytes: s.live_bytes(),
+                dead_bytes: s.dead_bytes(),
+                live_records: s.live_records(),
+                dead_records: s.records().saturating_sub(s.live_records()),
+                tombstones: s.tombstones(),
+                kept_tombstones: s.kept_tombstones(),
+            });
+        }
+        let w = &inner.writer.stats;
+        let totals = *inner.compaction_totals.lock();
+        stats.compactions = totals.runs;
+        stats.compaction_bytes_read = totals.bytes_read;
+        stats.compaction_bytes_written = totals.bytes_written;
+        stats.compaction_peak_output_bytes = totals.peak_output_bytes;
+        stats.compacting = totals.running;
+        stats.syncs = w.syncs.load(Ordering::Relaxed);
+        stats.frames = w.frames.load(Ordering::Relaxed);
+        stats.log_bytes_written = w.bytes.load(Ordering::Relaxed);
+        stats.records_written = w.synced_records.load(Ordering::Relaxed);
+        stats.records_per_sync = if stats.syncs == 0 { 0.0 } else { stats.records_written as f64 / stats.syncs as f64 };
+        stats
+    }
+
+    pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
+        crate::format::is_expired(header.expires_ms, || self.options.clock.now_ms())
+    }
+}
