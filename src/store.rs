@@ -56,8 +56,8 @@ impl Store {
 
     /// Opens the store in `dir` with `options`, creating the directory if missing.
     ///
-    /// Fails with [`Error::Locked`] if another `Store` has it open, and with
-    /// [`Error::Corruption`] if durable data is damaged (unless `options.salvage`).
+    /// Fails with [`Error::Locked`](crate::Error::Locked) if another `Store` has it open, and with
+    /// [`Error::Corruption`](crate::Error::Corruption) if durable data is damaged (unless `options.salvage`).
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Store> {
         Store::open_on(Arc::new(RealFs), dir.as_ref(), options)
     }
@@ -165,7 +165,7 @@ impl Store {
     ///
     /// A batch with preconditions ([`Batch::require`]) is applied only if they hold, atomically
     /// with the check; if one does not, nothing is written and this fails with
-    /// [`Error::ConditionFailed`] (use [`Store::write_if`] to get `false` instead).
+    /// [`Error::ConditionFailed`](crate::Error::ConditionFailed) (use [`Store::write_if`] to get `false` instead).
     pub fn write(&self, batch: Batch) -> Result<()> {
         if batch.is_empty() && batch.conditions.is_empty() {
             // Nothing to write, but a poisoned store acknowledges nothing (fuzz finding
@@ -304,7 +304,7 @@ impl Store {
     }
 
     /// Copies the store, as it is at one moment, into `dir` (which must not exist, or be empty;
-    /// [`Error::BackupTarget`] otherwise) while readers and writers keep going.
+    /// [`Error::BackupTarget`](crate::Error::BackupTarget) otherwise) while readers and writers keep going.
     ///
     /// The copy holds exactly the writes acknowledged up to a moment during the call: every
     /// sealed segment whole, and the active segment up to its tail at that moment. Every file
