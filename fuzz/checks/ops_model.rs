@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
+use ferrocask::format::SEGMENT_BYTES_MIN;
 use ferrocask::{Batch, Cas, Clock, Condition, Error, ManualClock, Options, Store, SyncMode, Update};
 
 use super::common::{self, Model};
@@ -153,7 +154,15 @@ struct Run {
 fn open(fs: &Arc<SimFs>, clock: &Arc<ManualClock>, sync: SyncMode) -> Store {
     // No background thread: every file operation happens on this thread, in input order, so an
     // armed fault always hits the same operation and a finding replays exactly.
-    let options = Options { clock: clock.clone(), sync, background_thread: false, ..common::options() };
+    // One-segment compaction runs: `compact()` works through the store run by run, so crashes
+    // and faults land between runs and tombstones must be kept for values in later runs.
+    let options = Options {
+        clock: clock.clone(),
+        sync,
+        background_thread: false,
+        compaction_input_bytes_max: SEGMENT_BYTES_MIN,
+        ..common::options()
+    };
     Store::open_on(fs.clone(), &common::dir(), options).expect("the store opens")
 }
 
