@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
 use ferrocask::format::SEGMENT_BYTES_MIN;
+use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
 use ferrocask::{Batch, Cas, Clock, Condition, Error, ManualClock, Options, Store, SyncMode, Update};
 
 use super::common::{self, Model};
