@@ -28,7 +28,8 @@ use crate::format::{
 };
 use crate::io::VfsFile;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, write_hint, Segment, MANIFEST_FILE,
+    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, temp_name, write_hint, Segment,
+    MANIFEST_FILE,
 };
 use crate::stats::CompactionTotals;
 use crate::{Error, Result};
@@ -564,7 +565,7 @@ impl<'a> Output<'a> {
             let hint = hint_file_name(id);
             let _ = dir.remove_if_exists(&segment_file_name(id));
             let _ = dir.remove_if_exists(&hint);
-            let _ = dir.remove_if_exists(&format!("{hint}.tmp"));
+            let _ = dir.remove_if_exists(&temp_name(&hint));
         }
         if !created.is_empty() {
             let _ = dir.sync_dir();

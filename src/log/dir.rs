@@ -19,6 +19,11 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// What [`LogDir::write_file_atomic`] appends to a name while the file is being written.
 const TMP_SUFFIX: &str = ".tmp";
 
+/// The temporary file `LogDir::write_file_atomic` writes before renaming it to `name`.
+pub(crate) fn temp_name(name: &str) -> String {
+    format!("{name}{TMP_SUFFIX}")
+}
+
 /// The store directory and the file system it lives on.
 #[derive(Clone, Debug)]
 pub(crate) struct LogDir {
@@ -50,7 +55,7 @@ impl LogDir {
     /// Writes `bytes` to a new file `name` durably: to `name.tmp`, synced, renamed, directory
     /// synced. Either the old file or the new one survives any crash.
     pub(crate) fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let tmp = self.path(&format!("{name}{TMP_SUFFIX}"));
+        let tmp = self.path(&temp_name(name));
         let target = self.path(name);
         match self.vfs.remove_file(&tmp) {
             Ok(()) => {}

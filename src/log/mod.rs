@@ -15,7 +15,9 @@ mod set;
 mod txn;
 mod writer;
 
-pub(crate) use dir::{create_segment_file, is_orphan, open_segment, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE};
+pub(crate) use dir::{
+    create_segment_file, is_orphan, open_segment, temp_name, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE,
+};
 pub(crate) use encoded::Encoded;
 pub(crate) use hints::{check_hint, entry_for, write_hint};
 pub(crate) use queue::{Done, Eval, Op, Outcome, Slot};
