@@ -152,12 +152,23 @@ impl Store {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> WriteFuture<Cas> {
+        self.compare_and_swap_with_async(key, expected, new, Expiry::Keep)
+    }
+
+    /// [`Store::compare_and_swap_with`] (the written key's expiry given explicitly) as a future.
+    pub fn compare_and_swap_with_async(
+        &self,
+        key: impl AsRef<[u8]>,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        expiry: Expiry,
+    ) -> WriteFuture<Cas> {
         let key = key.as_ref();
         let checked = self.check_key(key).and_then(|()| new.map_or(Ok(()), |v| self.check_value(v)));
         if let Err(e) = checked {
             return WriteFuture::ready(Err(e));
         }
-        let txn = cas_txn(key.to_vec(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec), Expiry::Keep);
+        let txn = cas_txn(key.to_vec(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec), expiry);
         WriteFuture::queued(self.submit(Op::Eval(erase(txn))), evaluated::<Cas>)
     }
 
