@@ -38,16 +38,12 @@ pub struct Stats {
     pub syncs: u64,
     /// Frames (group commits) written since open.
     pub frames: u64,
-    /// Records appended to the log since open (puts and tombstones; each acknowledged write
-    /// counts once). With [`SyncMode::Always`](crate::SyncMode) every one of them was synced
-    /// before it was counted; with [`SyncMode::Every`](crate::SyncMode) they are counted when
-    /// written, so this includes records not yet synced (which a power loss may still take).
+    /// Records made durable since open (puts and tombstones), counted once a sync has covered
+    /// them, in both sync modes: with [`SyncMode::Every`](crate::SyncMode) records written since
+    /// the last sync are not counted yet.
     pub records_written: u64,
-    /// `records_written / syncs` (0 before the first sync). With
-    /// [`SyncMode::Always`](crate::SyncMode) this is the mean number of records each sync made
-    /// durable, the group-commit factor. With [`SyncMode::Every`](crate::SyncMode) the numerator
-    /// also counts records written since the last sync, so it overstates records per sync until
-    /// the next one.
+    /// `records_written / syncs` (0 before the first sync): the mean number of records each sync
+    /// made durable, the group-commit factor.
     pub records_per_sync: f64,
     /// Every live segment's accounting, sealed ones in id order, then the active one.
     pub segment_details: Vec<SegmentStats>,
