@@ -541,6 +541,40 @@ mod tests {
         }
     }
 
+    /// Fuzz finding `hint_decode/entry-on-a-tombstone`: a checksummed hint whose middle entry
+    /// (the spot checks look at the first and last) calls a tombstone a put made the index point
+    /// at the tombstone, and `get` returned its empty value. Such an entry now reads as absent.
+    #[test]
+    fn regression_a_hint_entry_that_calls_a_tombstone_a_put_reads_as_absent() {
+        let fs = SimFs::new();
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        for i in 0..4u8 {
+            store.put([b'k', i], vec![i; 100]).unwrap();
+        }
+        store.delete([b'k', 1]).unwrap();
+        for i in 4..8u8 {
+            store.put([b'k', i], vec![i; 100]).unwrap();
+        }
+        // Fill segment 1 until it rolls over, so that it is sealed and gets a hint.
+        for i in 0..6u8 {
+            store.put([b'f', i], vec![i; 5000]).unwrap();
+        }
+        drop(store);
+        let path = Path::new("/db/0000000000000001.hint");
+        let mut hint = decode_hint(&fs.read_file(path).expect("segment 1 has a hint")).unwrap();
+        let last = hint.entries.len() - 1;
+        let tombstone = hint.entries.iter().position(|e| e.kind == crate::format::RecordKind::Delete);
+        let tombstone = tombstone.filter(|&i| i > 0 && i < last).expect("the tombstone is a middle entry");
+        hint.entries[tombstone].kind = crate::format::RecordKind::Put;
+        fs.write_file_durable(path, &encode_hint(&hint));
+        let store = Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap();
+        assert_eq!(store.recovery_report().hints_rejected, 0, "the forged entry passes the spot checks");
+        assert_eq!(store.get([b'k', 1]).unwrap(), None, "a tombstone is no value");
+        for i in (0..8u8).filter(|&i| i != 1) {
+            assert_eq!(store.get([b'k', i]).unwrap().as_deref(), Some(&vec![i; 100][..]));
+        }
+    }
+
     /// Issue 10, item 7: a hint whose middle entry carries a sequence number at or above
     /// COUNTER_LIMIT, checksum (and `seq_max`) fixed up, passes the first/last spot checks. The
     /// decoder rejects it now, so the segment is replayed: exactly the data written, and the next

@@ -277,8 +277,35 @@ impl Segment {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::io::sim::SimFs;
+    use crate::io::OpenMode;
+
+    /// A segment of one mapped 4 KiB file on `vfs`, under `/set` (which must exist).
+    pub(crate) fn segment_on(vfs: &SimFs, id: u64) -> Arc<Segment> {
+        let path = Path::new("/set").join(segment_file_name(id));
+        let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
+        file.set_len(4096).unwrap();
+        let map = file.map(4096).unwrap();
+        Arc::new(Segment::new(id, SegmentKind::Log, fresh_salt(), path, file, map, 0))
+    }
+
+    /// Fuzz finding `hint_decode/live-bytes-underflow`: live bytes are added from hint entries
+    /// and subtracted from record headers, which a forged hint can make disagree; the count
+    /// saturates at zero instead of panicking (a debug-build overflow) or wrapping.
+    #[test]
+    fn regression_live_bytes_saturate_when_a_forged_hint_undercounts_them() {
+        let vfs = SimFs::new();
+        vfs.create_dir_all(Path::new("/set")).unwrap();
+        let segment = segment_on(&vfs, 1);
+        segment.add_live(10);
+        segment.sub_live(25);
+        segment.sub_live(1);
+        assert_eq!((segment.live_bytes(), segment.live_records()), (0, 0));
+        segment.add_live(7);
+        assert_eq!((segment.live_bytes(), segment.live_records()), (7, 1));
+    }
 
     #[test]
     fn file_names_round_trip() {
