@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn a_hint_with_a_nonzero_reserved_byte_is_rejected_even_under_a_valid_checksum() {
+        let hint = HintFile { segment_id: 3, data_end: 4096, seq_max: 0, entries: Vec::new() };
+        for at in [OFF_RESERVED, OFF_RESERVED + 1] {
+            let mut bad = encode_hint(&hint);
+            bad[at] = 1;
+            let crc_at = bad.len() - CRC_BYTES;
+            let crc = crc32fast::hash(&bad[..crc_at]);
+            bad[crc_at..].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(
+                decode_hint(&bad),
+                Err(DecodeError::new(Structure::Hint, DecodeErrorKind::Reserved)),
+                "byte {at}"
+            );
+        }
+    }
+
+    #[test]
     fn the_summary_decoding_gathers_is_the_files_own() {
         let entry = |offset, seq, expires_ms| HintEntry {
             kind: RecordKind::Put,
