@@ -343,6 +343,49 @@ fn a_writer_queued_behind_a_background_poisoning_gets_poisoned_and_writes_nothin
     }
 }
 
+/// The other way round: a compaction is running (parked at an output sync) when a writer's
+/// sync fails and poisons the store. From that moment nothing more may be committed: the
+/// compaction must fail with `Poisoned` instead of writing its manifest, and the data stays
+/// whole across a crash.
+#[test]
+fn a_compaction_running_when_a_writer_poisons_the_store_commits_nothing() {
+    let fs = disk();
+    let parking = ParkingVfs::new(fs.clone());
+    let options = quiet(SyncMode::Always);
+    let store = Arc::new(Store::open_on(parking.clone(), dir(), options.clone()).unwrap());
+    for i in 0..20 {
+        store.put(format!("key{i}"), value(i, 1000)).unwrap();
+    }
+    for i in 0..10 {
+        store.put(format!("key{i}"), value(i, 900)).unwrap();
+    }
+    let compaction_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("compactor").skip(1));
+    let compactor = {
+        let store = Arc::clone(&store);
+        spawn_named("compactor", move || store.compact())
+    };
+    assert!(compaction_gate.wait_parked(), "compaction reached an output sync");
+    let leader_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("leader"));
+    let leader = {
+        let store = Arc::clone(&store);
+        spawn_named("leader", move || store.put("led", "1"))
+    };
+    assert!(leader_gate.wait_parked(), "the leader reached its sync");
+    leader_gate.release(Release::Fail(std::io::ErrorKind::Other));
+    assert!(outcome(&leader, "the leader").is_err(), "the write whose sync failed fails");
+    let manifest_before = fs.read_file(&dir().join("MANIFEST"));
+    compaction_gate.release(Release::Proceed);
+    assert_poisoned(outcome(&compactor, "compaction").map(|_| ()), "a compaction running at the poisoning");
+    assert_eq!(fs.read_file(&dir().join("MANIFEST")), manifest_before, "no manifest was written after the poisoning");
+    fs.crash(CrashMode::Everything, 0);
+    drop(store);
+    let store = Store::open_on(fs as Arc<dyn Vfs>, dir(), options).unwrap();
+    for i in 0..20 {
+        let len = if i < 10 { 900 } else { 1000 };
+        assert_eq!(store.get(format!("key{i}")).unwrap().map(|v| v.into_vec()), Some(value(i, len)));
+    }
+}
+
 /// Fuzz finding `ops_model/manifest-renamed-but-not-durable`: a roll-over renamed its new
 /// manifest into place, then the directory sync failed (poisoning the store). A reopen without a
 /// crash read the new manifest and acknowledged writes into the new active segment, but never
