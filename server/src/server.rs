@@ -1,6 +1,6 @@
 //! The listener: accepts connections up to `maxclients` (a semaphore), runs one task per
 //! connection, and on shutdown tells every connection to stop (a broadcast) and waits until all
-//! have (an mpsc channel whose senders the connections hold).
+//! have (an mpsc channel whose senders the connections hold), at most [`SHUTDOWN_GRACE`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +19,12 @@ use crate::connection::Connection;
 use crate::db::{Counters, Db};
 use crate::protocol::Limits;
 use crate::session::Session;
+
+/// How long shutdown waits for connections to stop after telling them to. A connection stops
+/// between requests, so this is reached only by one blocked writing replies to a client that
+/// stopped reading; its task is dropped with the runtime then. Nothing acknowledged is at stake:
+/// its writes are queued in the store, and a dropped write future still writes.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -99,7 +105,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     }
     drop(notify_shutdown);
     drop(done_tx);
-    let _ = done_rx.recv().await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await;
     Ok(())
 }
 
