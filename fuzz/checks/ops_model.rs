@@ -412,6 +412,10 @@ impl Run {
             }
             Op::Reopen if self.halted => return self.crash(Mode::Everything, 0),
             Op::Reopen => {
+                // A clean close loses nothing, in either sync mode (the close syncs): without an
+                // armed fault, which the close's own sync or hint files could still meet, the
+                // reopened store must hold exactly what was acknowledged.
+                let clean = !self.faults_possible;
                 drop(self.store.take());
                 if common::tracing() {
                     let files: Vec<String> = self
@@ -423,6 +427,9 @@ impl Run {
                     eprintln!("  files at the reopen: {files:?}");
                 }
                 self.fs.clear_faults();
+                if clean {
+                    self.synced();
+                }
                 self.reopened();
                 return self.all_keys();
             }
