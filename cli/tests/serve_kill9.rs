@@ -139,21 +139,24 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
     assert!(total > KILLS * 5, "only {total} acknowledged SETs");
 }
 
+/// SIGTERM (a service manager) and SIGINT (Ctrl-C) both shut the server down cleanly.
 #[test]
-fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start(dir.path());
-    let mut c = RawClient::connect(addr);
-    assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
-    assert_eq!(c.reply(), None, "the connection was closed");
-    let (mut child, addr) = start(dir.path());
-    assert_eq!(RawClient::connect(addr).cmd(&["GET", "k"]), b"$1\r\nv\r\n");
-    child.kill().unwrap();
-    child.wait().unwrap();
+fn sigterm_and_sigint_shut_down_cleanly_and_keep_the_data() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr) = start(dir.path());
+        let mut c = RawClient::connect(addr);
+        assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        assert!(exit.success(), "clean exit after kill {signal}: {exit:?}");
+        assert_eq!(c.reply(), None, "the connection was closed");
+        let (mut child, addr) = start(dir.path());
+        assert_eq!(RawClient::connect(addr).cmd(&["GET", "k"]), b"$1\r\nv\r\n");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
 
 /// A client that pipelines requests and then stops reading its replies leaves the server blocked
