@@ -697,18 +697,39 @@ pub fn json(r: &Results) -> String {
         let items: Vec<String> = v.iter().map(|(t, x)| format!("\"{t}\":{}", m(x))).collect();
         format!("{{{}}}", items.join(","))
     };
+    // Read-modify-write and async runs carry their records per sync.
+    let with_rps = |t: usize, x: &Measure, rps: f64| {
+        format!(
+            "\"{t}\":{{\"ops_per_sec\":{:.1},\"p50_ns\":{},\"p99_ns\":{},\"records_per_sync\":{rps:.1}}}",
+            x.ops_per_sec, x.p50_ns, x.p99_ns
+        )
+    };
+    let by_rps = |v: &[(usize, Measure, f64)]| {
+        let items: Vec<String> = v.iter().map(|(t, x, rps)| with_rps(*t, x, *rps)).collect();
+        format!("{{{}}}", items.join(","))
+    };
+    let one = |v: &Option<(usize, Measure, f64)>| match v {
+        Some((t, x, rps)) => format!("{{{}}}", with_rps(*t, x, *rps)),
+        None => "{}".to_string(),
+    };
+    let rps: Vec<String> = r.records_per_sync.iter().map(|(t, x)| format!("\"{t}\":{x:.1}")).collect();
     format!(
-        "{{\"keys\":{},\"raw_append\":{},\"raw_prealloc\":{},\"puts\":{},\"gets\":{},\"map_gets\":{},\"index_bytes_per_key\":{:.1},\"map_bytes_per_key\":{:.1},\"open_replay_ms\":{:.2},\"open_hints_ms\":{:.2},\"load_secs\":{:.3}}}",
+        "{{\"keys\":{},\"raw_append\":{},\"raw_prealloc\":{},\"puts\":{},\"records_per_sync\":{{{}}},\"gets\":{},\"map_gets\":{},\"index_bytes_per_key\":{:.1},\"map_bytes_per_key\":{:.1},\"open_replay_ms\":{:.2},\"open_hints_ms\":{:.2},\"load_secs\":{:.3},\"increments\":{},\"increment_puts\":{},\"async_puts\":{},\"async_thread_puts\":{}}}",
         r.keys,
         m(&r.raw_append),
         m(&r.raw_prealloc),
         by(&r.puts),
+        rps.join(","),
         by(&r.gets),
         by(&r.map_gets),
         r.index_bytes_per_key,
         r.map_bytes_per_key,
         r.open_replay.as_secs_f64() * 1e3,
         r.open_hints.as_secs_f64() * 1e3,
-        r.load_secs
+        r.load_secs,
+        by_rps(&r.increments),
+        by_rps(&r.increment_puts),
+        one(&r.async_puts),
+        one(&r.async_thread_puts),
     )
 }

@@ -89,3 +89,26 @@ fn backup_makes_a_store_that_opens_to_the_same_data() {
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
 }
+
+/// `bench --json` reports the read-modify-write and async sections with their records per
+/// sync (a short run: what is checked is the report, not the speed).
+#[test]
+fn bench_json_reports_increments_and_async_writers_with_records_per_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_arg = tmp.path().to_str().unwrap();
+    let out = ferrocask(
+        &tmp.path().join("unused"),
+        &["bench", "--only", "rmw", "--keys", "100", "--secs", "0.05", "--json", "--in", tmp_arg],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = stdout(&out);
+    for section in [
+        "\"increments\":{\"1\":{",
+        "\"increment_puts\":{\"1\":{",
+        "\"async_puts\":{\"1000\":{",
+        "\"async_thread_puts\":{\"32\":{",
+    ] {
+        assert!(json.contains(section), "{section} missing from {json}");
+    }
+    assert!(json.matches("\"records_per_sync\":").count() >= 6, "{json}");
+}
