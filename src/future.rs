@@ -163,13 +163,10 @@ impl Store {
         new: Option<&[u8]>,
         expiry: Expiry,
     ) -> WriteFuture<Cas> {
-        let key = key.as_ref();
-        let checked = self.check_key(key).and_then(|()| new.map_or(Ok(()), |v| self.check_value(v)));
-        if let Err(e) = checked {
-            return WriteFuture::ready(Err(e));
+        match cas_txn(self, key.as_ref(), expected, new, expiry) {
+            Ok(txn) => WriteFuture::queued(self.submit(Op::Eval(erase(txn))), evaluated::<Cas>),
+            Err(e) => WriteFuture::ready(Err(e)),
         }
-        let txn = cas_txn(key.to_vec(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec), expiry);
-        WriteFuture::queued(self.submit(Op::Eval(erase(txn))), evaluated::<Cas>)
     }
 
     /// [`Store::update`] as a future.

@@ -70,14 +70,21 @@ pub(crate) fn unerase<R: 'static>(done: Done) -> R {
     }
 }
 
-/// The transaction of a compare-and-swap.
+/// The transaction of a compare-and-swap, its arguments checked first (blocking and async calls
+/// share it).
 pub(crate) fn cas_txn(
-    key: Vec<u8>,
-    expected: Option<Vec<u8>>,
-    new: Option<Vec<u8>>,
+    store: &Store,
+    key: &[u8],
+    expected: Option<&[u8]>,
+    new: Option<&[u8]>,
     expiry: Expiry,
-) -> impl FnOnce(&mut Txn<'_>) -> Result<Cas> + Send + 'static {
-    move |txn| {
+) -> Result<impl FnOnce(&mut Txn<'_>) -> Result<Cas> + Send + 'static> {
+    store.check_key(key)?;
+    if let Some(value) = new {
+        store.check_value(value)?;
+    }
+    let (key, expected, new) = (key.to_vec(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec));
+    Ok(move |txn: &mut Txn<'_>| {
         let current = txn.get(&key);
         if current.as_deref() != expected.as_deref() {
             return Ok(Cas::Mismatch { current });
@@ -87,7 +94,7 @@ pub(crate) fn cas_txn(
             None => txn.delete(&key)?,
         }
         Ok(Cas::Applied)
-    }
+    })
 }
 
 /// The transaction of an update.
@@ -182,12 +189,7 @@ impl Store {
         new: Option<&[u8]>,
         expiry: Expiry,
     ) -> Result<Cas> {
-        let key = key.as_ref();
-        self.check_key(key)?;
-        if let Some(value) = new {
-            self.check_value(value)?;
-        }
-        let txn = cas_txn(key.to_vec(), expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec), expiry);
+        let txn = cas_txn(self, key.as_ref(), expected, new, expiry)?;
         self.transaction(txn)?
     }
 

@@ -15,7 +15,7 @@ use ferrocask::{Batch, Error, Options, Store, SyncMode};
 
 mod common;
 
-use common::parking::{ParkOp, ParkingVfs, Release, Rule, PARK_TIMEOUT};
+use common::parking::{Gate, ParkOp, ParkingVfs, Release, Rule, PARK_TIMEOUT};
 use common::write_back;
 
 fn dir() -> &'static Path {
@@ -301,6 +301,31 @@ fn a_leader_that_panics_poisons_the_store_and_fails_queued_writers() {
     assert_eq!(store.get("before").unwrap().as_deref(), Some(&b"1"[..]));
 }
 
+/// A compaction parked at an output sync, and a writer of "led" parked, as group leader, at its
+/// log sync: the two places a poisoning can come from while the other is in flight.
+struct Staged {
+    compaction_gate: Gate,
+    compactor: Receiver<ferrocask::Result<ferrocask::CompactionReport>>,
+    leader_gate: Gate,
+    leader: Receiver<ferrocask::Result<()>>,
+}
+
+fn stage_compaction_and_leader(parking: &Arc<ParkingVfs>, store: &Arc<Store>) -> Staged {
+    let compaction_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("compactor").skip(1));
+    let compactor = {
+        let store = Arc::clone(store);
+        spawn_named("compactor", move || store.compact())
+    };
+    assert!(compaction_gate.wait_parked(), "compaction reached an output sync");
+    let leader_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("leader"));
+    let leader = {
+        let store = Arc::clone(store);
+        spawn_named("leader", move || store.put("led", "1"))
+    };
+    assert!(leader_gate.wait_parked(), "the leader reached its sync");
+    Staged { compaction_gate, compactor, leader_gate, leader }
+}
+
 /// A failure in the background (a compaction's output sync) poisons the store while a writer is
 /// queued behind the current leader: the queued writer must get `Poisoned` and write nothing.
 #[test]
@@ -312,18 +337,7 @@ fn a_writer_queued_behind_a_background_poisoning_gets_poisoned_and_writes_nothin
     for i in 0..20 {
         store.put(format!("key{i}"), value(i, 1000)).unwrap();
     }
-    let compaction_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("compactor").skip(1));
-    let compactor = {
-        let store = Arc::clone(&store);
-        spawn_named("compactor", move || store.compact())
-    };
-    assert!(compaction_gate.wait_parked(), "compaction reached an output sync");
-    let leader_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("leader"));
-    let leader = {
-        let store = Arc::clone(&store);
-        spawn_named("leader", move || store.put("led", "1"))
-    };
-    assert!(leader_gate.wait_parked(), "the leader reached its sync");
+    let Staged { compaction_gate, compactor, leader_gate, leader } = stage_compaction_and_leader(&parking, &store);
     let queued = {
         let store = Arc::clone(&store);
         spawn_named("queued", move || store.put("queued", "2"))
@@ -359,18 +373,7 @@ fn a_compaction_running_when_a_writer_poisons_the_store_commits_nothing() {
     for i in 0..10 {
         store.put(format!("key{i}"), value(i, 900)).unwrap();
     }
-    let compaction_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("compactor").skip(1));
-    let compactor = {
-        let store = Arc::clone(&store);
-        spawn_named("compactor", move || store.compact())
-    };
-    assert!(compaction_gate.wait_parked(), "compaction reached an output sync");
-    let leader_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("leader"));
-    let leader = {
-        let store = Arc::clone(&store);
-        spawn_named("leader", move || store.put("led", "1"))
-    };
-    assert!(leader_gate.wait_parked(), "the leader reached its sync");
+    let Staged { compaction_gate, compactor, leader_gate, leader } = stage_compaction_and_leader(&parking, &store);
     leader_gate.release(Release::Fail(std::io::ErrorKind::Other));
     assert!(outcome(&leader, "the leader").is_err(), "the write whose sync failed fails");
     let manifest_before = fs.read_file(&dir().join("MANIFEST"));
