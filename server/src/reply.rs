@@ -53,18 +53,26 @@ impl Reply {
 
     /// Appends the reply's encoding in protocol `version` (2 or 3) to `out`.
     pub fn encode(&self, version: u8, out: &mut BytesMut) {
-        if version >= 3 {
+        // `extend_encode` zero-extends `out` by the frame's `encode_len`, then encodes, and
+        // returns where the encoding ends. redis-protocol 6 counts an integer's digits with a
+        // floating-point log10, which rounds up near powers of ten past 2^53 (9999999999999999
+        // counts 17 digits), so it can reserve more than it writes: the end it returns is the
+        // truth, and the zero bytes past it (which would desynchronise the client) are cut.
+        let end = if version >= 3 {
             let frame = self.to_resp3();
             redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false)
-                .expect("a frame built by Reply::to_resp3 encodes");
+                .expect("a frame built by Reply::to_resp3 encodes")
         } else if let Reply::NilArray = self {
             // The null array has no frame of its own in the crate's RESP2 types.
             out.extend_from_slice(b"*-1\r\n");
+            out.len()
         } else {
             let frame = self.to_resp2();
             redis_protocol::resp2::encode::extend_encode(out, &frame, false)
-                .expect("a frame built by Reply::to_resp2 encodes");
-        }
+                .expect("a frame built by Reply::to_resp2 encodes")
+        };
+        debug_assert!(out[end..].iter().all(|&b| b == 0), "only the crate's over-reservation is cut");
+        out.truncate(end);
     }
 
     fn to_resp2(&self) -> Frame2 {
@@ -122,6 +130,28 @@ mod tests {
         assert_eq!(bytes(&Reply::NilArray, 2), b"*-1\r\n");
         assert_eq!(bytes(&Reply::Nil, 3), b"_\r\n");
         assert_eq!(bytes(&Reply::NilArray, 3), b"_\r\n");
+    }
+
+    /// Fuzz finding (server_dispatch; its deterministic form is the regression
+    /// `server_dispatch/integer-near-a-power-of-ten`): PTTL of a key with a TTL of 10^13 s
+    /// answered `:9999999999999999\r\n` plus a zero byte once a millisecond had passed (INCRBY
+    /// to that value did too), because the RESP crate reserves an integer's length by a
+    /// floating-point log10.
+    #[test]
+    fn regression_integers_near_powers_of_ten_encode_without_a_stray_byte() {
+        let ints = [9_999_999_999_999_999, -9_999_999_999_999_999, 99_999_999_999_999_999, 999_999_999_999_999_999];
+        for n in ints.into_iter().chain([i64::MAX, i64::MIN, 0, 1 << 53, (1 << 53) + 1]) {
+            let int = format!(":{n}\r\n").into_bytes();
+            for version in [2, 3] {
+                assert_eq!(bytes(&Reply::Int(n), version), int, "{n} in RESP{version}");
+                let array = Reply::Array(vec![Reply::Int(n), Reply::bulk("x")]);
+                assert_eq!(
+                    bytes(&array, version),
+                    [b"*2\r\n", &int[..], b"$1\r\nx\r\n"].concat(),
+                    "{n} in RESP{version}"
+                );
+            }
+        }
     }
 
     #[test]
