@@ -19,15 +19,19 @@ work=$(mktemp -d "$BENCH_DIR/ferrocask-bench.XXXXXX")
 fc_port=$((20000 + RANDOM % 10000)); rd_port=$((fc_port + 1))
 cleanup() { kill "$fc_pid" "$rd_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-mkdir -p "$work/redis"
-./target/release/ferrocask --dir "$work/fc" serve --port "$fc_port" > "$work/fc.log" &
-fc_pid=$!
-redis-server --port "$rd_port" --bind 127.0.0.1 --dir "$work/redis" --save '' \
-  --appendonly yes --appendfsync always --daemonize no > "$work/redis.log" &
-rd_pid=$!
-for port in "$fc_port" "$rd_port"; do
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+# Starts both servers on fresh directories under $work/$1.
+start_servers() {
+  mkdir -p "$work/$1/redis"
+  ./target/release/ferrocask --dir "$work/$1/fc" serve --port "$fc_port" > "$work/$1/fc.log" &
+  fc_pid=$!
+  redis-server --port "$rd_port" --bind 127.0.0.1 --dir "$work/$1/redis" --save '' \
+    --appendonly yes --appendfsync always --daemonize no > "$work/$1/redis.log" &
+  rd_pid=$!
+  for port in "$fc_port" "$rd_port"; do
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+}
+start_servers bench
 
 # One redis-benchmark run; prints "rps p50 p99".
 bench() { # port test clients pipeline n extra...
@@ -53,11 +57,14 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# Memory per key on freshly started servers (after the runs above, the allocators hold on to
+# pages that a FLUSHALL freed, which would hide the growth).
+kill "$fc_pid" "$rd_pid"; wait "$fc_pid" "$rd_pid" 2>/dev/null || true
+start_servers rss
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 keys=${RSS_KEYS:-1000000}
 for who in fc rd; do
   pid=${who}_pid; port=${who}_port
-  redis-cli -p "${!port}" flushall >/dev/null
   before=$(rss_kb "${!pid}")
   redis-benchmark -p "${!port}" -t set -n "$keys" -r "$keys" -d 100 -P 16 -c 50 -q >/dev/null 2>&1
   after=$(rss_kb "${!pid}")
