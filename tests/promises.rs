@@ -310,6 +310,18 @@ struct Staged {
     leader: Receiver<ferrocask::Result<()>>,
 }
 
+/// A store on a parking `Vfs` over a simulated disk, holding `key0`..`key19` (1000-byte values).
+fn parked_store_of_20_keys() -> (Arc<SimFs>, Arc<ParkingVfs>, Options, Arc<Store>) {
+    let fs = disk();
+    let parking = ParkingVfs::new(fs.clone());
+    let options = quiet(SyncMode::Always);
+    let store = Arc::new(Store::open_on(parking.clone(), dir(), options.clone()).unwrap());
+    for i in 0..20 {
+        store.put(format!("key{i}"), value(i, 1000)).unwrap();
+    }
+    (fs, parking, options, store)
+}
+
 fn stage_compaction_and_leader(parking: &Arc<ParkingVfs>, store: &Arc<Store>) -> Staged {
     let compaction_gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("compactor").skip(1));
     let compactor = {
@@ -330,13 +342,7 @@ fn stage_compaction_and_leader(parking: &Arc<ParkingVfs>, store: &Arc<Store>) ->
 /// queued behind the current leader: the queued writer must get `Poisoned` and write nothing.
 #[test]
 fn a_writer_queued_behind_a_background_poisoning_gets_poisoned_and_writes_nothing() {
-    let fs = disk();
-    let parking = ParkingVfs::new(fs.clone());
-    let options = quiet(SyncMode::Always);
-    let store = Arc::new(Store::open_on(parking.clone(), dir(), options.clone()).unwrap());
-    for i in 0..20 {
-        store.put(format!("key{i}"), value(i, 1000)).unwrap();
-    }
+    let (fs, parking, options, store) = parked_store_of_20_keys();
     let Staged { compaction_gate, compactor, leader_gate, leader } = stage_compaction_and_leader(&parking, &store);
     let queued = {
         let store = Arc::clone(&store);
@@ -363,13 +369,7 @@ fn a_writer_queued_behind_a_background_poisoning_gets_poisoned_and_writes_nothin
 /// whole across a crash.
 #[test]
 fn a_compaction_running_when_a_writer_poisons_the_store_commits_nothing() {
-    let fs = disk();
-    let parking = ParkingVfs::new(fs.clone());
-    let options = quiet(SyncMode::Always);
-    let store = Arc::new(Store::open_on(parking.clone(), dir(), options.clone()).unwrap());
-    for i in 0..20 {
-        store.put(format!("key{i}"), value(i, 1000)).unwrap();
-    }
+    let (fs, parking, options, store) = parked_store_of_20_keys();
     for i in 0..10 {
         store.put(format!("key{i}"), value(i, 900)).unwrap();
     }
