@@ -196,3 +196,31 @@ fn a_failed_sync_in_the_backup_target_fails_the_backup_but_not_the_store() {
     store.put(b"k", b"v2").unwrap();
     assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
 }
+
+/// A new directory's entry lives in its parent, however far up the new part of the path goes,
+/// so open and backup sync every ancestor, and a failed sync anywhere fails the call. Before,
+/// only the direct parent's failure was reported: a store in a new tree then opened (already
+/// poisoned, by the latch) or a backup returned `Ok` while its tree could vanish with a power
+/// loss. The failing sync here is the working directory's, which holds the entry of a relative
+/// path's first component.
+#[test]
+fn a_failed_sync_of_a_distant_ancestor_fails_open_and_backup() {
+    use ferrocask::testing::{Fault, FaultKind, OpKind};
+    let fs = SimFs::new();
+    let dot_fails = || Fault::matching(OpKind::SyncDir, ".", FaultKind::SyncFails).times(1);
+    fs.inject(dot_fails());
+    let refused = Store::open_on(fs.clone(), Path::new("fresh/a/store"), options());
+    assert!(matches!(refused, Err(Error::Io { .. })), "open in a new tree: {refused:?}");
+    fs.clear_faults();
+    let store = Store::open_on(fs.clone(), Path::new("fresh/a/store"), options()).unwrap();
+    store.put("k", "v").unwrap();
+    fs.inject(dot_fails());
+    assert!(matches!(store.backup_to("newer/b"), Err(Error::Io { .. })), "a backup into a new tree");
+    fs.clear_faults();
+    store.put("k2", "v2").unwrap();
+    store.backup_to("newer/b").unwrap();
+    fs.crash(CrashMode::Nothing, 0);
+    drop(store);
+    let copy = Store::open_on(fs.clone(), Path::new("newer/b"), options()).unwrap();
+    assert_eq!(copy.get("k2").unwrap().as_deref(), Some(&b"v2"[..]), "the backup's tree survived the crash");
+}

@@ -14,7 +14,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 mod checked;
@@ -130,27 +130,18 @@ impl fmt::Debug for LockGuard {
     }
 }
 
-/// The parent directory of `path`, for syncing after creating or renaming it.
-pub fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Creates `dir` and any missing parents, then syncs every ancestor so that each new directory
-/// entry is durable. The direct parent must sync; higher ancestors (which may be outside the
-/// caller's permissions) are synced on a best-effort basis: if they existed before, nothing in
-/// them changed. Store open and backup both create their directory with it.
+/// Creates `dir` and any missing parents, then syncs every ancestor, so that each new directory
+/// entry is durable: any of them may hold one (this call's, or one that an earlier call which
+/// crashed mid-way left unsynced). A failed sync is an error, wherever it is: a store or backup
+/// in a tree whose entries may not be durable must not be reported as created (and for a store,
+/// the poison latch counts any failed directory sync anyway). Store open and backup both create
+/// their directory with it.
 pub(crate) fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
     vfs.create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
-    let parent = parent_dir(dir);
-    vfs.sync_dir(&parent).map_err(|e| crate::Error::io("sync directory", &parent, e))?;
     // A relative path's last ancestor is "": the working directory, which holds the entry of
     // the path's first component and so needs its sync too (as ".").
-    let higher = parent.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a });
-    for ancestor in higher.filter(|a| *a != parent) {
-        let _ = vfs.sync_dir(ancestor);
+    for ancestor in dir.ancestors().skip(1).map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a }) {
+        vfs.sync_dir(ancestor).map_err(|e| crate::Error::io("sync directory", ancestor, e))?;
     }
     Ok(())
 }
