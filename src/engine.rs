@@ -79,7 +79,6 @@ impl Engine {
     /// `key`'s live value and expiry (ms since the Unix epoch, `None` = never), from memory.
     pub(crate) fn get_with_expiry(&self, key: &[u8]) -> Result<Option<(Value, Option<u64>)>> {
         self.check_key(key)?;
-        self.check_key(key)?;
         Ok(self.index.with(key, |found| {
             let found = found?;
             if self.is_expired(&found.header) {
@@ -89,6 +88,12 @@ impl Engine {
             let expires_ms = found.header.expires_ms;
             Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
         }))
+    }
+
+    /// The header of `key`'s live record, if any; reads no value.
+    pub(crate) fn live_header(&self, key: &[u8]) -> Result<Option<RecordHeader>> {
+        self.check_key(key)?;
+        Ok(self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h))))
     }
 
     /// Number of live (not deleted, not expired) keys.

@@ -99,6 +99,38 @@ impl Index {
         self.stripes.len()
     }
 
+    /// The stripe `key` lives in (for [`ScanPage::covers`]).
+    pub(crate) fn stripe_of(&self, key: &[u8]) -> usize {
+        self.hash(key).stripe
+    }
+
+    /// One page of a scan: the keys that `keep` (given a key and its expiry) accepts, from whole
+    /// stripes starting at stripe `cursor`, until at least `count` keys are taken or the index
+    /// ends. A key lives in one stripe for the life of the store (its stripe is chosen by its
+    /// hash), so a scan that goes on until the cursor is 0 again meets every key that was there
+    /// for the whole scan, whatever was written meanwhile. One stripe's read lock is held while
+    /// its keys are read.
+    pub(crate) fn scan(&self, cursor: u64, count: usize, mut keep: impl FnMut(&[u8], u64) -> bool) -> ScanPage {
+        let first = usize::try_from(cursor).unwrap_or(usize::MAX).min(self.stripes.len());
+        let mut page = ScanPage::default();
+        let mut stripe = first;
+        while stripe < self.stripes.len() && (stripe == first || page.keys.len() < count) {
+            let table = self.stripes[stripe].read();
+            for entry in table.iter() {
+                page.visited += 1;
+                let Some(header) = entry.header().filter(|h| h.kind == RecordKind::Put) else { continue };
+                let Some(key) = entry.segment.key(entry.offset, &header) else { continue };
+                if keep(&key, header.expires_ms) {
+                    page.keys.push(key.into_owned());
+                }
+            }
+            stripe += 1;
+        }
+        page.stripes = first..stripe;
+        page.cursor = if stripe < self.stripes.len() { stripe as u64 } else { 0 };
+        page
+    }
+
     /// Runs `f` on the entry for `key` under the stripe's read lock.
     pub(crate) fn with<R>(&self, key: &[u8], f: impl FnOnce(Option<Found<'_>>) -> R) -> R {
         let h = self.hash(key);
@@ -284,6 +316,46 @@ impl Index {
     /// A snapshot of stripe `i`'s entries.
     pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
         self.stripes[i].read().iter().cloned().collect()
+    }
+}
+
+/// One page of a key scan, from [`Store::scan`](crate::Store::scan) or
+/// [`Txn::scan`](crate::Txn::scan).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = ferrocask::Store::open(dir.path())?;
+/// for i in 0..100 {
+///     store.put(format!("key{i}"), b"v")?;
+/// }
+/// let (mut keys, mut cursor) = (Vec::new(), 0);
+/// loop {
+///     let page = store.scan(cursor, 10);
+///     keys.extend(page.keys);
+///     cursor = page.cursor;
+///     if cursor == 0 {
+///         break;
+///     }
+/// }
+/// assert_eq!(keys.len(), 100);
+/// # Ok::<(), ferrocask::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Live keys, in unspecified order: at least the `count` asked for unless the scan ended,
+    /// and more when a stripe holds more (a stripe is never split between pages).
+    pub keys: Vec<Vec<u8>>,
+    /// Where the next page starts; 0 once the scan is complete.
+    pub cursor: u64,
+    /// Index entries this page looked at: its cost, O(max(count, keys per stripe)).
+    pub visited: usize,
+    stripes: std::ops::Range<usize>,
+}
+
+impl ScanPage {
+    /// Whether this page lists the keys of `stripe`.
+    pub(crate) fn covers(&self, stripe: usize) -> bool {
+        self.stripes.contains(&stripe)
     }
 }
 

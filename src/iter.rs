@@ -24,10 +24,10 @@ impl<'a> Iter<'a> {
     }
 }
 
-impl Iterator for Iter<'_> {
-    type Item = (Vec<u8>, Value);
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Iter<'_> {
+    /// The next key of the snapshot that is still live, with what `read` makes of it (`None`:
+    /// no longer live).
+    fn next_live<T>(&mut self, read: impl Fn(&Engine, &[u8]) -> Option<T>) -> Option<(Vec<u8>, T)> {
         let index = &self.engine.index;
         loop {
             for entry in self.batch.by_ref() {
@@ -35,10 +35,10 @@ impl Iterator for Iter<'_> {
                 if self.prefix.as_deref().is_some_and(|p| !key.starts_with(p)) {
                     continue;
                 }
-                // Read the key's current value: a key deleted since the snapshot is skipped, a key
+                // Read the key's current state: a key deleted since the snapshot is skipped, a key
                 // overwritten since is shown with its newer value.
-                if let Ok(Some((value, _))) = self.engine.get_with_expiry(&key) {
-                    return Some((key.into_owned(), value));
+                if let Some(found) = read(self.engine, &key) {
+                    return Some((key.into_owned(), found));
                 }
             }
             if self.stripe >= index.stripe_count() {
@@ -50,6 +50,14 @@ impl Iterator for Iter<'_> {
     }
 }
 
+impl Iterator for Iter<'_> {
+    type Item = (Vec<u8>, Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_live(|engine, key| engine.get_with_expiry(key).ok().flatten().map(|(value, _)| value))
+    }
+}
+
 /// Iterator over keys, from [`Store::keys`](crate::Store::keys). Same guarantees as [`Iter`].
 pub struct Keys<'a>(pub(crate) Iter<'a>);
 
@@ -57,6 +65,7 @@ impl Iterator for Keys<'_> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        self.0.next().map(|(k, _)| k)
+        // A key's liveness is in its record's header: the value is not read.
+        self.0.next_live(|engine, key| engine.live_header(key).ok().flatten()).map(|(key, _)| key)
     }
 }

@@ -148,6 +148,38 @@ impl Store {
         Ok(self.engine.index.with(key, |found| found.is_some_and(|f| !self.engine.is_expired(&f.header))))
     }
 
+    /// The length of `key`'s value, from its record's header: the value is neither read nor
+    /// copied (`STRLEN` of a large value costs what `EXISTS` costs).
+    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Result<Option<usize>> {
+        Ok(self.engine.live_header(key.as_ref())?.map(|h| h.value_len))
+    }
+
+    /// Which write `key`'s value comes from: its record's sequence number, which only a later
+    /// write of the key changes (compaction keeps it); `None` if the key is absent. Reading the
+    /// same version twice means no write to the key came in between (a `WATCH` is one number).
+    pub fn version(&self, key: impl AsRef<[u8]>) -> Result<Option<u64>> {
+        Ok(self.engine.live_header(key.as_ref())?.map(|h| h.seq))
+    }
+
+    /// One page of a scan over the live keys, resumable with its cursor: start at 0, pass each
+    /// page's [`ScanPage::cursor`](crate::ScanPage) to the next call, stop when it is 0. Every key
+    /// live for the whole scan is returned (at least once: a key deleted and written again may
+    /// show twice); keys written meanwhile may or may not be. A call costs the entries of the
+    /// index stripes it covers, never the whole store; `count` is a hint (pages hold whole
+    /// stripes). See the example on [`ScanPage`](crate::ScanPage).
+    pub fn scan(&self, cursor: u64, count: usize) -> crate::ScanPage {
+        self.engine.index.scan(cursor, count, |_, expires_ms| {
+            !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
+        })
+    }
+
+    /// The most bytes of records one batch or transaction may write: what fits in one frame of
+    /// an empty segment. A record takes its key, its value and a 16-byte header (24 with an
+    /// expiry).
+    pub fn batch_bytes_max(&self) -> usize {
+        self.engine.writer.ops_bytes_max()
+    }
+
     /// Deletes `key`, durably, before returning. Deleting a missing key writes nothing and is `Ok`,
     /// unless the store is poisoned.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::format::{is_expired, record_header_len, RecordKind};
-use crate::index::Index;
+use crate::index::{Index, ScanPage};
 use crate::log::encoded::Encoded;
 use crate::value::Value;
 use crate::{Error, Result};
@@ -82,7 +82,9 @@ pub(crate) struct Limits {
 /// The view a transaction reads and writes through; see the module doc.
 ///
 /// Reads see the transaction's own writes. Expired keys read as absent. Writes are buffered and
-/// become durable, all or none, with the group the transaction is in; [`Txn::discard`] drops them.
+/// become durable, all or none, with the group the transaction is in; [`Txn::discard`] drops them,
+/// and [`Txn::rollback_to`] drops those made since a [`Txn::savepoint`] (so that one step of a
+/// larger transaction that fails half way leaves nothing behind).
 pub struct Txn<'a> {
     index: &'a Index,
     overlay: &'a Overlay,
@@ -114,9 +116,70 @@ impl<'a> Txn<'a> {
         Some((Value::new(value), (expires_ms != 0).then_some(expires_ms)))
     }
 
-    /// Whether `key` has a value.
+    /// Whether `key` has a value. Reads no value.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.state(key.as_ref()).is_some()
+        self.meta(key.as_ref()).is_some()
+    }
+
+    /// The length of `key`'s value, without reading (or copying) the value itself.
+    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Option<usize> {
+        self.meta(key.as_ref()).map(|m| m.value_len)
+    }
+
+    /// Which write `key`'s live value comes from: the sequence number of its record, as
+    /// [`Store::version`](crate::Store::version) reports it, or [`Txn::UNSTAMPED`] for a value
+    /// written earlier in this transaction or in its group (not yet numbered, and newer than
+    /// anything a reader outside could have seen); `None` if the key is absent. Equal versions
+    /// read at two moments mean no write to the key came in between.
+    pub fn version(&self, key: impl AsRef<[u8]>) -> Option<u64> {
+        self.meta(key.as_ref()).map(|m| m.version)
+    }
+
+    /// The version of a value not yet numbered: above every sequence number the log can hold.
+    pub const UNSTAMPED: u64 = u64::MAX;
+
+    /// The number of live keys as this transaction sees them. Walks the whole index (the cost
+    /// of `KEYS`), since the index's count includes expired keys.
+    pub fn len(&self) -> usize {
+        self.keys().len()
+    }
+
+    /// Whether no key is live, as [`Txn::len`] counts.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live key as this transaction sees it (its own writes and its group's included), in
+    /// unspecified order. Walks the whole index: O(keys), on the leader's thread.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = self.scan(cursor, usize::MAX);
+            keys.extend(page.keys);
+            if page.cursor == 0 {
+                return keys;
+            }
+            cursor = page.cursor;
+        }
+    }
+
+    /// One page of a scan over the live keys as this transaction sees them: the index's page
+    /// (see [`Store::scan`](crate::Store::scan)) with this transaction's and its group's writes
+    /// applied to the keys of the stripes it covers.
+    pub fn scan(&self, cursor: u64, count: usize) -> ScanPage {
+        let written = |key: &[u8]| self.own.contains_key(key) || self.overlay.keys.contains_key(key);
+        let mut page =
+            self.index.scan(cursor, count, |key, expires_ms| !written(key) && !is_expired(expires_ms, || self.now_ms));
+        // Keys written in this group are listed from the group's state, once, by the page that
+        // covers their stripe.
+        let covers = |key: &[u8]| page.covers(self.index.stripe_of(key));
+        let overlay = self.overlay.keys.keys().filter(|k| !self.own.contains_key(*k));
+        let mut extra: Vec<Vec<u8>> =
+            self.own.keys().chain(overlay).filter(|k| covers(k) && self.contains_key(k)).cloned().collect();
+        page.visited += extra.len();
+        page.keys.append(&mut extra);
+        page
     }
 
     /// Sets `key` to `value` with no expiry, as [`Store::put`](crate::Store::put) does.
@@ -152,6 +215,39 @@ impl<'a> Txn<'a> {
         self.bytes = 0;
     }
 
+    /// The point this transaction's writes have reached, to return to with [`Txn::rollback_to`].
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { writes: self.writes.len(), bytes: self.bytes }
+    }
+
+    /// Drops every write made since `savepoint`: reads then see what they saw when it was
+    /// taken. Costs O(writes kept) (the view of the writes is rebuilt), so it is for failures.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let kept = store.transaction(|txn| {
+    ///     txn.put(b"a", b"1")?;
+    ///     let before_b = txn.savepoint();
+    ///     txn.put(b"b", b"2")?;
+    ///     txn.rollback_to(before_b);
+    ///     Ok::<_, ferrocask::Error>(txn.contains_key(b"b"))
+    /// })??;
+    /// assert!(!kept);
+    /// assert!(store.get(b"a")?.is_some() && store.get(b"b")?.is_none());
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        assert!(
+            savepoint.writes <= self.writes.len() && savepoint.bytes <= self.bytes,
+            "a savepoint of this transaction, taken before its last rollback: {savepoint:?} against {} writes",
+            self.writes.len()
+        );
+        self.writes.truncate(savepoint.writes);
+        self.bytes = savepoint.bytes;
+        self.own = self.writes.iter().cloned().collect();
+    }
+
     fn check_key(&self, key: &[u8]) -> Result<()> {
         match key.len() {
             0 => Err(Error::EmptyKey),
@@ -171,6 +267,19 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// What is known of the key's live value without reading it: the same lookup order as
+    /// [`Txn::state`], but from the index only the record's header is read.
+    fn meta(&self, key: &[u8]) -> Option<Meta> {
+        let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
+            Some(state) => state.as_ref().map(|(value, expires_ms)| (value.len(), *expires_ms, Txn::UNSTAMPED)),
+            None => {
+                self.index.with(key, |found| found.map(|f| (f.header.value_len, f.header.expires_ms, f.header.seq)))
+            }
+        };
+        let (value_len, expires_ms, version) = found?;
+        (!is_expired(expires_ms, || self.now_ms)).then_some(Meta { value_len, version })
+    }
+
     /// The key's live state: this transaction's writes, then the group's, then the index.
     fn state(&self, key: &[u8]) -> State {
         let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
@@ -188,6 +297,19 @@ impl<'a> Txn<'a> {
     pub(crate) fn finish(self) -> Writes {
         Writes { writes: self.writes, bytes: self.bytes }
     }
+}
+
+/// A point in a transaction's writes, from [`Txn::savepoint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint {
+    writes: usize,
+    bytes: usize,
+}
+
+/// A live key's value length and version, read without its value.
+struct Meta {
+    value_len: usize,
+    version: u64,
 }
 
 /// A finished transaction's writes.
