@@ -3,9 +3,13 @@
 //! Requests are taken from the input buffer as long as whole ones are there. A write is queued in
 //! the store at once and its reply waits in line; a run of pipelined writes is therefore in the
 //! store's queue together and shares group commits. A request that reads the keyspace first
-//! waits for this connection's earlier writes, so it sees them (and only durable data). Replies
-//! are written in request order once all buffered requests are taken, or sooner when the output
-//! grows past [`OUTPUT_FLUSH_BYTES`].
+//! waits for this connection's earlier writes, so it sees them (and only durable data); FLUSHDB
+//! is waited for before the next request runs, since it may take several transactions. Replies
+//! are written in request order once all buffered requests are taken, or sooner: the output is
+//! written whenever it passes [`OUTPUT_FLUSH_BYTES`], and the line of waiting replies is settled
+//! and written whenever what they may carry (their keys' value lengths, estimated when queued)
+//! would take the output past it. So a client that pipelines requests and does not read holds
+//! at most about that bound in the server, plus one request's reply.
 
 use std::collections::VecDeque;
 use std::io;
@@ -38,6 +42,8 @@ pub(crate) struct Connection {
     input: BytesMut,
     output: BytesMut,
     line: VecDeque<Slot>,
+    /// The bytes of values the replies waiting in `line` may carry (see `Session::reply_charge`).
+    line_charge: usize,
 }
 
 impl Connection {
@@ -47,6 +53,7 @@ impl Connection {
             input: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             line: VecDeque::new(),
+            line_charge: 0,
         }
     }
 
@@ -62,7 +69,7 @@ impl Connection {
             if !self.run_buffered(session, limits).await? {
                 return Ok(());
             }
-            self.settle().await;
+            self.settle().await?;
             self.flush().await?;
             if self.input.is_empty() && self.input.capacity() > 4 * INPUT_IDLE_BYTES {
                 self.input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
@@ -97,28 +104,52 @@ impl Connection {
                 Ok(Some(args)) => args,
                 Err(e) => {
                     self.push(Reply::Error(e.0), session.resp);
-                    self.settle().await;
+                    self.settle().await?;
                     self.flush().await?;
                     return Ok(false);
                 }
             };
             if session.must_wait_for_writes(&args) {
-                self.settle().await;
+                self.settle().await?;
             }
+            let barrier = session.is_barrier(&args);
+            let charge = session.reply_charge(&args);
             match session.handle(args) {
                 Outcome::Now(reply) => self.push(reply, session.resp),
-                Outcome::Later(pending) => self.line.push_back(Slot::Waiting(pending, session.resp)),
+                Outcome::Later(pending) => {
+                    self.line.push_back(Slot::Waiting(pending, session.resp));
+                    self.line_charge += charge;
+                }
+                Outcome::Values(keys) => self.stream_values(session, keys).await?,
                 Outcome::Close(reply) => {
                     self.push(reply, session.resp);
-                    self.settle().await;
+                    self.settle().await?;
                     self.flush().await?;
                     return Ok(false);
                 }
+            }
+            if barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
+                self.settle().await?;
             }
             if self.output.len() > OUTPUT_FLUSH_BYTES {
                 self.flush().await?;
             }
         }
+    }
+
+    /// MGET's reply read and written one value at a time (the line is empty: MGET waited for
+    /// this connection's writes), so it holds one value and the output bound, whatever it asks.
+    async fn stream_values(&mut self, session: &Session, keys: Vec<bytes::Bytes>) -> io::Result<()> {
+        debug_assert!(self.line.is_empty(), "a read settles the line first");
+        self.output.extend_from_slice(format!("*{}\r\n", keys.len()).as_bytes());
+        for key in keys {
+            let value = crate::db::Read::get(&session.db.view(), &key).map(|(v, _)| v);
+            Reply::bulk_or_nil(value).encode(session.resp, &mut self.output);
+            if self.output.len() > OUTPUT_FLUSH_BYTES {
+                self.flush().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds a ready reply: encoded now if nothing waits before it.
@@ -130,14 +161,20 @@ impl Connection {
         }
     }
 
-    /// Waits for every reply in line, encoding them in order.
-    async fn settle(&mut self) {
+    /// Waits for every reply in line, encoding them in order, and writes the output whenever it
+    /// passes its bound.
+    async fn settle(&mut self) -> io::Result<()> {
         while let Some(slot) = self.line.pop_front() {
             match slot {
                 Slot::Ready(reply, resp) => reply.encode(resp, &mut self.output),
                 Slot::Waiting(pending, resp) => pending.await.encode(resp, &mut self.output),
             }
+            if self.output.len() > OUTPUT_FLUSH_BYTES {
+                self.flush().await?;
+            }
         }
+        self.line_charge = 0;
+        Ok(())
     }
 
     async fn flush(&mut self) -> io::Result<()> {

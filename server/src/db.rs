@@ -3,16 +3,18 @@
 //!
 //! Every command is written once, against [`Read`] (commands that only read) or [`Write`]. Outside
 //! MULTI a read runs on [`StoreView`] (straight from the store's memory: only what is durable is
-//! visible) and a write runs on [`TxnView`] inside `Store::transaction_async`, so it is atomic, is
-//! evaluated by the group-commit leader in log order, and its reply waits for the group's sync.
-//! EXEC runs every queued command, reads included, on one `TxnView`: one transaction, one batch.
+//! visible) and a write runs on [`TxnView`] inside `Store::transaction_async`, so it is evaluated
+//! by the group-commit leader in log order and its reply waits for the group's sync. Every
+//! command runs through [`TxnView::run`], which undoes its writes if it fails: a command applies
+//! whole or not at all. EXEC runs every queued command, reads and key listings included, on one
+//! `TxnView`: one transaction, one consistent state, one batch.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrocask::{Clock, Expiry, Store, Txn};
+use ferrocask::{Clock, Expiry, KeyMeta, ScanPage, Store, Txn};
 use parking_lot::Mutex;
 
 use crate::reply::Reply;
@@ -27,10 +29,18 @@ pub(crate) type Entry = (Vec<u8>, Option<u64>);
 pub(crate) trait Read {
     /// The time the command runs at (ms since the Unix epoch).
     fn now_ms(&self) -> u64;
-    /// The key's live value and expiry.
+    /// The key's live value and expiry (a copy of the value: for commands that use it).
     fn get(&self, key: &[u8]) -> Option<Entry>;
-    /// Every live key (unordered).
+    /// The key's value length, expiry and version, read without the value (`None`: absent).
+    fn meta(&self, key: &[u8]) -> Option<KeyMeta>;
+    /// Whether the key is live; reads no value.
+    fn exists(&self, key: &[u8]) -> bool {
+        self.meta(key).is_some()
+    }
+    /// Every live key (unordered). O(keys).
     fn keys(&self) -> Vec<Vec<u8>>;
+    /// One page of a scan over the live keys (see `Store::scan`): O(max(count, keys per stripe)).
+    fn scan(&self, cursor: u64, count: usize) -> ScanPage;
     /// The number of live keys.
     fn len(&self) -> usize;
     /// The store's value limit.
@@ -63,8 +73,16 @@ impl Read for StoreView<'_> {
         Some((found.0.into_vec(), found.1))
     }
 
+    fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
+        self.store.meta(key).ok()?
+    }
+
     fn keys(&self) -> Vec<Vec<u8>> {
         self.store.keys().collect()
+    }
+
+    fn scan(&self, cursor: u64, count: usize) -> ScanPage {
+        self.store.scan(cursor, count)
     }
 
     fn len(&self) -> usize {
@@ -76,19 +94,37 @@ impl Read for StoreView<'_> {
     }
 }
 
-/// A transaction's view. `snapshot` holds the keys the store had just before the transaction was
-/// queued (taken only for the commands that list keys); with the keys this transaction wrote, and
-/// each checked against the transaction, it answers [`Read::keys`].
+/// A transaction's view: reads see the state the transaction executes against (every write
+/// queued before it, its own included), key listings too.
 pub(crate) struct TxnView<'t, 'a> {
     pub(crate) txn: &'t mut Txn<'a>,
-    pub(crate) snapshot: &'t [Vec<u8>],
-    pub(crate) written: HashSet<Vec<u8>>,
     pub(crate) value_bytes_max: usize,
+    /// Set when a write did not fit in what one batch may hold (`BatchTooLarge`).
+    pub(crate) overflowed: bool,
 }
 
 impl<'t, 'a> TxnView<'t, 'a> {
-    pub(crate) fn new(txn: &'t mut Txn<'a>, snapshot: &'t [Vec<u8>], value_bytes_max: usize) -> Self {
-        TxnView { txn, snapshot, written: HashSet::new(), value_bytes_max }
+    pub(crate) fn new(txn: &'t mut Txn<'a>, value_bytes_max: usize) -> Self {
+        TxnView { txn, value_bytes_max, overflowed: false }
+    }
+
+    /// Runs one command atomically inside the transaction: if it replies with an error, every
+    /// write it made is undone (a savepoint), so no command is ever applied in part, whatever
+    /// its handler did before it failed.
+    pub(crate) fn run(&mut self, command: impl FnOnce(&mut Self) -> Reply) -> Reply {
+        let before = self.txn.savepoint();
+        let reply = command(self);
+        if reply.is_error() {
+            self.txn.rollback_to(before);
+        }
+        reply
+    }
+
+    fn refused(&mut self, e: ferrocask::Error) -> Reply {
+        if matches!(e, ferrocask::Error::BatchTooLarge { .. }) {
+            self.overflowed = true;
+        }
+        store_error(e)
     }
 }
 
@@ -104,14 +140,23 @@ impl Read for TxnView<'_, '_> {
         self.txn.get_with_expiry(key).map(|(v, e)| (v.into_vec(), e))
     }
 
+    fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
+        if key.is_empty() {
+            return None;
+        }
+        self.txn.meta(key)
+    }
+
     fn keys(&self) -> Vec<Vec<u8>> {
-        let mut seen: HashSet<&[u8]> = HashSet::new();
-        let candidates = self.snapshot.iter().chain(self.written.iter());
-        candidates.filter(|k| seen.insert(k.as_slice()) && self.txn.contains_key(k)).cloned().collect()
+        self.txn.keys()
+    }
+
+    fn scan(&self, cursor: u64, count: usize) -> ScanPage {
+        self.txn.scan(cursor, count)
     }
 
     fn len(&self) -> usize {
-        self.keys().len()
+        self.txn.len()
     }
 
     fn value_bytes_max(&self) -> usize {
@@ -121,16 +166,14 @@ impl Read for TxnView<'_, '_> {
 
 impl Write for TxnView<'_, '_> {
     fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
-        self.txn.put_with_expiry(key, value, expiry).map_err(store_error)?;
-        self.written.insert(key.to_vec());
-        Ok(())
+        self.txn.put_with_expiry(key, value, expiry).map_err(|e| self.refused(e))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), Reply> {
         if key.is_empty() {
             return Ok(());
         }
-        self.txn.delete(key).map_err(store_error)
+        self.txn.delete(key).map_err(|e| self.refused(e))
     }
 }
 
@@ -140,7 +183,10 @@ pub(crate) fn store_error(e: ferrocask::Error) -> Reply {
         ferrocask::Error::EmptyKey => Reply::error("ERR empty keys are not supported"),
         ferrocask::Error::KeyTooLarge { max, .. } => Reply::error(format!("ERR key is longer than {max} bytes")),
         ferrocask::Error::ValueTooLarge { .. } => Reply::error(VALUE_TOO_LARGE),
-        ferrocask::Error::BatchTooLarge { .. } => Reply::error("ERR transaction too large for one batch"),
+        ferrocask::Error::BatchTooLarge { len, max } => Reply::error(format!(
+            "ERR the writes of this command or transaction ({len} bytes) exceed what one atomic batch holds ({max} \
+             bytes); nothing was written"
+        )),
         other => Reply::error(format!("ERR store: {other}")),
     }
 }

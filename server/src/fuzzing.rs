@@ -34,6 +34,12 @@ pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
         match session.handle(args) {
             Outcome::Now(reply) => reply.encode(session.resp, &mut out),
             Outcome::Later(pending) => block_on(pending).encode(session.resp, &mut out),
+            Outcome::Values(keys) => {
+                let view = db.view();
+                let values =
+                    keys.iter().map(|k| crate::Reply::bulk_or_nil(crate::db::Read::get(&view, k).map(|(v, _)| v)));
+                crate::Reply::Array(values.collect()).encode(session.resp, &mut out);
+            }
             Outcome::Close(reply) => {
                 reply.encode(session.resp, &mut out);
                 break;

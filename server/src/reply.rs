@@ -46,13 +46,39 @@ impl Reply {
         bytes.map_or(Reply::Nil, Reply::bulk)
     }
 
+    /// The bytes of values and texts this reply carries (its encoding is a little longer).
+    pub(crate) fn value_bytes(&self) -> usize {
+        match self {
+            Reply::Bulk(b) => b.len(),
+            Reply::Error(t) | Reply::Verbatim(t) => t.len(),
+            Reply::Array(items) => items.iter().map(Reply::value_bytes).sum(),
+            Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
+            Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
+        }
+    }
+
     /// Whether this is an error reply.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
 
-    /// Appends the reply's encoding in protocol `version` (2 or 3) to `out`.
-    pub fn encode(&self, version: u8, out: &mut BytesMut) {
+    /// Appends the reply's encoding in protocol `version` (2 or 3) to `out`, consuming it: an
+    /// array's elements are encoded one at a time and each is dropped once encoded, so a reply
+    /// of many values (MGET, EXEC) never sits in memory twice, as values and as their encoding.
+    pub fn encode(self, version: u8, out: &mut BytesMut) {
+        match self {
+            Reply::Array(items) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for item in items {
+                    item.encode(version, out);
+                }
+            }
+            leaf => leaf.encode_leaf(version, out),
+        }
+    }
+
+    /// Encodes a reply that is not an array through the `redis-protocol` crate.
+    fn encode_leaf(&self, version: u8, out: &mut BytesMut) {
         // `extend_encode` zero-extends `out` by the frame's `encode_len`, then encodes, and
         // returns where the encoding ends. redis-protocol 6 counts an integer's digits with a
         // floating-point log10, which rounds up near powers of ten past 2^53 (9999999999999999
@@ -120,7 +146,7 @@ mod tests {
 
     fn bytes(reply: &Reply, version: u8) -> Vec<u8> {
         let mut out = BytesMut::new();
-        reply.encode(version, &mut out);
+        reply.clone().encode(version, &mut out);
         out.to_vec()
     }
 

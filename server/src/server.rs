@@ -64,6 +64,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     let value_bytes_max = config.value_bytes_max;
     let mut limits = config.limits;
     limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
+    limits.request_bytes_max = limits.request_bytes_max.min(request_bytes_fitting(store.batch_bytes_max()));
     let db = Arc::new(Db {
         store,
         clock: config.clock.clone(),
@@ -107,6 +108,16 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     drop(done_tx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await;
     Ok(())
+}
+
+/// The largest request whose writes surely fit in one batch of `batch_bytes_max`, so that no
+/// single command is refused for its size once parsed: the worst ratio of record bytes to request
+/// bytes is a DEL of one-byte keys (a 17-byte tombstone for a 7-byte `$1\r\nk\r\n`), 2.43; an
+/// MSET of one-byte pairs writes 17 bytes per 13. A larger request is a protocol error from its
+/// header, before it is buffered. (A command writing one value from the store, as APPEND or
+/// RENAME do, is bounded by the value limit instead.)
+pub fn request_bytes_fitting(batch_bytes_max: usize) -> usize {
+    batch_bytes_max / 5 * 2
 }
 
 /// Tells a client over the limit why, and closes.

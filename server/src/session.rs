@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::cmd::parse::{is, text};
 use crate::cmd::{self, Handler, Spec};
-use crate::db::{store_error, Db, Entry, Read, TxnView};
+use crate::db::{store_error, Db, Read, TxnView, Write};
 use crate::reply::Reply;
 use crate::server_cmds;
 
@@ -25,10 +25,19 @@ pub(crate) enum Outcome {
     Later(Pending),
     /// The reply, then the connection closes (QUIT).
     Close(Reply),
+    /// MGET of more than [`MGET_SNAPSHOT_BYTES_MAX`] of values: an array of these keys' values,
+    /// which the connection reads one at a time as it writes them, flushing as it goes.
+    Values(Vec<Bytes>),
 }
 
-/// How many keys one FLUSHDB transaction deletes: a transaction's records must fit in one frame.
-const FLUSH_KEYS_PER_TXN: usize = 1000;
+/// The most bytes of values an MGET reads at once, as one snapshot; a larger one is streamed key
+/// by key (see DESIGN.md, "Memory bounds"), so one request never holds more than this plus one
+/// value.
+pub(crate) const MGET_SNAPSHOT_BYTES_MAX: usize = 4 << 20;
+
+/// The most bytes of values one EXEC's replies may carry; past it the transaction is discarded
+/// with an error (its replies are built by the group-commit leader, and cannot be streamed).
+pub(crate) const EXEC_REPLY_BYTES_MAX: usize = 64 << 20;
 
 struct Multi {
     queued: Vec<(&'static Spec, Vec<Bytes>)>,
@@ -43,7 +52,9 @@ pub(crate) struct Session {
     pub(crate) authenticated: bool,
     pub(crate) name: Vec<u8>,
     multi: Option<Multi>,
-    watched: Vec<(Bytes, Option<Entry>)>,
+    /// Each WATCHed key with the version of its value then (`None`: absent): a number, never
+    /// the value, so WATCH costs the same whatever the values' size.
+    watched: Vec<(Bytes, Option<u64>)>,
 }
 
 impl Session {
@@ -60,6 +71,34 @@ impl Session {
             Some(spec) => !(spec.writes() || self.multi.is_some() || spec.name == "exec"),
             None => false,
         }
+    }
+
+    /// Whether the connection must wait for this request's reply before running the next one:
+    /// FLUSHDB and FLUSHALL may take several transactions (see [`Session::flush`]), and a later
+    /// write must not be queued between them.
+    pub(crate) fn is_barrier(&self, args: &[Bytes]) -> bool {
+        self.multi.is_none() && cmd::lookup(&args[0]).is_some_and(|spec| spec.lists_keys && spec.writes())
+    }
+
+    /// How many bytes of values the reply to `args` may carry, estimated now from the lengths
+    /// of its keys' values (read without the values): what a pipelined write's reply is charged
+    /// against the connection's output bound before it exists.
+    pub(crate) fn reply_charge(&self, args: &[Bytes]) -> usize {
+        let Some(spec) = cmd::lookup(&args[0]) else { return 0 };
+        match &self.multi {
+            Some(multi) if spec.name == "exec" => {
+                multi.queued.iter().map(|(spec, args)| self.values_in_reply(spec, args)).sum()
+            }
+            _ => self.values_in_reply(spec, args),
+        }
+    }
+
+    fn values_in_reply(&self, spec: &Spec, args: &[Bytes]) -> usize {
+        if !spec.returns_values {
+            return 0;
+        }
+        let view = self.db.view();
+        spec.key_args(args).map(|key| view.meta(key).map_or(0, |m| m.value_len)).sum()
     }
 
     /// Runs one request (non-empty).
@@ -81,6 +120,9 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         match spec.handler {
+            Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
+                Outcome::Values(args[1..].to_vec())
+            }
             Handler::Read(f) => Outcome::Now(f(&self.db.view(), &args)),
             Handler::Pure(f) => Outcome::Now(f(&args)),
             Handler::Write(apply) if spec.lists_keys => self.flush(apply, args),
@@ -101,45 +143,44 @@ impl Session {
             return Reply::error(format!("ERR '{}' inside MULTI is not supported by ferrocask", spec.name));
         }
         let multi = self.multi.as_mut().expect("queue is called in MULTI");
-        multi.queued.push((spec, args));
+        // The arguments are slices of the connection's read buffer: a queued command keeps
+        // copies of its own, so it does not hold a whole buffer in memory until EXEC.
+        multi.queued.push((spec, args.iter().map(|a| Bytes::copy_from_slice(a)).collect()));
         Reply::Status("QUEUED")
     }
 
-    /// A write: one store transaction, replied to once durable.
-    fn write(&self, apply: fn(&mut dyn crate::db::Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
+    /// A write: one store transaction, replied to once durable; undone if it fails.
+    fn write(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
         let limit = self.db.value_bytes_max;
         let future = self.db.store.transaction_async(move |txn| {
-            let mut view = TxnView::new(txn, &[], limit);
-            apply(&mut view, &args)
+            let mut view = TxnView::new(txn, limit);
+            view.run(|view| apply(view, &args))
         });
         Outcome::Later(Box::pin(async move { future.await.unwrap_or_else(store_error) }))
     }
 
-    /// FLUSHDB and FLUSHALL: the keys listed now, deleted in transactions of bounded size.
-    fn flush(&self, apply: fn(&mut dyn crate::db::Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
-        let keys = self.db.view().keys();
-        let limit = self.db.value_bytes_max;
-        let mut chunks: Vec<Vec<Vec<u8>>> = keys.chunks(FLUSH_KEYS_PER_TXN).map(<[_]>::to_vec).collect();
-        if chunks.is_empty() {
-            chunks.push(Vec::new());
-        }
-        let mut futures = Vec::new();
-        for chunk in chunks {
-            let args = args.clone();
-            futures.push(self.db.store.transaction_async(move |txn| {
-                let mut view = TxnView::new(txn, &chunk, limit);
-                apply(&mut view, &args)
-            }));
-        }
+    /// FLUSHDB and FLUSHALL: each transaction lists the keys as the leader sees them (every
+    /// write queued before included) and deletes them. One transaction holds as many deletes as
+    /// one batch fits (about 1.7 million keys of 16 bytes with the default 64 MiB segments), so
+    /// up to that size a flush is atomic; past it, the next transaction goes on where the batch
+    /// filled up, and the connection queues nothing of its own in between ([`Session::is_barrier`]).
+    fn flush(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
+        let (store, limit) = (self.db.store.clone(), self.db.value_bytes_max);
         Outcome::Later(Box::pin(async move {
-            let mut last = Reply::OK;
-            for future in futures {
-                last = future.await.unwrap_or_else(store_error);
-                if last.is_error() {
-                    return last;
+            loop {
+                let args = args.clone();
+                let round = store.transaction_async(move |txn| {
+                    let mut view = TxnView::new(txn, limit);
+                    // Not `run`: the deletes that fit are kept, and the next round goes on.
+                    let reply = apply(&mut view, &args);
+                    (reply, view.overflowed)
+                });
+                match round.await {
+                    Ok((_, true)) => continue,
+                    Ok((reply, false)) => return reply,
+                    Err(e) => return store_error(e),
                 }
             }
-            last
         }))
     }
 
@@ -188,14 +229,16 @@ impl Session {
         }
         let view = self.db.view();
         for key in &args[1..] {
-            let state = view.get(key);
-            self.watched.push((key.clone(), state));
+            let version = view.meta(key).map(|m| m.version);
+            self.watched.push((Bytes::copy_from_slice(key), version));
         }
         Reply::OK
     }
 
-    /// EXEC: every queued command in one store transaction, so its writes commit as one batch;
-    /// nothing is written (nil reply) if a WATCHed key changed since WATCH.
+    /// EXEC: every queued command in one store transaction, so its writes commit as one batch
+    /// and every read (key listings included) sees the state the transaction runs against;
+    /// nothing is written (nil reply) if a WATCHed key was written since WATCH. Each command is
+    /// atomic ([`TxnView::run`]); if the transaction's writes outgrow one batch, none is kept.
     fn exec(&mut self) -> Outcome {
         let Some(multi) = self.multi.take() else {
             return Outcome::Now(Reply::error("ERR EXEC without MULTI"));
@@ -204,22 +247,36 @@ impl Session {
         if multi.failed {
             return Outcome::Now(Reply::error("EXECABORT Transaction discarded because of previous errors."));
         }
-        let snapshot =
-            if multi.queued.iter().any(|(spec, _)| spec.lists_keys) { self.db.view().keys() } else { Vec::new() };
         let limit = self.db.value_bytes_max;
         let future = self.db.store.transaction_async(move |txn| {
-            let mut view = TxnView::new(txn, &snapshot, limit);
-            if watched.iter().any(|(key, state)| view.get(key) != *state) {
+            let mut view = TxnView::new(txn, limit);
+            if watched.iter().any(|(key, version)| view.meta(key).map(|m| m.version) != *version) {
                 return Reply::NilArray;
             }
-            let replies = multi.queued.iter().map(|(spec, args)| match spec.handler {
-                Handler::Read(f) => f(&view, args),
-                Handler::Write(apply) => apply(&mut view, args),
-                Handler::Pure(f) => f(args),
-                // UNWATCH, the one session command queued: EXEC unwatches anyway.
-                Handler::Session => Reply::OK,
-            });
-            Reply::Array(replies.collect())
+            let mut replies = Vec::with_capacity(multi.queued.len());
+            let mut reply_bytes = 0;
+            for (spec, args) in &multi.queued {
+                let reply = view.run(|view| match spec.handler {
+                    Handler::Read(f) => f(view, args),
+                    Handler::Write(apply) => apply(view, args),
+                    Handler::Pure(f) => f(args),
+                    // UNWATCH, the one session command queued: EXEC unwatches anyway.
+                    Handler::Session => Reply::OK,
+                });
+                if view.overflowed {
+                    view.txn.discard();
+                    return exec_abort(&reply);
+                }
+                reply_bytes += reply.value_bytes();
+                if reply_bytes > EXEC_REPLY_BYTES_MAX {
+                    view.txn.discard();
+                    return exec_abort(&Reply::error(format!(
+                        "ERR its replies would carry more than {EXEC_REPLY_BYTES_MAX} bytes of values"
+                    )));
+                }
+                replies.push(reply);
+            }
+            Reply::Array(replies)
         });
         Outcome::Later(Box::pin(async move { future.await.unwrap_or_else(store_error) }))
     }
@@ -314,5 +371,76 @@ impl Session {
             self.resp = v;
         }
         server_cmds::hello_reply(self)
+    }
+}
+
+/// EXEC's reply when a queued command's error discards the whole transaction, as Redis words it.
+fn exec_abort(cause: &Reply) -> Reply {
+    let text = match cause {
+        Reply::Error(text) => text.strip_prefix("ERR ").unwrap_or(text),
+        _ => "",
+    };
+    Reply::error(format!("EXECABORT Transaction discarded because of: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use ferrocask::Store;
+
+    use super::*;
+    use crate::protocol::{next_request, Limits};
+
+    fn session(dir: &std::path::Path) -> Session {
+        let store = Arc::new(Store::open(dir).unwrap());
+        store.put(b"big", vec![1u8; 1 << 20]).unwrap();
+        Session::new(Arc::new(Db::for_tests(store)), 1)
+    }
+
+    fn run(session: &mut Session, words: &[&str]) -> Reply {
+        match session.handle(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()) {
+            Outcome::Now(reply) => reply,
+            _ => panic!("{words:?} answers at once"),
+        }
+    }
+
+    /// Regression (issue 21, item 5): `WATCH big` x400 kept 400 copies of the value (400 MB).
+    /// Now a WATCHed key keeps its name and one number.
+    #[test]
+    fn regression_watch_keeps_a_version_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = session(dir.path());
+        for _ in 0..400 {
+            assert_eq!(run(&mut s, &["WATCH", "big"]), Reply::OK);
+        }
+        let held: usize = s.watched.iter().map(|(key, version)| key.len() + std::mem::size_of_val(version)).sum();
+        assert_eq!(s.watched.len(), 400);
+        assert!(held <= 400 * 32, "{held} bytes held for 400 WATCHes");
+        assert!(s.watched.iter().all(|(_, v)| v.is_some()), "the key's version, read at WATCH");
+    }
+
+    /// Regression (issue 21, item 5): a queued command's arguments were slices of the read
+    /// buffer, so each queued command (or WATCHed key) kept a whole 16 KiB buffer alive (+80 MB
+    /// per 20k). Now they own copies outside it.
+    #[test]
+    fn regression_queued_commands_and_watched_keys_do_not_pin_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = session(dir.path());
+        let mut input = BytesMut::with_capacity(16 << 10);
+        input.extend_from_slice(
+            b"*2\r\n$5\r\nWATCH\r\n$3\r\nkey\r\n*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+        );
+        let buffer = input.as_ptr() as usize..input.as_ptr() as usize + input.capacity();
+        let inside = |b: &Bytes| buffer.contains(&(b.as_ptr() as usize));
+        let limits = Limits::default();
+        for _ in 0..3 {
+            let args = next_request(&mut input, &limits).unwrap().unwrap();
+            assert!(args.iter().any(inside), "the parser hands out slices of the buffer");
+            assert!(matches!(s.handle(args), Outcome::Now(_)));
+        }
+        assert!(!s.watched.iter().any(|(key, _)| inside(key)), "a WATCHed key pins the buffer");
+        let queued = &s.multi.as_ref().unwrap().queued;
+        assert_eq!(queued.len(), 1);
+        assert!(!queued[0].1.iter().any(inside), "a queued command pins the buffer");
     }
 }

@@ -114,16 +114,17 @@ pub(crate) fn pexpiretime(ks: &dyn Read, args: &[Bytes]) -> Reply {
 
 /// Redis's `ttlGenericCommand`: -2 for a missing key, -1 for one without expiry.
 fn time_left(ks: &dyn Read, key: &[u8], ms: bool, absolute: bool) -> Reply {
-    let Some((_, expires)) = ks.get(key) else { return Reply::Int(-2) };
-    let Some(expires) = expires else { return Reply::Int(-1) };
+    let Some(meta) = ks.meta(key) else { return Reply::Int(-2) };
+    let Some(expires) = meta.expires_ms else { return Reply::Int(-1) };
     let left = if absolute { expires as i64 } else { (expires as i64 - ks.now_ms() as i64).max(0) };
     Reply::Int(if ms { left } else { (left + 500) / 1000 })
 }
 
 /// PERSIST key.
 pub(crate) fn persist(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    match ks.get(&args[1]) {
-        Some((value, Some(_))) => ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1)),
-        _ => Reply::Int(0),
+    if ks.meta(&args[1]).is_none_or(|m| m.expires_ms.is_none()) {
+        return Reply::Int(0);
     }
+    let Some((value, _)) = ks.get(&args[1]) else { return Reply::Int(0) };
+    ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
 }

@@ -12,7 +12,7 @@ use crate::reply::Reply;
 pub(crate) fn del(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let mut deleted = 0;
     for key in &args[1..] {
-        if ks.get(key).is_some() {
+        if ks.exists(key) {
             if let Err(e) = ks.delete(key) {
                 return e;
             }
@@ -22,14 +22,14 @@ pub(crate) fn del(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     count(deleted)
 }
 
-/// EXISTS key... (and TOUCH): how many of the keys (repeats counted) exist.
+/// EXISTS key... (and TOUCH): how many of the keys (repeats counted) exist. Reads no value.
 pub(crate) fn exists(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    count(args[1..].iter().filter(|k| ks.get(k).is_some()).count())
+    count(args[1..].iter().filter(|k| ks.exists(k)).count())
 }
 
-/// TYPE key.
+/// TYPE key. Reads no value.
 pub(crate) fn type_of(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    Reply::Status(if ks.get(&args[1]).is_some() { "string" } else { "none" })
+    Reply::Status(if ks.exists(&args[1]) { "string" } else { "none" })
 }
 
 /// KEYS pattern.
@@ -44,41 +44,43 @@ pub(crate) fn dbsize(ks: &dyn Read, _args: &[Bytes]) -> Reply {
     count(ks.len())
 }
 
-/// RANDOMKEY.
+/// RANDOMKEY: a key of the scan page at a pseudo-random stripe (the scan wraps around once if
+/// that page and the ones after it are empty). Costs one page, never the whole keyspace.
 pub(crate) fn randomkey(ks: &dyn Read, _args: &[Bytes]) -> Reply {
-    let all = ks.keys();
-    if all.is_empty() {
-        return Reply::Nil;
+    let pick = (ks.now_ms() as usize).wrapping_mul(2654435761);
+    let mut cursor = (pick % RANDOMKEY_START_CURSORS) as u64;
+    loop {
+        let page = ks.scan(cursor, 1);
+        if !page.keys.is_empty() {
+            return Reply::bulk(page.keys[pick % page.keys.len()].clone());
+        }
+        if page.cursor == 0 && cursor == 0 {
+            return Reply::Nil;
+        }
+        cursor = page.cursor;
     }
-    let pick = (ks.now_ms() as usize).wrapping_mul(2654435761) % all.len();
-    Reply::bulk(all[pick].clone())
 }
 
-/// SCAN's cursor for a key: a stable hash, never 0 (0 starts and ends a scan).
-fn scan_position(key: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in key {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h.max(1)
-}
+/// How many scan cursors RANDOMKEY starts from: the index's default stripe count (a cursor past
+/// the last stripe just ends the first pass).
+const RANDOMKEY_START_CURSORS: usize = 256;
 
-/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is a position in a stable hash
-/// order of the keys, so a key present for the whole scan is returned at least once, as Redis
-/// promises, without a cursor the hash index would have to keep.
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the store's scan cursor (an
+/// index stripe): a page costs the keys of the stripes it covers, and every key present for the
+/// whole scan is returned, as Redis promises.
 pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let cursor: u64 = match std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse().ok()) {
         Some(c) => c,
         None => return Reply::error("ERR invalid cursor"),
     };
-    let (mut pattern, mut page, mut strings_only) = (None, 10usize, true);
+    let (mut pattern, mut page_len, mut strings_only) = (None, 10usize, true);
     let mut j = 2;
     while j < args.len() {
         let Some(value) = args.get(j + 1) else { return syntax() };
         if is(&args[j], "count") {
             match int(value) {
                 Ok(n) if n < 1 => return syntax(),
-                Ok(n) => page = n as usize,
+                Ok(n) => page_len = n as usize,
                 Err(_) => return Reply::error(NOT_INTEGER),
             }
         } else if is(&args[j], "match") {
@@ -90,21 +92,14 @@ pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
         }
         j += 2;
     }
-    let mut all: Vec<(u64, Vec<u8>)> =
-        ks.keys().into_iter().map(|k| (scan_position(&k), k)).filter(|(h, _)| *h >= cursor).collect();
-    all.sort_unstable();
-    // Keys of one hash stay on one page, so the next cursor never splits them.
-    let mut end = all.len().min(page);
-    while end < all.len() && end > 0 && all[end].0 == all[end - 1].0 {
-        end += 1;
-    }
-    let next = all.get(end).map_or(0, |(h, _)| *h);
-    let keys = all[..end]
-        .iter()
-        .filter(|(_, k)| strings_only && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
-        .map(|(_, k)| Reply::bulk(k.clone()))
+    let page = ks.scan(cursor, page_len);
+    let keys = page
+        .keys
+        .into_iter()
+        .filter(|k| strings_only && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+        .map(Reply::bulk)
         .collect();
-    Reply::Array(vec![Reply::bulk(next.to_string().into_bytes()), Reply::Array(keys)])
+    Reply::Array(vec![Reply::bulk(page.cursor.to_string().into_bytes()), Reply::Array(keys)])
 }
 
 /// RENAME src dst.
@@ -124,7 +119,7 @@ fn move_key(ks: &mut dyn Write, args: &[Bytes], nx: bool) -> Reply {
     if src == dst {
         return if nx { Reply::Int(0) } else { Reply::OK };
     }
-    if nx && ks.get(dst).is_some() {
+    if nx && ks.exists(dst) {
         return Reply::Int(0);
     }
     let expiry = expires.map_or(Expiry::Never, Expiry::At);
@@ -158,7 +153,7 @@ pub(crate) fn copy(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         return Reply::error("ERR source and destination objects are the same");
     }
     let Some((value, expires)) = ks.get(src) else { return Reply::Int(0) };
-    if !replace && ks.get(dst).is_some() {
+    if !replace && ks.exists(dst) {
         return Reply::Int(0);
     }
     ks.put(dst, &value, expires.map_or(Expiry::Never, Expiry::At)).map_or_else(|e| e, |()| Reply::Int(1))

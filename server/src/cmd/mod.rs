@@ -39,9 +39,12 @@ pub(crate) struct Spec {
     pub(crate) handler: Handler,
     /// First key, last key (-1: the last argument) and step, for COMMAND.
     pub(crate) keys: (i32, i32, i32),
-    /// Whether it lists the keyspace ([`Read::keys`]): a transaction running it needs the list of
-    /// keys taken just before it is queued.
+    /// Whether it lists the keyspace ([`Read::keys`]): FLUSHDB and FLUSHALL, the writes among
+    /// them, may take several transactions.
     pub(crate) lists_keys: bool,
+    /// Whether its reply may carry the values of its keys (GET, GETDEL, SET ... GET): what a
+    /// connection charges against its output bound before the reply exists.
+    pub(crate) returns_values: bool,
 }
 
 impl Spec {
@@ -59,6 +62,14 @@ impl Spec {
     pub(crate) fn writes(&self) -> bool {
         matches!(self.handler, Handler::Write(_))
     }
+
+    /// The key arguments of `args`, by the spec's first key, last key and step.
+    pub(crate) fn key_args<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        let (first, last, step) = self.keys;
+        let end = if last < 0 { args.len() as i64 + i64::from(last) } else { i64::from(last) };
+        let keys = if first > 0 { args.get(first as usize..=end.max(0) as usize).unwrap_or(&[]) } else { &[] };
+        keys.iter().step_by(step.max(1) as usize)
+    }
 }
 
 const ONE: (i32, i32, i32) = (1, 1, 1);
@@ -67,19 +78,19 @@ const TWO: (i32, i32, i32) = (1, 2, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
 
 fn read(name: &'static str, arity: i32, f: fn(&dyn Read, &[Bytes]) -> Reply, keys: (i32, i32, i32)) -> Spec {
-    Spec { name, arity, handler: Handler::Read(f), keys, lists_keys: false }
+    Spec { name, arity, handler: Handler::Read(f), keys, lists_keys: false, returns_values: false }
 }
 
 fn write(name: &'static str, arity: i32, f: fn(&mut dyn Write, &[Bytes]) -> Reply, keys: (i32, i32, i32)) -> Spec {
-    Spec { name, arity, handler: Handler::Write(f), keys, lists_keys: false }
+    Spec { name, arity, handler: Handler::Write(f), keys, lists_keys: false, returns_values: false }
 }
 
 fn session(name: &'static str, arity: i32) -> Spec {
-    Spec { name, arity, handler: Handler::Session, keys: NONE, lists_keys: false }
+    Spec { name, arity, handler: Handler::Session, keys: NONE, lists_keys: false, returns_values: false }
 }
 
 fn pure(name: &'static str, arity: i32, f: fn(&[Bytes]) -> Reply) -> Spec {
-    Spec { name, arity, handler: Handler::Pure(f), keys: NONE, lists_keys: false }
+    Spec { name, arity, handler: Handler::Pure(f), keys: NONE, lists_keys: false, returns_values: false }
 }
 
 fn table() -> Vec<Spec> {
@@ -87,22 +98,23 @@ fn table() -> Vec<Spec> {
     use keyspace as k;
     use strings as s;
     let listing = |spec: Spec| Spec { lists_keys: true, ..spec };
+    let values = |spec: Spec| Spec { returns_values: true, ..spec };
     vec![
-        read("get", 2, s::get, ONE),
-        write("set", -3, s::set, ONE),
+        values(read("get", 2, s::get, ONE)),
+        values(write("set", -3, s::set, ONE)),
         write("setnx", 3, s::setnx, ONE),
         write("setex", 4, s::setex, ONE),
         write("psetex", 4, s::psetex, ONE),
-        write("getset", 3, s::getset, ONE),
-        write("getdel", 2, s::getdel, ONE),
-        write("getex", -2, s::getex, ONE),
-        read("mget", -2, s::mget, ALL),
+        values(write("getset", 3, s::getset, ONE)),
+        values(write("getdel", 2, s::getdel, ONE)),
+        values(write("getex", -2, s::getex, ONE)),
+        values(read("mget", -2, s::mget, ALL)),
         write("mset", -3, s::mset, (1, -1, 2)),
         write("msetnx", -3, s::msetnx, (1, -1, 2)),
         write("append", 3, s::append, ONE),
         read("strlen", 2, s::strlen, ONE),
-        read("getrange", 4, s::getrange, ONE),
-        read("substr", 4, s::getrange, ONE),
+        values(read("getrange", 4, s::getrange, ONE)),
+        values(read("substr", 4, s::getrange, ONE)),
         write("setrange", 4, s::setrange, ONE),
         write("incr", 2, s::incr, ONE),
         write("incrby", 3, s::incrby, ONE),
@@ -192,11 +204,77 @@ pub(crate) fn wrong_arity(name: &str) -> Reply {
     Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
 }
 
-/// The error for a key the store cannot hold, if it is one.
-pub(crate) fn key_error(key: &[u8]) -> Option<Reply> {
-    if key.is_empty() {
-        return Some(Reply::error("ERR empty keys are not supported"));
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use ferrocask::{KeyMeta, ScanPage, Store};
+
+    use super::*;
+    use crate::db::{Read, StoreView};
+
+    /// A view over a real store that counts the values it copies (`get`).
+    struct Counting<'a> {
+        inner: StoreView<'a>,
+        copied: Cell<usize>,
     }
-    (key.len() > ferrocask::format::KEY_BYTES_MAX)
-        .then(|| Reply::error(format!("ERR key is longer than {} bytes", ferrocask::format::KEY_BYTES_MAX)))
+
+    impl Read for Counting<'_> {
+        fn now_ms(&self) -> u64 {
+            self.inner.now_ms()
+        }
+        fn get(&self, key: &[u8]) -> Option<crate::db::Entry> {
+            let found = self.inner.get(key);
+            self.copied.set(self.copied.get() + found.as_ref().map_or(0, |(v, _)| v.len()));
+            found
+        }
+        fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
+            self.inner.meta(key)
+        }
+        fn keys(&self) -> Vec<Vec<u8>> {
+            self.inner.keys()
+        }
+        fn scan(&self, cursor: u64, count: usize) -> ScanPage {
+            self.inner.scan(cursor, count)
+        }
+        fn len(&self) -> usize {
+            self.inner.len()
+        }
+        fn value_bytes_max(&self) -> usize {
+            self.inner.value_bytes_max()
+        }
+    }
+
+    /// Regression (issue 21, item 6): EXISTS, TYPE, STRLEN, TTL and the rest that need no value
+    /// copied a 16 MB value per key (`EXISTS big` x2000: 4.8 s). Counted: they copy no byte.
+    #[test]
+    fn regression_commands_that_need_no_value_copy_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put(b"big", vec![7u8; 1 << 20]).unwrap();
+        let clock = ferrocask::SystemClock;
+        let view = Counting {
+            inner: StoreView { store: &store, clock: &clock, value_bytes_max: 1 << 24 },
+            copied: Cell::new(0),
+        };
+        let args = |words: &[&str]| words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect::<Vec<_>>();
+        for (words, want) in [
+            (&["EXISTS", "big", "big", "nope"][..], Reply::Int(2)),
+            (&["TOUCH", "big"], Reply::Int(1)),
+            (&["TYPE", "big"], Reply::Status("string")),
+            (&["STRLEN", "big"], Reply::Int(1 << 20)),
+            (&["TTL", "big"], Reply::Int(-1)),
+            (&["PTTL", "big"], Reply::Int(-1)),
+            (&["EXPIRETIME", "big"], Reply::Int(-1)),
+            (&["DBSIZE"], Reply::Int(1)),
+        ] {
+            let args = args(words);
+            let Handler::Read(f) = lookup(&args[0]).unwrap().handler else { panic!("{} reads", words[0]) };
+            assert_eq!(f(&view, &args), want, "{words:?}");
+            assert_eq!(view.copied.get(), 0, "{words:?} copied the value");
+        }
+        let Handler::Read(get) = lookup(b"GET").unwrap().handler else { panic!() };
+        get(&view, &args(&["GET", "big"]));
+        assert_eq!(view.copied.get(), 1 << 20, "the counter counts: GET copies");
+    }
 }

@@ -19,9 +19,9 @@ pub(crate) fn mget(ks: &dyn Read, args: &[Bytes]) -> Reply {
     Reply::Array(args[1..].iter().map(|k| Reply::bulk_or_nil(ks.get(k).map(|(v, _)| v))).collect())
 }
 
-/// STRLEN key.
+/// STRLEN key. Reads the length only, never the value.
 pub(crate) fn strlen(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    count(ks.get(&args[1]).map_or(0, |(v, _)| v.len()))
+    count(ks.meta(&args[1]).map_or(0, |m| m.value_len))
 }
 
 /// Which kind of command an expiry is parsed for: SET takes NX XX GET KEEPTTL, GETEX PERSIST.
@@ -138,7 +138,7 @@ pub(crate) fn set(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 
 /// SETNX key value.
 pub(crate) fn setnx(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    if ks.get(&args[1]).is_some() {
+    if ks.exists(&args[1]) {
         return Reply::Int(0);
     }
     ks.put(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
@@ -211,17 +211,14 @@ pub(crate) fn msetnx(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     if args.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'msetnx' command");
     }
-    if args[1..].chunks(2).any(|pair| ks.get(&pair[0]).is_some()) {
+    if args[1..].chunks(2).any(|pair| ks.exists(&pair[0])) {
         return Reply::Int(0);
     }
     put_pairs(ks, &args[1..]).map_or_else(|e| e, |()| Reply::Int(1))
 }
 
-/// Writes every pair, or none if any key is one the store refuses.
+/// Writes every pair (if one fails, the caller's savepoint undoes the others).
 fn put_pairs(ks: &mut dyn Write, pairs: &[Bytes]) -> Result<(), Reply> {
-    if let Some(bad) = pairs.chunks(2).find_map(|pair| super::key_error(&pair[0])) {
-        return Err(bad);
-    }
     pairs.chunks(2).try_for_each(|pair| ks.put(&pair[0], &pair[1], Expiry::Never))
 }
 

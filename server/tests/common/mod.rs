@@ -27,6 +27,12 @@ impl TestServer {
     pub fn start_with(config: Config, options: Options) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
+        TestServer::start_on(config, store, dir)
+    }
+
+    /// Serves a store the test opened itself (on a file system of its choice); `dir` is kept
+    /// for as long as the server runs.
+    pub fn start_on(config: Config, store: Arc<Store>, dir: tempfile::TempDir) -> TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
