@@ -154,7 +154,7 @@ pub use error::{Error, Result};
 pub use future::WriteFuture;
 pub use index::ScanPage;
 pub use iter::{Iter, Keys};
-pub use log::{Expiry, Savepoint, Txn};
+pub use log::{Expiry, KeyMeta, Savepoint, Txn};
 pub use options::{Options, SyncMode};
 pub use recovery::{DroppedRange, RecoveryReport};
 pub use rmw::{Cas, Update, Updated};

@@ -148,17 +148,23 @@ impl Store {
         Ok(self.engine.index.with(key, |found| found.is_some_and(|f| !self.engine.is_expired(&f.header))))
     }
 
-    /// The length of `key`'s value, from its record's header: the value is neither read nor
-    /// copied (`STRLEN` of a large value costs what `EXISTS` costs).
-    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Result<Option<usize>> {
-        Ok(self.engine.live_header(key.as_ref())?.map(|h| h.value_len))
-    }
-
-    /// Which write `key`'s value comes from: its record's sequence number, which only a later
-    /// write of the key changes (compaction keeps it); `None` if the key is absent. Reading the
-    /// same version twice means no write to the key came in between (a `WATCH` is one number).
-    pub fn version(&self, key: impl AsRef<[u8]>) -> Result<Option<u64>> {
-        Ok(self.engine.live_header(key.as_ref())?.map(|h| h.seq))
+    /// What is known of `key`'s live value without reading it (its length, expiry and
+    /// version), from its record's header: `STRLEN`, `TTL` or `WATCH` of a large value cost what
+    /// `EXISTS` costs. `None` if the key is absent or expired.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// store.put(b"k", vec![0u8; 1000])?;
+    /// let meta = store.meta(b"k")?.unwrap();
+    /// assert_eq!((meta.value_len, meta.expires_ms), (1000, None));
+    /// store.put(b"k", b"same length?")?;
+    /// assert_ne!(store.meta(b"k")?.unwrap().version, meta.version, "every write is a new version");
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn meta(&self, key: impl AsRef<[u8]>) -> Result<Option<crate::KeyMeta>> {
+        let found = self.engine.live_header(key.as_ref())?;
+        Ok(found.map(|h| crate::KeyMeta::new(h.value_len, h.expires_ms, h.seq)))
     }
 
     /// One page of a scan over the live keys, resumable with its cursor: start at 0, pass each

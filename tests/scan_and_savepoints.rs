@@ -88,43 +88,45 @@ both_backends! {
 
     fn versions_change_with_every_write_and_only_then(b) {
         let store = b.open_with(b.root(), options()).unwrap();
-        assert_eq!(store.version(b"k").unwrap(), None);
+        assert_eq!(store.meta(b"k").unwrap().map(|m| m.version), None);
         store.put(b"k", b"v").unwrap();
-        let first = store.version(b"k").unwrap().expect("a version");
+        let first = store.meta(b"k").unwrap().unwrap().version;
         store.put(b"other", b"v").unwrap();
-        assert_eq!(store.version(b"k").unwrap(), Some(first), "another key's write leaves it");
+        assert_eq!(store.meta(b"k").unwrap().map(|m| m.version), Some(first), "another key's write leaves it");
         store.put(b"k", b"v").unwrap();
-        let second = store.version(b"k").unwrap().expect("a version");
+        let second = store.meta(b"k").unwrap().unwrap().version;
         assert_ne!(second, first, "writing the same value is a write");
         store.compact().unwrap();
-        assert_eq!(store.version(b"k").unwrap(), Some(second), "compaction keeps the version");
+        assert_eq!(store.meta(b"k").unwrap().map(|m| m.version), Some(second), "compaction keeps the version");
         let in_txn = store
             .transaction(|txn| {
-                let before = txn.version(b"k");
+                let before = txn.meta(b"k").map(|m| m.version);
                 txn.put(b"k", b"w").unwrap();
-                (before, txn.version(b"k"))
+                (before, txn.meta(b"k").map(|m| m.version))
             })
             .unwrap();
         assert_eq!(in_txn, (Some(second), Some(Txn::UNSTAMPED)));
         store.delete(b"k").unwrap();
-        assert_eq!(store.version(b"k").unwrap(), None);
+        assert_eq!(store.meta(b"k").unwrap().map(|m| m.version), None);
     }
 
-    fn value_lengths_come_from_headers_and_respect_expiry(b) {
+    fn meta_comes_from_headers_and_respects_expiry(b) {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let store = b.open_with(b.root(), Options { clock: clock.clone(), ..options() }).unwrap();
         store.put(b"k", vec![1u8; 5000]).unwrap();
         store.put_with_ttl(b"t", b"abc", std::time::Duration::from_secs(1)).unwrap();
-        assert_eq!(store.value_len(b"k").unwrap(), Some(5000));
-        assert_eq!(store.value_len(b"t").unwrap(), Some(3));
-        assert_eq!(store.value_len(b"missing").unwrap(), None);
-        let in_txn = store.transaction(|txn| {
+        let len = |m: Option<ferrocask::KeyMeta>| m.map(|m| m.value_len);
+        assert_eq!(len(store.meta(b"k").unwrap()), Some(5000));
+        let t = store.meta(b"t").unwrap().unwrap();
+        assert_eq!((t.value_len, t.expires_ms), (3, Some(1_001_000)));
+        assert_eq!(store.meta(b"missing").unwrap(), None);
+        let in_txn = store.transaction(move |txn| {
             txn.put(b"n", b"12").unwrap();
-            (txn.value_len(b"k"), txn.value_len(b"n"), txn.value_len(b"t"))
+            (len(txn.meta(b"k")), len(txn.meta(b"n")), len(txn.meta(b"t")))
         });
         assert_eq!(in_txn.unwrap(), (Some(5000), Some(2), Some(3)));
         clock.advance_ms(1000);
-        assert_eq!(store.value_len(b"t").unwrap(), None, "expired");
+        assert_eq!(store.meta(b"t").unwrap(), None, "expired");
         assert!(!store.transaction(|txn| txn.contains_key(b"t")).unwrap());
     }
 

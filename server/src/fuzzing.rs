@@ -18,7 +18,9 @@ use crate::session::{Outcome, Session};
 pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
     let db = Arc::new(Db::for_tests(store));
     let mut session = Session::new(db.clone(), 1);
-    let limits = Limits { args_max: 1024, bulk_bytes_max: 1 << 16, request_bytes_max: 1 << 20 };
+    // As the server bounds them: a request's writes always fit one batch of the store.
+    let request_bytes_max = crate::server::request_bytes_fitting(db.store.batch_bytes_max()).min(1 << 20);
+    let limits = Limits { args_max: 1024, bulk_bytes_max: 1 << 16, request_bytes_max };
     let mut buf = BytesMut::from(input);
     let mut out = BytesMut::new();
     loop {

@@ -161,7 +161,7 @@ impl Session {
 
     /// FLUSHDB and FLUSHALL: each transaction lists the keys as the leader sees them (every
     /// write queued before included) and deletes them. One transaction holds as many deletes as
-    /// one batch fits (about 1.7 million keys of 16 bytes with the default 64 MiB segments), so
+    /// one batch fits (about 2 million keys of 16 bytes with the default 64 MiB segments), so
     /// up to that size a flush is atomic; past it, the next transaction goes on where the batch
     /// filled up, and the connection queues nothing of its own in between ([`Session::is_barrier`]).
     fn flush(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {

@@ -39,3 +39,24 @@ fn every_prefix_of_a_session_is_handled() {
         server_dispatch::check(&session[..end]);
     }
 }
+
+/// The large-values seed reaches what it is for: the EXEC that outgrows one batch is discarded
+/// whole, FLUSHDB empties the store, and the oversized request ends the session.
+#[test]
+fn the_large_values_seed_reaches_its_cases() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let data = std::fs::read(fuzz.join("corpus/server_dispatch/large-values")).unwrap();
+    let options =
+        ferrocask::Options { segment_bytes: 64 << 10, preallocate_bytes: 0, auto_compact: false, ..Default::default() };
+    let fs = ferrocask::testing::SimFs::new();
+    let store = ferrocask::Store::open_on(fs, std::path::Path::new("/fuzz"), options).unwrap();
+    let out =
+        String::from_utf8_lossy(&ferrocask_server::fuzzing::run_bytes(std::sync::Arc::new(store), &data)).into_owned();
+    assert!(out.contains("-EXECABORT Transaction discarded because of: the writes"), "{out}");
+    assert!(out.contains("-ERR string exceeds maximum allowed size"), "APPEND past the value limit: {out}");
+    assert!(
+        out.ends_with("+OK\r\n:0\r\n-ERR Protocol error: request too large\r\n"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+}

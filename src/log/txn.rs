@@ -118,21 +118,23 @@ impl<'a> Txn<'a> {
 
     /// Whether `key` has a value. Reads no value.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.meta(key.as_ref()).is_some()
+        self.meta(key).is_some()
     }
 
-    /// The length of `key`'s value, without reading (or copying) the value itself.
-    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Option<usize> {
-        self.meta(key.as_ref()).map(|m| m.value_len)
-    }
-
-    /// Which write `key`'s live value comes from: the sequence number of its record, as
-    /// [`Store::version`](crate::Store::version) reports it, or [`Txn::UNSTAMPED`] for a value
-    /// written earlier in this transaction or in its group (not yet numbered, and newer than
-    /// anything a reader outside could have seen); `None` if the key is absent. Equal versions
-    /// read at two moments mean no write to the key came in between.
-    pub fn version(&self, key: impl AsRef<[u8]>) -> Option<u64> {
-        self.meta(key.as_ref()).map(|m| m.version)
+    /// What is known of `key`'s live value without reading (or copying) it: its length, expiry
+    /// and version (see [`KeyMeta`]); `None` if the key is absent. A value written earlier in
+    /// this transaction or in its group has the version [`Txn::UNSTAMPED`] (not yet numbered,
+    /// and newer than anything a reader outside could have seen).
+    pub fn meta(&self, key: impl AsRef<[u8]>) -> Option<KeyMeta> {
+        let key = key.as_ref();
+        let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
+            Some(state) => state.as_ref().map(|(value, expires_ms)| (value.len(), *expires_ms, Txn::UNSTAMPED)),
+            None => {
+                self.index.with(key, |found| found.map(|f| (f.header.value_len, f.header.expires_ms, f.header.seq)))
+            }
+        };
+        let (value_len, expires_ms, version) = found?;
+        (!is_expired(expires_ms, || self.now_ms)).then(|| KeyMeta::new(value_len, expires_ms, version))
     }
 
     /// The version of a value not yet numbered: above every sequence number the log can hold.
@@ -267,19 +269,6 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// What is known of the key's live value without reading it: the same lookup order as
-    /// [`Txn::state`], but from the index only the record's header is read.
-    fn meta(&self, key: &[u8]) -> Option<Meta> {
-        let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
-            Some(state) => state.as_ref().map(|(value, expires_ms)| (value.len(), *expires_ms, Txn::UNSTAMPED)),
-            None => {
-                self.index.with(key, |found| found.map(|f| (f.header.value_len, f.header.expires_ms, f.header.seq)))
-            }
-        };
-        let (value_len, expires_ms, version) = found?;
-        (!is_expired(expires_ms, || self.now_ms)).then_some(Meta { value_len, version })
-    }
-
     /// The key's live state: this transaction's writes, then the group's, then the index.
     fn state(&self, key: &[u8]) -> State {
         let found = match self.own.get(key).or_else(|| self.overlay.keys.get(key)) {
@@ -306,10 +295,25 @@ pub struct Savepoint {
     bytes: usize,
 }
 
-/// A live key's value length and version, read without its value.
-struct Meta {
-    value_len: usize,
-    version: u64,
+/// What is known of a live key without reading its value: from
+/// [`Store::meta`](crate::Store::meta) and [`Txn::meta`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyMeta {
+    /// The value's length in bytes.
+    pub value_len: usize,
+    /// When the key expires (ms since the Unix epoch), `None` = never.
+    pub expires_ms: Option<u64>,
+    /// Which write the value comes from: its record's sequence number, which only a later write
+    /// of the key changes (compaction keeps it). Reading the same version twice means no write
+    /// to the key came in between, so a `WATCH` is one number.
+    pub version: u64,
+}
+
+impl KeyMeta {
+    pub(crate) fn new(value_len: usize, expires_ms: u64, version: u64) -> KeyMeta {
+        KeyMeta { value_len, expires_ms: (expires_ms != 0).then_some(expires_ms), version }
+    }
 }
 
 /// A finished transaction's writes.
