@@ -42,7 +42,7 @@ pub(crate) struct Connection {
     input: BytesMut,
     output: BytesMut,
     line: VecDeque<Slot>,
-    /// The bytes of values the replies waiting in `line` may carry (see `Session::reply_charge`).
+    /// The bytes of values the replies waiting in `line` may carry (see `Session::schedule`).
     line_charge: usize,
 }
 
@@ -109,16 +109,15 @@ impl Connection {
                     return Ok(false);
                 }
             };
-            if session.must_wait_for_writes(&args) {
+            let schedule = session.schedule(&args);
+            if schedule.wait_for_writes {
                 self.settle().await?;
             }
-            let barrier = session.is_barrier(&args);
-            let charge = session.reply_charge(&args);
             match session.handle(args) {
                 Outcome::Now(reply) => self.push(reply, session.resp),
                 Outcome::Later(pending) => {
                     self.line.push_back(Slot::Waiting(pending, session.resp));
-                    self.line_charge += charge;
+                    self.line_charge += schedule.reply_charge;
                 }
                 Outcome::Values(keys) => self.stream_values(session, keys).await?,
                 Outcome::Close(reply) => {
@@ -128,7 +127,7 @@ impl Connection {
                     return Ok(false);
                 }
             }
-            if barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
+            if schedule.barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
                 self.settle().await?;
             }
             if self.output.len() > OUTPUT_FLUSH_BYTES {

@@ -30,6 +30,14 @@ pub(crate) enum Outcome {
     Values(Vec<Bytes>),
 }
 
+/// How the connection runs a request around its others; see [`Session::schedule`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Schedule {
+    pub(crate) wait_for_writes: bool,
+    pub(crate) barrier: bool,
+    pub(crate) reply_charge: usize,
+}
+
 /// The most bytes of values an MGET reads at once, as one snapshot; a larger one is streamed key
 /// by key (see DESIGN.md, "Memory bounds"), so one request never holds more than this plus one
 /// value.
@@ -63,38 +71,32 @@ impl Session {
         Session { db, id, resp: 2, authenticated, name: Vec::new(), multi: None, watched: Vec::new() }
     }
 
-    /// Whether the request reads what earlier writes of this connection may have changed, so
-    /// their replies must come first. Writes queue behind each other in the store's log order, so
-    /// a run of pipelined writes shares group commits instead of waiting one by one.
-    pub(crate) fn must_wait_for_writes(&self, args: &[Bytes]) -> bool {
-        match cmd::lookup(&args[0]) {
-            Some(spec) => !(spec.writes() || self.multi.is_some() || spec.name == "exec"),
-            None => false,
-        }
-    }
-
-    /// Whether the connection must wait for this request's reply before running the next one:
-    /// FLUSHDB and FLUSHALL may take several transactions (see [`Session::flush`]), and a later
-    /// write must not be queued between them.
-    pub(crate) fn is_barrier(&self, args: &[Bytes]) -> bool {
-        self.multi.is_none() && cmd::lookup(&args[0]).is_some_and(|spec| spec.lists_keys && spec.writes())
-    }
-
-    /// How many bytes of values the reply to `args` may carry, estimated now from the lengths
-    /// of its keys' values (read without the values): what a pipelined write's reply is charged
-    /// against the connection's output bound before it exists.
-    pub(crate) fn reply_charge(&self, args: &[Bytes]) -> usize {
-        let Some(spec) = cmd::lookup(&args[0]) else { return 0 };
-        match &self.multi {
+    /// How the connection must run `args` around its other requests, decided from its command:
+    /// whether to wait for this connection's earlier writes first (a read must see them; writes
+    /// queue behind each other in the store's log order, so a run of pipelined writes shares
+    /// group commits instead of waiting one by one), whether to wait for its reply before the
+    /// next request (FLUSHDB and FLUSHALL may take several transactions, see [`Session::flush`],
+    /// and a later write must not be queued between them), and how many bytes of values its
+    /// reply may carry, estimated now from its keys' value lengths (read without the values),
+    /// which a waiting reply is charged against the connection's output bound.
+    pub(crate) fn schedule(&self, args: &[Bytes]) -> Schedule {
+        let Some(spec) = cmd::lookup(&args[0]) else { return Schedule::default() };
+        let in_multi = self.multi.is_some();
+        let reply_charge = match &self.multi {
             Some(multi) if spec.name == "exec" => {
                 multi.queued.iter().map(|(spec, args)| self.values_in_reply(spec, args)).sum()
             }
             _ => self.values_in_reply(spec, args),
+        };
+        Schedule {
+            wait_for_writes: !(spec.writes() || in_multi || spec.name == "exec"),
+            barrier: !in_multi && spec.lists_keys && spec.writes(),
+            reply_charge,
         }
     }
 
     fn values_in_reply(&self, spec: &Spec, args: &[Bytes]) -> usize {
-        if !spec.returns_values {
+        if !spec.returns_values.applies_to(args) {
             return 0;
         }
         let view = self.db.view();
@@ -163,7 +165,7 @@ impl Session {
     /// write queued before included) and deletes them. One transaction holds as many deletes as
     /// one batch fits (about 2 million keys of 16 bytes with the default 64 MiB segments), so
     /// up to that size a flush is atomic; past it, the next transaction goes on where the batch
-    /// filled up, and the connection queues nothing of its own in between ([`Session::is_barrier`]).
+    /// filled up, and the connection queues nothing of its own in between ([`Session::schedule`]).
     fn flush(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
         let (store, limit) = (self.db.store.clone(), self.db.value_bytes_max);
         Outcome::Later(Box::pin(async move {

@@ -44,7 +44,27 @@ pub(crate) struct Spec {
     pub(crate) lists_keys: bool,
     /// Whether its reply may carry the values of its keys (GET, GETDEL, SET ... GET): what a
     /// connection charges against its output bound before the reply exists.
-    pub(crate) returns_values: bool,
+    pub(crate) returns_values: ReturnsValues,
+}
+
+/// Whether a command's reply carries its keys' values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReturnsValues {
+    Never,
+    Always,
+    /// Only with a `GET` option (SET).
+    WithGet,
+}
+
+impl ReturnsValues {
+    /// Whether a request with these arguments returns values.
+    pub(crate) fn applies_to(self, args: &[Bytes]) -> bool {
+        match self {
+            ReturnsValues::Never => false,
+            ReturnsValues::Always => true,
+            ReturnsValues::WithGet => args.iter().skip(3).any(|a| parse::is(a, "get")),
+        }
+    }
 }
 
 impl Spec {
@@ -78,19 +98,19 @@ const TWO: (i32, i32, i32) = (1, 2, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
 
 fn read(name: &'static str, arity: i32, f: fn(&dyn Read, &[Bytes]) -> Reply, keys: (i32, i32, i32)) -> Spec {
-    Spec { name, arity, handler: Handler::Read(f), keys, lists_keys: false, returns_values: false }
+    Spec { name, arity, handler: Handler::Read(f), keys, lists_keys: false, returns_values: ReturnsValues::Never }
 }
 
 fn write(name: &'static str, arity: i32, f: fn(&mut dyn Write, &[Bytes]) -> Reply, keys: (i32, i32, i32)) -> Spec {
-    Spec { name, arity, handler: Handler::Write(f), keys, lists_keys: false, returns_values: false }
+    Spec { name, arity, handler: Handler::Write(f), keys, lists_keys: false, returns_values: ReturnsValues::Never }
 }
 
 fn session(name: &'static str, arity: i32) -> Spec {
-    Spec { name, arity, handler: Handler::Session, keys: NONE, lists_keys: false, returns_values: false }
+    Spec { name, arity, handler: Handler::Session, keys: NONE, lists_keys: false, returns_values: ReturnsValues::Never }
 }
 
 fn pure(name: &'static str, arity: i32, f: fn(&[Bytes]) -> Reply) -> Spec {
-    Spec { name, arity, handler: Handler::Pure(f), keys: NONE, lists_keys: false, returns_values: false }
+    Spec { name, arity, handler: Handler::Pure(f), keys: NONE, lists_keys: false, returns_values: ReturnsValues::Never }
 }
 
 fn table() -> Vec<Spec> {
@@ -98,10 +118,10 @@ fn table() -> Vec<Spec> {
     use keyspace as k;
     use strings as s;
     let listing = |spec: Spec| Spec { lists_keys: true, ..spec };
-    let values = |spec: Spec| Spec { returns_values: true, ..spec };
+    let values = |spec: Spec| Spec { returns_values: ReturnsValues::Always, ..spec };
     vec![
         values(read("get", 2, s::get, ONE)),
-        values(write("set", -3, s::set, ONE)),
+        Spec { returns_values: ReturnsValues::WithGet, ..write("set", -3, s::set, ONE) },
         write("setnx", 3, s::setnx, ONE),
         write("setex", 4, s::setex, ONE),
         write("psetex", 4, s::psetex, ONE),
@@ -173,13 +193,16 @@ pub(crate) fn commands() -> &'static HashMap<&'static str, Spec> {
     TABLE.get_or_init(|| table().into_iter().map(|spec| (spec.name, spec)).collect())
 }
 
-/// The command named by `name`, any case.
+/// The longest command name.
+const NAME_BYTES_MAX: usize = 16;
+
+/// The command named by `name`, any case. Lowercases into a stack buffer: called per request.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    if name.len() > 16 {
-        return None;
-    }
-    let lower = name.to_ascii_lowercase();
-    commands().get(std::str::from_utf8(&lower).ok()?)
+    let mut lower = [0u8; NAME_BYTES_MAX];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    commands().get(std::str::from_utf8(lower).ok()?)
 }
 
 /// Redis 7.0's unknown-command error, arguments quoted as `'%.*s' ` up to 128 bytes.
@@ -243,6 +266,15 @@ mod tests {
         fn value_bytes_max(&self) -> usize {
             self.inner.value_bytes_max()
         }
+    }
+
+    #[test]
+    fn every_name_fits_the_lookup_buffer_and_is_found_in_any_case() {
+        for name in commands().keys() {
+            assert!(name.len() <= NAME_BYTES_MAX, "{name}");
+            assert_eq!(lookup(name.to_ascii_uppercase().as_bytes()).map(|s| s.name), Some(*name));
+        }
+        assert!(lookup(b"a-name-longer-than-any-command").is_none());
     }
 
     /// Regression (issue 21, item 6): EXISTS, TYPE, STRLEN, TTL and the rest that need no value
