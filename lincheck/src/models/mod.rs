@@ -1,0 +1,3 @@
+//! The sequential specifications shipped with the checker.
+
+pub mod register;
