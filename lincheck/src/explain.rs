@@ -82,8 +82,10 @@ impl Counterexample {
             let _ = writeln!(out, "  {}: {why}", describe(i, op));
         }
         if waiting > 0 {
-            let _ =
-                writeln!(out, "  ({waiting} more must wait for an operation above that returned before they began)");
+            let _ = writeln!(
+                out,
+                "  ({waiting} more cannot come yet: an operation listed above returned before they were invoked)"
+            );
         }
     }
 }
