@@ -1,0 +1,4 @@
+//! The sequential specifications shipped with the checker.
+
+pub mod kv;
+pub mod register;
