@@ -14,6 +14,8 @@ use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
+use crate::reply::ErrorText;
+
 /// Redis's limit on an inline request or a header line without its line end.
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 
@@ -36,11 +38,11 @@ impl Default for Limits {
 
 /// A protocol error: the text of the error reply; the connection is closed after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub struct ProtocolError(pub ErrorText);
 
 impl ProtocolError {
     fn new(what: impl std::fmt::Display) -> ProtocolError {
-        ProtocolError(format!("ERR Protocol error: {what}"))
+        ProtocolError(format!("ERR Protocol error: {what}").into())
     }
 }
 

@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use ferrocask::Expiry;
 
-use super::parse::{int, is, text};
+use super::parse::{int, is};
 use crate::db::{Read, Write};
-use crate::reply::Reply;
+use crate::reply::{quoted, Reply};
 
 /// EXPIRE key seconds [NX|XX|GT|LT].
 pub(crate) fn expire(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
@@ -47,7 +47,7 @@ fn parse_flags(args: &[Bytes]) -> Result<Flags, Reply> {
             _ if is(opt, "xx") => f.xx = true,
             _ if is(opt, "gt") => f.gt = true,
             _ if is(opt, "lt") => f.lt = true,
-            _ => return Err(Reply::error(format!("ERR Unsupported option {}", text(opt)))),
+            _ => return Err(Reply::error([b"ERR Unsupported option ", quoted(opt)].concat())),
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {

@@ -51,11 +51,6 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// The argument as text for an error message (lossy; Redis prints the raw bytes).
-pub(crate) fn text(arg: &[u8]) -> String {
-    String::from_utf8_lossy(arg).into_owned()
-}
-
 /// Integer reply of a count.
 pub(crate) fn count(n: usize) -> Reply {
     Reply::Int(n as i64)
