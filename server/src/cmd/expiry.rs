@@ -117,7 +117,13 @@ fn time_left(ks: &dyn Read, key: &[u8], ms: bool, absolute: bool) -> Reply {
     let Some((_, expires)) = ks.get(key) else { return Reply::Int(-2) };
     let Some(expires) = expires else { return Reply::Int(-1) };
     let left = if absolute { expires as i64 } else { (expires as i64 - ks.now_ms() as i64).max(0) };
-    Reply::Int(if ms { left } else { (left + 500) / 1000 })
+    Reply::Int(if ms { left } else { seconds_rounded(left) })
+}
+
+/// Milliseconds to the nearest second, half up, without overflowing near `i64::MAX` (where
+/// `left + 500` wrapped to a negative EXPIRETIME; Redis answers the rounded value).
+fn seconds_rounded(ms: i64) -> i64 {
+    ((i128::from(ms) + 500) / 1000) as i64
 }
 
 /// PERSIST key.
@@ -125,5 +131,19 @@ pub(crate) fn persist(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     match ks.get(&args[1]) {
         Some((value, Some(_))) => ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1)),
         _ => Reply::Int(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21, item 8: `PEXPIREAT k 9223372036854775807` then EXPIRETIME answered a negative
+    /// number; Redis 7.0.15 answers 9223372036854776.
+    #[test]
+    fn expiretime_near_the_largest_time_does_not_wrap() {
+        assert_eq!(seconds_rounded(i64::MAX), 9_223_372_036_854_776);
+        assert_eq!(seconds_rounded(1_499), 1);
+        assert_eq!(seconds_rounded(1_500), 2);
     }
 }

@@ -46,6 +46,18 @@ pub(crate) fn int(arg: &[u8]) -> Result<i64, Reply> {
     strict_i64(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
 }
 
+/// A database index (SELECT, COPY ... DB) as Redis reads it: an `int`, and only database 0
+/// exists.
+pub(crate) fn database_zero(arg: &[u8]) -> Result<(), Reply> {
+    match int(arg)? {
+        id if i32::try_from(id).is_err() => {
+            Err(Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647"))
+        }
+        0 => Ok(()),
+        _ => Err(Reply::error("ERR DB index is out of range")),
+    }
+}
+
 /// Whether `arg` is `word`, ignoring ASCII case.
 pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())

@@ -415,6 +415,11 @@ pub(crate) fn bitcount(ks: &dyn Read, args: &[Bytes]) -> Reply {
 }
 
 fn count_bits(value: &[u8], mut start: i64, mut end: i64, bits: bool) -> u64 {
+    // Two offsets from the end in the wrong order count nothing, even when clamping to the start
+    // would make them equal (Redis 7.0 checks this first).
+    if start < 0 && end < 0 && start > end {
+        return 0;
+    }
     let total = if bits { value.len() as i64 * 8 } else { value.len() as i64 };
     if start < 0 {
         start += total;
@@ -454,5 +459,14 @@ mod tests {
         assert_eq!(count_bits(b"foobar", 0, -1, false), 26);
         assert_eq!(count_bits(b"foobar", 1, 1, false), 6);
         assert_eq!(count_bits(b"foobar", 5, 30, true), 17);
+    }
+
+    /// Issue 21, item 8: `BITCOUNT k -100 -200` on a 6-byte value clamped both to 0 and counted
+    /// the first byte; Redis answers 0.
+    #[test]
+    fn bitcount_with_negative_start_after_end_counts_nothing() {
+        assert_eq!(count_bits(b"foobar", -100, -200, false), 0);
+        assert_eq!(count_bits(b"foobar", -100, -200, true), 0);
+        assert_eq!(count_bits(b"foobar", -100, -1, false), 26);
     }
 }
