@@ -333,13 +333,13 @@ fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
 /// INCRBYFLOAT key increment.
 pub(crate) fn incrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let not_float = || Reply::error("ERR value is not a valid float");
-    let Some(by) = super::float::Decimal::parse(&args[2]) else { return not_float() };
+    let Some(by) = super::float::LongDouble::parse(&args[2]) else { return not_float() };
     let current = match ks.get(&args[1]) {
-        Some((v, _)) => match super::float::Decimal::parse(&v) {
+        Some((v, _)) => match super::float::LongDouble::parse(&v) {
             Some(n) => n,
             None => return not_float(),
         },
-        None => super::float::Decimal::zero(),
+        None => super::float::LongDouble::zero(),
     };
     let Some(sum) = current.add(&by) else {
         return Reply::error("ERR increment would produce NaN or Infinity");
