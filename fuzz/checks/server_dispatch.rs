@@ -17,10 +17,15 @@ fn reply_end(out: &[u8], at: usize, depth: usize) -> Option<usize> {
     assert!(depth < 64, "replies nest at most a few levels deep");
     let kind = *out.get(at)?;
     let line = out[at..].windows(2).position(|w| w == b"\r\n")? + at;
-    let header = std::str::from_utf8(&out[at + 1..line]).ok()?;
     let next = line + 2;
+    // Status and error texts may hold any byte but a line break (errors quote client bytes raw,
+    // as Redis does); only lengths and counts must be text.
+    if matches!(kind, b'+' | b'-') {
+        return Some(next);
+    }
+    let header = std::str::from_utf8(&out[at + 1..line]).ok()?;
     match kind {
-        b'+' | b'-' | b':' | b'_' => Some(next),
+        b':' | b'_' => Some(next),
         b'$' | b'=' => match header.parse::<i64>().ok()? {
             -1 => Some(next),
             n if n >= 0 => {

@@ -14,6 +14,8 @@ use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
+use crate::reply::ErrorText;
+
 /// Redis's limit on an inline request or a header line without its line end.
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 
@@ -36,11 +38,11 @@ impl Default for Limits {
 
 /// A protocol error: the text of the error reply; the connection is closed after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub struct ProtocolError(pub ErrorText);
 
 impl ProtocolError {
     fn new(what: impl std::fmt::Display) -> ProtocolError {
-        ProtocolError(format!("ERR Protocol error: {what}"))
+        ProtocolError(format!("ERR Protocol error: {what}").into())
     }
 }
 
@@ -158,6 +160,12 @@ fn next_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> 
     split_args(text).map(Some).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
 }
 
+/// C's `isspace`, which `sdssplitargs` skips between arguments and wants after a closing quote:
+/// unlike Rust's `is_ascii_whitespace` it includes the vertical tab.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// Splits an inline command line as Redis's `sdssplitargs` does: blanks separate arguments;
 /// `"..."` takes `\n \r \t \b \a \xHH \\ \"` escapes, `'...'` takes `\'`; a closing quote must be
 /// followed by a blank or the end. `None` for unbalanced quotes.
@@ -166,7 +174,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let mut args = Vec::new();
     let mut p = 0;
     loop {
-        while p < line.len() && at(p).is_ascii_whitespace() {
+        while p < line.len() && is_c_space(at(p)) {
             p += 1;
         }
         if at(p) == 0 {
@@ -191,7 +199,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if at(p + 1) != 0 && !at(p + 1).is_ascii_whitespace() {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
                         return None;
                     }
                     p += 1;
@@ -206,7 +214,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     p += 1;
                     current.push(b'\'');
                 } else if c == b'\'' {
-                    if at(p + 1) != 0 && !at(p + 1).is_ascii_whitespace() {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
                         return None;
                     }
                     p += 1;
@@ -270,6 +278,23 @@ mod tests {
         assert_eq!(parse(b"\r\n").unwrap(), Some(vec![]));
         assert_eq!(parse(b"get \"a\r\n").unwrap_err().0, "ERR Protocol error: unbalanced quotes in request");
         assert_eq!(parse(b"get \"a\"b\r\n").unwrap_err().0, "ERR Protocol error: unbalanced quotes in request");
+    }
+
+    /// Issue 21, item 8: a vertical tab is a blank before an argument and after a closing quote
+    /// (C's `isspace`), but inside an unquoted argument only space, tab, CR and LF end it
+    /// (checked against redis-server 7.0.15).
+    #[test]
+    fn inline_commands_treat_vertical_tab_as_c_does() {
+        assert_eq!(parse(b"\x0bPING\r\n").unwrap().unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(
+            parse(b"ECHO \"a\"\x0bb\r\n").unwrap().unwrap(),
+            vec![Bytes::from("ECHO"), Bytes::from("a"), Bytes::from("b")]
+        );
+        assert_eq!(
+            parse(b"ECHO a\x0b b\r\n").unwrap().unwrap(),
+            vec![Bytes::from("ECHO"), Bytes::from("a\x0b"), Bytes::from("b")]
+        );
+        assert_eq!(parse(b"ECHO \x0cx\r\n").unwrap().unwrap(), vec![Bytes::from("ECHO"), Bytes::from("x")]);
     }
 
     #[test]

@@ -1,8 +1,96 @@
-//! Replies, and their encoding as RESP2 or RESP3 frames by the `redis-protocol` crate.
+//! Replies, and their encoding as RESP2 or RESP3 frames.
+//!
+//! The encoder is written here rather than taken from the `redis-protocol` crate because an
+//! error reply carries bytes, not UTF-8: Redis quotes a client's argument into its error texts
+//! byte for byte, and the crate's error frames only hold `str`. Every error text is an
+//! [`ErrorText`], the one place where client bytes become reply bytes, so none can end a line.
 
-use bytes::{Bytes, BytesMut};
-use redis_protocol::resp2::types::BytesFrame as Frame2;
-use redis_protocol::resp3::types::{BytesFrame as Frame3, FrameMap, VerbatimStringFormat};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The most bytes of a client's argument that Redis quotes where it cuts one (`%.128s`: the
+/// unknown-command and unknown-subcommand errors).
+pub(crate) const QUOTED_ARG_BYTES_MAX: usize = 128;
+
+/// The text of an error reply (what follows the `-`), which never holds a line break.
+///
+/// Redis formats an error from client input, then trims CR and LF from its ends and turns the
+/// ones inside into spaces; [`ErrorText::new`] does the same to every error text, so a client's
+/// `"a\r\n:1"` quoted into an error cannot end the error line early and forge a reply of its
+/// own. Any other byte is kept as it is (Redis sends non-UTF-8 arguments back raw).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ErrorText(Bytes);
+
+impl ErrorText {
+    /// The text, its line breaks trimmed at the ends and turned into spaces inside.
+    pub fn new(text: impl Into<Vec<u8>>) -> ErrorText {
+        let mut text = text.into();
+        let is_break = |b: &u8| matches!(b, b'\r' | b'\n');
+        let end = text.iter().rposition(|b| !is_break(b)).map_or(0, |last| last + 1);
+        text.truncate(end);
+        let start = text.iter().position(|b| !is_break(b)).unwrap_or(text.len());
+        text.drain(..start);
+        for b in &mut text {
+            if is_break(b) {
+                *b = b' ';
+            }
+        }
+        ErrorText(Bytes::from(text))
+    }
+
+    /// The bytes sent after the `-`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<String> for ErrorText {
+    fn from(text: String) -> ErrorText {
+        ErrorText::new(text)
+    }
+}
+
+impl From<&str> for ErrorText {
+    fn from(text: &str) -> ErrorText {
+        ErrorText::new(text)
+    }
+}
+
+impl From<Vec<u8>> for ErrorText {
+    fn from(text: Vec<u8>) -> ErrorText {
+        ErrorText::new(text)
+    }
+}
+
+impl PartialEq<&str> for ErrorText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl std::fmt::Display for ErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// A client's argument as Redis's `%s` quotes it into an error: its bytes up to the first NUL
+/// (a C string ends there).
+pub(crate) fn quoted(arg: &[u8]) -> &[u8] {
+    &arg[..arg.iter().position(|&b| b == 0).unwrap_or(arg.len())]
+}
+
+/// A client's argument as Redis's `%.128s` quotes it: [`quoted`], then at most
+/// [`QUOTED_ARG_BYTES_MAX`] bytes.
+pub(crate) fn quoted_cut(arg: &[u8]) -> &[u8] {
+    let arg = quoted(arg);
+    &arg[..arg.len().min(QUOTED_ARG_BYTES_MAX)]
+}
 
 /// A command's reply, independent of the protocol version.
 #[derive(Clone, Debug, PartialEq)]
@@ -10,7 +98,7 @@ pub enum Reply {
     /// `+text`.
     Status(&'static str),
     /// `-text`; the text starts with the error code (`ERR`, `NOAUTH`, ...).
-    Error(String),
+    Error(ErrorText),
     /// `:n`.
     Int(i64),
     /// `$len` and the bytes.
@@ -32,7 +120,7 @@ impl Reply {
     pub(crate) const OK: Reply = Reply::Status("OK");
 
     /// An error reply.
-    pub(crate) fn error(text: impl Into<String>) -> Reply {
+    pub(crate) fn error(text: impl Into<ErrorText>) -> Reply {
         Reply::Error(text.into())
     }
 
@@ -50,7 +138,8 @@ impl Reply {
     pub(crate) fn value_bytes(&self) -> usize {
         match self {
             Reply::Bulk(b) => b.len(),
-            Reply::Error(t) | Reply::Verbatim(t) => t.len(),
+            Reply::Error(t) => t.as_bytes().len(),
+            Reply::Verbatim(t) => t.len(),
             Reply::Array(items) => items.iter().map(Reply::value_bytes).sum(),
             Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
@@ -66,78 +155,55 @@ impl Reply {
     /// array's elements are encoded one at a time and each is dropped once encoded, so a reply
     /// of many values (MGET, EXEC) never sits in memory twice, as values and as their encoding.
     pub fn encode(self, version: u8, out: &mut BytesMut) {
+        let resp3 = version >= 3;
         match self {
+            Reply::Status(text) => line(out, b'+', text.as_bytes()),
+            Reply::Error(text) => line(out, b'-', text.as_bytes()),
+            Reply::Int(n) => line(out, b':', n.to_string().as_bytes()),
+            Reply::Bulk(bytes) => blob(out, b'$', &[&bytes[..]]),
+            Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Nil => out.put_slice(b"$-1\r\n"),
+            Reply::NilArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
-                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                line(out, b'*', items.len().to_string().as_bytes());
                 for item in items {
                     item.encode(version, out);
                 }
             }
-            leaf => leaf.encode_leaf(version, out),
-        }
-    }
-
-    /// Encodes a reply that is not an array through the `redis-protocol` crate.
-    fn encode_leaf(&self, version: u8, out: &mut BytesMut) {
-        // `extend_encode` zero-extends `out` by the frame's `encode_len`, then encodes, and
-        // returns where the encoding ends. redis-protocol 6 counts an integer's digits with a
-        // floating-point log10, which rounds up near powers of ten past 2^53 (9999999999999999
-        // counts 17 digits), so it can reserve more than it writes: the end it returns is the
-        // truth, and the zero bytes past it (which would desynchronise the client) are cut.
-        let end = if version >= 3 {
-            let frame = self.to_resp3();
-            redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false)
-                .expect("a frame built by Reply::to_resp3 encodes")
-        } else if let Reply::NilArray = self {
-            // The null array has no frame of its own in the crate's RESP2 types.
-            out.extend_from_slice(b"*-1\r\n");
-            out.len()
-        } else {
-            let frame = self.to_resp2();
-            redis_protocol::resp2::encode::extend_encode(out, &frame, false)
-                .expect("a frame built by Reply::to_resp2 encodes")
-        };
-        debug_assert!(out[end..].iter().all(|&b| b == 0), "only the crate's over-reservation is cut");
-        out.truncate(end);
-    }
-
-    fn to_resp2(&self) -> Frame2 {
-        match self {
-            Reply::Status(s) => Frame2::SimpleString(Bytes::from_static(s.as_bytes())),
-            Reply::Error(e) => Frame2::Error(e.as_str().into()),
-            Reply::Int(n) => Frame2::Integer(*n),
-            Reply::Bulk(b) => Frame2::BulkString(b.clone()),
-            Reply::Nil | Reply::NilArray => Frame2::Null,
-            Reply::Array(items) => Frame2::Array(items.iter().map(Reply::to_resp2).collect()),
-            Reply::Map(pairs) => Frame2::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect()),
-            Reply::Verbatim(text) => Frame2::BulkString(Bytes::copy_from_slice(text.as_bytes())),
-        }
-    }
-
-    fn to_resp3(&self) -> Frame3 {
-        match self {
-            Reply::Status(s) => Frame3::SimpleString { data: Bytes::from_static(s.as_bytes()), attributes: None },
-            Reply::Error(e) => Frame3::SimpleError { data: e.as_str().into(), attributes: None },
-            Reply::Int(n) => Frame3::Number { data: *n, attributes: None },
-            Reply::Bulk(b) => Frame3::BlobString { data: b.clone(), attributes: None },
-            Reply::Nil | Reply::NilArray => Frame3::Null,
-            Reply::Array(items) => {
-                Frame3::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None }
-            }
             Reply::Map(pairs) => {
-                let mut data = FrameMap::with_capacity(pairs.len());
-                for (k, v) in pairs {
-                    data.insert(k.to_resp3(), v.to_resp3());
+                let (kind, count) = if resp3 { (b'%', pairs.len()) } else { (b'*', pairs.len() * 2) };
+                line(out, kind, count.to_string().as_bytes());
+                for (key, value) in pairs {
+                    key.encode(version, out);
+                    value.encode(version, out);
                 }
-                Frame3::Map { data, attributes: None }
             }
-            Reply::Verbatim(text) => Frame3::VerbatimString {
-                data: Bytes::copy_from_slice(text.as_bytes()),
-                format: VerbatimStringFormat::Text,
-                attributes: None,
-            },
+            Reply::Verbatim(text) if resp3 => blob(out, b'=', &[b"txt:", text.as_bytes()]),
+            Reply::Verbatim(text) => blob(out, b'$', &[text.as_bytes()]),
         }
     }
+}
+
+/// A one-line frame: the type byte, the text, CRLF. The text holds no line break: status texts
+/// are the server's own, error texts are [`ErrorText`]s, the rest are numbers.
+fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    debug_assert!(!text.iter().any(|b| matches!(b, b'\r' | b'\n')), "a line frame holds no line break");
+    out.reserve(text.len() + 3);
+    out.put_u8(kind);
+    out.put_slice(text);
+    out.put_slice(b"\r\n");
+}
+
+/// A length-prefixed frame whose body is `parts` joined.
+fn blob(out: &mut BytesMut, kind: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    line(out, kind, len.to_string().as_bytes());
+    out.reserve(len + 2);
+    for part in parts {
+        out.put_slice(part);
+    }
+    out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -178,6 +244,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn error_texts_never_hold_a_line_break() {
+        assert_eq!(ErrorText::new("ERR x a\r\n:1\r\n"), "ERR x a  :1");
+        assert_eq!(ErrorText::new("\nERR\r"), "ERR");
+        assert_eq!(ErrorText::new("\r\n"), "");
+        assert_eq!(ErrorText::new(b"ERR \xff\n\x00".to_vec()).as_bytes(), b"ERR \xff \x00");
+        assert_eq!(bytes(&Reply::error("ERR a\r\n:1"), 2), b"-ERR a  :1\r\n");
+    }
+
+    #[test]
+    fn nested_errors_are_encoded_raw_in_both_protocols() {
+        let exec = Reply::Array(vec![Reply::OK, Reply::error(b"ERR \xff".to_vec())]);
+        for version in [2, 3] {
+            assert_eq!(bytes(&exec, version), b"*2\r\n+OK\r\n-ERR \xff\r\n", "RESP{version}");
+        }
+    }
+
+    #[test]
+    fn quoting_stops_at_nul_and_cuts_at_128_bytes() {
+        assert_eq!(quoted(b"a\0b"), b"a");
+        assert_eq!(quoted_cut(&[b'x'; 300]).len(), QUOTED_ARG_BYTES_MAX);
+        assert_eq!(quoted(&[b'x'; 300]).len(), 300);
     }
 
     #[test]

@@ -5,54 +5,165 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use crate::cmd::parse::{glob_match, int, is, text};
+use crate::cmd::parse::{glob_match, is, strict_i64};
 use crate::cmd::{self, Spec};
 use crate::db::Db;
-use crate::reply::Reply;
+use crate::reply::{quoted, quoted_cut, Reply};
 use crate::session::Session;
 
 /// The Redis version this server answers as (the commands and replies it matches).
 pub const REDIS_VERSION: &str = "7.0.0";
 
+/// Redis's error for a subcommand it does not know, the subcommand cut as Redis cuts it.
 fn unknown_subcommand(sub: &[u8], command: &str) -> Reply {
-    Reply::error(format!("ERR unknown subcommand '{}'. Try {command} HELP.", text(sub)))
+    let text = [&b"ERR unknown subcommand '"[..], quoted_cut(sub), b"'. Try ", command.as_bytes(), b" HELP."];
+    Reply::error(text.concat())
 }
 
-/// Sets the client's name, with Redis's rule on the bytes it may hold.
-pub(crate) fn set_name(session: &mut Session, name: &[u8]) -> Result<(), Reply> {
+/// Redis's rule on the bytes a client name may hold.
+pub(crate) fn check_name(name: &[u8]) -> Result<(), Reply> {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
         return Err(Reply::error("ERR Client names cannot contain spaces, newlines or special characters."));
     }
-    session.name = name.to_vec();
-    session.db.set_client_name(session.id, name.to_vec());
     Ok(())
 }
 
-/// CLIENT ID | SETNAME | GETNAME | INFO | LIST | SETINFO.
+/// Sets the client's name, once [`check_name`] has accepted it.
+pub(crate) fn apply_name(session: &mut Session, name: &[u8]) {
+    session.name = name.to_vec();
+    session.db.set_client_name(session.id, name.to_vec());
+}
+
+/// CLIENT SETNAME's and HELLO's naming: checked, then set.
+fn set_name(session: &mut Session, name: &[u8]) -> Result<(), Reply> {
+    check_name(name)?;
+    apply_name(session, name);
+    Ok(())
+}
+
+/// A subcommand: its lowercase name and Redis's arity (the command and subcommand counted;
+/// negative: at least).
+type Subcommand = (&'static str, i32);
+
+/// The subcommand of `args[1]` in `table`, or the error Redis gives when it is unknown or its
+/// arity is wrong (`command`: the command's name in capitals).
+fn subcommand(table: &[Subcommand], args: &[Bytes], command: &str) -> Result<&'static str, Reply> {
+    let Some(&(name, arity)) = table.iter().find(|(name, _)| is(&args[1], name)) else {
+        return Err(unknown_subcommand(&args[1], command));
+    };
+    if !cmd::arity_ok(arity, args.len()) {
+        return Err(cmd::wrong_arity(&format!("{}|{name}", command.to_ascii_lowercase())));
+    }
+    Ok(name)
+}
+
+const CLIENT_SUBCOMMANDS: &[Subcommand] = &[
+    ("id", 2),
+    ("setname", 3),
+    ("getname", 2),
+    ("info", 2),
+    ("list", -2),
+    ("setinfo", 4),
+    ("help", 2),
+    ("no-evict", 3),
+    ("reply", 3),
+    ("tracking", -3),
+    ("kill", -3),
+];
+
+/// CLIENT HELP's text, as Redis 7.0 prints it (it lists the subcommands ferrocask refuses too,
+/// so a client reading it sees Redis's interface).
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// CLIENT ID | SETNAME | GETNAME | INFO | LIST | SETINFO | HELP | NO-EVICT | REPLY | TRACKING |
+/// KILL.
 pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
-    let sub = &args[1];
-    let arity =
-        |n: usize| (args.len() != n).then(|| cmd::wrong_arity(&format!("client|{}", text(sub).to_ascii_lowercase())));
-    if is(sub, "id") {
-        arity(2).unwrap_or(Reply::Int(session.id as i64))
-    } else if is(sub, "setname") {
-        arity(3).unwrap_or_else(|| set_name(session, &args[2]).map_or_else(|e| e, |()| Reply::OK))
-    } else if is(sub, "getname") {
-        arity(2).unwrap_or_else(|| if session.name.is_empty() { Reply::Nil } else { Reply::bulk(session.name.clone()) })
-    } else if is(sub, "info") {
-        arity(2).unwrap_or_else(|| Reply::Verbatim(client_line(&session.db, session.id, session.resp)))
-    } else if is(sub, "list") {
-        let clients = session.db.clients.lock().keys().copied().collect::<Vec<_>>();
-        let resp = session.resp;
-        let lines: String = clients
-            .into_iter()
-            .map(|id| client_line(&session.db, id, if id == session.id { resp } else { 0 }))
-            .collect();
-        Reply::Verbatim(lines)
-    } else if is(sub, "setinfo") {
-        arity(4).unwrap_or(Reply::OK)
-    } else {
-        unknown_subcommand(sub, "CLIENT")
+    let name = match subcommand(CLIENT_SUBCOMMANDS, args, "CLIENT") {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
+    let on_off = |arg: &[u8]| is(arg, "on") || is(arg, "off");
+    match name {
+        "id" => Reply::Int(session.id as i64),
+        "setname" => set_name(session, &args[2]).map_or_else(|e| e, |()| Reply::OK),
+        "getname" if session.name.is_empty() => Reply::Nil,
+        "getname" => Reply::bulk(session.name.clone()),
+        "info" => Reply::Verbatim(client_line(&session.db, session.id, session.resp)),
+        "list" => {
+            let clients = session.db.clients.lock().keys().copied().collect::<Vec<_>>();
+            let resp = session.resp;
+            let lines: String = clients
+                .into_iter()
+                .map(|id| client_line(&session.db, id, if id == session.id { resp } else { 0 }))
+                .collect();
+            Reply::Verbatim(lines)
+        }
+        "setinfo" => Reply::OK,
+        "help" => Reply::Array(CLIENT_HELP.iter().map(|line| Reply::Status(line)).collect()),
+        // Nothing is ever evicted: the store keeps every key on disk.
+        "no-evict" if on_off(&args[2]) => Reply::OK,
+        // Replies always go to the client: ON is what it asks for.
+        "reply" if is(&args[2], "on") => Reply::OK,
+        "reply" if is(&args[2], "off") || is(&args[2], "skip") => {
+            Reply::error("ERR CLIENT REPLY OFF and SKIP are not supported by ferrocask")
+        }
+        // Tracking is never on, so turning it off (without options) is already done.
+        "tracking" if is(&args[2], "off") && args.len() == 3 => Reply::OK,
+        "tracking" if on_off(&args[2]) => {
+            Reply::error("ERR CLIENT TRACKING (client side caching) is not supported by ferrocask")
+        }
+        // Connections have no way to be stopped from another one (the clients table lists them).
+        "kill" => Reply::error("ERR CLIENT KILL is not supported by ferrocask"),
+        _ => Reply::error(crate::cmd::parse::SYNTAX),
     }
 }
 
@@ -69,26 +180,29 @@ fn client_line(db: &Db, id: u64, resp: u8) -> String {
     )
 }
 
+const COMMAND_SUBCOMMANDS: &[Subcommand] = &[("count", 2), ("list", -2), ("info", -2), ("docs", -2)];
+
 /// COMMAND [COUNT | INFO name... | DOCS name... | LIST].
 pub(crate) fn command(args: &[Bytes]) -> Reply {
     let mut all: Vec<&'static Spec> = cmd::commands().values().collect();
     all.sort_by_key(|spec| spec.name);
-    let Some(sub) = args.get(1) else { return Reply::Array(all.into_iter().map(command_info).collect()) };
+    if args.len() == 1 {
+        return Reply::Array(all.into_iter().map(command_info).collect());
+    }
+    let name = match subcommand(COMMAND_SUBCOMMANDS, args, "COMMAND") {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
     let named = || args[2..].iter().map(|name| cmd::lookup(name));
-    if is(sub, "count") {
-        Reply::Int(all.len() as i64)
-    } else if is(sub, "list") {
-        Reply::Array(all.iter().map(|spec| Reply::bulk(spec.name)).collect())
-    } else if is(sub, "info") {
-        if args.len() == 2 {
-            return Reply::Array(all.into_iter().map(command_info).collect());
+    match name {
+        "count" => Reply::Int(all.len() as i64),
+        "list" => Reply::Array(all.iter().map(|spec| Reply::bulk(spec.name)).collect()),
+        "info" if args.len() == 2 => Reply::Array(all.into_iter().map(command_info).collect()),
+        "info" => Reply::Array(named().map(|spec| spec.map_or(Reply::NilArray, command_info)).collect()),
+        _ => {
+            let specs: Vec<&'static Spec> = if args.len() == 2 { all } else { named().flatten().collect() };
+            Reply::Map(specs.into_iter().map(|spec| (Reply::bulk(spec.name), command_docs(spec))).collect())
         }
-        Reply::Array(named().map(|spec| spec.map_or(Reply::NilArray, command_info)).collect())
-    } else if is(sub, "docs") {
-        let specs: Vec<&'static Spec> = if args.len() == 2 { all } else { named().flatten().collect() };
-        Reply::Map(specs.into_iter().map(|spec| (Reply::bulk(spec.name), command_docs(spec))).collect())
-    } else {
-        unknown_subcommand(sub, "COMMAND")
     }
 }
 
@@ -191,29 +305,28 @@ pub(crate) fn info(db: &Db, args: &[Bytes]) -> Reply {
     Reply::Verbatim(out)
 }
 
-/// CONFIG GET pattern... | SET parameter value | RESETSTAT.
+const CONFIG_SUBCOMMANDS: &[Subcommand] = &[("get", -3), ("set", -4), ("resetstat", 2)];
+
+/// CONFIG GET pattern... | SET parameter value... | RESETSTAT.
 pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
-    let sub = &args[1];
-    if is(sub, "get") {
-        if args.len() < 3 {
-            return cmd::wrong_arity("config|get");
+    let name = match subcommand(CONFIG_SUBCOMMANDS, args, "CONFIG") {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
+    match name {
+        "get" => {
+            let params = config_params(db);
+            let pairs = params
+                .into_iter()
+                .filter(|(name, _)| args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())))
+                .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value.into_bytes())))
+                .collect();
+            Reply::Map(pairs)
         }
-        let params = config_params(db);
-        let pairs = params
-            .into_iter()
-            .filter(|(name, _)| args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())))
-            .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value.into_bytes())))
-            .collect();
-        Reply::Map(pairs)
-    } else if is(sub, "set") {
-        if args.len() < 4 || !args.len().is_multiple_of(2) {
-            return cmd::wrong_arity("config|set");
-        }
-        config_set(db, &args[2..])
-    } else if is(sub, "resetstat") {
-        Reply::OK
-    } else {
-        unknown_subcommand(sub, "CONFIG")
+        // A parameter without its value: Redis calls it a syntax error, not an arity error.
+        "set" if args.len() % 2 == 1 => Reply::error(crate::cmd::parse::SYNTAX),
+        "set" => config_set(db, &args[2..]),
+        _ => Reply::OK,
     }
 }
 
@@ -231,30 +344,43 @@ fn config_params(db: &Db) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The largest `timeout` (Redis keeps it in a C `int`).
+const TIMEOUT_SECS_MAX: i64 = i32::MAX as i64;
+
 /// CONFIG SET: only `timeout` (idle seconds before a client is closed; 0 = never) may change.
+/// As in Redis, every name is checked (known, not repeated) before any value, and nothing is
+/// applied unless everything is valid.
 fn config_set(db: &Db, pairs: &[Bytes]) -> Reply {
     let mut timeout = None;
     for pair in pairs.chunks(2) {
         if !is(&pair[0], "timeout") {
-            return Reply::error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                text(&pair[0])
-            ));
+            let text = [&b"ERR Unknown option or number of arguments for CONFIG SET - '"[..], quoted(&pair[0]), b"'"];
+            return Reply::error(text.concat());
         }
-        match int(&pair[1]) {
-            Ok(n) if n >= 0 => timeout = Some(n as u64),
-            _ => {
-                return Reply::error(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{}') - argument couldn't be parsed into an integer",
-                    text(&pair[0])
-                ))
-            }
+        if timeout.is_some() {
+            return config_set_failed(&pair[0], "duplicate parameter");
         }
+        timeout = Some(&pair[1]);
     }
-    if let Some(t) = timeout {
-        db.idle_timeout_secs.store(t, Ordering::Relaxed);
-    }
+    let Some(value) = timeout else { unreachable!("CONFIG SET's arity asks for one pair") };
+    let secs = match strict_i64(value) {
+        None => return config_set_failed(b"timeout", "argument couldn't be parsed into an integer"),
+        Some(n) if !(0..=TIMEOUT_SECS_MAX).contains(&n) => {
+            let why = format!("argument must be between 0 and {TIMEOUT_SECS_MAX} inclusive");
+            return config_set_failed(b"timeout", &why);
+        }
+        Some(n) => n as u64,
+    };
+    db.idle_timeout_secs.store(secs, Ordering::Relaxed);
     Reply::OK
+}
+
+/// Redis's CONFIG SET error naming the argument (as the client wrote it for a duplicate, by the
+/// parameter's own name for a bad value).
+fn config_set_failed(argument: &[u8], why: &str) -> Reply {
+    let text =
+        [&b"ERR CONFIG SET failed (possibly related to argument '"[..], quoted(argument), b"') - ", why.as_bytes()];
+    Reply::error(text.concat())
 }
 
 /// HELLO's reply: the server's and the connection's properties.

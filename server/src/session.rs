@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cmd::parse::{is, text};
+use crate::cmd::parse::is;
 use crate::cmd::{self, Handler, Spec};
 use crate::db::{store_error, Db, Read, TxnView, Write};
-use crate::reply::Reply;
+use crate::reply::{quoted, Reply};
 use crate::server_cmds;
 
 /// A reply still waiting for its write to be durable.
@@ -337,6 +337,8 @@ impl Session {
                 None => return Reply::error("ERR Protocol version is not an integer or out of range"),
             }
         }
+        // As Redis does, every option is checked (the name included) before anything is
+        // applied: a HELLO that answers an error has not authenticated the client.
         let (mut credentials, mut name) = (None, None);
         let mut j = 2;
         while j < args.len() {
@@ -345,10 +347,13 @@ impl Session {
                 credentials = Some((args[j + 1].clone(), args[j + 2].clone()));
                 j += 2;
             } else if is(&args[j], "setname") && more >= 1 {
+                if let Err(e) = server_cmds::check_name(&args[j + 1]) {
+                    return e;
+                }
                 name = Some(args[j + 1].clone());
                 j += 1;
             } else {
-                return Reply::error(format!("ERR Syntax error in HELLO option '{}'", text(&args[j])));
+                return Reply::error([&b"ERR Syntax error in HELLO option '"[..], quoted(&args[j]), b"'"].concat());
             }
             j += 1;
         }
@@ -365,9 +370,7 @@ impl Session {
             );
         }
         if let Some(name) = name {
-            if let Err(e) = server_cmds::set_name(self, &name) {
-                return e;
-            }
+            server_cmds::apply_name(self, &name);
         }
         if let Some(v) = version {
             self.resp = v;
@@ -379,10 +382,10 @@ impl Session {
 /// EXEC's reply when a queued command's error discards the whole transaction, as Redis words it.
 fn exec_abort(cause: &Reply) -> Reply {
     let text = match cause {
-        Reply::Error(text) => text.strip_prefix("ERR ").unwrap_or(text),
-        _ => "",
+        Reply::Error(text) => text.as_bytes().strip_prefix(b"ERR ").unwrap_or(text.as_bytes()),
+        _ => b"",
     };
-    Reply::error(format!("EXECABORT Transaction discarded because of: {text}"))
+    Reply::error([&b"EXECABORT Transaction discarded because of: "[..], text].concat())
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use ferrocask::Expiry;
 
-use super::parse::{int, is, text};
+use super::parse::{int, is};
 use crate::db::{Read, Write};
-use crate::reply::Reply;
+use crate::reply::{quoted, Reply};
 
 /// EXPIRE key seconds [NX|XX|GT|LT].
 pub(crate) fn expire(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
@@ -47,7 +47,7 @@ fn parse_flags(args: &[Bytes]) -> Result<Flags, Reply> {
             _ if is(opt, "xx") => f.xx = true,
             _ if is(opt, "gt") => f.gt = true,
             _ if is(opt, "lt") => f.lt = true,
-            _ => return Err(Reply::error(format!("ERR Unsupported option {}", text(opt)))),
+            _ => return Err(Reply::error([b"ERR Unsupported option ", quoted(opt)].concat())),
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -117,7 +117,13 @@ fn time_left(ks: &dyn Read, key: &[u8], ms: bool, absolute: bool) -> Reply {
     let Some(meta) = ks.meta(key) else { return Reply::Int(-2) };
     let Some(expires) = meta.expires_ms else { return Reply::Int(-1) };
     let left = if absolute { expires as i64 } else { (expires as i64 - ks.now_ms() as i64).max(0) };
-    Reply::Int(if ms { left } else { (left + 500) / 1000 })
+    Reply::Int(if ms { left } else { seconds_rounded(left) })
+}
+
+/// Milliseconds to the nearest second, half up, without overflowing near `i64::MAX` (where
+/// `left + 500` wrapped to a negative EXPIRETIME; Redis answers the rounded value).
+fn seconds_rounded(ms: i64) -> i64 {
+    ((i128::from(ms) + 500) / 1000) as i64
 }
 
 /// PERSIST key.
@@ -127,4 +133,18 @@ pub(crate) fn persist(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     }
     let Some((value, _)) = ks.get(&args[1]) else { return Reply::Int(0) };
     ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21, item 8: `PEXPIREAT k 9223372036854775807` then EXPIRETIME answered a negative
+    /// number; Redis 7.0.15 answers 9223372036854776.
+    #[test]
+    fn expiretime_near_the_largest_time_does_not_wrap() {
+        assert_eq!(seconds_rounded(i64::MAX), 9_223_372_036_854_776);
+        assert_eq!(seconds_rounded(1_499), 1);
+        assert_eq!(seconds_rounded(1_500), 2);
+    }
 }

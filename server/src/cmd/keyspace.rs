@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use ferrocask::Expiry;
 
-use super::parse::{count, glob_match, int, is, syntax, NOT_INTEGER};
+use super::parse::{count, database_zero, glob_match, int, is, syntax, NOT_INTEGER};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
 
@@ -65,14 +65,34 @@ pub(crate) fn randomkey(ks: &dyn Read, _args: &[Bytes]) -> Reply {
 /// the last stripe just ends the first pass).
 const RANDOMKEY_START_CURSORS: usize = 256;
 
+/// A SCAN cursor as Redis reads it, with C's `strtoul`: an optional sign, then decimal digits
+/// (none at all reads as 0, so `""` starts a scan), a `-` negating modulo 2^64 (so `-1` is the
+/// largest cursor); no leading blank, nothing after the digits, nothing beyond 2^64 - 1.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    let (negative, digits) = match arg {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        // strtoul converts nothing and points back at the start: only an empty text ends there.
+        return arg.is_empty().then_some(0);
+    }
+    let mut cursor: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        cursor = cursor.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if negative { cursor.wrapping_neg() } else { cursor })
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the store's scan cursor (an
 /// index stripe): a page costs the keys of the stripes it covers, and every key present for the
 /// whole scan is returned, as Redis promises.
 pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    let cursor: u64 = match std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse().ok()) {
-        Some(c) => c,
-        None => return Reply::error("ERR invalid cursor"),
-    };
+    let Some(cursor) = scan_cursor(&args[1]) else { return Reply::error("ERR invalid cursor") };
     let (mut pattern, mut page_len, mut strings_only) = (None, 10usize, true);
     let mut j = 2;
     while j < args.len() {
@@ -137,10 +157,8 @@ pub(crate) fn copy(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         if is(&args[j], "replace") {
             replace = true;
         } else if is(&args[j], "db") && j + 1 < args.len() {
-            match int(&args[j + 1]) {
-                Ok(0) => {}
-                Ok(_) => return Reply::error("ERR DB index is out of range"),
-                Err(e) => return e,
+            if let Err(e) = database_zero(&args[j + 1]) {
+                return e;
             }
             j += 1;
         } else {
@@ -172,4 +190,25 @@ pub(crate) fn flushdb(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         }
     }
     Reply::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21, item 8: Redis reads the cursor with `strtoul` (checked against redis-server
+    /// 7.0.15): `-1` is the largest cursor, `""` is 0; `-1` and `""` were refused here.
+    #[test]
+    fn scan_cursors_are_read_as_strtoul_reads_them() {
+        assert_eq!(scan_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(scan_cursor(b""), Some(0));
+        assert_eq!(scan_cursor(b"+5"), Some(5));
+        assert_eq!(scan_cursor(b"05"), Some(5));
+        assert_eq!(scan_cursor(b"-0"), Some(0));
+        assert_eq!(scan_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(scan_cursor(b"-9223372036854775809"), Some(9_223_372_036_854_775_807));
+        for bad in [&b"18446744073709551616"[..], b" 5", b"5 ", b"1x", b"+", b"-", b"x"] {
+            assert_eq!(scan_cursor(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

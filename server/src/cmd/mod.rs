@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::db::{Read, Write};
-use crate::reply::Reply;
+use crate::reply::{self, Reply, QUOTED_ARG_BYTES_MAX};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -70,12 +70,7 @@ impl ReturnsValues {
 impl Spec {
     /// Whether `argc` arguments (the name counted) suit the arity.
     pub(crate) fn arity_ok(&self, argc: usize) -> bool {
-        let argc = argc as i32;
-        if self.arity >= 0 {
-            argc == self.arity
-        } else {
-            argc >= -self.arity
-        }
+        arity_ok(self.arity, argc)
     }
 
     /// Whether the command writes (as COMMAND's flags say).
@@ -205,21 +200,32 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     commands().get(std::str::from_utf8(lower).ok()?)
 }
 
-/// Redis 7.0's unknown-command error, arguments quoted as `'%.*s' ` up to 128 bytes.
+/// Redis 7.0's unknown-command error: the name and then the arguments quoted as `'%.*s' ` while
+/// fewer than [`QUOTED_ARG_BYTES_MAX`] bytes of them are quoted, each cut to what is left.
 pub(crate) fn unknown_command(args: &[Bytes]) -> Reply {
-    let c_str = |b: &[u8], max: usize| {
-        let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
-        String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
-    };
-    let mut quoted = String::new();
+    let mut quoted = Vec::new();
     for arg in &args[1..] {
-        if quoted.len() >= 128 {
+        if quoted.len() >= QUOTED_ARG_BYTES_MAX {
             break;
         }
-        quoted.push_str(&format!("'{}' ", c_str(arg, 128 - quoted.len())));
+        let arg = reply::quoted(arg);
+        let left = QUOTED_ARG_BYTES_MAX - quoted.len();
+        quoted.extend_from_slice(b"'");
+        quoted.extend_from_slice(&arg[..arg.len().min(left)]);
+        quoted.extend_from_slice(b"' ");
     }
-    let text = format!("ERR unknown command '{}', with args beginning with: {quoted}", c_str(&args[0], 128));
-    Reply::Error(text.replace(['\r', '\n'], " "))
+    let name = reply::quoted_cut(&args[0]);
+    Reply::error([b"ERR unknown command '", name, b"', with args beginning with: ", &quoted].concat())
+}
+
+/// Whether `argc` arguments suit Redis's `arity` (`n`: exactly `n`, `-n`: at least `n`).
+pub(crate) fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i32::try_from(argc).unwrap_or(i32::MAX);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
 }
 
 /// Redis's wrong-arity error.

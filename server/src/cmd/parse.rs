@@ -46,14 +46,21 @@ pub(crate) fn int(arg: &[u8]) -> Result<i64, Reply> {
     strict_i64(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
 }
 
+/// A database index (SELECT, COPY ... DB) as Redis reads it: an `int`, and only database 0
+/// exists.
+pub(crate) fn database_zero(arg: &[u8]) -> Result<(), Reply> {
+    match int(arg)? {
+        id if i32::try_from(id).is_err() => {
+            Err(Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647"))
+        }
+        0 => Ok(()),
+        _ => Err(Reply::error("ERR DB index is out of range")),
+    }
+}
+
 /// Whether `arg` is `word`, ignoring ASCII case.
 pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
-}
-
-/// The argument as text for an error message (lossy; Redis prints the raw bytes).
-pub(crate) fn text(arg: &[u8]) -> String {
-    String::from_utf8_lossy(arg).into_owned()
 }
 
 /// Integer reply of a count.
@@ -66,90 +73,155 @@ pub(crate) fn bulk(arg: &Bytes) -> Reply {
     Reply::Bulk(arg.clone())
 }
 
+/// How many `*` runs Redis's `stringmatchlen` follows before it gives up: it recurses once per
+/// run and fails past this depth.
+const GLOB_STAR_RUNS_MAX: usize = 1000;
+
 /// Redis's `stringmatchlen`: glob-style matching with `*`, `?`, `[...]` (`^` negates, `a-z`
 /// ranges, `\` escapes) and `\` escapes.
+///
+/// Never backtracks more than one `*` (the fix of CVE-2022-36021 in Redis 7.0.9 bounds its
+/// recursion the same way), so a match costs at most about pattern × text steps.
 pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    glob(pattern, text, 0)
+    glob_match_counted(pattern, text).0
 }
 
-fn glob(pattern: &[u8], string: &[u8], depth: usize) -> bool {
-    // Redis bounds the recursion of `*` too (stringmatchlen fails past 1000 levels).
-    if depth > 1000 {
-        return false;
-    }
-    let (mut p, mut s) = (0, 0);
-    while p < pattern.len() && s < string.len() {
-        match pattern[p] {
-            b'*' => {
-                while pattern.len() - p > 1 && pattern[p + 1] == b'*' {
-                    p += 1;
-                }
-                if pattern.len() - p == 1 {
-                    return true;
-                }
-                return (s..string.len()).any(|from| glob(&pattern[p + 1..], &string[from..], depth + 1));
-            }
-            b'?' => s += 1,
-            b'[' => {
-                let (matched, end) = class(pattern, p + 1, string[s]);
-                if !matched {
-                    return false;
-                }
-                p = end;
-                s += 1;
-            }
-            c => {
-                let c = if c == b'\\' && pattern.len() - p >= 2 {
-                    p += 1;
-                    pattern[p]
-                } else {
-                    c
-                };
-                if c != string[s] {
-                    return false;
-                }
-                s += 1;
-            }
+/// One element of a compiled glob pattern.
+#[derive(Clone, Copy, PartialEq)]
+enum Glob {
+    /// A run of `*`.
+    Star,
+    /// `?`.
+    Any,
+    /// A byte, `\`-escaped or not.
+    Byte(u8),
+    /// `[...]`: the bytes it matches, as a 256-bit set.
+    Class([u64; 4]),
+}
+
+impl Glob {
+    fn matches(&self, byte: u8) -> bool {
+        match *self {
+            Glob::Star | Glob::Any => true,
+            Glob::Byte(b) => b == byte,
+            Glob::Class(set) => set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0,
         }
-        p += 1;
-        if s == string.len() {
-            while p < pattern.len() && pattern[p] == b'*' {
+    }
+}
+
+/// [`glob_match`], and the number of steps it took (pattern bytes compiled plus comparisons of
+/// one pattern element with one text byte): the bound on its work that a test checks.
+pub(crate) fn glob_match_counted(pattern: &[u8], text: &[u8]) -> (bool, u64) {
+    let globs = compile_glob(pattern);
+    let mut steps = pattern.len() as u64;
+    let star_runs = globs.iter().filter(|g| **g == Glob::Star).count();
+    // Past the deepest star Redis follows, only a trailing one still matches (Redis returns at a
+    // pattern's last `*` before recursing); any other would need one more level.
+    if star_runs > GLOB_STAR_RUNS_MAX + 1 || (star_runs > GLOB_STAR_RUNS_MAX && globs.last() != Some(&Glob::Star)) {
+        return (false, steps);
+    }
+    // Redis's loop needs a byte of text before it looks at the pattern: an empty text matches only
+    // an empty pattern (so `*` does not match it).
+    if text.is_empty() {
+        return (pattern.is_empty(), steps);
+    }
+    let (mut g, mut t) = (0, 0);
+    // The last `*` seen: the element after it and the text position it was last retried from.
+    // Going back to an earlier `*` is never needed, since the last one can absorb whatever the
+    // earlier would have.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        steps += 1;
+        match globs.get(g) {
+            Some(Glob::Star) => {
+                g += 1;
+                star = Some((g, t));
+            }
+            Some(glob) if glob.matches(text[t]) => {
+                g += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((after, from)) => {
+                    g = after;
+                    t = from + 1;
+                    star = Some((after, from + 1));
+                }
+                None => return (false, steps),
+            },
+        }
+    }
+    while globs.get(g) == Some(&Glob::Star) {
+        g += 1;
+    }
+    (g == globs.len(), steps)
+}
+
+/// Splits a pattern into its elements as `stringmatchlen` reads them: consecutive `*` are one
+/// run, a trailing `\` is itself, an unclosed class ends at the pattern's end.
+fn compile_glob(pattern: &[u8]) -> Vec<Glob> {
+    let mut globs = Vec::new();
+    let mut p = 0;
+    while p < pattern.len() {
+        let glob = match pattern[p] {
+            b'*' if globs.last() == Some(&Glob::Star) => {
                 p += 1;
+                continue;
             }
-            break;
-        }
+            b'*' => Glob::Star,
+            b'?' => Glob::Any,
+            b'[' => {
+                let (set, end) = class(pattern, p + 1);
+                p = end;
+                Glob::Class(set)
+            }
+            b'\\' if p + 1 < pattern.len() => {
+                p += 1;
+                Glob::Byte(pattern[p])
+            }
+            byte => Glob::Byte(byte),
+        };
+        globs.push(glob);
+        p += 1;
     }
-    p == pattern.len() && s == string.len()
+    globs
 }
 
-/// Matches `c` against the class whose body starts at `p` (after the `[`); returns whether it
-/// matched and the index of the class's last byte (its `]`, or the pattern's end if unclosed).
-fn class(pattern: &[u8], mut p: usize, c: u8) -> (bool, usize) {
+/// The set of bytes matched by the class whose body starts at `p` (after the `[`), and the index
+/// of the class's last byte (its `]`, or the pattern's last byte if unclosed).
+fn class(pattern: &[u8], mut p: usize) -> ([u64; 4], usize) {
+    let mut set = [0u64; 4];
+    let mut add = |lo: u8, hi: u8| {
+        for b in lo..=hi {
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+    };
     let negate = pattern.get(p) == Some(&b'^');
     if negate {
         p += 1;
     }
-    let mut matched = false;
     loop {
         let left = pattern.len().saturating_sub(p);
         if left >= 2 && pattern[p] == b'\\' {
             p += 1;
-            matched |= pattern[p] == c;
+            add(pattern[p], pattern[p]);
         } else if left > 0 && pattern[p] == b']' {
             break;
         } else if left == 0 {
             p -= 1;
             break;
         } else if left >= 3 && pattern[p + 1] == b'-' {
-            let (lo, hi) = (pattern[p].min(pattern[p + 2]), pattern[p].max(pattern[p + 2]));
-            matched |= (lo..=hi).contains(&c);
+            add(pattern[p].min(pattern[p + 2]), pattern[p].max(pattern[p + 2]));
             p += 2;
         } else {
-            matched |= pattern[p] == c;
+            add(pattern[p], pattern[p]);
         }
         p += 1;
     }
-    (matched != negate, p)
+    if negate {
+        set = set.map(|word| !word);
+    }
+    (set, p)
 }
 
 #[cfg(test)]
@@ -178,5 +250,49 @@ mod tests {
         assert!(glob_match(b"h[a-b]llo", b"hbllo"));
         assert!(glob_match(b"h\\*llo", b"h*llo"));
         assert!(!glob_match(b"a*b", b"acbd"));
+    }
+
+    #[test]
+    fn globs_keep_redis_corner_cases() {
+        assert!(glob_match(b"", b""));
+        assert!(!glob_match(b"**", b""));
+        assert!(glob_match(b"a**", b"a"), "trailing stars match nothing once the text is used up");
+        assert!(glob_match(b"*a*", b"a"));
+        assert!(glob_match(b"a\\", b"a\\"), "a trailing backslash is itself");
+        assert!(glob_match(b"[\\]]", b"]"), "an escaped ] inside a class");
+        assert!(glob_match(b"[z-a]", b"m"), "reversed ranges are swapped");
+        assert!(glob_match(b"[^a-c]x", b"dx"));
+        assert!(!glob_match(b"[^a-c]x", b"bx"));
+        assert!(glob_match(b"[*]", b"*") && !glob_match(b"[*]", b"x"), "a star in a class is a byte");
+        assert!(glob_match(b"\\?", b"?") && !glob_match(b"\\?", b"x"));
+        assert!(glob_match(b"a*b*c", b"aXbYbZc"));
+        assert!(!glob_match(b"a*b*c", b"aXbYbZ"));
+        assert!(glob_match(b"*\xff", b"x\xff"), "bytes, not characters");
+    }
+
+    /// Redis follows at most 1000 star runs deep: 1001 runs match only if the last one ends the
+    /// pattern (checked against redis-server 7.0.15).
+    #[test]
+    fn globs_with_more_than_1000_star_runs_match_as_redis_does() {
+        let text = vec![b'a'; 1001];
+        assert!(glob_match(&b"*a".repeat(1000), &text));
+        assert!(!glob_match(&b"*a".repeat(1001), &text));
+        assert!(glob_match(&b"a*".repeat(1001), &text));
+        assert!(!glob_match(&b"a*".repeat(1002), &vec![b'a'; 1002]));
+    }
+
+    /// Issue 21, item 6: `a*a*a*...b` against `aaa...` backtracked exponentially (KEYS of 90
+    /// bytes took 3.5 s). Its steps are now bounded by pattern × text, counted, not timed.
+    #[test]
+    fn glob_worst_case_is_bounded_by_pattern_times_text() {
+        for (stars, len) in [(10, 50), (45, 90), (200, 4096)] {
+            let mut pattern = b"a*".repeat(stars);
+            pattern.push(b'b');
+            let text = vec![b'a'; len];
+            let (matched, steps) = glob_match_counted(&pattern, &text);
+            assert!(!matched);
+            let bound = (pattern.len() as u64 + 1) * (text.len() as u64 + 1);
+            assert!(steps <= bound, "{steps} steps for a {}-byte pattern and a {len}-byte text", pattern.len());
+        }
     }
 }

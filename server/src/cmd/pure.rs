@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::parse::{bulk, int};
+use super::parse::bulk;
 use crate::reply::Reply;
 
 /// PING [message].
@@ -33,12 +33,5 @@ pub(crate) fn time(_args: &[Bytes]) -> Reply {
 
 /// SELECT index: only database 0 exists.
 pub(crate) fn select(args: &[Bytes]) -> Reply {
-    match int(&args[1]) {
-        Ok(id) if i32::try_from(id).is_err() => {
-            Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
-        }
-        Ok(0) => Reply::OK,
-        Ok(_) => Reply::error("ERR DB index is out of range"),
-        Err(e) => e,
-    }
+    super::parse::database_zero(&args[1]).map_or_else(|e| e, |()| Reply::OK)
 }

@@ -330,13 +330,13 @@ fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
 /// INCRBYFLOAT key increment.
 pub(crate) fn incrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let not_float = || Reply::error("ERR value is not a valid float");
-    let Some(by) = super::float::Decimal::parse(&args[2]) else { return not_float() };
+    let Some(by) = super::float::LongDouble::parse(&args[2]) else { return not_float() };
     let current = match ks.get(&args[1]) {
-        Some((v, _)) => match super::float::Decimal::parse(&v) {
+        Some((v, _)) => match super::float::LongDouble::parse(&v) {
             Some(n) => n,
             None => return not_float(),
         },
-        None => super::float::Decimal::zero(),
+        None => super::float::LongDouble::zero(),
     };
     let Some(sum) = current.add(&by) else {
         return Reply::error("ERR increment would produce NaN or Infinity");
@@ -412,6 +412,11 @@ pub(crate) fn bitcount(ks: &dyn Read, args: &[Bytes]) -> Reply {
 }
 
 fn count_bits(value: &[u8], mut start: i64, mut end: i64, bits: bool) -> u64 {
+    // Two offsets from the end in the wrong order count nothing, even when clamping to the start
+    // would make them equal (Redis 7.0 checks this first).
+    if start < 0 && end < 0 && start > end {
+        return 0;
+    }
     let total = if bits { value.len() as i64 * 8 } else { value.len() as i64 };
     if start < 0 {
         start += total;
@@ -451,5 +456,14 @@ mod tests {
         assert_eq!(count_bits(b"foobar", 0, -1, false), 26);
         assert_eq!(count_bits(b"foobar", 1, 1, false), 6);
         assert_eq!(count_bits(b"foobar", 5, 30, true), 17);
+    }
+
+    /// Issue 21, item 8: `BITCOUNT k -100 -200` on a 6-byte value clamped both to 0 and counted
+    /// the first byte; Redis answers 0.
+    #[test]
+    fn bitcount_with_negative_start_after_end_counts_nothing() {
+        assert_eq!(count_bits(b"foobar", -100, -200, false), 0);
+        assert_eq!(count_bits(b"foobar", -100, -200, true), 0);
+        assert_eq!(count_bits(b"foobar", -100, -1, false), 26);
     }
 }

@@ -148,10 +148,13 @@ pub fn reply_len(buf: &[u8]) -> Option<usize> {
 fn value_end(buf: &[u8], at: usize) -> Option<usize> {
     let kind = *buf.get(at)?;
     let end = line_end(buf, at)?;
-    let header = std::str::from_utf8(&buf[at + 1..end]).ok()?;
     let next = end + 2;
+    if matches!(kind, b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') {
+        // A line's text may hold any byte but CR and LF (errors quote raw client bytes).
+        return Some(next);
+    }
+    let header = std::str::from_utf8(&buf[at + 1..end]).ok()?;
     match kind {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(next),
         b'$' | b'=' | b'!' => {
             let n: i64 = header.parse().ok()?;
             if n < 0 {
