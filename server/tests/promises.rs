@@ -33,6 +33,13 @@ fn mset_args(pairs: usize, value: &[u8]) -> Vec<Vec<u8>> {
     args
 }
 
+/// INFO's count of commands the server has run (each counted as it starts).
+fn commands_processed(c: &mut common::RawClient) -> u64 {
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "stats"])).into_owned();
+    let line = info.lines().find(|l| l.starts_with("total_commands_processed:")).expect("the stat");
+    line["total_commands_processed:".len()..].trim().parse().expect("a count")
+}
+
 fn dbsize(server: &TestServer) -> Vec<u8> {
     server.raw().cmd(&["DBSIZE"])
 }
@@ -134,16 +141,10 @@ fn regression_exec_key_listings_agree_with_its_reads() {
     for cmd in [&["EXISTS", "k"][..], &["KEYS", "*"], &["DBSIZE"], &["SCAN", "0", "COUNT", "1000"], &["RANDOMKEY"]] {
         assert_eq!(txn.cmd(cmd), b"+QUEUED\r\n");
     }
-    let processed = |observer: &mut common::RawClient| {
-        let info = observer.cmd(&["INFO", "stats"]);
-        let text = String::from_utf8_lossy(&info).into_owned();
-        let line = text.lines().find(|l| l.starts_with("total_commands_processed:")).unwrap().to_string();
-        line["total_commands_processed:".len()..].trim().parse::<u64>().unwrap()
-    };
-    let before = processed(&mut observer);
+    let before = commands_processed(&mut observer);
     txn.send(&["EXEC"]);
     // EXEC is handled (and its transaction queued) once the server has counted it.
-    assert!(common::wait_for(Duration::from_secs(20), || processed(&mut observer) > before + 1));
+    assert!(common::wait_for(Duration::from_secs(20), || commands_processed(&mut observer) > before + 1));
     gate.release(Release::Proceed);
     assert_eq!(writer.reply().unwrap(), b"+OK\r\n");
     let exec = parse(&txn.reply().unwrap());
@@ -169,12 +170,7 @@ fn regression_a_client_that_does_not_read_holds_bounded_memory() {
     let value = vec![b'v'; 256 << 10];
     let mut setup = server.raw();
     assert_eq!(setup.cmd(&[&b"SET"[..], b"big", &value]), b"+OK\r\n");
-    let processed = |c: &mut common::RawClient| {
-        let info = String::from_utf8_lossy(&c.cmd(&["INFO", "stats"])).into_owned();
-        let line = info.lines().find(|l| l.starts_with("total_commands_processed:")).unwrap().to_string();
-        line["total_commands_processed:".len()..].trim().parse::<u64>().unwrap()
-    };
-    let before = processed(&mut setup);
+    let before = commands_processed(&mut setup);
     let mut hostile = std::net::TcpStream::connect(server.addr).unwrap();
     // A write that cannot finish in this long means the server stopped reading this client and
     // the socket buffers are full (it only decides when to stop sending; the assertions are on
@@ -184,7 +180,7 @@ fn regression_a_client_that_does_not_read_holds_bounded_memory() {
     let batches = 2000; // 50 MB of requests at most
     let sent = (0..batches).take_while(|_| hostile.write_all(&batch).is_ok()).count();
     assert!(sent < batches, "the server went on reading requests whose replies it could not send");
-    let handled = processed(&mut setup) - before - 1;
+    let handled = commands_processed(&mut setup) - before - 1;
     assert!(handled <= 64, "{handled} GETEX handled: {} MiB of replies held for a client that reads none", handled / 4);
     drop(hostile);
     assert_eq!(setup.cmd(&["STRLEN", "big"]), format!(":{}\r\n", 256 << 10).into_bytes());
