@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
-use crate::protocol::{next_request, Limits};
+use crate::protocol::{Limits, Parser};
 use crate::reply::Reply;
 use crate::session::{Outcome, Pending, Session};
 
@@ -36,6 +36,8 @@ enum Slot {
 pub(crate) struct Connection {
     stream: TcpStream,
     input: BytesMut,
+    /// Kept across reads, so a request trickling in is scanned once, not once per read.
+    parser: Parser,
     output: BytesMut,
     line: VecDeque<Slot>,
 }
@@ -45,6 +47,7 @@ impl Connection {
         Connection {
             stream,
             input: BytesMut::with_capacity(INPUT_IDLE_BYTES),
+            parser: Parser::default(),
             output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             line: VecDeque::new(),
         }
@@ -91,7 +94,7 @@ impl Connection {
     /// (after the replies so far are written).
     async fn run_buffered(&mut self, session: &mut Session, limits: &Limits) -> io::Result<bool> {
         loop {
-            let args = match next_request(&mut self.input, limits) {
+            let args = match self.parser.next_request(&mut self.input, limits) {
                 Ok(None) => return Ok(true),
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => args,

@@ -1,0 +1,79 @@
+//! A hostile client against the request parser (issue 21, item 6): a request trickled a byte at
+//! a time. Each asserts a count the parser exposes (bytes scanned), never a time.
+
+use bytes::{Bytes, BytesMut};
+use ferrocask_server::protocol::{Limits, Parser};
+
+/// The RESP encoding of one request.
+fn request(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Feeds `input` to one parser `chunk` bytes at a time, as reads would deliver it; returns the
+/// requests taken and the parser.
+fn trickle(input: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, Parser) {
+    let mut parser = Parser::default();
+    let mut buf = BytesMut::new();
+    let mut requests = Vec::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        while let Some(args) = parser.next_request(&mut buf, &Limits::default()).unwrap() {
+            requests.push(args);
+        }
+    }
+    assert!(buf.is_empty(), "every byte was taken");
+    (requests, parser)
+}
+
+#[test]
+fn a_trickled_header_of_many_arguments_is_scanned_once_not_per_read() {
+    let args: Vec<Vec<u8>> = (0..5000).map(|i| format!("k{i}").into_bytes()).collect();
+    let mut all: Vec<&[u8]> = vec![b"MGET"];
+    all.extend(args.iter().map(Vec::as_slice));
+    let input = request(&all);
+    let (requests, parser) = trickle(&input, 1);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].len(), 5001);
+    // A rescan from the start on every read would be about len^2 / 2 (here ~1.7e9 bytes).
+    let bound = 4 * input.len() as u64;
+    assert!(
+        parser.bytes_scanned() <= bound,
+        "scanned {} bytes of a {}-byte request",
+        parser.bytes_scanned(),
+        input.len()
+    );
+}
+
+#[test]
+fn a_trickled_inline_request_is_scanned_once_not_per_read() {
+    let mut input = b"SET k ".to_vec();
+    input.extend(std::iter::repeat_n(b'v', 60 * 1024));
+    input.extend_from_slice(b"\r\n");
+    let (requests, parser) = trickle(&input, 1);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0][2].len(), 60 * 1024);
+    assert!(parser.bytes_scanned() <= 4 * input.len() as u64, "scanned {} bytes", parser.bytes_scanned());
+}
+
+#[test]
+fn requests_split_anywhere_parse_as_when_whole() {
+    let value_with_line_ends = b"a\r\n*2\r\n$1\r\nb\r\n".as_slice();
+    let mut input = request(&[b"SET", b"k", value_with_line_ends]);
+    input.extend_from_slice(b"*0\r\n");
+    input.extend_from_slice(b"PING \"a b\"\r\n");
+    input.extend_from_slice(&request(&[b"GET", b""]));
+    input.extend_from_slice(b"\r\n");
+    input.extend_from_slice(&request(&[b"ECHO", &[b'x'; 300]]));
+    let (whole, _) = trickle(&input, input.len());
+    assert_eq!(whole.len(), 6);
+    assert_eq!(whole[0][2], value_with_line_ends);
+    for chunk in [1, 2, 3, 5, 7, 16, 64] {
+        assert_eq!(trickle(&input, chunk).0, whole, "split into {chunk}-byte reads");
+    }
+}
