@@ -94,7 +94,9 @@ impl Connection {
     /// (after the replies so far are written).
     async fn run_buffered(&mut self, session: &mut Session, limits: &Limits) -> io::Result<bool> {
         loop {
-            let args = match self.parser.next_request(&mut self.input, limits) {
+            // Chosen per request: an AUTH earlier in the same pipeline lifts the bounds for the
+            // requests after it, as in Redis.
+            let args = match self.parser.next_request(&mut self.input, limits, session.authenticated) {
                 Ok(None) => return Ok(true),
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => args,

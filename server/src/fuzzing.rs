@@ -23,7 +23,7 @@ pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
     let mut parser = Parser::default();
     loop {
-        let args = match parser.next_request(&mut buf, &limits) {
+        let args = match parser.next_request(&mut buf, &limits, session.authenticated) {
             Ok(Some(args)) if args.is_empty() => continue,
             Ok(Some(args)) => args,
             Ok(None) => break,

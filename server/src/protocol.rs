@@ -11,6 +11,10 @@
 //! decodes it (zero-copy: the arguments are slices of the input buffer). Inline commands
 //! (`PING\r\n`, what telnet sends) are split as Redis's `sdssplitargs` splits them.
 //!
+//! A client that has not authenticated is held to Redis's tighter bounds
+//! ([`UNAUTHENTICATED_ARGS_MAX`], [`UNAUTHENTICATED_BULK_BYTES_MAX`]), checked from the header
+//! too, so a client without the password cannot make the server buffer a large request.
+//!
 //! Error texts are Redis's; after one the connection is closed, as Redis closes it.
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +23,12 @@ use redis_protocol::resp2::types::BytesFrame;
 
 /// Redis's limit on an inline request or a header line without its line end.
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
+
+/// The most arguments a request may have before its client authenticated (Redis's bound).
+pub const UNAUTHENTICATED_ARGS_MAX: usize = 10;
+
+/// The longest argument, in bytes, before its client authenticated (Redis's bound).
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: usize = 16 * 1024;
 
 /// The bounds on a request.
 #[derive(Clone, Copy, Debug)]
@@ -85,12 +95,19 @@ enum Scan {
 impl Parser {
     /// The next request in `buf`, consumed from it: `Ok(None)` if the buffer holds no whole
     /// request yet; an empty vector for an empty request (a blank line, `*0`), which Redis
-    /// ignores.
-    pub fn next_request(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    /// ignores. `authenticated` is whether the client may send requests past the unauthenticated
+    /// bounds (true when the server has no password).
+    pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         if buf.is_empty() {
             return Ok(None);
         }
-        let request = if buf[0] == b'*' { self.next_multibulk(buf, limits) } else { self.next_inline(buf) };
+        let request =
+            if buf[0] == b'*' { self.next_multibulk(buf, limits, authenticated) } else { self.next_inline(buf) };
         if !matches!(request, Ok(None)) {
             // A request was taken (or the connection is done): the next one starts afresh.
             self.progress = Progress::default();
@@ -105,8 +122,13 @@ impl Parser {
         self.bytes_scanned
     }
 
-    fn next_multibulk(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let len = match self.scan_multibulk(buf, limits)? {
+    fn next_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let len = match self.scan_multibulk(buf, limits, authenticated)? {
             Scan::Incomplete => return Ok(None),
             Scan::Empty(len) => {
                 let _ = buf.split_to(len);
@@ -132,7 +154,7 @@ impl Parser {
 
     /// Walks on through the header lines of the multibulk request at the start of `buf` from
     /// where the last call stopped, checking each bound as its header arrives.
-    fn scan_multibulk(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, ProtocolError> {
+    fn scan_multibulk(&mut self, buf: &[u8], limits: &Limits, authenticated: bool) -> Result<Scan, ProtocolError> {
         if self.progress.args_left.is_none() {
             let Some((text_end, next)) = self.line_end(buf, b'\r', "too big mbulk count string")? else {
                 return Ok(Scan::Incomplete);
@@ -142,6 +164,9 @@ impl Parser {
                 Some(n) if (n as u64) <= limits.args_max as u64 => n as usize,
                 _ => return Err(ProtocolError::new("invalid multibulk length")),
             };
+            if !authenticated && count > UNAUTHENTICATED_ARGS_MAX {
+                return Err(ProtocolError::new("unauthenticated multibulk length"));
+            }
             self.progress = Progress { line_start: next, searched: next, args_left: Some(count) };
         }
         while let Some(left @ 1..) = self.progress.args_left {
@@ -159,6 +184,9 @@ impl Parser {
                 Some(n) if n >= 0 && (n as u64) <= limits.bulk_bytes_max as u64 => n as usize,
                 _ => return Err(ProtocolError::new("invalid bulk length")),
             };
+            if !authenticated && len > UNAUTHENTICATED_BULK_BYTES_MAX {
+                return Err(ProtocolError::new("unauthenticated bulk length"));
+            }
             let next = data + len + 2;
             if next > limits.request_bytes_max {
                 return Err(ProtocolError::new("request too large"));
@@ -295,7 +323,7 @@ mod tests {
     use super::*;
 
     fn parse(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        Parser::default().next_request(&mut BytesMut::from(input), &Limits::default())
+        Parser::default().next_request(&mut BytesMut::from(input), &Limits::default(), true)
     }
 
     #[test]
@@ -310,6 +338,17 @@ mod tests {
         let err = parse(b"*1\r\n$99999999999\r\n").unwrap_err();
         assert_eq!(err.0, "ERR Protocol error: invalid bulk length");
         assert_eq!(parse(b"*99999999999\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
+    }
+
+    #[test]
+    fn before_auth_the_tighter_bounds_apply_after_the_general_ones_as_in_redis() {
+        let parse_unauthenticated = |input: &[u8]| {
+            Parser::default().next_request(&mut BytesMut::from(input), &Limits::default(), false).unwrap_err().0
+        };
+        assert_eq!(parse_unauthenticated(b"*99999999999\r\n"), "ERR Protocol error: invalid multibulk length");
+        assert_eq!(parse_unauthenticated(b"*11\r\n"), "ERR Protocol error: unauthenticated multibulk length");
+        assert_eq!(parse_unauthenticated(b"*1\r\n$-1\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(parse_unauthenticated(b"*1\r\n$16385\r\n"), "ERR Protocol error: unauthenticated bulk length");
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! A hostile client against the request parser (issue 21, item 6): a request trickled a byte at
-//! a time. Each asserts a count the parser exposes (bytes scanned), never a time.
+//! A hostile client against the request parser (issue 21, items 5 and 6): a request trickled a
+//! byte at a time, large requests before AUTH. Each asserts a count the parser exposes (bytes
+//! scanned) or a reply, never a time.
+
+mod common;
 
 use bytes::{Bytes, BytesMut};
-use ferrocask_server::protocol::{Limits, Parser};
+use common::TestServer;
+use ferrocask_server::protocol::{Limits, Parser, UNAUTHENTICATED_BULK_BYTES_MAX};
 
 /// The RESP encoding of one request.
 fn request(args: &[&[u8]]) -> Vec<u8> {
@@ -23,7 +27,7 @@ fn trickle(input: &[u8], chunk: usize) -> (Vec<Vec<Bytes>>, Parser) {
     let mut requests = Vec::new();
     for piece in input.chunks(chunk) {
         buf.extend_from_slice(piece);
-        while let Some(args) = parser.next_request(&mut buf, &Limits::default()).unwrap() {
+        while let Some(args) = parser.next_request(&mut buf, &Limits::default(), true).unwrap() {
             requests.push(args);
         }
     }
@@ -76,4 +80,52 @@ fn requests_split_anywhere_parse_as_when_whole() {
     for chunk in [1, 2, 3, 5, 7, 16, 64] {
         assert_eq!(trickle(&input, chunk).0, whole, "split into {chunk}-byte reads");
     }
+}
+
+fn with_password() -> TestServer {
+    let config = ferrocask_server::Config { password: Some(b"s3cret".to_vec()), ..Default::default() };
+    TestServer::start_with(config, ferrocask::Options::default())
+}
+
+#[test]
+fn before_auth_more_than_ten_arguments_close_the_connection_from_the_header() {
+    let server = with_password();
+    let mut c = server.raw();
+    // Only the header: the refusal cannot have waited for the arguments.
+    c.send_raw(b"*11\r\n");
+    assert_eq!(c.reply().unwrap(), b"-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert_eq!(c.reply(), None, "closed after the protocol error");
+    let mut c = server.raw();
+    let ten: Vec<&[u8]> = std::iter::once(b"MGET".as_slice()).chain(std::iter::repeat_n(b"k".as_slice(), 9)).collect();
+    c.send_raw(&request(&ten));
+    assert_eq!(c.reply().unwrap(), b"-NOAUTH Authentication required.\r\n", "ten arguments are still parsed");
+}
+
+#[test]
+fn before_auth_a_bulk_over_16_kib_closes_the_connection_from_the_header() {
+    let server = with_password();
+    let mut c = server.raw();
+    c.send_raw(format!("*2\r\n$4\r\nAUTH\r\n${}\r\n", UNAUTHENTICATED_BULK_BYTES_MAX + 1).as_bytes());
+    assert_eq!(c.reply().unwrap(), b"-ERR Protocol error: unauthenticated bulk length\r\n");
+    assert_eq!(c.reply(), None, "closed after the protocol error");
+    let mut c = server.raw();
+    let longest = vec![b'p'; UNAUTHENTICATED_BULK_BYTES_MAX];
+    c.send_raw(&request(&[b"AUTH", &longest]));
+    assert!(c.reply().unwrap().starts_with(b"-WRONGPASS"), "a 16 KiB argument is still parsed");
+}
+
+#[test]
+fn after_auth_in_the_same_pipeline_large_requests_are_accepted() {
+    let server = with_password();
+    let mut c = server.raw();
+    let value = vec![b'v'; 4 * UNAUTHENTICATED_BULK_BYTES_MAX];
+    let many: Vec<&[u8]> =
+        std::iter::once(b"MGET".as_slice()).chain(std::iter::repeat_n(b"k".as_slice(), 20)).collect();
+    let mut pipeline = request(&[b"AUTH", b"s3cret"]);
+    pipeline.extend(request(&[b"SET", b"k", &value]));
+    pipeline.extend(request(&many));
+    c.send_raw(&pipeline);
+    assert_eq!(c.reply().unwrap(), b"+OK\r\n");
+    assert_eq!(c.reply().unwrap(), b"+OK\r\n");
+    assert!(c.reply().unwrap().starts_with(b"*20\r\n"));
 }
