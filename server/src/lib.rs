@@ -25,5 +25,5 @@ mod session;
 
 pub use protocol::Limits;
 pub use reply::Reply;
-pub use server::{run, Config};
+pub use server::{run, Config, Meters};
 pub use server_cmds::REDIS_VERSION;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,16 @@ use crate::session::Session;
 /// its writes are queued in the store, and a dropped write future still writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Live measures of what the server holds, shared with whoever started it (tests, a metrics
+/// exporter): gauges that rise and fall with the connections.
+#[derive(Debug, Default)]
+pub struct Meters {
+    /// Bytes the connections' input buffers hold allocated, summed over the connections: for each,
+    /// the largest its buffer has been (length plus free capacity, seen after each read) since the
+    /// connection last allocated it.
+    pub input_buffer_bytes: AtomicUsize,
+}
+
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -41,6 +51,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// The store's `Options::value_bytes_max`: no longer argument is buffered.
     pub value_bytes_max: usize,
+    /// Where the server reports what it holds.
+    pub meters: Arc<Meters>,
 }
 
 impl Default for Config {
@@ -52,6 +64,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock),
             keepalive: Duration::from_secs(300),
             value_bytes_max: ferrocask::Options::default().value_bytes_max,
+            meters: Arc::default(),
         }
     }
 }
@@ -97,8 +110,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             continue;
         };
         let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
+        let meters = config.meters.clone();
         tokio::spawn(async move {
-            serve(stream, db, limits, config.keepalive, &mut stop).await;
+            serve(stream, db, meters, limits, config.keepalive, &mut stop).await;
             drop(permit);
             drop(done);
         });
@@ -118,6 +132,7 @@ async fn refuse(mut stream: TcpStream) {
 async fn serve(
     stream: TcpStream,
     db: Arc<Db>,
+    meters: Arc<Meters>,
     limits: Limits,
     keepalive: Duration,
     stop: &mut broadcast::Receiver<()>,
@@ -127,7 +142,7 @@ async fn serve(
     let addr = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     let id = db.register(addr);
     let mut session = Session::new(db.clone(), id);
-    let mut connection = Connection::new(stream);
+    let mut connection = Connection::new(stream, meters);
     // An I/O error ends this client only.
     let _ = connection.run(&mut session, &limits, stop).await;
     db.unregister(id);

@@ -1,10 +1,15 @@
-//! A hostile client against the request parser (issue 21, items 5 and 6): a request trickled a
-//! byte at a time, large requests before AUTH. Each asserts a count the parser exposes (bytes
-//! scanned) or a reply, never a time.
+//! A hostile client against the request parser and the input buffer (issue 21, items 5 and 6):
+//! a request trickled a byte at a time, large requests before AUTH, a connection idling with a
+//! large buffer and one byte of its next request. Each asserts a count the server exposes (bytes
+//! scanned, bytes held) or a reply, never a time.
 
 mod common;
 
 use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::TestServer;
 use ferrocask_server::protocol::{Limits, Parser, UNAUTHENTICATED_BULK_BYTES_MAX};
 
@@ -128,4 +133,31 @@ fn after_auth_in_the_same_pipeline_large_requests_are_accepted() {
     assert_eq!(c.reply().unwrap(), b"+OK\r\n");
     assert_eq!(c.reply().unwrap(), b"+OK\r\n");
     assert!(c.reply().unwrap().starts_with(b"*20\r\n"));
+}
+
+#[test]
+fn an_idle_connection_with_one_byte_of_its_next_request_keeps_no_large_buffer() {
+    let meters = Arc::new(ferrocask_server::Meters::default());
+    let config = ferrocask_server::Config { meters: meters.clone(), ..Default::default() };
+    let server = TestServer::start_with(config, ferrocask::Options::default());
+    let held = || meters.input_buffer_bytes.load(Ordering::Relaxed);
+    let value = vec![b'v'; 8 << 20];
+    let set = request(&[b"SET", b"k", &value]);
+    let mut c = server.raw();
+    // All but the last line end: the server must buffer the whole request while it waits.
+    c.send_raw(&set[..set.len() - 2]);
+    assert!(common::wait_for(Duration::from_secs(20), || held() >= value.len()), "the gauge saw {} bytes", held());
+    // The request's end and the first byte of the next one arrive in one read.
+    c.send_raw(b"\r\n*");
+    assert_eq!(c.reply().unwrap(), b"+OK\r\n");
+    let bound = 1 << 20;
+    assert!(
+        common::wait_for(Duration::from_secs(10), || held() <= bound),
+        "{} bytes held for one pending byte (bound {bound})",
+        held()
+    );
+    c.send_raw(b"1\r\n$4\r\nPING\r\n");
+    assert_eq!(c.reply().unwrap(), b"+PONG\r\n", "the pending byte survived the trim");
+    drop(c);
+    assert!(common::wait_for(Duration::from_secs(10), || held() == 0), "{} bytes left after the close", held());
 }
