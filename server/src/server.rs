@@ -1,17 +1,23 @@
 //! The listener: accepts connections up to `maxclients` (a semaphore), runs one task per
 //! connection, and on shutdown tells every connection to stop (a broadcast) and waits until all
 //! have (an mpsc channel whose senders the connections hold), at most [`SHUTDOWN_GRACE`].
+//!
+//! `maxclients` is lowered to what the open-file limit leaves after the store's descriptors and
+//! [`RESERVED_FDS`](crate::fd_limit::RESERVED_FDS) (see [`fd_limit`](crate::fd_limit)), so the
+//! clients never take the descriptors the store needs. A client over the limit is told so and
+//! closed at once, without waiting on its socket, so refused clients hold no descriptors. An
+//! accept that fails for want of descriptors or memory is retried after [`ACCEPT_ERROR_BACKOFF`]
+//! rather than at once, which would spin a core while nothing can change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrocask::{Clock, Store, SystemClock};
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
@@ -34,12 +40,24 @@ pub struct Meters {
     /// the largest its buffer has been (length plus free capacity, seen after each read) since the
     /// connection last allocated it.
     pub input_buffer_bytes: AtomicUsize,
+    /// Accepts that failed for want of a resource and were backed off (see
+    /// [`ACCEPT_ERROR_BACKOFF`]).
+    pub accept_errors_backed_off: AtomicU64,
 }
+
+/// How long the listener waits after an accept failed for a reason other than the one client
+/// (out of descriptors or buffers: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), before it accepts
+/// again. Clients arriving meanwhile wait in the listen backlog.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The reply to a client over `maxclients` (Redis's).
+const MAXCLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The most clients connected at once; more are refused with Redis's error.
+    /// The most clients connected at once; more are refused with Redis's error. Lowered to what
+    /// the open-file limit allows (see [`fd_limit`](crate::fd_limit)).
     pub maxclients: usize,
     /// The password of the default user (`None`: no authentication).
     pub password: Option<Vec<u8>>,
@@ -77,12 +95,13 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     let value_bytes_max = config.value_bytes_max;
     let mut limits = config.limits;
     limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
+    let maxclients = crate::fd_limit::clients_max(config.maxclients, store.stats().segments);
     let db = Arc::new(Db {
         store,
         clock: config.clock.clone(),
         value_bytes_max,
         password: config.password.clone(),
-        maxclients: config.maxclients,
+        maxclients,
         started: Instant::now(),
         port: local.port(),
         bind: local.ip().to_string(),
@@ -91,22 +110,31 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         clients: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
     });
-    let permits = Arc::new(Semaphore::new(config.maxclients));
+    // One permit per open client socket: the count the descriptor budget was made for.
+    let permits = Arc::new(Semaphore::new(maxclients));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of descriptors and the like: refuse this one, keep serving the others.
-                Err(_) => continue,
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // This one client's trouble (it reset before it was accepted): on to the next.
+            Err(e) if is_one_clients_error(&e) => continue,
+            Err(_) => {
+                config.meters.accept_errors_backed_off.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
+                    _ = &mut shutdown => break,
+                }
+            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             db.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(stream));
+            refuse(stream);
             continue;
         };
         let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
@@ -123,10 +151,18 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     Ok(())
 }
 
-/// Tells a client over the limit why, and closes.
-async fn refuse(mut stream: TcpStream) {
-    let write = stream.write_all(b"-ERR max number of clients reached\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+/// Whether a failed accept concerns only the client it was for.
+fn is_one_clients_error(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+}
+
+/// Tells a client over the limit why, and closes it at once: the line goes into the fresh
+/// socket's empty send buffer without waiting, so a flood of refused clients never holds more
+/// than one descriptor.
+fn refuse(stream: TcpStream) {
+    if let Ok(stream) = stream.into_std() {
+        let _ = (&stream).write(MAXCLIENTS_ERROR);
+    }
 }
 
 async fn serve(
