@@ -37,14 +37,10 @@ fn read_password(path: &Path) -> Result<Vec<u8>, Failure> {
 pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
     let password = args.requirepass_file.map(|p| read_password(p)).transpose()?;
     let options = Options::default();
-    let config = Config {
-        maxclients: args.maxclients.max(1),
-        password,
-        clock: options.clock.clone(),
-        value_bytes_max: options.value_bytes_max,
-        ..Config::default()
-    };
+    let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
     let store = Arc::new(Store::open_with(args.dir, options)?);
+    let maxclients = fit_maxclients(args.maxclients.max(1), &store)?;
+    let config = Config { maxclients, password, clock, value_bytes_max, ..Config::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind((args.bind, args.port))
@@ -63,6 +59,21 @@ pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
         Err(_) => return Err(Failure("the store is still in use after shutdown".into())),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the open-file limit towards what `requested` clients need beside the store's open
+/// segments, or lowers maxclients to what it allows; says which on stderr in Redis's words, and
+/// fails as Redis does when the limit leaves no room for a single client.
+fn fit_maxclients(requested: usize, store: &Store) -> Result<usize, Failure> {
+    let fit = ferrocask_server::fd_limit::fit_maxclients(requested, store.stats().segments);
+    let mut messages = fit.messages();
+    if fit.maxclients == 0 {
+        return Err(Failure(messages.pop().unwrap_or_default()));
+    }
+    for line in messages {
+        eprintln!("{line}");
+    }
+    Ok(fit.maxclients)
 }
 
 async fn shutdown_signal() {

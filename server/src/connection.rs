@@ -10,10 +10,15 @@
 //! and written whenever what they may carry (their keys' value lengths, estimated when queued)
 //! would take the output past it. So a client that pipelines requests and does not read holds
 //! at most about that bound in the server, plus one request's reply.
+//!
+//! Between reads the input buffer is cut back to what it holds when it is far larger
+//! ([`INPUT_SLACK_FACTOR`]): a connection that sent one large request keeps no large buffer
+//! while it idles, even with a few bytes of its next request pending.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -21,14 +26,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
-use crate::protocol::{next_request, Limits};
+use crate::protocol::{Limits, Parser};
 use crate::reply::Reply;
+use crate::server::Meters;
 use crate::session::{Outcome, Pending, Session};
 
 /// Output past this is written before more requests are run (bounds a client's reply buffer).
 const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
-/// An idle connection's input buffer is shrunk back to this.
+/// An idle connection's input buffer is shrunk back to this, plus the bytes pending in it.
 const INPUT_IDLE_BYTES: usize = 16 << 10;
+/// An input buffer more than this many times larger than its pending bytes plus
+/// [`INPUT_IDLE_BYTES`] is reallocated between reads. Growing back costs a copy of at most a
+/// quarter of what was read meanwhile, so trimming never makes reading quadratic.
+const INPUT_SLACK_FACTOR: usize = 4;
 
 /// A reply in line: ready, or waiting for its write; with the protocol version to encode it in.
 enum Slot {
@@ -40,6 +50,10 @@ enum Slot {
 pub(crate) struct Connection {
     stream: TcpStream,
     input: BytesMut,
+    /// The size of `input`'s allocation, as the server's gauge has it.
+    input_gauge: InputGauge,
+    /// Kept across reads, so a request trickling in is scanned once, not once per read.
+    parser: Parser,
     output: BytesMut,
     line: VecDeque<Slot>,
     /// The bytes of values the replies waiting in `line` may carry (see `Session::schedule`).
@@ -47,10 +61,13 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> Connection {
+    pub(crate) fn new(stream: TcpStream, meters: Arc<Meters>) -> Connection {
+        let input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
         Connection {
             stream,
-            input: BytesMut::with_capacity(INPUT_IDLE_BYTES),
+            input_gauge: InputGauge::new(meters, &input),
+            input,
+            parser: Parser::default(),
             output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             line: VecDeque::new(),
             line_charge: 0,
@@ -71,9 +88,7 @@ impl Connection {
             }
             self.settle().await?;
             self.flush().await?;
-            if self.input.is_empty() && self.input.capacity() > 4 * INPUT_IDLE_BYTES {
-                self.input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
-            }
+            self.trim_input();
             let idle_secs = session.db.idle_timeout_secs.load(Ordering::Relaxed);
             let idle = async {
                 match idle_secs {
@@ -87,6 +102,7 @@ impl Connection {
                     if read? == 0 {
                         return Ok(());
                     }
+                    self.input_gauge.saw(&self.input);
                 }
                 _ = shutdown.recv() => return Ok(()),
                 () = idle => return Ok(()),
@@ -98,7 +114,9 @@ impl Connection {
     /// (after the replies so far are written).
     async fn run_buffered(&mut self, session: &mut Session, limits: &Limits) -> io::Result<bool> {
         loop {
-            let args = match next_request(&mut self.input, limits) {
+            // Chosen per request: an AUTH earlier in the same pipeline lifts the bounds for the
+            // requests after it, as in Redis.
+            let args = match self.parser.next_request(&mut self.input, limits, session.authenticated) {
                 Ok(None) => return Ok(true),
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => args,
@@ -151,6 +169,19 @@ impl Connection {
         Ok(())
     }
 
+    /// Moves the pending bytes to a buffer of their size (plus [`INPUT_IDLE_BYTES`]) when the one
+    /// they sit in is far larger, as after a large request. The parser's progress stays valid:
+    /// the bytes keep their offsets.
+    fn trim_input(&mut self) {
+        let wanted = self.input.len() + INPUT_IDLE_BYTES;
+        if self.input_gauge.held > INPUT_SLACK_FACTOR * wanted {
+            let mut smaller = BytesMut::with_capacity(wanted);
+            smaller.extend_from_slice(&self.input);
+            self.input = smaller;
+            self.input_gauge.replaced(&self.input);
+        }
+    }
+
     /// Adds a ready reply: encoded now if nothing waits before it.
     fn push(&mut self, reply: Reply, resp: u8) {
         if self.line.is_empty() {
@@ -185,5 +216,43 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+/// One connection's share of [`Meters::input_buffer_bytes`]: the largest its input buffer has been
+/// since it was allocated (bytes split off the front for requests are out of view but still part
+/// of the allocation, so the largest view is the best lower bound). Taken off the gauge on drop.
+struct InputGauge {
+    meters: Arc<Meters>,
+    held: usize,
+}
+
+impl InputGauge {
+    fn new(meters: Arc<Meters>, buf: &BytesMut) -> InputGauge {
+        let held = buf.len() + buf.capacity();
+        meters.input_buffer_bytes.fetch_add(held, Ordering::Relaxed);
+        InputGauge { meters, held }
+    }
+
+    /// After a read: the buffer may have grown.
+    fn saw(&mut self, buf: &BytesMut) {
+        let now = buf.len() + buf.capacity();
+        if now > self.held {
+            self.meters.input_buffer_bytes.fetch_add(now - self.held, Ordering::Relaxed);
+            self.held = now;
+        }
+    }
+
+    /// The buffer was replaced by `buf`.
+    fn replaced(&mut self, buf: &BytesMut) {
+        self.meters.input_buffer_bytes.fetch_sub(self.held, Ordering::Relaxed);
+        self.held = 0;
+        self.saw(buf);
+    }
+}
+
+impl Drop for InputGauge {
+    fn drop(&mut self) {
+        self.meters.input_buffer_bytes.fetch_sub(self.held, Ordering::Relaxed);
     }
 }

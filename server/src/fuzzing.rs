@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use ferrocask::Store;
 
 use crate::db::Db;
-use crate::protocol::{next_request, Limits};
+use crate::protocol::{Limits, Parser};
 use crate::session::{Outcome, Session};
 
 /// Runs `input` as one client's byte stream against `store` (protocol, commands, MULTI/EXEC) and
@@ -23,8 +23,9 @@ pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
     let limits = Limits { args_max: 1024, bulk_bytes_max: 1 << 16, request_bytes_max };
     let mut buf = BytesMut::from(input);
     let mut out = BytesMut::new();
+    let mut parser = Parser::default();
     loop {
-        let args = match next_request(&mut buf, &limits) {
+        let args = match parser.next_request(&mut buf, &limits, session.authenticated) {
             Ok(Some(args)) if args.is_empty() => continue,
             Ok(Some(args)) => args,
             Ok(None) => break,

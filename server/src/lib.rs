@@ -6,16 +6,17 @@
 //! reads come from the store's published index. All connections' writes share group commits.
 //! See DESIGN.md, "The Redis-protocol server".
 //!
-//! Layout, after tokio's mini-redis: [`server`] (listener, client limit, shutdown),
-//! `connection` (framing and pipelining), [`protocol`] (request parsing and its bounds),
-//! [`reply`] (encoding), `session` (one client's state: AUTH, MULTI, WATCH), `cmd/` (one file
-//! per command family, each handler parsing then applying), `db` (shared state and the two views
-//! the commands run on).
+//! Layout, after tokio's mini-redis: [`server`] (listener, client limit, shutdown), [`fd_limit`]
+//! (maxclients fitted to the open-file limit), `connection` (framing and pipelining),
+//! [`protocol`] (request parsing and its bounds), [`reply`] (encoding), `session` (one client's
+//! state: AUTH, MULTI, WATCH), `cmd/` (one file per command family, each handler parsing then
+//! applying), `db` (shared state and the two views the commands run on).
 #![deny(missing_docs)]
 
 mod cmd;
 mod connection;
 mod db;
+pub mod fd_limit;
 pub mod fuzzing;
 pub mod protocol;
 pub mod reply;
@@ -25,5 +26,5 @@ mod session;
 
 pub use protocol::Limits;
 pub use reply::Reply;
-pub use server::{run, Config};
+pub use server::{run, Config, Meters};
 pub use server_cmds::REDIS_VERSION;

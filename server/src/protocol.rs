@@ -1,12 +1,19 @@
 //! Requests out of a connection's input buffer: RESP multibulk frames and inline commands.
 //!
-//! A multibulk request is first walked by `scan_multibulk`, which reads only its header lines
-//! and checks every count and length against [`Limits`] before anything is decoded, allocated or
+//! A multibulk request is first walked by [`Parser`], which reads only its header lines and
+//! checks every count and length against [`Limits`] before anything is decoded, allocated or
 //! waited for: a `$999999999999` header is refused when its line arrives, not after the server
 //! has buffered a gigabyte, and a request may only be an array of bulk strings (no nesting, so no
-//! recursion). Once the scan says a whole frame is buffered, the `redis-protocol` crate decodes
-//! it (zero-copy: the arguments are slices of the input buffer). Inline commands (`PING\r\n`, what
-//! telnet sends) are split as Redis's `sdssplitargs` splits them.
+//! recursion). The walk is incremental: the parser keeps how far it got (the next header line,
+//! how far the search for its line end has looked, the arguments still to come), so a client
+//! that trickles a request a byte at a time costs each byte one look, not a rescan from the
+//! start per read. Once the walk says a whole frame is buffered, the `redis-protocol` crate
+//! decodes it (zero-copy: the arguments are slices of the input buffer). Inline commands
+//! (`PING\r\n`, what telnet sends) are split as Redis's `sdssplitargs` splits them.
+//!
+//! A client that has not authenticated is held to Redis's tighter bounds
+//! ([`UNAUTHENTICATED_ARGS_MAX`], [`UNAUTHENTICATED_BULK_BYTES_MAX`]), checked from the header
+//! too, so a client without the password cannot make the server buffer a large request.
 //!
 //! Error texts are Redis's; after one the connection is closed, as Redis closes it.
 
@@ -18,6 +25,12 @@ use crate::reply::ErrorText;
 
 /// Redis's limit on an inline request or a header line without its line end.
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
+
+/// The most arguments a request may have before its client authenticated (Redis's bound).
+pub const UNAUTHENTICATED_ARGS_MAX: usize = 10;
+
+/// The longest argument, in bytes, before its client authenticated (Redis's bound).
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: usize = 16 * 1024;
 
 /// The bounds on a request.
 #[derive(Clone, Copy, Debug)]
@@ -46,20 +59,31 @@ impl ProtocolError {
     }
 }
 
-/// The next request in `buf`, consumed from it: `Ok(None)` if the buffer holds no whole request
-/// yet; an empty vector for an empty request (a blank line, `*0`), which Redis ignores.
-pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    if buf[0] == b'*' {
-        next_multibulk(buf, limits)
-    } else {
-        next_inline(buf)
-    }
+/// Takes requests from the front of one connection's input buffer, remembering between calls how
+/// far it has scanned the request not yet whole.
+///
+/// One parser serves one buffer: between calls the buffer may only grow at its end (a read) or
+/// be moved whole to a new allocation (a trim); the parser alone takes bytes from its front.
+#[derive(Debug, Default)]
+pub struct Parser {
+    progress: Progress,
+    bytes_scanned: u64,
 }
 
-/// What [`scan_multibulk`] found.
+/// How far the scan of the request at the front of the buffer got. All offsets are from the
+/// buffer's start, which is the request's start.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// Where the line being looked for starts: the next header line of a multibulk request (or,
+    /// once every header is seen, the end of the request), or 0 for an inline request.
+    line_start: usize,
+    /// The search for that line's end has looked at every byte before this offset.
+    searched: usize,
+    /// Arguments whose header lines are still to come; `None` until the count line is read.
+    args_left: Option<usize>,
+}
+
+/// What [`Parser::scan_multibulk`] found.
 #[derive(Debug, PartialEq, Eq)]
 enum Scan {
     /// A whole frame of this many bytes is buffered.
@@ -70,94 +94,154 @@ enum Scan {
     Incomplete,
 }
 
-fn next_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let len = match scan_multibulk(buf, limits)? {
-        Scan::Incomplete => return Ok(None),
-        Scan::Empty(len) => {
-            let _ = buf.split_to(len);
-            return Ok(Some(Vec::new()));
+impl Parser {
+    /// The next request in `buf`, consumed from it: `Ok(None)` if the buffer holds no whole
+    /// request yet; an empty vector for an empty request (a blank line, `*0`), which Redis
+    /// ignores. `authenticated` is whether the client may send requests past the unauthenticated
+    /// bounds (true when the server has no password).
+    pub fn next_request(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if buf.is_empty() {
+            return Ok(None);
         }
-        Scan::Complete(len) => len,
-    };
-    let mut frame = buf.split_to(len);
-    match decode_bytes_mut(&mut frame) {
-        Ok(Some((BytesFrame::Array(items), used, _))) if used == len => items
-            .into_iter()
-            .map(|item| match item {
-                BytesFrame::BulkString(arg) => Ok(arg),
-                _ => Err(ProtocolError::new("expected a bulk string")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        // The scan and the decoder disagree only on bytes Redis would misread too.
-        _ => Err(ProtocolError::new("invalid multibulk frame")),
+        let request =
+            if buf[0] == b'*' { self.next_multibulk(buf, limits, authenticated) } else { self.next_inline(buf) };
+        if !matches!(request, Ok(None)) {
+            // A request was taken (or the connection is done): the next one starts afresh.
+            self.progress = Progress::default();
+        }
+        request
     }
-}
 
-/// Walks the header lines of the multibulk request at the start of `buf`, checking each bound.
-fn scan_multibulk(buf: &[u8], limits: &Limits) -> Result<Scan, ProtocolError> {
-    let Some((count, mut pos)) = header_line(buf, 0, "too big mbulk count string")? else {
-        return Ok(Scan::Incomplete);
-    };
-    let count = match parse_len(&buf[1..count]) {
-        Some(n) if n <= 0 => return Ok(Scan::Empty(pos)),
-        Some(n) if (n as u64) <= limits.args_max as u64 => n as usize,
-        _ => return Err(ProtocolError::new("invalid multibulk length")),
-    };
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(Scan::Incomplete);
-        }
-        if buf[pos] != b'$' {
-            return Err(ProtocolError::new(format_args!("expected '$', got '{}'", buf[pos] as char)));
-        }
-        let Some((line_end, data)) = header_line(buf, pos, "too big bulk count string")? else {
-            return Ok(Scan::Incomplete);
+    /// Bytes looked at so far: every byte the search for line ends went over, and each whole
+    /// request once more as it is decoded or split. A request costs a small multiple of its
+    /// length however it was split across reads.
+    pub fn bytes_scanned(&self) -> u64 {
+        self.bytes_scanned
+    }
+
+    fn next_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let len = match self.scan_multibulk(buf, limits, authenticated)? {
+            Scan::Incomplete => return Ok(None),
+            Scan::Empty(len) => {
+                let _ = buf.split_to(len);
+                return Ok(Some(Vec::new()));
+            }
+            Scan::Complete(len) => len,
         };
-        let len = match parse_len(&buf[pos + 1..line_end]) {
-            Some(n) if n >= 0 && (n as u64) <= limits.bulk_bytes_max as u64 => n as usize,
-            _ => return Err(ProtocolError::new("invalid bulk length")),
-        };
-        pos = data + len + 2;
-        if pos > limits.request_bytes_max {
-            return Err(ProtocolError::new("request too large"));
+        self.bytes_scanned += len as u64;
+        let mut frame = buf.split_to(len);
+        match decode_bytes_mut(&mut frame) {
+            Ok(Some((BytesFrame::Array(items), used, _))) if used == len => items
+                .into_iter()
+                .map(|item| match item {
+                    BytesFrame::BulkString(arg) => Ok(arg),
+                    _ => Err(ProtocolError::new("expected a bulk string")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            // The scan and the decoder disagree only on bytes Redis would misread too.
+            _ => Err(ProtocolError::new("invalid multibulk frame")),
         }
     }
-    Ok(if pos <= buf.len() { Scan::Complete(pos) } else { Scan::Incomplete })
-}
 
-/// The header line starting at `start`: `(end of its text, start of what follows)`, or `None` if
-/// its line end is not buffered yet. A line must end in CRLF.
-fn header_line(buf: &[u8], start: usize, too_big: &str) -> Result<Option<(usize, usize)>, ProtocolError> {
-    let rest = &buf[start..];
-    let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
-        if rest.len() > INLINE_BYTES_MAX {
-            return Err(ProtocolError::new(too_big));
+    /// Walks on through the header lines of the multibulk request at the start of `buf` from
+    /// where the last call stopped, checking each bound as its header arrives.
+    fn scan_multibulk(&mut self, buf: &[u8], limits: &Limits, authenticated: bool) -> Result<Scan, ProtocolError> {
+        if self.progress.args_left.is_none() {
+            let Some((text_end, next)) = self.line_end(buf, b'\r', "too big mbulk count string")? else {
+                return Ok(Scan::Incomplete);
+            };
+            let count = match parse_len(&buf[1..text_end]) {
+                Some(n) if n <= 0 => return Ok(Scan::Empty(next)),
+                Some(n) if (n as u64) <= limits.args_max as u64 => n as usize,
+                _ => return Err(ProtocolError::new("invalid multibulk length")),
+            };
+            if !authenticated && count > UNAUTHENTICATED_ARGS_MAX {
+                return Err(ProtocolError::new("unauthenticated multibulk length"));
+            }
+            self.progress = Progress { line_start: next, searched: next, args_left: Some(count) };
         }
-        return Ok(None);
-    };
-    match rest.get(cr + 1) {
-        None => Ok(None),
-        Some(b'\n') => Ok(Some((start + cr, start + cr + 2))),
-        Some(_) => Err(ProtocolError::new("expected CRLF after a header")),
+        while let Some(left @ 1..) = self.progress.args_left {
+            let pos = self.progress.line_start;
+            if pos >= buf.len() {
+                return Ok(Scan::Incomplete);
+            }
+            if buf[pos] != b'$' {
+                return Err(ProtocolError::new(format_args!("expected '$', got '{}'", buf[pos] as char)));
+            }
+            let Some((text_end, data)) = self.line_end(buf, b'\r', "too big bulk count string")? else {
+                return Ok(Scan::Incomplete);
+            };
+            let len = match parse_len(&buf[pos + 1..text_end]) {
+                Some(n) if n >= 0 && (n as u64) <= limits.bulk_bytes_max as u64 => n as usize,
+                _ => return Err(ProtocolError::new("invalid bulk length")),
+            };
+            if !authenticated && len > UNAUTHENTICATED_BULK_BYTES_MAX {
+                return Err(ProtocolError::new("unauthenticated bulk length"));
+            }
+            let next = data + len + 2;
+            if next > limits.request_bytes_max {
+                return Err(ProtocolError::new("request too large"));
+            }
+            self.progress = Progress { line_start: next, searched: next, args_left: Some(left - 1) };
+        }
+        let end = self.progress.line_start;
+        Ok(if end <= buf.len() { Scan::Complete(end) } else { Scan::Incomplete })
+    }
+
+    /// The end of the line starting at `progress.line_start`, searching on from where the last
+    /// call stopped: `(end of its text, start of what follows)`, or `None` if the byte `end`
+    /// (`\r` for a header, `\n` for an inline request) and the one after it are not buffered yet.
+    fn line_end(&mut self, buf: &[u8], end: u8, too_big: &str) -> Result<Option<(usize, usize)>, ProtocolError> {
+        let start = self.progress.line_start;
+        let from = self.progress.searched.max(start);
+        let Some(found) = buf[from..].iter().position(|&b| b == end) else {
+            self.bytes_scanned += (buf.len() - from) as u64;
+            self.progress.searched = buf.len();
+            if buf.len() - start > INLINE_BYTES_MAX {
+                return Err(ProtocolError::new(too_big));
+            }
+            return Ok(None);
+        };
+        let at = from + found;
+        self.bytes_scanned += found as u64 + 1;
+        // The search resumes at the line end itself: for a header, the `\n` after it may not be
+        // here yet.
+        self.progress.searched = at;
+        if end == b'\n' {
+            return Ok(Some((at, at + 1)));
+        }
+        match buf.get(at + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some((at, at + 2))),
+            Some(_) => Err(ProtocolError::new("expected CRLF after a header")),
+        }
+    }
+
+    fn next_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some((newline, next)) = self.line_end(buf, b'\n', "too big inline request")? else {
+            return Ok(None);
+        };
+        self.bytes_scanned += next as u64;
+        let line = buf.split_to(next);
+        let text = line[..newline].strip_suffix(b"\r").unwrap_or(&line[..newline]);
+        split_args(text).map(Some).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
     }
 }
 
 /// A length as Redis's `string2ll` reads it (no sign but `-`, no leading zeros or spaces).
 fn parse_len(text: &[u8]) -> Option<i64> {
     crate::cmd::parse::strict_i64(text)
-}
-
-fn next_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > INLINE_BYTES_MAX {
-            return Err(ProtocolError::new("too big inline request"));
-        }
-        return Ok(None);
-    };
-    let line = buf.split_to(newline + 1);
-    let text = line[..newline].strip_suffix(b"\r").unwrap_or(&line[..newline]);
-    split_args(text).map(Some).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
 }
 
 /// C's `isspace`, which `sdssplitargs` skips between arguments and wants after a closing quote:
@@ -247,7 +331,7 @@ mod tests {
     use super::*;
 
     fn parse(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        next_request(&mut BytesMut::from(input), &Limits::default())
+        Parser::default().next_request(&mut BytesMut::from(input), &Limits::default(), true)
     }
 
     #[test]
@@ -262,6 +346,17 @@ mod tests {
         let err = parse(b"*1\r\n$99999999999\r\n").unwrap_err();
         assert_eq!(err.0, "ERR Protocol error: invalid bulk length");
         assert_eq!(parse(b"*99999999999\r\n").unwrap_err().0, "ERR Protocol error: invalid multibulk length");
+    }
+
+    #[test]
+    fn before_auth_the_tighter_bounds_apply_after_the_general_ones_as_in_redis() {
+        let parse_unauthenticated = |input: &[u8]| {
+            Parser::default().next_request(&mut BytesMut::from(input), &Limits::default(), false).unwrap_err().0
+        };
+        assert_eq!(parse_unauthenticated(b"*99999999999\r\n"), "ERR Protocol error: invalid multibulk length");
+        assert_eq!(parse_unauthenticated(b"*11\r\n"), "ERR Protocol error: unauthenticated multibulk length");
+        assert_eq!(parse_unauthenticated(b"*1\r\n$-1\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(parse_unauthenticated(b"*1\r\n$16385\r\n"), "ERR Protocol error: unauthenticated bulk length");
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! The listener: accepts connections up to `maxclients` (a semaphore), runs one task per
 //! connection, and on shutdown tells every connection to stop (a broadcast) and waits until all
 //! have (an mpsc channel whose senders the connections hold), at most [`SHUTDOWN_GRACE`].
+//!
+//! `maxclients` is lowered to what the open-file limit leaves after the store's descriptors and
+//! [`RESERVED_FDS`](crate::fd_limit::RESERVED_FDS) (see [`fd_limit`](crate::fd_limit)), so the
+//! clients never take the descriptors the store needs. A client over the limit is told so and
+//! closed at once, without waiting on its socket, so refused clients hold no descriptors. An
+//! accept that fails for want of descriptors or memory is retried after [`ACCEPT_ERROR_BACKOFF`]
+//! rather than at once, which would spin a core while nothing can change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrocask::{Clock, Store, SystemClock};
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
@@ -26,10 +32,32 @@ use crate::session::Session;
 /// its writes are queued in the store, and a dropped write future still writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Live measures of what the server holds, shared with whoever started it (tests, a metrics
+/// exporter): gauges that rise and fall with the connections.
+#[derive(Debug, Default)]
+pub struct Meters {
+    /// Bytes the connections' input buffers hold allocated, summed over the connections: for each,
+    /// the largest its buffer has been (length plus free capacity, seen after each read) since the
+    /// connection last allocated it.
+    pub input_buffer_bytes: AtomicUsize,
+    /// Accepts that failed for want of a resource and were backed off (see
+    /// [`ACCEPT_ERROR_BACKOFF`]).
+    pub accept_errors_backed_off: AtomicU64,
+}
+
+/// How long the listener waits after an accept failed for a reason other than the one client
+/// (out of descriptors or buffers: `EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), before it accepts
+/// again. Clients arriving meanwhile wait in the listen backlog.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The reply to a client over `maxclients` (Redis's).
+const MAXCLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
+
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The most clients connected at once; more are refused with Redis's error.
+    /// The most clients connected at once; more are refused with Redis's error. Lowered to what
+    /// the open-file limit allows (see [`fd_limit`](crate::fd_limit)).
     pub maxclients: usize,
     /// The password of the default user (`None`: no authentication).
     pub password: Option<Vec<u8>>,
@@ -41,6 +69,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// The store's `Options::value_bytes_max`: no longer argument is buffered.
     pub value_bytes_max: usize,
+    /// Where the server reports what it holds.
+    pub meters: Arc<Meters>,
 }
 
 impl Default for Config {
@@ -52,6 +82,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock),
             keepalive: Duration::from_secs(300),
             value_bytes_max: ferrocask::Options::default().value_bytes_max,
+            meters: Arc::default(),
         }
     }
 }
@@ -65,12 +96,13 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     let mut limits = config.limits;
     limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
     limits.request_bytes_max = limits.request_bytes_max.min(request_bytes_fitting(store.batch_bytes_max()));
+    let maxclients = crate::fd_limit::clients_max(config.maxclients, store.stats().segments);
     let db = Arc::new(Db {
         store,
         clock: config.clock.clone(),
         value_bytes_max,
         password: config.password.clone(),
-        maxclients: config.maxclients,
+        maxclients,
         started: Instant::now(),
         port: local.port(),
         bind: local.ip().to_string(),
@@ -79,27 +111,37 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         clients: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
     });
-    let permits = Arc::new(Semaphore::new(config.maxclients));
+    // One permit per open client socket: the count the descriptor budget was made for.
+    let permits = Arc::new(Semaphore::new(maxclients));
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of descriptors and the like: refuse this one, keep serving the others.
-                Err(_) => continue,
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // This one client's trouble (it reset before it was accepted): on to the next.
+            Err(e) if is_one_clients_error(&e) => continue,
+            Err(_) => {
+                config.meters.accept_errors_backed_off.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
+                    _ = &mut shutdown => break,
+                }
+            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             db.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(stream));
+            refuse(stream);
             continue;
         };
         let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
+        let meters = config.meters.clone();
         tokio::spawn(async move {
-            serve(stream, db, limits, config.keepalive, &mut stop).await;
+            serve(stream, db, meters, limits, config.keepalive, &mut stop).await;
             drop(permit);
             drop(done);
         });
@@ -120,15 +162,24 @@ pub fn request_bytes_fitting(batch_bytes_max: usize) -> usize {
     batch_bytes_max / 5 * 2
 }
 
-/// Tells a client over the limit why, and closes.
-async fn refuse(mut stream: TcpStream) {
-    let write = stream.write_all(b"-ERR max number of clients reached\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+/// Whether a failed accept concerns only the client it was for.
+fn is_one_clients_error(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+}
+
+/// Tells a client over the limit why, and closes it at once: the line goes into the fresh
+/// socket's empty send buffer without waiting, so a flood of refused clients never holds more
+/// than one descriptor.
+fn refuse(stream: TcpStream) {
+    if let Ok(stream) = stream.into_std() {
+        let _ = (&stream).write(MAXCLIENTS_ERROR);
+    }
 }
 
 async fn serve(
     stream: TcpStream,
     db: Arc<Db>,
+    meters: Arc<Meters>,
     limits: Limits,
     keepalive: Duration,
     stop: &mut broadcast::Receiver<()>,
@@ -138,7 +189,7 @@ async fn serve(
     let addr = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     let id = db.register(addr);
     let mut session = Session::new(db.clone(), id);
-    let mut connection = Connection::new(stream);
+    let mut connection = Connection::new(stream, meters);
     // An I/O error ends this client only.
     let _ = connection.run(&mut session, &limits, stop).await;
     db.unregister(id);

@@ -394,7 +394,7 @@ mod tests {
     use ferrocask::Store;
 
     use super::*;
-    use crate::protocol::{next_request, Limits};
+    use crate::protocol::{Limits, Parser};
 
     fn session(dir: &std::path::Path) -> Session {
         let store = Arc::new(Store::open(dir).unwrap());
@@ -437,9 +437,9 @@ mod tests {
         );
         let buffer = input.as_ptr() as usize..input.as_ptr() as usize + input.capacity();
         let inside = |b: &Bytes| buffer.contains(&(b.as_ptr() as usize));
-        let limits = Limits::default();
+        let (limits, mut parser) = (Limits::default(), Parser::default());
         for _ in 0..3 {
-            let args = next_request(&mut input, &limits).unwrap().unwrap();
+            let args = parser.next_request(&mut input, &limits, true).unwrap().unwrap();
             assert!(args.iter().any(inside), "the parser hands out slices of the buffer");
             assert!(matches!(s.handle(args), Outcome::Now(_)));
         }

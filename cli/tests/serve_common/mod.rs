@@ -8,14 +8,19 @@ use std::time::Duration;
 
 /// Starts `ferrocask serve` on `dir` and a free port; waits for its `ready on` line.
 pub fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocask"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ferrocask serve");
+    spawn_ready(command(dir))
+}
+
+/// The command that serves `dir` on a free port, with its stdout piped for the ready line.
+pub fn command(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocask"));
+    command.arg("--dir").arg(dir).args(["serve", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    command
+}
+
+/// Spawns `command` (from [`command`]) and waits for its `ready on` line.
+pub fn spawn_ready(mut command: Command) -> (Child, SocketAddr) {
+    let mut child = command.spawn().expect("spawn ferrocask serve");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
