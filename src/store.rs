@@ -194,7 +194,7 @@ impl Store {
         if !self.engine.index.with(key, |found| found.is_some()) {
             // Nothing to write, but a poisoned store acknowledges nothing: a failed put of this
             // key may still be on disk.
-            return self.engine.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_writes();
         }
         self.commit(Encoded::one(RecordKind::Delete, 0, key, &[]))
     }
@@ -208,7 +208,7 @@ impl Store {
         if batch.is_empty() && batch.conditions.is_empty() {
             // Nothing to write, but a poisoned store acknowledges nothing (fuzz finding
             // `ops_model/empty-batch-on-a-poisoned-store`).
-            return self.engine.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_writes();
         }
         if batch.needs_leader() {
             self.check_batch(&batch)?;

@@ -9,7 +9,8 @@
 //! transactions on one hot key share one sync.
 //!
 //! The closure runs on the leader's thread while other writers wait for the group: it must be
-//! cheap and must not call back into the store (which would wait for the very group it is in).
+//! cheap. A call from it that writes to the same store or waits for its writer would wait for
+//! the very group it is in; the writer refuses it with `Error::Reentrant` (`log/writer.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -18,11 +18,18 @@
 //! in the log. A group is published with every index stripe it touches write-locked at once
 //! (`Index::publish`), so a reader that sees any record of a group sees all of it.
 //!
+//! Reentrancy: transactions run on the leader's thread (`Writer::evaluate`), which marks itself
+//! as evaluating this writer's group for as long as they run. Every call that would queue an
+//! operation or wait for the writer checks that mark first (`Writer::refuse_writes`) and fails
+//! with `Error::Reentrant`: from there it would wait for the group it is part of, for ever. The
+//! mark is per writer, so a transaction may still write to another store.
+//!
 //! Poisoning is the I/O layer's latch (`io/checked.rs`): once it has tripped, nobody becomes
 //! leader again, every queued operation fails with `Error::Poisoned`, and nothing more is
 //! acknowledged. Leadership is panic-safe: a leader that panics trips the latch and fails its group
 //! instead of leaving the others waiting for ever.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +49,30 @@ use crate::log::txn::{Limits, Overlay, Txn};
 use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
+
+thread_local! {
+    /// The writers (by address) whose transactions this thread is running, innermost last. More
+    /// than one only when a transaction of one store writes to another store and this thread
+    /// then leads that store's group too.
+    static EVALUATING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running `writer`'s transactions until dropped, also when a closure's
+/// panic unwinds past it: a mark left behind would refuse every later write of this thread.
+struct Evaluating;
+
+impl Evaluating {
+    fn enter(writer: &Writer) -> Evaluating {
+        EVALUATING.with(|e| e.borrow_mut().push(writer.identity()));
+        Evaluating
+    }
+}
+
+impl Drop for Evaluating {
+    fn drop(&mut self) {
+        EVALUATING.with(|e| e.borrow_mut().pop());
+    }
+}
 
 /// The tail of the log, owned by whoever holds `Writer::log`.
 #[derive(Debug)]
@@ -149,12 +180,35 @@ impl Writer {
         self.frame_bytes_max - FRAME_HEADER_BYTES
     }
 
+    /// What every call that writes or waits for the writer checks first: `Err(Reentrant)` on a
+    /// thread running this writer's transactions (it would wait for its own group),
     /// `Err(Poisoned)` if the store is poisoned.
-    pub(crate) fn refuse_if_poisoned(&self) -> Result<()> {
+    pub(crate) fn refuse_writes(&self) -> Result<()> {
+        self.refuse_if_reentrant()?;
+        self.refuse_if_poisoned()
+    }
+
+    fn refuse_if_poisoned(&self) -> Result<()> {
         match self.latch.cause() {
             Some(cause) => Err(Error::Poisoned { cause }),
             None => Ok(()),
         }
+    }
+
+    /// `Err(Reentrant)` on a thread running this writer's transactions; one thread-local read.
+    /// A thread whose thread-locals are already destroyed (a store used from another
+    /// thread-local's destructor) runs no transaction.
+    pub(crate) fn refuse_if_reentrant(&self) -> Result<()> {
+        let me = self.identity();
+        match EVALUATING.try_with(|e| e.borrow().contains(&me)) {
+            Ok(true) => Err(Error::Reentrant),
+            _ => Ok(()),
+        }
+    }
+
+    /// This writer's identity for [`EVALUATING`]: its address, fixed while the store is open.
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Queues `op` and returns once its group is durable (per the sync mode) and published, or
@@ -218,7 +272,7 @@ impl Writer {
         if let Op::Write(ops) = &op {
             assert!(ops.record_count() > 0 && ops.byte_len() <= self.ops_bytes_max(), "caller checked the batch size");
         }
-        self.refuse_if_poisoned()?;
+        self.refuse_writes()?;
         let ticket = q.next_ticket;
         q.next_ticket += 1;
         q.pending.push_back(Pending::new(ticket, op, waiter));
@@ -317,6 +371,7 @@ impl Writer {
         let mut overlay = Overlay::default();
         let now_ms = self.clock.now_ms();
         let mut bytes = 0;
+        let _evaluating = Evaluating::enter(self);
         for i in 0..group.len() {
             let p = &mut group[i];
             match p.eval.take() {
@@ -487,6 +542,7 @@ impl Writer {
 
     /// Seals the active segment if it holds any frame, so that compaction can take all data.
     pub(crate) fn roll_if_nonempty(&self, sets: &Mutex<SegmentSet>) -> Result<()> {
+        self.refuse_if_reentrant()?;
         let mut log = self.log.lock();
         self.refuse_if_poisoned()?;
         if log.tail > SEGMENT_HEADER_BYTES as u64 {
@@ -499,6 +555,7 @@ impl Writer {
     /// poisoned store refuses, in every mode: after a failed sync, a retry that succeeds proves
     /// nothing about the data the failed one should have covered.
     pub(crate) fn sync_now(&self) -> Result<()> {
+        self.refuse_if_reentrant()?;
         let mut log = self.log.lock();
         self.refuse_if_poisoned()?;
         if !log.dirty {
