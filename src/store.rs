@@ -120,7 +120,6 @@ impl Store {
     pub fn put_with_ttl(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let expires_ms = self.engine.options.clock.now_ms().saturating_add(ttl_ms);
-        self.engine.ttl_seen.store(true, Ordering::Relaxed);
         self.put_expiring(key.as_ref(), value.as_ref(), expires_ms)
     }
 

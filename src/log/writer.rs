@@ -130,9 +130,6 @@ pub(crate) struct Writer {
     /// The store's poison latch: set by the I/O layer on the first failure that leaves what is
     /// durable unknown, and by a panicking leader.
     latch: Arc<Latch>,
-    /// Set once any record with an expiry may be in the index (`Store::len` then checks
-    /// expiries); the leader sets it for a transaction's expiring writes before publishing them.
-    ttl_seen: Arc<AtomicBool>,
     dir: LogDir,
     sync: SyncMode,
     segment_bytes: u64,
@@ -144,13 +141,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        dir: LogDir,
-        options: &Options,
-        log: ActiveLog,
-        latch: Arc<Latch>,
-        ttl_seen: Arc<AtomicBool>,
-    ) -> Writer {
+    pub(crate) fn new(dir: LogDir, options: &Options, log: ActiveLog, latch: Arc<Latch>) -> Writer {
         Writer {
             queue: Mutex::new(Queue { next_ticket: 1, ..Queue::default() }),
             wake: Condvar::new(),
@@ -160,7 +151,6 @@ impl Writer {
             sealed: Mutex::new(Vec::new()),
             sealed_flag: AtomicBool::new(false),
             latch,
-            ttl_seen,
             dir,
             sync: options.sync,
             segment_bytes: options.segment_bytes,
@@ -380,9 +370,6 @@ impl Writer {
                     match catch_unwind(AssertUnwindSafe(|| eval(&mut txn))) {
                         Ok(outcome) => {
                             let writes = txn.finish();
-                            if writes.has_expiry() {
-                                self.ttl_seen.store(true, Ordering::Relaxed);
-                            }
                             p.ops = overlay.encode(writes);
                             p.done = Some(Done::Evaluated(outcome));
                         }
