@@ -29,7 +29,7 @@
 //! acknowledged. Leadership is panic-safe: a leader that panics trips the latch and fails its group
 //! instead of leaving the others waiting for ever.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,10 +51,15 @@ use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
 
 thread_local! {
-    /// The writers (by address) whose transactions this thread is running, innermost last. More
-    /// than one only when a transaction of one store writes to another store and this thread
-    /// then leads that store's group too.
-    static EVALUATING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The writer (by address) whose transactions this thread is running, 0 if none: the one
+    /// thread-local every write reads. A `Cell` of a plain integer, so that reading it is a
+    /// single load (no lazy initialisation, no destructor to register).
+    static EVALUATING: Cell<usize> = const { Cell::new(0) };
+    /// The writers whose transactions this thread was already running when it began the
+    /// current one's, innermost last: only when a transaction of one store writes to another
+    /// store and this thread then leads that store's group too. Read only when `EVALUATING` is
+    /// set.
+    static EVALUATING_OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks this thread as running `writer`'s transactions until dropped, also when a closure's
@@ -63,14 +68,35 @@ struct Evaluating;
 
 impl Evaluating {
     fn enter(writer: &Writer) -> Evaluating {
-        EVALUATING.with(|e| e.borrow_mut().push(writer.identity()));
+        let outer = EVALUATING.replace(writer.identity());
+        if outer != 0 {
+            EVALUATING_OUTER.with(|o| o.borrow_mut().push(outer));
+        }
         Evaluating
+    }
+
+    /// Whether this thread is running `writer`'s transactions, at any depth. Inline: on the
+    /// write path it is one thread-local load and a comparison with zero.
+    #[inline]
+    fn includes(writer: &Writer) -> bool {
+        let innermost = EVALUATING.get();
+        innermost != 0 && (innermost == writer.identity() || Evaluating::outer_includes(writer))
+    }
+
+    /// Whether `writer` is among the outer writers (see `EVALUATING_OUTER`).
+    #[cold]
+    fn outer_includes(writer: &Writer) -> bool {
+        let me = writer.identity();
+        // A thread whose thread-locals are already destroyed (a store used from another
+        // thread-local's destructor) runs no transaction.
+        EVALUATING_OUTER.try_with(|o| o.borrow().contains(&me)).unwrap_or(false)
     }
 }
 
 impl Drop for Evaluating {
     fn drop(&mut self) {
-        EVALUATING.with(|e| e.borrow_mut().pop());
+        let outer = EVALUATING_OUTER.try_with(|o| o.borrow_mut().pop()).ok().flatten();
+        EVALUATING.set(outer.unwrap_or(0));
     }
 }
 
@@ -185,15 +211,14 @@ impl Writer {
         }
     }
 
-    /// `Err(Reentrant)` on a thread running this writer's transactions; one thread-local read.
-    /// A thread whose thread-locals are already destroyed (a store used from another
-    /// thread-local's destructor) runs no transaction.
+    /// `Err(Reentrant)` on a thread running this writer's transactions: one thread-local read
+    /// on a thread that runs none.
+    #[inline]
     pub(crate) fn refuse_if_reentrant(&self) -> Result<()> {
-        let me = self.identity();
-        match EVALUATING.try_with(|e| e.borrow().contains(&me)) {
-            Ok(true) => Err(Error::Reentrant),
-            _ => Ok(()),
+        if Evaluating::includes(self) {
+            return Err(Error::Reentrant);
         }
+        Ok(())
     }
 
     /// This writer's identity for [`EVALUATING`]: its address, fixed while the store is open.
