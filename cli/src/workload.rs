@@ -824,9 +824,10 @@ pub fn table(r: &Results) -> String {
     {
         let _ = writeln!(
             out,
-            "writes ran interleaved with their baselines, {n} slices of {:.2} s each, in turn: ops/s is the \
+            "writes ran interleaved with their baselines, {n} slice{} of {:.2} s each, in turn: ops/s is the \
              median slice (p25-p75 of the slices), a ratio the median of the ratios of slices run in the \
              same round, p50/p99 are over every operation",
+            if n == 1 { "" } else { "s" },
             r.slice_secs
         );
     }
