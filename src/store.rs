@@ -70,7 +70,8 @@ impl Store {
         Ok(Store { engine, maintenance, driver: OnceLock::new() })
     }
 
-    /// Number of live (not deleted, not expired) keys.
+    /// Number of live (not deleted, not expired) keys. Visits no key, with or without expiring
+    /// keys: the expired ones are subtracted from a count kept in order of expiry time.
     pub fn len(&self) -> usize {
         self.engine.len()
     }
