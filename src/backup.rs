@@ -46,6 +46,9 @@ struct Cut {
 }
 
 pub(crate) fn backup(engine: &Engine, target: &Path) -> Result<BackupReport> {
+    // From inside a transaction, a copy (and waiting for a running compaction) would hold up
+    // the whole group.
+    engine.writer.refuse_if_reentrant()?;
     let started = Instant::now();
     // The copy is written around the latch: a failure there fails the backup, not the store.
     let vfs = &engine.unlatched_vfs;

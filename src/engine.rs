@@ -38,8 +38,6 @@ pub(crate) struct Engine {
     pub(crate) compaction: Mutex<()>,
     /// What compaction did since open.
     pub(crate) compaction_totals: Mutex<CompactionTotals>,
-    /// Some record carries an expiry, so `len` must look for expired keys.
-    pub(crate) ttl_seen: Arc<AtomicBool>,
     /// The store is being dropped: a running compaction gives up (its outputs become orphans,
     /// removed at the next open) instead of holding up the drop.
     pub(crate) closing: AtomicBool,
@@ -58,9 +56,8 @@ impl Engine {
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
         let lock = dir.lock()?;
         let opened = recover(&dir, &options)?;
-        let ttl_seen = Arc::new(AtomicBool::new(opened.ttl_seen));
         Ok(Engine {
-            writer: Writer::new(dir.clone(), &options, opened.active, latch, Arc::clone(&ttl_seen)),
+            writer: Writer::new(dir.clone(), &options, opened.active, latch),
             dir,
             unlatched_vfs: vfs,
             index: opened.index,
@@ -69,7 +66,6 @@ impl Engine {
             need_hints: Mutex::new(opened.need_hints),
             compaction: Mutex::new(()),
             compaction_totals: Mutex::new(CompactionTotals::default()),
-            ttl_seen,
             closing: AtomicBool::new(false),
             options,
             _lock: lock,
@@ -96,23 +92,10 @@ impl Engine {
         Ok(self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h))))
     }
 
-    /// Number of live (not deleted, not expired) keys.
+    /// Number of live (not deleted, not expired) keys, without visiting the index's entries
+    /// (see [`Index::live_len`]).
     pub(crate) fn len(&self) -> usize {
-        if !self.ttl_seen.load(Ordering::Relaxed) {
-            return self.index.len();
-        }
-        // Count live entries stripe by stripe rather than subtracting expired ones from a total
-        // read earlier: writers move on meanwhile, and the difference could go below zero.
-        // `ttl_seen` stays set: clearing it here would race with a `put_with_ttl` whose record
-        // is not yet in the index, and `len` would then count that key after it expires.
-        let mut live = 0;
-        self.index.for_each_stripe(|entries| {
-            live += entries
-                .iter()
-                .filter(|e| e.segment.record_header(e.offset).is_some_and(|h| !self.is_expired(&h)))
-                .count();
-        });
-        live
+        self.index.live_len(self.options.clock.now_ms())
     }
 
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -160,9 +143,6 @@ impl Engine {
         for op in &batch.ops {
             match op {
                 BatchOp::Put { key, value, expiry } => {
-                    if *expiry != Expiry::Never {
-                        self.ttl_seen.store(true, Ordering::Relaxed);
-                    }
                     ops.push(RecordKind::Put, expires(*expiry), key, value);
                 }
                 BatchOp::Delete { key } => ops.push(RecordKind::Delete, 0, key, &[]),
@@ -216,5 +196,82 @@ impl Engine {
 
     pub(crate) fn is_expired(&self, header: &RecordHeader) -> bool {
         crate::format::is_expired(header.expires_ms, || self.options.clock.now_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Batch, Options, Store};
+
+    /// Keys loaded beside the expiring one: a walk of the index would visit them all.
+    const KEYS: usize = 100_000;
+    /// Keys per batch while loading.
+    const BATCH_KEYS: usize = 1000;
+
+    fn options() -> Options {
+        Options { auto_compact: false, ..Options::default() }
+    }
+
+    /// A store holding `KEYS` keys without an expiry and one with an expiry an hour away.
+    fn store_with_one_expiring_key(dir: &std::path::Path) -> Store {
+        let store = Store::open_with(dir, options()).unwrap();
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(BATCH_KEYS) {
+            let mut batch = Batch::new();
+            for i in chunk {
+                batch.put(format!("key:{i}"), b"v");
+            }
+            store.write(batch).unwrap();
+        }
+        store.put_with_ttl(b"expiring", b"v", Duration::from_secs(3600)).unwrap();
+        store
+    }
+
+    /// Before the fix, one expiring write made every later `len` walk the whole index (and
+    /// `DBSIZE`/`INFO`, which call it).
+    #[test]
+    fn len_visits_no_index_entry_after_an_expiring_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_one_expiring_key(dir.path());
+        let index = &store.engine.index;
+        let before = index.entries_visited();
+        assert_eq!(store.len(), KEYS + 1);
+        assert_eq!(index.entries_visited() - before, 0, "index entries visited by len");
+        // The counter sees walks: iteration visits every entry.
+        assert_eq!(store.keys().count(), KEYS + 1);
+        assert_eq!(index.entries_visited() - before, KEYS as u64 + 1);
+    }
+
+    /// A transaction's count of live keys costs the keys its group wrote, not the store's: it
+    /// walked the whole index before.
+    #[test]
+    fn txn_len_visits_no_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_one_expiring_key(dir.path());
+        let engine = std::sync::Arc::clone(&store.engine);
+        let (len, visited) = store
+            .transaction(move |txn| {
+                txn.put(b"new", b"v").unwrap();
+                txn.delete(b"key:0").unwrap();
+                txn.put_with_expiry(b"key:1", b"v", crate::Expiry::At(1)).unwrap(); // expired
+                let before = engine.index.entries_visited();
+                (txn.len(), engine.index.entries_visited() - before)
+            })
+            .unwrap();
+        assert_eq!(len, KEYS + 1 + 1 - 2);
+        assert_eq!(visited, 0, "index entries visited by Txn::len");
+    }
+
+    /// Before the fix, a store that held any expiring record walked its index in every `len`
+    /// from open on.
+    #[test]
+    fn len_visits_no_index_entry_after_reopening_a_store_with_an_expiring_key() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store_with_one_expiring_key(dir.path()));
+        let store = Store::open_with(dir.path(), options()).unwrap();
+        let before = store.engine.index.entries_visited();
+        assert_eq!(store.len(), KEYS + 1);
+        assert_eq!(store.engine.index.entries_visited() - before, 0, "index entries visited by len");
     }
 }

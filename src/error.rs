@@ -96,6 +96,14 @@ pub enum Error {
         /// The key whose precondition failed, lossily printed.
         key: String,
     },
+    /// A call that writes, or waits for the store's writer (a put, delete, batch, transaction,
+    /// update, compare-and-swap, any of their `_async` twins, `sync`, `compact` or `backup_to`),
+    /// was made from inside a transaction or update closure of the same store. The closure runs
+    /// on the thread that leads the group it belongs to, so such a call would wait for that very
+    /// group for ever; nothing was done. Write through the closure's [`Txn`](crate::Txn) instead.
+    /// Reads of the store (`get`, `len`, iteration) are allowed there; they see the state before
+    /// the group, without the writes the `Txn` sees.
+    Reentrant,
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -129,6 +137,7 @@ impl Error {
             }
             Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
+            Error::Reentrant => Error::Reentrant,
             other => Error::Poisoned { cause: other.to_string() },
         }
     }
@@ -166,6 +175,10 @@ impl fmt::Display for Error {
             Error::BackupTarget { path, reason } => {
                 write!(f, "cannot back up into {}: it {reason}", path.display())
             }
+            Error::Reentrant => f.write_str(
+                "a store call from inside a transaction closure would wait for the group it runs in: \
+                 write through the closure's Txn, not the store",
+            ),
             Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
             Error::ConditionFailed { key } => write!(f, "the batch's precondition on key {key} does not hold"),
         }

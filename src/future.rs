@@ -116,7 +116,7 @@ impl Store {
     /// [`Store::write`] as a future (preconditions included).
     pub fn write_async(&self, batch: Batch) -> WriteFuture<()> {
         if batch.is_empty() && batch.conditions.is_empty() {
-            return WriteFuture::ready(self.engine.writer.refuse_if_poisoned());
+            return WriteFuture::ready(self.engine.writer.refuse_writes());
         }
         if let Err(e) = self.check_batch(&batch) {
             return WriteFuture::ready(Err(e));

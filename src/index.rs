@@ -8,16 +8,19 @@
 //!
 //! Invariants: an entry points to a `Put` record at or below its segment's `data_end` (during
 //! recovery, also to tombstones, swept before the store opens); a segment's `live_bytes` is the
-//! sum of the lengths of the records entries point to.
+//! sum of the lengths of the records entries point to; `Index::expiries` holds the expiry of
+//! every entry whose record has one, so the live keys are counted without visiting entries
+//! ([`Index::live_len`]).
 
 use std::borrow::Cow;
+use std::collections::{btree_map, BTreeMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hashbrown::{hash_table, HashTable};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::format::{RecordHeader, RecordKind};
+use crate::format::{is_expired, RecordHeader, RecordKind};
 use crate::hash::KeyHasher;
 use crate::log::Segment;
 
@@ -39,10 +42,6 @@ impl Entry {
     /// damaged (but checksum-valid) hint file; callers then treat the entry as absent.
     fn header(&self) -> Option<RecordHeader> {
         self.segment.record_header(self.offset)
-    }
-
-    fn record_len(&self) -> u64 {
-        self.header().map_or(0, |h| h.record_len() as u64)
     }
 }
 
@@ -72,6 +71,14 @@ pub(crate) struct Index {
     stripe_mask: usize,
     hasher: KeyHasher,
     len: AtomicUsize,
+    /// The expiry of every entry that has one. A leaf lock: taken under stripe locks, never
+    /// the other way round, and only when an entry with an expiry comes or goes (a store that
+    /// writes no expiry never takes it on the write path).
+    expiries: Mutex<Expiries>,
+    /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
+    /// call costs by the entries it visits rather than by a timing.
+    #[cfg(test)]
+    visited: std::sync::atomic::AtomicU64,
 }
 
 impl Index {
@@ -82,6 +89,9 @@ impl Index {
             stripe_mask: stripes - 1,
             hasher,
             len: AtomicUsize::new(0),
+            expiries: Mutex::new(Expiries::default()),
+            #[cfg(test)]
+            visited: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -93,6 +103,32 @@ impl Index {
     /// Entries in the index (including expired ones not yet compacted away).
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// Entries not expired at `now_ms`: the entries less those whose expiry has passed, counted
+    /// from the ordered expiries in O(log n) plus the expiry times the clock crossed since the
+    /// last call (each crossed once while the clock moves forward). Visits no entry. Exact when
+    /// no group is being published; meanwhile it may be off by that group's records, as
+    /// [`Index::len`] is.
+    pub(crate) fn live_len(&self, now_ms: u64) -> usize {
+        // The total first: an entry published in between is then at worst not subtracted.
+        let entries = self.len();
+        entries.saturating_sub(self.expiries.lock().expired_at(now_ms))
+    }
+
+    /// Entries read so far by walks over whole stripes ([`Index::scan`],
+    /// [`Index::stripe_snapshot`]).
+    #[cfg(test)]
+    pub(crate) fn entries_visited(&self) -> u64 {
+        self.visited.load(Ordering::Relaxed)
+    }
+
+    /// Counts `entries` read by a walk (tests only: see [`Index::entries_visited`]).
+    fn note_visited(&self, entries: usize) {
+        #[cfg(test)]
+        self.visited.fetch_add(entries as u64, Ordering::Relaxed);
+        #[cfg(not(test))]
+        let _ = entries;
     }
 
     pub(crate) fn stripe_count(&self) -> usize {
@@ -116,6 +152,7 @@ impl Index {
         let mut stripe = first;
         while stripe < self.stripes.len() && (stripe == first || page.keys.len() < count) {
             let table = self.stripes[stripe].read();
+            self.note_visited(table.len());
             for entry in table.iter() {
                 page.visited += 1;
                 let Some(header) = entry.header().filter(|h| h.kind == RecordKind::Put) else { continue };
@@ -179,24 +216,45 @@ impl Index {
         match (slot, r.kind) {
             (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
                 let old = std::mem::replace(occupied.get_mut(), new_entry(segment, r.offset, h));
-                retire(&old);
+                self.replace_expiry(retire(&old), r.expires_ms);
                 segment.add_live(r.len);
             }
             (hash_table::Entry::Occupied(occupied), RecordKind::Delete) => {
                 let (old, _) = occupied.remove();
-                retire(&old);
+                self.replace_expiry(retire(&old), 0);
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
             (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
                 vacant.insert(new_entry(segment, r.offset, h));
                 segment.add_live(r.len);
                 self.len.fetch_add(1, Ordering::Relaxed);
+                self.replace_expiry(0, r.expires_ms);
             }
             (hash_table::Entry::Vacant(_), RecordKind::Delete) => {}
         }
     }
 
-    /// The full 64-bit hash of `key`, for [`LoadItem::hash`].
+    /// Takes an entry's old expiry out of the count and puts its new one in (0 = none). Inline,
+    /// so that the write path without expiries pays one comparison, and takes no lock.
+    #[inline]
+    fn replace_expiry(&self, old_ms: u64, new_ms: u64) {
+        if old_ms != new_ms {
+            self.change_expiry(old_ms, new_ms);
+        }
+    }
+
+    /// [`Index::replace_expiry`] when the expiry changes.
+    #[inline(never)]
+    fn change_expiry(&self, old_ms: u64, new_ms: u64) {
+        let mut expiries = self.expiries.lock();
+        if old_ms != 0 {
+            expiries.remove(old_ms);
+        }
+        if new_ms != 0 {
+            expiries.add(new_ms);
+        }
+    }
+
     /// Sizes every stripe for `total` keys in all, so that loading does not grow tables step by
     /// step (open only; estimates from hint file headers).
     pub(crate) fn reserve(&mut self, total: usize) {
@@ -249,16 +307,28 @@ impl Index {
         let half = self.stripes.len() / 2;
         let (low, high) = self.stripes.split_at_mut(half);
         let (items_low, items_high) = sorted.split_at(starts[half]);
-        let added = if sorted.len() >= PARALLEL_LOAD_MIN && half > 0 {
+        let (mut first, second) = if sorted.len() >= PARALLEL_LOAD_MIN && half > 0 {
             std::thread::scope(|s| {
                 let other = s.spawn(|| load_stripes(high, &starts[half..], items_high, segment));
-                load_stripes(low, &starts[..=half], items_low, segment) + other.join().expect("index loader thread")
+                (load_stripes(low, &starts[..=half], items_low, segment), other.join().expect("index loader thread"))
             })
         } else {
-            load_stripes(low, &starts[..=half], items_low, segment)
-                + load_stripes(high, &starts[half..], items_high, segment)
+            (
+                load_stripes(low, &starts[..=half], items_low, segment),
+                load_stripes(high, &starts[half..], items_high, segment),
+            )
         };
-        *self.len.get_mut() += added;
+        first.absorb(second);
+        *self.len.get_mut() += first.added;
+        // Every expiry counted in before any is taken out: a record replaced in this batch may
+        // have come in through the other thread's half.
+        let expiries = self.expiries.get_mut();
+        for ms in first.expiries_added {
+            expiries.add(ms);
+        }
+        for ms in first.expiries_retired {
+            expiries.remove(ms);
+        }
     }
 
     /// Removes `key` if its entry still points at `(segment_id, offset)`; returns whether it did.
@@ -270,7 +340,7 @@ impl Index {
         match existing {
             Ok(occupied) if occupied.get().is_at(segment_id, offset) => {
                 let (old, _) = occupied.remove();
-                retire(&old);
+                self.replace_expiry(retire(&old), 0);
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 true
             }
@@ -298,24 +368,24 @@ impl Index {
             return false;
         }
         let old = std::mem::replace(entry, new_entry(to, to_offset, h));
-        let len = old.record_len();
+        let header = old.header();
+        // The copy is the same record, expiry included, so the expiry count does not change.
+        debug_assert_eq!(
+            to.record_header(to_offset).map(|c| c.expires_ms),
+            header.map(|h| h.expires_ms),
+            "a compacted copy keeps its record's expiry"
+        );
+        let len = header.map_or(0, |h| h.record_len() as u64);
         old.segment.sub_live(len);
         to.add_live(len);
         true
     }
 
-    /// Calls `f` with a snapshot of one stripe's entries at a time, holding that stripe's read
-    /// lock only while copying it.
-    pub(crate) fn for_each_stripe(&self, mut f: impl FnMut(Vec<Entry>)) {
-        for stripe in self.stripes.iter() {
-            let snapshot: Vec<Entry> = stripe.read().iter().cloned().collect();
-            f(snapshot);
-        }
-    }
-
     /// A snapshot of stripe `i`'s entries.
     pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
-        self.stripes[i].read().iter().cloned().collect()
+        let snapshot: Vec<Entry> = self.stripes[i].read().iter().cloned().collect();
+        self.note_visited(snapshot.len());
+        snapshot
     }
 }
 
@@ -373,6 +443,89 @@ pub(crate) struct Published<'a> {
     pub(crate) expires_ms: u64,
 }
 
+/// The expiry times of the index's entries that have one, as an ordered multiset split at a cut
+/// time: entries expiring at or before the cut are `passed`, the others `later`. Counting the
+/// entries expired at `now` moves the cut to `now`, so it costs the expiry times crossed since
+/// the last count, not the index. Both sides are kept (not only a count of the passed ones) so
+/// that the cut can move back with a clock that is set back.
+#[derive(Debug, Default)]
+struct Expiries {
+    /// Entries per expiry time (Unix ms) after `cut`.
+    later: BTreeMap<u64, usize>,
+    /// Entries per expiry time at or before `cut`.
+    passed: BTreeMap<u64, usize>,
+    /// The sum of `passed`'s counts.
+    passed_count: usize,
+    /// The time the sides are split at (Unix ms).
+    cut: u64,
+}
+
+impl Expiries {
+    /// Counts one more entry expiring at `ms` (not 0).
+    fn add(&mut self, ms: u64) {
+        if is_expired(ms, || self.cut) {
+            *self.passed.entry(ms).or_default() += 1;
+            self.passed_count += 1;
+        } else {
+            *self.later.entry(ms).or_default() += 1;
+        }
+    }
+
+    /// Counts one entry expiring at `ms` fewer. One that was never counted is ignored: only a
+    /// hint file altered behind a matching checksum (whose entries are trusted, see DESIGN.md)
+    /// can give an entry an expiry other than its record's, and that may make `len` wrong, but
+    /// must not make it panic.
+    fn remove(&mut self, ms: u64) {
+        let passed = is_expired(ms, || self.cut);
+        let side = if passed { &mut self.passed } else { &mut self.later };
+        if let btree_map::Entry::Occupied(mut count) = side.entry(ms) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+            if passed {
+                self.passed_count -= 1;
+            }
+        }
+    }
+
+    /// How many counted entries are expired at `now_ms` (expiry <= now, as `is_expired` says),
+    /// after moving the cut there: O(log n) for each expiry time crossed.
+    fn expired_at(&mut self, now_ms: u64) -> usize {
+        while let Some(entry) = self.later.first_entry().filter(|e| is_expired(*e.key(), || now_ms)) {
+            let (ms, n) = entry.remove_entry();
+            *self.passed.entry(ms).or_default() += n;
+            self.passed_count += n;
+        }
+        while let Some(entry) = self.passed.last_entry().filter(|e| !is_expired(*e.key(), || now_ms)) {
+            let (ms, n) = entry.remove_entry();
+            *self.later.entry(ms).or_default() += n;
+            self.passed_count -= n;
+        }
+        self.cut = now_ms;
+        self.passed_count
+    }
+}
+
+/// What loading stripes did, for [`Index::load_batch`] to apply once every stripe is loaded.
+#[derive(Default)]
+struct Loaded {
+    /// Keys added.
+    added: usize,
+    /// Expiries of the records that entries now point to.
+    expiries_added: Vec<u64>,
+    /// Expiries of the records that entries no longer point to.
+    expiries_retired: Vec<u64>,
+}
+
+impl Loaded {
+    fn absorb(&mut self, other: Loaded) {
+        self.added += other.added;
+        self.expiries_added.extend(other.expiries_added);
+        self.expiries_retired.extend(other.expiries_retired);
+    }
+}
+
 /// Below this many records a segment is loaded on one thread.
 const PARALLEL_LOAD_MIN: usize = 50_000;
 
@@ -384,32 +537,34 @@ pub(crate) struct LoadItem {
     pub(crate) offset: u32,
     pub(crate) seq: u64,
     pub(crate) record_len: u32,
+    /// The record's expiry (Unix ms, 0 = never), from the record or its hint entry.
+    pub(crate) expires_ms: u64,
 }
 
 /// Loads `items` (sorted by stripe; stripe `i`'s items are `items[starts[i] - base..starts[i + 1] - base]`
-/// where `base = starts[0]`) into `stripes`. Returns how many keys were added.
+/// where `base = starts[0]`) into `stripes`.
 fn load_stripes(
     stripes: &mut [RwLock<HashTable<Entry>>],
     starts: &[usize],
     items: &[LoadItem],
     segment: &Arc<Segment>,
-) -> usize {
+) -> Loaded {
     let base = starts[0];
-    let mut added = 0;
+    let mut loaded = Loaded::default();
     for (i, stripe) in stripes.iter_mut().enumerate() {
         let table = stripe.get_mut();
         let mine = &items[starts[i] - base..starts[i + 1] - base];
         table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash));
         for item in mine {
-            added += usize::from(load_one(table, segment, item));
+            load_one(table, segment, item, &mut loaded);
         }
     }
-    added
+    loaded
 }
 
 /// Inserts one recovered record unless the key already has a record with a higher sequence
-/// number. Returns whether a new key was added.
-fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadItem) -> bool {
+/// number, noting in `loaded` a new key and the expiries that come and go.
+fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadItem, loaded: &mut Loaded) {
     let short = item.hash as u32;
     // The new record's key is read from its segment only if some entry's hash bits match: with
     // hint files, open then never touches the segment's pages.
@@ -426,7 +581,7 @@ fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadIte
     };
     let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash));
     let fresh = Entry { segment: Arc::clone(segment), offset: item.offset, hash: short };
-    let added = match slot {
+    match slot {
         hash_table::Entry::Occupied(mut occupied) => {
             // The record that comes last in the log wins: the higher sequence number, and on a
             // tie (only in damaged or forged input) the later position. Never the load order,
@@ -436,27 +591,34 @@ fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadIte
                 .header()
                 .is_none_or(|h| (h.seq, existing.segment.id, existing.offset) < (item.seq, segment.id, item.offset));
             if !newer {
-                return false;
+                return;
             }
-            retire(&std::mem::replace(occupied.get_mut(), fresh));
-            false
+            let retired_ms = retire(&std::mem::replace(occupied.get_mut(), fresh));
+            if retired_ms != 0 {
+                loaded.expiries_retired.push(retired_ms);
+            }
         }
         hash_table::Entry::Vacant(vacant) => {
             vacant.insert(fresh);
-            true
+            loaded.added += 1;
         }
     };
+    if item.expires_ms != 0 {
+        loaded.expiries_added.push(item.expires_ms);
+    }
     segment.add_live(u64::from(item.record_len));
-    added
 }
 
 fn new_entry(segment: &Arc<Segment>, offset: u32, h: KeyHash) -> Entry {
     Entry { segment: Arc::clone(segment), offset, hash: h.short }
 }
 
-/// Moves a replaced entry's record from live to dead in its segment's accounting.
-fn retire(old: &Entry) {
-    old.segment.sub_live(old.record_len());
+/// Moves a replaced or removed entry's record from live to dead in its segment's accounting.
+/// Returns the record's expiry (0 = none), for the caller to take out of the expiry count.
+fn retire(old: &Entry) -> u64 {
+    let header = old.header();
+    old.segment.sub_live(header.map_or(0, |h| h.record_len() as u64));
+    header.map_or(0, |h| h.expires_ms)
 }
 
 fn find<'a>(table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
@@ -477,4 +639,39 @@ fn entry_key_is(entry: &Entry, key: &[u8]) -> bool {
 pub(crate) fn entry_key(entry: &Entry) -> Option<Cow<'_, [u8]>> {
     let header = entry.segment.record_header(entry.offset)?;
     entry.segment.key(entry.offset, &header).map(|k| Cow::Owned(k.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expiries;
+
+    #[test]
+    fn expiries_count_what_has_expired_as_the_clock_moves_forward_and_back() {
+        let mut e = Expiries::default();
+        for ms in [10, 20, 20, 30] {
+            e.add(ms);
+        }
+        assert_eq!(e.expired_at(9), 0);
+        assert_eq!(e.expired_at(10), 1, "an expiry equal to now has passed");
+        assert_eq!(e.expired_at(25), 3);
+        e.add(15); // behind the cut: counted as passed at once
+        e.add(40);
+        assert_eq!(e.expired_at(25), 4);
+        assert_eq!(e.expired_at(12), 1, "a clock set back brings entries back");
+        e.remove(20); // a later one, now that the cut is at 12
+        assert_eq!(e.expired_at(100), 5, "10, 15, 20, 30 and 40");
+        e.remove(10); // a passed one
+        assert_eq!(e.expired_at(100), 4);
+    }
+
+    #[test]
+    fn expiries_ignore_removing_an_expiry_never_counted() {
+        let mut e = Expiries::default();
+        e.add(10);
+        e.remove(11);
+        e.remove(5);
+        assert_eq!(e.expired_at(10), 1);
+        e.remove(7);
+        assert_eq!(e.expired_at(10), 1, "a passed expiry never counted leaves the count alone");
+    }
 }

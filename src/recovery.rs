@@ -69,8 +69,6 @@ pub(crate) struct Opened {
     pub(crate) report: RecoveryReport,
     /// Sealed segments with no valid hint file yet.
     pub(crate) need_hints: Vec<u64>,
-    /// Some record read carries an expiry.
-    pub(crate) ttl_seen: bool,
 }
 
 /// The sealed segments, loaded.
@@ -94,7 +92,6 @@ struct Loader<'a> {
     report: RecoveryReport,
     doomed: Vec<Doomed>,
     seq_max: u64,
-    ttl_seen: bool,
     /// Rebuild only: open every file read-only, remove nothing, cut nothing, sync nothing.
     read_only: bool,
     /// Where the frames of the active segment's last group start, once it is replayed.
@@ -133,7 +130,7 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
         hash_key: manifest.hash_key,
     };
     let active = ActiveLog { next_seq: loader.seq_max + 1, ..active };
-    Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints, ttl_seen: loader.ttl_seen })
+    Ok(Opened { set, active, index: loader.index, report: loader.report, need_hints })
 }
 
 /// A manifest that does not decode, as open reports it: one of another format version is
@@ -219,7 +216,6 @@ impl<'a> Loader<'a> {
             report: RecoveryReport::default(),
             doomed: Vec::new(),
             seq_max: 0,
-            ttl_seen: false,
             read_only,
             last_group_start: None,
         }
@@ -267,7 +263,8 @@ impl<'a> Loader<'a> {
         let mut frames = Frames::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
         let decoded = decode_hint_with(&bytes, |e| {
             let record_len = u32::try_from(e.record_len()).unwrap_or(u32::MAX);
-            frames.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len }, e.kind, e.expires_ms);
+            let expires_ms = e.expires_ms;
+            frames.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len, expires_ms }, e.kind);
         });
         let hasher = Some(self.index.hasher());
         let Some(hint) = decoded.ok().filter(|hint| check_hint(segment, file_len, hint, hasher).is_ok()) else {
@@ -282,7 +279,6 @@ impl<'a> Loader<'a> {
 
     /// Bookkeeping for one record: tombstones and expired puts are swept after loading.
     fn note(&mut self, segment: &Arc<Segment>, offset: u32, kind: RecordKind, expires_ms: u64) {
-        self.ttl_seen |= expires_ms != 0;
         if kind == RecordKind::Delete || is_expired(expires_ms, || self.now_ms) {
             self.doomed.push(Doomed { segment: Arc::clone(segment), offset });
         }
@@ -337,8 +333,9 @@ impl<'a> Loader<'a> {
         for r in frame.records().flatten() {
             let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
             self.seq_max = self.seq_max.max(r.seq);
-            let item = LoadItem { hash: self.index.hash_key(r.key), offset, seq: r.seq, record_len: r.len() as u32 };
-            frames.push(item, r.kind, r.expires_ms);
+            let hash = self.index.hash_key(r.key);
+            let item = LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32, expires_ms: r.expires_ms };
+            frames.push(item, r.kind);
         }
     }
 
@@ -472,9 +469,9 @@ impl Frames {
         Frames { items: Vec::with_capacity(records), ..Frames::default() }
     }
 
-    fn push(&mut self, item: LoadItem, kind: RecordKind, expires_ms: u64) {
-        if kind == RecordKind::Delete || expires_ms != 0 {
-            self.notes.push((item.offset, kind, expires_ms));
+    fn push(&mut self, item: LoadItem, kind: RecordKind) {
+        if kind == RecordKind::Delete || item.expires_ms != 0 {
+            self.notes.push((item.offset, kind, item.expires_ms));
         }
         self.items.push(item);
     }

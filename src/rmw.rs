@@ -141,8 +141,26 @@ impl Store {
     /// many threads on one key share one sync (group commit), and each sees the one before.
     ///
     /// `f` runs on the thread that leads the group, while the group's other writers wait: it must
-    /// be cheap and must not call back into the store (that would wait for the group it is in).
+    /// be cheap. It writes through its [`Txn`]: a call from `f` that writes to this store or waits
+    /// for its writer (a put, delete, batch, transaction or update, their `_async` twins, `sync`,
+    /// `compact`, `backup_to`) fails with [`Error::Reentrant`] and does nothing, since it would
+    /// wait for the group `f` is part of. Reads of the store from `f` work and see the state
+    /// before the group (the `Txn` sees the group's writes too); another store may be written.
     /// If `f` panics, nothing of it is written and the panic resumes in the caller.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// let store = Arc::new(ferrocask::Store::open(dir.path())?);
+    /// let same = Arc::clone(&store);
+    /// let inner = store.transaction(move |tx| {
+    ///     tx.put("through the txn", "ok")?;
+    ///     same.put("through the store", "refused")
+    /// })?;
+    /// assert!(matches!(inner, Err(ferrocask::Error::Reentrant)));
+    /// assert!(store.get("through the txn")?.is_some() && store.get("through the store")?.is_none());
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -194,8 +212,8 @@ impl Store {
     }
 
     /// Replaces `key`'s value with what `f` makes of it, atomically (see [`Update`]); for
-    /// counters, appends and "set if absent". `f` must be cheap and must not call back into the
-    /// store (see [`Store::transaction`]).
+    /// counters, appends and "set if absent". `f` must be cheap; a write to this store from it
+    /// fails with [`Error::Reentrant`] (see [`Store::transaction`]).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

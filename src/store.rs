@@ -70,7 +70,8 @@ impl Store {
         Ok(Store { engine, maintenance, driver: OnceLock::new() })
     }
 
-    /// Number of live (not deleted, not expired) keys.
+    /// Number of live (not deleted, not expired) keys. Visits no key, with or without expiring
+    /// keys: the expired ones are subtracted from a count kept in order of expiry time.
     pub fn len(&self) -> usize {
         self.engine.len()
     }
@@ -120,7 +121,6 @@ impl Store {
     pub fn put_with_ttl(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let expires_ms = self.engine.options.clock.now_ms().saturating_add(ttl_ms);
-        self.engine.ttl_seen.store(true, Ordering::Relaxed);
         self.put_expiring(key.as_ref(), value.as_ref(), expires_ms)
     }
 
@@ -194,7 +194,7 @@ impl Store {
         if !self.engine.index.with(key, |found| found.is_some()) {
             // Nothing to write, but a poisoned store acknowledges nothing: a failed put of this
             // key may still be on disk.
-            return self.engine.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_writes();
         }
         self.commit(Encoded::one(RecordKind::Delete, 0, key, &[]))
     }
@@ -208,7 +208,7 @@ impl Store {
         if batch.is_empty() && batch.conditions.is_empty() {
             // Nothing to write, but a poisoned store acknowledges nothing (fuzz finding
             // `ops_model/empty-batch-on-a-poisoned-store`).
-            return self.engine.writer.refuse_if_poisoned();
+            return self.engine.writer.refuse_writes();
         }
         if batch.needs_leader() {
             self.check_batch(&batch)?;

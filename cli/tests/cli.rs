@@ -112,3 +112,40 @@ fn bench_json_reports_increments_and_async_writers_with_records_per_sync() {
     }
     assert!(json.matches("\"records_per_sync\":").count() >= 6, "{json}");
 }
+
+/// The number after `"field":` in the JSON object reached through the keys of `path`, each
+/// searched after the one before (enough for the bench report, whose keys are known).
+fn json_number(json: &str, path: &[&str], field: &str) -> f64 {
+    let mut rest = json;
+    for key in path {
+        rest = rest.split_once(&format!("\"{key}\":{{")).unwrap_or_else(|| panic!("{path:?} in {json}")).1;
+    }
+    let value = rest.split_once(&format!("\"{field}\":")).unwrap_or_else(|| panic!("{path:?}.{field} in {json}")).1;
+    value.split([',', '}']).next().unwrap().parse().unwrap()
+}
+
+/// `bench` measures the raw fdatasync baselines and the durable puts interleaved, in the same
+/// number of slices (it measured the baselines once, at the start, before), and reports each
+/// throughput as the median slice with its spread (a short run: what is checked is the report).
+#[test]
+fn bench_json_reports_puts_and_raw_baselines_as_medians_of_the_same_slices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_arg = tmp.path().to_str().unwrap();
+    // 0.5 s in slices of 0.25 s: two rounds.
+    let out = ferrocask(
+        &tmp.path().join("unused"),
+        &["bench", "--only", "puts", "--keys", "100", "--secs", "0.5", "--json", "--in", tmp_arg],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = stdout(&out);
+    assert!(json.contains("\"slice_secs\":0.25,"), "{json}");
+    for path in [&["raw_append"][..], &["raw_prealloc"], &["puts", "1"], &["puts", "32"]] {
+        assert_eq!(json_number(&json, path, "slices"), 2.0, "{path:?}: {json}");
+        let (p25, median, p75) = (
+            json_number(&json, path, "ops_per_sec_p25"),
+            json_number(&json, path, "ops_per_sec"),
+            json_number(&json, path, "ops_per_sec_p75"),
+        );
+        assert!(0.0 < p25 && p25 <= median && median <= p75, "{path:?}: {p25} {median} {p75} in {json}");
+    }
+}

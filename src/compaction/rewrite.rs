@@ -104,6 +104,7 @@ impl Drop for Running<'_> {
 
 /// Compacts if the policy says so (automatic compaction): one capped run.
 pub(crate) fn compact_if_due(engine: &Engine) -> Result<Option<CompactionReport>> {
+    engine.writer.refuse_if_reentrant()?;
     let Some(_guard) = engine.compaction.try_lock() else { return Ok(None) };
     refuse_if_poisoned(engine)?;
     let o = &engine.options;
@@ -127,6 +128,9 @@ pub(crate) fn compact_if_due(engine: &Engine) -> Result<Option<CompactionReport>
 /// (`Store::compact`), in runs of at most `compaction_input_bytes_max` each: every run commits
 /// and removes its inputs before the next starts, so the extra disk stays bounded by the cap.
 pub(crate) fn compact(engine: &Engine) -> Result<CompactionReport> {
+    // Before the lock: from inside a transaction, waiting for a running compaction would hold
+    // up the whole group.
+    engine.writer.refuse_if_reentrant()?;
     let _guard = engine.compaction.lock();
     refuse_if_poisoned(engine)?;
     engine.writer.roll_if_nonempty(&engine.sets)?;
@@ -156,7 +160,7 @@ pub(crate) fn compact(engine: &Engine) -> Result<CompactionReport> {
 /// A poisoned store rewrites nothing: it may not sync again until reopened. (The latch would
 /// refuse its first write anyway; this fails before any work is done.)
 fn refuse_if_poisoned(engine: &Engine) -> Result<()> {
-    engine.writer.refuse_if_poisoned()
+    engine.writer.refuse_writes()
 }
 
 /// The sealed segments with ids up to `last`, as the policy sees them.

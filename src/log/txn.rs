@@ -9,7 +9,8 @@
 //! transactions on one hot key share one sync.
 //!
 //! The closure runs on the leader's thread while other writers wait for the group: it must be
-//! cheap and must not call back into the store (which would wait for the very group it is in).
+//! cheap. A call from it that writes to the same store or waits for its writer would wait for
+//! the very group it is in; the writer refuses it with `Error::Reentrant` (`log/writer.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -140,10 +141,25 @@ impl<'a> Txn<'a> {
     /// The version of a value not yet numbered: above every sequence number the log can hold.
     pub const UNSTAMPED: u64 = u64::MAX;
 
-    /// The number of live keys as this transaction sees them. Walks the whole index (the cost
-    /// of `KEYS`), since the index's count includes expired keys.
+    /// The number of live keys as this transaction sees them: the store's count (which visits
+    /// no index entry), corrected for each key this transaction and its group wrote. Costs
+    /// O(keys written in the group), not O(keys).
     pub fn len(&self) -> usize {
-        self.keys().len()
+        let published_live = |key: &[u8]| {
+            self.index.with(key, |found| found.is_some_and(|f| !is_expired(f.header.expires_ms, || self.now_ms)))
+        };
+        let overlay = self.overlay.keys.keys().filter(|k| !self.own.contains_key(*k));
+        let (mut gained, mut lost) = (0, 0);
+        for key in self.own.keys().chain(overlay) {
+            match (self.contains_key(key), published_live(key)) {
+                (true, false) => gained += 1,
+                (false, true) => lost += 1,
+                _ => {}
+            }
+        }
+        // The index holds exactly the state before this group while it runs (only the leader
+        // publishes; compaction's moves and removals of expired entries change no live count).
+        (self.index.live_len(self.now_ms) + gained).saturating_sub(lost)
     }
 
     /// Whether no key is live, as [`Txn::len`] counts.
@@ -320,13 +336,6 @@ impl KeyMeta {
 pub(crate) struct Writes {
     writes: Vec<(Vec<u8>, State)>,
     bytes: usize,
-}
-
-impl Writes {
-    /// Whether any write sets an expiry.
-    pub(crate) fn has_expiry(&self) -> bool {
-        self.writes.iter().any(|(_, state)| state.as_ref().is_some_and(|(_, expires_ms)| *expires_ms != 0))
-    }
 }
 
 impl Overlay {

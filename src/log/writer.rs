@@ -18,11 +18,18 @@
 //! in the log. A group is published with every index stripe it touches write-locked at once
 //! (`Index::publish`), so a reader that sees any record of a group sees all of it.
 //!
+//! Reentrancy: transactions run on the leader's thread (`Writer::evaluate`), which marks itself
+//! as evaluating this writer's group for as long as they run. Every call that would queue an
+//! operation or wait for the writer checks that mark first (`Writer::refuse_writes`) and fails
+//! with `Error::Reentrant`: from there it would wait for the group it is part of, for ever. The
+//! mark is per writer, so a transaction may still write to another store.
+//!
 //! Poisoning is the I/O layer's latch (`io/checked.rs`): once it has tripped, nobody becomes
 //! leader again, every queued operation fails with `Error::Poisoned`, and nothing more is
 //! acknowledged. Leadership is panic-safe: a leader that panics trips the latch and fails its group
 //! instead of leaving the others waiting for ever.
 
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +49,56 @@ use crate::log::txn::{Limits, Overlay, Txn};
 use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
+
+thread_local! {
+    /// The writer (by address) whose transactions this thread is running, 0 if none: the one
+    /// thread-local every write reads. A `Cell` of a plain integer, so that reading it is a
+    /// single load (no lazy initialisation, no destructor to register).
+    static EVALUATING: Cell<usize> = const { Cell::new(0) };
+    /// The writers whose transactions this thread was already running when it began the
+    /// current one's, innermost last: only when a transaction of one store writes to another
+    /// store and this thread then leads that store's group too. Read only when `EVALUATING` is
+    /// set.
+    static EVALUATING_OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as running `writer`'s transactions until dropped, also when a closure's
+/// panic unwinds past it: a mark left behind would refuse every later write of this thread.
+struct Evaluating;
+
+impl Evaluating {
+    fn enter(writer: &Writer) -> Evaluating {
+        let outer = EVALUATING.replace(writer.identity());
+        if outer != 0 {
+            EVALUATING_OUTER.with(|o| o.borrow_mut().push(outer));
+        }
+        Evaluating
+    }
+
+    /// Whether this thread is running `writer`'s transactions, at any depth. Inline: on the
+    /// write path it is one thread-local load and a comparison with zero.
+    #[inline]
+    fn includes(writer: &Writer) -> bool {
+        let innermost = EVALUATING.get();
+        innermost != 0 && (innermost == writer.identity() || Evaluating::outer_includes(writer))
+    }
+
+    /// Whether `writer` is among the outer writers (see `EVALUATING_OUTER`).
+    #[cold]
+    fn outer_includes(writer: &Writer) -> bool {
+        let me = writer.identity();
+        // A thread whose thread-locals are already destroyed (a store used from another
+        // thread-local's destructor) runs no transaction.
+        EVALUATING_OUTER.try_with(|o| o.borrow().contains(&me)).unwrap_or(false)
+    }
+}
+
+impl Drop for Evaluating {
+    fn drop(&mut self) {
+        let outer = EVALUATING_OUTER.try_with(|o| o.borrow_mut().pop()).ok().flatten();
+        EVALUATING.set(outer.unwrap_or(0));
+    }
+}
 
 /// The tail of the log, owned by whoever holds `Writer::log`.
 #[derive(Debug)]
@@ -99,9 +156,6 @@ pub(crate) struct Writer {
     /// The store's poison latch: set by the I/O layer on the first failure that leaves what is
     /// durable unknown, and by a panicking leader.
     latch: Arc<Latch>,
-    /// Set once any record with an expiry may be in the index (`Store::len` then checks
-    /// expiries); the leader sets it for a transaction's expiring writes before publishing them.
-    ttl_seen: Arc<AtomicBool>,
     dir: LogDir,
     sync: SyncMode,
     segment_bytes: u64,
@@ -113,13 +167,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        dir: LogDir,
-        options: &Options,
-        log: ActiveLog,
-        latch: Arc<Latch>,
-        ttl_seen: Arc<AtomicBool>,
-    ) -> Writer {
+    pub(crate) fn new(dir: LogDir, options: &Options, log: ActiveLog, latch: Arc<Latch>) -> Writer {
         Writer {
             queue: Mutex::new(Queue { next_ticket: 1, ..Queue::default() }),
             wake: Condvar::new(),
@@ -129,7 +177,6 @@ impl Writer {
             sealed: Mutex::new(Vec::new()),
             sealed_flag: AtomicBool::new(false),
             latch,
-            ttl_seen,
             dir,
             sync: options.sync,
             segment_bytes: options.segment_bytes,
@@ -149,12 +196,34 @@ impl Writer {
         self.frame_bytes_max - FRAME_HEADER_BYTES
     }
 
+    /// What every call that writes or waits for the writer checks first: `Err(Reentrant)` on a
+    /// thread running this writer's transactions (it would wait for its own group),
     /// `Err(Poisoned)` if the store is poisoned.
-    pub(crate) fn refuse_if_poisoned(&self) -> Result<()> {
+    pub(crate) fn refuse_writes(&self) -> Result<()> {
+        self.refuse_if_reentrant()?;
+        self.refuse_if_poisoned()
+    }
+
+    fn refuse_if_poisoned(&self) -> Result<()> {
         match self.latch.cause() {
             Some(cause) => Err(Error::Poisoned { cause }),
             None => Ok(()),
         }
+    }
+
+    /// `Err(Reentrant)` on a thread running this writer's transactions: one thread-local read
+    /// on a thread that runs none.
+    #[inline]
+    pub(crate) fn refuse_if_reentrant(&self) -> Result<()> {
+        if Evaluating::includes(self) {
+            return Err(Error::Reentrant);
+        }
+        Ok(())
+    }
+
+    /// This writer's identity for [`EVALUATING`]: its address, fixed while the store is open.
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Queues `op` and returns once its group is durable (per the sync mode) and published, or
@@ -218,7 +287,7 @@ impl Writer {
         if let Op::Write(ops) = &op {
             assert!(ops.record_count() > 0 && ops.byte_len() <= self.ops_bytes_max(), "caller checked the batch size");
         }
-        self.refuse_if_poisoned()?;
+        self.refuse_writes()?;
         let ticket = q.next_ticket;
         q.next_ticket += 1;
         q.pending.push_back(Pending::new(ticket, op, waiter));
@@ -317,6 +386,7 @@ impl Writer {
         let mut overlay = Overlay::default();
         let now_ms = self.clock.now_ms();
         let mut bytes = 0;
+        let _evaluating = Evaluating::enter(self);
         for i in 0..group.len() {
             let p = &mut group[i];
             match p.eval.take() {
@@ -325,9 +395,6 @@ impl Writer {
                     match catch_unwind(AssertUnwindSafe(|| eval(&mut txn))) {
                         Ok(outcome) => {
                             let writes = txn.finish();
-                            if writes.has_expiry() {
-                                self.ttl_seen.store(true, Ordering::Relaxed);
-                            }
                             p.ops = overlay.encode(writes);
                             p.done = Some(Done::Evaluated(outcome));
                         }
@@ -487,6 +554,7 @@ impl Writer {
 
     /// Seals the active segment if it holds any frame, so that compaction can take all data.
     pub(crate) fn roll_if_nonempty(&self, sets: &Mutex<SegmentSet>) -> Result<()> {
+        self.refuse_if_reentrant()?;
         let mut log = self.log.lock();
         self.refuse_if_poisoned()?;
         if log.tail > SEGMENT_HEADER_BYTES as u64 {
@@ -499,6 +567,7 @@ impl Writer {
     /// poisoned store refuses, in every mode: after a failed sync, a retry that succeeds proves
     /// nothing about the data the failed one should have covered.
     pub(crate) fn sync_now(&self) -> Result<()> {
+        self.refuse_if_reentrant()?;
         let mut log = self.log.lock();
         self.refuse_if_poisoned()?;
         if !log.dirty {
