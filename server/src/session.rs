@@ -82,11 +82,13 @@ impl Session {
     pub(crate) fn schedule(&self, args: &[Bytes]) -> Schedule {
         let Some(spec) = cmd::lookup(&args[0]) else { return Schedule::default() };
         let in_multi = self.multi.is_some();
+        // Only a reply that waits in line is charged: a read's is encoded at once.
         let reply_charge = match &self.multi {
             Some(multi) if spec.name == "exec" => {
                 multi.queued.iter().map(|(spec, args)| self.values_in_reply(spec, args)).sum()
             }
-            _ => self.values_in_reply(spec, args),
+            _ if spec.writes() && !in_multi => self.values_in_reply(spec, args),
+            _ => 0,
         };
         Schedule {
             wait_for_writes: !(spec.writes() || in_multi || spec.name == "exec"),
