@@ -116,6 +116,19 @@ impl Index {
         entries.saturating_sub(self.expiries.lock().expired_at(now_ms))
     }
 
+    /// Entries with an expiry not passed at `now_ms`, and the mean time they have left (ms; 0
+    /// when there are none): O(log n) per expiry time crossed, as [`Index::live_len`].
+    pub(crate) fn expiring(&self, now_ms: u64) -> (usize, u64) {
+        let mut expiries = self.expiries.lock();
+        expiries.expired_at(now_ms);
+        let (count, sum) = (expiries.later_count, expiries.later_sum_ms);
+        if count == 0 {
+            return (0, 0);
+        }
+        let mean_expiry = sum / count as u128;
+        (count, u64::try_from(mean_expiry.saturating_sub(u128::from(now_ms))).unwrap_or(u64::MAX))
+    }
+
     /// Entries read so far by walks over whole stripes ([`Index::scan`],
     /// [`Index::stripe_snapshot`]).
     #[cfg(test)]
@@ -456,6 +469,11 @@ struct Expiries {
     passed: BTreeMap<u64, usize>,
     /// The sum of `passed`'s counts.
     passed_count: usize,
+    /// The sum of `later`'s counts, and of its expiry times weighted by them: the number and the
+    /// mean expiry of the entries still to expire, for INFO's `expires` and `avg_ttl`, kept as
+    /// the sides change so that reading them visits nothing.
+    later_count: usize,
+    later_sum_ms: u128,
     /// The time the sides are split at (Unix ms).
     cut: u64,
 }
@@ -468,6 +486,8 @@ impl Expiries {
             self.passed_count += 1;
         } else {
             *self.later.entry(ms).or_default() += 1;
+            self.later_count += 1;
+            self.later_sum_ms += u128::from(ms);
         }
     }
 
@@ -485,6 +505,9 @@ impl Expiries {
             }
             if passed {
                 self.passed_count -= 1;
+            } else {
+                self.later_count -= 1;
+                self.later_sum_ms -= u128::from(ms);
             }
         }
     }
@@ -496,11 +519,15 @@ impl Expiries {
             let (ms, n) = entry.remove_entry();
             *self.passed.entry(ms).or_default() += n;
             self.passed_count += n;
+            self.later_count -= n;
+            self.later_sum_ms -= u128::from(ms) * n as u128;
         }
         while let Some(entry) = self.passed.last_entry().filter(|e| !is_expired(*e.key(), || now_ms)) {
             let (ms, n) = entry.remove_entry();
             *self.later.entry(ms).or_default() += n;
             self.passed_count -= n;
+            self.later_count += n;
+            self.later_sum_ms += u128::from(ms) * n as u128;
         }
         self.cut = now_ms;
         self.passed_count
@@ -662,6 +689,27 @@ mod tests {
         assert_eq!(e.expired_at(100), 5, "10, 15, 20, 30 and 40");
         e.remove(10); // a passed one
         assert_eq!(e.expired_at(100), 4);
+    }
+
+    /// The not-yet-expired side's count and sum follow every move (INFO's `expires`, `avg_ttl`).
+    #[test]
+    fn expiries_count_and_sum_what_is_still_to_expire() {
+        let mut e = Expiries::default();
+        for ms in [10, 20, 20, 30] {
+            e.add(ms);
+        }
+        e.expired_at(0);
+        assert_eq!((e.later_count, e.later_sum_ms), (4, 80));
+        e.expired_at(20);
+        assert_eq!((e.later_count, e.later_sum_ms), (1, 30), "10 and both 20s have passed");
+        e.expired_at(15);
+        assert_eq!((e.later_count, e.later_sum_ms), (3, 70), "a clock set back brings the 20s back");
+        e.remove(30);
+        e.remove(10); // a passed one: the later side is untouched
+        e.add(50);
+        assert_eq!((e.later_count, e.later_sum_ms), (3, 90));
+        e.expired_at(100);
+        assert_eq!((e.later_count, e.later_sum_ms), (0, 0));
     }
 
     #[test]

@@ -7,6 +7,12 @@
 pub struct Stats {
     /// Live keys (not deleted, not expired).
     pub live_keys: usize,
+    /// Live keys with an expiry (INFO's `expires`): counted from the index's expiry multiset,
+    /// without visiting keys.
+    pub expiring_keys: usize,
+    /// The mean time the [`expiring_keys`](Stats::expiring_keys) have left, in ms (0 when there
+    /// are none): exact, unlike Redis's sampled `avg_ttl`.
+    pub avg_ttl_ms: u64,
     /// Bytes of live records.
     pub live_bytes: u64,
     /// Bytes of segment data no key points to any more (reclaimable by compaction).
