@@ -105,7 +105,10 @@ impl Connection {
                     self.input_gauge.saw(&self.input);
                 }
                 _ = shutdown.recv() => return Ok(()),
-                () = idle => return Ok(()),
+                () = idle => {
+                    tracing::debug!(idle_secs, "idle timeout; closing the connection");
+                    return Ok(());
+                }
             }
         }
     }
@@ -121,6 +124,9 @@ impl Connection {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => args,
                 Err(e) => {
+                    // `?`: the text may quote the client's bytes; escaped, they cannot forge a
+                    // log line. The client's address is on the span.
+                    tracing::info!(error = ?String::from_utf8_lossy(e.0.as_bytes()), "protocol error; closing the connection");
                     self.push(Reply::Error(e.0), session.resp);
                     self.settle().await?;
                     self.flush().await?;

@@ -17,7 +17,9 @@ use std::time::Instant;
 use ferrocask::{Clock, Expiry, KeyMeta, ScanPage, Store, Txn};
 use parking_lot::Mutex;
 
+use crate::cmd::CommandStats;
 use crate::reply::Reply;
+use crate::slowlog::{SlowLog, LOG_SLOWER_THAN_US_DEFAULT, MAX_LEN_DEFAULT};
 
 /// The error text of a value over the store's limit (Redis's own text for its limit).
 pub(crate) const VALUE_TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
@@ -60,6 +62,19 @@ pub(crate) struct StoreView<'a> {
     pub(crate) store: &'a Store,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) value_bytes_max: usize,
+    /// Where a read command's lookups are counted as keyspace hits and misses (`None`: lookups
+    /// the server makes for itself, as WATCH's or a reply's size estimate, are not counted).
+    pub(crate) counters: Option<&'a Counters>,
+}
+
+impl StoreView<'_> {
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        if let Some(c) = self.counters {
+            let counter = if found.is_some() { &c.keyspace_hits } else { &c.keyspace_misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
 }
 
 impl Read for StoreView<'_> {
@@ -69,12 +84,12 @@ impl Read for StoreView<'_> {
 
     fn get(&self, key: &[u8]) -> Option<Entry> {
         // An empty or over-long key cannot be stored, so it reads as absent.
-        let found = self.store.get_with_expiry(key).ok()??;
+        let found = self.count(self.store.get_with_expiry(key).ok().flatten())?;
         Some((found.0.into_vec(), found.1))
     }
 
     fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
-        self.store.meta(key).ok()?
+        self.count(self.store.meta(key).ok().flatten())
     }
 
     fn keys(&self) -> Vec<Vec<u8>> {
@@ -199,12 +214,65 @@ pub(crate) struct ClientInfo {
     pub(crate) connected: Instant,
 }
 
-/// Counters for INFO stats.
-#[derive(Default)]
+/// Counters for INFO stats: relaxed atomics, each bumped at most once or twice per request.
+#[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
+    /// Keys a read command found (Redis counts its read lookups the same way).
+    pub(crate) keyspace_hits: AtomicU64,
+    /// Keys a read command looked up and did not find.
+    pub(crate) keyspace_misses: AtomicU64,
+    /// Error replies sent (refused and failed commands, unknown ones included).
+    pub(crate) error_replies: AtomicU64,
+}
+
+impl Counters {
+    /// Sets every counter back to 0 (CONFIG RESETSTAT).
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.error_replies,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How often INFO's `instantaneous_ops_per_sec` moves its window: the rate is measured over the
+/// last one to two of these (a cheap stand-in for Redis's 16 samples 100 ms apart, taken only
+/// when INFO asks, so the hot path pays nothing for it).
+pub(crate) const OPS_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Two samples of `commands_processed`, for `instantaneous_ops_per_sec`.
+#[derive(Debug)]
+pub(crate) struct OpsSamples {
+    previous: (Instant, u64),
+    current: (Instant, u64),
+}
+
+impl OpsSamples {
+    pub(crate) fn new(now: Instant) -> OpsSamples {
+        OpsSamples { previous: (now, 0), current: (now, 0) }
+    }
+
+    /// Commands per second over the window ending now, at `commands` processed so far.
+    pub(crate) fn rate(&mut self, now: Instant, commands: u64) -> u64 {
+        if now.duration_since(self.current.0) >= OPS_WINDOW {
+            self.previous = self.current;
+            self.current = (now, commands);
+        }
+        let secs = now.duration_since(self.previous.0).as_secs_f64();
+        if secs <= 0.0 {
+            return 0;
+        }
+        (commands.saturating_sub(self.previous.1) as f64 / secs).round() as u64
+    }
 }
 
 /// The state every connection shares.
@@ -222,6 +290,15 @@ pub struct Db {
     pub(crate) next_client_id: AtomicU64,
     pub(crate) clients: Mutex<BTreeMap<u64, ClientInfo>>,
     pub(crate) counters: Counters,
+    /// INFO's `run_id`: 40 hex digits, new each time the server starts.
+    pub(crate) run_id: String,
+    /// INFO's `executable`: the program's path, as the OS reports it at start.
+    pub(crate) executable: String,
+    pub(crate) ops: Mutex<OpsSamples>,
+    pub(crate) slowlog: SlowLog,
+    /// Each command's counters (INFO commandstats), by [`Spec::index`](crate::cmd::Spec): per
+    /// server, not per process, so two servers in one process (the tests) count apart.
+    pub(crate) command_stats: Box<[CommandStats]>,
 }
 
 impl Db {
@@ -240,12 +317,41 @@ impl Db {
             next_client_id: AtomicU64::new(1),
             clients: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            run_id: new_run_id(),
+            executable: String::new(),
+            ops: Mutex::new(OpsSamples::new(Instant::now())),
+            slowlog: SlowLog::new(LOG_SLOWER_THAN_US_DEFAULT, MAX_LEN_DEFAULT),
+            command_stats: new_command_stats(),
         }
     }
 
     /// A view that reads the store directly.
     pub(crate) fn view(&self) -> StoreView<'_> {
-        StoreView { store: &self.store, clock: &*self.clock, value_bytes_max: self.value_bytes_max }
+        StoreView { store: &self.store, clock: &*self.clock, value_bytes_max: self.value_bytes_max, counters: None }
+    }
+
+    /// A view for a read command: its lookups count as keyspace hits and misses.
+    pub(crate) fn counted_view(&self) -> StoreView<'_> {
+        StoreView { counters: Some(&self.counters), ..self.view() }
+    }
+
+    /// The current `slowlog-log-slower-than` and `slowlog-max-len`, and their setters, for CONFIG.
+    pub(crate) fn slowlog(&self) -> &SlowLog {
+        &self.slowlog
+    }
+
+    /// CONFIG RESETSTAT's work for the counters INFO shows: the stats counters, every command's
+    /// counters (commandstats); the slow log is SLOWLOG RESET's.
+    pub(crate) fn reset_stats(&self) {
+        self.counters.reset();
+        for stats in &self.command_stats {
+            stats.reset();
+        }
+    }
+
+    /// A client's address and name, as CLIENT LIST shows them (empty if it has gone).
+    pub(crate) fn client_addr_and_name(&self, id: u64) -> (String, Vec<u8>) {
+        self.clients.lock().get(&id).map(|c| (c.addr.clone(), c.name.clone())).unwrap_or_default()
     }
 
     /// The number of connected clients.
@@ -273,4 +379,26 @@ impl Db {
     pub(crate) fn unregister(&self, id: u64) {
         self.clients.lock().remove(&id);
     }
+}
+
+/// Zeroed counters for every command of the table.
+pub(crate) fn new_command_stats() -> Box<[CommandStats]> {
+    crate::cmd::commands().values().map(|_| CommandStats::default()).collect()
+}
+
+/// A fresh `run_id`: 40 hex digits from std's randomly keyed hasher (no RNG dependency for an
+/// identifier that only has to differ between runs).
+pub(crate) fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = String::with_capacity(40);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    for part in 0..3u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_u8(part);
+        id.push_str(&format!("{:016x}", h.finish()));
+    }
+    id.truncate(40);
+    id
 }

@@ -23,6 +23,7 @@ pub mod reply;
 pub mod server;
 mod server_cmds;
 mod session;
+pub mod slowlog;
 
 pub use protocol::Limits;
 pub use reply::Reply;

@@ -20,11 +20,13 @@ use ferrocask::{Clock, Store, SystemClock};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
+use tracing::Instrument;
 
 use crate::connection::Connection;
-use crate::db::{Counters, Db};
+use crate::db::{Counters, Db, OpsSamples};
 use crate::protocol::Limits;
 use crate::session::Session;
+use crate::slowlog::SlowLog;
 
 /// How long shutdown waits for connections to stop after telling them to. A connection stops
 /// between requests, so this is reached only by one blocked writing replies to a client that
@@ -50,6 +52,9 @@ pub struct Meters {
 /// again. Clients arriving meanwhile wait in the listen backlog.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// A spell of failed accepts logs its first failure and then one in this many.
+const ACCEPT_ERRORS_LOGGED_EVERY: u64 = 1000;
+
 /// The reply to a client over `maxclients` (Redis's).
 const MAXCLIENTS_ERROR: &[u8] = b"-ERR max number of clients reached\r\n";
 
@@ -71,6 +76,11 @@ pub struct Config {
     pub value_bytes_max: usize,
     /// Where the server reports what it holds.
     pub meters: Arc<Meters>,
+    /// `slowlog-log-slower-than`: commands that take at least this many microseconds go into
+    /// SLOWLOG (and the log, at info); negative: none, 0: every command.
+    pub slowlog_log_slower_than_us: i64,
+    /// `slowlog-max-len`: the most entries SLOWLOG keeps (the oldest are dropped).
+    pub slowlog_max_len: usize,
 }
 
 impl Default for Config {
@@ -83,6 +93,8 @@ impl Default for Config {
             keepalive: Duration::from_secs(300),
             value_bytes_max: ferrocask::Options::default().value_bytes_max,
             meters: Arc::default(),
+            slowlog_log_slower_than_us: crate::slowlog::LOG_SLOWER_THAN_US_DEFAULT,
+            slowlog_max_len: crate::slowlog::MAX_LEN_DEFAULT,
         }
     }
 }
@@ -110,9 +122,16 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         next_client_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
+        run_id: crate::db::new_run_id(),
+        executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        ops: Mutex::new(OpsSamples::new(Instant::now())),
+        slowlog: SlowLog::new(config.slowlog_log_slower_than_us, config.slowlog_max_len),
+        command_stats: crate::db::new_command_stats(),
     });
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
+    // Whether the last client was refused for want of a permit (logged once per spell).
+    let mut refusing = false;
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -125,8 +144,12 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             Ok((stream, _)) => stream,
             // This one client's trouble (it reset before it was accepted): on to the next.
             Err(e) if is_one_clients_error(&e) => continue,
-            Err(_) => {
-                config.meters.accept_errors_backed_off.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                let n = config.meters.accept_errors_backed_off.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first and then every 1000th: this repeats every 50 ms while it lasts.
+                if n % ACCEPT_ERRORS_LOGGED_EVERY == 1 {
+                    tracing::warn!(error = %e, backed_off_so_far = n, "accept failed; backing off");
+                }
                 tokio::select! {
                     () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => continue,
                     _ = &mut shutdown => break,
@@ -134,10 +157,22 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            db.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let refused = db.counters.rejected_connections.fetch_add(1, Ordering::Relaxed) + 1;
+            // One warning when refusals start, not one per client: a flood of connections must
+            // not become a flood of log lines. Each one is still there at debug.
+            if !refusing {
+                tracing::warn!(
+                    maxclients,
+                    refused_so_far = refused,
+                    "max number of clients reached: refusing connections"
+                );
+                refusing = true;
+            }
+            tracing::debug!(peer = ?stream.peer_addr().ok(), "refused: max number of clients reached");
             refuse(stream);
             continue;
         };
+        refusing = false;
         let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
         let meters = config.meters.clone();
         tokio::spawn(async move {
@@ -146,9 +181,18 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             drop(done);
         });
     }
+    let open = db.client_count();
+    tracing::info!(clients = open, "shutting down: closing connections");
     drop(notify_shutdown);
     drop(done_tx);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await;
+    match tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await {
+        Ok(_) => tracing::info!("connections closed"),
+        Err(_) => tracing::warn!(
+            still_open = db.client_count(),
+            grace = ?SHUTDOWN_GRACE,
+            "connections still writing to clients that do not read; dropping them"
+        ),
+    }
     Ok(())
 }
 
@@ -187,10 +231,22 @@ async fn serve(
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
     let addr = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+    // At error level so that it is enabled whenever any event is: every line a client causes
+    // (a failed AUTH, a protocol error, a slow command) then carries its id and address.
+    let span = tracing::error_span!("client", id = tracing::field::Empty, addr = %addr);
     let id = db.register(addr);
-    let mut session = Session::new(db.clone(), id);
-    let mut connection = Connection::new(stream, meters);
-    // An I/O error ends this client only.
-    let _ = connection.run(&mut session, &limits, stop).await;
+    span.record("id", id);
+    async {
+        tracing::debug!("client connected");
+        let mut session = Session::new(db.clone(), id);
+        let mut connection = Connection::new(stream, meters);
+        // An I/O error ends this client only.
+        match connection.run(&mut session, &limits, stop).await {
+            Ok(()) => tracing::debug!("client disconnected"),
+            Err(e) => tracing::debug!(error = %e, "client disconnected"),
+        }
+    }
+    .instrument(span)
+    .await;
     db.unregister(id);
 }

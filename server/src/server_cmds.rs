@@ -1,7 +1,8 @@
-//! Connection and server commands that read server state: CLIENT, COMMAND, INFO, CONFIG and
-//! HELLO's reply.
+//! Connection and server commands that read server state: CLIENT, COMMAND, INFO, CONFIG,
+//! SLOWLOG and HELLO's reply.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -242,67 +243,273 @@ fn command_docs(spec: &'static Spec) -> Reply {
     ])
 }
 
-/// INFO [section...]: server, clients, persistence, stats, keyspace.
+/// The sections INFO shows with no argument, `default` or `all`, in Redis's order (commandstats
+/// only when asked for by name, `all` or `everything`, as in Redis).
+const INFO_SECTIONS: &[&str] =
+    &["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU", "Commandstats", "Keyspace"];
+
+/// INFO [section...]: the sections and fields Redis clients, `redis-cli --stat` and exporters
+/// read, with ferrocask's own figures beside them (`ferrocask_*`).
 pub(crate) fn info(db: &Db, args: &[Bytes]) -> Reply {
+    let asked = |word: &str| args[1..].iter().any(|a| is(a, word));
     let wanted = |section: &str| {
-        args.len() == 1
-            || args[1..].iter().any(|a| is(a, section) || is(a, "all") || is(a, "default") || is(a, "everything"))
+        let by_default = section != "commandstats";
+        (args.len() == 1 && by_default)
+            || asked(section)
+            || asked("everything")
+            || asked("all")
+            || (asked("default") && by_default)
     };
     let mut out = String::new();
-    let mut section = |name: &str, lines: Vec<(&str, String)>| {
-        if wanted(&name.to_ascii_lowercase()) {
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            out.push_str(&format!("# {name}\r\n"));
-            for (k, v) in lines {
-                out.push_str(&format!("{k}:{v}\r\n"));
-            }
+    for name in INFO_SECTIONS {
+        let lower = name.to_ascii_lowercase();
+        if !wanted(&lower) {
+            continue;
         }
-    };
-    let uptime = db.started.elapsed().as_secs();
-    section(
-        "Server",
-        vec![
-            ("redis_version", REDIS_VERSION.into()),
-            ("ferrocask_version", env!("CARGO_PKG_VERSION").into()),
-            ("redis_mode", "standalone".into()),
-            ("arch_bits", (usize::BITS).to_string()),
-            ("process_id", std::process::id().to_string()),
-            ("tcp_port", db.port.to_string()),
-            ("uptime_in_seconds", uptime.to_string()),
-            ("uptime_in_days", (uptime / 86_400).to_string()),
-        ],
-    );
-    section(
-        "Clients",
-        vec![("connected_clients", db.client_count().to_string()), ("maxclients", db.maxclients.to_string())],
-    );
-    let stats = db.store.stats();
-    section(
-        "Persistence",
-        vec![
-            ("loading", "0".into()),
-            ("write_through", "1".into()),
-            ("aof_enabled", "1".into()),
-            ("appendfsync", "always".into()),
-            ("rdb_changes_since_last_save", "0".into()),
-            ("ferrocask_segments", stats.segments.to_string()),
-        ],
-    );
-    let c = &db.counters;
-    section(
-        "Stats",
-        vec![
-            ("total_connections_received", c.connections_received.load(Ordering::Relaxed).to_string()),
-            ("total_commands_processed", c.commands_processed.load(Ordering::Relaxed).to_string()),
-            ("rejected_connections", c.rejected_connections.load(Ordering::Relaxed).to_string()),
-        ],
-    );
-    let keys = db.store.len();
-    let keyspace = if keys == 0 { Vec::new() } else { vec![("db0", format!("keys={keys},expires=0,avg_ttl=0"))] };
-    section("Keyspace", keyspace);
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("# {name}\r\n"));
+        for (k, v) in info_section(db, &lower) {
+            out.push_str(&format!("{k}:{v}\r\n"));
+        }
+    }
     Reply::Verbatim(out)
+}
+
+/// One INFO section's fields.
+fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
+    let fields = |pairs: Vec<(&str, String)>| pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    match section {
+        "server" => {
+            let uptime = db.started.elapsed().as_secs();
+            let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+            fields(vec![
+                ("redis_version", REDIS_VERSION.into()),
+                ("ferrocask_version", env!("CARGO_PKG_VERSION").into()),
+                ("redis_mode", "standalone".into()),
+                ("os", format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)),
+                ("arch_bits", (usize::BITS).to_string()),
+                ("process_id", std::process::id().to_string()),
+                ("run_id", db.run_id.clone()),
+                ("tcp_port", db.port.to_string()),
+                ("server_time_usec", now_us.to_string()),
+                ("uptime_in_seconds", uptime.to_string()),
+                ("uptime_in_days", (uptime / 86_400).to_string()),
+                ("executable", db.executable.clone()),
+            ])
+        }
+        "clients" => fields(vec![
+            ("connected_clients", db.client_count().to_string()),
+            ("maxclients", db.maxclients.to_string()),
+            // No blocking commands, no tracking: honest zeros `redis-cli --stat` reads.
+            ("blocked_clients", "0".into()),
+            ("tracking_clients", "0".into()),
+        ]),
+        "memory" => {
+            // No allocator statistics: used_memory is the resident set, as the OS counts it
+            // (0 where it is not read: not Linux).
+            let rss = process::rss_bytes().unwrap_or(0);
+            let peak = process::peak_rss_bytes().unwrap_or(rss).max(rss);
+            fields(vec![
+                ("used_memory", rss.to_string()),
+                ("used_memory_human", bytes_to_human(rss)),
+                ("used_memory_rss", rss.to_string()),
+                ("used_memory_rss_human", bytes_to_human(rss)),
+                ("used_memory_peak", peak.to_string()),
+                ("used_memory_peak_human", bytes_to_human(peak)),
+                ("maxmemory", "0".into()),
+                ("maxmemory_human", "0B".into()),
+                ("maxmemory_policy", "noeviction".into()),
+                ("mem_allocator", "libc".into()),
+            ])
+        }
+        "persistence" => {
+            let stats = db.store.stats();
+            fields(vec![
+                ("loading", "0".into()),
+                ("async_loading", "0".into()),
+                ("write_through", "1".into()),
+                ("aof_enabled", "1".into()),
+                ("aof_rewrite_in_progress", "0".into()),
+                ("aof_last_write_status", "ok".into()),
+                ("appendfsync", "always".into()),
+                ("rdb_changes_since_last_save", "0".into()),
+                ("rdb_bgsave_in_progress", "0".into()),
+                ("ferrocask_segments", stats.segments.to_string()),
+                ("ferrocask_live_bytes", stats.live_bytes.to_string()),
+                ("ferrocask_dead_bytes", stats.dead_bytes.to_string()),
+                ("ferrocask_disk_bytes", stats.disk_bytes.to_string()),
+                ("ferrocask_log_bytes_written", stats.log_bytes_written.to_string()),
+                ("ferrocask_records_written", stats.records_written.to_string()),
+                ("ferrocask_syncs", stats.syncs.to_string()),
+                ("ferrocask_records_per_sync", format!("{:.2}", stats.records_per_sync)),
+                ("ferrocask_compactions", stats.compactions.to_string()),
+                ("ferrocask_compacting", u8::from(stats.compacting).to_string()),
+            ])
+        }
+        "stats" => {
+            let c = &db.counters;
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed).to_string();
+            let commands = c.commands_processed.load(Ordering::Relaxed);
+            let ops = db.ops.lock().rate(Instant::now(), commands);
+            fields(vec![
+                ("total_connections_received", load(&c.connections_received)),
+                ("total_commands_processed", commands.to_string()),
+                ("instantaneous_ops_per_sec", ops.to_string()),
+                ("rejected_connections", load(&c.rejected_connections)),
+                ("evicted_keys", "0".into()),
+                ("keyspace_hits", load(&c.keyspace_hits)),
+                ("keyspace_misses", load(&c.keyspace_misses)),
+                ("total_error_replies", load(&c.error_replies)),
+            ])
+        }
+        "replication" => fields(vec![
+            ("role", "master".into()),
+            ("connected_slaves", "0".into()),
+            ("master_failover_state", "no-failover".into()),
+            ("master_replid", db.run_id.clone()),
+            ("master_repl_offset", "0".into()),
+        ]),
+        "cpu" => {
+            let cpu = process::cpu_times();
+            fields(vec![
+                ("used_cpu_sys", format!("{:.6}", cpu.sys)),
+                ("used_cpu_user", format!("{:.6}", cpu.user)),
+                ("used_cpu_sys_children", format!("{:.6}", cpu.sys_children)),
+                ("used_cpu_user_children", format!("{:.6}", cpu.user_children)),
+            ])
+        }
+        "commandstats" => {
+            let mut all: Vec<&Spec> = cmd::commands().values().collect();
+            all.sort_by_key(|spec| spec.name);
+            all.into_iter().filter_map(|spec| command_stats_line(spec.name, &db.command_stats[spec.index])).collect()
+        }
+        "keyspace" => {
+            let stats = db.store.stats();
+            if stats.live_keys == 0 {
+                return Vec::new();
+            }
+            let line = format!("keys={},expires={},avg_ttl={}", stats.live_keys, stats.expiring_keys, stats.avg_ttl_ms);
+            vec![("db0".to_string(), line)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A command's INFO commandstats line, if it was ever called or refused (Redis's format).
+fn command_stats_line(name: &str, s: &cmd::CommandStats) -> Option<(String, String)> {
+    let (calls, usec) = (s.calls.load(Ordering::Relaxed), s.usec.load(Ordering::Relaxed));
+    let (rejected, failed) = (s.rejected_calls.load(Ordering::Relaxed), s.failed_calls.load(Ordering::Relaxed));
+    if calls == 0 && rejected == 0 && failed == 0 {
+        return None;
+    }
+    let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+    let line = format!(
+        "calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"
+    );
+    Some((format!("cmdstat_{name}"), line))
+}
+
+/// Redis's `bytesToHuman`: bytes below 1 KiB as `123B`, then `1.50K`, `M`, `G`, `T`, `P`.
+fn bytes_to_human(bytes: u64) -> String {
+    const UNITS: [char; 5] = ['K', 'M', 'G', 'T', 'P'];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    for unit in UNITS {
+        if value < 1024.0 || unit == 'P' {
+            return format!("{value:.2}{unit}");
+        }
+        value /= 1024.0;
+    }
+    unreachable!("the last unit returns")
+}
+
+/// What the OS says about this process: resident memory and CPU time.
+mod process {
+    /// CPU seconds, as `getrusage` reports them (zeros where it is not called: not unix).
+    #[derive(Default)]
+    pub(super) struct CpuTimes {
+        pub(super) sys: f64,
+        pub(super) user: f64,
+        pub(super) sys_children: f64,
+        pub(super) user_children: f64,
+    }
+
+    /// The resident set size: `/proc/self/statm`'s second field, in pages.
+    #[cfg(target_os = "linux")]
+    pub(super) fn rss_bytes() -> Option<u64> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf reads a constant of the system; no memory is passed.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Some(pages * u64::try_from(page).ok()?)
+    }
+
+    /// The peak resident set size: `/proc/self/status`'s `VmHWM`, in KiB.
+    #[cfg(target_os = "linux")]
+    pub(super) fn peak_rss_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn rss_bytes() -> Option<u64> {
+        None
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn peak_rss_bytes() -> Option<u64> {
+        None
+    }
+
+    #[cfg(unix)]
+    pub(super) fn cpu_times() -> CpuTimes {
+        fn usage(who: libc::c_int) -> (f64, f64) {
+            // SAFETY: getrusage fills the zeroed struct it is given and nothing else.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+                return (0.0, 0.0);
+            }
+            let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+            (secs(ru.ru_stime), secs(ru.ru_utime))
+        }
+        let (sys, user) = usage(libc::RUSAGE_SELF);
+        let (sys_children, user_children) = usage(libc::RUSAGE_CHILDREN);
+        CpuTimes { sys, user, sys_children, user_children }
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn cpu_times() -> CpuTimes {
+        CpuTimes::default()
+    }
+}
+
+const SLOWLOG_SUBCOMMANDS: &[Subcommand] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+
+/// SLOWLOG GET [count] | LEN | RESET | HELP.
+pub(crate) fn slowlog(db: &Db, args: &[Bytes]) -> Reply {
+    let name = match subcommand(SLOWLOG_SUBCOMMANDS, args, "SLOWLOG") {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
+    let log = db.slowlog();
+    match name {
+        "get" if args.len() > 3 => {
+            Reply::error("ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.")
+        }
+        "get" => log.get(args.get(2).map(|a| &a[..])),
+        "len" => Reply::Int(log.len() as i64),
+        "reset" => {
+            log.reset();
+            Reply::OK
+        }
+        _ => Reply::Array(crate::slowlog::HELP.iter().map(|line| Reply::Status(line)).collect()),
+    }
 }
 
 const CONFIG_SUBCOMMANDS: &[Subcommand] = &[("get", -3), ("set", -4), ("resetstat", 2)];
@@ -326,7 +533,10 @@ pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
         // A parameter without its value: Redis calls it a syntax error, not an arity error.
         "set" if args.len() % 2 == 1 => Reply::error(crate::cmd::parse::SYNTAX),
         "set" => config_set(db, &args[2..]),
-        _ => Reply::OK,
+        _ => {
+            db.reset_stats();
+            Reply::OK
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -105,34 +106,69 @@ impl Session {
         spec.key_args(args).map(|key| view.meta(key).map_or(0, |m| m.value_len)).sum()
     }
 
-    /// Runs one request (non-empty).
+    /// Runs one request (non-empty). Its run is counted (INFO commandstats) and, if slow,
+    /// logged (SLOWLOG) once its reply is ready: for a write, once it is durable.
     pub(crate) fn handle(&mut self, args: Vec<Bytes>) -> Outcome {
+        let start = Instant::now();
         self.db.counters.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(spec) = cmd::lookup(&args[0]) else {
             self.fail_multi();
+            self.db.counters.error_replies.fetch_add(1, Ordering::Relaxed);
             return Outcome::Now(cmd::unknown_command(&args));
         };
         if !spec.arity_ok(args.len()) {
             self.fail_multi();
-            return Outcome::Now(cmd::wrong_arity(spec.name));
+            return Outcome::Now(self.rejected(spec, cmd::wrong_arity(spec.name)));
         }
         if !self.authenticated && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
             self.fail_multi();
-            return Outcome::Now(Reply::error("NOAUTH Authentication required."));
+            return Outcome::Now(self.rejected(spec, Reply::error("NOAUTH Authentication required.")));
         }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            // Counted when EXEC runs it, as Redis counts it.
             return Outcome::Now(self.queue(spec, args));
         }
-        match spec.handler {
+        let outcome = match spec.handler {
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
             }
-            Handler::Read(f) => Outcome::Now(f(&self.db.view(), &args)),
+            Handler::Read(f) => Outcome::Now(f(&self.db.counted_view(), &args)),
             Handler::Pure(f) => Outcome::Now(f(&args)),
-            Handler::Write(apply) if spec.lists_keys => self.flush(apply, args),
-            Handler::Write(apply) => self.write(apply, args),
-            Handler::Session => self.session_command(spec, args),
+            Handler::Write(apply) if spec.lists_keys => return self.flush(spec, start, apply, args),
+            Handler::Write(apply) => return self.write(spec, start, apply, args),
+            Handler::Session => self.session_command(spec, &args),
+        };
+        match outcome {
+            Outcome::Now(reply) => {
+                record(&self.db, self.id, spec, start, &args, reply.is_error());
+                Outcome::Now(reply)
+            }
+            Outcome::Close(reply) => {
+                record(&self.db, self.id, spec, start, &args, reply.is_error());
+                Outcome::Close(reply)
+            }
+            // A streamed MGET: timed up to the start of its reply.
+            Outcome::Values(keys) => {
+                record(&self.db, self.id, spec, start, &args, false);
+                Outcome::Values(keys)
+            }
+            // EXEC: timed until its transaction is durable (the one session command that waits).
+            Outcome::Later(pending) => {
+                let (db, client) = (self.db.clone(), self.id);
+                Outcome::Later(Box::pin(async move {
+                    let reply = pending.await;
+                    record(&db, client, spec, start, &args, reply.is_error());
+                    reply
+                }))
+            }
         }
+    }
+
+    /// A command refused before it ran (INFO commandstats' `rejected_calls`).
+    fn rejected(&self, spec: &Spec, reply: Reply) -> Reply {
+        self.db.command_stats[spec.index].rejected_calls.fetch_add(1, Ordering::Relaxed);
+        self.db.counters.error_replies.fetch_add(1, Ordering::Relaxed);
+        reply
     }
 
     fn fail_multi(&mut self) {
@@ -153,14 +189,35 @@ impl Session {
         Reply::Status("QUEUED")
     }
 
-    /// A write: one store transaction, replied to once durable; undone if it fails.
-    fn write(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
+    /// A write: one store transaction, replied to once durable; undone if it fails. Timed from
+    /// `start` until it is durable; the transaction hands its arguments back for SLOWLOG, so
+    /// timing it copies nothing.
+    fn write(
+        &self,
+        spec: &'static Spec,
+        start: Instant,
+        apply: fn(&mut dyn Write, &[Bytes]) -> Reply,
+        args: Vec<Bytes>,
+    ) -> Outcome {
         let limit = self.db.value_bytes_max;
         let future = self.db.store.transaction_async(move |txn| {
             let mut view = TxnView::new(txn, limit);
-            view.run(|view| apply(view, &args))
+            let reply = view.run(|view| apply(view, &args));
+            (reply, args)
         });
-        Outcome::Later(Box::pin(async move { future.await.unwrap_or_else(store_error) }))
+        let (db, client) = (self.db.clone(), self.id);
+        Outcome::Later(Box::pin(async move {
+            match future.await {
+                Ok((reply, args)) => {
+                    record(&db, client, spec, start, &args, reply.is_error());
+                    reply
+                }
+                Err(e) => {
+                    record(&db, client, spec, start, &[Bytes::from_static(spec.name.as_bytes())], true);
+                    store_error(e)
+                }
+            }
+        }))
     }
 
     /// FLUSHDB and FLUSHALL: each transaction lists the keys as the leader sees them (every
@@ -168,10 +225,17 @@ impl Session {
     /// one batch fits (about 2 million keys of 16 bytes with the default 64 MiB segments), so
     /// up to that size a flush is atomic; past it, the next transaction goes on where the batch
     /// filled up, and the connection queues nothing of its own in between ([`Session::schedule`]).
-    fn flush(&self, apply: fn(&mut dyn Write, &[Bytes]) -> Reply, args: Vec<Bytes>) -> Outcome {
-        let (store, limit) = (self.db.store.clone(), self.db.value_bytes_max);
+    fn flush(
+        &self,
+        spec: &'static Spec,
+        start: Instant,
+        apply: fn(&mut dyn Write, &[Bytes]) -> Reply,
+        args: Vec<Bytes>,
+    ) -> Outcome {
+        let (db, client, limit) = (self.db.clone(), self.id, self.db.value_bytes_max);
         Outcome::Later(Box::pin(async move {
-            loop {
+            let store = db.store.clone();
+            let reply = loop {
                 let args = args.clone();
                 let round = store.transaction_async(move |txn| {
                     let mut view = TxnView::new(txn, limit);
@@ -181,31 +245,34 @@ impl Session {
                 });
                 match round.await {
                     Ok((_, true)) => continue,
-                    Ok((reply, false)) => return reply,
-                    Err(e) => return store_error(e),
+                    Ok((reply, false)) => break reply,
+                    Err(e) => break store_error(e),
                 }
-            }
+            };
+            record(&db, client, spec, start, &args, reply.is_error());
+            reply
         }))
     }
 
-    fn session_command(&mut self, spec: &Spec, args: Vec<Bytes>) -> Outcome {
+    fn session_command(&mut self, spec: &Spec, args: &[Bytes]) -> Outcome {
         let reply = match spec.name {
             "quit" => return Outcome::Close(Reply::OK),
             "exec" => return self.exec(),
             "multi" => self.multi_start(),
             "discard" => self.discard(),
-            "watch" => self.watch(&args),
+            "watch" => self.watch(args),
             "unwatch" => {
                 self.watched.clear();
                 Reply::OK
             }
             "reset" => self.reset(),
-            "auth" => self.auth(&args),
-            "hello" => self.hello(&args),
-            "client" => server_cmds::client(self, &args),
-            "command" => server_cmds::command(&args),
-            "info" => server_cmds::info(&self.db, &args),
-            "config" => server_cmds::config(&self.db, &args),
+            "auth" => self.auth(args),
+            "hello" => self.hello(args),
+            "client" => server_cmds::client(self, args),
+            "command" => server_cmds::command(args),
+            "info" => server_cmds::info(&self.db, args),
+            "config" => server_cmds::config(&self.db, args),
+            "slowlog" => server_cmds::slowlog(&self.db, args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)
@@ -251,7 +318,7 @@ impl Session {
         if multi.failed {
             return Outcome::Now(Reply::error("EXECABORT Transaction discarded because of previous errors."));
         }
-        let limit = self.db.value_bytes_max;
+        let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
         let future = self.db.store.transaction_async(move |txn| {
             let mut view = TxnView::new(txn, limit);
             if watched.iter().any(|(key, version)| view.meta(key).map(|m| m.version) != *version) {
@@ -260,6 +327,9 @@ impl Session {
             let mut replies = Vec::with_capacity(multi.queued.len());
             let mut reply_bytes = 0;
             for (spec, args) in &multi.queued {
+                // Each queued command counts as a call of its own in INFO commandstats (as in
+                // Redis); EXEC's own time is its whole transaction's, durability included.
+                let ran = Instant::now();
                 let reply = view.run(|view| match spec.handler {
                     Handler::Read(f) => f(view, args),
                     Handler::Write(apply) => apply(view, args),
@@ -267,6 +337,7 @@ impl Session {
                     // UNWATCH, the one session command queued: EXEC unwatches anyway.
                     Handler::Session => Reply::OK,
                 });
+                db.command_stats[spec.index].ran(micros_since(ran), reply.is_error());
                 if view.overflowed {
                     view.txn.discard();
                     return exec_abort(&reply);
@@ -312,6 +383,10 @@ impl Session {
             self.authenticated = true;
             Ok(())
         } else {
+            // The user name as sent (cut, and escaped by `?`: a client's line breaks cannot forge
+            // log lines); never the password. The client's address is on the span.
+            let user = String::from_utf8_lossy(&user[..user.len().min(LOGGED_USER_BYTES_MAX)]);
+            tracing::warn!(user = ?user, "failed AUTH");
             Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
         }
     }
@@ -378,6 +453,37 @@ impl Session {
             self.resp = v;
         }
         server_cmds::hello_reply(self)
+    }
+}
+
+/// The most bytes of a user name a failed-AUTH log line quotes.
+const LOGGED_USER_BYTES_MAX: usize = 64;
+
+/// Microseconds since `start`.
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Counts one run of `spec` that started at `start` (INFO commandstats, error replies) and, if
+/// it took at least `slowlog-log-slower-than`, adds it to SLOWLOG and logs it. What a fast
+/// command pays: a clock read and three relaxed atomic adds.
+fn record(db: &Db, client: u64, spec: &Spec, start: Instant, args: &[Bytes], failed: bool) {
+    let usec = micros_since(start);
+    db.command_stats[spec.index].ran(usec, failed);
+    if failed {
+        db.counters.error_replies.fetch_add(1, Ordering::Relaxed);
+    }
+    if db.slowlog.is_slow(usec) {
+        let (addr, name) = db.client_addr_and_name(client);
+        if let Some(unlogged) = db.slowlog.take_log_line() {
+            tracing::info!(
+                command = spec.name,
+                duration_us = usec,
+                slow_commands_not_logged = unlogged,
+                "slow command"
+            );
+        }
+        db.slowlog.push(args, usec, addr, name);
     }
 }
 
