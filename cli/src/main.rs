@@ -76,6 +76,9 @@ enum Command {
         /// The most clients connected at once.
         #[arg(long, default_value_t = 10_000)]
         maxclients: usize,
+        /// The least severe log events written to stderr (one timestamped line each).
+        #[arg(long, value_enum, default_value_t = serve::LogLevel::Info)]
+        log_level: serve::LogLevel,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -212,12 +215,13 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
-        Command::Serve { bind, port, requirepass_file, maxclients } => serve::serve(serve::ServeArgs {
+        Command::Serve { bind, port, requirepass_file, maxclients, log_level } => serve::serve(serve::ServeArgs {
             dir: &cli.dir,
             bind,
             port: *port,
             requirepass_file: requirepass_file.as_ref(),
             maxclients: *maxclients,
+            log_level: *log_level,
         }),
     }
 }

@@ -20,7 +20,11 @@ pub fn command(dir: &std::path::Path) -> Command {
 
 /// Spawns `command` (from [`command`]) and waits for its `ready on` line.
 pub fn spawn_ready(mut command: Command) -> (Child, SocketAddr) {
-    let mut child = command.spawn().expect("spawn ferrocask serve");
+    wait_ready(command.spawn().expect("spawn ferrocask serve"))
+}
+
+/// Waits for a spawned server's `ready on` line (its stdout piped, as [`command`] sets it).
+pub fn wait_ready(mut child: Child) -> (Child, SocketAddr) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
