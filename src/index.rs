@@ -116,6 +116,14 @@ impl Index {
         entries.saturating_sub(self.expiries.lock().expired_at(now_ms))
     }
 
+    /// Bytes the index's tables hold allocated: every stripe's slots (an entry each, whether
+    /// used or not) and hashbrown's one control byte per slot; the expiry multiset is not
+    /// counted. Takes each stripe's read lock in turn: O(stripes), for INFO and stats.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<Entry>() + 1;
+        self.stripes.iter().map(|stripe| stripe.read().capacity() * slot).sum()
+    }
+
     /// Entries with an expiry not passed at `now_ms`, and the mean time they have left (ms; 0
     /// when there are none): O(log n) per expiry time crossed, as [`Index::live_len`].
     pub(crate) fn expiring(&self, now_ms: u64) -> (usize, u64) {

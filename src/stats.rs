@@ -15,6 +15,9 @@ pub struct Stats {
     pub avg_ttl_ms: u64,
     /// Bytes of live records.
     pub live_bytes: u64,
+    /// Bytes the in-memory index's hash tables hold allocated (their slots, used or free, and
+    /// control bytes): the store's main use of RAM besides the mapped segments.
+    pub index_bytes: usize,
     /// Bytes of segment data no key points to any more (reclaimable by compaction).
     pub dead_bytes: u64,
     /// Total size of segment and hint files.

@@ -28,6 +28,31 @@ fn roll_segments(store: &Store, tag: &str) {
 }
 
 both_backends! {
+    /// INFO keyspace's `expires` and `avg_ttl` (issue 25), through overwrite, PERSIST-like
+    /// rewrites, deletes, expiry and reopen.
+    fn stats_count_the_keys_with_an_expiry_and_their_mean_ttl(b) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let store = b.open_with(b.root(), options(&clock)).unwrap();
+        store.put_with_ttl(b"a", b"1", Duration::from_secs(60)).unwrap();
+        store.put_with_ttl(b"b", b"2", Duration::from_secs(120)).unwrap();
+        store.put(b"c", b"3").unwrap();
+        let s = store.stats();
+        assert_eq!((s.live_keys, s.expiring_keys, s.avg_ttl_ms), (3, 2, 90_000));
+        assert!(s.index_bytes >= 3 * 16, "at least a 16-byte slot per entry: {}", s.index_bytes);
+        clock.advance_ms(30_000);
+        assert_eq!((store.stats().expiring_keys, store.stats().avg_ttl_ms), (2, 60_000));
+        store.put(b"b", b"no ttl now").unwrap();
+        assert_eq!((store.stats().expiring_keys, store.stats().avg_ttl_ms), (1, 30_000));
+        clock.advance_ms(30_000);
+        assert_eq!((store.stats().live_keys, store.stats().expiring_keys, store.stats().avg_ttl_ms), (2, 0, 0), "a expired");
+        store.put_with_ttl(b"c", b"3", Duration::from_secs(10)).unwrap();
+        drop(store);
+        let store = b.open_with(b.root(), options(&clock)).unwrap();
+        assert_eq!((store.stats().expiring_keys, store.stats().avg_ttl_ms), (1, 10_000), "rebuilt at open");
+        store.delete(b"c").unwrap();
+        assert_eq!(store.stats().expiring_keys, 0);
+    }
+
     fn an_expired_key_is_invisible_to_every_read(b) {
         let clock = Arc::new(ManualClock::new(T0));
         let store = b.open_with(b.root(), options(&clock)).unwrap();

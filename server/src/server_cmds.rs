@@ -311,6 +311,7 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
             // (0 where it is not read: not Linux).
             let rss = process::rss_bytes().unwrap_or(0);
             let peak = process::peak_rss_bytes().unwrap_or(rss).max(rss);
+            let index = db.store.stats().index_bytes as u64;
             fields(vec![
                 ("used_memory", rss.to_string()),
                 ("used_memory_human", bytes_to_human(rss)),
@@ -322,6 +323,10 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
                 ("maxmemory_human", "0B".into()),
                 ("maxmemory_policy", "noeviction".into()),
                 ("mem_allocator", "libc".into()),
+                // The index's hash tables: what the keys cost in RAM, whatever the RSS holds of
+                // the mapped segments.
+                ("ferrocask_index_bytes", index.to_string()),
+                ("ferrocask_index_bytes_human", bytes_to_human(index)),
             ])
         }
         "persistence" => {

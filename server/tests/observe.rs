@@ -63,6 +63,7 @@ fn info_fields_are_present_and_count_what_happened() {
         assert!(num(&before, "used_memory_rss") > 0);
         assert!(before["used_memory_human"].ends_with(['K', 'M', 'G']), "{}", before["used_memory_human"]);
     }
+    assert!(num(&before, "ferrocask_index_bytes") > 0, "the index's tables");
     assert!(!before.contains_key("cmdstat_info"), "commandstats is not a default section (as in Redis)");
 
     assert_eq!(parse(&c.cmd(&["SET", "ttl", "1", "EX", "100"])), R::Simple(b"OK".to_vec()));
