@@ -18,6 +18,7 @@ use ferrocask::{Clock, Expiry, KeyMeta, ScanPage, Store, Txn};
 use parking_lot::Mutex;
 
 use crate::cmd::CommandStats;
+use crate::latency::LatencyMonitor;
 use crate::reply::Reply;
 use crate::slowlog::{SlowLog, LOG_SLOWER_THAN_US_DEFAULT, MAX_LEN_DEFAULT};
 
@@ -296,6 +297,7 @@ pub struct Db {
     pub(crate) executable: String,
     pub(crate) ops: Mutex<OpsSamples>,
     pub(crate) slowlog: SlowLog,
+    pub(crate) latency: LatencyMonitor,
     /// Each command's counters (INFO commandstats), by [`Spec::index`](crate::cmd::Spec): per
     /// server, not per process, so two servers in one process (the tests) count apart.
     pub(crate) command_stats: Box<[CommandStats]>,
@@ -321,6 +323,7 @@ impl Db {
             executable: String::new(),
             ops: Mutex::new(OpsSamples::new(Instant::now())),
             slowlog: SlowLog::new(LOG_SLOWER_THAN_US_DEFAULT, MAX_LEN_DEFAULT),
+            latency: LatencyMonitor::new(crate::latency::MONITOR_THRESHOLD_MS_DEFAULT),
             command_stats: new_command_stats(),
         }
     }

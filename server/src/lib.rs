@@ -18,6 +18,7 @@ mod connection;
 mod db;
 pub mod fd_limit;
 pub mod fuzzing;
+pub mod latency;
 pub mod protocol;
 pub mod reply;
 pub mod server;

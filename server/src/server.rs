@@ -81,6 +81,9 @@ pub struct Config {
     pub slowlog_log_slower_than_us: i64,
     /// `slowlog-max-len`: the most entries SLOWLOG keeps (the oldest are dropped).
     pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` in milliseconds: commands that take at least this long are
+    /// LATENCY's `command` event; 0 (the default, as in Redis) turns the monitor off.
+    pub latency_monitor_threshold_ms: u64,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             meters: Arc::default(),
             slowlog_log_slower_than_us: crate::slowlog::LOG_SLOWER_THAN_US_DEFAULT,
             slowlog_max_len: crate::slowlog::MAX_LEN_DEFAULT,
+            latency_monitor_threshold_ms: crate::latency::MONITOR_THRESHOLD_MS_DEFAULT,
         }
     }
 }
@@ -126,6 +130,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
         ops: Mutex::new(OpsSamples::new(Instant::now())),
         slowlog: SlowLog::new(config.slowlog_log_slower_than_us, config.slowlog_max_len),
+        latency: crate::latency::LatencyMonitor::new(config.latency_monitor_threshold_ms),
         command_stats: crate::db::new_command_stats(),
     });
     // One permit per open client socket: the count the descriptor budget was made for.

@@ -1,5 +1,5 @@
 //! Connection and server commands that read server state: CLIENT, COMMAND, INFO, CONFIG,
-//! SLOWLOG and HELLO's reply.
+//! SLOWLOG, LATENCY and HELLO's reply.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -596,6 +596,25 @@ fn config_set_failed(argument: &[u8], why: &str) -> Reply {
     let text =
         [&b"ERR CONFIG SET failed (possibly related to argument '"[..], quoted(argument), b"') - ", why.as_bytes()];
     Reply::error(text.concat())
+}
+
+const LATENCY_SUBCOMMANDS: &[Subcommand] =
+    &[("latest", 2), ("history", 3), ("reset", -2), ("help", 2), ("doctor", 2), ("graph", 3), ("histogram", -2)];
+
+/// LATENCY LATEST | HISTORY event | RESET [event...] | HELP (DOCTOR, GRAPH and HISTOGRAM are
+/// refused).
+pub(crate) fn latency(db: &Db, args: &[Bytes]) -> Reply {
+    let name = match subcommand(LATENCY_SUBCOMMANDS, args, "LATENCY") {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
+    match name {
+        "latest" => db.latency.latest(),
+        "history" => db.latency.history(&args[2]),
+        "reset" => db.latency.reset(&args[2..]),
+        "help" => Reply::Array(crate::latency::HELP.iter().map(|line| Reply::Status(line)).collect()),
+        other => Reply::error(format!("ERR LATENCY {} is not supported by ferrocask", other.to_uppercase())),
+    }
 }
 
 /// HELLO's reply: the server's and the connection's properties.

@@ -273,6 +273,7 @@ impl Session {
             "info" => server_cmds::info(&self.db, args),
             "config" => server_cmds::config(&self.db, args),
             "slowlog" => server_cmds::slowlog(&self.db, args),
+            "latency" => server_cmds::latency(&self.db, args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)
@@ -465,8 +466,9 @@ fn micros_since(start: Instant) -> u64 {
 }
 
 /// Counts one run of `spec` that started at `start` (INFO commandstats, error replies) and, if
-/// it took at least `slowlog-log-slower-than`, adds it to SLOWLOG and logs it. What a fast
-/// command pays: a clock read and three relaxed atomic adds.
+/// it took at least `slowlog-log-slower-than`, adds it to SLOWLOG and logs it, and to the latency
+/// monitor's `command` event if that is on. What a fast command pays: a clock read, three relaxed
+/// atomic adds and two relaxed loads.
 fn record(db: &Db, client: u64, spec: &Spec, start: Instant, args: &[Bytes], failed: bool) {
     let usec = micros_since(start);
     db.command_stats[spec.index].ran(usec, failed);
@@ -485,6 +487,7 @@ fn record(db: &Db, client: u64, spec: &Spec, start: Instant, args: &[Bytes], fai
         }
         db.slowlog.push(args, usec, addr, name);
     }
+    db.latency.add("command", usec / 1000);
 }
 
 /// EXEC's reply when a queued command's error discards the whole transaction, as Redis words it.

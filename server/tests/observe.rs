@@ -247,3 +247,20 @@ fn redis_cli_stat_and_latency_print_sane_figures() {
     let (min, max, avg, samples) = (figures[0], figures[1], figures[2], figures[3]);
     assert!(samples >= 1.0 && min >= 0.0 && min <= avg && avg <= max, "{latency:?}");
 }
+
+#[test]
+fn latency_is_off_by_default_and_answers_as_redis() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.cmd(&["SET", "k", "v"]);
+    assert_eq!(parse(&c.cmd(&["LATENCY", "LATEST"])), R::Array(Vec::new()), "latency-monitor-threshold 0: off");
+    assert_eq!(parse(&c.cmd(&["LATENCY", "HISTORY", "command"])), R::Array(Vec::new()));
+    assert_eq!(parse(&c.cmd(&["LATENCY", "RESET"])), R::Int(0));
+    let R::Array(help) = parse(&c.cmd(&["LATENCY", "HELP"])) else { panic!("LATENCY HELP is an array") };
+    assert!(matches!(&help[0], R::Simple(l) if l.starts_with(b"LATENCY <subcommand>")));
+    assert!(matches!(parse(&c.cmd(&["LATENCY", "DOCTOR"])), R::Error(_)));
+    assert_eq!(
+        parse(&c.cmd(&["LATENCY", "LATEST", "x"])),
+        R::Error(b"ERR wrong number of arguments for 'latency|latest' command".to_vec())
+    );
+}

@@ -248,6 +248,7 @@ fn table() -> Vec<Spec> {
         session("watch", -2),
         session("unwatch", 1),
         session("slowlog", -2),
+        session("latency", -2),
     ]
 }
 
