@@ -18,6 +18,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 mod serve;
 mod workload;
 
+/// `--hex` after a subcommand that reads or prints keys and values. Not global: it means nothing
+/// to `serve`, `bench` and the rest, and a global flag shows in every subcommand's help.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct Hex {
+    /// Keys and values given and printed as hex (for binary data).
+    #[arg(long)]
+    hex: bool,
+}
+
 /// Inspect, verify, compact and benchmark a ferrocask store.
 #[derive(Parser, Debug)]
 #[command(name = "ferrocask", version, about)]
@@ -25,8 +34,9 @@ struct Cli {
     /// The store directory.
     #[arg(long, global = true, default_value = "./ferrocask-data")]
     dir: PathBuf,
-    /// Keys and values given and printed as hex (for binary data).
-    #[arg(long, global = true)]
+    /// Keys and values given and printed as hex (for binary data): put, get, delete, keys and
+    /// dump; also accepted after those subcommands.
+    #[arg(long)]
     hex: bool,
     #[command(subcommand)]
     command: Command,
@@ -35,16 +45,31 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Sets KEY to VALUE, durably (creates the store if missing).
-    Put { key: String, value: String },
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Prints KEY's value; exits 1 if the key is missing.
-    Get { key: String },
+    Get {
+        key: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Deletes KEY, durably (a missing key is not an error).
-    Delete { key: String },
+    Delete {
+        key: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Lists live keys, sorted.
     Keys {
         /// Only keys starting with this prefix.
         #[arg(long)]
         prefix: Option<String>,
+        #[command(flatten)]
+        hex: Hex,
     },
     /// Prints size and activity counters.
     Stats {
@@ -57,7 +82,10 @@ enum Command {
     /// Rewrites sealed segments to reclaim the space of dead records.
     Compact,
     /// Lists every record in log order, without opening the store.
-    Dump,
+    Dump {
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Copies the store, consistent as of one moment, into TARGET (which must not exist or be
     /// empty). The copy is a store of its own.
     Backup { target: PathBuf },
@@ -76,6 +104,9 @@ enum Command {
         /// The most clients connected at once.
         #[arg(long, default_value_t = 10_000)]
         maxclients: usize,
+        /// As Redis's: `yes` refuses to start on a non-loopback address without a password.
+        #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+        protected_mode: String,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -97,6 +128,32 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+}
+
+impl Command {
+    /// Whether `--hex` was given after the subcommand.
+    fn hex(&self) -> bool {
+        match self {
+            Command::Put { hex, .. }
+            | Command::Get { hex, .. }
+            | Command::Delete { hex, .. }
+            | Command::Keys { hex, .. }
+            | Command::Dump { hex } => hex.hex,
+            _ => false,
+        }
+    }
+
+    /// Whether the subcommand reads or prints keys and values, so `--hex` means something to it.
+    fn takes_hex(&self) -> bool {
+        matches!(
+            self,
+            Command::Put { .. }
+                | Command::Get { .. }
+                | Command::Delete { .. }
+                | Command::Keys { .. }
+                | Command::Dump { .. }
+        )
+    }
 }
 
 /// A failure to report: one line, then a non-zero exit.
@@ -132,14 +189,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> CliResult {
-    let hex = cli.hex;
+    let hex = cli.hex || cli.command.hex();
+    if cli.hex && !cli.command.takes_hex() {
+        return Err(Failure("--hex applies to put, get, delete, keys and dump only".into()));
+    }
     match &cli.command {
-        Command::Put { key, value } => {
+        Command::Put { key, value, .. } => {
             let store = open(&cli.dir, true)?;
             store.put(arg_bytes(key, hex)?, arg_bytes(value, hex)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Get { key } => {
+        Command::Get { key, .. } => {
             let store = open(&cli.dir, false)?;
             match store.get(arg_bytes(key, hex)?)? {
                 Some(value) => {
@@ -149,12 +209,12 @@ fn run(cli: &Cli) -> CliResult {
                 None => Err(Failure(format!("key not found: {key}"))),
             }
         }
-        Command::Delete { key } => {
+        Command::Delete { key, .. } => {
             let store = open(&cli.dir, false)?;
             store.delete(arg_bytes(key, hex)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys { prefix } => {
+        Command::Keys { prefix, .. } => {
             let store = open(&cli.dir, false)?;
             let mut keys: Vec<Vec<u8>> = match prefix {
                 Some(p) => store.scan_prefix(arg_bytes(p, hex)?).map(|(k, _)| k).collect(),
@@ -193,7 +253,7 @@ fn run(cli: &Cli) -> CliResult {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dump => dump(&cli.dir, hex),
+        Command::Dump { .. } => dump(&cli.dir, hex),
         Command::Backup { target } => {
             let store = open(&cli.dir, false)?;
             let bar = spinner("backing up");
@@ -212,12 +272,13 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
-        Command::Serve { bind, port, requirepass_file, maxclients } => serve::serve(serve::ServeArgs {
+        Command::Serve { bind, port, requirepass_file, maxclients, protected_mode } => serve::serve(serve::ServeArgs {
             dir: &cli.dir,
             bind,
             port: *port,
             requirepass_file: requirepass_file.as_ref(),
             maxclients: *maxclients,
+            protected_mode: protected_mode == "yes",
         }),
     }
 }
