@@ -87,7 +87,8 @@ enum Command {
         hex: Hex,
     },
     /// Copies the store, consistent as of one moment, into TARGET (which must not exist or be
-    /// empty). The copy is a store of its own.
+    /// empty). The copy is a store of its own. A store a running `ferrocask serve` holds is
+    /// backed up through the server instead: `redis-cli BGSAVE` (see `serve --backup-dir`).
     Backup { target: PathBuf },
     /// Serves the store over the Redis protocol (RESP2/RESP3) until SIGINT or SIGTERM; prints
     /// `ready on ADDR:PORT` once it accepts connections. Every write is durable before its reply.
@@ -107,6 +108,10 @@ enum Command {
         /// As Redis's: `yes` refuses to start on a non-loopback address without a password.
         #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
         protected_mode: String,
+        /// Where SAVE and BGSAVE make their backups, each a new `<dir name>-backup-<unix time>`
+        /// directory (default: beside the store directory).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -255,7 +260,7 @@ fn run(cli: &Cli) -> CliResult {
         }
         Command::Dump { .. } => dump(&cli.dir, hex),
         Command::Backup { target } => {
-            let store = open(&cli.dir, false)?;
+            let store = open(&cli.dir, false).map_err(|e| locked_backup_advice(&cli.dir, e))?;
             let bar = spinner("backing up");
             let r = store.backup_to(target);
             bar.finish_and_clear();
@@ -272,15 +277,33 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
-        Command::Serve { bind, port, requirepass_file, maxclients, protected_mode } => serve::serve(serve::ServeArgs {
-            dir: &cli.dir,
-            bind,
-            port: *port,
-            requirepass_file: requirepass_file.as_ref(),
-            maxclients: *maxclients,
-            protected_mode: protected_mode == "yes",
-        }),
+        Command::Serve { bind, port, requirepass_file, maxclients, protected_mode, backup_dir } => {
+            serve::serve(serve::ServeArgs {
+                dir: &cli.dir,
+                bind,
+                port: *port,
+                requirepass_file: requirepass_file.as_ref(),
+                maxclients: *maxclients,
+                protected_mode: protected_mode == "yes",
+                backup_dir: backup_dir.as_deref(),
+            })
+        }
     }
+}
+
+/// The backup's error when the store is open elsewhere (most likely by `ferrocask serve`): only
+/// the process holding the store can cut a consistent copy of it, so the server makes it.
+fn locked_backup_advice(dir: &Path, failure: Failure) -> Failure {
+    if !failure.0.contains("is already open") {
+        return failure;
+    }
+    Failure(format!(
+        "{}; if a `ferrocask serve` holds it, back it up through the server: `redis-cli -p PORT BGSAVE` \
+         (LASTSAVE changes when the copy is complete; SAVE waits for it), which makes a new \
+         `{}-backup-<unix time>` directory beside the store or in the server's --backup-dir",
+        failure.0,
+        dir.file_name().map_or_else(|| "<dir>".into(), |n| n.to_string_lossy())
+    ))
 }
 
 /// Opens the store; only `create` makes a new one.

@@ -19,6 +19,8 @@ pub(crate) struct ServeArgs<'a> {
     pub(crate) maxclients: usize,
     /// Refuse a non-loopback bind without a password (Redis's protected mode).
     pub(crate) protected_mode: bool,
+    /// Where SAVE and BGSAVE make backups (`None`: beside the store).
+    pub(crate) backup_dir: Option<&'a Path>,
 }
 
 /// Reads the password: the file's content without one trailing line end.
@@ -54,7 +56,8 @@ pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
     let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
     let store = Arc::new(Store::open_with(args.dir, options)?);
     let maxclients = fit_maxclients(args.maxclients.max(1), &store)?;
-    let config = Config { maxclients, password, clock, value_bytes_max, ..Config::default() };
+    let backup_dir = args.backup_dir.map(Path::to_path_buf);
+    let config = Config { maxclients, password, clock, value_bytes_max, backup_dir, ..Config::default() };
     runtime.block_on(async {
         let local = listener.local_addr()?;
         crate::print_line(format!("ready on {local}").as_bytes())?;

@@ -222,13 +222,14 @@ pub struct Db {
     pub(crate) next_client_id: AtomicU64,
     pub(crate) clients: Mutex<BTreeMap<u64, ClientInfo>>,
     pub(crate) counters: Counters,
+    /// SAVE, BGSAVE and LASTSAVE's state.
+    pub(crate) backups: crate::admin::Backups,
 }
 
 impl Db {
     /// State for a server on `store` with default settings and no listener (fuzzing).
     pub(crate) fn for_tests(store: Arc<Store>) -> Db {
         Db {
-            store,
             clock: Arc::new(ferrocask::SystemClock),
             value_bytes_max: 1 << 16,
             password: None,
@@ -240,6 +241,8 @@ impl Db {
             next_client_id: AtomicU64::new(1),
             clients: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            backups: crate::admin::Backups::new(store.path(), None),
+            store,
         }
     }
 

@@ -13,6 +13,7 @@
 //! applying), `db` (shared state and the two views the commands run on).
 #![deny(missing_docs)]
 
+mod admin;
 mod cmd;
 mod connection;
 mod db;

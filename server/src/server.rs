@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +72,9 @@ pub struct Config {
     pub value_bytes_max: usize,
     /// Where the server reports what it holds.
     pub meters: Arc<Meters>,
+    /// The directory SAVE and BGSAVE make their backups in (`None`: the store directory's
+    /// parent); each backup is a new `<store dir name>-backup-<unix time>` directory there.
+    pub backup_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             keepalive: Duration::from_secs(300),
             value_bytes_max: ferrocask::Options::default().value_bytes_max,
             meters: Arc::default(),
+            backup_dir: None,
         }
     }
 }
@@ -98,6 +103,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     limits.request_bytes_max = limits.request_bytes_max.min(request_bytes_fitting(store.batch_bytes_max()));
     let maxclients = crate::fd_limit::clients_max(config.maxclients, store.stats().segments);
     let db = Arc::new(Db {
+        backups: crate::admin::Backups::new(store.path(), config.backup_dir.as_deref()),
         store,
         clock: config.clock.clone(),
         value_bytes_max,
@@ -149,6 +155,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     drop(notify_shutdown);
     drop(done_tx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await;
+    // A save holds the store: the caller closes it once this returns, so a running save is
+    // waited for (off the async workers), and one that was started is finished.
+    let _ = tokio::task::spawn_blocking(move || db.backups.wait()).await;
     Ok(())
 }
 

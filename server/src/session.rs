@@ -206,6 +206,7 @@ impl Session {
             "command" => server_cmds::command(&args),
             "info" => server_cmds::info(&self.db, &args),
             "config" => server_cmds::config(&self.db, &args),
+            "save" | "bgsave" | "lastsave" => return crate::admin::run(&self.db, spec.name, &args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)

@@ -45,6 +45,10 @@ pub const INTENDED: &[&str] = &[
      refused (and abort the EXEC) instead of being queued. Not generated.",
     "INFO, CLIENT LIST/INFO, CLIENT ID, HELLO's id and COMMAND's details hold ferrocask's own \
      values; COMMAND flags are an array, not a RESP3 set. Not compared (tested in commands.rs).",
+    "SAVE and BGSAVE make a backup of the store (a new directory, see DESIGN.md) instead of an RDB \
+     file; LASTSAVE is the time of the last one. Their argument errors are compared; the saves \
+     themselves are tested in cli/tests/serve_backup.rs. SAVE, BGSAVE and LASTSAVE inside MULTI \
+     are refused as the other server commands are. Not generated.",
     "CLIENT REPLY OFF|SKIP, CLIENT TRACKING ON (and OFF with options) and CLIENT KILL answer \
      `-ERR ... is not supported by ferrocask`: a connection cannot be silenced, tracked or closed \
      from another (CLIENT HELP still prints Redis's text). Not generated.",
@@ -657,6 +661,10 @@ fn edge_cases_reply_as_redis_does() {
         &["CLIENT", "TRACKING"],
         &["CLIENT", "KILL"],
         &["CLIENT", "GETNAME"],
+        &["SAVE", "x"],
+        &["BGSAVE", "x"],
+        &["BGSAVE", "SCHEDULE", "x"],
+        &["LASTSAVE", "x"],
     ];
     for case in cases {
         let name = case[0].to_uppercase();

@@ -179,6 +179,9 @@ fn table() -> Vec<Spec> {
         session("discard", 1),
         session("watch", -2),
         session("unwatch", 1),
+        session("save", 1),
+        session("bgsave", -1),
+        session("lastsave", 1),
     ]
 }
 
