@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ferrocask::inspect::{self, RecordKind};
 use ferrocask::Store;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -91,27 +91,11 @@ enum Command {
     /// backed up through the server instead: `redis-cli BGSAVE` (see `serve --backup-dir`).
     Backup { target: PathBuf },
     /// Serves the store over the Redis protocol (RESP2/RESP3) until SIGINT or SIGTERM; prints
-    /// `ready on ADDR:PORT` once it accepts connections. Every write is durable before its reply.
+    /// `ready on ADDR:PORT` once it accepts connections. With `appendfsync always` (the
+    /// default) every write is durable before its reply. Flags override the --config file.
     Serve {
-        /// The address to listen on (loopback unless you mean otherwise).
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: String,
-        /// The TCP port (0: any free port, shown in the ready line).
-        #[arg(long, default_value_t = 6379)]
-        port: u16,
-        /// A file holding the password clients must AUTH with (one trailing newline is ignored).
-        #[arg(long)]
-        requirepass_file: Option<PathBuf>,
-        /// The most clients connected at once.
-        #[arg(long, default_value_t = 10_000)]
-        maxclients: usize,
-        /// As Redis's: `yes` refuses to start on a non-loopback address without a password.
-        #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
-        protected_mode: String,
-        /// Where SAVE and BGSAVE make their backups, each a new `<dir name>-backup-<unix time>`
-        /// directory (default: beside the store directory).
-        #[arg(long)]
-        backup_dir: Option<PathBuf>,
+        #[command(flatten)]
+        flags: serve::ServeFlags,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -182,8 +166,11 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown panic".into());
         eprintln!("ferrocask: internal error: {msg}");
     }));
-    let cli = Cli::parse();
-    match run(&cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `serve` takes its directory from --config unless --dir is given.
+    let dir_given = matches.value_source("dir") == Some(clap::parser::ValueSource::CommandLine);
+    match run(&cli, dir_given) {
         Ok(code) => code,
         Err(Failure(msg)) if msg.is_empty() => ExitCode::SUCCESS, // stdout closed early (a pipe)
         Err(Failure(msg)) => {
@@ -193,7 +180,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> CliResult {
+fn run(cli: &Cli, dir_given: bool) -> CliResult {
     let hex = cli.hex || cli.command.hex();
     if cli.hex && !cli.command.takes_hex() {
         return Err(Failure("--hex applies to put, get, delete, keys and dump only".into()));
@@ -277,17 +264,7 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
-        Command::Serve { bind, port, requirepass_file, maxclients, protected_mode, backup_dir } => {
-            serve::serve(serve::ServeArgs {
-                dir: &cli.dir,
-                bind,
-                port: *port,
-                requirepass_file: requirepass_file.as_ref(),
-                maxclients: *maxclients,
-                protected_mode: protected_mode == "yes",
-                backup_dir: backup_dir.as_deref(),
-            })
-        }
+        Command::Serve { flags } => serve::serve(flags, dir_given.then_some(cli.dir.as_path())),
     }
 }
 

@@ -5,22 +5,81 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferrocask::{Options, Store};
+use std::time::Duration;
+
+use ferrocask::{Options, Store, SyncMode};
+use ferrocask_server::config::{AppendFsync, Settings};
 use ferrocask_server::Config;
 
 use crate::Failure;
 
-/// What `ferrocask serve` was given.
-pub(crate) struct ServeArgs<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) bind: &'a str,
-    pub(crate) port: u16,
-    pub(crate) requirepass_file: Option<&'a PathBuf>,
-    pub(crate) maxclients: usize,
-    /// Refuse a non-loopback bind without a password (Redis's protected mode).
-    pub(crate) protected_mode: bool,
-    /// Where SAVE and BGSAVE make backups (`None`: beside the store).
-    pub(crate) backup_dir: Option<&'a Path>,
+/// `ferrocask serve`'s flags. Each overrides the same parameter of the `--config` file; the
+/// defaults are those of [`Settings::default`].
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeFlags {
+    /// A redis.conf-style file: bind, port, dir, requirepass, maxclients, timeout, appendfsync
+    /// (always|everysec), protected-mode, loglevel, slowlog-log-slower-than, slowlog-max-len.
+    /// CONFIG REWRITE writes the current values back to it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The address to listen on [default: 127.0.0.1] (loopback unless you mean otherwise).
+    #[arg(long)]
+    bind: Option<String>,
+    /// The TCP port [default: 6379] (0: any free port, shown in the ready line).
+    #[arg(long)]
+    port: Option<u16>,
+    /// A file holding the password clients must AUTH with (one trailing newline is ignored).
+    #[arg(long)]
+    requirepass_file: Option<PathBuf>,
+    /// The most clients connected at once [default: 10000].
+    #[arg(long)]
+    maxclients: Option<usize>,
+    /// As Redis's [default: yes]: `yes` refuses to start on a non-loopback address without a
+    /// password.
+    #[arg(long, value_parser = ["yes", "no"])]
+    protected_mode: Option<String>,
+    /// When writes become durable [default: always]: `always`, before each reply; `everysec`,
+    /// about once a second (a power loss may lose the last second of acknowledged writes).
+    #[arg(long, value_parser = ["always", "everysec"])]
+    appendfsync: Option<String>,
+    /// Where SAVE and BGSAVE make their backups, each a new `<dir name>-backup-<unix time>`
+    /// directory (default: beside the store directory).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+}
+
+/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
+const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The settings to serve with: the defaults, then the `--config` file, then the flags (and
+/// `--dir` if given on the command line). Also returns the config file's absolute path.
+fn settings(flags: &ServeFlags, dir: Option<&Path>) -> Result<(Settings, Option<PathBuf>), Failure> {
+    let mut settings = Settings::default();
+    let mut file = None;
+    if let Some(path) = &flags.config {
+        let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("reading {}: {e}", path.display())))?;
+        settings.read_file(path, &text).map_err(Failure)?;
+        // Absolute: CONFIG REWRITE writes it back whatever the working directory is then.
+        file = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+    }
+    let flag = |name: &str, value: Option<String>, settings: &mut Settings| match value {
+        Some(value) => settings
+            .set(name, value.as_bytes())
+            .map_err(|why| Failure(format!("--{}: {}", name, why.unwrap_or_default()))),
+        None => Ok(()),
+    };
+    flag("bind", flags.bind.clone(), &mut settings)?;
+    flag("port", flags.port.map(|p| p.to_string()), &mut settings)?;
+    flag("maxclients", flags.maxclients.map(|n| n.to_string()), &mut settings)?;
+    flag("protected-mode", flags.protected_mode.clone(), &mut settings)?;
+    flag("appendfsync", flags.appendfsync.clone(), &mut settings)?;
+    if let Some(dir) = dir {
+        settings.dir = dir.to_path_buf();
+    }
+    if let Some(path) = &flags.requirepass_file {
+        settings.requirepass = Some(read_password(path)?);
+    }
+    Ok((settings, file))
 }
 
 /// Reads the password: the file's content without one trailing line end.
@@ -38,26 +97,40 @@ fn read_password(path: &Path) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// Serves until SIGINT or SIGTERM, then closes every connection and the store.
+/// Serves until SIGINT or SIGTERM, then closes every connection and the store. `dir`: the
+/// store directory if given on the command line (else the config file's, else the default).
 ///
-/// Everything that can refuse the start (protected mode, the password file, the bind) is done
-/// before the store is opened, so a refused start leaves `--dir` as it was: opening creates it.
-pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
-    let password = args.requirepass_file.map(|p| read_password(p)).transpose()?;
-    let addrs = resolve(args.bind, args.port)?;
-    if args.protected_mode && password.is_none() {
+/// Everything that can refuse the start (the config file, protected mode, the password file,
+/// the bind) is done before the store is opened, so a refused start leaves the store directory
+/// as it was: opening creates it.
+pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, Failure> {
+    let (settings, config_file) = settings(flags, dir)?;
+    let addrs = resolve(&settings.bind, settings.port)?;
+    if settings.protected_mode && settings.requirepass.is_none() {
         refuse_unprotected(&addrs)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&addrs[..]))
-        .map_err(|e| Failure(format!("binding {}:{}: {e}", args.bind, args.port)))?;
-    let options = Options::default();
+        .map_err(|e| Failure(format!("binding {}:{}: {e}", settings.bind, settings.port)))?;
+    let sync = match settings.appendfsync {
+        AppendFsync::Always => SyncMode::Always,
+        AppendFsync::Everysec => SyncMode::Every(EVERYSEC_INTERVAL),
+    };
+    let options = Options { sync, ..Options::default() };
     let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
-    let store = Arc::new(Store::open_with(args.dir, options)?);
-    let maxclients = fit_maxclients(args.maxclients.max(1), &store)?;
-    let backup_dir = args.backup_dir.map(Path::to_path_buf);
-    let config = Config { maxclients, password, clock, value_bytes_max, backup_dir, ..Config::default() };
+    let store = Arc::new(Store::open_with(&settings.dir, options)?);
+    let maxclients = fit_maxclients(settings.maxclients.max(1), &store)?;
+    let config = Config {
+        maxclients,
+        password: settings.requirepass.clone(),
+        clock,
+        value_bytes_max,
+        backup_dir: flags.backup_dir.clone(),
+        settings,
+        config_file,
+        ..Config::default()
+    };
     runtime.block_on(async {
         let local = listener.local_addr()?;
         crate::print_line(format!("ready on {local}").as_bytes())?;

@@ -207,6 +207,15 @@ pub(crate) struct Counters {
     pub(crate) rejected_connections: AtomicU64,
 }
 
+impl Counters {
+    /// CONFIG RESETSTAT: every counter back to zero.
+    pub(crate) fn reset(&self) {
+        self.connections_received.store(0, Ordering::Relaxed);
+        self.commands_processed.store(0, Ordering::Relaxed);
+        self.rejected_connections.store(0, Ordering::Relaxed);
+    }
+}
+
 /// The state every connection shares.
 pub struct Db {
     pub(crate) store: Arc<Store>,
@@ -224,6 +233,10 @@ pub struct Db {
     pub(crate) counters: Counters,
     /// SAVE, BGSAVE and LASTSAVE's state.
     pub(crate) backups: crate::admin::Backups,
+    /// The parameters' current values (CONFIG GET, SET and REWRITE).
+    pub(crate) settings: Mutex<crate::config::Settings>,
+    /// The file the server was started with (`--config`): what CONFIG REWRITE writes.
+    pub(crate) config_file: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -242,6 +255,8 @@ impl Db {
             clients: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             backups: crate::admin::Backups::new(store.path(), None),
+            settings: Mutex::new(crate::config::Settings::default()),
+            config_file: None,
             store,
         }
     }

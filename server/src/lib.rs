@@ -15,6 +15,7 @@
 
 mod admin;
 mod cmd;
+pub mod config;
 mod connection;
 mod db;
 pub mod fd_limit;

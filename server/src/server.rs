@@ -75,6 +75,12 @@ pub struct Config {
     /// The directory SAVE and BGSAVE make their backups in (`None`: the store directory's
     /// parent); each backup is a new `<store dir name>-backup-<unix time>` directory there.
     pub backup_dir: Option<PathBuf>,
+    /// The parameters' values as the server starts (CONFIG GET shows them, SET changes them);
+    /// `timeout` is applied from here. The fields above still govern what they govern.
+    pub settings: crate::config::Settings,
+    /// The config file the server was started with: CONFIG REWRITE writes it (`None`: CONFIG
+    /// REWRITE fails, as in Redis).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -88,6 +94,8 @@ impl Default for Config {
             value_bytes_max: ferrocask::Options::default().value_bytes_max,
             meters: Arc::default(),
             backup_dir: None,
+            settings: crate::config::Settings::default(),
+            config_file: None,
         }
     }
 }
@@ -112,10 +120,12 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         started: Instant::now(),
         port: local.port(),
         bind: local.ip().to_string(),
-        idle_timeout_secs: AtomicU64::new(0),
+        idle_timeout_secs: AtomicU64::new(config.settings.timeout_secs),
         next_client_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
+        settings: parking_lot::Mutex::new(config.settings.clone()),
+        config_file: config.config_file.clone(),
     });
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
