@@ -1,4 +1,4 @@
-//! Administration commands: SAVE, BGSAVE and LASTSAVE (online backup).
+//! Administration commands: SAVE, BGSAVE and LASTSAVE (online backup), SHUTDOWN and ROLE.
 //!
 //! A save is the store's online backup ([`Store::backup_to`](ferrocask::Store::backup_to)): a
 //! consistent cut of the log, copied while writers go on, into a new directory
@@ -30,13 +30,17 @@ use crate::session::Outcome;
 /// second): `-2`, `-3`, ... are appended, up to this many in all.
 const BACKUP_NAME_ATTEMPTS_MAX: u32 = 100;
 
+/// Why a server without backups refuses to save.
+const SAVE_DISABLED: &str = "saving is disabled on this server";
+
 /// Redis's error for a save while one runs.
 const SAVE_IN_PROGRESS: &str = "ERR Background save already in progress";
 
 /// The state of online backups, shared by every connection.
 pub(crate) struct Backups {
-    /// The directory new backups are made in.
-    parent: PathBuf,
+    /// The directory new backups are made in (`None`: saving is disabled, see
+    /// [`Backups::disabled`]).
+    parent: Option<PathBuf>,
     /// The store directory's name: each backup is `<name>-backup-<unix time>`.
     name: String,
     /// Whether a save runs now (only one at a time).
@@ -60,11 +64,24 @@ impl Backups {
             None => store_dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         };
         Backups {
-            parent,
+            parent: Some(parent),
             name,
             running: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
             last_save_unix: AtomicU64::new(unix_now()),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// No saves (the fuzz target's server): a save would copy the store on a thread of its own,
+    /// which a deterministic replay cannot have.
+    pub(crate) fn disabled() -> Backups {
+        Backups {
+            parent: None,
+            name: String::new(),
+            running: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            last_save_unix: AtomicU64::new(0),
             thread: Mutex::new(None),
         }
     }
@@ -79,9 +96,10 @@ impl Backups {
 
     /// A directory for a backup made now: new, named for the store and the time.
     fn target(&self) -> Result<PathBuf, String> {
+        let Some(parent) = &self.parent else { return Err(SAVE_DISABLED.into()) };
         let base = format!("{}-backup-{}", self.name, unix_now());
         (1..=BACKUP_NAME_ATTEMPTS_MAX)
-            .map(|n| self.parent.join(if n == 1 { base.clone() } else { format!("{base}-{n}") }))
+            .map(|n| parent.join(if n == 1 { base.clone() } else { format!("{base}-{n}") }))
             .find(|path| !path.exists())
             .ok_or_else(|| format!("every name from {base} to {base}-{BACKUP_NAME_ATTEMPTS_MAX} is taken"))
     }
@@ -91,12 +109,13 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// Runs the administration command `name` (SAVE, BGSAVE, LASTSAVE).
+/// Runs the administration command `name` (SAVE, BGSAVE, LASTSAVE, SHUTDOWN).
 pub(crate) fn run(db: &Arc<Db>, name: &str, args: &[Bytes]) -> Outcome {
     match name {
         "save" => save(db),
         "bgsave" => Outcome::Now(bgsave(db, args)),
         "lastsave" => Outcome::Now(Reply::Int(db.backups.last_save_unix.load(Ordering::Relaxed) as i64)),
+        "shutdown" => shutdown(db, args),
         other => unreachable!("{other} is not an administration command"),
     }
 }
@@ -127,7 +146,8 @@ fn bgsave(db: &Arc<Db>, args: &[Bytes]) -> Reply {
     };
     match start(db, |_| {}) {
         Ok(()) => Reply::Status("Background saving started"),
-        Err(_) if schedule => {
+        // Only a save in progress is worth waiting for.
+        Err(e) if schedule && e == Reply::error(SAVE_IN_PROGRESS) => {
             db.backups.scheduled.store(true, Ordering::Relaxed);
             Reply::Status("Background saving scheduled")
         }
@@ -137,6 +157,9 @@ fn bgsave(db: &Arc<Db>, args: &[Bytes]) -> Reply {
 
 /// Starts a save on its own thread unless one runs; `done` gets its outcome.
 fn start(db: &Arc<Db>, done: impl FnOnce(Result<(), String>) + Send + 'static) -> Result<(), Reply> {
+    if db.backups.parent.is_none() {
+        return Err(Reply::error(format!("ERR {SAVE_DISABLED}")));
+    }
     if db.backups.running.swap(true, Ordering::AcqRel) {
         return Err(Reply::error(SAVE_IN_PROGRESS));
     }
@@ -173,4 +196,58 @@ fn backup_once(db: &Db) -> Result<(), String> {
     db.store.backup_to(&target).map_err(|e| format!("backup to {} failed: {e}", target.display()))?;
     db.backups.last_save_unix.store(unix_now(), Ordering::Relaxed);
     Ok(())
+}
+
+/// The shutdown SHUTDOWN asked for: the listener stops as on SIGTERM ([`Shutdown::requested`]),
+/// and, with SAVE, a backup is made once every connection has ended, so it holds every write.
+#[derive(Default)]
+pub(crate) struct Shutdown {
+    /// Wakes the listener (a permit is kept if it is not waiting at that moment).
+    pub(crate) requested: tokio::sync::Notify,
+    /// SHUTDOWN SAVE: back up before the store is closed.
+    save: AtomicBool,
+}
+
+impl Db {
+    /// After every connection has ended: the backup SHUTDOWN SAVE asked for, if it did (a
+    /// running save is waited for first, so two never run at once).
+    pub(crate) fn save_at_shutdown(&self) -> Result<(), String> {
+        self.backups.wait();
+        if self.shutdown.save.load(Ordering::Acquire) {
+            backup_once(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops the server as SIGTERM does, without a
+/// reply (as Redis: the connection closes). SAVE also makes a backup, after the last connection
+/// has ended; NOSAVE is the default (every write is in the store already); NOW and FORCE change
+/// nothing here (no replicas to wait for; a failed save still stops the server, and the CLI
+/// exits non-zero saying why). ABORT: no shutdown is ever pending.
+fn shutdown(db: &Db, args: &[Bytes]) -> Outcome {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    for arg in &args[1..] {
+        match arg {
+            a if is(a, "save") => save = true,
+            a if is(a, "nosave") => nosave = true,
+            a if is(a, "abort") => abort = true,
+            a if is(a, "now") || is(a, "force") => other = true,
+            _ => return Outcome::Now(Reply::error(SYNTAX)),
+        }
+    }
+    if (save && nosave) || (abort && (save || nosave || other)) {
+        return Outcome::Now(Reply::error(SYNTAX));
+    }
+    if abort {
+        return Outcome::Now(Reply::error("ERR No shutdown in progress."));
+    }
+    db.shutdown.save.store(save, Ordering::Release);
+    db.shutdown.requested.notify_one();
+    Outcome::Hangup
+}
+
+/// ROLE: a master with no replicas, as Redis answers then.
+pub(crate) fn role(_args: &[Bytes]) -> Reply {
+    Reply::Array(vec![Reply::bulk("master"), Reply::Int(0), Reply::Array(Vec::new())])
 }

@@ -237,12 +237,15 @@ pub struct Db {
     pub(crate) settings: Mutex<crate::config::Settings>,
     /// The file the server was started with (`--config`): what CONFIG REWRITE writes.
     pub(crate) config_file: Option<std::path::PathBuf>,
+    /// SHUTDOWN's request to the listener.
+    pub(crate) shutdown: crate::admin::Shutdown,
 }
 
 impl Db {
     /// State for a server on `store` with default settings and no listener (fuzzing).
     pub(crate) fn for_tests(store: Arc<Store>) -> Db {
         Db {
+            store,
             clock: Arc::new(ferrocask::SystemClock),
             value_bytes_max: 1 << 16,
             password: None,
@@ -254,10 +257,10 @@ impl Db {
             next_client_id: AtomicU64::new(1),
             clients: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
-            backups: crate::admin::Backups::new(store.path(), None),
+            backups: crate::admin::Backups::disabled(),
             settings: Mutex::new(crate::config::Settings::default()),
             config_file: None,
-            store,
+            shutdown: crate::admin::Shutdown::default(),
         }
     }
 

@@ -126,6 +126,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         counters: Counters::default(),
         settings: parking_lot::Mutex::new(config.settings.clone()),
         config_file: config.config_file.clone(),
+        shutdown: crate::admin::Shutdown::default(),
     });
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
@@ -136,6 +137,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
+            () = db.shutdown.requested.notified() => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -166,9 +168,13 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     drop(done_tx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv()).await;
     // A save holds the store: the caller closes it once this returns, so a running save is
-    // waited for (off the async workers), and one that was started is finished.
-    let _ = tokio::task::spawn_blocking(move || db.backups.wait()).await;
-    Ok(())
+    // waited for (off the async workers), and one that was started is finished; then the one
+    // SHUTDOWN SAVE asked for, which holds every write since no connection is left.
+    match tokio::task::spawn_blocking(move || db.save_at_shutdown()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(io::Error::other(format!("SHUTDOWN SAVE: {why}"))),
+        Err(e) => Err(io::Error::other(format!("SHUTDOWN SAVE: {e}"))),
+    }
 }
 
 /// The largest request whose writes surely fit in one batch of `batch_bytes_max`, so that no

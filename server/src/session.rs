@@ -25,6 +25,9 @@ pub(crate) enum Outcome {
     Later(Pending),
     /// The reply, then the connection closes (QUIT).
     Close(Reply),
+    /// No reply: the connection closes once the replies before it are written (SHUTDOWN, as
+    /// Redis's, which clients take as success).
+    Hangup,
     /// MGET of more than [`MGET_SNAPSHOT_BYTES_MAX`] of values: an array of these keys' values,
     /// which the connection reads one at a time as it writes them, flushing as it goes.
     Values(Vec<Bytes>),
@@ -206,7 +209,7 @@ impl Session {
             "command" => server_cmds::command(&args),
             "info" => server_cmds::info(&self.db, &args),
             "config" => server_cmds::config(&self.db, &args),
-            "save" | "bgsave" | "lastsave" => return crate::admin::run(&self.db, spec.name, &args),
+            "save" | "bgsave" | "lastsave" | "shutdown" => return crate::admin::run(&self.db, spec.name, &args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)

@@ -49,6 +49,10 @@ pub const INTENDED: &[&str] = &[
      file; LASTSAVE is the time of the last one. Their argument errors are compared; the saves \
      themselves are tested in cli/tests/serve_backup.rs. SAVE, BGSAVE and LASTSAVE inside MULTI \
      are refused as the other server commands are. Not generated.",
+    "SHUTDOWN's errors are compared, its success is not (it would stop both servers): it closes \
+     the connection without a reply, as Redis does; SAVE makes a backup once every connection has \
+     ended; NOW and FORCE change nothing (no replicas; a failed save still stops the server). \
+     Tested in cli/tests/serve_shutdown.rs. Not generated.",
     "CONFIG SET of bind, port, dir, maxclients, requirepass, protected-mode and appendfsync is \
      refused with the reason (`... - can't set immutable config`, or why ferrocask reads it only \
      at start): set them in the --config file and restart. appendfsync takes always or everysec \
@@ -692,6 +696,13 @@ fn edge_cases_reply_as_redis_does() {
         &["CONFIG", "GET", "slowlog-max-len"],
         &["CONFIG", "GET", "slowlog-log-slower-than"],
         &["CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"],
+        &["ROLE"],
+        &["ROLE", "x"],
+        // Never a valid SHUTDOWN: it would stop both servers.
+        &["SHUTDOWN", "x"],
+        &["SHUTDOWN", "NOSAVE", "SAVE"],
+        &["SHUTDOWN", "ABORT"],
+        &["SHUTDOWN", "ABORT", "NOSAVE"],
     ];
     for case in cases {
         let name = case[0].to_uppercase();

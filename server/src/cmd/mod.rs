@@ -182,6 +182,8 @@ fn table() -> Vec<Spec> {
         session("save", 1),
         session("bgsave", -1),
         session("lastsave", 1),
+        session("shutdown", -1),
+        pure("role", 1, crate::admin::role),
     ]
 }
 
