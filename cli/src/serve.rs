@@ -133,8 +133,11 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
     };
     runtime.block_on(async {
         let local = listener.local_addr()?;
+        // The handlers are installed before the ready line: a SIGTERM sent as soon as the server
+        // says it is ready must stop it cleanly, not kill it.
+        let stop = shutdown_signal()?;
         crate::print_line(format!("ready on {local}").as_bytes())?;
-        ferrocask_server::run(listener, store.clone(), config, shutdown_signal()).await?;
+        ferrocask_server::run(listener, store.clone(), config, stop).await?;
         Ok::<(), Failure>(())
     })?;
     drop(runtime);
@@ -190,18 +193,28 @@ fn fit_maxclients(requested: usize, store: &Store) -> Result<usize, Failure> {
     Ok(fit.maxclients)
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+/// Resolves on SIGINT or SIGTERM. The handlers are installed now, not when the future is first
+/// polled: the listener's loop may not poll it before the first clients are served.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let installing = |e| Failure(format!("installing a signal handler: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(installing)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(installing)?;
+    Ok(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    })
+}
+
+/// Resolves on Ctrl-C (Windows has no SIGTERM). The handler is installed at once, as on Unix.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    let mut ctrl_c =
+        tokio::signal::windows::ctrl_c().map_err(|e| Failure(format!("installing a Ctrl-C handler: {e}")))?;
+    Ok(async move {
+        let _ = ctrl_c.recv().await;
+    })
 }
