@@ -43,10 +43,9 @@ pub(crate) struct Backups {
     parent: Option<PathBuf>,
     /// The store directory's name: each backup is `<name>-backup-<unix time>`.
     name: String,
-    /// Whether a save runs now (only one at a time).
-    running: AtomicBool,
-    /// Whether a `BGSAVE SCHEDULE` asked for another save once the running one ends.
-    scheduled: AtomicBool,
+    /// Whether a save runs, and whether another is scheduled: one lock, so a save that ends
+    /// and a `BGSAVE SCHEDULE` that arrives meanwhile cannot miss each other.
+    state: Mutex<SaveState>,
     /// LASTSAVE: the unix time of the last successful save (the server's start before any).
     last_save_unix: AtomicU64,
     /// The thread of the running (or last) save, joined at shutdown.
@@ -66,8 +65,7 @@ impl Backups {
         Backups {
             parent: Some(parent),
             name,
-            running: AtomicBool::new(false),
-            scheduled: AtomicBool::new(false),
+            state: Mutex::new(SaveState::default()),
             last_save_unix: AtomicU64::new(unix_now()),
             thread: Mutex::new(None),
         }
@@ -79,8 +77,7 @@ impl Backups {
         Backups {
             parent: None,
             name: String::new(),
-            running: AtomicBool::new(false),
-            scheduled: AtomicBool::new(false),
+            state: Mutex::new(SaveState::default()),
             last_save_unix: AtomicU64::new(0),
             thread: Mutex::new(None),
         }
@@ -103,6 +100,14 @@ impl Backups {
             .find(|path| !path.exists())
             .ok_or_else(|| format!("every name from {base} to {base}-{BACKUP_NAME_ATTEMPTS_MAX} is taken"))
     }
+}
+
+/// Whether a save runs (only one at a time), and whether a `BGSAVE SCHEDULE` asked for another
+/// once it ends.
+#[derive(Default)]
+struct SaveState {
+    running: bool,
+    scheduled: bool,
 }
 
 fn unix_now() -> u64 {
@@ -138,45 +143,63 @@ fn save(db: &Arc<Db>) -> Outcome {
 }
 
 /// BGSAVE [SCHEDULE]: starts a backup and replies at once; LASTSAVE changes when it succeeds.
+/// With SCHEDULE, a save asked for while one runs is made once that one ends.
 fn bgsave(db: &Arc<Db>, args: &[Bytes]) -> Reply {
     let schedule = match args.get(1) {
         None => false,
         Some(arg) if args.len() == 2 && is(arg, "schedule") => true,
         Some(_) => return Reply::error(SYNTAX),
     };
+    if schedule && db.backups.parent.is_some() {
+        let mut state = db.backups.state.lock();
+        if state.running {
+            state.scheduled = true;
+            return Reply::Status("Background saving scheduled");
+        }
+    }
     match start(db, |_| {}) {
         Ok(()) => Reply::Status("Background saving started"),
-        // Only a save in progress is worth waiting for.
-        Err(e) if schedule && e == Reply::error(SAVE_IN_PROGRESS) => {
-            db.backups.scheduled.store(true, Ordering::Relaxed);
-            Reply::Status("Background saving scheduled")
-        }
         Err(e) => e,
     }
 }
 
-/// Starts a save on its own thread unless one runs; `done` gets its outcome.
+/// Starts a save on its own thread unless one runs; `done` gets its outcome once the save no
+/// longer counts as running (so the client told may save again at once), unless a scheduled
+/// one follows it.
 fn start(db: &Arc<Db>, done: impl FnOnce(Result<(), String>) + Send + 'static) -> Result<(), Reply> {
     if db.backups.parent.is_none() {
         return Err(Reply::error(format!("ERR {SAVE_DISABLED}")));
     }
-    if db.backups.running.swap(true, Ordering::AcqRel) {
-        return Err(Reply::error(SAVE_IN_PROGRESS));
-    }
     let mut slot = db.backups.thread.lock();
-    // The previous save's thread has ended (`running` was clear): reap it.
+    {
+        let mut state = db.backups.state.lock();
+        if state.running {
+            return Err(Reply::error(SAVE_IN_PROGRESS));
+        }
+        state.running = true;
+    }
+    // The previous save's thread has done its work (`running` was clear): reap it.
     if let Some(previous) = slot.take() {
         let _ = previous.join();
     }
     let saver = Arc::clone(db);
     let thread = std::thread::Builder::new().name("ferrocask-save".into()).spawn(move || {
-        let result = backup_once(&saver);
-        done(result);
-        // A save asked for while this one ran.
-        while saver.backups.scheduled.swap(false, Ordering::AcqRel) {
+        let (mut result, mut done) = (Some(backup_once(&saver)), Some(done));
+        loop {
+            let again = {
+                let mut state = saver.backups.state.lock();
+                let again = std::mem::take(&mut state.scheduled);
+                state.running = again;
+                again
+            };
+            if let (Some(done), Some(result)) = (done.take(), result.take()) {
+                done(result);
+            }
+            if !again {
+                break;
+            }
             let _ = backup_once(&saver);
         }
-        saver.backups.running.store(false, Ordering::Release);
     });
     match thread {
         Ok(thread) => {
@@ -184,7 +207,7 @@ fn start(db: &Arc<Db>, done: impl FnOnce(Result<(), String>) + Send + 'static) -
             Ok(())
         }
         Err(e) => {
-            db.backups.running.store(false, Ordering::Release);
+            db.backups.state.lock().running = false;
             Err(Reply::error(format!("ERR cannot start the save: {e}")))
         }
     }
