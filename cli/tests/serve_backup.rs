@@ -12,12 +12,13 @@ mod common;
 mod serve_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{parse, wait_for, RawClient, R};
+use serve_common::Served;
 
 /// How long a test waits for a condition before it fails.
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,14 +43,16 @@ fn time_secs(c: &mut RawClient) -> i64 {
 }
 
 /// Serves `dir` with backups made in `backups`.
-fn serve(dir: &Path, backups: &Path) -> (Child, std::net::SocketAddr) {
+fn serve(dir: &Path, backups: &Path) -> (Served, std::net::SocketAddr) {
     let mut command = serve_common::command(dir);
     command.arg("--backup-dir").arg(backups);
-    serve_common::spawn_ready(command)
+    let (child, addr) = serve_common::spawn_ready(command);
+    (Served::new(child), addr)
 }
 
 /// Stops the server as a service manager would, and checks it exits cleanly.
-fn stop(mut child: Child) {
+fn stop(served: Served) {
+    let mut child = served.take();
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "clean exit after SIGTERM");

@@ -11,18 +11,21 @@ mod common;
 mod serve_common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::{parse, RawClient, R};
+use serve_common::Served;
 
 /// Serves `dir` with `--config file` (and a free port, which the flag sets over the file's).
-fn serve(dir: &Path, file: &Path) -> (Child, std::net::SocketAddr) {
+fn serve(dir: &Path, file: &Path) -> (Served, std::net::SocketAddr) {
     let mut command = serve_common::command(dir);
     command.arg("--config").arg(file);
-    serve_common::spawn_ready(command)
+    let (child, addr) = serve_common::spawn_ready(command);
+    (Served::new(child), addr)
 }
 
-fn stop(mut child: Child) {
+fn stop(served: Served) {
+    let mut child = served.take();
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "clean exit after SIGTERM");
@@ -114,12 +117,14 @@ fn flags_override_the_file_and_rewrite_needs_a_file() {
     let mut command = serve_common::command(&dir);
     command.arg("--config").arg(&file).args(["--maxclients", "9"]);
     let (child, addr) = serve_common::spawn_ready(command);
+    let child = Served::new(child);
     assert_ne!(addr.port(), taken.local_addr().unwrap().port());
     let mut c = RawClient::connect(addr);
     assert_eq!(config_get(&mut c, "maxclients"), "9");
     stop(child);
 
     let (child, addr) = serve_common::start(&dir);
+    let child = Served::new(child);
     let mut c = RawClient::connect(addr);
     assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), b"-ERR The server is running without a config file\r\n");
     stop(child);

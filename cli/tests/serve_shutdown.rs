@@ -7,28 +7,31 @@ mod common;
 mod serve_common;
 
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use common::RawClient;
+use common::{wait_for, RawClient};
+use serve_common::Served;
 
 /// How long the server may take to exit after SHUTDOWN before the test fails.
 const EXIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Waits (bounded) for the server to exit; its status.
-fn exited(mut child: Child) -> ExitStatus {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait().unwrap());
+/// Waits (bounded) for the server to exit; its status. On timeout the guard kills it.
+fn exited(mut served: Served) -> ExitStatus {
+    let mut status = None;
+    let ended = wait_for(EXIT_WAIT, || {
+        status = served.try_wait();
+        status.is_some()
     });
-    rx.recv_timeout(EXIT_WAIT).unwrap_or_else(|_| panic!("ferrocask serve (pid {pid}) still runs after SHUTDOWN"))
+    assert!(ended, "ferrocask serve still runs after SHUTDOWN");
+    status.unwrap()
 }
 
-fn serve(dir: &Path, backups: &Path) -> (Child, std::net::SocketAddr) {
+fn serve(dir: &Path, backups: &Path) -> (Served, std::net::SocketAddr) {
     let mut command = serve_common::command(dir);
     command.arg("--backup-dir").arg(backups);
-    serve_common::spawn_ready(command)
+    let (child, addr) = serve_common::spawn_ready(command);
+    (Served::new(child), addr)
 }
 
 #[test]
