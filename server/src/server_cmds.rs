@@ -377,9 +377,10 @@ pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
     }
 }
 
-/// Every parameter CONFIG GET shows. `bind`, `port`, `dir` and `maxclients` are what the server
-/// runs with (the port bound, the store's absolute directory, maxclients fitted to the
-/// open-file limit); the rest are [`Settings`](crate::config::Settings)' values.
+/// Every parameter CONFIG GET shows. `bind`, `port`, `dir`, `maxclients` and `requirepass` are
+/// what the server runs with (the port bound, the store's absolute directory, maxclients fitted
+/// to the open-file limit, the password sessions check); the rest are
+/// [`Settings`](crate::config::Settings)' values.
 fn config_params(db: &Db) -> Vec<(&'static str, Vec<u8>)> {
     let settings = db.settings.lock().clone();
     let dir = std::fs::canonicalize(db.store.path()).unwrap_or_else(|_| db.store.path().to_path_buf());
@@ -388,6 +389,7 @@ fn config_params(db: &Db) -> Vec<(&'static str, Vec<u8>)> {
         ("port", db.port.to_string().into_bytes()),
         ("dir", dir.to_string_lossy().into_owned().into_bytes()),
         ("maxclients", db.maxclients.to_string().into_bytes()),
+        ("requirepass", db.password.clone().unwrap_or_default()),
         ("databases", b"1".to_vec()),
         ("appendonly", b"yes".to_vec()),
         ("save", Vec::new()),
