@@ -10,13 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ferrocask::inspect::{self, RecordKind};
 use ferrocask::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod serve;
 mod workload;
+
+/// `--hex` after a subcommand that reads or prints keys and values. Not global: it means nothing
+/// to `serve`, `bench` and the rest, and a global flag shows in every subcommand's help.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct Hex {
+    /// Keys and values given and printed as hex (for binary data).
+    #[arg(long)]
+    hex: bool,
+}
 
 /// Inspect, verify, compact and benchmark a ferrocask store.
 #[derive(Parser, Debug)]
@@ -25,8 +34,9 @@ struct Cli {
     /// The store directory.
     #[arg(long, global = true, default_value = "./ferrocask-data")]
     dir: PathBuf,
-    /// Keys and values given and printed as hex (for binary data).
-    #[arg(long, global = true)]
+    /// Keys and values given and printed as hex (for binary data): put, get, delete, keys and
+    /// dump; also accepted after those subcommands.
+    #[arg(long)]
     hex: bool,
     #[command(subcommand)]
     command: Command,
@@ -35,16 +45,31 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Sets KEY to VALUE, durably (creates the store if missing).
-    Put { key: String, value: String },
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Prints KEY's value; exits 1 if the key is missing.
-    Get { key: String },
+    Get {
+        key: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Deletes KEY, durably (a missing key is not an error).
-    Delete { key: String },
+    Delete {
+        key: String,
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Lists live keys, sorted.
     Keys {
         /// Only keys starting with this prefix.
         #[arg(long)]
         prefix: Option<String>,
+        #[command(flatten)]
+        hex: Hex,
     },
     /// Prints size and activity counters.
     Stats {
@@ -57,28 +82,20 @@ enum Command {
     /// Rewrites sealed segments to reclaim the space of dead records.
     Compact,
     /// Lists every record in log order, without opening the store.
-    Dump,
+    Dump {
+        #[command(flatten)]
+        hex: Hex,
+    },
     /// Copies the store, consistent as of one moment, into TARGET (which must not exist or be
-    /// empty). The copy is a store of its own.
+    /// empty). The copy is a store of its own. A store a running `ferrocask serve` holds is
+    /// backed up through the server instead: `redis-cli BGSAVE` (see `serve --backup-dir`).
     Backup { target: PathBuf },
     /// Serves the store over the Redis protocol (RESP2/RESP3) until SIGINT or SIGTERM; prints
-    /// `ready on ADDR:PORT` once it accepts connections. Every write is durable before its reply.
+    /// `ready on ADDR:PORT` once it accepts connections. With `appendfsync always` (the
+    /// default) every write is durable before its reply. Flags override the --config file.
     Serve {
-        /// The address to listen on (loopback unless you mean otherwise).
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: String,
-        /// The TCP port (0: any free port, shown in the ready line).
-        #[arg(long, default_value_t = 6379)]
-        port: u16,
-        /// A file holding the password clients must AUTH with (one trailing newline is ignored).
-        #[arg(long)]
-        requirepass_file: Option<PathBuf>,
-        /// The most clients connected at once.
-        #[arg(long, default_value_t = 10_000)]
-        maxclients: usize,
-        /// The least severe log events written to stderr (one timestamped line each).
-        #[arg(long, value_enum, default_value_t = serve::LogLevel::Info)]
-        log_level: serve::LogLevel,
+        #[command(flatten)]
+        flags: serve::ServeFlags,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -102,6 +119,32 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether `--hex` was given after the subcommand.
+    fn hex(&self) -> bool {
+        match self {
+            Command::Put { hex, .. }
+            | Command::Get { hex, .. }
+            | Command::Delete { hex, .. }
+            | Command::Keys { hex, .. }
+            | Command::Dump { hex } => hex.hex,
+            _ => false,
+        }
+    }
+
+    /// Whether the subcommand reads or prints keys and values, so `--hex` means something to it.
+    fn takes_hex(&self) -> bool {
+        matches!(
+            self,
+            Command::Put { .. }
+                | Command::Get { .. }
+                | Command::Delete { .. }
+                | Command::Keys { .. }
+                | Command::Dump { .. }
+        )
+    }
+}
+
 /// A failure to report: one line, then a non-zero exit.
 struct Failure(String);
 
@@ -123,8 +166,11 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown panic".into());
         eprintln!("ferrocask: internal error: {msg}");
     }));
-    let cli = Cli::parse();
-    match run(&cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `serve` takes its directory from --config unless --dir is given.
+    let dir_given = matches.value_source("dir") == Some(clap::parser::ValueSource::CommandLine);
+    match run(&cli, dir_given) {
         Ok(code) => code,
         Err(Failure(msg)) if msg.is_empty() => ExitCode::SUCCESS, // stdout closed early (a pipe)
         Err(Failure(msg)) => {
@@ -134,15 +180,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> CliResult {
-    let hex = cli.hex;
+fn run(cli: &Cli, dir_given: bool) -> CliResult {
+    let hex = cli.hex || cli.command.hex();
+    if cli.hex && !cli.command.takes_hex() {
+        return Err(Failure("--hex applies to put, get, delete, keys and dump only".into()));
+    }
     match &cli.command {
-        Command::Put { key, value } => {
+        Command::Put { key, value, .. } => {
             let store = open(&cli.dir, true)?;
             store.put(arg_bytes(key, hex)?, arg_bytes(value, hex)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Get { key } => {
+        Command::Get { key, .. } => {
             let store = open(&cli.dir, false)?;
             match store.get(arg_bytes(key, hex)?)? {
                 Some(value) => {
@@ -152,12 +201,12 @@ fn run(cli: &Cli) -> CliResult {
                 None => Err(Failure(format!("key not found: {key}"))),
             }
         }
-        Command::Delete { key } => {
+        Command::Delete { key, .. } => {
             let store = open(&cli.dir, false)?;
             store.delete(arg_bytes(key, hex)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys { prefix } => {
+        Command::Keys { prefix, .. } => {
             let store = open(&cli.dir, false)?;
             let mut keys: Vec<Vec<u8>> = match prefix {
                 Some(p) => store.scan_prefix(arg_bytes(p, hex)?).map(|(k, _)| k).collect(),
@@ -196,9 +245,9 @@ fn run(cli: &Cli) -> CliResult {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dump => dump(&cli.dir, hex),
+        Command::Dump { .. } => dump(&cli.dir, hex),
         Command::Backup { target } => {
-            let store = open(&cli.dir, false)?;
+            let store = open(&cli.dir, false).map_err(|e| locked_backup_advice(&cli.dir, e))?;
             let bar = spinner("backing up");
             let r = store.backup_to(target);
             bar.finish_and_clear();
@@ -215,15 +264,23 @@ fn run(cli: &Cli) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
-        Command::Serve { bind, port, requirepass_file, maxclients, log_level } => serve::serve(serve::ServeArgs {
-            dir: &cli.dir,
-            bind,
-            port: *port,
-            requirepass_file: requirepass_file.as_ref(),
-            maxclients: *maxclients,
-            log_level: *log_level,
-        }),
+        Command::Serve { flags } => serve::serve(flags, dir_given.then_some(cli.dir.as_path())),
     }
+}
+
+/// The backup's error when the store is open elsewhere (most likely by `ferrocask serve`): only
+/// the process holding the store can cut a consistent copy of it, so the server makes it.
+fn locked_backup_advice(dir: &Path, failure: Failure) -> Failure {
+    if !failure.0.contains("is already open") {
+        return failure;
+    }
+    Failure(format!(
+        "{}; if a `ferrocask serve` holds it, back it up through the server: `redis-cli -p PORT BGSAVE` \
+         (LASTSAVE changes when the copy is complete; SAVE waits for it), which makes a new \
+         `{}-backup-<unix time>` directory beside the store or in the server's --backup-dir",
+        failure.0,
+        dir.file_name().map_or_else(|| "<dir>".into(), |n| n.to_string_lossy())
+    ))
 }
 
 /// Opens the store; only `create` makes a new one.

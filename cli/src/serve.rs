@@ -1,22 +1,89 @@
 //! `ferrocask serve`: the store as a Redis-protocol server (see the ferrocask-server crate).
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferrocask::{Options, Store};
+use std::time::Duration;
+
+use ferrocask::{Options, Store, SyncMode};
+use ferrocask_server::config::{AppendFsync, Settings};
 use ferrocask_server::Config;
 
 use crate::Failure;
 
-/// What `ferrocask serve` was given.
-pub(crate) struct ServeArgs<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) bind: &'a str,
-    pub(crate) port: u16,
-    pub(crate) requirepass_file: Option<&'a PathBuf>,
-    pub(crate) maxclients: usize,
-    pub(crate) log_level: LogLevel,
+/// `ferrocask serve`'s flags. Each overrides the same parameter of the `--config` file; the
+/// defaults are those of [`Settings::default`].
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeFlags {
+    /// A redis.conf-style file: bind, port, dir, requirepass, maxclients, timeout, appendfsync
+    /// (always|everysec), protected-mode, loglevel, slowlog-log-slower-than, slowlog-max-len.
+    /// CONFIG REWRITE writes the current values back to it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The address to listen on [default: 127.0.0.1] (loopback unless you mean otherwise).
+    #[arg(long)]
+    bind: Option<String>,
+    /// The TCP port [default: 6379] (0: any free port, shown in the ready line).
+    #[arg(long)]
+    port: Option<u16>,
+    /// A file holding the password clients must AUTH with (one trailing newline is ignored).
+    #[arg(long)]
+    requirepass_file: Option<PathBuf>,
+    /// The most clients connected at once [default: 10000].
+    #[arg(long)]
+    maxclients: Option<usize>,
+    /// As Redis's [default: yes]: `yes` refuses to start on a non-loopback address without a
+    /// password.
+    #[arg(long, value_parser = ["yes", "no"])]
+    protected_mode: Option<String>,
+    /// When writes become durable [default: always]: `always`, before each reply; `everysec`,
+    /// about once a second (a power loss may lose the last second of acknowledged writes).
+    #[arg(long, value_parser = ["always", "everysec"])]
+    appendfsync: Option<String>,
+    /// Where SAVE and BGSAVE make their backups, each a new `<dir name>-backup-<unix time>`
+    /// directory (default: beside the store directory).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// The least severe events logged to stderr [default: info, or the config file's
+    /// `loglevel`: debug -> debug, verbose and notice -> info, warning -> warn].
+    #[arg(long, value_enum)]
+    log_level: Option<LogLevel>,
+}
+
+/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
+const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The settings to serve with: the defaults, then the `--config` file, then the flags (and
+/// `--dir` if given on the command line). Also returns the config file's absolute path.
+fn settings(flags: &ServeFlags, dir: Option<&Path>) -> Result<(Settings, Option<PathBuf>), Failure> {
+    let mut settings = Settings::default();
+    let mut file = None;
+    if let Some(path) = &flags.config {
+        let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("reading {}: {e}", path.display())))?;
+        settings.read_file(path, &text).map_err(Failure)?;
+        // Absolute: CONFIG REWRITE writes it back whatever the working directory is then.
+        file = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+    }
+    let flag = |name: &str, value: Option<String>, settings: &mut Settings| match value {
+        Some(value) => settings
+            .set(name, value.as_bytes())
+            .map_err(|why| Failure(format!("--{}: {}", name, why.unwrap_or_default()))),
+        None => Ok(()),
+    };
+    flag("bind", flags.bind.clone(), &mut settings)?;
+    flag("port", flags.port.map(|p| p.to_string()), &mut settings)?;
+    flag("maxclients", flags.maxclients.map(|n| n.to_string()), &mut settings)?;
+    flag("protected-mode", flags.protected_mode.clone(), &mut settings)?;
+    flag("appendfsync", flags.appendfsync.clone(), &mut settings)?;
+    if let Some(dir) = dir {
+        settings.dir = dir.to_path_buf();
+    }
+    if let Some(path) = &flags.requirepass_file {
+        settings.requirepass = Some(read_password(path)?);
+    }
+    Ok((settings, file))
 }
 
 /// `--log-level`: the least severe events logged.
@@ -89,6 +156,15 @@ fn log_recovery(store: &Store) {
     }
 }
 
+/// The level a config file's Redis `loglevel` stands for.
+fn log_level_of(loglevel: &str) -> LogLevel {
+    match loglevel {
+        "debug" => LogLevel::Debug,
+        "warning" => LogLevel::Warn,
+        _ => LogLevel::Info,
+    }
+}
+
 /// Reads the password: the file's content without one trailing line end.
 fn read_password(path: &Path) -> Result<Vec<u8>, Failure> {
     let mut bytes = std::fs::read(path).map_err(|e| Failure(format!("reading {}: {e}", path.display())))?;
@@ -104,37 +180,65 @@ fn read_password(path: &Path) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// Serves until SIGINT or SIGTERM, then closes every connection and the store.
-pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
-    init_logging(args.log_level);
-    let password = args.requirepass_file.map(|p| read_password(p)).transpose()?;
-    let options = Options::default();
+/// Serves until SIGINT or SIGTERM, then closes every connection and the store. `dir`: the
+/// store directory if given on the command line (else the config file's, else the default).
+///
+/// Everything that can refuse the start (the config file, protected mode, the password file,
+/// the bind) is done before the store is opened, so a refused start leaves the store directory
+/// as it was: opening creates it.
+pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, Failure> {
+    let (settings, config_file) = settings(flags, dir)?;
+    init_logging(flags.log_level.unwrap_or_else(|| log_level_of(settings.loglevel)));
+    let addrs = resolve(&settings.bind, settings.port)?;
+    if settings.protected_mode && settings.requirepass.is_none() {
+        refuse_unprotected(&addrs)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&addrs[..]))
+        .map_err(|e| Failure(format!("binding {}:{}: {e}", settings.bind, settings.port)))?;
+    let sync = match settings.appendfsync {
+        AppendFsync::Always => SyncMode::Always,
+        AppendFsync::Everysec => SyncMode::Every(EVERYSEC_INTERVAL),
+    };
+    let options = Options { sync, ..Options::default() };
     let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        dir = %args.dir.display(),
-        bind = args.bind,
-        port = args.port,
-        sync = "always (write-through: every reply after its fsync)",
-        auth = args.requirepass_file.is_some(),
+        dir = %settings.dir.display(),
+        bind = %settings.bind,
+        port = settings.port,
+        sync = match sync {
+            SyncMode::Always => "always (write-through: every reply after its fsync)",
+            _ => "everysec (write-back: synced about once a second)",
+        },
+        auth = settings.requirepass.is_some(),
         pid = std::process::id(),
         "ferrocask serve starting"
     );
-    let store = Arc::new(Store::open_with(args.dir, options)?);
+    let store = Arc::new(Store::open_with(&settings.dir, options)?);
     log_recovery(&store);
-    let maxclients = fit_maxclients(args.maxclients.max(1), &store)?;
-    let config = Config { maxclients, password, clock, value_bytes_max, ..Config::default() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let maxclients = fit_maxclients(settings.maxclients.max(1), &store)?;
+    let config = Config {
+        maxclients,
+        password: settings.requirepass.clone(),
+        clock,
+        value_bytes_max,
+        backup_dir: flags.backup_dir.clone(),
+        slowlog_log_slower_than_us: settings.slowlog_log_slower_than,
+        slowlog_max_len: usize::try_from(settings.slowlog_max_len).unwrap_or(usize::MAX),
+        settings,
+        config_file,
+        ..Config::default()
+    };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind((args.bind, args.port))
-            .await
-            .map_err(|e| Failure(format!("binding {}:{}: {e}", args.bind, args.port)))?;
         let local = listener.local_addr()?;
-        // Before the ready line: a SIGTERM sent as soon as it is read must find its handler.
-        let shutdown = shutdown_signal()?;
+        // The handlers are installed before the ready line: a SIGTERM sent as soon as the server
+        // says it is ready must stop it cleanly, not kill it.
+        let stop = shutdown_signal()?;
         tracing::info!(addr = %local, maxclients, "ready to accept connections");
         crate::print_line(format!("ready on {local}").as_bytes())?;
-        ferrocask_server::run(listener, store.clone(), config, shutdown).await?;
+        ferrocask_server::run(listener, store.clone(), config, stop).await?;
         Ok::<(), Failure>(())
     })?;
     drop(runtime);
@@ -149,6 +253,34 @@ pub(crate) fn serve(args: ServeArgs<'_>) -> Result<ExitCode, Failure> {
     }
     tracing::info!("store closed; exiting");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The addresses `bind`:`port` names (a host name may name several).
+fn resolve(bind: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
+    let addrs: Vec<SocketAddr> =
+        (bind, port).to_socket_addrs().map_err(|e| Failure(format!("resolving --bind {bind}: {e}")))?.collect();
+    if addrs.is_empty() {
+        return Err(Failure(format!("--bind {bind} names no address")));
+    }
+    Ok(addrs)
+}
+
+/// Protected mode, as Redis's: with no password, only the loopback interface may be served.
+/// Redis starts and then answers every outside client with a `-DENIED` error that explains
+/// itself; ferrocask refuses to start instead, with the same reasoning and remedies, because a
+/// server that cannot serve the address it was told to listen on is a configuration mistake
+/// better found at once than by the first remote client.
+fn refuse_unprotected(addrs: &[SocketAddr]) -> Result<(), Failure> {
+    let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) else { return Ok(()) };
+    Err(Failure(format!(
+        "refusing to listen on {open}: protected mode is enabled and no password is set for the default user. \
+         In this mode (as in Redis) connections are only accepted from the loopback interface, so that a server \
+         without a password is not open to everyone who can reach it. Do one of these: 1) set a password \
+         (--requirepass-file FILE, or `requirepass` in the --config file); 2) bind a loopback address \
+         (--bind 127.0.0.1); 3) if every host that can reach this address may read and write every key, disable \
+         protected mode with '--protected-mode no' (or `protected-mode no` in the config file), but MAKE SURE \
+         the server is not reachable from the internet if you do so."
+    )))
 }
 
 /// Raises the open-file limit towards what `requested` clients need beside the store's open
@@ -166,11 +298,14 @@ fn fit_maxclients(requested: usize, store: &Store) -> Result<usize, Failure> {
     Ok(fit.maxclients)
 }
 
-/// Installs the SIGINT and SIGTERM handlers now, and returns what resolves on either.
+/// Resolves on SIGINT or SIGTERM. The handlers are installed now, not when the future is first
+/// polled: the listener's loop may not poll it before the first clients are served.
 #[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    let installing = |e| Failure(format!("installing a signal handler: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(installing)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(installing)?;
     Ok(async move {
         let signal = tokio::select! {
             _ = int.recv() => "SIGINT",
@@ -180,11 +315,13 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Ctrl-C (the handler is installed when the future is first polled, as the server starts).
+/// Resolves on Ctrl-C (Windows has no SIGTERM). The handler is installed at once, as on Unix.
 #[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    let mut ctrl_c =
+        tokio::signal::windows::ctrl_c().map_err(|e| Failure(format!("installing a Ctrl-C handler: {e}")))?;
+    Ok(async move {
+        let _ = ctrl_c.recv().await;
         tracing::info!(signal = "Ctrl-C", "signal received; shutting down");
     })
 }

@@ -150,6 +150,11 @@ impl Connection {
                     self.flush().await?;
                     return Ok(false);
                 }
+                Outcome::Hangup => {
+                    self.settle().await?;
+                    self.flush().await?;
+                    return Ok(false);
+                }
             }
             if schedule.barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
                 self.settle().await?;

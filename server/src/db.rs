@@ -301,6 +301,14 @@ pub struct Db {
     /// Each command's counters (INFO commandstats), by [`Spec::index`](crate::cmd::Spec): per
     /// server, not per process, so two servers in one process (the tests) count apart.
     pub(crate) command_stats: Box<[CommandStats]>,
+    /// SAVE, BGSAVE and LASTSAVE's state.
+    pub(crate) backups: crate::admin::Backups,
+    /// The parameters' current values (CONFIG GET, SET and REWRITE).
+    pub(crate) settings: Mutex<crate::config::Settings>,
+    /// The file the server was started with (`--config`): what CONFIG REWRITE writes.
+    pub(crate) config_file: Option<std::path::PathBuf>,
+    /// SHUTDOWN's request to the listener.
+    pub(crate) shutdown: crate::admin::Shutdown,
 }
 
 impl Db {
@@ -325,6 +333,10 @@ impl Db {
             slowlog: SlowLog::new(LOG_SLOWER_THAN_US_DEFAULT, MAX_LEN_DEFAULT),
             latency: LatencyMonitor::new(crate::latency::MONITOR_THRESHOLD_MS_DEFAULT),
             command_stats: new_command_stats(),
+            backups: crate::admin::Backups::disabled(),
+            settings: Mutex::new(crate::config::Settings::default()),
+            config_file: None,
+            shutdown: crate::admin::Shutdown::default(),
         }
     }
 

@@ -47,6 +47,7 @@ pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
                 reply.encode(session.resp, &mut out);
                 break;
             }
+            Outcome::Hangup => break,
         }
     }
     out.to_vec()

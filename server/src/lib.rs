@@ -10,10 +10,13 @@
 //! (maxclients fitted to the open-file limit), `connection` (framing and pipelining),
 //! [`protocol`] (request parsing and its bounds), [`reply`] (encoding), `session` (one client's
 //! state: AUTH, MULTI, WATCH), `cmd/` (one file per command family, each handler parsing then
-//! applying), `db` (shared state and the two views the commands run on).
+//! applying), `db` (shared state and the two views the commands run on), [`config`] (the
+//! parameters, the config file, CONFIG REWRITE), `admin` (SAVE, BGSAVE, LASTSAVE, SHUTDOWN, ROLE).
 #![deny(missing_docs)]
 
+mod admin;
 mod cmd;
+pub mod config;
 mod connection;
 mod db;
 pub mod fd_limit;

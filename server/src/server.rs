@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,15 @@ pub struct Config {
     /// `latency-monitor-threshold` in milliseconds: commands that take at least this long are
     /// LATENCY's `command` event; 0 (the default, as in Redis) turns the monitor off.
     pub latency_monitor_threshold_ms: u64,
+    /// The directory SAVE and BGSAVE make their backups in (`None`: the store directory's
+    /// parent); each backup is a new `<store dir name>-backup-<unix time>` directory there.
+    pub backup_dir: Option<PathBuf>,
+    /// The parameters' values as the server starts (CONFIG GET shows them, SET changes them);
+    /// `timeout` is applied from here. The fields above still govern what they govern.
+    pub settings: crate::config::Settings,
+    /// The config file the server was started with: CONFIG REWRITE writes it (`None`: CONFIG
+    /// REWRITE fails, as in Redis).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -99,6 +109,9 @@ impl Default for Config {
             slowlog_log_slower_than_us: crate::slowlog::LOG_SLOWER_THAN_US_DEFAULT,
             slowlog_max_len: crate::slowlog::MAX_LEN_DEFAULT,
             latency_monitor_threshold_ms: crate::latency::MONITOR_THRESHOLD_MS_DEFAULT,
+            backup_dir: None,
+            settings: crate::config::Settings::default(),
+            config_file: None,
         }
     }
 }
@@ -113,7 +126,12 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
     limits.request_bytes_max = limits.request_bytes_max.min(request_bytes_fitting(store.batch_bytes_max()));
     let maxclients = crate::fd_limit::clients_max(config.maxclients, store.stats().segments);
+    // The Config's slowlog fields govern; CONFIG GET shows them through the settings.
+    let mut settings = config.settings.clone();
+    settings.slowlog_log_slower_than = config.slowlog_log_slower_than_us;
+    settings.slowlog_max_len = config.slowlog_max_len as u64;
     let db = Arc::new(Db {
+        backups: crate::admin::Backups::new(store.path(), config.backup_dir.as_deref()),
         store,
         clock: config.clock.clone(),
         value_bytes_max,
@@ -122,7 +140,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         started: Instant::now(),
         port: local.port(),
         bind: local.ip().to_string(),
-        idle_timeout_secs: AtomicU64::new(0),
+        idle_timeout_secs: AtomicU64::new(config.settings.timeout_secs),
         next_client_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
@@ -132,6 +150,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         slowlog: SlowLog::new(config.slowlog_log_slower_than_us, config.slowlog_max_len),
         latency: crate::latency::LatencyMonitor::new(config.latency_monitor_threshold_ms),
         command_stats: crate::db::new_command_stats(),
+        settings: parking_lot::Mutex::new(settings),
+        config_file: config.config_file.clone(),
+        shutdown: crate::admin::Shutdown::default(),
     });
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
@@ -144,6 +165,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
+            () = db.shutdown.requested.notified() => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -198,7 +220,14 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             "connections still writing to clients that do not read; dropping them"
         ),
     }
-    Ok(())
+    // A save holds the store: the caller closes it once this returns, so a running save is
+    // waited for (off the async workers), and one that was started is finished; then the one
+    // SHUTDOWN SAVE asked for, which holds every write since no connection is left.
+    match tokio::task::spawn_blocking(move || db.save_at_shutdown()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(io::Error::other(format!("SHUTDOWN SAVE: {why}"))),
+        Err(e) => Err(io::Error::other(format!("SHUTDOWN SAVE: {e}"))),
+    }
 }
 
 /// The largest request whose writes surely fit in one batch of `batch_bytes_max`, so that no

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::cmd::parse::{glob_match, is, strict_i64};
+use crate::cmd::parse::{glob_match, is};
 use crate::cmd::{self, Spec};
 use crate::db::Db;
 use crate::reply::{quoted, quoted_cut, Reply};
@@ -181,7 +181,33 @@ fn client_line(db: &Db, id: u64, resp: u8) -> String {
     )
 }
 
-const COMMAND_SUBCOMMANDS: &[Subcommand] = &[("count", 2), ("list", -2), ("info", -2), ("docs", -2)];
+const COMMAND_SUBCOMMANDS: &[Subcommand] = &[("count", 2), ("list", -2), ("info", -2), ("docs", -2), ("help", 2)];
+
+/// COMMAND HELP's text, as Redis 7.0 prints it (it lists GETKEYS and GETKEYSANDFLAGS, which
+/// ferrocask does not have, so a client reading it sees Redis's interface).
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Prints this help.",
+];
 
 /// COMMAND [COUNT | INFO name... | DOCS name... | LIST].
 pub(crate) fn command(args: &[Bytes]) -> Reply {
@@ -200,6 +226,7 @@ pub(crate) fn command(args: &[Bytes]) -> Reply {
         "list" => Reply::Array(all.iter().map(|spec| Reply::bulk(spec.name)).collect()),
         "info" if args.len() == 2 => Reply::Array(all.into_iter().map(command_info).collect()),
         "info" => Reply::Array(named().map(|spec| spec.map_or(Reply::NilArray, command_info)).collect()),
+        "help" => Reply::Array(COMMAND_HELP.iter().map(|line| Reply::Status(line)).collect()),
         _ => {
             let specs: Vec<&'static Spec> = if args.len() == 2 { all } else { named().flatten().collect() };
             Reply::Map(specs.into_iter().map(|spec| (Reply::bulk(spec.name), command_docs(spec))).collect())
@@ -331,14 +358,15 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
         }
         "persistence" => {
             let stats = db.store.stats();
+            let fsync = db.settings.lock().appendfsync;
             fields(vec![
                 ("loading", "0".into()),
                 ("async_loading", "0".into()),
-                ("write_through", "1".into()),
+                ("write_through", u8::from(fsync == crate::config::AppendFsync::Always).to_string()),
                 ("aof_enabled", "1".into()),
                 ("aof_rewrite_in_progress", "0".into()),
                 ("aof_last_write_status", "ok".into()),
-                ("appendfsync", "always".into()),
+                ("appendfsync", fsync.name().into()),
                 ("rdb_changes_since_last_save", "0".into()),
                 ("rdb_bgsave_in_progress", "0".into()),
                 ("ferrocask_segments", stats.segments.to_string()),
@@ -517,9 +545,24 @@ pub(crate) fn slowlog(db: &Db, args: &[Bytes]) -> Reply {
     }
 }
 
-const CONFIG_SUBCOMMANDS: &[Subcommand] = &[("get", -3), ("set", -4), ("resetstat", 2)];
+const CONFIG_SUBCOMMANDS: &[Subcommand] = &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2), ("help", 2)];
 
-/// CONFIG GET pattern... | SET parameter value... | RESETSTAT.
+/// CONFIG HELP's text, as Redis 7.0 prints it.
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// CONFIG GET pattern... | SET parameter value... | RESETSTAT | REWRITE | HELP.
 pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
     let name = match subcommand(CONFIG_SUBCOMMANDS, args, "CONFIG") {
         Ok(name) => name,
@@ -531,13 +574,15 @@ pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
             let pairs = params
                 .into_iter()
                 .filter(|(name, _)| args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())))
-                .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value.into_bytes())))
+                .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value)))
                 .collect();
             Reply::Map(pairs)
         }
         // A parameter without its value: Redis calls it a syntax error, not an arity error.
         "set" if args.len() % 2 == 1 => Reply::error(crate::cmd::parse::SYNTAX),
         "set" => config_set(db, &args[2..]),
+        "rewrite" => config_rewrite(db),
+        "help" => Reply::Array(CONFIG_HELP.iter().map(|line| Reply::Status(line)).collect()),
         _ => {
             db.reset_stats();
             Reply::OK
@@ -545,49 +590,83 @@ pub(crate) fn config(db: &Db, args: &[Bytes]) -> Reply {
     }
 }
 
-fn config_params(db: &Db) -> Vec<(&'static str, String)> {
-    vec![
-        ("bind", db.bind.clone()),
-        ("port", db.port.to_string()),
-        ("maxclients", db.maxclients.to_string()),
-        ("timeout", db.idle_timeout_secs.load(Ordering::Relaxed).to_string()),
-        ("databases", "1".into()),
-        ("appendonly", "yes".into()),
-        ("appendfsync", "always".into()),
-        ("save", String::new()),
-        ("proto-max-bulk-len", db.value_bytes_max.to_string()),
-    ]
+/// Every parameter CONFIG GET shows. `bind`, `port`, `dir`, `maxclients` and `requirepass` are
+/// what the server runs with (the port bound, the store's absolute directory, maxclients fitted
+/// to the open-file limit, the password sessions check); the rest are
+/// [`Settings`](crate::config::Settings)' values.
+fn config_params(db: &Db) -> Vec<(&'static str, Vec<u8>)> {
+    let settings = db.settings.lock().clone();
+    let dir = std::fs::canonicalize(db.store.path()).unwrap_or_else(|_| db.store.path().to_path_buf());
+    let mut params: Vec<(&'static str, Vec<u8>)> = vec![
+        ("bind", db.bind.clone().into_bytes()),
+        ("port", db.port.to_string().into_bytes()),
+        ("dir", dir.to_string_lossy().into_owned().into_bytes()),
+        ("maxclients", db.maxclients.to_string().into_bytes()),
+        ("requirepass", db.password.clone().unwrap_or_default()),
+        ("databases", b"1".to_vec()),
+        ("appendonly", b"yes".to_vec()),
+        ("save", Vec::new()),
+        ("proto-max-bulk-len", db.value_bytes_max.to_string().into_bytes()),
+    ];
+    for name in crate::config::PARAMETERS {
+        if !params.iter().any(|(known, _)| *known == name) {
+            params.push((name, settings.get(name).unwrap_or_default()));
+        }
+    }
+    params
 }
 
-/// The largest `timeout` (Redis keeps it in a C `int`).
-const TIMEOUT_SECS_MAX: i64 = i32::MAX as i64;
-
-/// CONFIG SET: only `timeout` (idle seconds before a client is closed; 0 = never) may change.
-/// As in Redis, every name is checked (known, not repeated) before any value, and nothing is
-/// applied unless everything is valid.
+/// CONFIG SET: as in Redis, every name is checked first (known, settable now, not repeated),
+/// then every value, and nothing is applied unless everything is valid. What a file may set but
+/// the running server cannot change is refused with the reason
+/// ([`fixed_at_start`](crate::config::fixed_at_start)).
 fn config_set(db: &Db, pairs: &[Bytes]) -> Reply {
-    let mut timeout = None;
+    let mut names: Vec<String> = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks(2) {
-        if !is(&pair[0], "timeout") {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        if !crate::config::PARAMETERS.contains(&name.as_str()) {
             let text = [&b"ERR Unknown option or number of arguments for CONFIG SET - '"[..], quoted(&pair[0]), b"'"];
             return Reply::error(text.concat());
         }
-        if timeout.is_some() {
+        if let Some(why) = crate::config::fixed_at_start(&name) {
+            return config_set_failed(&pair[0], why);
+        }
+        if names.contains(&name) {
             return config_set_failed(&pair[0], "duplicate parameter");
         }
-        timeout = Some(&pair[1]);
+        names.push(name);
     }
-    let Some(value) = timeout else { unreachable!("CONFIG SET's arity asks for one pair") };
-    let secs = match strict_i64(value) {
-        None => return config_set_failed(b"timeout", "argument couldn't be parsed into an integer"),
-        Some(n) if !(0..=TIMEOUT_SECS_MAX).contains(&n) => {
-            let why = format!("argument must be between 0 and {TIMEOUT_SECS_MAX} inclusive");
-            return config_set_failed(b"timeout", &why);
+    let mut settings = db.settings.lock();
+    let mut changed = settings.clone();
+    for (name, pair) in names.iter().zip(pairs.chunks(2)) {
+        if let Err(why) = changed.set(name, &pair[1]) {
+            return config_set_failed(name.as_bytes(), &why.unwrap_or_default());
         }
-        Some(n) => n as u64,
-    };
-    db.idle_timeout_secs.store(secs, Ordering::Relaxed);
+    }
+    db.idle_timeout_secs.store(changed.timeout_secs, Ordering::Relaxed);
+    db.slowlog().set_slower_than_us(changed.slowlog_log_slower_than);
+    db.slowlog().set_max_len(usize::try_from(changed.slowlog_max_len).unwrap_or(usize::MAX));
+    *settings = changed;
     Reply::OK
+}
+
+/// CONFIG REWRITE: the config file the server was started with, rewritten with the current
+/// values (see [`Settings::rewrite`](crate::config::Settings::rewrite)), atomically.
+fn config_rewrite(db: &Db) -> Reply {
+    let Some(path) = &db.config_file else {
+        return Reply::error("ERR The server is running without a config file");
+    };
+    let original = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        // Redis rewrites a file that was deleted meanwhile from scratch.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Reply::error(format!("ERR Rewriting config file: {e}")),
+    };
+    let text = db.settings.lock().rewrite(&original);
+    match crate::config::write_atomically(path, &text) {
+        Ok(()) => Reply::OK,
+        Err(e) => Reply::error(format!("ERR Rewriting config file: {e}")),
+    }
 }
 
 /// Redis's CONFIG SET error naming the argument (as the client wrote it for a duplicate, by the

@@ -26,6 +26,9 @@ pub(crate) enum Outcome {
     Later(Pending),
     /// The reply, then the connection closes (QUIT).
     Close(Reply),
+    /// No reply: the connection closes once the replies before it are written (SHUTDOWN, as
+    /// Redis's, which clients take as success).
+    Hangup,
     /// MGET of more than [`MGET_SNAPSHOT_BYTES_MAX`] of values: an array of these keys' values,
     /// which the connection reads one at a time as it writes them, flushing as it goes.
     Values(Vec<Bytes>),
@@ -146,6 +149,11 @@ impl Session {
             Outcome::Close(reply) => {
                 record(&self.db, self.id, spec, start, &args, reply.is_error());
                 Outcome::Close(reply)
+            }
+            // SHUTDOWN: no reply to time beyond its own work.
+            Outcome::Hangup => {
+                record(&self.db, self.id, spec, start, &args, false);
+                Outcome::Hangup
             }
             // A streamed MGET: timed up to the start of its reply.
             Outcome::Values(keys) => {
@@ -274,6 +282,7 @@ impl Session {
             "config" => server_cmds::config(&self.db, args),
             "slowlog" => server_cmds::slowlog(&self.db, args),
             "latency" => server_cmds::latency(&self.db, args),
+            "save" | "bgsave" | "lastsave" | "shutdown" => return crate::admin::run(&self.db, spec.name, args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)

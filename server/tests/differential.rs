@@ -45,6 +45,18 @@ pub const INTENDED: &[&str] = &[
      refused (and abort the EXEC) instead of being queued. Not generated.",
     "INFO, CLIENT LIST/INFO, CLIENT ID, HELLO's id and COMMAND's details hold ferrocask's own \
      values; COMMAND flags are an array, not a RESP3 set. Not compared (tested in commands.rs).",
+    "SAVE and BGSAVE make a backup of the store (a new directory, see DESIGN.md) instead of an RDB \
+     file; LASTSAVE is the time of the last one. Their argument errors are compared; the saves \
+     themselves are tested in cli/tests/serve_backup.rs. SAVE, BGSAVE and LASTSAVE inside MULTI \
+     are refused as the other server commands are. Not generated.",
+    "SHUTDOWN's errors are compared, its success is not (it would stop both servers): it closes \
+     the connection without a reply, as Redis does; SAVE makes a backup once every connection has \
+     ended; NOW and FORCE change nothing (no replicas; a failed save still stops the server). \
+     Tested in cli/tests/serve_shutdown.rs. Not generated.",
+    "CONFIG SET of bind, port, dir, maxclients, requirepass, protected-mode and appendfsync is \
+     refused with the reason (`... - can't set immutable config`, or why ferrocask reads it only \
+     at start): set them in the --config file and restart. appendfsync takes always or everysec \
+     (no `no`). Not generated.",
     "CLIENT REPLY OFF|SKIP, CLIENT TRACKING ON (and OFF with options) and CLIENT KILL answer \
      `-ERR ... is not supported by ferrocask`: a connection cannot be silenced, tracked or closed \
      from another (CLIENT HELP still prints Redis's text). Not generated.",
@@ -657,6 +669,40 @@ fn edge_cases_reply_as_redis_does() {
         &["CLIENT", "TRACKING"],
         &["CLIENT", "KILL"],
         &["CLIENT", "GETNAME"],
+        &["SAVE", "x"],
+        &["BGSAVE", "x"],
+        &["BGSAVE", "SCHEDULE", "x"],
+        &["LASTSAVE", "x"],
+        &["CONFIG", "HELP"],
+        &["CONFIG", "HELP", "x"],
+        &["COMMAND", "HELP"],
+        &["COMMAND", "HELP", "x"],
+        &["CONFIG", "REWRITE"],
+        &["CONFIG", "REWRITE", "x"],
+        &["CONFIG", "GET", "slowlog-max-len"],
+        &["CONFIG", "GET", "slowlog-log-slower-than"],
+        &["CONFIG", "GET", "loglevel"],
+        &["CONFIG", "SET", "loglevel", "bogus"],
+        &["CONFIG", "SET", "loglevel", "WARNING"],
+        &["CONFIG", "GET", "loglevel"],
+        &["CONFIG", "SET", "loglevel", "notice"],
+        &["CONFIG", "SET", "slowlog-max-len", "-1"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "abc"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-2"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-1", "slowlog-max-len", "5", "timeout", "x"],
+        &["CONFIG", "GET", "slowlog-max-len"],
+        &["CONFIG", "GET", "slowlog-log-slower-than"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "20000", "slowlog-max-len", "5"],
+        &["CONFIG", "GET", "slowlog-max-len"],
+        &["CONFIG", "GET", "slowlog-log-slower-than"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"],
+        &["ROLE"],
+        &["ROLE", "x"],
+        // Never a valid SHUTDOWN: it would stop both servers.
+        &["SHUTDOWN", "x"],
+        &["SHUTDOWN", "NOSAVE", "SAVE"],
+        &["SHUTDOWN", "ABORT"],
+        &["SHUTDOWN", "ABORT", "NOSAVE"],
     ];
     for case in cases {
         let name = case[0].to_uppercase();

@@ -38,3 +38,32 @@ pub fn wait_ready(mut child: Child) -> (Child, SocketAddr) {
     let addr = line.strip_prefix("ready on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, addr.parse().unwrap())
 }
+
+/// A served process that is killed when dropped, so a test that fails half way leaves no server
+/// behind (holding its pipes open, which would keep the test runner's output from ending).
+pub struct Served(Option<Child>);
+
+impl Served {
+    pub fn new(child: Child) -> Served {
+        Served(Some(child))
+    }
+
+    /// The process's exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut().and_then(|child| child.try_wait().unwrap())
+    }
+
+    /// The process, no longer killed on drop.
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

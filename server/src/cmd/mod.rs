@@ -249,6 +249,11 @@ fn table() -> Vec<Spec> {
         session("unwatch", 1),
         session("slowlog", -2),
         session("latency", -2),
+        session("save", 1),
+        session("bgsave", -1),
+        session("lastsave", 1),
+        session("shutdown", -1),
+        pure("role", 1, crate::admin::role),
     ]
 }
 
