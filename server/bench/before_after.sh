@@ -8,8 +8,8 @@ set -euo pipefail
 OLD=${OLD:?path of the old ferrocask binary}; NEW=${NEW:-target/release/ferrocask}
 command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark: apt-get install -y redis-tools" >&2; exit 1; }
 work=$(mktemp -d /tmp/ab.XXXXXX); po=$((30000 + RANDOM % 5000)); pn=$((po + 1))
-$OLD --dir "$work/old" serve --port $po >/dev/null & op=$!
-$NEW --dir "$work/new" serve --port $pn >/dev/null & np=$!
+$OLD --dir "$work/old" serve --port $po >/dev/null 2>&1 & op=$!
+$NEW --dir "$work/new" serve --port $pn >/dev/null 2>&1 & np=$!
 trap 'kill $op $np; wait; rm -rf $work' EXIT
 for p in $po $pn; do for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done; done
 bench() { redis-benchmark -p "$1" -t "$2" -c "$3" -P "$4" -n "$5" -d 100 -r 100000 --csv 2>/dev/null | awk -F'"' 'NR==2 { print $4 }'; }
