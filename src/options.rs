@@ -68,9 +68,10 @@ pub struct Options {
     pub key_bytes_max: usize,
     /// Longest value accepted. Default 16 MiB; lowered if it would not fit in one segment.
     pub value_bytes_max: usize,
-    /// The active segment is grown in zero-filled steps of this size, so that a sync need not
-    /// also persist a growing file length (measured: about 1.4x more single-writer syncs per
-    /// second on ext4). Default 4 MiB; 0 grows the file with each write.
+    /// The active segment is grown in zero-filled steps of at most this size, so that a sync
+    /// need not also persist a growing file length (measured: about 1.4x more single-writer
+    /// syncs per second on ext4). The steps start at 16 KiB and double up to this, so a small
+    /// store stays small. Default 4 MiB; 0 grows the file with each write.
     pub preallocate_bytes: u64,
     /// Open a damaged store by skipping damaged records instead of failing with
     /// [`Error::Corruption`]; what was dropped is reported by
