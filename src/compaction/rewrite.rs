@@ -546,7 +546,7 @@ impl<'a> Output<'a> {
         let OpenOutput { id, path, file, end, salt, .. } = o;
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
-        let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, map, end));
+        let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, (map, end), end));
         let expiry_min = if o.expiry_min_ms == u64::MAX { 0 } else { o.expiry_min_ms };
         segment.note_records(o.records, o.tombstones, (o.seq_min, o.seq_max), expiry_min);
         // The tombstones it holds had to be kept: they count as live (`Segment::keep_tombstone`);

@@ -46,7 +46,7 @@ use crate::io::Latch;
 use crate::log::encoded::{Encoded, Placed};
 use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
-use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
+use crate::log::{create_segment_file, fresh_salt, map_len, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
 
@@ -470,6 +470,7 @@ impl Writer {
         let frame = build_frame(log, group, body_len);
         let offset = log.tail;
         self.ensure_space(log, offset + frame_len)?;
+        self.ensure_mapped(log, offset + frame_len)?;
         let segment = &log.segment;
         if let Err(e) = segment.file.write_at(&frame, offset) {
             log.unclean_tail = true;
@@ -514,6 +515,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes sure the active segment's mapping covers `end` before anything up to it is written
+    /// and published (`Segment::map_through`). Mapping may extend the file (Windows cannot map
+    /// past its end), so the file's length is taken again. A failure leaves the tail where it
+    /// was, like a failed write.
+    fn ensure_mapped(&self, log: &mut ActiveLog, end: u64) -> Result<()> {
+        let segment = &log.segment;
+        segment.map_through(end, self.segment_bytes).map_err(|e| Error::io("map", segment.path(), e))?;
+        let file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
+        log.file_len = log.file_len.max(file_len);
+        Ok(())
+    }
+
     /// Seals the active segment and starts a new one. The new segment and its directory entry
     /// are durable before the manifest names it; the manifest rename is the commit point.
     fn roll(&self, log: &mut ActiveLog, sets: &Mutex<SegmentSet>) -> Result<()> {
@@ -533,12 +546,14 @@ impl Writer {
         let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.dir, &header)?;
         self.dir.sync_dir()?;
-        let map = file.map(self.segment_bytes).map_err(|e| Error::io("map", &path, e))?;
-        // Mapping may have extended the file (Windows preallocates the whole segment, see
-        // `io/platform.rs`): `ensure_space` grows it from its real length.
-        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        let segment = Arc::new(Segment::new(id, SegmentKind::Log, header.salt, path, file, map, data_end));
+        // The mapping follows the file as it grows (`ensure_mapped`). Mapping may have extended
+        // the file (Windows cannot map past its end, see `io/platform.rs`): `ensure_space`
+        // grows it from its real length.
+        let len = map_len(data_end, self.segment_bytes);
+        let map = file.map(len).map_err(|e| Error::io("map", &path, e))?;
+        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let segment = Arc::new(Segment::new(id, SegmentKind::Log, header.salt, path, file, (map, len), data_end));
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
