@@ -206,15 +206,17 @@ impl Segment {
 
     /// Makes sure the mapping covers the first `end` bytes, mapping the file again at
     /// `map_len(end, segment_bytes)` if not (on Windows that extends the file with zeros to that
-    /// length: the caller takes the file's length afterwards). Called by the writer, holding the
+    /// length: the caller then takes the file's length). Called by the writer, holding the
     /// log mutex, before it writes and publishes bytes up to `end`, so a reader that found a
     /// record below `end` finds a mapping covering it.
-    pub(crate) fn map_through(&self, end: u64, segment_bytes: u64) -> std::io::Result<()> {
+    /// Returns whether it mapped again.
+    pub(crate) fn map_through(&self, end: u64, segment_bytes: u64) -> std::io::Result<bool> {
         if end <= self.maps.newest().1 {
-            return Ok(());
+            return Ok(false);
         }
         let len = map_len(end, segment_bytes);
-        self.maps.push((self.file.map(len)?, len))
+        self.maps.push((self.file.map(len)?, len))?;
+        Ok(true)
     }
 
     /// The header of the record at `offset`.
@@ -402,12 +404,12 @@ pub(crate) mod tests {
 
         segment.file.write_at(b"second", MAP_FIRST_BYTES).unwrap();
         assert!(segment.read(MAP_FIRST_BYTES, 6).is_none(), "past the first mapping");
-        segment.map_through(MAP_FIRST_BYTES + 6, SEGMENT_BYTES).unwrap();
+        assert!(segment.map_through(MAP_FIRST_BYTES + 6, SEGMENT_BYTES).unwrap());
         assert_eq!(segment.file.len().unwrap(), 2 * MAP_FIRST_BYTES);
         assert_eq!(&segment.read(MAP_FIRST_BYTES, 6).unwrap()[..], b"second");
         assert_eq!(&first[..], b"first", "bytes read through the older mapping");
 
-        segment.map_through(2 * MAP_FIRST_BYTES, SEGMENT_BYTES).unwrap();
+        assert!(!segment.map_through(2 * MAP_FIRST_BYTES, SEGMENT_BYTES).unwrap());
         assert_eq!(segment.maps.count.load(Ordering::Relaxed), 2, "already covered: no new mapping");
         segment.map_through(4 * MAP_FIRST_BYTES + 1, SEGMENT_BYTES).unwrap();
         assert_eq!(segment.file.len().unwrap(), SEGMENT_BYTES, "never past the segment size");

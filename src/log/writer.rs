@@ -521,9 +521,11 @@ impl Writer {
     /// was, like a failed write.
     fn ensure_mapped(&self, log: &mut ActiveLog, end: u64) -> Result<()> {
         let segment = &log.segment;
-        segment.map_through(end, self.segment_bytes).map_err(|e| Error::io("map", segment.path(), e))?;
-        let file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
-        log.file_len = log.file_len.max(file_len);
+        // Only a new mapping can have changed the length: no `stat` per group otherwise.
+        if segment.map_through(end, self.segment_bytes).map_err(|e| Error::io("map", segment.path(), e))? {
+            let file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
+            log.file_len = log.file_len.max(file_len);
+        }
         Ok(())
     }
 
