@@ -77,7 +77,12 @@ fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
         }
         crate::hints::write_pending(engine);
         if engine.options.auto_compact {
-            let _ = crate::compaction::compact_if_due(engine);
+            if let Ok(Some(_)) = crate::compaction::compact_if_due(engine) {
+                // A run is bounded by a fraction of the store (`run_input_bytes_max`), so one may
+                // leave more due: look again at once (a stop still ends the loop first) instead of
+                // waiting for the next roll-over or idle wake, so that compaction keeps up.
+                signal.0.lock().work = true;
+            }
         }
     }
 }

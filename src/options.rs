@@ -68,9 +68,10 @@ pub struct Options {
     pub key_bytes_max: usize,
     /// Longest value accepted. Default 16 MiB; lowered if it would not fit in one segment.
     pub value_bytes_max: usize,
-    /// The active segment is grown in zero-filled steps of this size, so that a sync need not
-    /// also persist a growing file length (measured: about 1.4x more single-writer syncs per
-    /// second on ext4). Default 4 MiB; 0 grows the file with each write.
+    /// The active segment is grown in zero-filled steps of at most this size, so that a sync
+    /// need not also persist a growing file length (measured: about 1.4x more single-writer
+    /// syncs per second on ext4). The steps start at 16 KiB and double up to this, so a small
+    /// store stays small. Default 4 MiB; 0 grows the file with each write.
     pub preallocate_bytes: u64,
     /// Open a damaged store by skipping damaged records instead of failing with
     /// [`Error::Corruption`]; what was dropped is reported by
@@ -83,8 +84,9 @@ pub struct Options {
     /// Automatic compaction starts when one sealed segment's dead bytes reach this fraction of
     /// its bytes (its own *dead ratio*; Bitcask's "fragmentation" trigger). The run then also
     /// takes every segment at 80% of this ratio, every segment smaller than a quarter of
-    /// `segment_bytes`, and every segment holding expired records, in id order, up to
-    /// [`compaction_input_bytes_max`](Options::compaction_input_bytes_max). Default 0.5.
+    /// `segment_bytes`, and every segment holding expired records, in id order, up to the run's
+    /// input budget (see [`compaction_input_bytes_max`](Options::compaction_input_bytes_max)).
+    /// Default 0.5.
     pub compact_dead_ratio: f64,
     /// ... or when one sealed segment holds at least this many dead bytes, whatever its ratio
     /// (matters for segments much larger than the default; selection at 80% of it). Default
@@ -94,10 +96,13 @@ pub struct Options {
     /// bytes in all. Default 16 MiB.
     pub compact_dead_bytes_min: u64,
     /// The most bytes of sealed segments one compaction run reads (a segment whose records are
-    /// all dead costs nothing: it is removed unread). A run commits its outputs and removes its
-    /// inputs before the next one starts, so the extra disk compaction needs at any moment is
-    /// at most this plus one segment. [`Store::compact`](crate::Store::compact) works through
-    /// the whole store in such runs. A run takes at least one segment, however large. Default 256 MiB.
+    /// all dead costs nothing: it is removed unread). Below this cap, a run reads at most an
+    /// eighth of the store's live bytes, or one segment if that is more, so the extra disk
+    /// compaction needs scales with the store. A run commits its outputs and removes its inputs
+    /// before the next one starts, so the extra disk compaction needs at any moment is at most
+    /// `min(this, live bytes / 8)` plus one segment. [`Store::compact`](crate::Store::compact)
+    /// works through the whole store in such runs, and automatic compaction runs them back to
+    /// back while any is due. A run takes at least one segment, however large. Default 256 MiB.
     pub compaction_input_bytes_max: u64,
     /// Compaction works through sealed segments at most this fast, in bytes of records examined
     /// per second, live or dead (0 = as fast as it can), so that it leaves CPU and disk bandwidth

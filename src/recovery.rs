@@ -22,7 +22,7 @@ use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::{OpenMode, VfsFile};
 use crate::log::{
-    check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, open_segment, parse_file_name,
+    check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, map_len, open_segment, parse_file_name,
     segment_file_name, walk_segment, ActiveLog, GroupRule, LogDir, Replayed, Segment, SegmentFile, SegmentSet, Walked,
     MANIFEST_FILE,
 };
@@ -397,9 +397,10 @@ impl<'a> Loader<'a> {
         Ok(at)
     }
 
-    /// Maps the active segment as far as the writer may grow it (a rebuild: as long as it is),
-    /// and returns it with the file's length, which mapping may have changed (Windows extends the
-    /// file to the whole mapping; the writer grows it from its real length).
+    /// Maps the active segment as long as it is, rounded up as the writer would map it
+    /// (`map_len`; a rebuild: as long as it is), and returns it with the file's length, which
+    /// mapping may have changed (Windows extends the file to the whole mapping; the writer grows
+    /// it, and its mapping, from there).
     fn map_active(
         &self,
         header: SegmentHeader,
@@ -407,11 +408,11 @@ impl<'a> Loader<'a> {
         file: Box<dyn VfsFile>,
         file_len: u64,
     ) -> Result<(Arc<Segment>, u64)> {
-        let map_len = if self.read_only { file_len } else { self.options.segment_bytes.max(file_len) };
-        let map = file.map(map_len).map_err(|e| Error::io("map", &path, e))?;
+        let len = if self.read_only { file_len } else { map_len(file_len, self.options.segment_bytes) };
+        let map = file.map(len).map_err(|e| Error::io("map", &path, e))?;
         let file_len = if self.read_only { file_len } else { file.len().map_err(|e| Error::io("stat", &path, e))? };
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        Ok((Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, map, data_end)), file_len))
+        Ok((Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, (map, len), data_end)), file_len))
     }
 
     /// Writes the frames of the active segment's last group again, unchanged.

@@ -25,7 +25,8 @@ pub struct Stats {
     /// Live segment files, the active one included.
     pub segments: usize,
     /// Compaction runs completed since open ([`Store::compact`](crate::Store::compact) may take
-    /// several, each of at most [`Options::compaction_input_bytes_max`](crate::Options) input bytes).
+    /// several, each of at most [`Options::compaction_input_bytes_max`](crate::Options) input
+    /// bytes, and at most an eighth of the live bytes or one segment, whichever is more).
     pub compactions: u64,
     /// Bytes of sealed segments compaction read since open.
     pub compaction_bytes_read: u64,

@@ -304,9 +304,10 @@ impl Store {
     /// holds anything to reclaim (overwritten, deleted or expired records) into new, compacted
     /// segments; segments with nothing to reclaim stay as they are, and a segment whose records
     /// are all dead is removed unread. It works in runs of at most
-    /// [`Options::compaction_input_bytes_max`] input bytes, each committed and its inputs removed
-    /// before the next, so it never needs more extra disk than that plus one segment. Readers
-    /// and writers keep going meanwhile.
+    /// [`Options::compaction_input_bytes_max`] input bytes (and at most an eighth of the live
+    /// bytes, or one segment if that is more), each committed and its inputs removed before the
+    /// next, so it never needs more extra disk than `min(cap, live / 8)` plus one segment.
+    /// Readers and writers keep going meanwhile.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -325,8 +326,8 @@ impl Store {
 
     /// Runs one compaction if the policy finds a segment worth it (what the background thread
     /// does when [`Options::auto_compact`] is on): the segments past their own dead-ratio or
-    /// dead-bytes thresholds, with small and expired ones, up to
-    /// [`Options::compaction_input_bytes_max`]. `None` if nothing is due, or if a compaction
+    /// dead-bytes thresholds, with small and expired ones, up to the run's input budget (see
+    /// [`Options::compaction_input_bytes_max`]). `None` if nothing is due, or if a compaction
     /// is already running. For stores opened with `background_thread: false` that want
     /// automatic compaction on their own schedule.
     ///

@@ -75,6 +75,14 @@ fn workloads() -> Vec<Workload> {
             scripts: vec![ScriptSpec { delete_pct: 10, ..ScriptSpec::puts(60, 12, (300, 700), 3) }.generate()],
         },
         Workload {
+            // 64 KiB segments with 64 KiB of preallocation: the file grows in doubling steps
+            // (16, 32, 64 KiB) and its mapping follows it, so crashes land between a growth's
+            // zero-fill and its sync, and between a re-mapping and the frame written under it.
+            name: "growing_segment",
+            options: Options { segment_bytes: 64 << 10, preallocate_bytes: 64 << 10, ..tiny_segments(0, false) },
+            scripts: vec![ScriptSpec { delete_pct: 5, ..ScriptSpec::puts(70, 16, (600, 1400), 11) }.generate()],
+        },
+        Workload {
             name: "compaction",
             options: tiny_segments(4 << 10, true),
             scripts: vec![ScriptSpec { value_len: (200, 600), compact_every: 25, ..mixed(0, 70, 6, 0, 4) }.generate()],

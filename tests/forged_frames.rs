@@ -52,7 +52,7 @@ fn assert_ten_keys(store: &Store) {
 /// Writes ten keys, then the carrier as the last frame, and tears that frame by cutting its last
 /// bytes off the file: after the bad frame's start lie the forged frames, intact. The frame ends
 /// at the last non-zero byte (the carrier ends in padding), not at the end of the file: on Windows
-/// the active segment is preallocated whole.
+/// mapping extends the active segment to a power of two.
 fn store_with_a_torn_carrier(dir: &Path) {
     put_ten_keys_and_the_carrier(&Store::open_with(dir, options()).unwrap());
     let segment = &segment_files(dir)[0];

@@ -4,9 +4,10 @@
 //! The shape is Bitcask's: a run is *triggered* by one segment that is worth it on its own (its
 //! dead ratio or dead bytes reach the trigger), and then *selects* every segment past the lower
 //! selection thresholds, every small segment and every segment holding expired records, in id
-//! order, until the run's input cap. So a store with a large cold part and a small hot part
-//! rewrites the hot segments, not the whole store, and one run never needs more extra disk than
-//! the cap.
+//! order, until the run's input budget (`run_input_bytes_max`: the configured cap, but no more
+//! than an eighth of the store's live bytes or one segment, whichever is more). So a store with a
+//! large cold part and a small hot part rewrites the hot segments, not the whole store, and one
+//! run never needs more extra disk than the budget plus one segment, at any store size.
 
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
@@ -27,6 +28,22 @@ pub(crate) const YOUNG_AGE_FACTOR: u64 = 2;
 /// Selection thresholds are the trigger thresholds scaled by this: a run that has started
 /// anyway also takes segments that are nearly worth it, so they need not start a run of their own.
 pub(crate) const SELECT_FRACTION: f64 = 0.8;
+
+/// One run reads at most the store's live bytes divided by this (or one segment, if that is
+/// more), within `compaction_input_bytes_max`: a run's outputs coexist with its inputs until it
+/// commits, so on a store of a few hundred MB an absolute cap alone would let one run take
+/// nearly the store's size again in extra disk.
+pub(crate) const RUN_LIVE_DIVISOR: u64 = 8;
+
+/// The input budget of one run, in bytes: `cap` (`compaction_input_bytes_max`), but at most
+/// `store_live_bytes / RUN_LIVE_DIVISOR`, or `segment_bytes` if that is more (so that small
+/// segments can still be merged into one output, and a small store is not compacted a sliver
+/// at a time). A run's outputs hold at most its input's records (DESIGN.md, "Bounded disk"), and
+/// a run's first segment is taken whatever the budget, so the extra disk of one run is at most
+/// `min(cap, store_live_bytes / RUN_LIVE_DIVISOR)` plus one segment (and the copy's headers).
+pub(crate) fn run_input_bytes_max(cap: u64, store_live_bytes: u64, segment_bytes: u64) -> u64 {
+    cap.min((store_live_bytes / RUN_LIVE_DIVISOR).max(segment_bytes))
+}
 
 /// What the policy needs to know of one sealed segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +103,7 @@ pub(crate) struct Thresholds {
     /// A run starts only if its victims hold at least this many dead bytes in all.
     pub(crate) run_dead_bytes_min: u64,
     pub(crate) small_bytes: u64,
+    /// The run's input budget (`run_input_bytes_max`).
     pub(crate) input_bytes_max: u64,
     pub(crate) now_ms: u64,
     /// The store's newest sequence number, for the age rule (0: no age rule).
@@ -169,7 +187,13 @@ pub(crate) fn decide(sealed: &[SegmentUsage], t: &Thresholds) -> Decision {
     let (mut input, mut dead) = (0u64, 0u64);
     let small = |s: &SegmentUsage| s.data_bytes < t.small_bytes;
     let merge_small = t.thorough || sealed.iter().filter(|s| small(s)).count() >= SMALL_SEGMENTS_MERGE_MIN;
-    for s in &sealed {
+    // The trigger is taken first, then the others in id order, as the budget allows. In id order
+    // alone, segments before the trigger that are not worth a run on their own (small ones,
+    // barely past the selection threshold) could fill a budget of one segment every time, and
+    // the run would fall below `run_dead_bytes_min` and be skipped for ever (measured: the skewed
+    // steady-state benchmark at 0.3 GB live stalled at 3.1x disk over live).
+    let trigger_first = sealed.iter().filter(|s| s.id == first.0).chain(sealed.iter().filter(|s| s.id != first.0));
+    for s in trigger_first {
         let Some(why) = by_garbage(s, select_ratio, select_bytes).or_else(|| {
             if s.holds_expired(t.now_ms) {
                 Some(Why::Expired)
@@ -193,6 +217,7 @@ pub(crate) fn decide(sealed: &[SegmentUsage], t: &Thresholds) -> Decision {
         dead += s.dead_bytes();
         victims.push(Victim { id: s.id, why, drop_whole });
     }
+    victims.sort_unstable_by_key(|v| v.id);
     if dead < t.run_dead_bytes_min {
         return Decision::Skip(format!(
             "segment {} is worth it ({}), but the run would reclaim {dead} bytes, below {}",
@@ -345,6 +370,34 @@ mod tests {
         let young_and_dead = [usage(3, 64 * MIB, 0)];
         let t = Thresholds { seq_now: 3_000_001, ..thresholds() };
         assert!(victims(decide(&young_and_dead, &t))[0].2, "a fully dead segment goes whatever its age");
+    }
+
+    #[test]
+    fn a_run_reads_at_most_an_eighth_of_the_store_or_one_segment_within_the_cap() {
+        const GIB: u64 = 1 << 30;
+        assert_eq!(run_input_bytes_max(256 * MIB, 300 * MIB, 64 * MIB), 64 * MIB, "one segment");
+        assert_eq!(run_input_bytes_max(256 * MIB, GIB, 64 * MIB), 128 * MIB, "an eighth");
+        assert_eq!(run_input_bytes_max(256 * MIB, 8 * GIB, 64 * MIB), 256 * MIB, "the cap");
+        assert_eq!(run_input_bytes_max(16 * MIB, 0, 64 * MIB), 16 * MIB, "the cap, below a segment");
+        // Ten half-dead segments of a 1 GiB store: two per run, not four.
+        let sealed: Vec<_> = (1..=10).map(|id| usage(id, 64 * MIB, 32 * MIB)).collect();
+        let t = Thresholds { input_bytes_max: run_input_bytes_max(256 * MIB, GIB, 64 * MIB), ..thresholds() };
+        assert_eq!(victims(decide(&sealed, &t)).len(), 2);
+    }
+
+    /// Found by the skewed steady-state benchmark once runs were bounded to one segment: small
+    /// and barely dead segments with lower ids than the trigger filled every run, which then
+    /// reclaimed less than `run_dead_bytes_min` and was skipped, so compaction stopped.
+    #[test]
+    fn regression_the_trigger_is_in_the_run_whatever_segments_come_before_it() {
+        let mut sealed: Vec<_> = (1..=4).map(|id| usage(id, 8 * MIB, 7 * MIB)).collect(); // small, 12% dead
+        sealed.push(usage(5, 64 * MIB, 36 * MIB)); // 44% dead: selected, not a trigger
+        sealed.push(usage(6, 64 * MIB, 16 * MIB)); // 75% dead: the trigger
+        let t = Thresholds { input_bytes_max: 64 * MIB, run_dead_bytes_min: 16 * MIB, ..thresholds() };
+        assert_eq!(victims(decide(&sealed, &t)), vec![(6, Why::DeadRatio(0.75), false)]);
+        let t = Thresholds { input_bytes_max: 96 * MIB, ..t };
+        let got = victims(decide(&sealed, &t));
+        assert_eq!(got.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 6], "then the others, in id order");
     }
 
     #[test]

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use crate::compaction::policy::{
-    decide, Decision, SegmentUsage, Thresholds, Victim, COMPACTION_FRAME_BYTES, SMALL_SEGMENT_DIVISOR,
+    decide, run_input_bytes_max, Decision, SegmentUsage, Thresholds, Victim, COMPACTION_FRAME_BYTES,
+    SMALL_SEGMENT_DIVISOR,
 };
 use crate::engine::Engine;
 use crate::format::{
@@ -65,7 +66,7 @@ pub struct CompactionReport {
     /// Wall time.
     pub duration: Duration,
     /// Runs it took: one for an automatic compaction; [`Store::compact`](crate::Store::compact)
-    /// works in runs of at most `compaction_input_bytes_max` input bytes each.
+    /// works in runs of at most `run_input_bytes_max` input bytes each.
     pub runs: usize,
 }
 
@@ -108,25 +109,27 @@ pub(crate) fn compact_if_due(engine: &Engine) -> Result<Option<CompactionReport>
     let Some(_guard) = engine.compaction.try_lock() else { return Ok(None) };
     refuse_if_poisoned(engine)?;
     let o = &engine.options;
+    let (sealed, store_live_bytes) = sealed_usage(engine, u64::MAX);
     let thresholds = Thresholds {
         dead_ratio: o.compact_dead_ratio,
         segment_dead_bytes: o.compact_segment_dead_bytes,
         run_dead_bytes_min: o.compact_dead_bytes_min,
         small_bytes: o.segment_bytes / SMALL_SEGMENT_DIVISOR,
-        input_bytes_max: o.compaction_input_bytes_max,
+        input_bytes_max: run_input_bytes_max(o.compaction_input_bytes_max, store_live_bytes, o.segment_bytes),
         now_ms: o.clock.now_ms(),
         seq_now: engine.sets.lock().active.seq_max(),
         thorough: false,
     };
-    match decide(&sealed_usage(engine, u64::MAX), &thresholds) {
+    match decide(&sealed, &thresholds) {
         Decision::Skip(_) => Ok(None),
         Decision::Compact { victims, reason } => run(engine, &victims, reason).map(Some),
     }
 }
 
 /// Seals the active segment and compacts every sealed segment that holds anything to reclaim
-/// (`Store::compact`), in runs of at most `compaction_input_bytes_max` each: every run commits
-/// and removes its inputs before the next starts, so the extra disk stays bounded by the cap.
+/// (`Store::compact`), in runs of at most `run_input_bytes_max` each: every run commits and
+/// removes its inputs before the next starts, so the extra disk stays bounded by that budget
+/// plus one segment.
 pub(crate) fn compact(engine: &Engine) -> Result<CompactionReport> {
     // Before the lock: from inside a transaction, waiting for a running compaction would hold
     // up the whole group.
@@ -139,12 +142,13 @@ pub(crate) fn compact(engine: &Engine) -> Result<CompactionReport> {
     let mut total: Option<CompactionReport> = None;
     loop {
         let o = &engine.options;
+        let (sealed, store_live_bytes) = sealed_usage(engine, last);
         let t = Thresholds::everything(
-            o.compaction_input_bytes_max,
+            run_input_bytes_max(o.compaction_input_bytes_max, store_live_bytes, o.segment_bytes),
             o.segment_bytes / SMALL_SEGMENT_DIVISOR,
             o.clock.now_ms(),
         );
-        match decide(&sealed_usage(engine, last), &t) {
+        match decide(&sealed, &t) {
             Decision::Skip(reason) => return Ok(total.unwrap_or(CompactionReport { reason, ..Default::default() })),
             Decision::Compact { victims, reason } => {
                 let report = run(engine, &victims, reason)?;
@@ -163,10 +167,13 @@ fn refuse_if_poisoned(engine: &Engine) -> Result<()> {
     engine.writer.refuse_writes()
 }
 
-/// The sealed segments with ids up to `last`, as the policy sees them.
-fn sealed_usage(engine: &Engine, last: u64) -> Vec<SegmentUsage> {
+/// The sealed segments with ids up to `last`, as the policy sees them, and the live bytes of
+/// the whole store (every segment, the active one included), which the run's budget scales with.
+fn sealed_usage(engine: &Engine, last: u64) -> (Vec<SegmentUsage>, u64) {
     let set = engine.sets.lock();
-    set.sealed
+    let store_live_bytes = set.sealed.values().chain([&set.active]).map(|s| s.live_bytes()).sum();
+    let sealed = set
+        .sealed
         .range(..=last)
         .map(|(_, s)| SegmentUsage {
             id: s.id,
@@ -178,7 +185,8 @@ fn sealed_usage(engine: &Engine, last: u64) -> Vec<SegmentUsage> {
             tombstones: s.tombstones(),
             expiry_min_ms: s.expiry_min_ms(),
         })
-        .collect()
+        .collect();
+    (sealed, store_live_bytes)
 }
 
 /// A record copied into an output segment, to be switched in the index after the commit.
@@ -538,7 +546,7 @@ impl<'a> Output<'a> {
         let OpenOutput { id, path, file, end, salt, .. } = o;
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
-        let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, map, end));
+        let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, (map, end), end));
         let expiry_min = if o.expiry_min_ms == u64::MAX { 0 } else { o.expiry_min_ms };
         segment.note_records(o.records, o.tombstones, (o.seq_min, o.seq_max), expiry_min);
         // The tombstones it holds had to be kept: they count as live (`Segment::keep_tombstone`);

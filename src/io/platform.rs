@@ -99,9 +99,10 @@ pub(super) fn prepare_map(file: &File, len: u64) -> io::Result<()> {
 
 /// Windows cannot map a file read-only past its end (`CreateFileMapping` refuses), so a file
 /// shorter than `len` is extended with zeros to `len` first. Only the active segment is mapped
-/// past its end (at `Options::segment_bytes`), so it is preallocated whole; zeros past the last
+/// past its end (at the next power of two of what it holds, `log::map_len`, and again, longer,
+/// as it grows: `Segment::map_through`), so it is extended in those steps; zeros past the last
 /// frame are a clean end to recovery, and the writer takes the file's length after mapping, so
-/// its zero-filled growth steps (`ensure_space`) find nothing left to grow.
+/// its zero-filled growth steps (`ensure_space`) start from there.
 #[cfg(windows)]
 pub(super) fn prepare_map(file: &File, len: u64) -> io::Result<()> {
     if file.metadata()?.len() < len {

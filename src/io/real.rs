@@ -120,10 +120,12 @@ impl VfsFile for RealFile {
         //   to `log.tail` (`writer.rs`, `roll`), which is at or past every published record;
         //   recovery cuts a torn tail where the last replayed frame ends (`recovery.rs`,
         //   `load_active`); removing a file leaves its mapping intact.
-        // * A mapping may be longer than its file (the active segment is mapped at
-        //   `segment_bytes`); the rules above keep reads below the file's end, and a read past the
-        //   mapping's own length returns `None` (`RealMapping::read`). On Windows the file was
-        //   just extended to the mapping's length (`platform::prepare_map`), so there it is not.
+        // * A mapping may be longer than its file (the active segment is mapped at the next power
+        //   of two of what it holds, `log::map_len`); the rules above keep reads below the file's
+        //   end, and a read past the mapping's own length returns `None` (`RealMapping::read`). On
+        //   Windows the file was just extended to the mapping's length (`platform::prepare_map`),
+        //   so there it is not. A segment keeps every mapping it had until it is dropped
+        //   (`Segment::map_through`), so bytes borrowed from an older one stay valid.
         let map = unsafe { MmapOptions::new().len(len).map(&self.file)? };
         Ok(Arc::new(RealMapping { map: Some(map) }))
     }

@@ -156,9 +156,9 @@ pub(crate) struct SegmentFile {
 impl SegmentFile {
     /// The segment, its data not yet known to end past its header.
     pub(crate) fn into_segment(self) -> Arc<Segment> {
-        let SegmentFile { path, file, map, header, .. } = self;
+        let SegmentFile { path, file, file_len, map, header } = self;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, map, data_end))
+        Arc::new(Segment::new(header.id, header.kind, header.salt, path, file, (map, file_len), data_end))
     }
 }
 

@@ -3,12 +3,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::format::{
     decode_record_header, DecodeErrorKind, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES,
-    RECORD_HEADER_BYTES_MAX,
+    RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX,
 };
 use crate::hash::KeyHasher;
 use crate::io::{Mapping, Vfs, VfsFile};
@@ -44,6 +44,59 @@ pub(crate) fn fresh_salt() -> FrameSalt {
     FrameSalt(u64::from_le_bytes(a.try_into().expect("8 bytes")) ^ u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
+/// The shortest mapping of an active segment, in bytes: later ones double (`map_len`).
+pub(crate) const MAP_FIRST_BYTES: u64 = 16 << 10;
+/// How many mappings one segment may have: one per power of two from `MAP_FIRST_BYTES` to
+/// `SEGMENT_BYTES_MAX`, one at a segment size that is no power of two, and the first (at
+/// whatever length the file had), with room to spare.
+const MAPPINGS_MAX: usize = 24;
+const _: () = assert!(
+    ((SEGMENT_BYTES_MAX / MAP_FIRST_BYTES).ilog2() as usize + 3) <= MAPPINGS_MAX,
+    "every growth of a segment's mapping has a slot"
+);
+
+/// The length to map an active segment at so that it covers `end` bytes: the next power of two,
+/// at least `MAP_FIRST_BYTES`, at most `segment_bytes` (but never short of `end`). Windows cannot
+/// map past the end of a file, so there mapping extends the file to this length: powers of two
+/// keep the number of mappings per segment logarithmic, and a small store small.
+pub(crate) fn map_len(end: u64, segment_bytes: u64) -> u64 {
+    end.next_power_of_two().max(MAP_FIRST_BYTES).min(segment_bytes).max(end)
+}
+
+/// A segment's mappings, oldest first; reads use the newest. The active segment's mapping follows
+/// its file (`Segment::map_through`), because Windows cannot map past the end of a file; a reader
+/// may hold bytes borrowed from an older mapping for the life of its `&Segment`, so every
+/// mapping is kept until the segment is dropped. Slots are filled once, in order, by one writer
+/// at a time (the log mutex's holder), and only then is `count` raised, so a reader that loads
+/// `count` finds its slot filled.
+struct Mappings {
+    /// Each mapping with its length.
+    slots: [OnceLock<(Arc<dyn Mapping>, u64)>; MAPPINGS_MAX],
+    count: AtomicUsize,
+}
+
+impl Mappings {
+    fn new(first: (Arc<dyn Mapping>, u64)) -> Mappings {
+        let slots: [OnceLock<(Arc<dyn Mapping>, u64)>; MAPPINGS_MAX] = std::array::from_fn(|_| OnceLock::new());
+        let _ = slots[0].set(first);
+        Mappings { slots, count: AtomicUsize::new(1) }
+    }
+
+    fn newest(&self) -> &(Arc<dyn Mapping>, u64) {
+        let count = self.count.load(Ordering::Acquire);
+        self.slots[count - 1].get().expect("slots below `count` are filled")
+    }
+
+    /// Adds a newer mapping. The caller is the only one adding (it holds the log mutex).
+    fn push(&self, map: (Arc<dyn Mapping>, u64)) -> std::io::Result<()> {
+        let count = self.count.load(Ordering::Acquire);
+        let slot = self.slots.get(count).ok_or_else(|| std::io::Error::other("too many mappings of one segment"))?;
+        slot.set(map).map_err(|_| std::io::Error::other("a mapping slot was filled twice"))?;
+        self.count.store(count + 1, Ordering::Release);
+        Ok(())
+    }
+}
+
 /// A segment file, shared by the index (each entry holds an `Arc` to its segment, so a segment
 /// that compaction retired lives until no entry and no reader points into it).
 pub(crate) struct Segment {
@@ -54,7 +107,8 @@ pub(crate) struct Segment {
     pub(crate) file: Box<dyn VfsFile>,
     /// The salt from the segment's header: every frame in it is checksummed under it.
     pub(crate) salt: FrameSalt,
-    map: Arc<dyn Mapping>,
+    /// Its mappings (one, but for a segment that was active and grew).
+    maps: Mappings,
     /// Offset just past the last published frame: written, and with `SyncMode::Always` synced
     /// (in write-back mode it may not be synced yet). Readers of records never look past it.
     data_end: AtomicU64,
@@ -76,7 +130,7 @@ pub(crate) struct Segment {
     seq_max: AtomicU64,
     /// The earliest expiry (Unix ms) of any put in the segment, live or dead (`u64::MAX`: none).
     expiry_min_ms: AtomicU64,
-    /// Set when compaction retires the segment. Declared last, so it drops after `map` and
+    /// Set when compaction retires the segment. Declared last, so it drops after `maps` and
     /// `file`: the file is removed once it is no longer mapped or open.
     retired: Retired,
 }
@@ -112,7 +166,7 @@ impl Segment {
         salt: FrameSalt,
         path: PathBuf,
         file: Box<dyn VfsFile>,
-        map: Arc<dyn Mapping>,
+        map: (Arc<dyn Mapping>, u64),
         data_end: u64,
     ) -> Segment {
         Segment {
@@ -121,7 +175,7 @@ impl Segment {
             path,
             file,
             salt,
-            map,
+            maps: Mappings::new(map),
             data_end: AtomicU64::new(data_end),
             live_bytes: AtomicU64::new(0),
             live_records: AtomicU64::new(0),
@@ -145,9 +199,24 @@ impl Segment {
         &self.path
     }
 
-    /// Bytes `offset..offset + len` of the file, from the mapping (no syscall).
+    /// Bytes `offset..offset + len` of the file, from the newest mapping (no syscall).
     pub(crate) fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>> {
-        self.map.read(offset, len)
+        self.maps.newest().0.read(offset, len)
+    }
+
+    /// Makes sure the mapping covers the first `end` bytes, mapping the file again at
+    /// `map_len(end, segment_bytes)` if not (on Windows that extends the file with zeros to that
+    /// length: the caller then takes the file's length). Called by the writer, holding the
+    /// log mutex, before it writes and publishes bytes up to `end`, so a reader that found a
+    /// record below `end` finds a mapping covering it.
+    /// Returns whether it mapped again.
+    pub(crate) fn map_through(&self, end: u64, segment_bytes: u64) -> std::io::Result<bool> {
+        if end <= self.maps.newest().1 {
+            return Ok(false);
+        }
+        let len = map_len(end, segment_bytes);
+        self.maps.push((self.file.map(len)?, len))?;
+        Ok(true)
     }
 
     /// The header of the record at `offset`.
@@ -288,7 +357,7 @@ pub(crate) mod tests {
         let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
         file.set_len(4096).unwrap();
         let map = file.map(4096).unwrap();
-        Arc::new(Segment::new(id, SegmentKind::Log, fresh_salt(), path, file, map, 0))
+        Arc::new(Segment::new(id, SegmentKind::Log, fresh_salt(), path, file, (map, 4096), 0))
     }
 
     /// Fuzz finding `hint_decode/live-bytes-underflow`: live bytes are added from hint entries
@@ -305,6 +374,46 @@ pub(crate) mod tests {
         assert_eq!((segment.live_bytes(), segment.live_records()), (0, 0));
         segment.add_live(7);
         assert_eq!((segment.live_bytes(), segment.live_records()), (7, 1));
+    }
+
+    #[test]
+    fn map_lengths_double_from_the_first_up_to_the_segment() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(map_len(40, 64 * MIB), MAP_FIRST_BYTES);
+        assert_eq!(map_len(MAP_FIRST_BYTES + 1, 64 * MIB), 2 * MAP_FIRST_BYTES);
+        assert_eq!(map_len(40 * MIB, 48 * MIB), 48 * MIB, "capped at a segment size that is no power of two");
+        assert_eq!(map_len(20 * MIB, 16 * MIB), 20 * MIB, "a file longer than the segment size is mapped whole");
+    }
+
+    /// Under the Windows rules (no mapping past the end: mapping extends the file), the active
+    /// segment's mapping follows the file in power-of-two steps instead of reaching the whole
+    /// segment at once, and bytes read through an older mapping stay valid.
+    #[test]
+    fn the_mapping_follows_the_file_in_power_of_two_steps() {
+        const SEGMENT_BYTES: u64 = 5 * MAP_FIRST_BYTES;
+        let vfs = SimFs::new_windows();
+        vfs.create_dir_all(Path::new("/set")).unwrap();
+        let path = Path::new("/set").join(segment_file_name(1));
+        let file = vfs.open(&path, OpenMode::CreateNew).unwrap();
+        file.write_at(b"first", 0).unwrap();
+        let len = map_len(5, SEGMENT_BYTES);
+        let map = file.map(len).unwrap();
+        let segment = Segment::new(1, SegmentKind::Log, fresh_salt(), path, file, (map, len), 0);
+        assert_eq!(segment.file.len().unwrap(), MAP_FIRST_BYTES, "mapped, and so extended, only this far");
+        let first = segment.read(0, 5).unwrap();
+
+        segment.file.write_at(b"second", MAP_FIRST_BYTES).unwrap();
+        assert!(segment.read(MAP_FIRST_BYTES, 6).is_none(), "past the first mapping");
+        assert!(segment.map_through(MAP_FIRST_BYTES + 6, SEGMENT_BYTES).unwrap());
+        assert_eq!(segment.file.len().unwrap(), 2 * MAP_FIRST_BYTES);
+        assert_eq!(&segment.read(MAP_FIRST_BYTES, 6).unwrap()[..], b"second");
+        assert_eq!(&first[..], b"first", "bytes read through the older mapping");
+
+        assert!(!segment.map_through(2 * MAP_FIRST_BYTES, SEGMENT_BYTES).unwrap());
+        assert_eq!(segment.maps.count.load(Ordering::Relaxed), 2, "already covered: no new mapping");
+        segment.map_through(4 * MAP_FIRST_BYTES + 1, SEGMENT_BYTES).unwrap();
+        assert_eq!(segment.file.len().unwrap(), SEGMENT_BYTES, "never past the segment size");
+        assert_eq!(&segment.read(0, 5).unwrap()[..], b"first", "the newest mapping covers the start too");
     }
 
     #[test]

@@ -46,9 +46,25 @@ use crate::io::Latch;
 use crate::log::encoded::{Encoded, Placed};
 use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
-use crate::log::{create_segment_file, fresh_salt, LogDir, Segment, SegmentSet, MANIFEST_FILE};
+use crate::log::{create_segment_file, fresh_salt, map_len, LogDir, Segment, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
+
+/// The first zero-filled step of a new active segment, in bytes. Each later step is as long as
+/// the file already is (rounded up to a power of two), up to `Options::preallocate_bytes`: a
+/// store holding a few keys takes this much, not a whole step, and a segment that fills costs
+/// log2(`preallocate_bytes` / this) more growth syncs than fixed steps would (8 with the
+/// defaults: 9 steps to reach 4 MiB instead of 1, 24 per 64 MiB segment instead of 16).
+pub(crate) const PREALLOCATE_FIRST_BYTES: u64 = 16 << 10;
+
+/// The length to grow a file of `file_len` bytes to so that it holds `end` bytes: a multiple
+/// of the step, where the step is the file's length rounded up to a power of two, at least
+/// `PREALLOCATE_FIRST_BYTES` and at most `step_max` (the file doubles until its steps reach
+/// `step_max`), never past `segment_bytes` unless `end` is.
+fn grown_len(file_len: u64, end: u64, step_max: u64, segment_bytes: u64) -> u64 {
+    let step = file_len.next_power_of_two().max(PREALLOCATE_FIRST_BYTES).min(step_max).max(1);
+    end.div_ceil(step).saturating_mul(step).min(segment_bytes).max(end)
+}
 
 thread_local! {
     /// The writer (by address) whose transactions this thread is running, 0 if none: the one
@@ -454,6 +470,7 @@ impl Writer {
         let frame = build_frame(log, group, body_len);
         let offset = log.tail;
         self.ensure_space(log, offset + frame_len)?;
+        self.ensure_mapped(log, offset + frame_len)?;
         let segment = &log.segment;
         if let Err(e) = segment.file.write_at(&frame, offset) {
             log.unclean_tail = true;
@@ -472,7 +489,9 @@ impl Writer {
     }
 
     /// Makes sure the file is at least `end` long, growing it in zero-filled, synced steps so
-    /// that the per-write sync need not also persist a new file length.
+    /// that the per-write sync need not also persist a new file length. The steps double from
+    /// `PREALLOCATE_FIRST_BYTES` up to `preallocate_bytes` (`grown_len`), so a small store
+    /// stays small.
     fn ensure_space(&self, log: &mut ActiveLog, end: u64) -> Result<()> {
         if end <= log.file_len {
             return Ok(());
@@ -481,8 +500,7 @@ impl Writer {
             log.file_len = end;
             return Ok(());
         }
-        let step = self.preallocate_bytes;
-        let target = end.div_ceil(step).saturating_mul(step).min(self.segment_bytes).max(end);
+        let target = grown_len(log.file_len, end, self.preallocate_bytes, self.segment_bytes);
         let segment = Arc::clone(&log.segment);
         let zeros = vec![0u8; (target - log.file_len) as usize];
         if let Err(e) = segment.file.write_at(&zeros, log.file_len) {
@@ -494,6 +512,20 @@ impl Writer {
         // A failed sync poisons, whatever its cause (see `sync_log`).
         sync_log_file(&segment)?;
         log.file_len = target;
+        Ok(())
+    }
+
+    /// Makes sure the active segment's mapping covers `end` before anything up to it is written
+    /// and published (`Segment::map_through`). Mapping may extend the file (Windows cannot map
+    /// past its end), so the file's length is taken again. A failure leaves the tail where it
+    /// was, like a failed write.
+    fn ensure_mapped(&self, log: &mut ActiveLog, end: u64) -> Result<()> {
+        let segment = &log.segment;
+        // Only a new mapping can have changed the length: no `stat` per group otherwise.
+        if segment.map_through(end, self.segment_bytes).map_err(|e| Error::io("map", segment.path(), e))? {
+            let file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
+            log.file_len = log.file_len.max(file_len);
+        }
         Ok(())
     }
 
@@ -516,12 +548,14 @@ impl Writer {
         let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.dir, &header)?;
         self.dir.sync_dir()?;
-        let map = file.map(self.segment_bytes).map_err(|e| Error::io("map", &path, e))?;
-        // Mapping may have extended the file (Windows preallocates the whole segment, see
-        // `io/platform.rs`): `ensure_space` grows it from its real length.
-        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
-        let segment = Arc::new(Segment::new(id, SegmentKind::Log, header.salt, path, file, map, data_end));
+        // The mapping follows the file as it grows (`ensure_mapped`). Mapping may have extended
+        // the file (Windows cannot map past its end, see `io/platform.rs`): `ensure_space`
+        // grows it from its real length.
+        let len = map_len(data_end, self.segment_bytes);
+        let map = file.map(len).map_err(|e| Error::io("map", &path, e))?;
+        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let segment = Arc::new(Segment::new(id, SegmentKind::Log, header.salt, path, file, (map, len), data_end));
         {
             // Persist the new manifest before changing the set in memory, so a failure leaves
             // memory agreeing with the manifest that is still in force.
@@ -661,5 +695,35 @@ fn publish(index: &Index, segment: &Arc<Segment>, frame_offset: u64, group: &[Pe
         index.publish(segment, &[published.into_iter().next().expect("one record")]);
     } else {
         index.publish(segment, &published.collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1 << 10;
+    const MIB: u64 = 1 << 20;
+    const HEADER: u64 = SEGMENT_HEADER_BYTES as u64;
+
+    #[test]
+    fn preallocation_starts_small_and_doubles_up_to_the_step() {
+        let mut len = HEADER;
+        let mut lens = Vec::new();
+        while len < 64 * MIB {
+            len = grown_len(len, len + 1, 4 * MIB, 64 * MIB);
+            lens.push(len);
+        }
+        assert_eq!(lens[..9], [16 * KIB, 32 * KIB, 64 * KIB, 128 * KIB, 256 * KIB, 512 * KIB, MIB, 2 * MIB, 4 * MIB]);
+        assert_eq!(lens[9], 8 * MIB, "past the step, fixed steps");
+        assert_eq!(lens.len(), 24, "the growth syncs of a default segment, as DESIGN.md says");
+    }
+
+    #[test]
+    fn a_large_frame_or_a_small_step_is_honoured() {
+        assert_eq!(grown_len(HEADER, 100 * KIB, 4 * MIB, 64 * MIB), 112 * KIB, "whole first steps");
+        assert_eq!(grown_len(HEADER, 100, 4 * KIB, 16 * KIB), 4 * KIB, "a step below the first step");
+        assert_eq!(grown_len(20_000, 20_100, 4 * MIB, 64 * MIB), 32 * KIB, "a cut file regains alignment");
+        assert_eq!(grown_len(60 * MIB, 63 * MIB, 4 * MIB, 62 * MIB), 63 * MIB, "never short of `end`");
     }
 }

@@ -438,8 +438,8 @@ pub fn flip_byte(path: &Path, offset: u64) {
 }
 
 /// Where the frames of a segment file end: just past its last non-zero byte (every frame ends
-/// in a non-zero byte in these tests). Not the file's length: on Windows the active segment is
-/// preallocated whole, so zeros follow its frames.
+/// in a non-zero byte in these tests). Not the file's length: on Windows mapping extends the
+/// active segment to a power of two, so zeros follow its frames.
 pub fn frames_end(path: &Path) -> u64 {
     fs::read(path).unwrap().iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
 }
