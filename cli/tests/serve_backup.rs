@@ -50,14 +50,6 @@ fn serve(dir: &Path, backups: &Path) -> (Served, std::net::SocketAddr) {
     (Served::new(child), addr)
 }
 
-/// Stops the server as a service manager would, and checks it exits cleanly.
-fn stop(served: Served) {
-    let mut child = served.take();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success(), "clean exit after SIGTERM");
-}
-
 /// The backups in `dir`, sorted by name.
 fn backups_in(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -105,7 +97,7 @@ fn bgsave_under_write_load_holds_every_write_acknowledged_before_it() {
     stop_writing.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     let written = acked.load(Ordering::Acquire);
-    stop(child);
+    child.stop();
 
     let found = backups_in(&backups);
     assert_eq!(found.len(), 1, "one backup: {found:?}");
@@ -148,5 +140,5 @@ fn save_replies_once_its_copy_is_complete() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("is already open") && text.contains("redis-cli -p PORT BGSAVE"), "{text}");
-    stop(child);
+    child.stop();
 }

@@ -11,7 +11,7 @@ mod common;
 mod serve_common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{parse, RawClient, R};
 use serve_common::Served;
@@ -22,13 +22,6 @@ fn serve(dir: &Path, file: &Path) -> (Served, std::net::SocketAddr) {
     command.arg("--config").arg(file);
     let (child, addr) = serve_common::spawn_ready(command);
     (Served::new(child), addr)
-}
-
-fn stop(served: Served) {
-    let mut child = served.take();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success(), "clean exit after SIGTERM");
 }
 
 /// CONFIG GET of one parameter: its value.
@@ -57,7 +50,7 @@ fn config_set_then_rewrite_survives_a_restart() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "timeout", "77", "slowlog-max-len", "5", "loglevel", "warning"]), b"+OK\r\n");
     assert_eq!(config_get(&mut c, "timeout"), "77");
     assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), b"+OK\r\n");
-    stop(child);
+    child.stop();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.starts_with("# kept by CONFIG REWRITE\nport 0\ntimeout 77\nloglevel warning\nrequirepass \"pass word\"\n"),
@@ -75,7 +68,7 @@ fn config_set_then_rewrite_survives_a_restart() {
     for (name, value) in [("timeout", "77"), ("slowlog-max-len", "5"), ("loglevel", "warning")] {
         assert_eq!(config_get(&mut c, name), value, "{name} after the restart");
     }
-    stop(child);
+    child.stop();
 }
 
 #[test]
@@ -109,10 +102,10 @@ fn appendfsync_everysec_from_the_file_is_reported_and_cannot_be_switched_at_run_
     assert_eq!(config_get(&mut c, "appendfsync"), "everysec", "nothing changed");
     // Write-back still keeps what a clean shutdown syncs.
     assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
-    stop(child);
+    child.stop();
     let (child, addr) = serve(&dir, &file);
     assert_eq!(RawClient::connect(addr).cmd(&["GET", "k"]), b"$1\r\nv\r\n");
-    stop(child);
+    child.stop();
 }
 
 #[test]
@@ -129,11 +122,11 @@ fn flags_override_the_file_and_rewrite_needs_a_file() {
     assert_ne!(addr.port(), taken.local_addr().unwrap().port());
     let mut c = RawClient::connect(addr);
     assert_eq!(config_get(&mut c, "maxclients"), "9");
-    stop(child);
+    child.stop();
 
     let (child, addr) = serve_common::start(&dir);
     let child = Served::new(child);
     let mut c = RawClient::connect(addr);
     assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), b"-ERR The server is running without a config file\r\n");
-    stop(child);
+    child.stop();
 }

@@ -57,6 +57,15 @@ impl Served {
     pub fn take(mut self) -> Child {
         self.0.take().expect("taken once")
     }
+
+    /// Stops the server as a service manager would (SIGTERM) and checks it exits cleanly.
+    #[cfg(unix)]
+    pub fn stop(self) {
+        let mut child = self.take();
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        assert!(child.wait().unwrap().success(), "clean exit after SIGTERM");
+    }
 }
 
 impl Drop for Served {
