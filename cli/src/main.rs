@@ -15,6 +15,7 @@ use ferrocask::inspect::{self, RecordKind};
 use ferrocask::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod cluster;
 mod serve;
 mod workload;
 
@@ -96,6 +97,13 @@ enum Command {
     Serve {
         #[command(flatten)]
         flags: serve::ServeFlags,
+    },
+    /// Starts a local cluster of `serve` members (default 3, clients on ports 6379-6381), each in
+    /// DIR/node-N; prints each one's PID and addresses. Ctrl-C stops it; running it again on
+    /// the same --dir brings the same cluster back with its data.
+    Cluster {
+        #[command(flatten)]
+        flags: cluster::ClusterFlags,
     },
     /// Benchmarks durable puts, gets, memory and open time against raw baselines, in a fresh
     /// temporary directory.
@@ -265,6 +273,7 @@ fn run(cli: &Cli, dir_given: bool) -> CliResult {
         }
         Command::Bench { keys, secs, r#in, json, only } => bench(*keys, *secs, r#in.as_deref(), *json, only),
         Command::Serve { flags } => serve::serve(flags, dir_given.then_some(cli.dir.as_path())),
+        Command::Cluster { flags } => cluster::run(flags, &cli.dir),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ferrocask serve`: the store as a Redis-protocol server (see the ferrocask-server crate).
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocask::{Options, Store, SyncMode};
+use ferrocask_raft::node::{Node, NodeConfig};
+use ferrocask_server::cluster::Cluster;
 use ferrocask_server::config::{AppendFsync, Settings};
 use ferrocask_server::Config;
 
@@ -50,6 +53,41 @@ pub(crate) struct ServeFlags {
     /// `loglevel`: debug -> debug, verbose and notice -> info, warning -> warn].
     #[arg(long, value_enum)]
     log_level: Option<LogLevel>,
+    /// Makes this server a member of a Raft cluster, with this id (a positive number, unique in
+    /// the cluster); needs --peers. Every command then runs through the replicated log: a write
+    /// is answered once a majority has it on disk; any member accepts any command.
+    #[arg(long, requires = "peers", help_heading = "Cluster")]
+    node_id: Option<u64>,
+    /// Every member's Raft address, this node's included (its Raft listener), as
+    /// `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`. On first start (an empty --dir) the members
+    /// bootstrap this membership; afterwards the log's membership rules, and a start whose
+    /// addresses disagree with it is refused. Change it online with RAFT.NODE ADD/REMOVE.
+    #[arg(long, requires = "node_id", help_heading = "Cluster")]
+    peers: Option<String>,
+    /// Build a Raft snapshot, and purge the log behind it, every this many entries.
+    #[arg(long, requires = "node_id", default_value_t = ferrocask_raft::node::SNAPSHOT_EVERY_DEFAULT, help_heading = "Cluster")]
+    raft_snapshot_every: u64,
+}
+
+/// Parses `--peers`: `ID=HOST:PORT` entries separated by commas.
+fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, Failure> {
+    let mut peers = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || Failure(format!("--peers: `{entry}` is not ID=HOST:PORT (e.g. 1=127.0.0.1:7001)"));
+        let (id, addr) = entry.split_once('=').ok_or_else(bad)?;
+        let id: u64 = id.trim().parse().map_err(|_| bad())?;
+        let addr = addr.trim();
+        if id == 0 || !addr.contains(':') {
+            return Err(bad());
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            return Err(Failure(format!("--peers names node {id} twice")));
+        }
+    }
+    if peers.is_empty() {
+        return Err(Failure("--peers names no node".into()));
+    }
+    Ok(peers)
 }
 
 /// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
@@ -216,9 +254,28 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
         pid = std::process::id(),
         "ferrocask serve starting"
     );
-    let store = Arc::new(Store::open_with(&settings.dir, options)?);
+    let cluster = match (flags.node_id, &flags.peers) {
+        (Some(id), Some(peers)) => {
+            let peers = parse_peers(peers)?;
+            if !peers.contains_key(&id) {
+                return Err(Failure(format!("--peers has no entry for --node-id {id}: it names its Raft listener")));
+            }
+            let config = NodeConfig { id, dir: settings.dir.clone(), peers, snapshot_every: flags.raft_snapshot_every };
+            let node = runtime
+                .block_on(Node::start(config, ferrocask_server::cluster::applier(value_bytes_max)))
+                .map_err(|e| Failure(format!("starting cluster node {id}: {e}")))?;
+            tracing::info!(node_id = id, raft_addr = %node.addr, "cluster member: commands run through the Raft log");
+            Some(node)
+        }
+        _ => None,
+    };
+    let store = match &cluster {
+        Some(node) => node.state_machine.store().clone(),
+        None => Arc::new(Store::open_with(&settings.dir, options)?),
+    };
     log_recovery(&store);
     let maxclients = fit_maxclients(settings.maxclients.max(1), &store)?;
+    let executor = cluster.as_ref().map(|node| runtime.block_on(async { Cluster::start(node) }));
     let config = Config {
         maxclients,
         password: settings.requirepass.clone(),
@@ -229,6 +286,7 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
         slowlog_max_len: usize::try_from(settings.slowlog_max_len).unwrap_or(usize::MAX),
         settings,
         config_file,
+        cluster: executor,
         ..Config::default()
     };
     runtime.block_on(async {
@@ -241,6 +299,14 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
         ferrocask_server::run(listener, store.clone(), config, stop).await?;
         Ok::<(), Failure>(())
     })?;
+    if let Some(node) = cluster {
+        // Raft stops first: nothing applies to the store after this.
+        runtime.block_on(node.shutdown());
+        drop(runtime);
+        drop(store);
+        tracing::info!("raft stopped, stores closed; exiting");
+        return Ok(ExitCode::SUCCESS);
+    }
     drop(runtime);
     // Every connection has ended, so this is the last reference: dropping it closes the store,
     // finishing any write still queued.

@@ -1,18 +1,20 @@
-//! ferrocask as the storage of an [openraft] cluster, and a small replicated key-value service.
+//! ferrocask as the log and state machine of an [openraft] cluster: what `ferrocask serve`
+//! runs on when it is a cluster member.
 //!
 //! The crate is layered the way openraft's own stores and examples are:
 //!
 //! * storage — [`LogStore`] (the Raft log, vote and log pointers) and [`StateMachine`] (the
-//!   replicated key-value data, its applied log id and membership, and snapshots), each on its own
-//!   ferrocask [`Store`](ferrocask::Store); they know nothing of the network;
-//! * network — [`network`]: length-prefixed frames over loopback TCP, the client side of the Raft
-//!   RPCs ([`network::Network`]) with a timeout on every call; it knows nothing of the storage;
-//! * application — [`node`] wires storage, network and [`openraft::Raft`] into a node and serves
-//!   the Raft RPCs and the key-value API on one socket; [`client`] is the key-value client.
+//!   replicated data, its applied position and membership, and snapshots), each on its own
+//!   ferrocask [`Store`](ferrocask::Store); they know nothing of the network, nor what a command
+//!   means: the application's [`Apply`] runs each command inside a store transaction;
+//! * network — [`network`]: length-prefixed frames over TCP, the client side of the Raft RPCs
+//!   ([`network::Network`]) with a timeout on every call; it knows nothing of the storage;
+//! * node — [`node`] wires storage, network and [`openraft::Raft`] into a node and serves the
+//!   Raft RPCs, forwarded commands and membership changes on the node's Raft listener.
 //!
 //! Every vote and log append is acknowledged to openraft only after the ferrocask group commit
-//! that holds it is durable. DESIGN.md ("Replication on openraft") has the key layout, the
-//! durability mapping and the snapshot format.
+//! that holds it is durable. DESIGN.md ("The cluster") has the key layout, the durability mapping,
+//! the snapshot format and every crash case.
 
 #![deny(missing_docs)]
 #![allow(
@@ -20,19 +22,18 @@
     reason = "openraft's storage traits return StorageError by value; the helpers return what the traits return"
 )]
 
-pub mod client;
 mod codec;
 mod keys;
 mod log_store;
 pub mod network;
 pub mod node;
-pub mod process;
 mod state_machine;
 mod types;
 
+pub use keys::RESERVED_PREFIX;
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
-pub use types::{Request, Response, TypeConfig};
+pub use types::{Applied, Apply, Request, Response, TypeConfig};
 
 /// A node's identifier.
 pub type NodeId = u64;
@@ -42,9 +43,12 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
 
 /// Opens the log store and state machine of a node in `dir` (created if missing): the log in
-/// `dir/log`, the state machine in `dir/sm-<generation>` (see [`StateMachine::open`]).
-pub fn open_storage(dir: &std::path::Path) -> Result<(LogStore, StateMachine), StorageError> {
+/// `dir/log`, the state machine beside it (see [`StateMachine::open`]).
+pub fn open_storage(
+    dir: &std::path::Path,
+    apply: std::sync::Arc<dyn Apply>,
+) -> Result<(LogStore, StateMachine), StorageError> {
     let log = LogStore::open(&dir.join("log"))?;
-    let sm = StateMachine::open(dir)?;
+    let sm = StateMachine::open(dir, apply)?;
     Ok((log, sm))
 }

@@ -5,11 +5,12 @@
 //! (request) or [`Reply`] (response), at most [`FRAME_BYTES_MAX`]. A connection carries one
 //! request at a time: send a message, read its reply.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -28,7 +29,7 @@ use crate::{NodeId, TypeConfig};
 /// with room to spare.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
-/// A request to a node.
+/// A request to a node's Raft listener.
 #[derive(Debug, Serialize, Deserialize)]
 #[allow(clippy::large_enum_variant, reason = "one message per frame; boxing buys nothing")]
 pub enum Message {
@@ -38,8 +39,10 @@ pub enum Message {
     Vote(VoteRequest<NodeId>),
     /// Raft: one chunk of a snapshot.
     Snapshot(InstallSnapshotRequest<TypeConfig>),
-    /// The key-value API and cluster administration.
-    Kv(KvRequest),
+    /// Client commands a follower forwards to the leader, in its clients' order.
+    Forward(Vec<Forwarded>),
+    /// A membership change sent to the leader.
+    Admin(AdminRequest),
 }
 
 /// The reply to a [`Message`], variant for variant.
@@ -52,92 +55,54 @@ pub enum Reply {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// To [`Message::Snapshot`].
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
-    /// To [`Message::Kv`].
-    Kv(KvReply),
+    /// To [`Message::Forward`]: one encoded reply per command, in order.
+    Forward(Vec<Vec<u8>>),
+    /// To [`Message::Admin`]: what was done, or why not.
+    Admin(Result<String, String>),
 }
 
-/// The key-value API: writes and linearizable reads go to the leader; the rest to any node.
+/// One forwarded client command, as the application encoded it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum KvRequest {
-    /// Replicated write: durable on a quorum and applied on the leader when answered.
-    Put {
-        /// The key.
-        key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Replicated delete.
-    Delete {
-        /// The key.
-        key: Vec<u8>,
-    },
-    /// Linearizable read (the leader confirms its leadership with a quorum first).
-    Get {
-        /// The key.
-        key: Vec<u8>,
-    },
-    /// Initialise a new cluster with these members (node id → address); a no-op on a node that
-    /// already has a log.
-    Init {
-        /// The members.
-        members: BTreeMap<NodeId, String>,
-    },
-    /// Wait on this node's Raft metrics until every given condition holds, or time out.
-    Wait {
-        /// A leader is known and it is not this node id.
-        leader_not: Option<NodeId>,
-        /// A leader is known.
-        leader_known: bool,
-        /// The applied log index is at least this.
-        applied_at_least: Option<u64>,
-        /// How long to wait, in milliseconds.
-        timeout_ms: u64,
-    },
-    /// This node's local state-machine contents (for comparing replicas; not linearizable).
-    Dump,
+pub struct Forwarded {
+    /// Whether it may write (proposed through the log) or only reads (served after a read index).
+    pub write: bool,
+    /// Whether it must be alone in its log entry (see [`crate::Applied::Continue`]).
+    pub alone: bool,
+    /// The command.
+    pub command: Vec<u8>,
 }
 
-/// The answer to a [`KvRequest`].
+/// A membership change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum KvReply {
-    /// The write or administration request is done.
-    Done,
-    /// The value read.
-    Value(Option<Vec<u8>>),
-    /// This node is not the leader; the leader, if known, is `(id, address)`.
-    NotLeader(Option<(NodeId, String)>),
-    /// A node's state, from [`KvRequest::Wait`].
-    Status(Status),
-    /// A node's contents, sorted by key, from [`KvRequest::Dump`].
-    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
-    /// The request failed (a timeout, a lost leadership, a storage error); the text says why.
-    Failed(String),
-}
-
-/// A node's Raft state as its metrics report it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Status {
-    /// The node.
-    pub id: NodeId,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// Its term.
-    pub term: u64,
-    /// Index of its last log entry.
-    pub last_log_index: Option<u64>,
-    /// Index of its last applied entry.
-    pub last_applied: Option<u64>,
+pub enum AdminRequest {
+    /// Add the node as a learner, wait until it has caught up, then make it a voter.
+    AddNode {
+        /// Its id.
+        id: NodeId,
+        /// Its Raft address.
+        addr: String,
+    },
+    /// Remove the node from the voters (and the cluster).
+    RemoveNode {
+        /// Its id.
+        id: NodeId,
+    },
 }
 
 /// Writes `value` as one frame (length and payload in one write, so Nagle never splits them).
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
     let payload = encode(value).map_err(io::Error::other)?;
+    write_payload(stream, &payload).await
+}
+
+/// Writes an encoded payload as one frame.
+async fn write_payload(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
     if payload.len() > FRAME_BYTES_MAX {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame larger than FRAME_BYTES_MAX"));
     }
     let mut frame = Vec::with_capacity(4 + payload.len());
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    frame.extend_from_slice(payload);
     stream.write_all(&frame).await
 }
 
@@ -197,9 +162,16 @@ impl Connection {
         &self.addr
     }
 
-    /// Sends `message` and waits for its reply, all within `timeout`.
+    /// Sends `message` and waits for its reply, all within `timeout`, stretched for a large
+    /// message to what sending it at [`TRANSFER_BYTES_PER_SEC_FLOOR`] takes.
     pub async fn call(&mut self, message: &Message, timeout: Duration) -> Result<Reply, CallError> {
-        let result = tokio::time::timeout(timeout, self.call_inner(message)).await;
+        let payload = encode(message).map_err(|e| CallError::Io(io::Error::other(e)))?;
+        self.call_encoded(&payload, timeout).await
+    }
+
+    async fn call_encoded(&mut self, payload: &[u8], timeout: Duration) -> Result<Reply, CallError> {
+        let timeout = timeout.max(transfer_time(payload.len()));
+        let result = tokio::time::timeout(timeout, self.call_inner(payload)).await;
         let result = result.unwrap_or(Err(CallError::Timeout));
         if result.is_err() {
             self.stream = None;
@@ -207,16 +179,25 @@ impl Connection {
         result
     }
 
-    async fn call_inner(&mut self, message: &Message) -> Result<Reply, CallError> {
+    async fn call_inner(&mut self, payload: &[u8]) -> Result<Reply, CallError> {
         if self.stream.is_none() {
             let stream = TcpStream::connect(&self.addr).await.map_err(CallError::Connect)?;
             stream.set_nodelay(true).map_err(CallError::Connect)?;
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().expect("connected above");
-        write_frame(stream, message).await.map_err(CallError::Io)?;
+        write_payload(stream, payload).await.map_err(CallError::Io)?;
         read_frame(stream).await.map_err(CallError::Io)
     }
+}
+
+/// The slowest transfer rate a call's timeout allows for: a call carrying `n` bytes may take
+/// `n / this` seconds, however short the caller's timeout (a heartbeat's 100 ms would otherwise
+/// time out every AppendEntries carrying a few megabytes, and retry it forever).
+pub const TRANSFER_BYTES_PER_SEC_FLOOR: u64 = 20 << 20;
+
+fn transfer_time(bytes: usize) -> Duration {
+    Duration::from_millis((bytes as u64).saturating_mul(1000) / TRANSFER_BYTES_PER_SEC_FLOOR)
 }
 
 /// Makes a [`Peer`] per replication target, from the address in its membership entry.
@@ -245,12 +226,12 @@ pub struct Peer {
 impl Peer {
     async fn call<E: std::error::Error>(
         &mut self,
-        message: Message,
+        payload: &[u8],
         action: RPCTypes,
         option: &RPCOption,
     ) -> Result<Reply, RPCError<NodeId, BasicNode, E>> {
         let timeout = option.hard_ttl();
-        self.connection.call(&message, timeout).await.map_err(|e| match e {
+        self.connection.call_encoded(payload, timeout).await.map_err(|e| match e {
             CallError::Connect(e) => RPCError::Unreachable(Unreachable::new(&e)),
             CallError::Io(e) => RPCError::Network(NetworkError::new(&e)),
             CallError::Timeout => RPCError::Timeout(Timeout { action, id: self.id, target: self.target, timeout }),
@@ -263,6 +244,10 @@ impl Peer {
     }
 }
 
+fn encoded<E: std::error::Error>(message: &Message) -> Result<Vec<u8>, RPCError<NodeId, BasicNode, E>> {
+    encode(message).map_err(|e| RPCError::Network(NetworkError::new(&io::Error::other(e))))
+}
+
 type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -271,7 +256,15 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        match self.call(Message::Append(rpc), RPCTypes::AppendEntries, &option).await? {
+        let entries = rpc.entries.len() as u64;
+        let payload = encoded(&Message::Append(rpc))?;
+        if payload.len() > FRAME_BYTES_MAX {
+            // openraft answers this by sending fewer entries: as many as fit, by their average
+            // size (at least one; the door keeps every entry well under a frame).
+            let fit = (entries * FRAME_BYTES_MAX as u64 / payload.len() as u64).max(1);
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit)));
+        }
+        match self.call(&payload, RPCTypes::AppendEntries, &option).await? {
             Reply::Append(result) => result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
@@ -282,14 +275,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        match self.call(Message::Snapshot(rpc), RPCTypes::InstallSnapshot, &option).await? {
+        match self.call(&encoded(&Message::Snapshot(rpc))?, RPCTypes::InstallSnapshot, &option).await? {
             Reply::Snapshot(result) => result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
     }
 
     async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
-        match self.call(Message::Vote(rpc), RPCTypes::Vote, &option).await? {
+        match self.call(&encoded(&Message::Vote(rpc))?, RPCTypes::Vote, &option).await? {
             Reply::Vote(result) => result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }

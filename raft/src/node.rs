@@ -1,25 +1,40 @@
-//! A node: storage, network and [`openraft::Raft`] wired together, serving the Raft RPCs and the
-//! key-value API on one TCP listener (a [`Semaphore`] caps its connections).
+//! A node: storage, network and [`openraft::Raft`] wired together, serving the Raft RPCs, the
+//! commands followers forward and membership changes on the node's Raft listener (only there:
+//! client connections go to the application's own listener).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError};
-use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::network::{read_frame, write_frame, KvReply, KvRequest, Message, Network, Reply, Status};
-use crate::{open_storage, NodeId, Raft, Request, StateMachine};
+use crate::network::{read_frame, write_frame, AdminRequest, Forwarded, Message, Network, Reply};
+use crate::{open_storage, Apply, NodeId, Raft, StateMachine};
 
-/// Longest user key: ferrocask's key limit less the state machine's `kv/` prefix.
-pub const KEY_BYTES_MAX: usize = 4096 - 3;
-/// Most connections a node serves at once; more wait to be accepted.
-pub const CONNECTIONS_MAX: usize = 1024;
+/// Most connections the Raft listener serves at once (peers' replication streams and forwarding
+/// followers); more wait to be accepted. Client connections never count against it.
+pub const RAFT_CONNECTIONS_MAX: usize = 64;
+/// A Raft connection that sends nothing for this long is closed (a peer's stream carries a
+/// heartbeat every [`HEARTBEAT_MS`]; a silent one is gone).
+pub const RAFT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The leader's heartbeat interval.
+pub const HEARTBEAT_MS: u64 = 100;
+/// A follower starts an election after a random silence between these two.
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 1000);
+/// Entries a snapshot is built after (then the log is purged up to it, keeping
+/// [`LOGS_KEPT_BEHIND_SNAPSHOT`]).
+pub const SNAPSHOT_EVERY_DEFAULT: u64 = 20_000;
+/// Entries kept in the log behind the last snapshot, so a follower a little behind catches up
+/// from the log rather than by a snapshot.
+pub const LOGS_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 
 /// How to start a node.
 #[derive(Clone, Debug)]
@@ -28,56 +43,115 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// Its directory (created if missing).
     pub dir: PathBuf,
-    /// The address to listen on, e.g. `127.0.0.1:21001` (port 0 picks one).
-    pub listen: String,
-    /// Build a snapshot after this many applied entries and then purge the log up to it
-    /// (`None`: openraft's default policy, 5000 entries, keeping 1000 behind the snapshot).
-    pub snapshot_every: Option<u64>,
+    /// Every member's Raft address, this node's included (its listener): the membership a new
+    /// cluster starts with. A node whose log already holds a membership checks it against this.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Build a snapshot after this many applied entries and purge the log up to it.
+    pub snapshot_every: u64,
+}
+
+/// What the application does with the commands followers forward to this node (when it leads).
+pub trait Service: Send + Sync + 'static {
+    /// Runs `batch` in order and answers one encoded reply per command.
+    fn forwarded(&self, batch: Vec<Forwarded>) -> Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
 }
 
 /// A running node.
 pub struct Node {
+    /// The node's id.
+    pub id: NodeId,
     /// The Raft instance.
     pub raft: Raft,
-    /// Its state machine (for local reads).
+    /// Its state machine (the application reads its store).
     pub state_machine: StateMachine,
-    /// The address it listens on.
+    /// The address its Raft listener listens on.
     pub addr: SocketAddr,
+    service: Arc<OnceLock<Arc<dyn Service>>>,
     server: tokio::task::JoinHandle<()>,
 }
 
-/// Raft timing for a loopback cluster on a busy machine: heartbeats every 100 ms, elections after
-/// 500–1000 ms of silence.
-pub fn raft_config(snapshot_every: Option<u64>) -> Config {
-    let mut config = Config {
+/// Raft timing for a loopback or LAN cluster on a busy machine.
+pub fn raft_config(snapshot_every: u64) -> Config {
+    Config {
         cluster_name: "ferrocask".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MS.0,
+        election_timeout_max: ELECTION_TIMEOUT_MS.1,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_BEHIND_SNAPSHOT.min(snapshot_every),
         ..Default::default()
-    };
-    if let Some(every) = snapshot_every {
-        config.snapshot_policy = SnapshotPolicy::LogsSinceLast(every);
-        config.max_in_snapshot_log_to_keep = 0;
-        config.purge_batch_size = 1;
     }
-    config
+}
+
+/// A start refused because the log's membership disagrees with the flags.
+fn membership_mismatch(text: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, text)
 }
 
 impl Node {
-    /// Opens the node's storage, starts Raft and begins serving on `config.listen`.
-    pub async fn start(config: NodeConfig) -> io::Result<Node> {
-        let (log, state_machine) = open_storage(&config.dir).map_err(io::Error::other)?;
+    /// Opens the node's storage, starts Raft, listens on its Raft address and, on a new
+    /// cluster (empty log), initialises the membership `config.peers`. On a node whose log holds
+    /// a membership already, that membership rules; the start is refused if `config.peers` gives
+    /// a member a different address than the log does (a cluster restarted on other ports would
+    /// otherwise fail to reach a quorum, silently).
+    pub async fn start(config: NodeConfig, apply: Arc<dyn Apply>) -> io::Result<Node> {
+        let Some(own) = config.peers.get(&config.id).cloned() else {
+            return Err(membership_mismatch(format!("--peers has no entry for this node's id {}", config.id)));
+        };
+        let (log, state_machine) = open_storage(&config.dir, apply).map_err(io::Error::other)?;
         let raft_config = raft_config(config.snapshot_every).validate().map_err(io::Error::other)?;
+        let listener = TcpListener::bind(&own).await.map_err(|e| io::Error::new(e.kind(), format!("{own}: {e}")))?;
+        let addr = listener.local_addr()?;
         let network = Network { id: config.id };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log, state_machine.clone())
             .await
             .map_err(io::Error::other)?;
-        let listener = TcpListener::bind(&config.listen).await?;
-        let addr = listener.local_addr()?;
-        let context = Arc::new(Context { raft: raft.clone(), state_machine: state_machine.clone() });
+        let service = Arc::new(OnceLock::new());
+        let context = Arc::new(Context { raft: raft.clone(), service: Arc::clone(&service) });
         let server = tokio::spawn(serve(listener, context));
-        Ok(Node { raft, state_machine, addr, server })
+        let node = Node { id: config.id, raft, state_machine, addr, service, server };
+        node.bootstrap_or_check(&config.peers).await?;
+        Ok(node)
+    }
+
+    async fn bootstrap_or_check(&self, peers: &BTreeMap<NodeId, String>) -> io::Result<()> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let known: BTreeMap<NodeId, String> =
+            membership.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
+        if known.is_empty() {
+            let members = peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<BTreeMap<_, _>>();
+            return match self.raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+                Err(e) => Err(io::Error::other(e)),
+            };
+        }
+        let moved: Vec<String> = peers
+            .iter()
+            .filter_map(|(id, addr)| known.get(id).filter(|k| *k != addr).map(|k| format!("node {id}: {addr} (log: {k})")))
+            .collect();
+        if !moved.is_empty() {
+            return Err(membership_mismatch(format!(
+                "--peers disagrees with the membership in this node's log: {}. Start it with the addresses the \
+                 log holds ({}), or change them online with RAFT.NODE REMOVE and RAFT.NODE ADD",
+                moved.join(", "),
+                render(&known)
+            )));
+        }
+        let unknown: Vec<_> = peers.keys().filter(|id| !known.contains_key(id)).collect();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                ?unknown,
+                membership = %render(&known),
+                "--peers names nodes the log's membership does not hold; the log's membership rules (RAFT.NODE ADD adds a node)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Serves the commands followers forward to this node with `service`. Until it is set,
+    /// forwarded commands are answered with nothing (the follower reports an error).
+    pub fn serve_forwarded(&self, service: Arc<dyn Service>) {
+        let _ = self.service.set(service);
     }
 
     /// Stops serving and shuts Raft down.
@@ -87,13 +161,17 @@ impl Node {
     }
 }
 
+fn render(members: &BTreeMap<NodeId, String>) -> String {
+    members.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
+}
+
 struct Context {
     raft: Raft,
-    state_machine: StateMachine,
+    service: Arc<OnceLock<Arc<dyn Service>>>,
 }
 
 async fn serve(listener: TcpListener, context: Arc<Context>) {
-    let limit = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let limit = Arc::new(Semaphore::new(RAFT_CONNECTIONS_MAX));
     loop {
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else { return };
         let Ok((stream, _)) = listener.accept().await else { continue };
@@ -105,10 +183,11 @@ async fn serve(listener: TcpListener, context: Arc<Context>) {
     }
 }
 
-/// Serves one connection: a request, its reply, until the peer hangs up or sends garbage.
+/// Serves one connection: a request, its reply, until the peer hangs up, sends garbage or says
+/// nothing for [`RAFT_IDLE_TIMEOUT`].
 async fn handle(mut stream: TcpStream, context: &Context) {
     let _ = stream.set_nodelay(true);
-    while let Ok(message) = read_frame::<Message>(&mut stream).await {
+    while let Ok(Ok(message)) = tokio::time::timeout(RAFT_IDLE_TIMEOUT, read_frame::<Message>(&mut stream)).await {
         let reply = dispatch(context, message).await;
         if write_frame(&mut stream, &reply).await.is_err() {
             return;
@@ -122,66 +201,40 @@ async fn dispatch(context: &Context, message: Message) -> Reply {
         Message::Append(rpc) => Reply::Append(raft.append_entries(rpc).await),
         Message::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
         Message::Snapshot(rpc) => Reply::Snapshot(raft.install_snapshot(rpc).await),
-        Message::Kv(request) => Reply::Kv(kv(context, request).await),
-    }
-}
-
-fn not_leader(forward: ForwardToLeader<NodeId, BasicNode>) -> KvReply {
-    KvReply::NotLeader(forward.leader_id.zip(forward.leader_node.map(|n| n.addr)))
-}
-
-async fn kv(context: &Context, request: KvRequest) -> KvReply {
-    let raft = &context.raft;
-    match request {
-        KvRequest::Put { key, value } => write(raft, Request::Put { key, value }).await,
-        KvRequest::Delete { key } => write(raft, Request::Delete { key }).await,
-        KvRequest::Get { key } => match raft.ensure_linearizable().await {
-            Ok(_) => match context.state_machine.get(&key).await {
-                Ok(value) => KvReply::Value(value),
-                Err(e) => KvReply::Failed(e.to_string()),
-            },
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => not_leader(forward),
-            Err(e) => KvReply::Failed(e.to_string()),
+        Message::Forward(batch) => match context.service.get() {
+            Some(service) => Reply::Forward(service.forwarded(batch).await),
+            None => Reply::Forward(Vec::new()),
         },
-        KvRequest::Init { members } => {
-            let members: BTreeMap<NodeId, BasicNode> =
-                members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
-            match raft.initialize(members).await {
-                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => KvReply::Done,
-                Err(e) => KvReply::Failed(e.to_string()),
-            }
-        }
-        KvRequest::Wait { leader_not, leader_known, applied_at_least, timeout_ms } => {
-            let holds = move |m: &RaftMetrics<NodeId, BasicNode>| {
-                (!leader_known || m.current_leader.is_some())
-                    && leader_not.is_none_or(|old| m.current_leader.is_some_and(|l| l != old))
-                    && applied_at_least.is_none_or(|at| m.last_applied.is_some_and(|a| a.index >= at))
-            };
-            match raft.wait(Some(Duration::from_millis(timeout_ms))).metrics(holds, "kv wait").await {
-                Ok(m) => KvReply::Status(Status {
-                    id: m.id,
-                    leader: m.current_leader,
-                    term: m.current_term,
-                    last_log_index: m.last_log_index,
-                    last_applied: m.last_applied.map(|a| a.index),
-                }),
-                Err(e) => KvReply::Failed(e.to_string()),
-            }
-        }
-        KvRequest::Dump => KvReply::Pairs(context.state_machine.pairs().await),
+        Message::Admin(request) => Reply::Admin(admin(raft, request).await),
     }
 }
 
-async fn write(raft: &Raft, request: Request) -> KvReply {
-    let key_len = match &request {
-        Request::Put { key, .. } | Request::Delete { key } => key.len(),
+/// Runs a membership change on this node, which must be the leader.
+pub async fn admin(raft: &Raft, request: AdminRequest) -> Result<String, String> {
+    let voters = || -> BTreeSet<NodeId> {
+        raft.metrics().borrow().membership_config.membership().voter_ids().collect()
     };
-    if key_len > KEY_BYTES_MAX {
-        return KvReply::Failed(format!("key of {key_len} bytes is longer than {KEY_BYTES_MAX}"));
-    }
-    match raft.client_write(request).await {
-        Ok(_) => KvReply::Done,
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => not_leader(forward),
-        Err(e) => KvReply::Failed(e.to_string()),
+    match request {
+        AdminRequest::AddNode { id, addr } => {
+            tracing::info!(node = id, %addr, "adding a node: as a learner until it has caught up");
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, true).await.map_err(|e| e.to_string())?;
+            let mut members = voters();
+            members.insert(id);
+            raft.change_membership(ChangeMembers::ReplaceAllVoters(members), false).await.map_err(|e| e.to_string())?;
+            tracing::info!(node = id, %addr, "node added as a voter");
+            Ok(format!("node {id} at {addr} added"))
+        }
+        AdminRequest::RemoveNode { id } => {
+            let mut members = voters();
+            if !members.remove(&id) {
+                return Err(format!("node {id} is not a voter"));
+            }
+            if members.is_empty() {
+                return Err("cannot remove the last voter".into());
+            }
+            raft.change_membership(ChangeMembers::ReplaceAllVoters(members), false).await.map_err(|e| e.to_string())?;
+            tracing::info!(node = id, "node removed");
+            Ok(format!("node {id} removed"))
+        }
     }
 }

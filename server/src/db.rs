@@ -66,6 +66,39 @@ pub(crate) struct StoreView<'a> {
     /// Where a read command's lookups are counted as keyspace hits and misses (`None`: lookups
     /// the server makes for itself, as WATCH's or a reply's size estimate, are not counted).
     pub(crate) counters: Option<&'a Counters>,
+    /// Whether the store holds a cluster's own keys besides the user's (see [`Reserved`]).
+    pub(crate) reserved: Reserved,
+    /// Whether keys expire by this view's clock rather than only the store's: on a cluster
+    /// member the store's clock is the state machine's (the time of the last applied entry, so
+    /// that every replica expires keys alike), which stands still while no write arrives; a
+    /// read on the leader must not see a key past its expiry by the leader's clock.
+    pub(crate) expire_by_view_clock: bool,
+}
+
+/// Whether a view's store holds keys that are not the user's: a cluster member's state machine
+/// keeps its applied position and membership in the same store as the data, in the same
+/// transactions (`ferrocask_raft::RESERVED_PREFIX`). Commands never see them: listings skip them,
+/// counts leave them out, and a command naming one is refused before it runs (`Session`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// A single-node server: every key is the user's.
+    None,
+    /// A cluster member: keys under `ferrocask_raft::RESERVED_PREFIX` are hidden.
+    Hidden,
+}
+
+impl Reserved {
+    /// Removes the hidden keys from a listing.
+    fn filter(self, keys: &mut Vec<Vec<u8>>) {
+        if self == Reserved::Hidden {
+            keys.retain(|k| !is_reserved(k));
+        }
+    }
+}
+
+/// Whether `key` is one of a cluster's own keys.
+pub(crate) fn is_reserved(key: &[u8]) -> bool {
+    ferrocask_raft::is_reserved(key)
 }
 
 impl StoreView<'_> {
@@ -78,6 +111,20 @@ impl StoreView<'_> {
     }
 }
 
+impl StoreView<'_> {
+    /// Whether a key expiring at `expires_ms` (None: never) is live by this view's clock.
+    fn live(&self, expires_ms: Option<u64>) -> bool {
+        !self.expire_by_view_clock || expires_ms.is_none_or(|at| at > self.clock.now_ms())
+    }
+
+    /// Drops from a listing the keys expired by this view's clock (only where it matters).
+    fn drop_expired(&self, keys: &mut Vec<Vec<u8>>) {
+        if self.expire_by_view_clock {
+            keys.retain(|k| self.store.meta(k).ok().flatten().is_some_and(|m| self.live(m.expires_ms)));
+        }
+    }
+}
+
 impl Read for StoreView<'_> {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
@@ -85,24 +132,34 @@ impl Read for StoreView<'_> {
 
     fn get(&self, key: &[u8]) -> Option<Entry> {
         // An empty or over-long key cannot be stored, so it reads as absent.
-        let found = self.count(self.store.get_with_expiry(key).ok().flatten())?;
+        let found = self.store.get_with_expiry(key).ok().flatten().filter(|(_, expires)| self.live(*expires));
+        let found = self.count(found)?;
         Some((found.0.into_vec(), found.1))
     }
 
     fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
-        self.count(self.store.meta(key).ok().flatten())
+        self.count(self.store.meta(key).ok().flatten().filter(|m| self.live(m.expires_ms)))
     }
 
     fn keys(&self) -> Vec<Vec<u8>> {
-        self.store.keys().collect()
+        let mut keys = self.store.keys().collect();
+        self.reserved.filter(&mut keys);
+        self.drop_expired(&mut keys);
+        keys
     }
 
     fn scan(&self, cursor: u64, count: usize) -> ScanPage {
-        self.store.scan(cursor, count)
+        let mut page = self.store.scan(cursor, count);
+        self.reserved.filter(&mut page.keys);
+        self.drop_expired(&mut page.keys);
+        page
     }
 
     fn len(&self) -> usize {
-        self.store.len()
+        match self.reserved {
+            Reserved::None => self.store.len(),
+            Reserved::Hidden => self.store.len() - ferrocask_raft::reserved_key_count(self.store),
+        }
     }
 
     fn value_bytes_max(&self) -> usize {
@@ -117,11 +174,17 @@ pub(crate) struct TxnView<'t, 'a> {
     pub(crate) value_bytes_max: usize,
     /// Set when a write did not fit in what one batch may hold (`BatchTooLarge`).
     pub(crate) overflowed: bool,
+    pub(crate) reserved: Reserved,
 }
 
 impl<'t, 'a> TxnView<'t, 'a> {
     pub(crate) fn new(txn: &'t mut Txn<'a>, value_bytes_max: usize) -> Self {
-        TxnView { txn, value_bytes_max, overflowed: false }
+        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::None }
+    }
+
+    /// A view of a cluster state machine's transaction: its own keys hidden.
+    pub(crate) fn hiding_reserved(txn: &'t mut Txn<'a>, value_bytes_max: usize) -> Self {
+        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::Hidden }
     }
 
     /// Runs one command atomically inside the transaction: if it replies with an error, every
@@ -164,15 +227,22 @@ impl Read for TxnView<'_, '_> {
     }
 
     fn keys(&self) -> Vec<Vec<u8>> {
-        self.txn.keys()
+        let mut keys = self.txn.keys();
+        self.reserved.filter(&mut keys);
+        keys
     }
 
     fn scan(&self, cursor: u64, count: usize) -> ScanPage {
-        self.txn.scan(cursor, count)
+        let mut page = self.txn.scan(cursor, count);
+        self.reserved.filter(&mut page.keys);
+        page
     }
 
     fn len(&self) -> usize {
-        self.txn.len()
+        match self.reserved {
+            Reserved::None => self.txn.len(),
+            Reserved::Hidden => self.txn.len() - ferrocask_raft::reserved_key_count_in(self.txn),
+        }
     }
 
     fn value_bytes_max(&self) -> usize {
@@ -279,6 +349,8 @@ impl OpsSamples {
 /// The state every connection shares.
 pub struct Db {
     pub(crate) store: Arc<Store>,
+    /// The cluster executor on a cluster member (`None`: a single node, commands run on `store`).
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) value_bytes_max: usize,
     pub(crate) password: Option<Vec<u8>>,
@@ -316,6 +388,7 @@ impl Db {
     pub(crate) fn for_tests(store: Arc<Store>) -> Db {
         Db {
             store,
+            cluster: None,
             clock: Arc::new(ferrocask::SystemClock),
             value_bytes_max: 1 << 16,
             password: None,
@@ -342,7 +415,15 @@ impl Db {
 
     /// A view that reads the store directly.
     pub(crate) fn view(&self) -> StoreView<'_> {
-        StoreView { store: &self.store, clock: &*self.clock, value_bytes_max: self.value_bytes_max, counters: None }
+        let cluster = self.cluster.is_some();
+        StoreView {
+            store: &self.store,
+            clock: &*self.clock,
+            value_bytes_max: self.value_bytes_max,
+            counters: None,
+            reserved: if cluster { Reserved::Hidden } else { Reserved::None },
+            expire_by_view_clock: cluster,
+        }
     }
 
     /// A view for a read command: its lookups count as keyspace hits and misses.

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+pub mod cluster;
 mod cmd;
 pub mod config;
 mod connection;

@@ -94,6 +94,9 @@ pub struct Config {
     /// The config file the server was started with: CONFIG REWRITE writes it (`None`: CONFIG
     /// REWRITE fails, as in Redis).
     pub config_file: Option<PathBuf>,
+    /// On a cluster member, its executor: commands run through the Raft log, and `store` is the
+    /// state machine's (`None`: a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Default for Config {
@@ -112,6 +115,7 @@ impl Default for Config {
             backup_dir: None,
             settings: crate::config::Settings::default(),
             config_file: None,
+            cluster: None,
         }
     }
 }
@@ -133,6 +137,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     let db = Arc::new(Db {
         backups: crate::admin::Backups::new(store.path(), config.backup_dir.as_deref()),
         store,
+        cluster: config.cluster.clone(),
         clock: config.clock.clone(),
         value_bytes_max,
         password: config.password.clone(),
@@ -154,6 +159,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         config_file: config.config_file.clone(),
         shutdown: crate::admin::Shutdown::default(),
     });
+    if let Some(cluster) = &config.cluster {
+        cluster.set_db(&db);
+    }
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
     // Whether the last client was refused for want of a permit (logged once per spell).

@@ -273,7 +273,7 @@ fn command_docs(spec: &'static Spec) -> Reply {
 /// The sections INFO shows with no argument, `default` or `all`, in Redis's order (commandstats
 /// only when asked for by name, `all` or `everything`, as in Redis).
 const INFO_SECTIONS: &[&str] =
-    &["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU", "Commandstats", "Keyspace"];
+    &["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "Raft", "CPU", "Commandstats", "Keyspace"];
 
 /// INFO [section...]: the sections and fields Redis clients, `redis-cli --stat` and exporters
 /// read, with ferrocask's own figures beside them (`ferrocask_*`).
@@ -290,7 +290,8 @@ pub(crate) fn info(db: &Db, args: &[Bytes]) -> Reply {
     let mut out = String::new();
     for name in INFO_SECTIONS {
         let lower = name.to_ascii_lowercase();
-        if !wanted(&lower) {
+        // A single node has no Raft section.
+        if !wanted(&lower) || (lower == "raft" && db.cluster.is_none()) {
             continue;
         }
         if !out.is_empty() {
@@ -326,6 +327,7 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
                 ("executable", db.executable.clone()),
             ])
         }
+        "raft" => db.cluster.as_ref().map(|c| c.info()).unwrap_or_default(),
         "clients" => fields(vec![
             ("connected_clients", db.client_count().to_string()),
             ("maxclients", db.maxclients.to_string()),

@@ -4,11 +4,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use ferrocask_raft::network::AdminRequest;
+
+use crate::cluster::wire::Command;
+use crate::cluster::Kind;
 use crate::cmd::parse::is;
 use crate::cmd::{self, Handler, Spec};
 use crate::db::{store_error, Db, Read, TxnView, Write};
@@ -64,9 +68,18 @@ pub(crate) struct Session {
     pub(crate) authenticated: bool,
     pub(crate) name: Vec<u8>,
     multi: Option<Multi>,
-    /// Each WATCHed key with the version of its value then (`None`: absent): a number, never
-    /// the value, so WATCH costs the same whatever the values' size.
-    watched: Vec<(Bytes, Option<u64>)>,
+    /// Each WATCHed key with what identifies its value then: a number, never the value, so
+    /// WATCH costs the same whatever the values' size.
+    watched: Vec<(Bytes, Watched)>,
+}
+
+/// What WATCH keeps of a key.
+enum Watched {
+    /// A single node: the version of its value (`None`: absent).
+    Version(Option<u64>),
+    /// A cluster member: its fingerprint (`apply::fingerprint`), read on the leader, filled in
+    /// when WATCH's reply arrives (EXEC waits for it).
+    Fingerprint(Arc<OnceLock<Option<u64>>>),
 }
 
 impl Session {
@@ -95,7 +108,9 @@ impl Session {
             _ => 0,
         };
         Schedule {
-            wait_for_writes: !(spec.writes() || in_multi || spec.name == "exec"),
+            // On a cluster member EXEC waits for the replies before it (WATCH's fingerprints),
+            // and is itself a barrier: it is proposed once they are in.
+            wait_for_writes: !(spec.writes() || in_multi || (spec.name == "exec" && self.db.cluster.is_none())),
             barrier: !in_multi && spec.lists_keys && spec.writes(),
             reply_charge,
         }
@@ -127,11 +142,16 @@ impl Session {
             self.fail_multi();
             return Outcome::Now(self.rejected(spec, Reply::error("NOAUTH Authentication required.")));
         }
+        if self.db.cluster.is_some() && spec.key_args(&args).any(|key| crate::db::is_reserved(key)) {
+            self.fail_multi();
+            return Outcome::Now(self.rejected(spec, Reply::error(RESERVED_KEY)));
+        }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             // Counted when EXEC runs it, as Redis counts it.
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
+            Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => return self.clustered(spec, start, args),
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
             }
@@ -170,6 +190,24 @@ impl Session {
                 }))
             }
         }
+    }
+
+    /// A read or write on a cluster member: routed through the log (see `cluster`), replied to
+    /// once it ran there (a write: committed by a majority and applied).
+    fn clustered(&self, spec: &'static Spec, start: Instant, args: Vec<Bytes>) -> Outcome {
+        let cluster = self.db.cluster.as_ref().expect("clustered is called on a cluster member");
+        let kind = match spec.handler {
+            Handler::Read(_) => Kind::Read,
+            _ if spec.lists_keys => Kind::WriteAlone,
+            _ => Kind::Write,
+        };
+        let reply = cluster.submit(kind, &Command::Run(args.clone()));
+        let (db, client) = (self.db.clone(), self.id);
+        Outcome::Later(Box::pin(async move {
+            let reply = reply.await;
+            record(&db, client, spec, start, &args, reply.is_error());
+            reply
+        }))
     }
 
     /// A command refused before it ran (INFO commandstats' `rejected_calls`).
@@ -268,7 +306,7 @@ impl Session {
             "exec" => return self.exec(),
             "multi" => self.multi_start(),
             "discard" => self.discard(),
-            "watch" => self.watch(args),
+            "watch" => return self.watch(args),
             "unwatch" => {
                 self.watched.clear();
                 Reply::OK
@@ -283,9 +321,32 @@ impl Session {
             "slowlog" => server_cmds::slowlog(&self.db, args),
             "latency" => server_cmds::latency(&self.db, args),
             "save" | "bgsave" | "lastsave" | "shutdown" => return crate::admin::run(&self.db, spec.name, args),
+            "role" => match &self.db.cluster {
+                Some(cluster) => cluster.role(),
+                None => crate::admin::role(args),
+            },
+            "raft.node" => return self.raft_node(args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)
+    }
+
+    /// RAFT.NODE ADD <id> <host:port> | RAFT.NODE REMOVE <id>: a membership change, run by the
+    /// leader wherever it is sent.
+    fn raft_node(&self, args: &[Bytes]) -> Outcome {
+        let Some(cluster) = &self.db.cluster else {
+            return Outcome::Now(Reply::error("ERR this server is not a cluster member (start it with --node-id and --peers)"));
+        };
+        let id = args.get(2).and_then(|a| crate::cmd::parse::strict_i64(a)).and_then(|id| u64::try_from(id).ok());
+        let request = match (args.len(), id) {
+            (4, Some(id)) if is(&args[1], "add") => match std::str::from_utf8(&args[3]) {
+                Ok(addr) if addr.contains(':') => AdminRequest::AddNode { id, addr: addr.to_string() },
+                _ => return Outcome::Now(Reply::error("ERR RAFT.NODE ADD <id> <host:port>: the address is not host:port")),
+            },
+            (3, Some(id)) if is(&args[1], "remove") => AdminRequest::RemoveNode { id },
+            _ => return Outcome::Now(Reply::error("ERR syntax: RAFT.NODE ADD <id> <host:port> | RAFT.NODE REMOVE <id>")),
+        };
+        Outcome::Later(cluster.admin(request))
     }
 
     fn multi_start(&mut self) -> Reply {
@@ -304,16 +365,39 @@ impl Session {
         Reply::OK
     }
 
-    fn watch(&mut self, args: &[Bytes]) -> Reply {
+    fn watch(&mut self, args: &[Bytes]) -> Outcome {
         if self.multi.is_some() {
-            return Reply::error("ERR WATCH inside MULTI is not allowed");
+            return Outcome::Now(Reply::error("ERR WATCH inside MULTI is not allowed"));
+        }
+        if let Some(cluster) = &self.db.cluster {
+            let keys: Vec<Bytes> = args[1..].iter().map(|k| Bytes::copy_from_slice(k)).collect();
+            let slots: Vec<_> = keys.iter().map(|_| Arc::new(OnceLock::new())).collect();
+            for (key, slot) in keys.iter().zip(&slots) {
+                self.watched.push((key.clone(), Watched::Fingerprint(Arc::clone(slot))));
+            }
+            let read = cluster.submit(Kind::Read, &Command::Fingerprints(keys));
+            return Outcome::Later(Box::pin(async move {
+                match read.await {
+                    Reply::Array(found) if found.len() == slots.len() => {
+                        for (slot, f) in slots.iter().zip(found) {
+                            let _ = slot.set(match f {
+                                Reply::Int(f) => Some(u64::from_ne_bytes(f.to_ne_bytes())),
+                                _ => None,
+                            });
+                        }
+                        Reply::OK
+                    }
+                    Reply::Error(e) => Reply::Error(e),
+                    _ => Reply::error("ERR internal: WATCH's read answered the wrong shape"),
+                }
+            }));
         }
         let view = self.db.view();
         for key in &args[1..] {
             let version = view.meta(key).map(|m| m.version);
-            self.watched.push((Bytes::copy_from_slice(key), version));
+            self.watched.push((Bytes::copy_from_slice(key), Watched::Version(version)));
         }
-        Reply::OK
+        Outcome::Now(Reply::OK)
     }
 
     /// EXEC: every queued command in one store transaction, so its writes commit as one batch
@@ -328,40 +412,29 @@ impl Session {
         if multi.failed {
             return Outcome::Now(Reply::error("EXECABORT Transaction discarded because of previous errors."));
         }
+        if let Some(cluster) = &self.db.cluster {
+            // The fingerprints WATCH read are ready: EXEC waited for this connection's earlier
+            // replies (`schedule`). One that failed to arrive fails the transaction, as a change.
+            let Some(watched) = watched
+                .into_iter()
+                .map(|(key, w)| match w {
+                    Watched::Fingerprint(slot) => slot.get().copied().map(|f| (key, f)),
+                    Watched::Version(_) => None,
+                })
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Outcome::Now(Reply::NilArray);
+            };
+            let command = Command::Exec { watched, queued: crate::cluster::args_of(&multi.queued) };
+            return Outcome::Later(Box::pin(cluster.submit(Kind::Write, &command)));
+        }
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
         let future = self.db.store.transaction_async(move |txn| {
             let mut view = TxnView::new(txn, limit);
-            if watched.iter().any(|(key, version)| view.meta(key).map(|m| m.version) != *version) {
+            if watched.iter().any(|(key, w)| !matches!(w, Watched::Version(v) if view.meta(key).map(|m| m.version) == *v)) {
                 return Reply::NilArray;
             }
-            let mut replies = Vec::with_capacity(multi.queued.len());
-            let mut reply_bytes = 0;
-            for (spec, args) in &multi.queued {
-                // Each queued command counts as a call of its own in INFO commandstats (as in
-                // Redis); EXEC's own time is its whole transaction's, durability included.
-                let ran = Instant::now();
-                let reply = view.run(|view| match spec.handler {
-                    Handler::Read(f) => f(view, args),
-                    Handler::Write(apply) => apply(view, args),
-                    Handler::Pure(f) => f(args),
-                    // UNWATCH, the one session command queued: EXEC unwatches anyway.
-                    Handler::Session => Reply::OK,
-                });
-                db.command_stats[spec.index].ran(micros_since(ran), reply.is_error());
-                if view.overflowed {
-                    view.txn.discard();
-                    return exec_abort(&reply);
-                }
-                reply_bytes += reply.value_bytes();
-                if reply_bytes > EXEC_REPLY_BYTES_MAX {
-                    view.txn.discard();
-                    return exec_abort(&Reply::error(format!(
-                        "ERR its replies would carry more than {EXEC_REPLY_BYTES_MAX} bytes of values"
-                    )));
-                }
-                replies.push(reply);
-            }
-            Reply::Array(replies)
+            exec_queued(&mut view, &multi.queued, Some(&db.command_stats))
         });
         Outcome::Later(Box::pin(async move { future.await.unwrap_or_else(store_error) }))
     }
@@ -466,6 +539,10 @@ impl Session {
     }
 }
 
+/// The error for a command naming a key under `ferrocask_raft::RESERVED_PREFIX` on a cluster
+/// member (the state machine's own keys live there, beside the data).
+const RESERVED_KEY: &str = "ERR keys that start with the bytes \\xff\\xfe\\x00ferrocask-raft/ are the cluster's own";
+
 /// The most bytes of a user name a failed-AUTH log line quotes.
 const LOGGED_USER_BYTES_MAX: usize = 64;
 
@@ -497,6 +574,45 @@ fn record(db: &Db, client: u64, spec: &Spec, start: Instant, args: &[Bytes], fai
         db.slowlog.push(args, usec, addr, name);
     }
     db.latency.add("command", usec / 1000);
+}
+
+/// Runs MULTI's queued commands on one view, each atomically ([`TxnView::run`]), counting each
+/// as a call of its own in `stats` (INFO commandstats, as Redis counts them) if given. If their
+/// writes outgrow one batch, or their replies [`EXEC_REPLY_BYTES_MAX`], none is kept: the
+/// transaction is discarded with `EXECABORT`.
+pub(crate) fn exec_queued(
+    view: &mut TxnView<'_, '_>,
+    queued: &[(&'static Spec, Vec<Bytes>)],
+    stats: Option<&[crate::cmd::CommandStats]>,
+) -> Reply {
+    let mut replies = Vec::with_capacity(queued.len());
+    let mut reply_bytes = 0;
+    for (spec, args) in queued {
+        let ran = Instant::now();
+        let reply = view.run(|view| match spec.handler {
+            Handler::Read(f) => f(view, args),
+            Handler::Write(apply) => apply(view, args),
+            Handler::Pure(f) => f(args),
+            // UNWATCH, the one session command queued: EXEC unwatches anyway.
+            Handler::Session => Reply::OK,
+        });
+        if let Some(stats) = stats {
+            stats[spec.index].ran(micros_since(ran), reply.is_error());
+        }
+        if view.overflowed {
+            view.txn.discard();
+            return exec_abort(&reply);
+        }
+        reply_bytes += reply.value_bytes();
+        if reply_bytes > EXEC_REPLY_BYTES_MAX {
+            view.txn.discard();
+            return exec_abort(&Reply::error(format!(
+                "ERR its replies would carry more than {EXEC_REPLY_BYTES_MAX} bytes of values"
+            )));
+        }
+        replies.push(reply);
+    }
+    Reply::Array(replies)
 }
 
 /// EXEC's reply when a queued command's error discards the whole transaction, as Redis words it.
@@ -541,7 +657,7 @@ mod tests {
         let held: usize = s.watched.iter().map(|(key, version)| key.len() + std::mem::size_of_val(version)).sum();
         assert_eq!(s.watched.len(), 400);
         assert!(held <= 400 * 32, "{held} bytes held for 400 WATCHes");
-        assert!(s.watched.iter().all(|(_, v)| v.is_some()), "the key's version, read at WATCH");
+        assert!(s.watched.iter().all(|(_, v)| matches!(v, Watched::Version(Some(_)))), "the key's version, read at WATCH");
     }
 
     /// Regression (issue 21, item 5): a queued command's arguments were slices of the read

@@ -253,7 +253,8 @@ fn table() -> Vec<Spec> {
         session("bgsave", -1),
         session("lastsave", 1),
         session("shutdown", -1),
-        pure("role", 1, crate::admin::role),
+        session("role", 1),
+        session("raft.node", -3),
     ]
 }
 
@@ -369,7 +370,14 @@ mod tests {
         store.put(b"big", vec![7u8; 1 << 20]).unwrap();
         let clock = ferrocask::SystemClock;
         let view = Counting {
-            inner: StoreView { store: &store, clock: &clock, value_bytes_max: 1 << 24, counters: None },
+            inner: StoreView {
+                store: &store,
+                clock: &clock,
+                value_bytes_max: 1 << 24,
+                counters: None,
+                reserved: crate::db::Reserved::None,
+                expire_by_view_clock: false,
+            },
             copied: Cell::new(0),
         };
         let args = |words: &[&str]| words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect::<Vec<_>>();

@@ -1,0 +1,543 @@
+//! The second executor of the command layer: a cluster member runs the same commands through an
+//! openraft log (the `ferrocask-raft` crate) instead of straight on its store.
+//!
+//! A session parses and checks a command as on a single node, then hands it here (see
+//! `Session::handle`). Here it is routed, in the order the session hands commands in:
+//!
+//! * this node leads: a write goes to the **proposer**, which puts every write waiting at that
+//!   moment into one Raft entry (batching at the door: one log append, one fsync and one
+//!   replication round for all of them), with the time the leader fixes for the entry; a read
+//!   goes to the **reader**, which confirms leadership once for every read waiting at that moment
+//!   (openraft's read index, `ensure_linearizable`) and then runs them on the applied state;
+//! * another node leads: the command goes to the **forwarder**, which sends every command waiting
+//!   for that leader in one request on the leader's Raft port; the leader runs them as its own;
+//! * no leader is known: the command waits up to [`LEADER_WAIT`] for one, then fails with
+//!   `CLUSTERDOWN`.
+//!
+//! The state machine runs each command of an entry with `apply::ServerApply`: the same handlers
+//! as a single node, in a store transaction at the entry's time. Nothing is ever re-sent: a
+//! command whose outcome this node cannot know (a lost leader, a lost reply) is answered with an
+//! error that says so. DESIGN.md, "The cluster", has the whole protocol and its crash cases.
+
+pub(crate) mod apply;
+pub(crate) mod wire;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferrocask_raft::network::{AdminRequest, Connection, Forwarded, Message, Reply as RaftReply};
+use ferrocask_raft::node::{Node, Service};
+use ferrocask_raft::{NodeId, Raft, Request};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::ServerState;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::db::Db;
+use crate::reply::Reply;
+use wire::{decode_reply, encode_reply, Command};
+
+/// How long a command waits for a leader to be elected before it fails with `CLUSTERDOWN`:
+/// longer than an election (openraft's timeout is 500-1000 ms), at most 2 s in all.
+pub const LEADER_WAIT: Duration = Duration::from_millis(1500);
+/// The most bytes of commands one Raft entry carries (a single larger command, up to the
+/// request limit, goes alone). Bounds an AppendEntries message together with openraft's entry
+/// count per message, and what one apply holds in memory.
+pub const ENTRY_BYTES_MAX: usize = 4 << 20;
+/// Entries the proposer has handed to Raft and not yet seen applied. While this many are in
+/// flight, writes gather at the door for the next entry.
+pub const PROPOSALS_IN_FLIGHT_MAX: usize = 2;
+/// How long a follower waits for the leader's answer to forwarded commands.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error for a command whose outcome this node cannot know.
+fn unknown(why: impl std::fmt::Display) -> Reply {
+    Reply::error(format!("ERR outcome unknown ({why}): the command may or may not have been applied"))
+}
+
+/// The error for a command that surely did not run.
+fn tryagain(why: impl std::fmt::Display) -> Reply {
+    Reply::error(format!("TRYAGAIN {why}; the command was not applied"))
+}
+
+fn clusterdown() -> Reply {
+    Reply::error(format!(
+        "CLUSTERDOWN The cluster is down: no leader within {} ms (is a majority of nodes running?)",
+        LEADER_WAIT.as_millis()
+    ))
+}
+
+/// Whether a command reads or writes, as routed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Read,
+    Write,
+    /// A write that must be alone in its entry (FLUSHDB, FLUSHALL: see `Applied::Continue`).
+    WriteAlone,
+}
+
+struct Routed {
+    kind: Kind,
+    command: Vec<u8>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// A cluster member's executor.
+pub struct Cluster {
+    id: NodeId,
+    raft: Raft,
+    router: mpsc::UnboundedSender<Routed>,
+    /// Where the leader's reader runs reads, and answers forwarded ones (set once the server's
+    /// state exists, which needs this executor first).
+    db: OnceLock<Weak<Db>>,
+    local: Local,
+}
+
+/// The leader's own queues (a follower's are idle).
+#[derive(Clone)]
+struct Local {
+    proposals: mpsc::UnboundedSender<Routed>,
+    reads: mpsc::UnboundedSender<Routed>,
+}
+
+impl Cluster {
+    /// The executor of `node`, serving what followers forward to it; starts its tasks on the
+    /// current tokio runtime.
+    pub fn start(node: &Node) -> Arc<Cluster> {
+        let (router, routed) = mpsc::unbounded_channel();
+        let (proposals, proposals_rx) = mpsc::unbounded_channel();
+        let (reads, reads_rx) = mpsc::unbounded_channel();
+        let (forwards, forwards_rx) = mpsc::unbounded_channel();
+        let cluster = Arc::new(Cluster {
+            id: node.id,
+            raft: node.raft.clone(),
+            router,
+            db: OnceLock::new(),
+            local: Local { proposals, reads },
+        });
+        tokio::spawn(route(Arc::downgrade(&cluster), routed, forwards));
+        tokio::spawn(propose(node.raft.clone(), proposals_rx));
+        tokio::spawn(read(Arc::downgrade(&cluster), reads_rx));
+        tokio::spawn(forward(node.raft.clone(), forwards_rx));
+        tokio::spawn(watch(node.raft.clone()));
+        node.serve_forwarded(Arc::new(Forwards(Arc::downgrade(&cluster))));
+        cluster
+    }
+
+    pub(crate) fn set_db(&self, db: &Arc<Db>) {
+        let _ = self.db.set(Arc::downgrade(db));
+    }
+
+    /// Runs `command` through the cluster; the reply once it has run (for a write: committed by
+    /// a majority and applied). Queued now, in call order.
+    pub(crate) fn submit(&self, kind: Kind, command: &Command) -> impl Future<Output = Reply> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let routed = Routed { kind, command: command.encode(), reply };
+        if let Err(mpsc::error::SendError(routed)) = self.router.send(routed) {
+            let _ = routed.reply.send(Reply::error("ERR the cluster executor has stopped"));
+        }
+        async move { rx.await.unwrap_or_else(|_| unknown("this node's executor stopped")) }
+    }
+
+    /// RAFT.NODE ADD / REMOVE, run by the leader (forwarded to it from any node).
+    pub(crate) fn admin(&self, request: AdminRequest) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+        let raft = self.raft.clone();
+        let id = self.id;
+        Box::pin(async move {
+            let Some(leader) = leader_within(&raft, LEADER_WAIT).await else { return clusterdown() };
+            let result = if leader == id {
+                ferrocask_raft::node::admin(&raft, request).await
+            } else {
+                let Some(addr) = address_of(&raft, leader) else { return tryagain("the leader's address is unknown") };
+                match Connection::new(addr).call(&Message::Admin(request), Duration::from_secs(60)).await {
+                    Ok(RaftReply::Admin(result)) => result,
+                    Ok(_) => Err("unexpected answer from the leader".into()),
+                    Err(e) => return unknown(format!("the leader did not answer: {e}")),
+                }
+            };
+            match result {
+                Ok(_) => Reply::OK,
+                Err(why) => Reply::error(format!("ERR {why}")),
+            }
+        })
+    }
+
+    /// INFO's `raft` section's fields.
+    pub(crate) fn info(&self) -> Vec<(String, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let nodes: BTreeMap<NodeId, String> =
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let index = |id: Option<openraft::LogId<NodeId>>| id.map_or(0, |l| l.index).to_string();
+        let mut fields = vec![
+            ("role".to_string(), role.to_string()),
+            ("node_id".into(), m.id.to_string()),
+            ("leader_id".into(), m.current_leader.map(|l| l.to_string()).unwrap_or_default()),
+            ("leader_addr".into(), m.current_leader.and_then(|l| nodes.get(&l).cloned()).unwrap_or_default()),
+            ("term".into(), m.current_term.to_string()),
+            ("last_log_index".into(), m.last_log_index.unwrap_or(0).to_string()),
+            // openraft 0.9 does not publish the commit index; what is applied has been committed.
+            ("commit_index".into(), index(m.last_applied)),
+            ("last_applied".into(), index(m.last_applied)),
+            ("snapshot_index".into(), index(m.snapshot)),
+            ("purged_index".into(), index(m.purged)),
+        ];
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        for (id, addr) in &nodes {
+            let kind = if voters.contains(id) { "voter" } else { "learner" };
+            let mut line = format!("addr={addr},kind={kind}");
+            if let Some(matched) = m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()) {
+                let _ = write!(line, ",match_index={}", matched.index);
+            }
+            fields.push((format!("member_{id}"), line));
+        }
+        fields
+    }
+
+    /// ROLE, as Redis answers it: a leader is a `master` with its followers and their match
+    /// indexes; a follower a `slave` of the leader's Raft address.
+    pub(crate) fn role(&self) -> Reply {
+        let m = self.raft.metrics().borrow().clone();
+        let nodes: BTreeMap<NodeId, String> =
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let split = |addr: &str| -> (String, i64) {
+            match addr.rsplit_once(':') {
+                Some((host, port)) => (host.to_string(), port.parse().unwrap_or(0)),
+                None => (addr.to_string(), 0),
+            }
+        };
+        let applied = m.last_applied.map_or(0, |l| l.index) as i64;
+        if m.state == ServerState::Leader {
+            let followers = nodes
+                .iter()
+                .filter(|(id, _)| **id != m.id)
+                .map(|(id, addr)| {
+                    let (host, port) = split(addr);
+                    let matched = m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map_or(0, |l| l.index);
+                    Reply::Array(vec![Reply::bulk(host), Reply::bulk(port.to_string()), Reply::bulk(matched.to_string())])
+                })
+                .collect();
+            Reply::Array(vec![Reply::bulk("master"), Reply::Int(applied), Reply::Array(followers)])
+        } else {
+            let leader = m.current_leader.and_then(|l| nodes.get(&l).cloned());
+            let (host, port) = leader.as_deref().map(split).unwrap_or_default();
+            let state = if leader.is_some() { "connected" } else { "connect" };
+            Reply::Array(vec![
+                Reply::bulk("slave"),
+                Reply::bulk(host),
+                Reply::Int(port),
+                Reply::bulk(state),
+                Reply::Int(applied),
+            ])
+        }
+    }
+}
+
+/// The leader as this node knows it now.
+fn current_leader(raft: &Raft) -> Option<NodeId> {
+    raft.metrics().borrow().current_leader
+}
+
+/// The leader, waiting up to `wait` for one to be known.
+async fn leader_within(raft: &Raft, wait: Duration) -> Option<NodeId> {
+    if let Some(leader) = current_leader(raft) {
+        return Some(leader);
+    }
+    raft.wait(Some(wait)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?.current_leader
+}
+
+fn address_of(raft: &Raft, id: NodeId) -> Option<String> {
+    raft.metrics().borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+}
+
+/// Routes each command in order: to the leader's own queues, to the forwarder, or (no leader
+/// within [`LEADER_WAIT`]) back with `CLUSTERDOWN`, together with every command queued behind it
+/// by then, so a dead cluster answers each command within one wait, never one wait per command.
+async fn route(
+    cluster: Weak<Cluster>,
+    mut routed: mpsc::UnboundedReceiver<Routed>,
+    forwards: mpsc::UnboundedSender<(NodeId, Routed)>,
+) {
+    while let Some(item) = routed.recv().await {
+        let Some(cluster) = cluster.upgrade() else { return };
+        let Some(leader) = leader_within(&cluster.raft, LEADER_WAIT).await else {
+            let _ = item.reply.send(clusterdown());
+            while let Ok(item) = routed.try_recv() {
+                let _ = item.reply.send(clusterdown());
+            }
+            continue;
+        };
+        if leader == cluster.id {
+            cluster.local.take(item);
+        } else if let Err(mpsc::error::SendError((_, item))) = forwards.send((leader, item)) {
+            let _ = item.reply.send(tryagain("this node's forwarder stopped"));
+        }
+    }
+}
+
+impl Local {
+    fn take(&self, item: Routed) {
+        let queue = if item.kind == Kind::Read { &self.reads } else { &self.proposals };
+        if let Err(mpsc::error::SendError(item)) = queue.send(item) {
+            let _ = item.reply.send(tryagain("this node's executor stopped"));
+        }
+    }
+}
+
+/// Takes the first item of `rx` and every item queued behind it now, up to `bytes_max` bytes of
+/// commands (the first is taken whatever its size) and stopping before an item `alone` says must
+/// start a batch of its own; such an item, or the one past the bound, is kept in `held`.
+fn gather(
+    first: Routed,
+    rx: &mut mpsc::UnboundedReceiver<Routed>,
+    held: &mut Option<Routed>,
+    bytes_max: usize,
+) -> Vec<Routed> {
+    let alone = |r: &Routed| r.kind == Kind::WriteAlone;
+    let mut bytes = first.command.len();
+    let mut batch = vec![first];
+    if alone(&batch[0]) {
+        return batch;
+    }
+    while let Ok(next) = rx.try_recv() {
+        if alone(&next) || bytes + next.command.len() > bytes_max {
+            *held = Some(next);
+            break;
+        }
+        bytes += next.command.len();
+        batch.push(next);
+    }
+    batch
+}
+
+/// The proposer: every write waiting when an entry slot is free goes into one entry.
+async fn propose(raft: Raft, mut rx: mpsc::UnboundedReceiver<Routed>) {
+    let slots = Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX));
+    let mut held = None;
+    let mut last_ms = 0;
+    loop {
+        let first = match held.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        // Writes gather while the slots are taken: what arrives meanwhile joins this entry.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let batch = gather(first, &mut rx, &mut held, ENTRY_BYTES_MAX);
+        // The leader's clock, never going back (a new leader's may be behind; the state machine
+        // also runs each entry at no earlier a time than the one before).
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        last_ms = wall.max(last_ms);
+        let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.command, r.reply)).unzip();
+        let request = Request { now_ms: last_ms, commands };
+        let pending = match raft.client_write_ff(request).await {
+            Ok(pending) => pending,
+            Err(fatal) => {
+                for reply in replies {
+                    let _ = reply.send(tryagain(format!("raft stopped: {fatal}")));
+                }
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let answers: Vec<Reply> = match pending.await {
+                Ok(Ok(response)) if response.data.replies.len() == replies.len() => response
+                    .data
+                    .replies
+                    .iter()
+                    .map(|r| decode_reply(r).unwrap_or_else(|e| Reply::error(format!("ERR {e}"))))
+                    .collect(),
+                Ok(Ok(_)) => vec![Reply::error("ERR internal: an entry's replies do not match its commands"); replies.len()],
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+                    vec![unknown("leadership moved while the write was proposed"); replies.len()]
+                }
+                Ok(Err(e)) => vec![unknown(e); replies.len()],
+                Err(_) => vec![unknown("leadership lost before the write was applied"); replies.len()],
+            };
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The reader: one read index (a heartbeat round to a quorum) serves every read waiting at that
+/// moment; then each runs on the state machine's store, which has applied at least that far.
+async fn read(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Routed>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
+        }
+        let Some(cluster) = cluster.upgrade() else { return };
+        let failure = match cluster.raft.ensure_linearizable().await {
+            Ok(_) => None,
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Some(tryagain("this node is no longer the leader"))
+            }
+            Err(e) => Some(tryagain(format!("leadership not confirmed: {e}"))),
+        };
+        let db = cluster.db.get().and_then(Weak::upgrade);
+        for item in batch {
+            let answer = match (&failure, &db) {
+                (Some(failure), _) => failure.clone(),
+                (None, Some(db)) => match Command::decode(&item.command) {
+                    Ok(command) => apply::read(db, &command),
+                    Err(e) => Reply::error(format!("ERR {e}")),
+                },
+                (None, None) => tryagain("the server is starting"),
+            };
+            let _ = item.reply.send(answer);
+        }
+    }
+}
+
+/// The forwarder: every command waiting for the same leader goes in one request; one request
+/// in flight at a time, so commands reach the leader in the order they were routed.
+async fn forward(raft: Raft, mut rx: mpsc::UnboundedReceiver<(NodeId, Routed)>) {
+    let mut connection: Option<(NodeId, Connection)> = None;
+    let mut held: Option<(NodeId, Routed)> = None;
+    loop {
+        let (leader, first) = match held.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        let mut bytes = first.command.len();
+        let mut batch = vec![first];
+        while let Ok((next_leader, next)) = rx.try_recv() {
+            if next_leader != leader || bytes + next.command.len() > ENTRY_BYTES_MAX {
+                held = Some((next_leader, next));
+                break;
+            }
+            bytes += next.command.len();
+            batch.push(next);
+        }
+        let Some(addr) = address_of(&raft, leader) else {
+            for item in batch {
+                let _ = item.reply.send(tryagain(format!("the address of the leader (node {leader}) is unknown")));
+            }
+            continue;
+        };
+        if connection.as_ref().is_none_or(|(id, c)| *id != leader || c.addr() != addr) {
+            connection = Some((leader, Connection::new(addr)));
+        }
+        let conn = &mut connection.as_mut().expect("set above").1;
+        let message = Message::Forward(
+            batch
+                .iter()
+                .map(|r| Forwarded {
+                    write: r.kind != Kind::Read,
+                    alone: r.kind == Kind::WriteAlone,
+                    command: r.command.clone(),
+                })
+                .collect(),
+        );
+        let answers: Vec<Reply> = match conn.call(&message, FORWARD_TIMEOUT).await {
+            Ok(RaftReply::Forward(replies)) if replies.len() == batch.len() => {
+                replies.iter().map(|r| decode_reply(r).unwrap_or_else(|e| Reply::error(format!("ERR {e}")))).collect()
+            }
+            Ok(_) => vec![tryagain(format!("node {leader} did not take the commands (not ready)")); batch.len()],
+            Err(e) => batch
+                .iter()
+                .map(|r| match r.kind {
+                    Kind::Read => tryagain(format!("the leader (node {leader}) did not answer: {e}")),
+                    _ => unknown(format!("the leader (node {leader}) did not answer: {e}")),
+                })
+                .collect(),
+        };
+        for (item, answer) in batch.into_iter().zip(answers) {
+            let _ = item.reply.send(answer);
+        }
+    }
+}
+
+/// What the leader does with forwarded commands: runs them as its own, in order, never
+/// forwarding them again (a node that no longer leads answers `TRYAGAIN`).
+struct Forwards(Weak<Cluster>);
+
+impl Service for Forwards {
+    fn forwarded(&self, batch: Vec<Forwarded>) -> Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>> {
+        let cluster = self.0.upgrade();
+        let mut waiting = Vec::with_capacity(batch.len());
+        for f in batch {
+            let (reply, rx) = oneshot::channel();
+            let kind = match (f.write, f.alone) {
+                (false, _) => Kind::Read,
+                (true, false) => Kind::Write,
+                (true, true) => Kind::WriteAlone,
+            };
+            let item = Routed { kind, command: f.command, reply };
+            match &cluster {
+                Some(c) if current_leader(&c.raft) == Some(c.id) => c.local.take(item),
+                _ => {
+                    let _ = item.reply.send(tryagain("the node forwarded to is not the leader"));
+                }
+            }
+            waiting.push(rx);
+        }
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(waiting.len());
+            for rx in waiting {
+                let reply = rx.await.unwrap_or_else(|_| unknown("the leader's executor stopped"));
+                replies.push(encode_reply(&reply));
+            }
+            replies
+        })
+    }
+}
+
+/// Logs role, leader and term changes, and stops the process if Raft stopped on an error (a
+/// storage failure): a node that cannot go on must not keep answering as a zombie.
+async fn watch(raft: Raft) {
+    let mut metrics = raft.metrics();
+    let mut last = (ServerState::Shutdown, None, 0u64);
+    loop {
+        let m = metrics.borrow_and_update().clone();
+        if let Err(fatal) = &m.running_state {
+            tracing::error!(error = %fatal, "raft stopped on an error; exiting so that clients go to a live node");
+            std::process::exit(1);
+        }
+        let now = (m.state, m.current_leader, m.current_term);
+        if now != last {
+            tracing::info!(state = ?m.state, leader = ?m.current_leader, term = m.current_term, "raft role");
+            last = now;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The arguments of a queued command, for EXEC's entry.
+pub(crate) fn args_of(queued: &[(&'static crate::cmd::Spec, Vec<Bytes>)]) -> Vec<Vec<Bytes>> {
+    queued.iter().map(|(_, args)| args.clone()).collect()
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The state machine's [`Apply`](ferrocask_raft::Apply) for a server whose values may be up to
+/// `value_bytes_max` bytes: what [`ferrocask_raft::open_storage`] and
+/// [`Node::start`](ferrocask_raft::node::Node::start) take.
+pub fn applier(value_bytes_max: usize) -> Arc<dyn ferrocask_raft::Apply> {
+    Arc::new(apply::ServerApply { value_bytes_max })
+}
