@@ -14,7 +14,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::network::{read_frame, write_frame, KvReply, KvRequest, Message, Network, Reply, Status};
+use crate::types::{Applied, Apply};
 use crate::{open_storage, NodeId, Raft, Request, StateMachine};
+
+/// Placeholder until the server's command layer is the applier: a command is the encoded
+/// `(key, Some(value))` of a put or `(key, None)` of a delete.
+struct PlaceholderApply;
+
+impl Apply for PlaceholderApply {
+    fn apply(&self, txn: &mut ferrocask::Txn<'_>, command: &[u8]) -> Applied {
+        let result = match crate::codec::decode::<(Vec<u8>, Option<Vec<u8>>)>(command) {
+            Ok((key, Some(value))) => txn.put(key, value).map_err(|e| e.to_string()),
+            Ok((key, None)) => txn.delete(key).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        Applied::Reply(result.err().unwrap_or_default().into_bytes())
+    }
+}
 
 /// Longest user key: ferrocask's key limit less the state machine's `kv/` prefix.
 pub const KEY_BYTES_MAX: usize = 4096 - 3;
@@ -67,7 +83,7 @@ pub fn raft_config(snapshot_every: Option<u64>) -> Config {
 impl Node {
     /// Opens the node's storage, starts Raft and begins serving on `config.listen`.
     pub async fn start(config: NodeConfig) -> io::Result<Node> {
-        let (log, state_machine) = open_storage(&config.dir).map_err(io::Error::other)?;
+        let (log, state_machine) = open_storage(&config.dir, Arc::new(PlaceholderApply)).map_err(io::Error::other)?;
         let raft_config = raft_config(config.snapshot_every).validate().map_err(io::Error::other)?;
         let network = Network { id: config.id };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log, state_machine.clone())
@@ -133,11 +149,11 @@ fn not_leader(forward: ForwardToLeader<NodeId, BasicNode>) -> KvReply {
 async fn kv(context: &Context, request: KvRequest) -> KvReply {
     let raft = &context.raft;
     match request {
-        KvRequest::Put { key, value } => write(raft, Request::Put { key, value }).await,
-        KvRequest::Delete { key } => write(raft, Request::Delete { key }).await,
+        KvRequest::Put { key, value } => write(raft, key, Some(value)).await,
+        KvRequest::Delete { key } => write(raft, key, None).await,
         KvRequest::Get { key } => match raft.ensure_linearizable().await {
-            Ok(_) => match context.state_machine.get(&key).await {
-                Ok(value) => KvReply::Value(value),
+            Ok(_) => match context.state_machine.store().get(&key) {
+                Ok(value) => KvReply::Value(value.map(|v| v.into_vec())),
                 Err(e) => KvReply::Failed(e.to_string()),
             },
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => not_leader(forward),
@@ -168,18 +184,24 @@ async fn kv(context: &Context, request: KvRequest) -> KvReply {
                 Err(e) => KvReply::Failed(e.to_string()),
             }
         }
-        KvRequest::Dump => KvReply::Pairs(context.state_machine.pairs().await),
+        KvRequest::Dump => {
+            let store = context.state_machine.store();
+            let mut pairs: Vec<_> =
+                store.iter().filter(|(k, _)| !crate::keys::is_reserved(k)).map(|(k, v)| (k, v.into_vec())).collect();
+            pairs.sort();
+            KvReply::Pairs(pairs)
+        }
     }
 }
 
-async fn write(raft: &Raft, request: Request) -> KvReply {
-    let key_len = match &request {
-        Request::Put { key, .. } | Request::Delete { key } => key.len(),
-    };
+async fn write(raft: &Raft, key: Vec<u8>, value: Option<Vec<u8>>) -> KvReply {
+    let key_len = key.len();
     if key_len > KEY_BYTES_MAX {
         return KvReply::Failed(format!("key of {key_len} bytes is longer than {KEY_BYTES_MAX}"));
     }
-    match raft.client_write(request).await {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let command = crate::codec::encode(&(key, value)).expect("a pair encodes");
+    match raft.client_write(Request { now_ms, commands: vec![command] }).await {
         Ok(_) => KvReply::Done,
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => not_leader(forward),
         Err(e) => KvReply::Failed(e.to_string()),
