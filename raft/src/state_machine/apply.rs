@@ -5,8 +5,11 @@
 //! the position each leaves behind); `run` queues every step's transaction at once (one group
 //! commit can carry them all) and collects the replies in order. A command that answers
 //! [`Applied::Continue`] stalls the steps queued after it (each checks a flag the leader's
-//! in-order evaluation makes reliable, and writes nothing), and `run` queues again from it.
+//! in-order evaluation makes reliable, and writes nothing), and `run` queues again from it. A
+//! command that panics, or leaves no room for the position, stalls them the same way and fails
+//! the batch: no later command may claim a place in the log past one that is not applied.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -43,6 +46,9 @@ pub(super) fn plan(
     let mut responses = Vec::new();
     for (e, entry) in entries.into_iter().enumerate() {
         let log_id = entry.log_id;
+        if pos.applied.is_some_and(|applied| applied.index >= log_id.index) {
+            return Err(apply_err(log_id, format!("applied up to {:?} already", pos.applied)));
+        }
         let done = commands_done(&pos, log_id)?;
         match entry.payload {
             EntryPayload::Normal(request) => {
@@ -88,14 +94,15 @@ fn commands_done(pos: &Position, log_id: Id) -> Result<usize, StorageError> {
     match pos.partial {
         None => Ok(0),
         Some((partial, k)) if partial == log_id => Ok(usize::try_from(k).expect("a command count fits usize")),
-        Some((partial, _)) => Err(StorageIOError::apply(
+        Some((partial, _)) => Err(apply_err(
             log_id,
-            openraft::AnyError::error(format!(
-                "the entry {partial} is applied in part, so the next entry to apply is it, not {log_id}"
-            )),
-        )
-        .into()),
+            format!("the entry {partial} is applied in part, so the next entry to apply is it, not {log_id}"),
+        )),
     }
+}
+
+fn apply_err(log_id: Id, message: String) -> StorageError {
+    StorageIOError::apply(log_id, openraft::AnyError::error(message)).into()
 }
 
 fn meta_step(log_id: Id, pos: &Position, membership: Option<&Membership>) -> Result<Step, StorageError> {
@@ -114,8 +121,10 @@ enum Outcome {
     Done(Option<Vec<u8>>),
     /// The command filled its transaction; the position did not move.
     Continue,
-    /// An earlier step of the same round answered `Continue`: nothing was written.
+    /// An earlier step of the same round answered `Continue` or failed: nothing was written.
     Stalled,
+    /// The application panicked: nothing was written.
+    Panicked(String),
 }
 
 /// Runs `steps` in order, filling `responses` with the commands' replies.
@@ -144,6 +153,9 @@ pub(super) async fn run(
                 }
                 Outcome::Continue => resume = Some(from + i),
                 Outcome::Stalled => assert!(resume.is_some(), "a step stalls only behind a Continue"),
+                Outcome::Panicked(message) => {
+                    return Err(apply_err(step.log_id, format!("the application panicked: {message}")));
+                }
             }
         }
         match resume {
@@ -171,14 +183,17 @@ fn queue(
         if stall.load(Ordering::Acquire) {
             return Ok(Outcome::Stalled);
         }
-        let reply = match command {
-            Some(command) => match apply.apply(txn, &command) {
-                Applied::Reply(reply) => Some(reply),
-                Applied::Continue => {
-                    stall.store(true, Ordering::Release);
-                    return Ok(Outcome::Continue);
-                }
-            },
+        let reply = match command.map(|command| catch_unwind(AssertUnwindSafe(|| apply.apply(txn, &command)))) {
+            Some(Ok(Applied::Reply(reply))) => Some(reply),
+            Some(Ok(Applied::Continue)) => {
+                stall.store(true, Ordering::Release);
+                return Ok(Outcome::Continue);
+            }
+            Some(Err(panic)) => {
+                stall.store(true, Ordering::Release);
+                txn.discard();
+                return Ok(Outcome::Panicked(panic_message(&*panic)));
+            }
             None => None,
         };
         let recorded = txn.put(POSITION, &*position).and_then(|()| match &membership {
@@ -188,9 +203,18 @@ fn queue(
         if let Err(e) = recorded {
             // The command left no room for the position (the application must leave
             // `TXN_RESERVED_BYTES`): write nothing rather than a command without its position.
+            stall.store(true, Ordering::Release);
             txn.discard();
             return Err(e);
         }
         Ok(Outcome::Done(reply))
     })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_string(),
+        (None, Some(text)) => text.clone(),
+        (None, None) => "a panic without a message".to_string(),
+    }
 }

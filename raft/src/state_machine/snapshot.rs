@@ -84,11 +84,11 @@ pub(super) fn build(root: &Path, store: &Store) -> Result<Snapshot<TypeConfig>, 
     store.backup_to(&copy_path).map_err(write_err)?;
     // Finding 5: openraft may purge the log up to this snapshot as soon as it is returned, so the
     // state it describes must be durable in the data store first (the store is write-back; the
-    // log was its durability until now).
+    // log was its durability until now). Everything written before the sync is durable after it.
+    let durable = read_position(store)?;
     store.sync().map_err(write_err)?;
     let data = read_copy(&copy_path)?;
     drop(copy_dir);
-    let durable = read_position(store)?;
     assert!(
         durable.applied >= data.position.applied,
         "the data store is durable at least up to the snapshot: {durable:?} against {:?}",

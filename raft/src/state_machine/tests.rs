@@ -13,7 +13,7 @@ use crate::types::Applied;
 use crate::Request;
 
 /// A small text application: `SET k v [PX ms]`, `INCR k` (not idempotent: a repeat shows),
-/// `EXISTS k` (its reply depends on the time), `FLUSH` (deletes at most two keys a transaction,
+/// `EXISTS k` (its reply depends on the time), `PANIC`, `FLUSH` (deletes at most two keys a transaction,
 /// answering `Continue` while more remain).
 struct Text;
 
@@ -40,6 +40,7 @@ impl Apply for Text {
                 txn.put_with_expiry(k, n.to_string(), Expiry::Keep).unwrap();
                 Applied::Reply(n.to_string().into_bytes())
             }
+            ["PANIC"] => panic!("asked to"),
             ["EXISTS", k] => Applied::Reply(if txn.contains_key(k) { b"1".to_vec() } else { b"0".to_vec() }),
             ["FLUSH"] => {
                 let keys: Vec<_> = txn.keys().into_iter().filter(|k| !is_reserved(k)).collect();
@@ -269,4 +270,28 @@ fn a_built_snapshot_is_the_current_one_and_the_store_is_durable_up_to_it() {
         .filter(|n| n.starts_with(snapshot::BUILD_DIR_PREFIX))
         .collect();
     assert!(leftovers.is_empty(), "the copy is removed: {leftovers:?}");
+}
+
+#[test]
+fn a_panicking_command_fails_the_batch_and_no_command_after_it_is_applied() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    // The adversary: an application bug. Were the commands queued behind it applied, the
+    // position would claim the panicking one done, and a restart would skip it for good.
+    let err = rt.block_on(sm.apply([normal(1, 1, &["INCR a", "PANIC", "INCR b"]), normal(2, 2, &["INCR c"])]));
+    assert!(err.unwrap_err().to_string().contains("asked to"));
+    let (pairs, position) = dump(&sm);
+    assert_eq!(pairs, vec![(b"a".to_vec(), b"1".to_vec(), None)]);
+    assert_eq!(position, Position { applied: None, partial: Some((log_id(1, 0, 1), 1)), clock_ms: 1 });
+}
+
+#[test]
+fn an_entry_at_or_before_the_applied_position_is_refused() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    rt.block_on(sm.apply([normal(1, 1, &["INCR a"])])).unwrap();
+    assert!(rt.block_on(sm.apply([normal(1, 1, &["INCR a"])])).is_err(), "applying twice would count twice");
+    assert_eq!(dump(&sm).0, vec![(b"a".to_vec(), b"1".to_vec(), None)]);
 }
