@@ -16,10 +16,13 @@ use std::sync::Arc;
 use ferrocask::{Store, Txn, WriteFuture};
 use openraft::{Entry, EntryPayload, StorageIOError};
 
-use super::{encoded, Id, Membership, Position};
+use super::{encoded, Id, Membership, Position, TXN_RESERVED_BYTES};
 use crate::keys::{MEMBERSHIP, POSITION};
 use crate::types::{Applied, Apply};
 use crate::{Response, StorageError, TypeConfig};
+
+/// The header of the position's record (it has no expiry).
+const POSITION_RECORD_HEADER_BYTES: usize = 16;
 
 /// One transaction to run.
 pub(super) struct Step {
@@ -61,13 +64,17 @@ pub(super) fn plan(
                     steps.push(meta_step(log_id, &pos, None)?);
                 }
                 for (k, command) in request.commands.into_iter().enumerate().skip(done) {
-                    pos = match k + 1 == n {
-                        true => Position { applied: Some(log_id), partial: None, clock_ms: at_ms },
-                        false => {
-                            Position { applied: pos.applied, partial: Some((log_id, k as u64 + 1)), clock_ms: at_ms }
-                        }
+                    pos = if k + 1 == n {
+                        Position { applied: Some(log_id), partial: None, clock_ms: at_ms }
+                    } else {
+                        Position { applied: pos.applied, partial: Some((log_id, k as u64 + 1)), clock_ms: at_ms }
                     };
                     let position = Arc::new(encoded(&pos).map_err(|e| StorageIOError::apply(log_id, e))?);
+                    assert!(
+                        POSITION.len() + position.len() + POSITION_RECORD_HEADER_BYTES <= TXN_RESERVED_BYTES,
+                        "the position's record fits in the bytes reserved for it: {} bytes of value",
+                        position.len()
+                    );
                     let command = Some((Arc::new(command), e, k));
                     steps.push(Step { log_id, command, at_ms, position, membership: None });
                 }

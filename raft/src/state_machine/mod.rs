@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::codec::{decode, encode};
-use crate::keys::{MEMBERSHIP, POSITION, RESERVED_PREFIX};
+use crate::keys::{MEMBERSHIP, POSITION};
 use crate::types::Apply;
 use crate::{NodeId, Response, StorageError, TypeConfig};
 
@@ -118,7 +118,8 @@ impl StateMachine {
     }
 
     /// The store that holds the replicated data: user keys unprefixed, as the application wrote
-    /// them, plus the state machine's own keys under [`RESERVED_PREFIX`]. The same store for the
+    /// them, plus the state machine's own keys under [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)
+    /// (see [`reserved_key_count`](crate::reserved_key_count)). The same store for the
     /// node's whole life (a snapshot install replaces its contents in place), so the application
     /// may keep the `Arc` and read it. Its clock is the state machine's (see the module doc).
     pub fn store(&self) -> &Arc<Store> {
@@ -131,8 +132,6 @@ impl StateMachine {
         self.shared.clock.now_ms()
     }
 }
-
-const _: () = assert!(!RESERVED_PREFIX.is_empty());
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = StateMachine;
