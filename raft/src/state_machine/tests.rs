@@ -295,3 +295,44 @@ fn an_entry_at_or_before_the_applied_position_is_refused() {
     assert!(rt.block_on(sm.apply([normal(1, 1, &["INCR a"])])).is_err(), "applying twice would count twice");
     assert_eq!(dump(&sm).0, vec![(b"a".to_vec(), b"1".to_vec(), None)]);
 }
+
+#[test]
+fn a_snapshot_taken_inside_an_entry_makes_its_installer_resume_that_entry() {
+    let rt = rt();
+    let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = open(source_dir.path());
+    rt.block_on(source.apply([normal(1, 10, &["INCR a"])])).unwrap();
+    // The adversary: a build whose online copy lands between two commands of entry 2.
+    let cut = Position { applied: Some(log_id(1, 0, 1)), partial: Some((log_id(1, 0, 2), 1)), clock_ms: 20 };
+    let bytes = encoded(&cut).unwrap();
+    source
+        .store()
+        .transaction(move |txn| {
+            txn.put("a", "2")?;
+            txn.put(POSITION, bytes)
+        })
+        .unwrap()
+        .unwrap();
+    let snapshot = rt.block_on(source.build_snapshot()).unwrap();
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 0, 1)), "openraft sends entry 2 after it");
+    let mut sm = open(dir.path());
+    rt.block_on(sm.install_snapshot(&snapshot.meta, snapshot.snapshot)).unwrap();
+    rt.block_on(sm.apply([normal(2, 20, &["INCR a", "INCR b"])])).unwrap();
+    let expected = vec![(b"a".to_vec(), b"2".to_vec(), None), (b"b".to_vec(), b"1".to_vec(), None)];
+    assert_eq!(dump(&sm).0, expected);
+}
+
+#[test]
+fn compaction_keeps_a_key_the_wall_clock_calls_expired_but_the_state_machine_does_not() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    // The adversary: a replica whose wall clock (today) is far past the log's times (1970), and
+    // that compacts while another replica does not. Compaction judging expiry by the wall clock
+    // would drop `k`, and the next command would read differently here than there.
+    rt.block_on(sm.apply([normal(1, 1_000, &["SET k v PX 1000", "SET other v"])])).unwrap();
+    rt.block_on(sm.apply([normal(2, 1_100, &["SET other w"])])).unwrap();
+    sm.store().compact().unwrap();
+    let responses = rt.block_on(sm.apply([normal(3, 1_500, &["EXISTS k"])])).unwrap();
+    assert_eq!(replies(&responses), vec![vec!["1"]]);
+}
