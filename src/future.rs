@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::format::RecordKind;
 use crate::log::{Done, Encoded, Expiry, Op, Slot, Txn};
-use crate::rmw::{batch_txn, cas_txn, condition_failed, erase, unerase, update_txn, Cas, Update, Updated};
+use crate::rmw::{batch_txn, cas_txn, condition_failed, erase, erase_at, unerase, update_txn, Cas, Update, Updated};
 use crate::store::Store;
 use crate::value::Batch;
 use crate::Result;
@@ -188,5 +188,30 @@ impl Store {
         R: Send + 'static,
     {
         WriteFuture::queued(self.submit(Op::Eval(erase(f))), |done| Ok(unerase::<R>(done)))
+    }
+
+    /// [`Store::transaction_at`] (run at a fixed time, not the store's clock) as a future.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// use std::time::Duration;
+    /// use ferrocask::Expiry;
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let ttl = Expiry::After(Duration::from_secs(1));
+    /// store.transaction_async_at(5_000, move |tx| tx.put_with_expiry("k", "v", ttl)).await??;
+    /// assert_eq!(store.meta("k")?.map(|m| m.expires_ms), None, "expired by the wall clock");
+    /// let expires = store.transaction_async_at(5_500, |tx| tx.meta("k").and_then(|m| m.expires_ms)).await?;
+    /// assert_eq!(expires, Some(6_000));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn transaction_async_at<R, F>(&self, now_ms: u64, f: F) -> WriteFuture<R>
+    where
+        F: FnOnce(&mut Txn<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        WriteFuture::queued(self.submit(Op::Eval(erase_at(now_ms, f))), |done| Ok(unerase::<R>(done)))
     }
 }

@@ -61,6 +61,20 @@ where
     Box::new(move |txn: &mut Txn<'_>| -> Outcome { Box::new(f(txn)) })
 }
 
+/// Wraps a typed closure for the queue, to run at the fixed time `now_ms` instead of the clock
+/// reading the leader takes for its group: the closure carries its time, so the queue and the
+/// leader need nothing new.
+pub(crate) fn erase_at<R, F>(now_ms: u64, f: F) -> Eval
+where
+    F: FnOnce(&mut Txn<'_>) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    erase(move |txn: &mut Txn<'_>| {
+        txn.set_now_ms(now_ms);
+        f(txn)
+    })
+}
+
 /// Unwraps a transaction's typed result, re-raising a panic of its closure in the caller.
 pub(crate) fn unerase<R: 'static>(done: Done) -> R {
     match done {
@@ -181,6 +195,29 @@ impl Store {
         R: Send + 'static,
     {
         self.commit_op(Op::Eval(erase(f))).map(unerase::<R>)
+    }
+
+    /// [`Store::transaction`] run at the fixed time `now_ms` (ms since the Unix epoch) instead of
+    /// the store's clock: [`Txn::now_ms`] answers it, every expiry check inside the transaction
+    /// (reads, [`Txn::len`], scans) is made at it, and [`Expiry::After`] counts from it. For a
+    /// replicated state machine, whose replicas must compute the same state from the same log
+    /// whatever their clocks say. Reads outside transactions still use the store's clock.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use ferrocask::Expiry;
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// store.transaction_at(1_000, |tx| tx.put_with_expiry("session", "x", Expiry::At(2_000)))??;
+    /// assert!(store.transaction_at(1_999, |tx| tx.contains_key("session"))?);
+    /// assert!(!store.transaction_at(2_000, |tx| tx.contains_key("session"))?);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn transaction_at<R, F>(&self, now_ms: u64, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Txn<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.commit_op(Op::Eval(erase_at(now_ms, f))).map(unerase::<R>)
     }
 
     /// Sets `key` to `new` (`None`: deletes it) if it currently holds `expected` (`None`: is

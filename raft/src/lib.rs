@@ -30,9 +30,9 @@ pub mod node;
 mod state_machine;
 mod types;
 
-pub use keys::RESERVED_PREFIX;
+pub use keys::{is_reserved, reserved_key_count, reserved_key_count_in, RESERVED_KEYS_MAX, RESERVED_PREFIX};
 pub use log_store::LogStore;
-pub use state_machine::StateMachine;
+pub use state_machine::{StateMachine, TXN_RESERVED_BYTES};
 pub use types::{Applied, Apply, Request, Response, TypeConfig};
 
 /// A node's identifier.
@@ -43,12 +43,12 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
 
 /// Opens the log store and state machine of a node in `dir` (created if missing): the log in
-/// `dir/log`, the state machine beside it (see [`StateMachine::open`]).
+/// `dir/log`, the state machine in `dir/sm` (see [`StateMachine::open`]).
 pub fn open_storage(
     dir: &std::path::Path,
     apply: std::sync::Arc<dyn Apply>,
 ) -> Result<(LogStore, StateMachine), StorageError> {
     let log = LogStore::open(&dir.join("log"))?;
-    let sm = StateMachine::open(dir, apply)?;
+    let sm = StateMachine::open(&dir.join("sm"), apply)?;
     Ok((log, sm))
 }

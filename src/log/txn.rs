@@ -101,9 +101,17 @@ impl<'a> Txn<'a> {
         Txn { index, overlay, now_ms, limits, own: HashMap::new(), writes: Vec::new(), bytes: 0 }
     }
 
-    /// The time this transaction runs at, by the store's clock (ms since the Unix epoch).
+    /// The time this transaction runs at (ms since the Unix epoch): the store's clock, or the
+    /// time given to [`Store::transaction_at`](crate::Store::transaction_at).
     pub fn now_ms(&self) -> u64 {
         self.now_ms
+    }
+
+    /// Runs the rest of this transaction at `now_ms`; set before the caller's closure runs, so
+    /// every read, count and expiry it makes uses that time.
+    pub(crate) fn set_now_ms(&mut self, now_ms: u64) {
+        debug_assert!(self.writes.is_empty(), "the time is fixed before the transaction writes");
+        self.now_ms = now_ms;
     }
 
     /// `key`'s value, or `None` if it is absent or expired.
