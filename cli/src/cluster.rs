@@ -67,7 +67,10 @@ pub(crate) fn run(flags: &ClusterFlags, dir: &Path) -> Result<ExitCode, Failure>
         );
         children.push((n, child));
     }
-    println!("cluster of {} ready: redis-cli -p {} (any node takes any command); Ctrl-C stops it", flags.nodes, flags.port);
+    println!(
+        "cluster of {} ready: redis-cli -p {} (any node takes any command); Ctrl-C stops it",
+        flags.nodes, flags.port
+    );
     // Wait for the first member to exit (Ctrl-C ends them all), then stop the rest.
     let mut failed = false;
     loop {

@@ -147,10 +147,21 @@ impl LogLevel {
     }
 }
 
+/// openraft's events at info narrate every vote and replication step: shown only at debug.
+fn openraft_level(level: tracing::level_filters::LevelFilter) -> tracing::level_filters::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    if level >= LevelFilter::DEBUG {
+        LevelFilter::INFO
+    } else {
+        level.min(LevelFilter::WARN)
+    }
+}
+
 /// Sends the log events to stderr, one line each with its UTC time (RFC 3339), level, the
 /// client's span (id and address) where there is one, message and fields. No colours: stderr
 /// is usually a file or a journal. stdout keeps only the `ready on` line scripts wait for.
 fn init_logging(level: LogLevel) {
+    use tracing_subscriber::layer::SubscriberExt as _;
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level.filter())
@@ -160,7 +171,15 @@ fn init_logging(level: LogLevel) {
         // stop the server: by default the subscriber reports it with eprintln!, which panics on
         // a closed stderr, and a panic in the accept loop would end it.
         .log_internal_errors(false)
-        .finish();
+        .finish()
+        // openraft narrates every vote and replication step at info; a cluster member's log
+        // keeps its own events (role changes, elections, joins) at info and openraft's from
+        // warn up, unless debug is asked for.
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_default(level.filter())
+                .with_target("openraft", openraft_level(level.filter())),
+        );
     // Only `serve` installs one, once; a second call could only come from a test harness.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -56,7 +56,7 @@ pub enum Reply {
     /// To [`Message::Snapshot`].
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// To [`Message::Forward`]: one encoded reply per command, in order.
-    Forward(Vec<Vec<u8>>),
+    Forward(#[serde(with = "crate::codec::byte_strings")] Vec<Vec<u8>>),
     /// To [`Message::Admin`]: what was done, or why not.
     Admin(Result<String, String>),
 }
@@ -69,6 +69,7 @@ pub struct Forwarded {
     /// Whether it must be alone in its log entry (see [`crate::Applied::Continue`]).
     pub alone: bool,
     /// The command.
+    #[serde(with = "crate::codec::byte_strings::one")]
     pub command: Vec<u8>,
 }
 

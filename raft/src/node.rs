@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::network::{read_frame, write_frame, AdminRequest, Forwarded, Message, Network, Reply};
-use crate::{open_storage, Apply, NodeId, Raft, StateMachine};
+use crate::{open_storage, Apply, LogStore, NodeId, Raft, StateMachine};
 
 /// Most connections the Raft listener serves at once (peers' replication streams and forwarding
 /// followers); more wait to be accepted. Client connections never count against it.
@@ -64,6 +64,8 @@ pub struct Node {
     pub raft: Raft,
     /// Its state machine (the application reads its store).
     pub state_machine: StateMachine,
+    /// Its log store (for statistics: the log's syncs are the cluster's fsyncs).
+    pub log: LogStore,
     /// The address its Raft listener listens on.
     pub addr: SocketAddr,
     service: Arc<OnceLock<Arc<dyn Service>>>,
@@ -103,13 +105,13 @@ impl Node {
         let listener = TcpListener::bind(&own).await.map_err(|e| io::Error::new(e.kind(), format!("{own}: {e}")))?;
         let addr = listener.local_addr()?;
         let network = Network { id: config.id };
-        let raft = Raft::new(config.id, Arc::new(raft_config), network, log, state_machine.clone())
+        let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), state_machine.clone())
             .await
             .map_err(io::Error::other)?;
         let service = Arc::new(OnceLock::new());
         let context = Arc::new(Context { raft: raft.clone(), service: Arc::clone(&service) });
         let server = tokio::spawn(serve(listener, context));
-        let node = Node { id: config.id, raft, state_machine, addr, service, server };
+        let node = Node { id: config.id, raft, state_machine, log, addr, service, server };
         node.bootstrap_or_check(&config.peers).await?;
         Ok(node)
     }
@@ -119,7 +121,8 @@ impl Node {
         let known: BTreeMap<NodeId, String> =
             membership.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
         if known.is_empty() {
-            let members = peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<BTreeMap<_, _>>();
+            let members =
+                peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<BTreeMap<_, _>>();
             return match self.raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
                 Err(e) => Err(io::Error::other(e)),
@@ -127,7 +130,9 @@ impl Node {
         }
         let moved: Vec<String> = peers
             .iter()
-            .filter_map(|(id, addr)| known.get(id).filter(|k| *k != addr).map(|k| format!("node {id}: {addr} (log: {k})")))
+            .filter_map(|(id, addr)| {
+                known.get(id).filter(|k| *k != addr).map(|k| format!("node {id}: {addr} (log: {k})"))
+            })
             .collect();
         if !moved.is_empty() {
             return Err(membership_mismatch(format!(
@@ -211,9 +216,8 @@ async fn dispatch(context: &Context, message: Message) -> Reply {
 
 /// Runs a membership change on this node, which must be the leader.
 pub async fn admin(raft: &Raft, request: AdminRequest) -> Result<String, String> {
-    let voters = || -> BTreeSet<NodeId> {
-        raft.metrics().borrow().membership_config.membership().voter_ids().collect()
-    };
+    let voters =
+        || -> BTreeSet<NodeId> { raft.metrics().borrow().membership_config.membership().voter_ids().collect() };
     match request {
         AdminRequest::AddNode { id, addr } => {
             tracing::info!(node = id, %addr, "adding a node: as a learner until it has caught up");

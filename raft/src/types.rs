@@ -16,6 +16,7 @@ pub struct Request {
     /// replica and every replica computes the same state.
     pub now_ms: u64,
     /// The commands, each as the application encoded it, applied in this order.
+    #[serde(with = "crate::codec::byte_strings")]
     pub commands: Vec<Vec<u8>>,
 }
 
@@ -23,6 +24,7 @@ pub struct Request {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The replies.
+    #[serde(with = "crate::codec::byte_strings")]
     pub replies: Vec<Vec<u8>>,
 }
 

@@ -151,7 +151,9 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
-            Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => return self.clustered(spec, start, args),
+            Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => {
+                return self.clustered(spec, start, args)
+            }
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
             }
@@ -335,16 +337,24 @@ impl Session {
     /// leader wherever it is sent.
     fn raft_node(&self, args: &[Bytes]) -> Outcome {
         let Some(cluster) = &self.db.cluster else {
-            return Outcome::Now(Reply::error("ERR this server is not a cluster member (start it with --node-id and --peers)"));
+            return Outcome::Now(Reply::error(
+                "ERR this server is not a cluster member (start it with --node-id and --peers)",
+            ));
         };
         let id = args.get(2).and_then(|a| crate::cmd::parse::strict_i64(a)).and_then(|id| u64::try_from(id).ok());
         let request = match (args.len(), id) {
             (4, Some(id)) if is(&args[1], "add") => match std::str::from_utf8(&args[3]) {
                 Ok(addr) if addr.contains(':') => AdminRequest::AddNode { id, addr: addr.to_string() },
-                _ => return Outcome::Now(Reply::error("ERR RAFT.NODE ADD <id> <host:port>: the address is not host:port")),
+                _ => {
+                    return Outcome::Now(Reply::error(
+                        "ERR RAFT.NODE ADD <id> <host:port>: the address is not host:port",
+                    ))
+                }
             },
             (3, Some(id)) if is(&args[1], "remove") => AdminRequest::RemoveNode { id },
-            _ => return Outcome::Now(Reply::error("ERR syntax: RAFT.NODE ADD <id> <host:port> | RAFT.NODE REMOVE <id>")),
+            _ => {
+                return Outcome::Now(Reply::error("ERR syntax: RAFT.NODE ADD <id> <host:port> | RAFT.NODE REMOVE <id>"))
+            }
         };
         Outcome::Later(cluster.admin(request))
     }
@@ -431,7 +441,10 @@ impl Session {
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
         let future = self.db.store.transaction_async(move |txn| {
             let mut view = TxnView::new(txn, limit);
-            if watched.iter().any(|(key, w)| !matches!(w, Watched::Version(v) if view.meta(key).map(|m| m.version) == *v)) {
+            if watched
+                .iter()
+                .any(|(key, w)| !matches!(w, Watched::Version(v) if view.meta(key).map(|m| m.version) == *v))
+            {
                 return Reply::NilArray;
             }
             exec_queued(&mut view, &multi.queued, Some(&db.command_stats))
@@ -657,7 +670,10 @@ mod tests {
         let held: usize = s.watched.iter().map(|(key, version)| key.len() + std::mem::size_of_val(version)).sum();
         assert_eq!(s.watched.len(), 400);
         assert!(held <= 400 * 32, "{held} bytes held for 400 WATCHes");
-        assert!(s.watched.iter().all(|(_, v)| matches!(v, Watched::Version(Some(_)))), "the key's version, read at WATCH");
+        assert!(
+            s.watched.iter().all(|(_, v)| matches!(v, Watched::Version(Some(_)))),
+            "the key's version, read at WATCH"
+        );
     }
 
     /// Regression (issue 21, item 5): a queued command's arguments were slices of the read

@@ -483,10 +483,16 @@ fn show(args: &[Vec<u8>]) -> String {
 
 /// Runs `sequences` seeded sequences against both servers, in RESP `version`.
 fn run_differential(seed: u64, sequences: usize, version: u8) {
-    let redis = RedisServer::start();
     let options = Options { sync: SyncMode::Every(Duration::from_secs(3600)), ..Options::default() };
     let server = TestServer::start_with(ferrocask_server::Config::default(), options);
-    let (mut ours, mut theirs) = (server.raw(), RawClient::connect(redis.addr()));
+    differential_against(server.addr, seed, sequences, version);
+}
+
+/// The random sequences against the server at `addr` (a single node or a cluster member) and a
+/// real redis-server side by side.
+fn differential_against(addr: std::net::SocketAddr, seed: u64, sequences: usize, version: u8) {
+    let redis = RedisServer::start();
+    let (mut ours, mut theirs) = (RawClient::connect(addr), RawClient::connect(redis.addr()));
     if version == 3 {
         ours.cmd(&["HELLO", "3"]);
         theirs.cmd(&["HELLO", "3"]);
@@ -544,6 +550,18 @@ fn random_sequences_reply_as_redis_does_resp2() {
 #[test]
 fn random_sequences_reply_as_redis_does_resp3() {
     run_differential(seed().wrapping_add(1), 600, 3);
+}
+
+/// The cluster is the server (issue 22): the same random sequences, through a follower (every
+/// command forwarded to the leader) and through the leader of a 3-node cluster, reply as Redis
+/// does, with the same intended differences as a single node.
+#[test]
+fn random_sequences_reply_as_redis_does_on_a_cluster() {
+    let cluster = common::TestCluster::start(3);
+    let follower = cluster.follower();
+    differential_against(cluster.addrs[follower], seed().wrapping_add(2), 300, 2);
+    let leader = cluster.leader().expect("a leader");
+    differential_against(cluster.addrs[leader], seed().wrapping_add(3), 150, 3);
 }
 
 /// Hand-picked edge cases the generator reaches rarely, compared the same way.

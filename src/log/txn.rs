@@ -94,11 +94,13 @@ pub struct Txn<'a> {
     own: HashMap<Vec<u8>, State>,
     writes: Vec<(Vec<u8>, State)>,
     bytes: usize,
+    /// Bytes of `limits.bytes_max` kept back from writes (see [`Txn::reserve_bytes`]).
+    reserved: usize,
 }
 
 impl<'a> Txn<'a> {
     pub(crate) fn new(index: &'a Index, overlay: &'a Overlay, now_ms: u64, limits: Limits) -> Txn<'a> {
-        Txn { index, overlay, now_ms, limits, own: HashMap::new(), writes: Vec::new(), bytes: 0 }
+        Txn { index, overlay, now_ms, limits, own: HashMap::new(), writes: Vec::new(), bytes: 0, reserved: 0 }
     }
 
     /// The time this transaction runs at (ms since the Unix epoch): the store's clock, or the
@@ -282,10 +284,35 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Keeps `bytes` of what this transaction may hold back from the writes that follow: they
+    /// fail with [`Error::BatchTooLarge`] once they would leave less than that room, so that
+    /// the caller can still write its own records after code it does not control (0: nothing
+    /// kept; the default). A replicated state machine keeps room for the applied position it
+    /// writes after each command.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path()).unwrap();
+    /// let max = store.batch_bytes_max();
+    /// let (refused, room_left) = store
+    ///     .transaction(move |txn| {
+    ///         txn.reserve_bytes(max / 2);
+    ///         let refused = txn.put("big", vec![0u8; max * 2 / 3]).is_err();
+    ///         txn.reserve_bytes(0);
+    ///         (refused, txn.put("mine", "fits").is_ok())
+    ///     })
+    ///     .unwrap();
+    /// assert!(refused && room_left);
+    /// ```
+    pub fn reserve_bytes(&mut self, bytes: usize) {
+        self.reserved = bytes;
+    }
+
     fn record(&mut self, key: &[u8], state: State, len_without_key: usize) -> Result<()> {
         let len = len_without_key + key.len();
-        if self.bytes + len > self.limits.bytes_max {
-            return Err(Error::BatchTooLarge { len: self.bytes + len, max: self.limits.bytes_max });
+        let max = self.limits.bytes_max.saturating_sub(self.reserved);
+        if self.bytes + len > max {
+            return Err(Error::BatchTooLarge { len: self.bytes + len, max });
         }
         self.bytes += len;
         self.own.insert(key.to_vec(), state.clone());

@@ -190,6 +190,8 @@ fn queue(
         if stall.load(Ordering::Acquire) {
             return Ok(Outcome::Stalled);
         }
+        // The command may fill the transaction only up to the room the position needs.
+        txn.reserve_bytes(TXN_RESERVED_BYTES);
         let reply = match command.map(|command| catch_unwind(AssertUnwindSafe(|| apply.apply(txn, &command)))) {
             Some(Ok(Applied::Reply(reply))) => Some(reply),
             Some(Ok(Applied::Continue)) => {
@@ -203,13 +205,14 @@ fn queue(
             }
             None => None,
         };
+        txn.reserve_bytes(0);
         let recorded = txn.put(POSITION, &*position).and_then(|()| match &membership {
             Some(m) => txn.put(MEMBERSHIP, &**m),
             None => Ok(()),
         });
         if let Err(e) = recorded {
-            // The command left no room for the position (the application must leave
-            // `TXN_RESERVED_BYTES`): write nothing rather than a command without its position.
+            // Cannot happen while the position fits in `TXN_RESERVED_BYTES` (asserted where it
+            // is encoded): write nothing rather than a command without its position.
             stall.store(true, Ordering::Release);
             txn.discard();
             return Err(e);

@@ -40,9 +40,10 @@ const DATA_DIR: &str = "data";
 /// How often the data store's background thread syncs it. Loses nothing that matters (the log
 /// replays it); bounds how much a power loss makes openraft replay.
 const DATA_SYNC_INTERVAL: Duration = Duration::from_millis(200);
-/// Bytes of a store transaction the state machine needs for the position it writes with each
-/// command (key, value and record header, with room to spare). The application must leave this
-/// much of [`Store::batch_bytes_max`] unused by any one command, or the command fails to apply.
+/// Bytes of a store transaction the state machine keeps for the position it writes after each
+/// command (key, value and record header, with room to spare), with `Txn::reserve_bytes`: a
+/// command whose writes would leave less fails with `BatchTooLarge` inside the application's
+/// `Apply` (which answers it with an error and leaves nothing behind), never the whole apply.
 pub const TXN_RESERVED_BYTES: usize = 256;
 
 /// How far the state machine has applied the log, written with every command's effect.

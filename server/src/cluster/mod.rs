@@ -84,7 +84,13 @@ struct Routed {
     kind: Kind,
     command: Vec<u8>,
     reply: oneshot::Sender<Reply>,
+    /// Times a read went back to the router because the node it reached no longer led.
+    rerouted: u8,
 }
+
+/// How many times a read is routed again after reaching a node that no longer leads (safe: a
+/// read changes nothing) before it is answered `TRYAGAIN`.
+const READ_REROUTES_MAX: u8 = 3;
 
 /// A cluster member's executor.
 pub struct Cluster {
@@ -95,6 +101,7 @@ pub struct Cluster {
     /// state exists, which needs this executor first).
     db: OnceLock<Weak<Db>>,
     local: Local,
+    log: ferrocask_raft::LogStore,
 }
 
 /// The leader's own queues (a follower's are idle).
@@ -118,6 +125,7 @@ impl Cluster {
             router,
             db: OnceLock::new(),
             local: Local { proposals, reads },
+            log: node.log.clone(),
         });
         tokio::spawn(route(Arc::downgrade(&cluster), routed, forwards));
         tokio::spawn(propose(node.raft.clone(), proposals_rx));
@@ -136,7 +144,7 @@ impl Cluster {
     /// a majority and applied). Queued now, in call order.
     pub(crate) fn submit(&self, kind: Kind, command: &Command) -> impl Future<Output = Reply> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let routed = Routed { kind, command: command.encode(), reply };
+        let routed = Routed { kind, command: command.encode(), reply, rerouted: 0 };
         if let Err(mpsc::error::SendError(routed)) = self.router.send(routed) {
             let _ = routed.reply.send(Reply::error("ERR the cluster executor has stopped"));
         }
@@ -192,6 +200,11 @@ impl Cluster {
             ("snapshot_index".into(), index(m.snapshot)),
             ("purged_index".into(), index(m.purged)),
         ];
+        // The log's syncs are this node's share of the cluster's fsyncs (the state machine's
+        // store syncs in the background, off the write path: INFO persistence).
+        let log = self.log.store().stats();
+        fields.push(("log_syncs".into(), log.syncs.to_string()));
+        fields.push(("log_bytes_written".into(), log.log_bytes_written.to_string()));
         let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         for (id, addr) in &nodes {
             let kind = if voters.contains(id) { "voter" } else { "learner" };
@@ -223,8 +236,13 @@ impl Cluster {
                 .filter(|(id, _)| **id != m.id)
                 .map(|(id, addr)| {
                     let (host, port) = split(addr);
-                    let matched = m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map_or(0, |l| l.index);
-                    Reply::Array(vec![Reply::bulk(host), Reply::bulk(port.to_string()), Reply::bulk(matched.to_string())])
+                    let matched =
+                        m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map_or(0, |l| l.index);
+                    Reply::Array(vec![
+                        Reply::bulk(host),
+                        Reply::bulk(port.to_string()),
+                        Reply::bulk(matched.to_string()),
+                    ])
                 })
                 .collect();
             Reply::Array(vec![Reply::bulk("master"), Reply::Int(applied), Reply::Array(followers)])
@@ -359,9 +377,13 @@ async fn propose(raft: Raft, mut rx: mpsc::UnboundedReceiver<Routed>) {
                     .iter()
                     .map(|r| decode_reply(r).unwrap_or_else(|e| Reply::error(format!("ERR {e}"))))
                     .collect(),
-                Ok(Ok(_)) => vec![Reply::error("ERR internal: an entry's replies do not match its commands"); replies.len()],
+                Ok(Ok(_)) => {
+                    vec![Reply::error("ERR internal: an entry's replies do not match its commands"); replies.len()]
+                }
+                // openraft answers this before appending, or when it truncates the entry from the
+                // log of a leader that lost its place: either way the entry is never applied.
                 Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                    vec![unknown("leadership moved while the write was proposed"); replies.len()]
+                    vec![tryagain("leadership moved before the write was committed"); replies.len()]
                 }
                 Ok(Err(e)) => vec![unknown(e); replies.len()],
                 Err(_) => vec![unknown("leadership lost before the write was applied"); replies.len()],
@@ -386,7 +408,28 @@ async fn read(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Routed>) {
         let failure = match cluster.raft.ensure_linearizable().await {
             Ok(_) => None,
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
-                Some(tryagain("this node is no longer the leader"))
+                // Leadership moved (often just after an election): the reads go to whoever
+                // leads now, once this node has heard of one.
+                let id = cluster.id;
+                let _ = cluster
+                    .raft
+                    .wait(Some(LEADER_WAIT))
+                    .metrics(|m| m.current_leader != Some(id), "a new leader")
+                    .await;
+                batch = batch
+                    .into_iter()
+                    .filter_map(|mut item| {
+                        if item.rerouted >= READ_REROUTES_MAX {
+                            return Some(item);
+                        }
+                        item.rerouted += 1;
+                        match cluster.router.send(item) {
+                            Ok(()) => None,
+                            Err(mpsc::error::SendError(item)) => Some(item),
+                        }
+                    })
+                    .collect();
+                Some(tryagain("leadership keeps moving"))
             }
             Err(e) => Some(tryagain(format!("leadership not confirmed: {e}"))),
         };
@@ -482,7 +525,7 @@ impl Service for Forwards {
                 (true, false) => Kind::Write,
                 (true, true) => Kind::WriteAlone,
             };
-            let item = Routed { kind, command: f.command, reply };
+            let item = Routed { kind, command: f.command, reply, rerouted: 0 };
             match &cluster {
                 Some(c) if current_leader(&c.raft) == Some(c.id) => c.local.take(item),
                 _ => {
@@ -509,9 +552,14 @@ async fn watch(raft: Raft) {
     let mut last = (ServerState::Shutdown, None, 0u64);
     loop {
         let m = metrics.borrow_and_update().clone();
-        if let Err(fatal) = &m.running_state {
-            tracing::error!(error = %fatal, "raft stopped on an error; exiting so that clients go to a live node");
-            std::process::exit(1);
+        match &m.running_state {
+            // Shut down on purpose (the server is stopping).
+            Err(openraft::error::Fatal::Stopped) => return,
+            Err(fatal) => {
+                tracing::error!(error = %fatal, "raft stopped on an error; exiting so that clients go to a live node");
+                std::process::exit(1);
+            }
+            Ok(()) => {}
         }
         let now = (m.state, m.current_leader, m.current_term);
         if now != last {

@@ -82,7 +82,8 @@ impl Command {
         1 + match self {
             Command::Run(a) | Command::Fingerprints(a) => args(a),
             Command::Exec { watched, queued } => {
-                8 + watched.iter().map(|(k, _)| 13 + k.len()).sum::<usize>() + queued.iter().map(|a| args(a)).sum::<usize>()
+                8 + watched.iter().map(|(k, _)| 13 + k.len()).sum::<usize>()
+                    + queued.iter().map(|a| args(a)).sum::<usize>()
             }
         }
     }
@@ -354,7 +355,7 @@ mod tests {
             }
         }
         assert_eq!(Command::decode(&[RUN, 0xff, 0xff, 0xff, 0xff]), Err(WireError("count larger than the message")));
-        let mut deep = vec![ARRAY, 1, 0, 0, 0].repeat(DEPTH_MAX + 2);
+        let mut deep = [ARRAY, 1, 0, 0, 0].repeat(DEPTH_MAX + 2);
         deep.push(NIL);
         assert_eq!(decode_reply(&deep), Err(WireError("reply nested too deep")));
     }

@@ -48,14 +48,21 @@ pub(crate) fn dbsize(ks: &dyn Read, _args: &[Bytes]) -> Reply {
 /// that page and the ones after it are empty). Costs one page, never the whole keyspace.
 pub(crate) fn randomkey(ks: &dyn Read, _args: &[Bytes]) -> Reply {
     let pick = (ks.now_ms() as usize).wrapping_mul(2654435761);
-    let mut cursor = (pick % RANDOMKEY_START_CURSORS) as u64;
+    let start = (pick % RANDOMKEY_START_CURSORS) as u64;
+    let (mut cursor, mut wrapped) = (start, false);
     loop {
         let page = ks.scan(cursor, 1);
         if !page.keys.is_empty() {
             return Reply::bulk(page.keys[pick % page.keys.len()].clone());
         }
-        if page.cursor == 0 && cursor == 0 {
-            return Reply::Nil;
+        // One whole pass, from `start` to the end and from 0 on, found no key. (Not "a page
+        // from 0 ended the scan": a page may hold only keys the view hides, as a cluster
+        // member's own, and end early with none to show.)
+        if page.cursor == 0 {
+            if wrapped || start == 0 {
+                return Reply::Nil;
+            }
+            wrapped = true;
         }
         cursor = page.cursor;
     }

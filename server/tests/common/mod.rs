@@ -71,6 +71,105 @@ impl Drop for TestServer {
     }
 }
 
+/// A cluster of `ferrocask serve` members running in this process (one runtime thread), each on
+/// its own temporary directory, Raft port and client port.
+pub struct TestCluster {
+    /// Each member's client address, by node id - 1.
+    pub addrs: Vec<SocketAddr>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `size` members and waits until one of them leads.
+    pub fn start(size: u64) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let peers: std::collections::BTreeMap<u64, String> =
+            (1..=size).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
+                let mut nodes = Vec::new();
+                let mut servers = Vec::new();
+                for id in 1..=size {
+                    let config = ferrocask_raft::node::NodeConfig {
+                        id,
+                        dir: root.join(format!("node-{id}")),
+                        peers: peers.clone(),
+                        snapshot_every: 500,
+                    };
+                    let value_bytes_max = Config::default().value_bytes_max;
+                    let node =
+                        ferrocask_raft::node::Node::start(config, ferrocask_server::cluster::applier(value_bytes_max))
+                            .await
+                            .unwrap();
+                    let cluster = ferrocask_server::cluster::Cluster::start(&node);
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                    let store = node.state_machine.store().clone();
+                    let config = Config { cluster: Some(cluster), ..Config::default() };
+                    let mut stop = stop_all.subscribe();
+                    servers.push(tokio::spawn(async move {
+                        ferrocask_server::run(listener, store, config, async move {
+                            let _ = stop.recv().await;
+                        })
+                        .await
+                        .unwrap();
+                    }));
+                    nodes.push(node);
+                }
+                let _ = stop_rx.await;
+                let _ = stop_all.send(());
+                for server in servers {
+                    let _ = server.await;
+                }
+                for node in nodes {
+                    node.shutdown().await;
+                }
+            });
+        });
+        let addrs: Vec<SocketAddr> =
+            (0..size).map(|_| addr_rx.recv_timeout(Duration::from_secs(30)).expect("a member starts")).collect();
+        let cluster = TestCluster { addrs, shutdown: Some(stop_tx), thread: Some(thread), dir };
+        assert!(wait_for(Duration::from_secs(30), || cluster.leader().is_some()), "a leader within 30 s");
+        cluster
+    }
+
+    /// What member `i`'s INFO raft says its role is.
+    pub fn role(&self, i: usize) -> String {
+        let info = RawClient::connect(self.addrs[i]).cmd(&["INFO", "raft"]);
+        let info = String::from_utf8_lossy(&info).into_owned();
+        info.lines().find_map(|l| l.strip_prefix("role:")).unwrap_or("").trim().to_string()
+    }
+
+    /// The member that leads now, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.addrs.len()).find(|&i| self.role(i) == "leader")
+    }
+
+    /// A member that does not lead now.
+    pub fn follower(&self) -> usize {
+        let leader = self.leader();
+        (0..self.addrs.len()).find(|&i| Some(i) != leader).expect("more than one member")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A client that sends commands as RESP arrays and returns each reply's raw bytes.
 pub struct RawClient {
     pub stream: TcpStream,
