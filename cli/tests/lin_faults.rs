@@ -19,7 +19,7 @@ mod serve_common;
 
 use ferrocask_lincheck::models::kv::{KvInput, KvModel, KvOutput};
 use ferrocask_lincheck::{Outcome, Verdict};
-use lin_common::nodes::{raft_cluster, single_node};
+use lin_common::nodes::{independent_nodes, raft_cluster, single_node};
 use lin_common::workload::KvOp;
 use lin_common::{assert_linearizable, check_kv, fault_duration, run, seed};
 
@@ -65,6 +65,19 @@ fn the_checker_rejects_a_real_history_with_a_stale_read_or_a_forged_write() {
     assert!(
         matches!(check_kv(&forged).verdict, Verdict::NotLinearizable(_)),
         "an acknowledged SET corrupted to another value, whose old value a GET read, must not be linearizable"
+    );
+}
+
+/// The harness sees a real system that is not linearizable: three unreplicated servers posing
+/// as a cluster, each call to a random one, so reads miss writes made on the others.
+#[test]
+fn three_unreplicated_servers_posing_as_a_cluster_are_not_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = run(independent_nodes(dir.path(), 3), std::time::Duration::from_secs(3), seed());
+    println!("{}", recorded.figures());
+    assert!(
+        matches!(check_kv(&recorded.history).verdict, Verdict::NotLinearizable(_)),
+        "calls spread over three stores that share nothing must not look like one store"
     );
 }
 

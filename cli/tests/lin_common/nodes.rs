@@ -41,14 +41,26 @@ pub fn free_ports(count: usize) -> Vec<u16> {
 
 /// The launcher of one `ferrocask serve` without cluster flags, serving `root/node-1`.
 pub fn single_node(root: &Path) -> Vec<Node> {
-    let port = free_ports(1)[0];
-    let dir = root.join("node-1");
-    vec![Node {
-        name: "node 1".into(),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        launch: Box::new(move || command_on(&dir, port)),
-        log: root.join("node-1.log"),
-    }]
+    independent_nodes(root, 1)
+}
+
+/// The launcher of `count` separate `ferrocask serve` processes without cluster flags, node N
+/// serving `root/node-N`: a "cluster" that replicates nothing, so a history of calls spread
+/// over its nodes is not linearizable (what the harness must be able to see).
+pub fn independent_nodes(root: &Path, count: usize) -> Vec<Node> {
+    let ports = free_ports(count);
+    (0..count)
+        .map(|i| {
+            let (id, port) = (i + 1, ports[i]);
+            let dir = root.join(format!("node-{id}"));
+            Node {
+                name: format!("node {id}"),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                launch: Box::new(move || command_on(&dir, port)),
+                log: root.join(format!("node-{id}.log")),
+            }
+        })
+        .collect()
 }
 
 /// The launcher of a `size`-node Raft cluster in the lead's CLI (issue 22): node N serves
@@ -186,13 +198,13 @@ impl Nodes {
             let node = &self.nodes[i];
             let child = self.procs[i].child.as_mut().unwrap_or_else(|| panic!("{} is not running", node.name));
             if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("{} exited ({status}) before answering PING; its log: {}", node.name, node.log.display());
+                panic!("{} exited ({status}) before answering PING; its log ends:\n{}", node.name, log_tail(&node.log));
             }
             assert!(
                 Instant::now() < deadline,
-                "{} did not answer PING within {UP_WAIT_MAX:?}; its log: {}",
+                "{} did not answer PING within {UP_WAIT_MAX:?}; its log ends:\n{}",
                 node.name,
-                node.log.display()
+                log_tail(&node.log)
             );
             std::thread::sleep(PROBE_INTERVAL);
         }
@@ -217,6 +229,15 @@ impl Drop for Nodes {
             }
         }
     }
+}
+
+/// The last lines of a node's log (it lives in the test's temporary directory, which is gone
+/// once the test has failed).
+fn log_tail(log: &Path) -> String {
+    const TAIL_LINES: usize = 20;
+    let text = std::fs::read_to_string(log).unwrap_or_else(|e| format!("(cannot read {}: {e})", log.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
 /// A connection for the harness's probes, with every timeout bounded.
