@@ -1,6 +1,7 @@
 //! The nemesis: a seeded schedule of process faults until a deadline, then healing.
 //!
-//! - kill: SIGKILL one node, leave it down a moment, restart it on the same directory and ports;
+//! - kill: SIGKILL one node (the leader, half the time one is known), leave it down a moment,
+//!   restart it on the same directory and ports;
 //! - pause: SIGSTOP the leader (a random node when no leader is known) for longer than a client's
 //!   timeout, then SIGCONT it;
 //! - kill all: SIGKILL every node at once, then restart them all.
@@ -29,6 +30,8 @@ const PAUSE_SPREAD_MS: u64 = 1_800;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {
     pub kills: u64,
+    /// Kills of a node known to be the leader.
+    pub leader_kills: u64,
     pub pauses: u64,
     /// Pauses that stopped a node known to be the leader.
     pub leader_pauses: u64,
@@ -39,8 +42,9 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} kill -9 + restart, {} SIGSTOP/SIGCONT ({} of a known leader), {} kill -9 of all + restart",
-            self.kills, self.pauses, self.leader_pauses, self.kill_alls
+            "{} kill -9 + restart ({} of a known leader), {} SIGSTOP/SIGCONT ({} of a known leader), {} kill -9 of \
+             all + restart",
+            self.kills, self.leader_kills, self.pauses, self.leader_pauses, self.kill_alls
         )
     }
 }
@@ -57,12 +61,15 @@ pub fn run_nemesis(nodes: &mut Nodes, seed: u64, until: Instant) -> Faults {
         std::thread::sleep(QUIET_MIN + millis(rng.below(QUIET_SPREAD_MS)));
         match rng.below(100) {
             0..45 => {
-                let victim = rng.upto(nodes.len() - 1);
+                // Half the kills aim at the leader when one is known: the interesting victim.
+                let leader = if rng.coin() { nodes.leader() } else { None };
+                let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
                 nodes.kill(victim);
                 std::thread::sleep(millis(rng.below(DOWN_MAX_MS)));
                 nodes.start(victim);
                 nodes.wait_up(victim);
                 faults.kills += 1;
+                faults.leader_kills += u64::from(leader.is_some());
             }
             45..80 => {
                 let leader = nodes.leader();
