@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrocask::testing::Rng;
+
 use crate::serve_common::command_on;
 
 /// How long a (re)started node may take to answer PING before the test fails.
@@ -33,10 +35,49 @@ pub struct Node {
     pub log: PathBuf,
 }
 
-/// Loopback ports free when asked, all different (held together while they are chosen).
+/// Loopback ports free when asked, all different (held together while they are chosen), and
+/// below the kernel's ephemeral range: a node keeps its port across restarts, and while it is
+/// down an outgoing connection (a client's, or another node's) could otherwise be given that
+/// port as its local one and make the restart's bind fail.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ephemeral_low = ephemeral_range_low();
+    let mut rng = Rng::new(u64::from(std::process::id()) ^ time_seed());
+    let mut held: Vec<std::net::TcpListener> = Vec::new();
+    for _ in 0..PORT_TRIES_MAX {
+        if held.len() == count {
+            break;
+        }
+        let port = PORT_LOW + u16::try_from(rng.below(u64::from(ephemeral_low - PORT_LOW))).expect("a port");
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), count, "{count} free ports in {PORT_LOW}..{ephemeral_low} after {PORT_TRIES_MAX} tries");
     held.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
+}
+
+/// Some bits that differ between runs, so concurrent test processes try different ports.
+fn time_seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    now.as_nanos() as u64
+}
+
+/// The lowest port the harness picks (above the well-known and most registered services').
+const PORT_LOW: u16 = 20_000;
+/// Random ports tried before [`free_ports`] gives up.
+const PORT_TRIES_MAX: usize = 1_000;
+
+/// The first port of the kernel's ephemeral range (Linux's default when it cannot be read, and
+/// never at or below [`PORT_LOW`]).
+fn ephemeral_range_low() -> u16 {
+    const LINUX_DEFAULT: u16 = 32_768;
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low = text.split_whitespace().next().and_then(|word| word.parse().ok()).unwrap_or(LINUX_DEFAULT);
+    if low > PORT_LOW + 1_000 {
+        low
+    } else {
+        LINUX_DEFAULT
+    }
 }
 
 /// The launcher of one `ferrocask serve` without cluster flags, serving `root/node-1`.
