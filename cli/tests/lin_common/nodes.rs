@@ -306,3 +306,11 @@ fn info_raft(addr: SocketAddr) -> Option<String> {
 fn says_leader(info: &str) -> bool {
     info.lines().any(|line| line.trim_end() == "role:leader")
 }
+
+#[test]
+fn only_a_role_leader_line_of_info_raft_names_the_leader() {
+    assert!(says_leader("# Raft\r\nrole:leader\r\nnode_id:1\r\nleader_id:1\r\n"));
+    assert!(!says_leader("# Raft\r\nrole:follower\r\nnode_id:2\r\nleader_id:1\r\n"));
+    assert!(!says_leader("# Raft\r\nrole:candidate\r\nnode_id:3\r\nleader_id:0\r\n"));
+    assert!(!says_leader(""), "a server without cluster mode names no leader");
+}
