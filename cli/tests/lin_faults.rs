@@ -11,8 +11,8 @@
 //!   any time after their invoke; after healing every key is read once more.
 //!
 //! `FERROCASK_SOAK_SECS=N` runs N seconds of faults instead of the default; `FERROCASK_LIN_SEED`
-//! replays a schedule. Run with `--nocapture` to see the figures. Unix only: the nemesis sends
-//! signals.
+//! replays a schedule; `FERROCASK_LIN_KEEP=1` keeps the node directories and logs. Run with
+//! `--nocapture` to see the figures. Unix only: the nemesis sends signals.
 #![cfg(unix)]
 
 mod lin_common;
@@ -22,7 +22,7 @@ use ferrocask_lincheck::models::kv::{KvInput, KvModel, KvOutput};
 use ferrocask_lincheck::{Outcome, Verdict};
 use lin_common::nodes::{independent_nodes, raft_cluster, single_node};
 use lin_common::workload::KvOp;
-use lin_common::{assert_linearizable, check_kv, fault_duration, run, seed};
+use lin_common::{assert_linearizable, check_kv, fault_duration, run, seed, work_dir};
 
 /// Seconds of faults per run by default: at least 30 per CI run, the whole single-node test
 /// within about 40.
@@ -32,7 +32,7 @@ const FAULT_SECS: u64 = 30;
 /// restart must already be linearizable: what it acknowledged survives, and no read goes back.
 #[test]
 fn single_node_serve_is_linearizable_under_kill_9_and_pause() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = work_dir();
     let recorded = run(single_node(dir.path()), fault_duration(FAULT_SECS), seed());
     assert_linearizable(&recorded);
 }
@@ -42,7 +42,7 @@ fn single_node_serve_is_linearizable_under_kill_9_and_pause() {
 #[test]
 #[ignore = "needs cluster mode (issue 22)"]
 fn three_node_cluster_is_linearizable_under_kill_9_pause_and_kill_all() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = work_dir();
     let recorded = run(raft_cluster(dir.path(), 3), fault_duration(FAULT_SECS), seed());
     assert_linearizable(&recorded);
 }
@@ -51,7 +51,7 @@ fn three_node_cluster_is_linearizable_under_kill_9_pause_and_kill_all() {
 /// run is linearizable, and each of two one-operation corruptions of it is not.
 #[test]
 fn the_checker_rejects_a_real_history_with_a_stale_read_or_a_forged_write() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = work_dir();
     let recorded = run(single_node(dir.path()), std::time::Duration::from_secs(5), seed());
     println!("{}", recorded.figures());
     assert_eq!(check_kv(&recorded.history).verdict, Verdict::Linearizable, "the real history");
@@ -73,7 +73,7 @@ fn the_checker_rejects_a_real_history_with_a_stale_read_or_a_forged_write() {
 /// as a cluster, each call to a random one, so reads miss writes made on the others.
 #[test]
 fn three_unreplicated_servers_posing_as_a_cluster_are_not_linearizable() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = work_dir();
     let recorded = run(independent_nodes(dir.path(), 3), std::time::Duration::from_secs(3), seed());
     println!("{}", recorded.figures());
     assert!(

@@ -55,6 +55,18 @@ pub fn seed() -> u64 {
     }
 }
 
+/// The run's directory (node directories and logs), removed after the test unless
+/// `FERROCASK_LIN_KEEP` is set: then it is kept, and its path printed, so a failure's node logs
+/// can be read.
+pub fn work_dir() -> tempfile::TempDir {
+    let keep = std::env::var_os("FERROCASK_LIN_KEEP").is_some();
+    let dir = tempfile::Builder::new().prefix("ferrocask-lin-").disable_cleanup(keep).tempdir().unwrap();
+    if keep {
+        println!("node directories and logs kept in {}", dir.path().display());
+    }
+    dir
+}
+
 /// What a run recorded and did.
 pub struct Recorded {
     /// Every call, the final reads last.

@@ -1,4 +1,5 @@
-//! The nemesis: a seeded schedule of process faults until a deadline, then healing.
+//! The nemesis: a seeded schedule of process faults until a deadline, then healing. Faults come
+//! in shuffled rounds of two kills, two pauses and one kill of all.
 //!
 //! - kill: SIGKILL one node (the leader, half the time one is known), leave it down a moment,
 //!   restart it on the same directory and ports;
@@ -53,46 +54,80 @@ fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// A kind of fault.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Kill,
+    Pause,
+    KillAll,
+}
+
+/// One round of the schedule, shuffled each time: every kind occurs in every round, so even a
+/// short run plays each (a 30 s run plays about three rounds).
+const ROUND: [Fault; 5] = [Fault::Kill, Fault::Kill, Fault::Pause, Fault::Pause, Fault::KillAll];
+
 /// Injects faults until `until`, then heals every node (resumed, restarted, answering PING).
 pub fn run_nemesis(nodes: &mut Nodes, seed: u64, until: Instant) -> Faults {
     let mut rng = Rng::new(seed);
     let mut faults = Faults::default();
+    let mut round = Vec::new();
     while Instant::now() < until {
+        if round.is_empty() {
+            round = ROUND.to_vec();
+            shuffle(&mut round, &mut rng);
+        }
         std::thread::sleep(QUIET_MIN + millis(rng.below(QUIET_SPREAD_MS)));
-        match rng.below(100) {
-            0..45 => {
-                // Half the kills aim at the leader when one is known: the interesting victim.
-                let leader = if rng.coin() { nodes.leader() } else { None };
-                let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
-                nodes.kill(victim);
-                std::thread::sleep(millis(rng.below(DOWN_MAX_MS)));
-                nodes.start(victim);
-                nodes.wait_up(victim);
-                faults.kills += 1;
-                faults.leader_kills += u64::from(leader.is_some());
-            }
-            45..80 => {
-                let leader = nodes.leader();
-                let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
-                nodes.pause(victim);
-                std::thread::sleep(PAUSE_MIN + millis(rng.below(PAUSE_SPREAD_MS)));
-                nodes.resume(victim);
-                faults.pauses += 1;
-                faults.leader_pauses += u64::from(leader.is_some());
-            }
-            _ => {
-                for victim in 0..nodes.len() {
-                    nodes.kill(victim);
-                }
-                std::thread::sleep(millis(rng.below(DOWN_MAX_MS)));
-                for victim in 0..nodes.len() {
-                    nodes.start(victim);
-                }
-                nodes.wait_all_up();
-                faults.kill_alls += 1;
-            }
+        match round.pop().expect("refilled above") {
+            Fault::Kill => kill_one(nodes, &mut rng, &mut faults),
+            Fault::Pause => pause_one(nodes, &mut rng, &mut faults),
+            Fault::KillAll => kill_all(nodes, &mut rng, &mut faults),
         }
     }
     nodes.heal();
     faults
+}
+
+/// Fisher-Yates.
+fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.upto(i));
+    }
+}
+
+/// SIGKILL of one node (the leader half the time one is known: the interesting victim), down a
+/// moment, restarted and answering PING.
+fn kill_one(nodes: &mut Nodes, rng: &mut Rng, faults: &mut Faults) {
+    let leader = if rng.coin() { nodes.leader() } else { None };
+    let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
+    nodes.kill(victim);
+    std::thread::sleep(millis(rng.below(DOWN_MAX_MS)));
+    nodes.start(victim);
+    nodes.wait_up(victim);
+    faults.kills += 1;
+    faults.leader_kills += u64::from(leader.is_some());
+}
+
+/// SIGSTOP of the leader (a random node when none is known) past a client's timeout, then
+/// SIGCONT.
+fn pause_one(nodes: &mut Nodes, rng: &mut Rng, faults: &mut Faults) {
+    let leader = nodes.leader();
+    let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
+    nodes.pause(victim);
+    std::thread::sleep(PAUSE_MIN + millis(rng.below(PAUSE_SPREAD_MS)));
+    nodes.resume(victim);
+    faults.pauses += 1;
+    faults.leader_pauses += u64::from(leader.is_some());
+}
+
+/// SIGKILL of every node, down a moment, all restarted and answering PING.
+fn kill_all(nodes: &mut Nodes, rng: &mut Rng, faults: &mut Faults) {
+    for victim in 0..nodes.len() {
+        nodes.kill(victim);
+    }
+    std::thread::sleep(millis(rng.below(DOWN_MAX_MS)));
+    for victim in 0..nodes.len() {
+        nodes.start(victim);
+    }
+    nodes.wait_all_up();
+    faults.kill_alls += 1;
 }
