@@ -2,8 +2,9 @@
 //!
 //! - Adversary (nemesis): SIGKILL of one node (the leader, half the time one is known) and its
 //!   restart on the same directory and ports; SIGSTOP of the leader (any node when none is
-//!   known) for longer than a client's timeout, then SIGCONT; SIGKILL of every node at once, then
-//!   a restart of all. A seeded schedule, 0.3 to 1.5 s of health between faults.
+//!   known) for longer than a client's timeout, then SIGCONT (or, one time in four, SIGKILL and a
+//!   restart); SIGKILL of every node at once, then a restart of all. A seeded schedule in shuffled
+//!   rounds of two kills, two pauses and one kill of all, 0.3 to 1.5 s of health between faults.
 //! - Workload: 5 clients, each with its own connections, on 3 contended key slots (rotated to
 //!   fresh keys as histories grow), SET of unique values (integers and text), GET, DEL and INCR,
 //!   each call to a random node; a call that errors or times out (1 s) has an unknown outcome.

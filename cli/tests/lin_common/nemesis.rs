@@ -4,7 +4,7 @@
 //! - kill: SIGKILL one node (the leader, half the time one is known), leave it down a moment,
 //!   restart it on the same directory and ports;
 //! - pause: SIGSTOP the leader (a random node when no leader is known) for longer than a client's
-//!   timeout, then SIGCONT it;
+//!   timeout, then SIGCONT it (one time in four SIGKILL it instead, and restart it);
 //! - kill all: SIGKILL every node at once, then restart them all.
 //!
 //! The sleeps here are the schedule of faults (how long a node stays down or stopped, how long
@@ -26,6 +26,8 @@ const DOWN_MAX_MS: u64 = 600;
 /// How long a node stays stopped: `PAUSE_MIN` (beyond a client's timeout) plus up to this.
 const PAUSE_MIN: Duration = Duration::from_millis(1_200);
 const PAUSE_SPREAD_MS: u64 = 1_800;
+/// One pause in this many ends in SIGKILL instead of SIGCONT.
+const PAUSE_KILLED_ONE_IN: u64 = 4;
 
 /// The faults the nemesis injected, by kind.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,6 +38,8 @@ pub struct Faults {
     pub pauses: u64,
     /// Pauses that stopped a node known to be the leader.
     pub leader_pauses: u64,
+    /// Pauses ended by SIGKILL (and a restart) instead of SIGCONT.
+    pub pauses_killed: u64,
     pub kill_alls: u64,
 }
 
@@ -43,9 +47,9 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} kill -9 + restart ({} of a known leader), {} SIGSTOP/SIGCONT ({} of a known leader), {} kill -9 of \
-             all + restart",
-            self.kills, self.leader_kills, self.pauses, self.leader_pauses, self.kill_alls
+            "{} kill -9 + restart ({} of a known leader), {} SIGSTOP ({} of a known leader; {} ended by kill -9, the \
+             rest by SIGCONT), {} kill -9 of all + restart",
+            self.kills, self.leader_kills, self.pauses, self.leader_pauses, self.pauses_killed, self.kill_alls
         )
     }
 }
@@ -108,13 +112,21 @@ fn kill_one(nodes: &mut Nodes, rng: &mut Rng, faults: &mut Faults) {
 }
 
 /// SIGSTOP of the leader (a random node when none is known) past a client's timeout, then
-/// SIGCONT.
+/// SIGCONT; one time in [`PAUSE_KILLED_ONE_IN`], SIGKILL instead (a hung process killed by its
+/// supervisor: requests it had not read yet are lost) and a restart.
 fn pause_one(nodes: &mut Nodes, rng: &mut Rng, faults: &mut Faults) {
     let leader = nodes.leader();
     let victim = leader.unwrap_or_else(|| rng.upto(nodes.len() - 1));
     nodes.pause(victim);
     std::thread::sleep(PAUSE_MIN + millis(rng.below(PAUSE_SPREAD_MS)));
-    nodes.resume(victim);
+    if rng.below(PAUSE_KILLED_ONE_IN) == 0 {
+        nodes.kill(victim);
+        nodes.start(victim);
+        nodes.wait_up(victim);
+        faults.pauses_killed += 1;
+    } else {
+        nodes.resume(victim);
+    }
     faults.pauses += 1;
     faults.leader_pauses += u64::from(leader.is_some());
 }

@@ -181,7 +181,7 @@ impl Nodes {
         self.procs[i] = Proc { child: Some(child), paused: false };
     }
 
-    /// SIGKILLs node `i` (continuing it first if stopped, so it dies at once) and reaps it.
+    /// SIGKILLs node `i` (stopped or not: SIGKILL needs no SIGCONT) and reaps it.
     pub fn kill(&mut self, i: usize) {
         let mut child = self.procs[i].child.take().unwrap_or_else(|| panic!("{} is not running", self.nodes[i].name));
         child.kill().expect("SIGKILL");
