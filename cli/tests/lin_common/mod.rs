@@ -74,6 +74,8 @@ pub struct Recorded {
     pub faults: Faults,
     pub keys: usize,
     pub final_reads: usize,
+    /// Unknown outcomes by the kind of their error.
+    pub unknown_reasons: std::collections::BTreeMap<String, u64>,
     pub seed: u64,
     pub fault_time: Duration,
 }
@@ -83,7 +85,8 @@ impl Recorded {
     pub fn figures(&self) -> String {
         let unknown = self.history.iter().filter(|op| op.outcome.returned().is_none()).count();
         format!(
-            "seed {}: {:?} of faults ({}); {} operations on {} keys, {} completed, {} unknown outcomes, {} final reads",
+            "seed {}: {:?} of faults ({}); {} operations on {} keys, {} completed, {} unknown outcomes {:?}, {} final \
+             reads",
             self.seed,
             self.fault_time,
             self.faults,
@@ -91,6 +94,7 @@ impl Recorded {
             self.keys,
             self.history.len() - unknown,
             unknown,
+            self.unknown_reasons,
             self.final_reads,
         )
     }
@@ -115,7 +119,8 @@ pub fn run(nodes: Vec<Node>, fault_time: Duration, seed: u64) -> Recorded {
     let (reads, final_read) = final_reads(CLIENTS, seed ^ 0xF1A1, nodes.addrs(), &shared, FINAL_READ_MAX);
     assert_eq!(final_read, keys, "every key read once after healing within {FINAL_READ_MAX:?} ({})", nodes.logs());
     history.extend(reads);
-    Recorded { history, faults, keys, final_reads: final_read, seed, fault_time }
+    let unknown_reasons = shared.unknown_reasons.lock().unwrap().clone();
+    Recorded { history, faults, keys, final_reads: final_read, unknown_reasons, seed, fault_time }
 }
 
 /// Waits (bounded) until the clients have completed [`HEALED_CALLS`] calls after healing.

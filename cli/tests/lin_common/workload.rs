@@ -10,6 +10,7 @@
 //! [`UNKNOWN_PER_KEY`] unknown outcomes, so each key's history stays small enough for the
 //! checker (unknown calls stay pending forever and are what makes the search expensive).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -114,7 +115,7 @@ pub enum Call {
     NotSent,
     /// The reply, mapped to the model's.
     Replied(KvOutput),
-    /// An error or a timeout: the call may or may not have taken effect.
+    /// An error or a timeout: the call may or may not have taken effect. The reason's kind.
     Unknown(String),
 }
 
@@ -135,7 +136,7 @@ impl Client {
         let conn = self.conns[node].as_mut().expect("connected");
         let call = match command(input).query::<redis::Value>(conn) {
             Ok(value) => to_output(input, value),
-            Err(error) => definite_error(input, &error).map_or_else(|| Call::Unknown(error.to_string()), Call::Replied),
+            Err(error) => definite_error(input, &error).map_or_else(|| Call::Unknown(reason(&error)), Call::Replied),
         };
         if matches!(call, Call::Unknown(_)) {
             self.conns[node] = None;
@@ -191,6 +192,20 @@ fn definite_error(input: &KvInput, error: &redis::RedisError) -> Option<KvOutput
     }
 }
 
+/// The kind of an error that leaves a call's outcome unknown, for the figures: a timeout, a lost
+/// connection, or a server error by its code (`CLUSTERDOWN`, say).
+fn reason(error: &redis::RedisError) -> String {
+    if error.is_timeout() {
+        "timeout".into()
+    } else if error.is_connection_dropped() || error.is_io_error() {
+        "connection lost".into()
+    } else if let Some(code) = error.code() {
+        format!("-{code}")
+    } else {
+        format!("{:?}", error.kind())
+    }
+}
+
 /// What the clients share.
 pub struct Shared {
     pub clock: Clock,
@@ -198,6 +213,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Calls that returned, over all clients (the harness waits on it after healing).
     pub completed: AtomicU64,
+    /// Unknown outcomes by the kind of their error (see [`reason`]).
+    pub unknown_reasons: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -207,6 +224,7 @@ impl Shared {
             keys: Keys::default(),
             stop: AtomicBool::new(false),
             completed: AtomicU64::new(0),
+            unknown_reasons: Mutex::default(),
         })
     }
 }
@@ -248,7 +266,8 @@ pub fn run_client(id: u64, seed: u64, addrs: Vec<SocketAddr>, shared: &Shared) -
                 history.push(Operation::ok(id, input, invoke, output, shared.clock.now()));
                 shared.completed.fetch_add(1, Ordering::Relaxed);
             }
-            Call::Unknown(_) => {
+            Call::Unknown(reason) => {
+                *shared.unknown_reasons.lock().unwrap().entry(reason).or_default() += 1;
                 shared.keys.note_unknown(slot, generation);
                 history.push(Operation::unknown(id, input, invoke));
             }
@@ -270,7 +289,10 @@ pub fn final_reads(id: u64, seed: u64, addrs: Vec<SocketAddr>, shared: &Shared, 
             let invoke = shared.clock.now();
             match client.call(rng.upto(client.addrs.len() - 1), &input) {
                 Call::NotSent => std::thread::sleep(RECONNECT_PAUSE),
-                Call::Unknown(_) => history.push(Operation::unknown(id, input, invoke)),
+                Call::Unknown(reason) => {
+                    *shared.unknown_reasons.lock().unwrap().entry(reason).or_default() += 1;
+                    history.push(Operation::unknown(id, input, invoke));
+                }
                 Call::Replied(output) => {
                     history.push(Operation::ok(id, input, invoke, output, shared.clock.now()));
                     read += 1;
