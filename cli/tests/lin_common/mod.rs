@@ -13,11 +13,12 @@ pub mod nemesis;
 pub mod nodes;
 pub mod workload;
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferrocask_lincheck::models::kv::KvModel;
+use ferrocask_lincheck::models::kv::{KvInput, KvModel, KvOutput};
 use ferrocask_lincheck::{check, Report, Verdict};
 
 use nemesis::{run_nemesis, Faults};
@@ -81,12 +82,31 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// How many SETs with an unknown outcome had their (unique) value returned by a GET: the
+    /// faults did leave calls that took effect although their client gave up on them.
+    fn unknown_sets_seen(&self) -> usize {
+        let read: HashSet<(&str, &str)> = self
+            .history
+            .iter()
+            .filter_map(|op| match (&op.input, op.outcome.output()) {
+                (KvInput::Get { key }, Some(KvOutput::Value(Some(value)))) => Some((key.as_str(), value.as_str())),
+                _ => None,
+            })
+            .collect();
+        let unknown_sets =
+            self.history.iter().filter(|op| op.outcome.returned().is_none()).filter_map(|op| match &op.input {
+                KvInput::Set { key, value } => Some((key.as_str(), value.as_str())),
+                _ => None,
+            });
+        unknown_sets.filter(|set| read.contains(set)).count()
+    }
+
     /// The figures of the run, one line.
     pub fn figures(&self) -> String {
         let unknown = self.history.iter().filter(|op| op.outcome.returned().is_none()).count();
         format!(
-            "seed {}: {:?} of faults ({}); {} operations on {} keys, {} completed, {} unknown outcomes {:?}, {} final \
-             reads",
+            "seed {}: {:?} of faults ({}); {} operations on {} keys, {} completed, {} unknown outcomes {:?} ({} of \
+             {} unknown SETs seen applied by a read), {} final reads",
             self.seed,
             self.fault_time,
             self.faults,
@@ -95,6 +115,11 @@ impl Recorded {
             self.history.len() - unknown,
             unknown,
             self.unknown_reasons,
+            self.unknown_sets_seen(),
+            self.history
+                .iter()
+                .filter(|op| matches!(op.input, KvInput::Set { .. }) && op.outcome.returned().is_none())
+                .count(),
             self.final_reads,
         )
     }
