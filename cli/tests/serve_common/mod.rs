@@ -13,9 +13,22 @@ pub fn start(dir: &std::path::Path) -> (Child, SocketAddr) {
 
 /// The command that serves `dir` on a free port, with its stdout piped for the ready line.
 pub fn command(dir: &std::path::Path) -> Command {
+    command_on(dir, 0)
+}
+
+/// The command that serves `dir` on `port` (0: any free port), with its stdout piped for the
+/// ready line. A test that restarts a server on the same address picks the port once with
+/// [`free_port`].
+pub fn command_on(dir: &std::path::Path, port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocask"));
-    command.arg("--dir").arg(dir).args(["serve", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    command.arg("--dir").arg(dir).args(["serve", "--port", &port.to_string()]);
+    command.stdout(Stdio::piped()).stderr(Stdio::inherit());
     command
+}
+
+/// A loopback port free when asked (the OS's choice for port 0, released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Spawns `command` (from [`command`]) and waits for its `ready on` line.
