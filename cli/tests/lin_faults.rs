@@ -39,9 +39,8 @@ fn single_node_serve_is_linearizable_under_kill_9_and_pause() {
 }
 
 /// The same adversary, workload and checker against a 3-node Raft cluster started by the
-/// lead's CLI (`--node-id`, `--peers`), pausing the leader.
+/// cluster flags of `serve` (`--node-id`, `--peers`), pausing the leader.
 #[test]
-#[ignore = "needs cluster mode (issue 22)"]
 fn three_node_cluster_is_linearizable_under_kill_9_pause_and_kill_all() {
     let dir = work_dir();
     let recorded = run(raft_cluster(dir.path(), 3), fault_duration(FAULT_SECS), seed());

@@ -77,6 +77,8 @@ pub struct Recorded {
     pub final_reads: usize,
     /// Unknown outcomes by the kind of their error.
     pub unknown_reasons: std::collections::BTreeMap<String, u64>,
+    /// Calls refused with an error that promises they were not applied (left out of the history).
+    pub refused: std::collections::BTreeMap<String, u64>,
     pub seed: u64,
     pub fault_time: Duration,
 }
@@ -106,7 +108,7 @@ impl Recorded {
         let unknown = self.history.iter().filter(|op| op.outcome.returned().is_none()).count();
         format!(
             "seed {}: {:?} of faults ({}); {} operations on {} keys, {} completed, {} unknown outcomes {:?} ({} of \
-             {} unknown SETs seen applied by a read), {} final reads",
+             {} unknown SETs seen applied by a read), {} final reads, refused as not applied (left out): {:?}",
             self.seed,
             self.fault_time,
             self.faults,
@@ -121,6 +123,7 @@ impl Recorded {
                 .filter(|op| matches!(op.input, KvInput::Set { .. }) && op.outcome.returned().is_none())
                 .count(),
             self.final_reads,
+            self.refused,
         )
     }
 }
@@ -145,7 +148,8 @@ pub fn run(nodes: Vec<Node>, fault_time: Duration, seed: u64) -> Recorded {
     assert_eq!(final_read, keys, "every key read once after healing within {FINAL_READ_MAX:?} ({})", nodes.logs());
     history.extend(reads);
     let unknown_reasons = shared.unknown_reasons.lock().unwrap().clone();
-    Recorded { history, faults, keys, final_reads: final_read, unknown_reasons, seed, fault_time }
+    let refused = shared.refused.lock().unwrap().clone();
+    Recorded { history, faults, keys, final_reads: final_read, unknown_reasons, refused, seed, fault_time }
 }
 
 /// Waits (bounded) until the clients have completed [`HEALED_CALLS`] calls after healing.

@@ -31,7 +31,7 @@ pub const OPS_PER_KEY: u64 = 200;
 pub const UNKNOWN_PER_KEY: u64 = 6;
 /// Connect timeout and per-reply timeout of a client: a stopped node yields unknown outcomes
 /// after this long instead of a hang.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(3000);
 /// How long a client waits before trying again when no connection could be opened (a node
 /// down): pacing, so a refused connect does not spin.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
@@ -117,6 +117,10 @@ pub enum Call {
     Replied(KvOutput),
     /// An error or a timeout: the call may or may not have taken effect. The reason's kind.
     Unknown(String),
+    /// An error that promises the call was not applied (`TRYAGAIN`, `CLUSTERDOWN`): left out
+    /// of the history, as if never sent. If the promise were false, the write's unique value
+    /// read later would have no SET to explain it, and the checker would say so.
+    Refused(String),
 }
 
 impl Client {
@@ -136,6 +140,9 @@ impl Client {
         let conn = self.conns[node].as_mut().expect("connected");
         let call = match command(input).query::<redis::Value>(conn) {
             Ok(value) => to_output(input, value),
+            Err(error) if matches!(error.code(), Some("TRYAGAIN" | "CLUSTERDOWN")) => {
+                Call::Refused(error.code().unwrap_or_default().to_string())
+            }
             Err(error) => definite_error(input, &error).map_or_else(|| Call::Unknown(reason(&error)), Call::Replied),
         };
         if matches!(call, Call::Unknown(_)) {
@@ -215,6 +222,8 @@ pub struct Shared {
     pub completed: AtomicU64,
     /// Unknown outcomes by the kind of their error (see [`reason`]).
     pub unknown_reasons: Mutex<BTreeMap<String, u64>>,
+    /// Calls refused with an error that promises they were not applied, by its code.
+    pub refused: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -225,6 +234,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             completed: AtomicU64::new(0),
             unknown_reasons: Mutex::default(),
+            refused: Mutex::default(),
         })
     }
 }
@@ -262,6 +272,7 @@ pub fn run_client(id: u64, seed: u64, addrs: Vec<SocketAddr>, shared: &Shared) -
         let invoke = shared.clock.now();
         match client.call(node, &input) {
             Call::NotSent => std::thread::sleep(RECONNECT_PAUSE),
+            Call::Refused(code) => *shared.refused.lock().unwrap().entry(code).or_default() += 1,
             Call::Replied(output) => {
                 history.push(Operation::ok(id, input, invoke, output, shared.clock.now()));
                 shared.completed.fetch_add(1, Ordering::Relaxed);
@@ -289,6 +300,7 @@ pub fn final_reads(id: u64, seed: u64, addrs: Vec<SocketAddr>, shared: &Shared, 
             let invoke = shared.clock.now();
             match client.call(rng.upto(client.addrs.len() - 1), &input) {
                 Call::NotSent => std::thread::sleep(RECONNECT_PAUSE),
+                Call::Refused(code) => *shared.refused.lock().unwrap().entry(code).or_default() += 1,
                 Call::Unknown(reason) => {
                     *shared.unknown_reasons.lock().unwrap().entry(reason).or_default() += 1;
                     history.push(Operation::unknown(id, input, invoke));
