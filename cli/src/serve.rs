@@ -64,6 +64,10 @@ pub(crate) struct ServeFlags {
     /// addresses disagree with it is refused. Change it online with RAFT.NODE ADD/REMOVE.
     #[arg(long, requires = "node_id", help_heading = "Cluster")]
     peers: Option<String>,
+    /// Join a running cluster instead of starting a new one: with an empty --dir, wait to be
+    /// added (`RAFT.NODE ADD <id> <host:port>` sent to any member) rather than bootstrap --peers.
+    #[arg(long, requires = "node_id", help_heading = "Cluster")]
+    join: bool,
     /// Build a Raft snapshot, and purge the log behind it, every this many entries.
     #[arg(long, requires = "node_id", default_value_t = ferrocask_raft::node::SNAPSHOT_EVERY_DEFAULT, help_heading = "Cluster")]
     raft_snapshot_every: u64,
@@ -279,7 +283,13 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
             if !peers.contains_key(&id) {
                 return Err(Failure(format!("--peers has no entry for --node-id {id}: it names its Raft listener")));
             }
-            let config = NodeConfig { id, dir: settings.dir.clone(), peers, snapshot_every: flags.raft_snapshot_every };
+            let config = NodeConfig {
+                id,
+                dir: settings.dir.clone(),
+                peers,
+                snapshot_every: flags.raft_snapshot_every,
+                bootstrap: !flags.join,
+            };
             let node = runtime
                 .block_on(Node::start(config, ferrocask_server::cluster::applier(value_bytes_max)))
                 .map_err(|e| Failure(format!("starting cluster node {id}: {e}")))?;

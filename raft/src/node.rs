@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub peers: BTreeMap<NodeId, String>,
     /// Build a snapshot after this many applied entries and purge the log up to it.
     pub snapshot_every: u64,
+    /// Whether a node with an empty log initialises the cluster with `peers` (a new cluster's
+    /// members) or waits to be added by the leader (a node joining a running cluster, which
+    /// must not start a cluster of its own).
+    pub bootstrap: bool,
 }
 
 /// What the application does with the commands followers forward to this node (when it leads).
@@ -112,15 +116,19 @@ impl Node {
         let context = Arc::new(Context { raft: raft.clone(), service: Arc::clone(&service) });
         let server = tokio::spawn(serve(listener, context));
         let node = Node { id: config.id, raft, state_machine, log, addr, service, server };
-        node.bootstrap_or_check(&config.peers).await?;
+        node.bootstrap_or_check(&config.peers, config.bootstrap).await?;
         Ok(node)
     }
 
-    async fn bootstrap_or_check(&self, peers: &BTreeMap<NodeId, String>) -> io::Result<()> {
+    async fn bootstrap_or_check(&self, peers: &BTreeMap<NodeId, String>, bootstrap: bool) -> io::Result<()> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let known: BTreeMap<NodeId, String> =
             membership.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
         if known.is_empty() {
+            if !bootstrap {
+                tracing::info!("joining: waiting for the leader to add this node (RAFT.NODE ADD)");
+                return Ok(());
+            }
             let members =
                 peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<BTreeMap<_, _>>();
             return match self.raft.initialize(members).await {

@@ -102,6 +102,7 @@ impl TestCluster {
                         dir: root.join(format!("node-{id}")),
                         peers: peers.clone(),
                         snapshot_every: 500,
+                        bootstrap: true,
                     };
                     let value_bytes_max = Config::default().value_bytes_max;
                     let node =
