@@ -97,6 +97,11 @@ pub struct Cluster {
     id: NodeId,
     raft: Raft,
     router: mpsc::UnboundedSender<Routed>,
+    /// Commands in the router's queue (waiting for a leader). While there are none, `submit`
+    /// routes a command itself, saving a task hand-off; held while routing, so a command never
+    /// overtakes one queued before it.
+    routing: parking_lot::Mutex<usize>,
+    forwards: mpsc::UnboundedSender<(NodeId, Routed)>,
     /// Where the leader's reader runs reads, and answers forwarded ones (set once the server's
     /// state exists, which needs this executor first).
     db: OnceLock<Weak<Db>>,
@@ -123,11 +128,13 @@ impl Cluster {
             id: node.id,
             raft: node.raft.clone(),
             router,
+            routing: parking_lot::Mutex::new(0),
+            forwards,
             db: OnceLock::new(),
             local: Local { proposals, reads },
             log: node.log.clone(),
         });
-        tokio::spawn(route(Arc::downgrade(&cluster), routed, forwards));
+        tokio::spawn(route(Arc::downgrade(&cluster), routed));
         tokio::spawn(propose(node.raft.clone(), proposals_rx));
         tokio::spawn(read(Arc::downgrade(&cluster), reads_rx));
         tokio::spawn(forward(node.raft.clone(), forwards_rx));
@@ -145,10 +152,35 @@ impl Cluster {
     pub(crate) fn submit(&self, kind: Kind, command: &Command) -> impl Future<Output = Reply> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let routed = Routed { kind, command: command.encode(), reply, rerouted: 0 };
-        if let Err(mpsc::error::SendError(routed)) = self.router.send(routed) {
-            let _ = routed.reply.send(Reply::error("ERR the cluster executor has stopped"));
-        }
+        self.route_or_queue(routed);
         async move { rx.await.unwrap_or_else(|_| unknown("this node's executor stopped")) }
+    }
+
+    /// Routes `item` now if nothing waits in the router's queue and a leader is known; else
+    /// queues it behind the others for the router.
+    fn route_or_queue(&self, item: Routed) {
+        let mut queued = self.routing.lock();
+        if *queued == 0 {
+            if let Some(leader) = current_leader(&self.raft) {
+                self.dispatch(leader, item);
+                return;
+            }
+        }
+        match self.router.send(item) {
+            Ok(()) => *queued += 1,
+            Err(mpsc::error::SendError(item)) => {
+                let _ = item.reply.send(Reply::error("ERR the cluster executor has stopped"));
+            }
+        }
+    }
+
+    /// Sends `item` where `leader` says: this node's queues, or the forwarder.
+    fn dispatch(&self, leader: NodeId, item: Routed) {
+        if leader == self.id {
+            self.local.take(item);
+        } else if let Err(mpsc::error::SendError((_, item))) = self.forwards.send((leader, item)) {
+            let _ = item.reply.send(tryagain("this node's forwarder stopped"));
+        }
     }
 
     /// RAFT.NODE ADD / REMOVE, run by the leader (forwarded to it from any node).
@@ -278,27 +310,25 @@ fn address_of(raft: &Raft, id: NodeId) -> Option<String> {
     raft.metrics().borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
 }
 
-/// Routes each command in order: to the leader's own queues, to the forwarder, or (no leader
-/// within [`LEADER_WAIT`]) back with `CLUSTERDOWN`, together with every command queued behind it
-/// by then, so a dead cluster answers each command within one wait, never one wait per command.
-async fn route(
-    cluster: Weak<Cluster>,
-    mut routed: mpsc::UnboundedReceiver<Routed>,
-    forwards: mpsc::UnboundedSender<(NodeId, Routed)>,
-) {
+/// Routes the commands queued while no leader was known, in order: to the leader's own queues,
+/// to the forwarder, or (no leader within [`LEADER_WAIT`]) back with `CLUSTERDOWN`, together with
+/// every command queued behind it by then, so a dead cluster answers each command within one
+/// wait, never one wait per command.
+async fn route(cluster: Weak<Cluster>, mut routed: mpsc::UnboundedReceiver<Routed>) {
     while let Some(item) = routed.recv().await {
         let Some(cluster) = cluster.upgrade() else { return };
-        let Some(leader) = leader_within(&cluster.raft, LEADER_WAIT).await else {
-            let _ = item.reply.send(clusterdown());
-            while let Ok(item) = routed.try_recv() {
+        let leader = leader_within(&cluster.raft, LEADER_WAIT).await;
+        let mut queued = cluster.routing.lock();
+        *queued -= 1;
+        match leader {
+            Some(leader) => cluster.dispatch(leader, item),
+            None => {
                 let _ = item.reply.send(clusterdown());
+                while let Ok(item) = routed.try_recv() {
+                    *queued -= 1;
+                    let _ = item.reply.send(clusterdown());
+                }
             }
-            continue;
-        };
-        if leader == cluster.id {
-            cluster.local.take(item);
-        } else if let Err(mpsc::error::SendError((_, item))) = forwards.send((leader, item)) {
-            let _ = item.reply.send(tryagain("this node's forwarder stopped"));
         }
     }
 }
@@ -423,10 +453,8 @@ async fn read(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Routed>) {
                             return Some(item);
                         }
                         item.rerouted += 1;
-                        match cluster.router.send(item) {
-                            Ok(()) => None,
-                            Err(mpsc::error::SendError(item)) => Some(item),
-                        }
+                        cluster.route_or_queue(item);
+                        None
                     })
                     .collect();
                 Some(tryagain("leadership keeps moving"))
