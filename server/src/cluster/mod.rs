@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ferrocask_raft::network::{AdminRequest, Connection, Forwarded, Message, Reply as RaftReply};
+use ferrocask_raft::network::{AdminRequest, CallError, Connection, Forwarded, Message, Reply as RaftReply};
 use ferrocask_raft::node::{Node, Service};
 use ferrocask_raft::{NodeId, Raft, Request};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -53,6 +53,13 @@ pub const ENTRY_BYTES_MAX: usize = 4 << 20;
 pub const PROPOSALS_IN_FLIGHT_MAX: usize = 2;
 /// How long a follower waits for the leader's answer to forwarded commands.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A leader that has not heard from a quorum for this long takes no new commands (they wait for
+/// a leader, then fail with `CLUSTERDOWN`): longer than an election timeout, so a leader that is
+/// only slow keeps its place.
+pub const QUORUM_ACK_MAX_MS: u64 = ferrocask_raft::node::ELECTION_TIMEOUT_MS.1;
+/// How long a proposed write waits to be committed and applied before its outcome is reported
+/// unknown (a leader that lost its quorum after proposing it may never commit it).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// The error for a command whose outcome this node cannot know.
 fn unknown(why: impl std::fmt::Display) -> Reply {
@@ -293,9 +300,23 @@ impl Cluster {
     }
 }
 
-/// The leader as this node knows it now.
+/// The leader a command can go to now: the one this node knows of, except this node itself
+/// while it has not heard from a quorum for longer than [`QUORUM_ACK_MAX_MS`]: a leader cut off
+/// from the others (they died, or it is partitioned) would take writes it can never commit.
+fn usable_leader(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Option<NodeId> {
+    match m.current_leader {
+        Some(leader) if leader == m.id => {
+            let alone = m.membership_config.membership().voter_ids().count() <= 1;
+            let heard = m.millis_since_quorum_ack.is_some_and(|ms| ms <= QUORUM_ACK_MAX_MS);
+            (m.state == ServerState::Leader && (alone || heard)).then_some(leader)
+        }
+        other => other,
+    }
+}
+
+/// The leader as this node knows it now (see [`usable_leader`]).
 fn current_leader(raft: &Raft) -> Option<NodeId> {
-    raft.metrics().borrow().current_leader
+    usable_leader(&raft.metrics().borrow())
 }
 
 /// The leader, waiting up to `wait` for one to be known.
@@ -303,7 +324,8 @@ async fn leader_within(raft: &Raft, wait: Duration) -> Option<NodeId> {
     if let Some(leader) = current_leader(raft) {
         return Some(leader);
     }
-    raft.wait(Some(wait)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?.current_leader
+    let m = raft.wait(Some(wait)).metrics(|m| usable_leader(m).is_some(), "a leader").await.ok()?;
+    usable_leader(&m)
 }
 
 fn address_of(raft: &Raft, id: NodeId) -> Option<String> {
@@ -400,7 +422,15 @@ async fn propose(raft: Raft, mut rx: mpsc::UnboundedReceiver<Routed>) {
             }
         };
         tokio::spawn(async move {
-            let answers: Vec<Reply> = match pending.await {
+            let Ok(answer) = tokio::time::timeout(COMMIT_WAIT, pending).await else {
+                let why =
+                    format!("not committed within {} ms: is a majority of nodes running?", COMMIT_WAIT.as_millis());
+                for reply in replies {
+                    let _ = reply.send(unknown(&why));
+                }
+                return;
+            };
+            let answers: Vec<Reply> = match answer {
                 Ok(Ok(response)) if response.data.replies.len() == replies.len() => response
                     .data
                     .replies
@@ -524,6 +554,10 @@ async fn forward(raft: Raft, mut rx: mpsc::UnboundedReceiver<(NodeId, Routed)>) 
                 replies.iter().map(|r| decode_reply(r).unwrap_or_else(|e| Reply::error(format!("ERR {e}")))).collect()
             }
             Ok(_) => vec![tryagain(format!("node {leader} did not take the commands (not ready)")); batch.len()],
+            // Never sent: nothing was applied.
+            Err(e @ CallError::Connect(_)) => {
+                vec![tryagain(format!("the leader (node {leader}) could not be reached: {e}")); batch.len()]
+            }
             Err(e) => batch
                 .iter()
                 .map(|r| match r.kind {
