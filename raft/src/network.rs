@@ -29,6 +29,13 @@ use crate::{NodeId, TypeConfig};
 /// with room to spare.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
+/// The most bytes an AppendEntries carries when it holds more than one entry (one larger entry
+/// goes alone, up to [`FRAME_BYTES_MAX`]). The follower hears from the leader only between
+/// AppendEntries (openraft 0.9 sends heartbeats on the same stream), so a message that takes
+/// longer to send, write and sync than an election timeout makes the follower start an election
+/// against a healthy leader: a follower catching up on large values did exactly that.
+pub const APPEND_BYTES_MAX: usize = 8 << 20;
+
 /// A request to a node's Raft listener.
 #[derive(Debug, Serialize, Deserialize)]
 #[allow(clippy::large_enum_variant, reason = "one message per frame; boxing buys nothing")]
@@ -259,10 +266,11 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
         let entries = rpc.entries.len() as u64;
         let payload = encoded(&Message::Append(rpc))?;
-        if payload.len() > FRAME_BYTES_MAX {
-            // openraft answers this by sending fewer entries: as many as fit, by their average
-            // size (at least one; the door keeps every entry well under a frame).
-            let fit = (entries * FRAME_BYTES_MAX as u64 / payload.len() as u64).max(1);
+        if entries > 1 && payload.len() > APPEND_BYTES_MAX {
+            // openraft answers this by sending fewer entries (for its next ten messages): as
+            // many as fit, by their average size, at least one (the door keeps every entry
+            // under a frame).
+            let fit = (entries * APPEND_BYTES_MAX as u64 / payload.len() as u64).clamp(1, entries - 1);
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(fit)));
         }
         match self.call(&payload, RPCTypes::AppendEntries, &option).await? {
