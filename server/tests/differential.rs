@@ -510,10 +510,12 @@ fn differential_against(addr: std::net::SocketAddr, seed: u64, sequences: usize,
             // A cluster member may refuse a command it did not apply while leadership moves (a
             // busy test machine can delay heartbeats past an election timeout): the contract
             // says retry, as a client would; nothing else is retried.
-            for _ in 0..REFUSED_RETRIES_MAX {
-                if !matches!(&a, R::Error(e) if e.starts_with(b"TRYAGAIN") || e.starts_with(b"CLUSTERDOWN")) {
-                    break;
-                }
+            let deadline = std::time::Instant::now() + REFUSED_RETRY_FOR;
+            while matches!(&a, R::Error(e) if e.starts_with(b"TRYAGAIN") || e.starts_with(b"CLUSTERDOWN"))
+                && std::time::Instant::now() < deadline
+            {
+                // A client's pause before it tries again (pacing, not synchronisation).
+                std::thread::sleep(Duration::from_millis(10));
                 a = parse(&ours.cmd(&step.args));
             }
             let b = parse(&theirs.cmd(&step.args));
@@ -547,8 +549,8 @@ fn differential_against(addr: std::net::SocketAddr, seed: u64, sequences: usize,
     assert!(compared > sequences * 4, "compared {compared} replies");
 }
 
-/// How many times a command a cluster refused as not applied is sent again.
-const REFUSED_RETRIES_MAX: usize = 20;
+/// How long a command a cluster refused as not applied is sent again.
+const REFUSED_RETRY_FOR: Duration = Duration::from_secs(20);
 
 fn seed() -> u64 {
     std::env::var("FERROCASK_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2024)

@@ -1,0 +1,98 @@
+//! The command layer's second executor (issue 22), in process: what a cluster member must do
+//! that the differential test does not generate. Each test names its adversary.
+
+mod common;
+
+use common::{parse, RawClient, TestCluster, R};
+
+fn bulk(s: &str) -> R {
+    R::Bulk(s.as_bytes().to_vec())
+}
+
+fn ok() -> R {
+    R::Simple(b"OK".to_vec())
+}
+
+/// Sends `args` until the cluster stops refusing it as not applied (TRYAGAIN, CLUSTERDOWN: a
+/// leadership change on a busy machine), as a client would, for at most 20 s.
+fn cmd(client: &mut RawClient, args: &[&str]) -> R {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reply = parse(&client.cmd(args));
+        if !matches!(&reply, R::Error(e) if e.starts_with(b"TRYAGAIN") || e.starts_with(b"CLUSTERDOWN")) {
+            return reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "{args:?} still refused after 20 s: {reply:?}");
+        // A client's pause before it tries again (pacing, not synchronisation).
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Adversary: another client writes a WATCHed key between WATCH and EXEC, through another
+/// member. Replicas number records differently, so WATCH compares the value's fingerprint read
+/// on the leader: the EXEC must abort (null array), and succeed when nothing changed.
+#[test]
+fn watch_sees_a_write_through_another_member() {
+    let cluster = TestCluster::start(3);
+    let follower = cluster.follower();
+    let other = (follower + 1) % 3;
+    let (mut a, mut b) = (RawClient::connect(cluster.addrs[follower]), RawClient::connect(cluster.addrs[other]));
+    assert_eq!(cmd(&mut a, &["SET", "k", "1"]), ok());
+    assert_eq!(cmd(&mut a, &["WATCH", "k"]), ok());
+    assert_eq!(cmd(&mut b, &["SET", "k", "2"]), ok());
+    assert_eq!(cmd(&mut a, &["MULTI"]), ok());
+    assert_eq!(cmd(&mut a, &["INCR", "k"]), R::Simple(b"QUEUED".to_vec()));
+    assert_eq!(cmd(&mut a, &["EXEC"]), R::Null, "a write since WATCH aborts the transaction");
+    assert_eq!(cmd(&mut b, &["GET", "k"]), bulk("2"));
+    assert_eq!(cmd(&mut a, &["WATCH", "k", "absent"]), ok());
+    assert_eq!(cmd(&mut a, &["MULTI"]), ok());
+    cmd(&mut a, &["INCR", "k"]);
+    cmd(&mut a, &["SET", "absent", "x"]);
+    assert_eq!(cmd(&mut a, &["EXEC"]), R::Array(vec![R::Int(3), ok()]), "nothing changed: it runs");
+    assert_eq!(cmd(&mut b, &["GET", "absent"]), bulk("x"));
+}
+
+/// Adversary: the state machine's own keys (applied position, membership) live in the same
+/// store as the data. No command may see or name them: a fresh cluster is empty to DBSIZE,
+/// KEYS, SCAN and RANDOMKEY (which once looped forever on a page holding only them), and
+/// FLUSHALL leaves the cluster working.
+#[test]
+fn the_cluster_s_own_keys_are_invisible() {
+    let cluster = TestCluster::start(3);
+    let mut c = RawClient::connect(cluster.addrs[cluster.follower()]);
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), R::Int(0));
+    assert_eq!(cmd(&mut c, &["KEYS", "*"]), R::Array(vec![]));
+    assert_eq!(cmd(&mut c, &["SCAN", "0", "COUNT", "1000"]), R::Array(vec![bulk("0"), R::Array(vec![])]));
+    assert_eq!(cmd(&mut c, &["RANDOMKEY"]), R::Null);
+    assert_eq!(cmd(&mut c, &["SET", "a", "1"]), ok());
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), R::Int(1));
+    assert_eq!(cmd(&mut c, &["KEYS", "*"]), R::Array(vec![bulk("a")]));
+    assert_eq!(cmd(&mut c, &["FLUSHALL"]), ok());
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), R::Int(0));
+    assert_eq!(cmd(&mut c, &["SET", "b", "2"]), ok(), "the cluster still applies after FLUSHALL");
+    let reserved = b"\xff\xfe\x00ferrocask-raft/position";
+    let reply = parse(&c.cmd(&[&b"GET"[..], &reserved[..]]));
+    assert!(matches!(&reply, R::Error(e) if e.starts_with(b"ERR keys that start with")), "{reply:?}");
+}
+
+/// Adversary: replicas whose apply runs at different wall times. Expiry is fixed by the
+/// leader's time in the entry: a key set with PX expires for reads through every member, and
+/// TTL agrees.
+#[test]
+fn expiry_is_the_same_through_every_member() {
+    let cluster = TestCluster::start(3);
+    let mut clients: Vec<RawClient> = cluster.addrs.iter().map(|a| RawClient::connect(*a)).collect();
+    assert_eq!(cmd(&mut clients[0], &["SET", "short", "v", "PX", "300"]), ok());
+    assert_eq!(cmd(&mut clients[1], &["SET", "long", "v", "EX", "1000"]), ok());
+    for c in &mut clients {
+        let R::Int(ttl) = cmd(c, &["TTL", "long"]) else { panic!("TTL is an integer") };
+        assert!((998..=1000).contains(&ttl), "{ttl}");
+    }
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(10), || {
+            clients.iter_mut().all(|c| cmd(c, &["GET", "short"]) == R::Null)
+        }),
+        "the key expires for every member"
+    );
+    assert_eq!(cmd(&mut clients[2], &["EXISTS", "short", "long"]), R::Int(1));
+}
