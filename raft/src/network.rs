@@ -34,7 +34,7 @@ pub const FRAME_BYTES_MAX: usize = 64 << 20;
 /// AppendEntries (openraft 0.9 sends heartbeats on the same stream), so a message that takes
 /// longer to send, write and sync than an election timeout makes the follower start an election
 /// against a healthy leader: a follower catching up on large values did exactly that.
-pub const APPEND_BYTES_MAX: usize = 8 << 20;
+pub const APPEND_BYTES_MAX: usize = 4 << 20;
 
 /// A request to a node's Raft listener.
 #[derive(Debug, Serialize, Deserialize)]
@@ -200,8 +200,9 @@ impl Connection {
 }
 
 /// The slowest transfer rate a call's timeout allows for: a call carrying `n` bytes may take
-/// `n / this` seconds, however short the caller's timeout (a heartbeat's 100 ms would otherwise
-/// time out every AppendEntries carrying a few megabytes, and retry it forever).
+/// `n / this` seconds, however short the caller's timeout (forwarded commands, snapshot chunks;
+/// openraft bounds each AppendEntries itself, by the heartbeat interval: see
+/// [`APPEND_BYTES_MAX`]).
 pub const TRANSFER_BYTES_PER_SEC_FLOOR: u64 = 20 << 20;
 
 fn transfer_time(bytes: usize) -> Duration {

@@ -25,10 +25,16 @@ pub const RAFT_CONNECTIONS_MAX: usize = 64;
 /// A Raft connection that sends nothing for this long is closed (a peer's stream carries a
 /// heartbeat every [`HEARTBEAT_MS`]; a silent one is gone).
 pub const RAFT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The leader's heartbeat interval.
-pub const HEARTBEAT_MS: u64 = 100;
-/// A follower starts an election after a random silence between these two.
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 1000);
+/// The leader's heartbeat interval. openraft 0.9 also uses it as the hard timeout of every
+/// AppendEntries (`replication/mod.rs`), entries included: a message must be sent, written and
+/// synced by the follower within it, or it is cancelled and sent again, for ever. 100 ms left a
+/// follower behind 8 MiB values unable to catch up (and campaigning, its stream cut mid-frame);
+/// 250 ms, with messages of at most `network::APPEND_BYTES_MAX`, lets it.
+pub const HEARTBEAT_MS: u64 = 250;
+/// A follower starts an election after a random silence between these two (several heartbeats).
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (1000, 2000);
+/// How long a restarted node waits for openraft to publish the membership it loaded from its log.
+const MEMBERSHIP_LOAD_WAIT: Duration = Duration::from_secs(5);
 /// Entries a snapshot is built after (then the log is purged up to it, keeping
 /// [`LOGS_KEPT_BEHIND_SNAPSHOT`]).
 pub const SNAPSHOT_EVERY_DEFAULT: u64 = 20_000;
@@ -121,10 +127,21 @@ impl Node {
     }
 
     async fn bootstrap_or_check(&self, peers: &BTreeMap<NodeId, String>, bootstrap: bool) -> io::Result<()> {
-        let membership = self.raft.metrics().borrow().membership_config.clone();
-        let known: BTreeMap<NodeId, String> =
-            membership.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
-        if known.is_empty() {
+        // Asked of the core, not read from the metrics: right after `Raft::new` they may not
+        // show the membership loaded from the log yet, and a restarted node took itself for a
+        // new one (its --peers then went unchecked).
+        let initialized = self.raft.is_initialized().await.map_err(io::Error::other)?;
+        let known: BTreeMap<NodeId, String> = if initialized {
+            let loaded = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+                m.membership_config.membership().nodes().next().is_some()
+            };
+            let m = self.raft.wait(Some(MEMBERSHIP_LOAD_WAIT)).metrics(loaded, "the log's membership").await;
+            let m = m.unwrap_or_else(|_| self.raft.metrics().borrow().clone());
+            m.membership_config.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+        } else {
+            BTreeMap::new()
+        };
+        if !initialized {
             if !bootstrap {
                 tracing::info!("joining: waiting for the leader to add this node (RAFT.NODE ADD)");
                 return Ok(());

@@ -42,8 +42,8 @@ use crate::reply::Reply;
 use wire::{decode_reply, encode_reply, Command};
 
 /// How long a command waits for a leader to be elected before it fails with `CLUSTERDOWN`:
-/// longer than an election (openraft's timeout is 500-1000 ms), at most 2 s in all.
-pub const LEADER_WAIT: Duration = Duration::from_millis(1500);
+/// the election timeout's upper end (2 s) and half a second more for the election itself.
+pub const LEADER_WAIT: Duration = Duration::from_millis(ferrocask_raft::node::ELECTION_TIMEOUT_MS.1 + 500);
 /// The most bytes of commands one Raft entry carries (a single larger command, up to the
 /// request limit, goes alone). Bounds an AppendEntries message together with openraft's entry
 /// count per message, and what one apply holds in memory.
@@ -608,7 +608,8 @@ impl Service for Forwards {
 }
 
 /// Logs role, leader and term changes, and stops the process if Raft stopped on an error (a
-/// storage failure): a node that cannot go on must not keep answering as a zombie.
+/// storage failure) or its core ended without saying why (a panic inside openraft drops its
+/// metrics channel): a node that cannot go on must not keep answering as a zombie.
 async fn watch(raft: Raft) {
     let mut metrics = raft.metrics();
     let mut last = (ServerState::Shutdown, None, 0u64);
@@ -617,10 +618,7 @@ async fn watch(raft: Raft) {
         match &m.running_state {
             // Shut down on purpose (the server is stopping).
             Err(openraft::error::Fatal::Stopped) => return,
-            Err(fatal) => {
-                tracing::error!(error = %fatal, "raft stopped on an error; exiting so that clients go to a live node");
-                std::process::exit(1);
-            }
+            Err(fatal) => stop_the_process(&fatal.to_string()),
             Ok(()) => {}
         }
         let now = (m.state, m.current_leader, m.current_term);
@@ -629,9 +627,14 @@ async fn watch(raft: Raft) {
             last = now;
         }
         if metrics.changed().await.is_err() {
-            return;
+            stop_the_process("raft's core ended without a reason (a panic inside openraft)");
         }
     }
+}
+
+fn stop_the_process(why: &str) -> ! {
+    tracing::error!(error = why, "raft stopped; exiting so that clients go to a live node");
+    std::process::exit(1);
 }
 
 /// The arguments of a queued command, for EXEC's entry.
