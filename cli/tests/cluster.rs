@@ -149,6 +149,18 @@ fn leaders_count(addrs: &[SocketAddr], among: &[usize]) -> usize {
         .count()
 }
 
+/// Each node's role, term and last applied index, for a failure message.
+fn roles(addrs: &[SocketAddr]) -> String {
+    let each = addrs.iter().enumerate().map(|(i, &addr)| match raft_fields(addr) {
+        Some(f) => {
+            let field = |name: &str| f.get(name).map_or("?", String::as_str).to_string();
+            format!("node {} {} term {} last_applied {}", i + 1, field("role"), field("term"), field("last_applied"))
+        }
+        None => format!("node {} silent", i + 1),
+    });
+    each.collect::<Vec<_>>().join("; ")
+}
+
 fn number(addr: SocketAddr, field: &str) -> u64 {
     raft_number(addr, field).unwrap_or_else(|| panic!("INFO raft {field} of {addr}"))
 }
@@ -556,14 +568,26 @@ fn a_follower_paused_behind_large_entries_catches_up_without_a_second_leader() {
     let resumed = Instant::now();
     let mut most_leaders = 0;
     let mut polls = 0;
-    wait_for("the resumed follower to apply as far as the leader", CATCH_UP_MAX, || {
+    loop {
         polls += 1;
         let leaders = leaders_count(&addrs, &[0, 1, 2]);
         most_leaders = most_leaders.max(leaders);
-        assert!(leaders <= 1, "{leaders} nodes say they lead at once");
-        let now = agreed_leader(&addrs, &[0, 1, 2])?;
-        (raft_number(addrs[paused], "last_applied")? >= raft_number(addrs[now], "last_applied")?).then_some(())
-    });
+        let state = || format!("{:.1?} after SIGCONT: {}", resumed.elapsed(), roles(&addrs));
+        assert!(leaders <= 1, "{leaders} nodes say they lead at once, {}", state());
+        let caught_up = agreed_leader(&addrs, &[0, 1, 2]).and_then(|now| {
+            Some(raft_number(addrs[paused], "last_applied")? >= raft_number(addrs[now], "last_applied")?)
+        });
+        if caught_up == Some(true) {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < CATCH_UP_MAX,
+            "node {} did not apply as far as the leader within {CATCH_UP_MAX:?}, {}",
+            paused + 1,
+            state()
+        );
+        std::thread::sleep(POLL);
+    }
     let caught_up = resumed.elapsed();
     let term_after = number(addrs[leader], "term");
     let mut conn = connect(addrs[paused], Duration::from_secs(60));
