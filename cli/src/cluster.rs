@@ -22,8 +22,8 @@ pub(crate) struct ClusterFlags {
 }
 
 /// Starts the members (each in `dir/node-N`), prints each one's PID and addresses once it is
-/// ready, and waits; Ctrl-C (which reaches every member: they share the terminal's process
-/// group) stops them all. A member that exits is reported and the others are stopped.
+/// ready, and waits; SIGINT (Ctrl-C) or SIGTERM stops them all. A member that exits is reported
+/// and the others are stopped.
 pub(crate) fn run(flags: &ClusterFlags, dir: &Path) -> Result<ExitCode, Failure> {
     if flags.nodes == 0 {
         return Err(Failure("--nodes must be at least 1".into()));
@@ -71,23 +71,32 @@ pub(crate) fn run(flags: &ClusterFlags, dir: &Path) -> Result<ExitCode, Failure>
         "cluster of {} ready: redis-cli -p {} (any node takes any command); Ctrl-C stops it",
         flags.nodes, flags.port
     );
-    // Wait for the first member to exit (Ctrl-C ends them all), then stop the rest.
-    let mut failed = false;
-    loop {
-        for (n, child) in &mut children {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    eprintln!("node {n} exited: {status}");
-                    failed = true;
+    // Wait for a signal (SIGINT, SIGTERM) or for a member to exit; then stop the rest. Killed,
+    // not asked: a member is crash-safe by design, and a member that is gone cannot be asked.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let failed = runtime.block_on(async {
+        let stop = crate::serve::shutdown_signal()?;
+        tokio::pin!(stop);
+        loop {
+            for (n, child) in &mut children {
+                if let Some(status) = child.try_wait()? {
+                    eprintln!("node {n} exited: {status}; stopping the others");
+                    return Ok::<bool, Failure>(!status.success());
                 }
-                for (_, other) in &mut children {
-                    let _ = other.kill();
-                    let _ = other.wait();
-                }
-                return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+            }
+            // Polling a child's exit: std has no portable wait-for-any.
+            tokio::select! {
+                () = &mut stop => return Ok(false),
+                () = tokio::time::sleep(CHILD_POLL) => {}
             }
         }
-        // Polling a child's exit: there is no portable wait-for-any in std.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    })?;
+    for (_, child) in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
+
+/// How often `cluster` looks for a member that exited.
+const CHILD_POLL: std::time::Duration = std::time::Duration::from_millis(200);

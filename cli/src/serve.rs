@@ -396,7 +396,7 @@ fn fit_maxclients(requested: usize, store: &Store) -> Result<usize, Failure> {
 /// Resolves on SIGINT or SIGTERM. The handlers are installed now, not when the future is first
 /// polled: the listener's loop may not poll it before the first clients are served.
 #[cfg(unix)]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
     use tokio::signal::unix::{signal, SignalKind};
     let installing = |e| Failure(format!("installing a signal handler: {e}"));
     let mut term = signal(SignalKind::terminate()).map_err(installing)?;
@@ -412,7 +412,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
 
 /// Resolves on Ctrl-C (Windows has no SIGTERM). The handler is installed at once, as on Unix.
 #[cfg(not(unix))]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Failure> {
     let mut ctrl_c =
         tokio::signal::windows::ctrl_c().map_err(|e| Failure(format!("installing a Ctrl-C handler: {e}")))?;
     Ok(async move {

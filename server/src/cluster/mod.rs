@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ferrocask_raft::network::{AdminRequest, Connection, Forwarded, Message, Reply as RaftReply};
+use ferrocask_raft::network::{AdminRequest, CallError, Connection, Forwarded, Message, Reply as RaftReply};
 use ferrocask_raft::node::{Node, Service};
 use ferrocask_raft::{NodeId, Raft, Request};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -53,6 +53,13 @@ pub const ENTRY_BYTES_MAX: usize = 4 << 20;
 pub const PROPOSALS_IN_FLIGHT_MAX: usize = 2;
 /// How long a follower waits for the leader's answer to forwarded commands.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A leader that has not heard from a quorum for this long takes no new commands (they wait for
+/// a leader, then fail with `CLUSTERDOWN`): longer than an election timeout, so a leader that is
+/// only slow keeps its place.
+pub const QUORUM_ACK_MAX_MS: u64 = ferrocask_raft::node::ELECTION_TIMEOUT_MS.1;
+/// How long a proposed write waits to be committed and applied before its outcome is reported
+/// unknown (a leader that lost its quorum after proposing it may never commit it).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// The error for a command whose outcome this node cannot know.
 fn unknown(why: impl std::fmt::Display) -> Reply {
@@ -97,6 +104,11 @@ pub struct Cluster {
     id: NodeId,
     raft: Raft,
     router: mpsc::UnboundedSender<Routed>,
+    /// Commands in the router's queue (waiting for a leader). While there are none, `submit`
+    /// routes a command itself, saving a task hand-off; held while routing, so a command never
+    /// overtakes one queued before it.
+    routing: parking_lot::Mutex<usize>,
+    forwards: mpsc::UnboundedSender<(NodeId, Routed)>,
     /// Where the leader's reader runs reads, and answers forwarded ones (set once the server's
     /// state exists, which needs this executor first).
     db: OnceLock<Weak<Db>>,
@@ -123,11 +135,13 @@ impl Cluster {
             id: node.id,
             raft: node.raft.clone(),
             router,
+            routing: parking_lot::Mutex::new(0),
+            forwards,
             db: OnceLock::new(),
             local: Local { proposals, reads },
             log: node.log.clone(),
         });
-        tokio::spawn(route(Arc::downgrade(&cluster), routed, forwards));
+        tokio::spawn(route(Arc::downgrade(&cluster), routed));
         tokio::spawn(propose(node.raft.clone(), proposals_rx));
         tokio::spawn(read(Arc::downgrade(&cluster), reads_rx));
         tokio::spawn(forward(node.raft.clone(), forwards_rx));
@@ -145,10 +159,35 @@ impl Cluster {
     pub(crate) fn submit(&self, kind: Kind, command: &Command) -> impl Future<Output = Reply> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let routed = Routed { kind, command: command.encode(), reply, rerouted: 0 };
-        if let Err(mpsc::error::SendError(routed)) = self.router.send(routed) {
-            let _ = routed.reply.send(Reply::error("ERR the cluster executor has stopped"));
-        }
+        self.route_or_queue(routed);
         async move { rx.await.unwrap_or_else(|_| unknown("this node's executor stopped")) }
+    }
+
+    /// Routes `item` now if nothing waits in the router's queue and a leader is known; else
+    /// queues it behind the others for the router.
+    fn route_or_queue(&self, item: Routed) {
+        let mut queued = self.routing.lock();
+        if *queued == 0 {
+            if let Some(leader) = current_leader(&self.raft) {
+                self.dispatch(leader, item);
+                return;
+            }
+        }
+        match self.router.send(item) {
+            Ok(()) => *queued += 1,
+            Err(mpsc::error::SendError(item)) => {
+                let _ = item.reply.send(Reply::error("ERR the cluster executor has stopped"));
+            }
+        }
+    }
+
+    /// Sends `item` where `leader` says: this node's queues, or the forwarder.
+    fn dispatch(&self, leader: NodeId, item: Routed) {
+        if leader == self.id {
+            self.local.take(item);
+        } else if let Err(mpsc::error::SendError((_, item))) = self.forwards.send((leader, item)) {
+            let _ = item.reply.send(tryagain("this node's forwarder stopped"));
+        }
     }
 
     /// RAFT.NODE ADD / REMOVE, run by the leader (forwarded to it from any node).
@@ -261,9 +300,23 @@ impl Cluster {
     }
 }
 
-/// The leader as this node knows it now.
+/// The leader a command can go to now: the one this node knows of, except this node itself
+/// while it has not heard from a quorum for longer than [`QUORUM_ACK_MAX_MS`]: a leader cut off
+/// from the others (they died, or it is partitioned) would take writes it can never commit.
+fn usable_leader(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Option<NodeId> {
+    match m.current_leader {
+        Some(leader) if leader == m.id => {
+            let alone = m.membership_config.membership().voter_ids().count() <= 1;
+            let heard = m.millis_since_quorum_ack.is_some_and(|ms| ms <= QUORUM_ACK_MAX_MS);
+            (m.state == ServerState::Leader && (alone || heard)).then_some(leader)
+        }
+        other => other,
+    }
+}
+
+/// The leader as this node knows it now (see [`usable_leader`]).
 fn current_leader(raft: &Raft) -> Option<NodeId> {
-    raft.metrics().borrow().current_leader
+    usable_leader(&raft.metrics().borrow())
 }
 
 /// The leader, waiting up to `wait` for one to be known.
@@ -271,34 +324,33 @@ async fn leader_within(raft: &Raft, wait: Duration) -> Option<NodeId> {
     if let Some(leader) = current_leader(raft) {
         return Some(leader);
     }
-    raft.wait(Some(wait)).metrics(|m| m.current_leader.is_some(), "a leader").await.ok()?.current_leader
+    let m = raft.wait(Some(wait)).metrics(|m| usable_leader(m).is_some(), "a leader").await.ok()?;
+    usable_leader(&m)
 }
 
 fn address_of(raft: &Raft, id: NodeId) -> Option<String> {
     raft.metrics().borrow().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
 }
 
-/// Routes each command in order: to the leader's own queues, to the forwarder, or (no leader
-/// within [`LEADER_WAIT`]) back with `CLUSTERDOWN`, together with every command queued behind it
-/// by then, so a dead cluster answers each command within one wait, never one wait per command.
-async fn route(
-    cluster: Weak<Cluster>,
-    mut routed: mpsc::UnboundedReceiver<Routed>,
-    forwards: mpsc::UnboundedSender<(NodeId, Routed)>,
-) {
+/// Routes the commands queued while no leader was known, in order: to the leader's own queues,
+/// to the forwarder, or (no leader within [`LEADER_WAIT`]) back with `CLUSTERDOWN`, together with
+/// every command queued behind it by then, so a dead cluster answers each command within one
+/// wait, never one wait per command.
+async fn route(cluster: Weak<Cluster>, mut routed: mpsc::UnboundedReceiver<Routed>) {
     while let Some(item) = routed.recv().await {
         let Some(cluster) = cluster.upgrade() else { return };
-        let Some(leader) = leader_within(&cluster.raft, LEADER_WAIT).await else {
-            let _ = item.reply.send(clusterdown());
-            while let Ok(item) = routed.try_recv() {
+        let leader = leader_within(&cluster.raft, LEADER_WAIT).await;
+        let mut queued = cluster.routing.lock();
+        *queued -= 1;
+        match leader {
+            Some(leader) => cluster.dispatch(leader, item),
+            None => {
                 let _ = item.reply.send(clusterdown());
+                while let Ok(item) = routed.try_recv() {
+                    *queued -= 1;
+                    let _ = item.reply.send(clusterdown());
+                }
             }
-            continue;
-        };
-        if leader == cluster.id {
-            cluster.local.take(item);
-        } else if let Err(mpsc::error::SendError((_, item))) = forwards.send((leader, item)) {
-            let _ = item.reply.send(tryagain("this node's forwarder stopped"));
         }
     }
 }
@@ -370,7 +422,15 @@ async fn propose(raft: Raft, mut rx: mpsc::UnboundedReceiver<Routed>) {
             }
         };
         tokio::spawn(async move {
-            let answers: Vec<Reply> = match pending.await {
+            let Ok(answer) = tokio::time::timeout(COMMIT_WAIT, pending).await else {
+                let why =
+                    format!("not committed within {} ms: is a majority of nodes running?", COMMIT_WAIT.as_millis());
+                for reply in replies {
+                    let _ = reply.send(unknown(&why));
+                }
+                return;
+            };
+            let answers: Vec<Reply> = match answer {
                 Ok(Ok(response)) if response.data.replies.len() == replies.len() => response
                     .data
                     .replies
@@ -423,10 +483,8 @@ async fn read(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Routed>) {
                             return Some(item);
                         }
                         item.rerouted += 1;
-                        match cluster.router.send(item) {
-                            Ok(()) => None,
-                            Err(mpsc::error::SendError(item)) => Some(item),
-                        }
+                        cluster.route_or_queue(item);
+                        None
                     })
                     .collect();
                 Some(tryagain("leadership keeps moving"))
@@ -496,6 +554,10 @@ async fn forward(raft: Raft, mut rx: mpsc::UnboundedReceiver<(NodeId, Routed)>) 
                 replies.iter().map(|r| decode_reply(r).unwrap_or_else(|e| Reply::error(format!("ERR {e}")))).collect()
             }
             Ok(_) => vec![tryagain(format!("node {leader} did not take the commands (not ready)")); batch.len()],
+            // Never sent: nothing was applied.
+            Err(e @ CallError::Connect(_)) => {
+                vec![tryagain(format!("the leader (node {leader}) could not be reached: {e}")); batch.len()]
+            }
             Err(e) => batch
                 .iter()
                 .map(|r| match r.kind {
