@@ -39,7 +39,14 @@ pub struct Node {
 /// below the kernel's ephemeral range: a node keeps its port across restarts, and while it is
 /// down an outgoing connection (a client's, or another node's) could otherwise be given that
 /// port as its local one and make the restart's bind fail.
+///
+/// A port is handed out once per test process: tests running in parallel each start their own
+/// nodes, and a port one test picked but has not bound yet (or whose node is down) is free to
+/// the kernel, so another test could otherwise pick it too.
 pub fn free_ports(count: usize) -> Vec<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ephemeral_low = ephemeral_range_low();
     let mut rng = Rng::new(u64::from(std::process::id()) ^ time_seed());
     let mut held: Vec<std::net::TcpListener> = Vec::new();
@@ -48,10 +55,14 @@ pub fn free_ports(count: usize) -> Vec<u16> {
             break;
         }
         let port = PORT_LOW + u16::try_from(rng.below(u64::from(ephemeral_low - PORT_LOW))).expect("a port");
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(listener);
         }
     }
+    handed_out.extend(held.iter().map(|listener| listener.local_addr().unwrap().port()));
     assert_eq!(held.len(), count, "{count} free ports in {PORT_LOW}..{ephemeral_low} after {PORT_TRIES_MAX} tries");
     held.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
 }
