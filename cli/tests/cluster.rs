@@ -333,16 +333,27 @@ fn a_node_added_under_load_catches_up_by_snapshot_and_a_removed_one_leaves_no_wr
     assert!(remove.is_ok(), "RAFT.NODE REMOVE {} through node 4: {remove:?}", removed + 1);
     writer.wait_acked(before_remove, 20, "after a node was removed");
     assert!(call(&mut conn, &set("after-remove", "yes")).is_ok(), "a SET through node 4 after the removal");
-    let (acked, failures) = writer.finish();
 
     let remaining: Vec<usize> = (0..4).filter(|&i| i != removed).collect();
     let gone = format!("member_{}", removed + 1);
     wait_for(&format!("every remaining node's INFO raft to drop {gone}"), ELECTION_MAX, || {
         remaining.iter().all(|&i| raft_fields(addrs[i]).is_some_and(|f| !f.contains_key(&gone))).then_some(())
     });
-    // The removed node is left running, as an operator might: it must not disturb the others.
+    // The removed node is left running, as an operator might. Hearing no more heartbeats, it
+    // stops following; it must not unseat the leader when it campaigns.
+    let removed_says = wait_for("the removed node to stop following", ELECTION_MAX, || {
+        let fields = raft_fields(addrs[removed]).unwrap_or_default();
+        (fields.get("role").map(String::as_str) != Some("follower")).then_some(fields)
+    });
+    writer.wait_acked(writer.acked_count(), 20, "after the removed node stopped following");
+    let (acked, failures) = writer.finish();
     let term_after = number(addrs[leader_now], "term");
-    let removed_says = raft_fields(addrs[removed]).unwrap_or_default();
+    assert_eq!(
+        (agreed_leader(&addrs, &remaining), term_after),
+        (Some(leader_now), term_before),
+        "the leader and term after the removed node stopped following ({})",
+        roles(&addrs)
+    );
     assert_all_read(addrs[3], &acked, "acknowledged before, during and after the membership changes");
     let other = *remaining.iter().find(|&&i| i != 3).unwrap();
     assert_all_read(addrs[other], &acked, "acknowledged before, during and after the membership changes");
