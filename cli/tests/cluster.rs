@@ -949,3 +949,79 @@ fn redis_cli_and_redis_benchmark_work_through_a_follower_and_the_leader() {
         assert_eq!(counter.as_deref(), Some(expected.as_bytes()), "every INCR of the benchmarks applied once");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. A follower's disk replaced.
+
+/// Adversary: a replaced disk, SIGKILL of a follower, its directory deleted, and a restart with
+/// the same flags (an empty directory, so it starts from nothing). The leader then finds the
+/// follower's log behind what it had already matched. Checker: no node is left up answering
+/// every command with an error: within a bound each node either acknowledges a SET or exits
+/// (fail-stop; it is then restarted, as a supervisor would, and must acknowledge one), and
+/// every write acknowledged before reads back through every node.
+#[test]
+fn a_follower_restarted_on_a_wiped_directory_leaves_no_node_failing_every_command() {
+    let dir = work_dir();
+    let layout = RaftLayout::new(dir.path(), 3, 0, &[]);
+    let mut nodes = start(&layout, &[0, 1, 2]);
+    let addrs = nodes.addrs();
+    let leader = wait_agreed_leader(&addrs, &[0, 1, 2]);
+    let wiped = (0..3).find(|&i| i != leader).unwrap();
+    let mut conn = connect(addrs[leader], REPLY_MAX);
+    let written: Vec<(String, String)> = (0..20).map(|n| (format!("before-{n}"), format!("v{n}"))).collect();
+    for (key, value) in &written {
+        assert!(call(&mut conn, &set(key, value.as_str())).is_ok(), "SET {key} before the wipe");
+    }
+    nodes.kill(wiped);
+    std::fs::remove_dir_all(layout.dir(wiped)).expect("delete the follower's directory");
+    nodes.start(wiped);
+    nodes.wait_up(wiped);
+
+    let mut outcomes = Vec::new();
+    for i in 0..3 {
+        let mut last = String::new();
+        let outcome = wait_for_or(ELECTION_MAX, || {
+            if let Some(status) = nodes.exited(i) {
+                return Some(format!("exited ({status})"));
+            }
+            let mut conn = try_connect(addrs[i], REPLY_MAX)?;
+            let answer = call(&mut conn, &set(&format!("after-{i}"), "v"));
+            last = format!("{answer:?}");
+            answer.is_ok().then(|| "acknowledged".to_string())
+        });
+        let outcome = outcome.unwrap_or_else(|| {
+            panic!(
+                "node {} (the leader: {}) neither acknowledged a SET nor exited within {ELECTION_MAX:?}; its last \
+                 answer: {last}; {}\n{}",
+                i + 1,
+                i == leader,
+                roles(&addrs),
+                nodes.log_of(i)
+            )
+        });
+        if outcome.starts_with("exited") {
+            nodes.start(i);
+            nodes.wait_up(i);
+            set_until_ok(addrs[i], &format!("after-{i}"), "v", ELECTION_MAX);
+        }
+        outcomes.push(format!("node {}: {outcome}", i + 1));
+    }
+    for &addr in &addrs {
+        assert_all_read(addr, &written, "acknowledged before the follower's directory was wiped");
+    }
+    println!("wiped follower (node {}, leader node {}): {}", wiped + 1, leader + 1, outcomes.join("; "));
+}
+
+/// Polls `probe` until it gives a value, or `None` after `max` (the caller says what failed).
+fn wait_for_or<T>(max: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + max;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -236,6 +236,14 @@ impl Nodes {
         self.procs[i].child.is_some()
     }
 
+    /// Node `i`'s exit status if its process has exited by itself (it is then reaped, and may
+    /// be started again); `None` while it runs.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self.procs[i].child.as_mut()?.try_wait().expect("try_wait")?;
+        self.procs[i] = Proc { child: None, paused: false };
+        Some(status)
+    }
+
     /// Node `i`'s log, for a failure message.
     pub fn log_of(&self, i: usize) -> String {
         format!("{}'s log ends:\n{}", self.nodes[i].name, log_tail(&self.nodes[i].log))
