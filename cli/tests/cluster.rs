@@ -1,9 +1,12 @@
 //! The Raft cluster of `ferrocask serve --node-id --peers`, one adversary per test: a membership
 //! change under load, a paused leader, an oversized value, a paused follower behind large
 //! entries, a thousand idle clients during an election, a lost quorum, a lone first node, a
-//! restart on other ports, and Redis's own tools. The regressions are the findings of issue 22's
-//! review: (1) a write re-sent after a lost reply, (2) an oversized value, (3) large entries to a
-//! paused follower, (4) idle client connections during an election.
+//! restart on other ports, Redis's own tools, and a follower's wiped directory. The regressions
+//! are the findings of issue 22's review: (1) a write re-sent after a lost reply, (2) an
+//! oversized value, (3) large entries to a paused follower, (4) idle client connections during
+//! an election; and those of this file: a restart on other ports that was not always refused
+//! (the membership was checked before openraft had loaded the log), and a wiped follower that
+//! left the leader's Raft panicked behind a live process.
 //!
 //! Every wait is on a condition with a bound that guards a hang; the figures each test measures
 //! (catch-up, election, CLUSTERDOWN times) are printed, never asserted: run with `--nocapture` to
@@ -766,8 +769,8 @@ fn clusterdown_on_a_lone_survivor(survivor_leads: bool) {
 }
 
 /// Adversary: SIGKILL of both followers. Checker: the lone leader answers a SET with
-/// CLUSTERDOWN (TRYAGAIN first while it still thinks it leads) within 10 s, and PING, INFO and
-/// ROLE meanwhile.
+/// CLUSTERDOWN within 10 s (before it, TRYAGAIN or outcome unknown while it still thinks it
+/// leads: a write it proposed is not committed), and PING, INFO and ROLE meanwhile.
 #[test]
 fn a_leader_left_alone_answers_clusterdown_and_still_pings() {
     clusterdown_on_a_lone_survivor(true);
