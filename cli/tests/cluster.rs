@@ -995,10 +995,11 @@ fn a_follower_restarted_on_a_wiped_directory_leaves_no_node_failing_every_comman
         let outcome = outcome.unwrap_or_else(|| {
             panic!(
                 "node {} (the leader: {}) neither acknowledged a SET nor exited within {ELECTION_MAX:?}; its last \
-                 answer: {last}; {}\n{}",
+                 answer: {last}; {}; its first internal error: {:?}\n{}",
                 i + 1,
                 i == leader,
                 roles(&addrs),
+                nodes.log_line_with(i, "internal error"),
                 nodes.log_of(i)
             )
         });

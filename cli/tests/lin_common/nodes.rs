@@ -244,6 +244,12 @@ impl Nodes {
         Some(status)
     }
 
+    /// The first line of node `i`'s log that contains `needle`, for a failure message.
+    pub fn log_line_with(&self, i: usize, needle: &str) -> Option<String> {
+        let text = std::fs::read_to_string(&self.nodes[i].log).ok()?;
+        text.lines().find(|line| line.contains(needle)).map(str::to_string)
+    }
+
     /// Node `i`'s log, for a failure message.
     pub fn log_of(&self, i: usize) -> String {
         format!("{}'s log ends:\n{}", self.nodes[i].name, log_tail(&self.nodes[i].log))
