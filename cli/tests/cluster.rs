@@ -838,6 +838,8 @@ fn a_restart_whose_peers_disagree_with_the_log_is_refused() {
     let peers = format!("1={},2={moved},3={}", layout.raft_addr(0), layout.raft_addr(2));
     let mut child = layout.command(0, &peers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stderr = child.stderr.take().unwrap();
+    // Killed when dropped: a start that is not refused must not outlive a failing test.
+    let mut child = serve_common::Served::new(child);
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text);
@@ -846,12 +848,11 @@ fn a_restart_whose_peers_disagree_with_the_log_is_refused() {
     // A refused start exits at once; the bound guards the start that is not refused and runs.
     let deadline = Instant::now() + REFUSAL_MAX;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
+        if let Some(status) = child.try_wait() {
             break status;
         }
         if Instant::now() > deadline {
-            child.kill().expect("SIGKILL the node that was not refused");
-            child.wait().expect("reap it");
+            drop(child);
             panic!(
                 "node 1 restarted with --peers giving node 2 {moved} (the log holds {}) was not refused: still running \
                  after {REFUSAL_MAX:?}; its stderr:\n{}",
