@@ -39,7 +39,14 @@ pub struct Node {
 /// below the kernel's ephemeral range: a node keeps its port across restarts, and while it is
 /// down an outgoing connection (a client's, or another node's) could otherwise be given that
 /// port as its local one and make the restart's bind fail.
+///
+/// A port is handed out once per test process: tests running in parallel each start their own
+/// nodes, and a port one test picked but has not bound yet (or whose node is down) is free to
+/// the kernel, so another test could otherwise pick it too.
 pub fn free_ports(count: usize) -> Vec<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ephemeral_low = ephemeral_range_low();
     let mut rng = Rng::new(u64::from(std::process::id()) ^ time_seed());
     let mut held: Vec<std::net::TcpListener> = Vec::new();
@@ -48,10 +55,14 @@ pub fn free_ports(count: usize) -> Vec<u16> {
             break;
         }
         let port = PORT_LOW + u16::try_from(rng.below(u64::from(ephemeral_low - PORT_LOW))).expect("a port");
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(listener);
         }
     }
+    handed_out.extend(held.iter().map(|listener| listener.local_addr().unwrap().port()));
     assert_eq!(held.len(), count, "{count} free ports in {PORT_LOW}..{ephemeral_low} after {PORT_TRIES_MAX} tries");
     held.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
 }
@@ -110,27 +121,83 @@ pub fn independent_nodes(root: &Path, count: usize) -> Vec<Node> {
 ///
 /// `ferrocask serve --dir DIR --port PORT --node-id N --peers 1=127.0.0.1:R1,2=127.0.0.1:R2,...`
 pub fn raft_cluster(root: &Path, size: usize) -> Vec<Node> {
-    let ports = free_ports(2 * size);
-    let (client_ports, raft_ports) = ports.split_at(size);
-    let peers: Vec<String> =
-        raft_ports.iter().enumerate().map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1)).collect();
-    let peers = peers.join(",");
-    (0..size)
-        .map(|i| {
-            let (id, port, peers) = (i + 1, client_ports[i], peers.clone());
-            let dir = root.join(format!("node-{id}"));
-            Node {
-                name: format!("node {id}"),
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                launch: Box::new(move || {
-                    let mut command = command_on(&dir, port);
-                    command.args(["--node-id", &id.to_string(), "--peers", &peers]);
-                    command
-                }),
-                log: root.join(format!("node-{id}.log")),
-            }
-        })
-        .collect()
+    RaftLayout::new(root, size, 0, &[]).nodes()
+}
+
+/// The ports, directories and flags of a Raft cluster: `founders` nodes that bootstrap the
+/// membership of nodes 1..=founders, and `joiners` more (nodes founders+1..) started with
+/// `--join`, which wait for `RAFT.NODE ADD` (see [`RaftLayout::raft_addr`] for the address to
+/// add them with). Every node is started with `extra_args` too (e.g. `--raft-snapshot-every`).
+#[derive(Clone)]
+pub struct RaftLayout {
+    pub root: PathBuf,
+    pub founders: usize,
+    pub client_ports: Vec<u16>,
+    pub raft_ports: Vec<u16>,
+    pub extra_args: Vec<String>,
+}
+
+impl RaftLayout {
+    /// Picks the ports of `founders + joiners` nodes.
+    pub fn new(root: &Path, founders: usize, joiners: usize, extra_args: &[&str]) -> RaftLayout {
+        let size = founders + joiners;
+        let ports = free_ports(2 * size);
+        let (client_ports, raft_ports) = ports.split_at(size);
+        RaftLayout {
+            root: root.to_path_buf(),
+            founders,
+            client_ports: client_ports.to_vec(),
+            raft_ports: raft_ports.to_vec(),
+            extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
+        }
+    }
+
+    /// Node `i`'s (from 0) Raft address, as `--peers` and `RAFT.NODE ADD` name it.
+    pub fn raft_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.raft_ports[i])
+    }
+
+    /// Node `i`'s directory.
+    pub fn dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("node-{}", i + 1))
+    }
+
+    /// The founders' `--peers`: `1=127.0.0.1:R1,...`.
+    pub fn founders_peers(&self) -> String {
+        let peers: Vec<String> = (0..self.founders).map(|i| format!("{}={}", i + 1, self.raft_addr(i))).collect();
+        peers.join(",")
+    }
+
+    /// The command that starts node `i` with `--peers peers` (and `--join` if it is a joiner).
+    pub fn command(&self, i: usize, peers: &str) -> Command {
+        let mut command = command_on(&self.dir(i), self.client_ports[i]);
+        command.args(["--node-id", &(i + 1).to_string(), "--peers", peers]);
+        if i >= self.founders {
+            command.arg("--join");
+        }
+        command.args(&self.extra_args);
+        command
+    }
+
+    /// One launcher per node: a founder with the founders' `--peers`, a joiner with those and
+    /// its own entry.
+    pub fn nodes(&self) -> Vec<Node> {
+        (0..self.client_ports.len())
+            .map(|i| {
+                let mut peers = self.founders_peers();
+                if i >= self.founders {
+                    peers = format!("{peers},{}={}", i + 1, self.raft_addr(i));
+                }
+                let layout = self.clone();
+                Node {
+                    name: format!("node {}", i + 1),
+                    addr: SocketAddr::from(([127, 0, 0, 1], self.client_ports[i])),
+                    launch: Box::new(move || layout.command(i, &peers)),
+                    log: self.root.join(format!("node-{}.log", i + 1)),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A node's process, if running, and whether it is stopped (SIGSTOP).
@@ -155,6 +222,37 @@ impl Nodes {
         }
         running.wait_all_up();
         running
+    }
+
+    /// The nodes, none started yet (start each with [`Nodes::start`], wait with
+    /// [`Nodes::wait_up`]).
+    pub fn unstarted(nodes: Vec<Node>) -> Nodes {
+        let procs = nodes.iter().map(|_| Proc { child: None, paused: false }).collect();
+        Nodes { nodes, procs }
+    }
+
+    /// Whether node `i`'s process is running (stopped or not).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.procs[i].child.is_some()
+    }
+
+    /// Node `i`'s exit status if its process has exited by itself (it is then reaped, and may
+    /// be started again); `None` while it runs.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self.procs[i].child.as_mut()?.try_wait().expect("try_wait")?;
+        self.procs[i] = Proc { child: None, paused: false };
+        Some(status)
+    }
+
+    /// The first line of node `i`'s log that contains `needle`, for a failure message.
+    pub fn log_line_with(&self, i: usize, needle: &str) -> Option<String> {
+        let text = std::fs::read_to_string(&self.nodes[i].log).ok()?;
+        text.lines().find(|line| line.contains(needle)).map(str::to_string)
+    }
+
+    /// Node `i`'s log, for a failure message.
+    pub fn log_of(&self, i: usize) -> String {
+        format!("{}'s log ends:\n{}", self.nodes[i].name, log_tail(&self.nodes[i].log))
     }
 
     /// How many nodes there are.
@@ -297,9 +395,27 @@ pub fn ping(addr: SocketAddr) -> bool {
 }
 
 /// `INFO raft`'s text, `None` if the node does not answer it.
-fn info_raft(addr: SocketAddr) -> Option<String> {
+pub fn info_raft(addr: SocketAddr) -> Option<String> {
     let mut conn = probe_connection(addr)?;
     redis::cmd("INFO").arg("raft").query::<String>(&mut conn).ok()
+}
+
+/// `INFO raft`'s `field:value` lines as a map (`member_<id>` lines included), `None` if the node
+/// does not answer.
+pub fn raft_fields(addr: SocketAddr) -> Option<std::collections::BTreeMap<String, String>> {
+    let text = info_raft(addr)?;
+    Some(
+        text.lines()
+            .filter_map(|line| line.trim_end().split_once(':'))
+            .map(|(field, value)| (field.to_string(), value.to_string()))
+            .collect(),
+    )
+}
+
+/// One numeric field of `INFO raft` (e.g. `last_applied`), `None` if the node does not answer
+/// or has no such number.
+pub fn raft_number(addr: SocketAddr, field: &str) -> Option<u64> {
+    raft_fields(addr)?.get(field)?.parse().ok()
 }
 
 /// Whether an `INFO raft` text has the line `role:leader`.
