@@ -283,6 +283,13 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
             if !peers.contains_key(&id) {
                 return Err(Failure(format!("--peers has no entry for --node-id {id}: it names its Raft listener")));
             }
+            if sync != SyncMode::Always {
+                return Err(Failure(
+                    "appendfsync everysec applies to a single node: a cluster member's log always syncs before it \
+                     acknowledges (that is what a majority's copy means); remove it from the flags or the config file"
+                        .into(),
+                ));
+            }
             let config = NodeConfig {
                 id,
                 dir: settings.dir.clone(),

@@ -91,3 +91,24 @@ fn cluster_starts_three_members_that_serve_and_stop_with_it() {
         assert!(!alive(pid), "member {pid} stopped with its parent");
     }
 }
+
+/// Adversary: an operator's single-node habit carried into a cluster. `--appendfsync everysec`
+/// would mean nothing on a member (its log syncs before every acknowledgement): the start is
+/// refused, with the reason, before any directory is made.
+#[test]
+fn a_member_with_appendfsync_everysec_is_refused_before_it_opens_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node-1");
+    let (port, raft) = consecutive_ports();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocask"))
+        .arg("--dir")
+        .arg(&node_dir)
+        .args(["serve", "--port", &port.to_string(), "--appendfsync", "everysec", "--node-id", "1"])
+        .args(["--peers", &format!("1=127.0.0.1:{raft}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("appendfsync everysec applies to a single node"), "{stderr}");
+    assert!(!node_dir.exists(), "nothing was created");
+}
