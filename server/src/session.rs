@@ -151,9 +151,7 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
-            Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => {
-                return self.clustered(spec, start, args)
-            }
+            Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => self.clustered(spec, &args),
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
             }
@@ -182,7 +180,8 @@ impl Session {
                 record(&self.db, self.id, spec, start, &args, false);
                 Outcome::Values(keys)
             }
-            // EXEC: timed until its transaction is durable (the one session command that waits).
+            // EXEC (and, on a cluster member, WATCH, RAFT.NODE and every read or write): timed
+            // until its reply is ready (for a write: once durable).
             Outcome::Later(pending) => {
                 let (db, client) = (self.db.clone(), self.id);
                 Outcome::Later(Box::pin(async move {
@@ -195,21 +194,15 @@ impl Session {
     }
 
     /// A read or write on a cluster member: routed through the log (see `cluster`), replied to
-    /// once it ran there (a write: committed by a majority and applied).
-    fn clustered(&self, spec: &'static Spec, start: Instant, args: Vec<Bytes>) -> Outcome {
+    /// once it ran there (a write: committed by a majority and applied); timed by `handle`.
+    fn clustered(&self, spec: &Spec, args: &[Bytes]) -> Outcome {
         let cluster = self.db.cluster.as_ref().expect("clustered is called on a cluster member");
         let kind = match spec.handler {
             Handler::Read(_) => Kind::Read,
             _ if spec.lists_keys => Kind::WriteAlone,
             _ => Kind::Write,
         };
-        let reply = cluster.submit(kind, &Command::Run(args.clone()));
-        let (db, client) = (self.db.clone(), self.id);
-        Outcome::Later(Box::pin(async move {
-            let reply = reply.await;
-            record(&db, client, spec, start, &args, reply.is_error());
-            reply
-        }))
+        Outcome::Later(Box::pin(cluster.submit(kind, &Command::Run(args.to_vec()))))
     }
 
     /// A command refused before it ran (INFO commandstats' `rejected_calls`).
@@ -435,7 +428,7 @@ impl Session {
             else {
                 return Outcome::Now(Reply::NilArray);
             };
-            let command = Command::Exec { watched, queued: crate::cluster::args_of(&multi.queued) };
+            let command = Command::Exec { watched, queued: multi.queued.into_iter().map(|(_, args)| args).collect() };
             return Outcome::Later(Box::pin(cluster.submit(Kind::Write, &command)));
         }
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);

@@ -29,7 +29,6 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use ferrocask_raft::network::{AdminRequest, CallError, Connection, Forwarded, Message, Reply as RaftReply};
 use ferrocask_raft::node::{Node, Service};
 use ferrocask_raft::{NodeId, Raft, Request};
@@ -223,8 +222,7 @@ impl Cluster {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
-        let nodes: BTreeMap<NodeId, String> =
-            m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let nodes = members(&m);
         let index = |id: Option<openraft::LogId<NodeId>>| id.map_or(0, |l| l.index).to_string();
         let mut fields = vec![
             ("role".to_string(), role.to_string()),
@@ -248,8 +246,8 @@ impl Cluster {
         for (id, addr) in &nodes {
             let kind = if voters.contains(id) { "voter" } else { "learner" };
             let mut line = format!("addr={addr},kind={kind}");
-            if let Some(matched) = m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()) {
-                let _ = write!(line, ",match_index={}", matched.index);
+            if let Some(matched) = match_index(&m, *id) {
+                let _ = write!(line, ",match_index={matched}");
             }
             fields.push((format!("member_{id}"), line));
         }
@@ -260,8 +258,7 @@ impl Cluster {
     /// indexes; a follower a `slave` of the leader's Raft address.
     pub(crate) fn role(&self) -> Reply {
         let m = self.raft.metrics().borrow().clone();
-        let nodes: BTreeMap<NodeId, String> =
-            m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let nodes = members(&m);
         let split = |addr: &str| -> (String, i64) {
             match addr.rsplit_once(':') {
                 Some((host, port)) => (host.to_string(), port.parse().unwrap_or(0)),
@@ -275,8 +272,7 @@ impl Cluster {
                 .filter(|(id, _)| **id != m.id)
                 .map(|(id, addr)| {
                     let (host, port) = split(addr);
-                    let matched =
-                        m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map_or(0, |l| l.index);
+                    let matched = match_index(&m, *id).unwrap_or(0);
                     Reply::Array(vec![
                         Reply::bulk(host),
                         Reply::bulk(port.to_string()),
@@ -300,10 +296,23 @@ impl Cluster {
     }
 }
 
+/// What openraft publishes of a node's state.
+type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
+
+/// Every member's Raft address, by id.
+fn members(m: &Metrics) -> BTreeMap<NodeId, String> {
+    m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
+}
+
+/// How far the leader knows member `id`'s log matches its own (`None` on a follower).
+fn match_index(m: &Metrics, id: NodeId) -> Option<u64> {
+    m.replication.as_ref()?.get(&id)?.as_ref().map(|l| l.index)
+}
+
 /// The leader a command can go to now: the one this node knows of, except this node itself
 /// while it has not heard from a quorum for longer than [`QUORUM_ACK_MAX_MS`]: a leader cut off
 /// from the others (they died, or it is partitioned) would take writes it can never commit.
-fn usable_leader(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> Option<NodeId> {
+fn usable_leader(m: &Metrics) -> Option<NodeId> {
     match m.current_leader {
         Some(leader) if leader == m.id => {
             let alone = m.membership_config.membership().voter_ids().count() <= 1;
@@ -635,11 +644,6 @@ async fn watch(raft: Raft) {
 fn stop_the_process(why: &str) -> ! {
     tracing::error!(error = why, "raft stopped; exiting so that clients go to a live node");
     std::process::exit(1);
-}
-
-/// The arguments of a queued command, for EXEC's entry.
-pub(crate) fn args_of(queued: &[(&'static crate::cmd::Spec, Vec<Bytes>)]) -> Vec<Vec<Bytes>> {
-    queued.iter().map(|(_, args)| args.clone()).collect()
 }
 
 impl std::fmt::Debug for Cluster {
