@@ -373,27 +373,26 @@ impl Local {
     }
 }
 
-/// Takes the first item of `rx` and every item queued behind it now, up to `bytes_max` bytes of
-/// commands (the first is taken whatever its size) and stopping before an item `alone` says must
-/// start a batch of its own; such an item, or the one past the bound, is kept in `held`.
-fn gather(
-    first: Routed,
-    rx: &mut mpsc::UnboundedReceiver<Routed>,
-    held: &mut Option<Routed>,
+/// Takes `first` and every item queued behind it in `rx` now, up to `bytes_max` bytes of
+/// commands (`first` is taken whatever its size), stopping at an item that `apart` says may not
+/// share a batch with `first`; that item, or the one past the bound, is kept in `held` for the
+/// next batch. Batching at the door: the proposer's entries and the forwarder's messages.
+fn gather<T>(
+    first: T,
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    held: &mut Option<T>,
     bytes_max: usize,
-) -> Vec<Routed> {
-    let alone = |r: &Routed| r.kind == Kind::WriteAlone;
-    let mut bytes = first.command.len();
+    size: impl Fn(&T) -> usize,
+    apart: impl Fn(&T, &T) -> bool,
+) -> Vec<T> {
+    let mut bytes = size(&first);
     let mut batch = vec![first];
-    if alone(&batch[0]) {
-        return batch;
-    }
     while let Ok(next) = rx.try_recv() {
-        if alone(&next) || bytes + next.command.len() > bytes_max {
+        if apart(&batch[0], &next) || bytes + size(&next) > bytes_max {
             *held = Some(next);
             break;
         }
-        bytes += next.command.len();
+        bytes += size(&next);
         batch.push(next);
     }
     batch
@@ -414,7 +413,10 @@ async fn propose(raft: Raft, mut rx: mpsc::UnboundedReceiver<Routed>) {
         };
         // Writes gather while the slots are taken: what arrives meanwhile joins this entry.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
-        let batch = gather(first, &mut rx, &mut held, ENTRY_BYTES_MAX);
+        // A FLUSH goes alone in its entry (`Applied::Continue`).
+        let alone = |r: &Routed| r.kind == Kind::WriteAlone;
+        let batch =
+            gather(first, &mut rx, &mut held, ENTRY_BYTES_MAX, |r| r.command.len(), |a, b| alone(a) || alone(b));
         // The leader's clock, never going back (a new leader's may be behind; the state machine
         // also runs each entry at no earlier a time than the one before).
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -528,16 +530,9 @@ async fn forward(raft: Raft, mut rx: mpsc::UnboundedReceiver<(NodeId, Routed)>) 
                 None => return,
             },
         };
-        let mut bytes = first.command.len();
-        let mut batch = vec![first];
-        while let Ok((next_leader, next)) = rx.try_recv() {
-            if next_leader != leader || bytes + next.command.len() > ENTRY_BYTES_MAX {
-                held = Some((next_leader, next));
-                break;
-            }
-            bytes += next.command.len();
-            batch.push(next);
-        }
+        let batch =
+            gather((leader, first), &mut rx, &mut held, ENTRY_BYTES_MAX, |r| r.1.command.len(), |a, b| a.0 != b.0);
+        let batch: Vec<Routed> = batch.into_iter().map(|(_, r)| r).collect();
         let Some(addr) = address_of(&raft, leader) else {
             for item in batch {
                 let _ = item.reply.send(tryagain(format!("the address of the leader (node {leader}) is unknown")));
