@@ -10,6 +10,7 @@
 //! `TxnView`: one transaction, one consistent state, one batch.
 
 use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,26 +37,75 @@ pub(crate) trait Read {
     fn get(&self, key: &[u8]) -> Option<Entry>;
     /// The key's value length, expiry and version, read without the value (`None`: absent).
     fn meta(&self, key: &[u8]) -> Option<KeyMeta>;
-    /// Whether the key is live; reads no value.
+    /// Whether the user key is live, whatever its type (a string or a collection); reads no
+    /// value of a string.
     fn exists(&self, key: &[u8]) -> bool {
-        self.meta(key).is_some()
+        self.meta(key).is_some() || crate::collection::collection(self, key).is_some()
     }
-    /// Every live key (unordered). O(keys).
+    /// Every live store key (unordered), the collection layer's records included (see
+    /// `collection::user_keys`). O(keys).
     fn keys(&self) -> Vec<Vec<u8>>;
-    /// One page of a scan over the live keys (see `Store::scan`): O(max(count, keys per stripe)).
+    /// One page of a scan over the live store keys (see `Store::scan`):
+    /// O(max(count, keys per stripe)).
     fn scan(&self, cursor: u64, count: usize) -> ScanPage;
-    /// The number of live keys.
+    /// The number of live store keys.
     fn len(&self) -> usize;
     /// The store's value limit.
     fn value_bytes_max(&self) -> usize;
+    /// At most `limit` live store keys that start with `prefix` (which starts with one of
+    /// `collection::ORDERED_PREFIXES`) and lie within `start..end` (bounds are whole store keys),
+    /// ascending (or descending if `reverse`).
+    ///
+    /// TODO(ordered): the core's `Store::range_keys` / `Txn::range_keys` replace this fallback
+    /// (every key listed, filtered and sorted: correct, O(keys)) in `StoreView` and `TxnView`.
+    fn range(&self, prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, limit: usize) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(prefix) && RangeBounds::<[u8]>::contains(&(start, end), k.as_slice()))
+            .collect();
+        keys.sort_unstable();
+        if reverse {
+            keys.reverse();
+        }
+        keys.truncate(limit);
+        keys
+    }
+    /// How many live store keys start with `prefix` (one of `collection::ORDERED_PREFIXES`).
+    ///
+    /// TODO(ordered): the core's `count_prefix` (O(1)) replaces this fallback (O(keys)).
+    fn count_prefix(&self, prefix: &[u8]) -> usize {
+        self.keys().iter().filter(|k| k.starts_with(prefix)).count()
+    }
 }
 
 /// What a writing command may do besides reading.
 pub(crate) trait Write: Read {
-    /// Sets the key; an error reply if the store refuses (a limit).
-    fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply>;
-    /// Deletes the key (a no-op if absent).
-    fn delete(&mut self, key: &[u8]) -> Result<(), Reply>;
+    /// Writes one store record as it is (a string's, or one of the collection layer's); an
+    /// error reply if the store refuses (a limit).
+    fn put_record(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply>;
+    /// Deletes one store record (a no-op if absent).
+    fn delete_record(&mut self, key: &[u8]) -> Result<(), Reply>;
+
+    /// Sets the user key to a string, replacing a collection there as Redis's SET does
+    /// (`Expiry::Keep` keeps the collection's TTL). Costs one lookup more than the record: the
+    /// check for a collection.
+    fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
+        let expiry = match crate::collection::drop(self, key)? {
+            Some(expires) if expiry == Expiry::Keep => expires.map_or(Expiry::Never, Expiry::At),
+            _ => expiry,
+        };
+        self.put_record(key, value, expiry)
+    }
+
+    /// Deletes the user key, whatever its type (a no-op if absent).
+    fn delete(&mut self, key: &[u8]) -> Result<(), Reply> {
+        if self.meta(key).is_some() {
+            self.delete_record(key)
+        } else {
+            crate::collection::drop(self, key).map(|_| ())
+        }
+    }
 }
 
 /// Reads straight from the store: what is durable and published.
@@ -99,6 +149,26 @@ impl Reserved {
 /// Whether `key` is one of a cluster's own keys.
 pub(crate) fn is_reserved(key: &[u8]) -> bool {
     ferrocask_raft::is_reserved(key)
+}
+
+/// The error for a command naming a key under `ferrocask_raft::RESERVED_PREFIX` on a cluster
+/// member (the state machine's own keys live there, beside the data).
+const RESERVED_KEY: &str = "ERR keys that start with the bytes \\xff\\xfe\\x00ferrocask-raft/ are the cluster's own";
+
+/// The error for a command naming a key under `collection::INTERNAL` (the collections' records).
+const INTERNAL_KEY: &str = "ERR keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records)";
+
+/// Why a command naming `key` is refused before it runs, if it is: keys under the prefixes the
+/// server keeps its own records under (the collection layer's on every server, the state
+/// machine's on a cluster member). The one check for both, made by `Session::handle`.
+pub(crate) fn reserved_key_refusal(key: &[u8], cluster: bool) -> Option<&'static str> {
+    if key.starts_with(crate::collection::INTERNAL) {
+        Some(INTERNAL_KEY)
+    } else if cluster && is_reserved(key) {
+        Some(RESERVED_KEY)
+    } else {
+        None
+    }
 }
 
 impl StoreView<'_> {
@@ -251,11 +321,11 @@ impl Read for TxnView<'_, '_> {
 }
 
 impl Write for TxnView<'_, '_> {
-    fn put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
+    fn put_record(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
         self.txn.put_with_expiry(key, value, expiry).map_err(|e| self.refused(e))
     }
 
-    fn delete(&mut self, key: &[u8]) -> Result<(), Reply> {
+    fn delete_record(&mut self, key: &[u8]) -> Result<(), Reply> {
         if key.is_empty() {
             return Ok(());
         }

@@ -10,13 +10,14 @@
 //! (maxclients fitted to the open-file limit), `connection` (framing and pipelining),
 //! [`protocol`] (request parsing and its bounds), [`reply`] (encoding), `session` (one client's
 //! state: AUTH, MULTI, WATCH), `cmd/` (one file per command family, each handler parsing then
-//! applying), `db` (shared state and the two views the commands run on), [`config`] (the
+//! applying), `collection` (how hashes and sets are kept: one record per member), `db` (shared state and the two views the commands run on), [`config`] (the
 //! parameters, the config file, CONFIG REWRITE), `admin` (SAVE, BGSAVE, LASTSAVE, SHUTDOWN, ROLE).
 #![deny(missing_docs)]
 
 mod admin;
 pub mod cluster;
 mod cmd;
+mod collection;
 pub mod config;
 mod connection;
 mod db;
@@ -30,6 +31,7 @@ mod server_cmds;
 mod session;
 pub mod slowlog;
 
+pub use collection::{INTERNAL, ORDERED_PREFIXES};
 pub use protocol::Limits;
 pub use reply::Reply;
 pub use server::{run, Config, Meters};

@@ -111,6 +111,8 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map (RESP2: a flat array of keys and values).
     Map(Vec<(Reply, Reply)>),
+    /// A set (RESP3: `~n`; RESP2: an array): SMEMBERS, SINTER, SPOP with a count, ...
+    Set(Vec<Reply>),
     /// Text (RESP3: a verbatim string of format `txt`; RESP2: a bulk string).
     Verbatim(String),
 }
@@ -140,7 +142,7 @@ impl Reply {
             Reply::Bulk(b) => b.len(),
             Reply::Error(t) => t.as_bytes().len(),
             Reply::Verbatim(t) => t.len(),
-            Reply::Array(items) => items.iter().map(Reply::value_bytes).sum(),
+            Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::value_bytes).sum(),
             Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
         }
@@ -167,6 +169,12 @@ impl Reply {
             Reply::NilArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 line(out, b'*', items.len().to_string().as_bytes());
+                for item in items {
+                    item.encode(version, out);
+                }
+            }
+            Reply::Set(items) => {
+                line(out, if resp3 { b'~' } else { b'*' }, items.len().to_string().as_bytes());
                 for item in items {
                     item.encode(version, out);
                 }
@@ -275,6 +283,13 @@ mod tests {
         let map = Reply::Map(vec![(Reply::bulk("b"), Reply::Int(1)), (Reply::bulk("a"), Reply::Int(2))]);
         assert_eq!(bytes(&map, 3), b"%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
         assert_eq!(bytes(&map, 2), b"*4\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
+    }
+
+    #[test]
+    fn sets_are_arrays_in_resp2() {
+        let set = Reply::Set(vec![Reply::bulk("a")]);
+        assert_eq!(bytes(&set, 3), b"~1\r\n$1\r\na\r\n");
+        assert_eq!(bytes(&set, 2), b"*1\r\n$1\r\na\r\n");
     }
 
     #[test]

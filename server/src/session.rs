@@ -142,9 +142,10 @@ impl Session {
             self.fail_multi();
             return Outcome::Now(self.rejected(spec, Reply::error("NOAUTH Authentication required.")));
         }
-        if self.db.cluster.is_some() && spec.key_args(&args).any(|key| crate::db::is_reserved(key)) {
+        let cluster = self.db.cluster.is_some();
+        if let Some(refusal) = spec.key_args(&args).find_map(|key| crate::db::reserved_key_refusal(key, cluster)) {
             self.fail_multi();
-            return Outcome::Now(self.rejected(spec, Reply::error(RESERVED_KEY)));
+            return Outcome::Now(self.rejected(spec, Reply::error(refusal)));
         }
         if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
             // Counted when EXEC runs it, as Redis counts it.
@@ -397,7 +398,7 @@ impl Session {
         }
         let view = self.db.view();
         for key in &args[1..] {
-            let version = view.meta(key).map(|m| m.version);
+            let version = crate::collection::watch_version(&view, key);
             self.watched.push((Bytes::copy_from_slice(key), Watched::Version(version)));
         }
         Outcome::Now(Reply::OK)
@@ -436,7 +437,7 @@ impl Session {
             let mut view = TxnView::new(txn, limit);
             if watched
                 .iter()
-                .any(|(key, w)| !matches!(w, Watched::Version(v) if view.meta(key).map(|m| m.version) == *v))
+                .any(|(key, w)| !matches!(w, Watched::Version(v) if crate::collection::watch_version(&view, key) == *v))
             {
                 return Reply::NilArray;
             }
@@ -544,10 +545,6 @@ impl Session {
         server_cmds::hello_reply(self)
     }
 }
-
-/// The error for a command naming a key under `ferrocask_raft::RESERVED_PREFIX` on a cluster
-/// member (the state machine's own keys live there, beside the data).
-const RESERVED_KEY: &str = "ERR keys that start with the bytes \\xff\\xfe\\x00ferrocask-raft/ are the cluster's own";
 
 /// The most bytes of a user name a failed-AUTH log line quotes.
 const LOGGED_USER_BYTES_MAX: usize = 64;

@@ -67,11 +67,18 @@ impl Apply for ServerApply {
 /// The single node keeps the value's record number, which differs between replicas; this is the
 /// same on every replica. Unlike Redis, a write that puts back the same value and expiry does
 /// not fail the EXEC (it changed nothing a command could read).
+/// A collection's fingerprint hashes its meta record, whose stamp every write to it bumps.
 pub(crate) fn fingerprint(view: &dyn Read, key: &[u8]) -> Option<u64> {
-    let (value, expires) = view.get(key)?;
+    let (tag, (value, expires)) = match view.get(key) {
+        Some(found) => (0u8, found),
+        None => (1u8, view.get(&crate::collection::meta_key(key))?),
+    };
     // SipHash with fixed keys: the same on every node running this build.
     #[allow(deprecated, reason = "SipHasher's fixed keys are the point: every replica must agree")]
     let mut h = std::hash::SipHasher::new();
+    if tag != 0 {
+        tag.hash(&mut h);
+    }
     value.hash(&mut h);
     expires.hash(&mut h);
     Some(h.finish())

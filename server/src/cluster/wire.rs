@@ -39,7 +39,7 @@ const FINGERPRINTS: u8 = 3;
 /// Status texts a reply can carry over the wire; a status is sent as its place here (a
 /// [`Reply::Status`] holds a `&'static str`). A status not listed fails to encode, which the
 /// round-trip test of every status the commands produce rules out.
-const STATUSES: &[&str] = &["OK", "QUEUED", "PONG", "RESET", "string", "none"];
+const STATUSES: &[&str] = &["OK", "QUEUED", "PONG", "RESET", "string", "none", "hash", "set", "list", "zset"];
 
 impl Command {
     /// The encoding.
@@ -129,6 +129,7 @@ const NIL_ARRAY: u8 = 5;
 const ARRAY: u8 = 6;
 const MAP: u8 = 7;
 const VERBATIM: u8 = 8;
+const SET: u8 = 9;
 
 /// Deepest nesting of arrays a reply may have on the wire (the commands' replies nest two deep).
 const DEPTH_MAX: usize = 8;
@@ -164,8 +165,8 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
         }
         Reply::Nil => out.push(NIL),
         Reply::NilArray => out.push(NIL_ARRAY),
-        Reply::Array(items) => {
-            out.push(ARRAY);
+        Reply::Array(items) | Reply::Set(items) => {
+            out.push(if matches!(reply, Reply::Set(_)) { SET } else { ARRAY });
             put_len(out, items.len());
             for item in items {
                 put_reply(out, item);
@@ -265,6 +266,10 @@ impl Reader<'_> {
                 let n = self.count(1)?;
                 Reply::Array((0..n).map(|_| self.reply(depth + 1)).collect::<Result<_, _>>()?)
             }
+            SET => {
+                let n = self.count(1)?;
+                Reply::Set((0..n).map(|_| self.reply(depth + 1)).collect::<Result<_, _>>()?)
+            }
             MAP => {
                 let n = self.count(2)?;
                 let mut pairs = Vec::with_capacity(n);
@@ -327,6 +332,7 @@ mod tests {
             Reply::NilArray,
             Reply::Array(vec![Reply::Nil, Reply::Array(vec![Reply::Int(1)])]),
             Reply::Map(vec![(Reply::bulk(&b"k"[..]), Reply::Int(2))]),
+            Reply::Set(vec![Reply::bulk(&b"m"[..])]),
             Reply::Verbatim("text".into()),
         ]);
         for reply in replies {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use ferrocask::Expiry;
 
 use super::parse::{int, is};
+use crate::collection::{self, find, Found};
 use crate::db::{Read, Write};
 use crate::reply::{quoted, Reply};
 
@@ -78,8 +79,8 @@ fn set_expiry(ks: &mut dyn Write, args: &[Bytes], seconds: bool, basetime: i64, 
     }
     let Some(when) = when.checked_add(basetime) else { return invalid() };
     let key = &args[1];
-    let Some((value, current)) = ks.get(key) else { return Reply::Int(0) };
-    let current = current.map(|ms| ms as i64);
+    let Some(found) = find(ks, key) else { return Reply::Int(0) };
+    let current = found.expires_ms().map(|ms| ms as i64);
     let refused = (flags.nx && current.is_some())
         || (flags.xx && current.is_none())
         || (flags.gt && current.is_none_or(|c| when <= c))
@@ -87,9 +88,20 @@ fn set_expiry(ks: &mut dyn Write, args: &[Bytes], seconds: bool, basetime: i64, 
     if refused {
         return Reply::Int(0);
     }
-    let written =
-        if when <= ks.now_ms() as i64 { ks.delete(key) } else { ks.put(key, &value, Expiry::At(when as u64)) };
+    let written = if when <= ks.now_ms() as i64 { ks.delete(key) } else { retime(ks, key, found, Some(when as u64)) };
     written.map_or_else(|e| e, |()| Reply::Int(1))
+}
+
+/// Gives `key` (holding `found`) a new expiry (`None`: never): a string's record is rewritten
+/// with its value, a collection's meta record alone (its members carry no expiry).
+fn retime(ks: &mut dyn Write, key: &[u8], found: Found, expires_ms: Option<u64>) -> Result<(), Reply> {
+    match found {
+        Found::String(_) => match ks.get(key) {
+            Some((value, _)) => ks.put_record(key, &value, expires_ms.map_or(Expiry::Never, Expiry::At)),
+            None => Ok(()),
+        },
+        Found::Collection(mut meta) => collection::set_expiry(ks, key, &mut meta, expires_ms),
+    }
 }
 
 /// TTL key.
@@ -114,8 +126,8 @@ pub(crate) fn pexpiretime(ks: &dyn Read, args: &[Bytes]) -> Reply {
 
 /// Redis's `ttlGenericCommand`: -2 for a missing key, -1 for one without expiry.
 fn time_left(ks: &dyn Read, key: &[u8], ms: bool, absolute: bool) -> Reply {
-    let Some(meta) = ks.meta(key) else { return Reply::Int(-2) };
-    let Some(expires) = meta.expires_ms else { return Reply::Int(-1) };
+    let Some(found) = find(ks, key) else { return Reply::Int(-2) };
+    let Some(expires) = found.expires_ms() else { return Reply::Int(-1) };
     let left = if absolute { expires as i64 } else { (expires as i64 - ks.now_ms() as i64).max(0) };
     Reply::Int(if ms { left } else { seconds_rounded(left) })
 }
@@ -128,11 +140,8 @@ fn seconds_rounded(ms: i64) -> i64 {
 
 /// PERSIST key.
 pub(crate) fn persist(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    if ks.meta(&args[1]).is_none_or(|m| m.expires_ms.is_none()) {
-        return Reply::Int(0);
-    }
-    let Some((value, _)) = ks.get(&args[1]) else { return Reply::Int(0) };
-    ks.put(&args[1], &value, Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
+    let Some(found) = find(ks, &args[1]).filter(|found| found.expires_ms().is_some()) else { return Reply::Int(0) };
+    retime(ks, &args[1], found, None).map_or_else(|e| e, |()| Reply::Int(1))
 }
 
 #[cfg(test)]

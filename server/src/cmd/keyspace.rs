@@ -1,10 +1,11 @@
 //! Keyspace commands: DEL UNLINK EXISTS TYPE KEYS SCAN RANDOMKEY RENAME RENAMENX COPY TOUCH
-//! DBSIZE FLUSHDB FLUSHALL.
+//! DBSIZE FLUSHDB FLUSHALL, over every type (strings and the collections of `collection.rs`).
 
 use bytes::Bytes;
 use ferrocask::Expiry;
 
 use super::parse::{count, database_zero, glob_match, int, is, syntax, NOT_INTEGER};
+use crate::collection::{self, find, user_keys, Found};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
 
@@ -27,21 +28,22 @@ pub(crate) fn exists(ks: &dyn Read, args: &[Bytes]) -> Reply {
     count(args[1..].iter().filter(|k| ks.exists(k)).count())
 }
 
-/// TYPE key. Reads no value.
+/// TYPE key. Reads no string's value (a collection's meta record is read).
 pub(crate) fn type_of(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    Reply::Status(if ks.exists(&args[1]) { "string" } else { "none" })
+    Reply::Status(find(ks, &args[1]).map_or("none", |found| found.type_name()))
 }
 
-/// KEYS pattern.
+/// KEYS pattern. Each collection is listed once, by its meta record; the listing walks the
+/// members' records too (until keyspaces, issue 24, keep them apart).
 pub(crate) fn keys(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    let all = ks.keys();
+    let all = user_keys(ks.keys());
     let everything = &args[1][..] == b"*";
     Reply::Array(all.into_iter().filter(|k| everything || glob_match(&args[1], k)).map(Reply::bulk).collect())
 }
 
 /// DBSIZE.
 pub(crate) fn dbsize(ks: &dyn Read, _args: &[Bytes]) -> Reply {
-    count(ks.len())
+    count(collection::user_key_count(ks))
 }
 
 /// RANDOMKEY: a key of the scan page at a pseudo-random stripe (the scan wraps around once if
@@ -52,8 +54,9 @@ pub(crate) fn randomkey(ks: &dyn Read, _args: &[Bytes]) -> Reply {
     let (mut cursor, mut wrapped) = (start, false);
     loop {
         let page = ks.scan(cursor, 1);
-        if !page.keys.is_empty() {
-            return Reply::bulk(page.keys[pick % page.keys.len()].clone());
+        let keys = user_keys(page.keys);
+        if !keys.is_empty() {
+            return Reply::bulk(keys[pick % keys.len()].clone());
         }
         // One whole pass, from `start` to the end and from 0 on, found no key. (Not "a page
         // from 0 ended the scan": a page may hold only keys the view hides, as a cluster
@@ -100,7 +103,7 @@ fn scan_cursor(arg: &[u8]) -> Option<u64> {
 /// whole scan is returned, as Redis promises.
 pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let Some(cursor) = scan_cursor(&args[1]) else { return Reply::error("ERR invalid cursor") };
-    let (mut pattern, mut page_len, mut strings_only) = (None, 10usize, true);
+    let (mut pattern, mut page_len, mut type_name) = (None, 10usize, None);
     let mut j = 2;
     while j < args.len() {
         let Some(value) = args.get(j + 1) else { return syntax() };
@@ -113,17 +116,20 @@ pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
         } else if is(&args[j], "match") {
             pattern = Some(value.clone());
         } else if is(&args[j], "type") {
-            strings_only = is(value, "string");
+            type_name = Some(value.clone());
         } else {
             return syntax();
         }
         j += 2;
     }
     let page = ks.scan(cursor, page_len);
-    let keys = page
-        .keys
+    // As Redis 7.0: an unknown TYPE filters every key out.
+    let of_type = |k: &[u8]| {
+        type_name.as_ref().is_none_or(|t| find(ks, k).is_some_and(|found| is(t, found.type_name())))
+    };
+    let keys = user_keys(page.keys)
         .into_iter()
-        .filter(|k| strings_only && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+        .filter(|k| pattern.as_ref().is_none_or(|p| glob_match(p, k)) && of_type(k))
         .map(Reply::bulk)
         .collect();
     Reply::Array(vec![Reply::bulk(page.cursor.to_string().into_bytes()), Reply::Array(keys)])
@@ -141,7 +147,7 @@ pub(crate) fn renamenx(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 
 fn move_key(ks: &mut dyn Write, args: &[Bytes], nx: bool) -> Reply {
     let (src, dst) = (&args[1], &args[2]);
-    let Some((value, expires)) = ks.get(src) else { return Reply::error("ERR no such key") };
+    let Some(found) = find(ks, src) else { return Reply::error("ERR no such key") };
     let done = if nx { Reply::Int(1) } else { Reply::OK };
     if src == dst {
         return if nx { Reply::Int(0) } else { Reply::OK };
@@ -149,10 +155,25 @@ fn move_key(ks: &mut dyn Write, args: &[Bytes], nx: bool) -> Reply {
     if nx && ks.exists(dst) {
         return Reply::Int(0);
     }
-    let expiry = expires.map_or(Expiry::Never, Expiry::At);
-    match ks.put(dst, &value, expiry).and_then(|()| ks.delete(src)) {
+    match copy_to(ks, src, found, dst).and_then(|()| ks.delete(src)) {
         Ok(()) => done,
         Err(e) => e,
+    }
+}
+
+/// Writes what `src` holds (`found`) at `dst`, with its expiry, replacing whatever `dst` held.
+/// A string costs its value; a collection is rewritten member by member under a new generation
+/// (its member keys hold its user key): O(members), bounded by one batch.
+fn copy_to(ks: &mut dyn Write, src: &[u8], found: Found, dst: &[u8]) -> Result<(), Reply> {
+    match found {
+        Found::String(_) => {
+            let Some((value, expires)) = ks.get(src) else { return Ok(()) };
+            ks.put(dst, &value, expires.map_or(Expiry::Never, Expiry::At))
+        }
+        Found::Collection(meta) => {
+            ks.delete(dst)?;
+            collection::copy(ks, src, &meta, dst)
+        }
     }
 }
 
@@ -177,11 +198,11 @@ pub(crate) fn copy(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     if src == dst {
         return Reply::error("ERR source and destination objects are the same");
     }
-    let Some((value, expires)) = ks.get(src) else { return Reply::Int(0) };
+    let Some(found) = find(ks, src) else { return Reply::Int(0) };
     if !replace && ks.exists(dst) {
         return Reply::Int(0);
     }
-    ks.put(dst, &value, expires.map_or(Expiry::Never, Expiry::At)).map_or_else(|e| e, |()| Reply::Int(1))
+    copy_to(ks, src, found, dst).map_or_else(|e| e, |()| Reply::Int(1))
 }
 
 /// FLUSHDB [ASYNC|SYNC] (and FLUSHALL).
@@ -191,8 +212,13 @@ pub(crate) fn flushdb(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         Some(mode) if args.len() == 2 && (is(mode, "async") || is(mode, "sync")) => {}
         Some(_) => return syntax(),
     }
+    // Every record, the collections' included; not the generation counter, so that no later
+    // collection reuses a generation whose members a flush in several rounds has not reached.
     for key in ks.keys() {
-        if let Err(e) = ks.delete(&key) {
+        if key == collection::GENERATION_KEY {
+            continue;
+        }
+        if let Err(e) = ks.delete_record(&key) {
             return e;
         }
     }

@@ -2,6 +2,16 @@
 //! parses its arguments, then applies them to a view of the keyspace (`db.rs`); the connection
 //! decides which view (the store for reads, a transaction for writes and for EXEC).
 
+/// The value of a `Result<T, Reply>`, or its error reply returned from the handler.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return e,
+        }
+    };
+}
+
 pub(crate) mod expiry;
 pub(crate) mod float;
 pub(crate) mod keyspace;

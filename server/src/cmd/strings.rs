@@ -6,12 +6,13 @@ use bytes::Bytes;
 use ferrocask::Expiry;
 
 use super::parse::{count, int, is, syntax, NOT_INTEGER};
+use crate::collection::{collection, string, wrongtype};
 use crate::db::{Read, Write, VALUE_TOO_LARGE};
 use crate::reply::Reply;
 
 /// GET key.
 pub(crate) fn get(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    Reply::bulk_or_nil(ks.get(&args[1]).map(|(v, _)| v))
+    Reply::bulk_or_nil(tri!(string(ks, &args[1])).map(|(v, _)| v))
 }
 
 /// MGET key...
@@ -21,7 +22,11 @@ pub(crate) fn mget(ks: &dyn Read, args: &[Bytes]) -> Reply {
 
 /// STRLEN key. Reads the length only, never the value.
 pub(crate) fn strlen(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    count(ks.meta(&args[1]).map_or(0, |m| m.value_len))
+    match ks.meta(&args[1]) {
+        Some(m) => count(m.value_len),
+        None if collection(ks, &args[1]).is_some() => wrongtype(),
+        None => count(0),
+    }
 }
 
 /// Which kind of command an expiry is parsed for: SET takes NX XX GET KEEPTTL, GETEX PERSIST.
@@ -122,8 +127,15 @@ pub(crate) fn set(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         None => Expiry::Never,
     };
     let (key, value) = (&args[1], &args[2]);
-    let old = ks.get(key).map(|(v, _)| v);
-    let skip = (o.nx && old.is_some()) || (o.xx && old.is_none());
+    // As Redis: GET's WRONGTYPE comes first; NX and XX look at a key of any type.
+    let (old, present) = match ks.get(key) {
+        Some((v, _)) => (Some(v), true),
+        None => (None, collection(ks, key).is_some()),
+    };
+    if o.get && present && old.is_none() {
+        return wrongtype();
+    }
+    let skip = (o.nx && present) || (o.xx && !present);
     if !skip {
         if let Err(e) = ks.put(key, value, expiry) {
             return e;
@@ -163,13 +175,13 @@ fn set_expiring(ks: &mut dyn Write, args: &[Bytes], kind: ExpireKind, command: &
 
 /// GETSET key value.
 pub(crate) fn getset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    let old = ks.get(&args[1]).map(|(v, _)| v);
+    let old = tri!(string(ks, &args[1])).map(|(v, _)| v);
     ks.put(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::bulk_or_nil(old))
 }
 
 /// GETDEL key.
 pub(crate) fn getdel(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    let Some((old, _)) = ks.get(&args[1]) else { return Reply::Nil };
+    let Some((old, _)) = tri!(string(ks, &args[1])) else { return Reply::Nil };
     ks.delete(&args[1]).map_or_else(|e| e, |()| Reply::bulk(old))
 }
 
@@ -181,7 +193,7 @@ pub(crate) fn getex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     };
     // As in Redis 7.0: a missing key is nil before the expiry is checked.
     let key = &args[1];
-    let Some((value, ttl)) = ks.get(key) else { return Reply::Nil };
+    let Some((value, ttl)) = tri!(string(ks, key)) else { return Reply::Nil };
     let expire = match &o.expire {
         Some((arg, kind)) => match expire_ms(ks.now_ms(), arg, *kind, "getex") {
             Ok(ms) => Some(ms),
@@ -224,7 +236,7 @@ fn put_pairs(ks: &mut dyn Write, pairs: &[Bytes]) -> Result<(), Reply> {
 
 /// APPEND key value.
 pub(crate) fn append(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    let mut value = ks.get(&args[1]).map(|(v, _)| v).unwrap_or_default();
+    let mut value = tri!(string(ks, &args[1])).map(|(v, _)| v).unwrap_or_default();
     if value.len() + args[2].len() > ks.value_bytes_max() {
         return Reply::error(VALUE_TOO_LARGE);
     }
@@ -238,7 +250,7 @@ pub(crate) fn getrange(ks: &dyn Read, args: &[Bytes]) -> Reply {
         (Ok(s), Ok(e)) => (s, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let value = ks.get(&args[1]).map(|(v, _)| v).unwrap_or_default();
+    let value = tri!(string(ks, &args[1])).map(|(v, _)| v).unwrap_or_default();
     match byte_range(start, end, value.len() as i64) {
         Some((from, to)) => Reply::bulk(value[from..=to].to_vec()),
         None => Reply::bulk(Bytes::new()),
@@ -273,7 +285,7 @@ pub(crate) fn setrange(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let patch = &args[3];
-    let current = ks.get(&args[1]).map(|(v, _)| v);
+    let current = tri!(string(ks, &args[1])).map(|(v, _)| v);
     if patch.is_empty() {
         return count(current.map_or(0, |v| v.len()));
     }
@@ -314,7 +326,7 @@ pub(crate) fn decrby(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 }
 
 fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
-    let current = match ks.get(key) {
+    let current = match tri!(string(ks, key)) {
         Some((v, _)) => match super::parse::strict_i64(&v) {
             Some(n) => n,
             None => return Reply::error(NOT_INTEGER),
@@ -331,7 +343,7 @@ fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
 pub(crate) fn incrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let not_float = || Reply::error("ERR value is not a valid float");
     let Some(by) = super::float::LongDouble::parse(&args[2]) else { return not_float() };
-    let current = match ks.get(&args[1]) {
+    let current = match tri!(string(ks, &args[1])) {
         Some((v, _)) => match super::float::LongDouble::parse(&v) {
             Some(n) => n,
             None => return not_float(),
@@ -365,7 +377,7 @@ pub(crate) fn setbit(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     };
     let byte = (offset >> 3) as usize;
     let mask = 1u8 << (7 - (offset & 7));
-    let mut value = ks.get(&args[1]).map(|(v, _)| v).unwrap_or_default();
+    let mut value = tri!(string(ks, &args[1])).map(|(v, _)| v).unwrap_or_default();
     if value.len() <= byte {
         value.resize(byte + 1, 0);
     }
@@ -381,7 +393,7 @@ pub(crate) fn getbit(ks: &dyn Read, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let byte = (offset >> 3) as usize;
-    let value = ks.get(&args[1]).map(|(v, _)| v).unwrap_or_default();
+    let value = tri!(string(ks, &args[1])).map(|(v, _)| v).unwrap_or_default();
     let bit = value.get(byte).is_some_and(|b| b & (1 << (7 - (offset & 7))) != 0);
     Reply::Int(bit as i64)
 }
@@ -389,7 +401,7 @@ pub(crate) fn getbit(ks: &dyn Read, args: &[Bytes]) -> Reply {
 /// BITCOUNT key [start end [BYTE|BIT]]. As in Redis 7.0, a missing key counts 0 before the
 /// arguments are looked at.
 pub(crate) fn bitcount(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    let Some((value, _)) = ks.get(&args[1]) else { return Reply::Int(0) };
+    let Some((value, _)) = tri!(string(ks, &args[1])) else { return Reply::Int(0) };
     let len = value.len() as i64;
     let (start, end, bits) = match args.len() {
         2 => (0, len - 1, false),

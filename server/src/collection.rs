@@ -1,0 +1,462 @@
+//! The collection layer: how hashes and sets (and, later, lists and sorted sets) live in the
+//! store, one record per member, beside the strings, which stay as they were (the raw value at
+//! the user's key). Every collection command is written against the functions here, over the
+//! same [`Read`] and [`Write`] views as the strings, so it runs in one store transaction, is
+//! atomic ([`TxnView::run`](crate::db::TxnView::run)), joins an EXEC's batch and replicates in the
+//! cluster like any other command.
+//!
+//! The records (DESIGN.md, "Collections", draws them byte by byte), all under [`INTERNAL`], a
+//! prefix no user key may start with:
+//!
+//! - **meta** `\xff\xfd m` + key → [`META_BYTES`]: type, generation, member count, stamp (u64
+//!   big-endian each but the type byte). The collection's TTL is this record's expiry; a user
+//!   key is a collection iff its meta record is live.
+//! - **member** `\xff\xfd e` + len(key) as u32 BE + key + generation + slot + member → a hash
+//!   field's value, or empty for a set. The slot is the member's [`slot`] (a fixed-key SipHash):
+//!   a collection's members are one contiguous key range, in slot order, so HSCAN's cursor is a
+//!   slot (exact resumption) and a random member is the first at or after a random slot.
+//! - **generation counter** `\xff\xfd g` → u64 BE: bumped by every collection created, so a new
+//!   incarnation of a key never sees an older one's members (DEL, overwrite and expiry of a
+//!   collection cost O(1) in its meta record; members left behind are garbage).
+//!
+//! Invariants: a user key is a string (a record at the key) or a collection (a live meta record)
+//! or absent, never two of these: [`Write::put`] and [`Write::delete`] drop a collection at the
+//! key before a string is written, and a collection is only created where no string is live. A
+//! live meta record's count is the number of member records under its generation, and is never
+//! 0 (the last member removed deletes the meta record).
+
+use std::hash::Hasher;
+use std::ops::Bound;
+
+use ferrocask::{Expiry, KeyMeta};
+
+use crate::db::{Entry, Read, Write};
+use crate::reply::Reply;
+
+/// The prefix of every record the collection layer keeps: no user key may start with it.
+pub const INTERNAL: &[u8] = b"\xff\xfd";
+/// Meta records: [`INTERNAL`] + `m` + user key.
+pub const META_PREFIX: &[u8] = b"\xff\xfdm";
+/// Member records: [`INTERNAL`] + `e` + len(key) + key + generation + slot + member.
+pub const MEMBER_PREFIX: &[u8] = b"\xff\xfde";
+/// The generation counter.
+pub const GENERATION_KEY: &[u8] = b"\xff\xfdg";
+/// The prefixes the store must keep ordered (`Options::ordered_prefix`): members are enumerated
+/// in ranges, meta records counted.
+pub const ORDERED_PREFIXES: [&[u8]; 2] = [MEMBER_PREFIX, META_PREFIX];
+
+/// A meta record's value: type (1 byte), generation, count, stamp (8 bytes big-endian each).
+pub(crate) const META_BYTES: usize = 1 + 8 + 8 + 8;
+const GENERATION_AT: usize = 1;
+const COUNT_AT: usize = 9;
+const STAMP_AT: usize = 17;
+/// A member key's bytes besides the user key and the member: prefix, length, generation, slot.
+pub(crate) const MEMBER_KEY_OVERHEAD_BYTES: usize = 3 + 4 + 8 + 8;
+
+/// How many members DEL (or an overwrite) deletes along with the meta record, in the same
+/// transaction; a larger collection's members are left as orphans (invisible: their generation
+/// is no live meta record's) for a sweeper to reclaim. 1,024 members of 64 bytes are about
+/// 120 KB of tombstones, far below one batch.
+pub(crate) const INLINE_DROP_MEMBERS_MAX: u64 = 1024;
+
+/// Redis's reply to a command on a key of another type.
+pub(crate) const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// The reply of a command on a key of another type.
+pub(crate) fn wrongtype() -> Reply {
+    Reply::error(WRONGTYPE)
+}
+
+/// A collection's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Hash,
+    Set,
+}
+
+impl Kind {
+    fn byte(self) -> u8 {
+        match self {
+            Kind::Hash => b'h',
+            Kind::Set => b's',
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            b'h' => Some(Kind::Hash),
+            b's' => Some(Kind::Set),
+            _ => None,
+        }
+    }
+
+    /// TYPE's answer.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+        }
+    }
+}
+
+/// A live collection's meta record, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) kind: Kind,
+    pub(crate) generation: u64,
+    pub(crate) count: u64,
+    /// Bumped by every write to the collection, so that the meta record's value (the cluster's
+    /// WATCH fingerprint) and its version (the single node's) change with every write, even one
+    /// that keeps the count (HSET of an existing field).
+    pub(crate) stamp: u64,
+    pub(crate) expires_ms: Option<u64>,
+}
+
+impl Meta {
+    fn encode(&self) -> [u8; META_BYTES] {
+        let mut out = [0u8; META_BYTES];
+        out[0] = self.kind.byte();
+        out[GENERATION_AT..COUNT_AT].copy_from_slice(&self.generation.to_be_bytes());
+        out[COUNT_AT..STAMP_AT].copy_from_slice(&self.count.to_be_bytes());
+        out[STAMP_AT..].copy_from_slice(&self.stamp.to_be_bytes());
+        out
+    }
+
+    fn decode(value: &[u8], expires_ms: Option<u64>) -> Option<Meta> {
+        let value: &[u8; META_BYTES] = value.try_into().ok()?;
+        let u64_at = |at: usize| u64::from_be_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+        Some(Meta {
+            kind: Kind::from_byte(value[0])?,
+            generation: u64_at(GENERATION_AT),
+            count: u64_at(COUNT_AT),
+            stamp: u64_at(STAMP_AT),
+            expires_ms,
+        })
+    }
+
+    fn expiry(&self) -> Expiry {
+        self.expires_ms.map_or(Expiry::Never, Expiry::At)
+    }
+}
+
+/// What a user key holds.
+pub(crate) enum Found {
+    String(KeyMeta),
+    Collection(Meta),
+}
+
+impl Found {
+    /// TYPE's answer.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Found::String(_) => "string",
+            Found::Collection(meta) => meta.kind.name(),
+        }
+    }
+
+    pub(crate) fn expires_ms(&self) -> Option<u64> {
+        match self {
+            Found::String(meta) => meta.expires_ms,
+            Found::Collection(meta) => meta.expires_ms,
+        }
+    }
+}
+
+/// The meta record's key of user key `key`.
+pub(crate) fn meta_key(key: &[u8]) -> Vec<u8> {
+    [META_PREFIX, key].concat()
+}
+
+/// The common prefix of the member records of `key`'s incarnation `generation`.
+fn members_prefix(key: &[u8], generation: u64) -> Vec<u8> {
+    let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(MEMBER_KEY_OVERHEAD_BYTES + key.len());
+    out.extend_from_slice(MEMBER_PREFIX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&generation.to_be_bytes());
+    out
+}
+
+/// A member's slot: SipHash-2-4 with fixed keys, so every build and every replica agree (it is
+/// part of the on-disk format). Never 0, so that a cursor of 0 means "start" and "done".
+pub(crate) fn slot(member: &[u8]) -> u64 {
+    #[allow(deprecated, reason = "SipHasher's fixed keys are the point: the slot is on disk")]
+    let mut h = std::hash::SipHasher::new_with_keys(0x6665_7272_6f63_6173, 0x6b2d_636f_6c6c_6563);
+    h.write(member);
+    h.finish().max(1)
+}
+
+/// A collection member's record key.
+pub(crate) fn member_key(key: &[u8], generation: u64, member: &[u8]) -> Vec<u8> {
+    let mut out = members_prefix(key, generation);
+    out.extend_from_slice(&slot(member).to_be_bytes());
+    out.extend_from_slice(member);
+    out
+}
+
+/// The user key a store key shows as in a listing: itself, a meta record's user key, or `None`
+/// for the collection layer's other records.
+pub(crate) fn user_key(raw: &[u8]) -> Option<&[u8]> {
+    match raw.strip_prefix(INTERNAL) {
+        None => Some(raw),
+        Some(_) => raw.strip_prefix(META_PREFIX),
+    }
+}
+
+/// A listing of store keys as user keys (see [`user_key`]).
+pub(crate) fn user_keys(raw: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    raw.into_iter()
+        .filter_map(|k| match k.strip_prefix(META_PREFIX) {
+            Some(user) => Some(user.to_vec()),
+            None if k.starts_with(INTERNAL) => None,
+            None => Some(k),
+        })
+        .collect()
+}
+
+/// The live collection at `key`, if any (one lookup of its meta record; a string at the key is
+/// not looked at).
+pub(crate) fn collection<R: Read + ?Sized>(ks: &R, key: &[u8]) -> Option<Meta> {
+    let (value, expires_ms) = ks.get(&meta_key(key))?;
+    Meta::decode(&value, expires_ms)
+}
+
+/// What `key` holds: a string (its record's header), a collection, or nothing.
+pub(crate) fn find<R: Read + ?Sized>(ks: &R, key: &[u8]) -> Option<Found> {
+    match ks.meta(key) {
+        Some(meta) => Some(Found::String(meta)),
+        None => collection(ks, key).map(Found::Collection),
+    }
+}
+
+/// The string at `key` (value and expiry), `None` if absent, WRONGTYPE if a collection: what
+/// every string command reads. A string found costs what `get` costs; only a miss looks for a
+/// collection (one more lookup).
+pub(crate) fn string<R: Read + ?Sized>(ks: &R, key: &[u8]) -> Result<Option<Entry>, Reply> {
+    match ks.get(key) {
+        Some(entry) => Ok(Some(entry)),
+        None if collection(ks, key).is_some() => Err(wrongtype()),
+        None => Ok(None),
+    }
+}
+
+/// The collection of `kind` at `key`: `None` if the key is absent, WRONGTYPE if it holds
+/// something else.
+pub(crate) fn open<R: Read + ?Sized>(ks: &R, key: &[u8], kind: Kind) -> Result<Option<Meta>, Reply> {
+    match collection(ks, key) {
+        Some(meta) if meta.kind == kind => Ok(Some(meta)),
+        Some(_) => Err(wrongtype()),
+        None if ks.meta(key).is_some() => Err(wrongtype()),
+        None => Ok(None),
+    }
+}
+
+/// What a single node's WATCH keeps of `key`: the version of the record that says what it holds
+/// (the string, or the collection's meta record, which every write to the collection rewrites).
+pub(crate) fn watch_version<R: Read + ?Sized>(ks: &R, key: &[u8]) -> Option<u64> {
+    match ks.meta(key) {
+        Some(meta) => Some(meta.version),
+        None => ks.meta(&meta_key(key)).map(|meta| meta.version),
+    }
+}
+
+/// The collection of `kind` at `key` for a write: the live one, or a new empty one with a fresh
+/// generation (written once [`save`] is called with members in it); WRONGTYPE if the key holds
+/// something else.
+pub(crate) fn open_or_create<W: Write + ?Sized>(ks: &mut W, key: &[u8], kind: Kind) -> Result<Meta, Reply> {
+    if let Some(meta) = open(ks, key, kind)? {
+        return Ok(meta);
+    }
+    let generation = ks.get(GENERATION_KEY).and_then(|(v, _)| v.try_into().ok()).map_or(0, u64::from_be_bytes) + 1;
+    ks.put_record(GENERATION_KEY, &generation.to_be_bytes(), Expiry::Never)?;
+    Ok(Meta { kind, generation, count: 0, stamp: 0, expires_ms: None })
+}
+
+/// Writes the collection's meta record after its members changed (bumping its stamp), or deletes
+/// it if no member is left.
+pub(crate) fn save<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta) -> Result<(), Reply> {
+    if meta.count == 0 {
+        return ks.delete_record(&meta_key(key));
+    }
+    meta.stamp = meta.stamp.wrapping_add(1);
+    ks.put_record(&meta_key(key), &meta.encode(), meta.expiry())
+}
+
+/// Rewrites the meta record with a new expiry (EXPIRE, PERSIST).
+pub(crate) fn set_expiry<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta, expires_ms: Option<u64>) -> Result<(), Reply> {
+    meta.expires_ms = expires_ms;
+    save(ks, key, meta)
+}
+
+/// A member's value (a hash field's; empty for a set member), `None` if absent.
+pub(crate) fn member<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, member: &[u8]) -> Option<Vec<u8>> {
+    ks.get(&member_key(key, meta.generation, member)).map(|(v, _)| v)
+}
+
+/// A member's value length, read without the value, `None` if absent.
+pub(crate) fn member_len<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, member: &[u8]) -> Option<usize> {
+    ks.meta(&member_key(key, meta.generation, member)).map(|m| m.value_len)
+}
+
+/// Sets a member (its value: empty for a set); true if it is new. The caller [`save`]s.
+pub(crate) fn put_member<W: Write + ?Sized>(
+    ks: &mut W,
+    key: &[u8],
+    meta: &mut Meta,
+    member: &[u8],
+    value: &[u8],
+) -> Result<bool, Reply> {
+    let record = member_key(key, meta.generation, member);
+    let new = ks.meta(&record).is_none();
+    ks.put_record(&record, value, Expiry::Never)?;
+    if new {
+        meta.count += 1;
+    }
+    Ok(new)
+}
+
+/// Removes a member; true if it was there. The caller [`save`]s.
+pub(crate) fn remove_member<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta, member: &[u8]) -> Result<bool, Reply> {
+    let record = member_key(key, meta.generation, member);
+    if ks.meta(&record).is_none() {
+        return Ok(false);
+    }
+    ks.delete_record(&record)?;
+    meta.count -= 1;
+    Ok(true)
+}
+
+/// Up to `limit` members (and their record keys), in slot order from slot `from` on: a range
+/// of the member records, O(log n + returned) on an ordered prefix.
+pub(crate) fn members_from<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, from: u64, limit: usize) -> Vec<Member> {
+    let prefix = members_prefix(key, meta.generation);
+    let start = [&prefix[..], &from.to_be_bytes()].concat();
+    let bound = if from == 0 { Bound::Unbounded } else { Bound::Included(&start[..]) };
+    ks.range(&prefix, bound, Bound::Unbounded, false, limit)
+        .into_iter()
+        .filter_map(|record| Member::decode(record, prefix.len()))
+        .collect()
+}
+
+/// Every member of the collection, in slot order: what HGETALL, SMEMBERS and the set algebra
+/// enumerate (cost: what they return).
+pub(crate) fn members<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta) -> Vec<Member> {
+    members_from(ks, key, meta, 0, usize::MAX)
+}
+
+/// One member record found by a range.
+pub(crate) struct Member {
+    /// The record's store key.
+    pub(crate) record: Vec<u8>,
+    /// Where the member's bytes start in `record`.
+    at: usize,
+}
+
+impl Member {
+    fn decode(record: Vec<u8>, prefix_len: usize) -> Option<Member> {
+        (record.len() >= prefix_len + 8).then_some(Member { record, at: prefix_len + 8 })
+    }
+
+    /// The member (a hash's field, a set's element).
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.record[self.at..]
+    }
+
+    /// Its slot.
+    pub(crate) fn slot(&self) -> u64 {
+        u64::from_be_bytes(self.record[self.at - 8..self.at].try_into().expect("8 bytes"))
+    }
+}
+
+/// The member at or after slot `point`, wrapping around: a pseudo-random member for a random
+/// `point` (members are spread over slots by a hash). Two range reads at most.
+pub(crate) fn member_at<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, point: u64) -> Option<Member> {
+    members_from(ks, key, meta, point.max(1), 1).pop().or_else(|| members_from(ks, key, meta, 0, 1).pop())
+}
+
+/// Drops the collection at `key`, if any: its meta record, and its members while there are at
+/// most [`INLINE_DROP_MEMBERS_MAX`] (more are left as invisible orphans). Returns the expiry it
+/// had (`Some(None)`: none), `None` if there was no collection.
+pub(crate) fn drop<W: Write + ?Sized>(ks: &mut W, key: &[u8]) -> Result<Option<Option<u64>>, Reply> {
+    let Some(meta) = collection(ks, key) else { return Ok(None) };
+    if meta.count <= INLINE_DROP_MEMBERS_MAX {
+        for member in members(ks, key, &meta) {
+            ks.delete_record(&member.record)?;
+        }
+    }
+    ks.delete_record(&meta_key(key))?;
+    Ok(Some(meta.expires_ms))
+}
+
+/// Copies the collection `meta` at `src` to `dst` (absent: the caller dropped what was there),
+/// with its expiry: a new generation, every member rewritten under it. O(members).
+pub(crate) fn copy<W: Write + ?Sized>(ks: &mut W, src: &[u8], meta: &Meta, dst: &[u8]) -> Result<(), Reply> {
+    let mut copy = open_or_create(ks, dst, meta.kind)?;
+    for member in members(ks, src, meta) {
+        let value = ks.get(&member.record).map(|(v, _)| v).unwrap_or_default();
+        put_member(ks, dst, &mut copy, member.name(), &value)?;
+    }
+    copy.expires_ms = meta.expires_ms;
+    save(ks, dst, &mut copy)
+}
+
+/// DBSIZE: the live records less the members (orphans included) and the generation counter:
+/// each collection counts once, by its meta record.
+pub(crate) fn user_key_count<R: Read + ?Sized>(ks: &R) -> usize {
+    let internal = ks.count_prefix(MEMBER_PREFIX) + usize::from(ks.meta(GENERATION_KEY).is_some());
+    ks.len().saturating_sub(internal)
+}
+
+/// A deterministic pseudo-random number for a collection command: from the command's time, the
+/// key, the collection's stamp and a salt, so that every replica applying the same entry draws
+/// the same (SPOP, SRANDMEMBER and HRANDFIELD need no randomness carried in the log).
+pub(crate) fn seed(now_ms: u64, key: &[u8], meta: &Meta, salt: u64) -> u64 {
+    #[allow(deprecated, reason = "fixed keys: every replica must draw the same")]
+    let mut h = std::hash::SipHasher::new_with_keys(now_ms, meta.stamp ^ salt.rotate_left(32));
+    h.write(key);
+    h.write_u64(meta.generation);
+    h.finish()
+}
+
+/// splitmix64: the next of a sequence of pseudo-random numbers from `state`.
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot is on disk: pinned, so a change of hasher is a deliberate format change.
+    #[test]
+    fn slots_are_pinned() {
+        assert_eq!(slot(b""), slot(b""));
+        assert_ne!(slot(b"a"), slot(b"b"));
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new_with_keys(0x0706050403020100, 0x0f0e0d0c0b0a0908);
+        h.write(b"");
+        assert_eq!(h.finish(), 0x726f_db47_dd0e_0e31, "SipHash-2-4's reference vector");
+    }
+
+    #[test]
+    fn meta_round_trips() {
+        let meta = Meta { kind: Kind::Set, generation: 7, count: 3, stamp: 9, expires_ms: Some(5) };
+        assert_eq!(Meta::decode(&meta.encode(), Some(5)), Some(meta));
+        assert_eq!(Meta::decode(b"short", None), None);
+    }
+
+    #[test]
+    fn member_keys_of_a_key_do_not_share_a_prefix_with_a_longer_key() {
+        let a = members_prefix(b"k", 1);
+        let b = member_key(b"k\0\0\0", 1, b"m");
+        assert!(!b.starts_with(&a));
+        assert_eq!(user_key(&meta_key(b"user")), Some(&b"user"[..]));
+        assert_eq!(user_key(&member_key(b"user", 1, b"m")), None);
+        assert_eq!(user_key(b"plain"), Some(&b"plain"[..]));
+    }
+}
