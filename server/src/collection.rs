@@ -327,13 +327,23 @@ pub(crate) fn remove_member<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mu
     Ok(true)
 }
 
-/// Up to `limit` members (and their record keys), in slot order from slot `from` on: a range
-/// of the member records, O(log n + returned) on an ordered prefix.
-pub(crate) fn members_from<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, from: u64, limit: usize) -> Vec<Member> {
+/// Up to `limit` members (and their record keys), in slot order, from slot `from` (0: the
+/// start) up to slot `to` excluded (`None`: the end): a range of the member records,
+/// O(log n + returned) on an ordered prefix.
+pub(crate) fn members_in<R: Read + ?Sized>(
+    ks: &R,
+    key: &[u8],
+    meta: &Meta,
+    from: u64,
+    to: Option<u64>,
+    limit: usize,
+) -> Vec<Member> {
     let prefix = members_prefix(key, meta.generation);
     let start = [&prefix[..], &from.to_be_bytes()].concat();
-    let bound = if from == 0 { Bound::Unbounded } else { Bound::Included(&start[..]) };
-    ks.range(&prefix, bound, Bound::Unbounded, false, limit)
+    let end = to.map(|to| [&prefix[..], &to.to_be_bytes()].concat());
+    let start = if from == 0 { Bound::Unbounded } else { Bound::Included(&start[..]) };
+    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    ks.range(&prefix, start, end, false, limit)
         .into_iter()
         .filter_map(|record| Member::decode(record, prefix.len()))
         .collect()
@@ -342,8 +352,72 @@ pub(crate) fn members_from<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, fr
 /// Every member of the collection, in slot order: what HGETALL, SMEMBERS and the set algebra
 /// enumerate (cost: what they return).
 pub(crate) fn members<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta) -> Vec<Member> {
-    members_from(ks, key, meta, 0, usize::MAX)
+    members_in(ks, key, meta, 0, None, usize::MAX)
 }
+
+/// One page of HSCAN or SSCAN: up to `count` members from slot `cursor` on, and the cursor of
+/// the next page (the slot of the first member not returned; 0: done). A member present for
+/// the whole scan is returned (its slot is fixed); members that share a slot (a 64-bit hash
+/// collision) at a page's end come again on the next page, and a run of more than `count` of
+/// them is returned whole, so a scan always advances.
+pub(crate) fn scan_page<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, cursor: u64, count: usize) -> (Vec<Member>, u64) {
+    let mut page = members_in(ks, key, meta, cursor, None, count.saturating_add(1));
+    if page.len() <= count {
+        return (page, 0);
+    }
+    let next = page.pop().expect("more than count").slot();
+    if page[0].slot() != next {
+        return (page, next);
+    }
+    let run = members_in(ks, key, meta, next, next.checked_add(1), usize::MAX);
+    let after = next.checked_add(1).and_then(|from| members_in(ks, key, meta, from, None, 1).pop());
+    (run, after.map_or(0, |m| m.slot()))
+}
+
+/// `count` members at random: distinct ones (all of them if `count` is at least the
+/// collection's size) or, if not `distinct`, each drawn independently (repeats possible). Each
+/// draw is the member at or after a random slot: O(log n) on an ordered prefix.
+pub(crate) fn random_members<R: Read + ?Sized>(
+    ks: &R,
+    key: &[u8],
+    meta: &Meta,
+    count: usize,
+    distinct: bool,
+    mut seed: u64,
+) -> Vec<Member> {
+    let size = usize::try_from(meta.count).unwrap_or(usize::MAX);
+    if !distinct {
+        return (0..count).filter_map(|_| member_at(ks, key, meta, next_random(&mut seed))).collect();
+    }
+    if count >= size {
+        return members(ks, key, meta);
+    }
+    if count.saturating_mul(3) <= size {
+        // Few of many: draw until `count` distinct ones, a bounded number of tries (a draw is
+        // biased towards members after wide gaps between slots, so a try may repeat).
+        let mut picked: Vec<Member> = Vec::with_capacity(count);
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        for _ in 0..count.saturating_mul(RANDOM_TRIES_PER_MEMBER) {
+            let Some(m) = member_at(ks, key, meta, next_random(&mut seed)) else { break };
+            if seen.insert(m.record.clone()) {
+                picked.push(m);
+                if picked.len() == count {
+                    return picked;
+                }
+            }
+        }
+    }
+    // Many of few (or unlucky draws): all of them, less random ones.
+    let mut all = members(ks, key, meta);
+    while all.len() > count {
+        let i = (next_random(&mut seed) % all.len() as u64) as usize;
+        all.swap_remove(i);
+    }
+    all
+}
+
+/// How many draws per member [`random_members`] tries before it lists the whole collection.
+const RANDOM_TRIES_PER_MEMBER: usize = 8;
 
 /// One member record found by a range.
 pub(crate) struct Member {
@@ -372,7 +446,7 @@ impl Member {
 /// The member at or after slot `point`, wrapping around: a pseudo-random member for a random
 /// `point` (members are spread over slots by a hash). Two range reads at most.
 pub(crate) fn member_at<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, point: u64) -> Option<Member> {
-    members_from(ks, key, meta, point.max(1), 1).pop().or_else(|| members_from(ks, key, meta, 0, 1).pop())
+    members_in(ks, key, meta, point.max(1), None, 1).pop().or_else(|| members_in(ks, key, meta, 0, None, 1).pop())
 }
 
 /// Drops the collection at `key`, if any: its meta record, and its members while there are at

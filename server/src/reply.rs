@@ -113,6 +113,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A set (RESP3: `~n`; RESP2: an array): SMEMBERS, SINTER, SPOP with a count, ...
     Set(Vec<Reply>),
+    /// Pairs that are not a map (RESP3: an array of 2-element arrays; RESP2: a flat array):
+    /// HRANDFIELD ... WITHVALUES, whose fields may repeat.
+    Pairs(Vec<(Reply, Reply)>),
     /// Text (RESP3: a verbatim string of format `txt`; RESP2: a bulk string).
     Verbatim(String),
 }
@@ -143,7 +146,7 @@ impl Reply {
             Reply::Error(t) => t.as_bytes().len(),
             Reply::Verbatim(t) => t.len(),
             Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::value_bytes).sum(),
-            Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
         }
     }
@@ -177,6 +180,16 @@ impl Reply {
                 line(out, if resp3 { b'~' } else { b'*' }, items.len().to_string().as_bytes());
                 for item in items {
                     item.encode(version, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                line(out, b'*', (if resp3 { pairs.len() } else { pairs.len() * 2 }).to_string().as_bytes());
+                for (key, value) in pairs {
+                    if resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    key.encode(version, out);
+                    value.encode(version, out);
                 }
             }
             Reply::Map(pairs) => {
@@ -290,6 +303,9 @@ mod tests {
         let set = Reply::Set(vec![Reply::bulk("a")]);
         assert_eq!(bytes(&set, 3), b"~1\r\n$1\r\na\r\n");
         assert_eq!(bytes(&set, 2), b"*1\r\n$1\r\na\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::bulk("a"), Reply::bulk("1"))]);
+        assert_eq!(bytes(&pairs, 3), b"*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+        assert_eq!(bytes(&pairs, 2), b"*2\r\n$1\r\na\r\n$1\r\n1\r\n");
     }
 
     #[test]

@@ -130,6 +130,7 @@ const ARRAY: u8 = 6;
 const MAP: u8 = 7;
 const VERBATIM: u8 = 8;
 const SET: u8 = 9;
+const PAIRS: u8 = 10;
 
 /// Deepest nesting of arrays a reply may have on the wire (the commands' replies nest two deep).
 const DEPTH_MAX: usize = 8;
@@ -172,8 +173,8 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 put_reply(out, item);
             }
         }
-        Reply::Map(pairs) => {
-            out.push(MAP);
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            out.push(if matches!(reply, Reply::Map(_)) { MAP } else { PAIRS });
             put_len(out, pairs.len());
             for (k, v) in pairs {
                 put_reply(out, k);
@@ -270,13 +271,17 @@ impl Reader<'_> {
                 let n = self.count(1)?;
                 Reply::Set((0..n).map(|_| self.reply(depth + 1)).collect::<Result<_, _>>()?)
             }
-            MAP => {
+            tag @ (MAP | PAIRS) => {
                 let n = self.count(2)?;
                 let mut pairs = Vec::with_capacity(n);
                 for _ in 0..n {
                     pairs.push((self.reply(depth + 1)?, self.reply(depth + 1)?));
                 }
-                Reply::Map(pairs)
+                if tag == MAP {
+                    Reply::Map(pairs)
+                } else {
+                    Reply::Pairs(pairs)
+                }
             }
             VERBATIM => {
                 Reply::Verbatim(String::from_utf8(self.bytes()?.to_vec()).map_err(|_| WireError("verbatim text"))?)
@@ -333,6 +338,7 @@ mod tests {
             Reply::Array(vec![Reply::Nil, Reply::Array(vec![Reply::Int(1)])]),
             Reply::Map(vec![(Reply::bulk(&b"k"[..]), Reply::Int(2))]),
             Reply::Set(vec![Reply::bulk(&b"m"[..])]),
+            Reply::Pairs(vec![(Reply::bulk(&b"f"[..]), Reply::bulk(&b"v"[..]))]),
             Reply::Verbatim("text".into()),
         ]);
         for reply in replies {

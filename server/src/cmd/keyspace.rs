@@ -98,30 +98,56 @@ fn scan_cursor(arg: &[u8]) -> Option<u64> {
     Some(if negative { cursor.wrapping_neg() } else { cursor })
 }
 
+/// SCAN's options, and HSCAN's and SSCAN's (which take no TYPE).
+pub(crate) struct ScanOptions {
+    pub(crate) pattern: Option<Bytes>,
+    pub(crate) count: usize,
+    pub(crate) type_name: Option<Bytes>,
+}
+
+impl ScanOptions {
+    /// Whether `item` passes MATCH.
+    pub(crate) fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| glob_match(p, item))
+    }
+}
+
+/// Redis's `scanGenericCommand`'s options: MATCH, COUNT (at least 1) and, for SCAN only, TYPE.
+pub(crate) fn scan_options(args: &[Bytes], with_type: bool) -> Result<ScanOptions, Reply> {
+    let mut o = ScanOptions { pattern: None, count: 10, type_name: None };
+    let mut j = 0;
+    while j < args.len() {
+        let Some(value) = args.get(j + 1) else { return Err(syntax()) };
+        if is(&args[j], "count") {
+            match int(value) {
+                Ok(n) if n < 1 => return Err(syntax()),
+                Ok(n) => o.count = n as usize,
+                Err(_) => return Err(Reply::error(NOT_INTEGER)),
+            }
+        } else if is(&args[j], "match") {
+            o.pattern = Some(value.clone());
+        } else if is(&args[j], "type") && with_type {
+            o.type_name = Some(value.clone());
+        } else {
+            return Err(syntax());
+        }
+        j += 2;
+    }
+    Ok(o)
+}
+
+/// The cursor argument of SCAN, HSCAN and SSCAN.
+pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
+    scan_cursor(arg).ok_or_else(|| Reply::error("ERR invalid cursor"))
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is the store's scan cursor (an
 /// index stripe): a page costs the keys of the stripes it covers, and every key present for the
 /// whole scan is returned, as Redis promises.
 pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
-    let Some(cursor) = scan_cursor(&args[1]) else { return Reply::error("ERR invalid cursor") };
-    let (mut pattern, mut page_len, mut type_name) = (None, 10usize, None);
-    let mut j = 2;
-    while j < args.len() {
-        let Some(value) = args.get(j + 1) else { return syntax() };
-        if is(&args[j], "count") {
-            match int(value) {
-                Ok(n) if n < 1 => return syntax(),
-                Ok(n) => page_len = n as usize,
-                Err(_) => return Reply::error(NOT_INTEGER),
-            }
-        } else if is(&args[j], "match") {
-            pattern = Some(value.clone());
-        } else if is(&args[j], "type") {
-            type_name = Some(value.clone());
-        } else {
-            return syntax();
-        }
-        j += 2;
-    }
+    let cursor = tri!(parse_cursor(&args[1]));
+    let o = tri!(scan_options(&args[2..], true));
+    let (type_name, page_len) = (o.type_name.clone(), o.count);
     let page = ks.scan(cursor, page_len);
     // As Redis 7.0: an unknown TYPE filters every key out.
     let of_type = |k: &[u8]| {
@@ -129,7 +155,7 @@ pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     };
     let keys = user_keys(page.keys)
         .into_iter()
-        .filter(|k| pattern.as_ref().is_none_or(|p| glob_match(p, k)) && of_type(k))
+        .filter(|k| o.matches(k) && of_type(k))
         .map(Reply::bulk)
         .collect();
     Reply::Array(vec![Reply::bulk(page.cursor.to_string().into_bytes()), Reply::Array(keys)])

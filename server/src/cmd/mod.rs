@@ -14,9 +14,11 @@ macro_rules! tri {
 
 pub(crate) mod expiry;
 pub(crate) mod float;
+pub(crate) mod hashes;
 pub(crate) mod keyspace;
 pub(crate) mod parse;
 pub(crate) mod pure;
+pub(crate) mod sets;
 pub(crate) mod strings;
 
 use std::collections::HashMap;
@@ -188,7 +190,9 @@ fn pure(name: &'static str, arity: i32, f: fn(&[Bytes]) -> Reply) -> Spec {
 
 fn table() -> Vec<Spec> {
     use expiry as e;
+    use hashes as h;
     use keyspace as k;
+    use sets as z;
     use strings as s;
     let listing = |spec: Spec| Spec { lists_keys: true, ..spec };
     let values = |spec: Spec| Spec { returns_values: ReturnsValues::Always, ..spec };
@@ -240,6 +244,39 @@ fn table() -> Vec<Spec> {
         read("expiretime", 2, e::expiretime, ONE),
         read("pexpiretime", 2, e::pexpiretime, ONE),
         write("persist", 2, e::persist, ONE),
+        write("hset", -4, h::hset, ONE),
+        write("hmset", -4, h::hmset, ONE),
+        write("hsetnx", 4, h::hsetnx, ONE),
+        values(read("hget", 3, h::hget, ONE)),
+        values(read("hmget", -3, h::hmget, ONE)),
+        values(read("hgetall", 2, h::hgetall, ONE)),
+        write("hdel", -3, h::hdel, ONE),
+        read("hlen", 2, h::hlen, ONE),
+        read("hexists", 3, h::hexists, ONE),
+        values(read("hkeys", 2, h::hkeys, ONE)),
+        values(read("hvals", 2, h::hvals, ONE)),
+        write("hincrby", 4, h::hincrby, ONE),
+        write("hincrbyfloat", 4, h::hincrbyfloat, ONE),
+        read("hstrlen", 3, h::hstrlen, ONE),
+        values(read("hrandfield", -2, h::hrandfield, ONE)),
+        values(read("hscan", -3, h::hscan, ONE)),
+        write("sadd", -3, z::sadd, ONE),
+        write("srem", -3, z::srem, ONE),
+        values(read("smembers", 2, z::smembers, ONE)),
+        read("sismember", 3, z::sismember, ONE),
+        read("smismember", -3, z::smismember, ONE),
+        read("scard", 2, z::scard, ONE),
+        values(write("spop", -2, z::spop, ONE)),
+        values(read("srandmember", -2, z::srandmember, ONE)),
+        write("smove", 4, z::smove, TWO),
+        values(read("sinter", -2, z::sinter, ALL)),
+        read("sintercard", -3, z::sintercard, (2, -1, 1)),
+        values(read("sunion", -2, z::sunion, ALL)),
+        values(read("sdiff", -2, z::sdiff, ALL)),
+        write("sinterstore", -3, z::sinterstore, ALL),
+        write("sunionstore", -3, z::sunionstore, ALL),
+        write("sdiffstore", -3, z::sdiffstore, ALL),
+        values(read("sscan", -3, z::sscan, ONE)),
         pure("ping", -1, pure::ping),
         pure("echo", 2, pure::echo),
         pure("time", 1, pure::time),
