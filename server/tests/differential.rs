@@ -21,7 +21,23 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings: commands of other types get the unknown-command error.",
+    "Only strings, hashes and sets: commands of other types (lists, sorted sets, streams, ...) get the \
+     unknown-command error; OBJECT is not implemented.",
+    "Keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records): a command \
+     naming one gets `-ERR keys that start with the bytes \\xff\\xfd are ferrocask's own ...`. A \
+     collection's key is at most 4093 bytes and its key plus a member (field) at most 4073 bytes \
+     (one store key each). Not generated.",
+    "A hash's fields and a set's members come in another order (their slot order, a fixed hash; \
+     Redis: insertion order for small hashes, hash order or integer order for sets): HGETALL, HKEYS, \
+     HVALS, SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count, HSCAN and SSCAN are compared as \
+     sets (HGETALL's and HSCAN's as sets of pairs).",
+    "HSCAN's and SSCAN's cursor is a member's slot and a page holds COUNT members (Redis answers a \
+     small collection whole in one page whatever COUNT says); the generated collections hold fewer \
+     than 10, so both answer in one page.",
+    "HRANDFIELD, SRANDMEMBER and SPOP pick other members (compared by shape: nil or not, how many). \
+     SPOP without a count, which would let the two servers' sets diverge, is not generated; SPOP with \
+     a count of at least the set's size is. A negative count past 2^20 (elements with repeats) is \
+     refused: `-ERR ferrocask replies with at most 1048576 random elements`. Not generated.",
     "KEYS and SCAN return keys in another order (compared as sets); SCAN's cursor is an index \
      stripe, so cursors differ, and a page holds the keys of whole stripes, sometimes more than \
      COUNT (a full scan returns the same keys).",
@@ -62,7 +78,13 @@ pub const INTENDED: &[&str] = &[
      from another (CLIENT HELP still prints Redis's text). Not generated.",
 ];
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0"];
+const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0"];
+/// The keys collection commands name: mostly collections, sometimes a string (WRONGTYPE).
+const CKEYS: &[&str] = &["h0", "h1", "s0", "s1", "h0", "s0", "k0", "n0"];
+const FIELDS: &[&str] = &["f1", "f2", "f3", "a", "10", "n"];
+const MEMBERS: &[&str] = &["a", "b", "c", "1", "2", "10", "-3", "x y"];
+const RANDOM_COUNTS: &[&str] =
+    &["0", "1", "2", "3", "-1", "-4", "100", "abc", "-9223372036854775808", "5000000000000000000", "1.5"];
 const VALUES: &[&str] = &[
     "v",
     "hello world",
@@ -156,6 +178,123 @@ impl Gen {
         self.rng.pick(VALUES).to_string()
     }
 
+    fn ckey(&mut self) -> String {
+        self.rng.pick(CKEYS).to_string()
+    }
+
+    fn field(&mut self) -> String {
+        self.rng.pick(FIELDS).to_string()
+    }
+
+    fn member(&mut self) -> String {
+        self.rng.pick(MEMBERS).to_string()
+    }
+
+    /// `n` to `n + spread - 1` of `one()`.
+    fn some(&mut self, n: u64, spread: u64, mut one: impl FnMut(&mut Self) -> String) -> Vec<String> {
+        let times = n + self.rng.below(spread);
+        (0..times).map(|_| one(self)).collect()
+    }
+
+    /// A hash or set command.
+    fn collection_command(&mut self) -> Vec<String> {
+        let k = self.ckey();
+        let mut c = match self.rng.below(30) {
+            0..=3 => {
+                let name = s(self.rng.pick(&["HSET", "HSET", "HMSET", "HSETNX"]));
+                let pairs = if name == "HSETNX" { 1 } else { 1 + self.rng.below(3) };
+                let mut c = vec![name, k];
+                for _ in 0..pairs {
+                    c.push(self.field());
+                    c.push(self.value());
+                }
+                if self.rng.chance(5) {
+                    c.push(self.field());
+                }
+                c
+            }
+            4 => vec![s("HGET"), k, self.field()],
+            5 => [vec![s("HMGET"), k], self.some(1, 3, Gen::field)].concat(),
+            6 => vec![s("HGETALL"), k],
+            7 => [vec![s("HDEL"), k], self.some(1, 3, Gen::field)].concat(),
+            8 => vec![s(self.rng.pick(&["HLEN", "HKEYS", "HVALS"])), k],
+            9 => vec![s(self.rng.pick(&["HEXISTS", "HSTRLEN"])), k, self.field()],
+            10 => vec![s("HINCRBY"), k, self.field(), self.int()],
+            11 => vec![s("HINCRBYFLOAT"), k, self.field(), s(self.rng.pick(FLOATS))],
+            12 => {
+                let mut c = vec![s("HRANDFIELD"), k];
+                if self.rng.chance(80) {
+                    c.push(s(self.rng.pick(RANDOM_COUNTS)));
+                    if self.rng.chance(50) {
+                        c.push(s(self.rng.pick(&["WITHVALUES", "withvalues", "x"])));
+                    }
+                }
+                c
+            }
+            13 | 14 => {
+                let name = s(self.rng.pick(&["HSCAN", "SSCAN"]));
+                let cursor = s(self.rng.pick(&["0", "0", "0", "x", ""]));
+                let mut c = vec![name, k, cursor];
+                match self.rng.below(6) {
+                    0 => c.extend([s("COUNT"), s("1000")]),
+                    1 => c.extend([s("MATCH"), s(self.rng.pick(&["f*", "*", "a", "[0-9]*"]))]),
+                    2 => c.extend([s("COUNT"), s(self.rng.pick(&["0", "x"]))]),
+                    3 => c.extend([s("TYPE"), s("string")]),
+                    4 => c.push(s("MATCH")),
+                    _ => {}
+                }
+                c
+            }
+            15..=17 => [vec![s("SADD"), k], self.some(1, 4, Gen::member)].concat(),
+            18 => [vec![s("SREM"), k], self.some(1, 3, Gen::member)].concat(),
+            19 => vec![s(self.rng.pick(&["SMEMBERS", "SCARD"])), k],
+            20 => vec![s("SISMEMBER"), k, self.member()],
+            21 => [vec![s("SMISMEMBER"), k], self.some(1, 3, Gen::member)].concat(),
+            22 => match self.rng.below(4) {
+                0 => vec![s("SPOP"), k, s("10")],
+                1 => vec![s("SPOP"), k, s(self.rng.pick(&["0", "-1", "x", "100"]))],
+                2 => vec![s("SPOP"), k, s("1"), s("2")],
+                _ => vec![s("SPOP"), k, s("1000")],
+            },
+            23 => {
+                let mut c = vec![s("SRANDMEMBER"), k];
+                if self.rng.chance(85) {
+                    c.push(s(self.rng.pick(RANDOM_COUNTS)));
+                }
+                if self.rng.chance(5) {
+                    c.push(s("1"));
+                }
+                c
+            }
+            24 => vec![s("SMOVE"), k, self.ckey(), self.member()],
+            25 | 26 => {
+                let name = s(self.rng.pick(&["SINTER", "SUNION", "SDIFF"]));
+                [vec![name, k], self.some(0, 3, Gen::ckey)].concat()
+            }
+            27 | 28 => {
+                let name = s(self.rng.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]));
+                [vec![name, self.ckey(), k], self.some(0, 3, Gen::ckey)].concat()
+            }
+            _ => {
+                let n = self.rng.below(4).to_string();
+                let mut c = vec![s("SINTERCARD"), s(self.rng.pick(&[n.as_str(), "1", "2", "x", "-1"]))];
+                c.extend(self.some(1, 3, Gen::ckey));
+                if self.rng.chance(40) {
+                    c.push(s("LIMIT"));
+                    if self.rng.chance(90) {
+                        c.push(s(self.rng.pick(&["0", "1", "2", "-1", "x"])));
+                    }
+                }
+                c
+            }
+        };
+        if self.rng.chance(3) && c[0] != "SPOP" {
+            // One argument too few: the arity checks (not SPOP's: a SPOP without a count).
+            c.truncate(c.len().saturating_sub(1).max(1));
+        }
+        c
+    }
+
     fn int(&mut self) -> String {
         self.rng.pick(INTS).to_string()
     }
@@ -221,7 +360,8 @@ impl Gen {
     fn text_command(&mut self) -> Vec<String> {
         let k = self.key();
         let v = self.value();
-        match self.rng.below(62) {
+        match self.rng.below(80) {
+            54..=79 => self.collection_command(),
             0..=3 => vec![s("GET"), k],
             4..=7 => {
                 let mut c = vec![s("SET"), k, v];
@@ -416,7 +556,12 @@ impl Gen {
                     push(&mut out, vec!["WATCH".into(), a.clone(), b]);
                     if self.rng.chance(50) {
                         self.unique += 1;
-                        push(&mut out, vec!["SET".into(), a, format!("w{}", self.unique)]);
+                        let write = match self.rng.below(3) {
+                            0 => vec!["HSET".into(), a, "f1".into(), format!("w{}", self.unique)],
+                            1 => vec!["SADD".into(), a, self.member()],
+                            _ => vec!["SET".into(), a, format!("w{}", self.unique)],
+                        };
+                        push(&mut out, write);
                     }
                     push(&mut out, vec!["MULTI".into()]);
                     if self.rng.chance(10) {
@@ -453,11 +598,58 @@ fn normalize(name: &str, reply: R, queued: &[String]) -> R {
             R::Array(parts)
         }
         ("RANDOMKEY", R::Bulk(_)) => R::Bulk(b"<some key>".to_vec()),
+        ("HKEYS" | "HVALS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP", reply) => sorted(reply),
+        ("HGETALL", reply) => sorted_pairs(reply),
+        ("HSCAN" | "SSCAN", R::Array(mut parts)) if parts.len() == 2 => {
+            let items = parts.pop().expect("two parts");
+            parts.push(if name == "HSCAN" { sorted_pairs(items) } else { sorted(items) });
+            R::Array(parts)
+        }
+        ("HRANDFIELD" | "SRANDMEMBER", reply) => shape(reply),
         ("TTL" | "EXPIRETIME", R::Int(n)) if n >= 0 => R::Int(n),
         ("EXEC", R::Array(items)) if items.len() == queued.len() => {
             R::Array(items.into_iter().zip(queued).map(|(item, q)| normalize(q, item, &[])).collect())
         }
         (_, other) => other,
+    }
+}
+
+/// The reply with its elements sorted (an array, a set).
+fn sorted(reply: R) -> R {
+    match reply {
+        R::Array(mut items) => {
+            items.sort();
+            R::Array(items)
+        }
+        R::Set(mut items) => {
+            items.sort();
+            R::Set(items)
+        }
+        other => other,
+    }
+}
+
+/// The reply (a flat array or a map of pairs) with its pairs sorted.
+fn sorted_pairs(reply: R) -> R {
+    let sort = |items: Vec<R>| {
+        let mut pairs: Vec<Vec<R>> = items.chunks(2).map(<[R]>::to_vec).collect();
+        pairs.sort();
+        pairs.concat()
+    };
+    match reply {
+        R::Array(items) => R::Array(sort(items)),
+        R::Map(items) => R::Map(sort(items)),
+        other => other,
+    }
+}
+
+/// The reply with every bulk string replaced: what random picks are compared by.
+fn shape(reply: R) -> R {
+    match reply {
+        R::Bulk(_) => R::Bulk(b"<picked>".to_vec()),
+        R::Array(items) => R::Array(items.into_iter().map(shape).collect()),
+        R::Set(items) => R::Set(items.into_iter().map(shape).collect()),
+        other => other,
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) fn hmset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 }
 
 fn set_fields(ks: &mut dyn Write, args: &[Bytes], name: &str) -> Result<usize, Reply> {
-    if args.len().is_multiple_of(2) {
+    if !args.len().is_multiple_of(2) {
         return Err(super::wrong_arity(name));
     }
     let key = &args[1];

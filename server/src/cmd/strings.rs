@@ -342,8 +342,10 @@ fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
 /// INCRBYFLOAT key increment.
 pub(crate) fn incrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let not_float = || Reply::error("ERR value is not a valid float");
+    // As Redis: the key's type is checked before the increment is parsed.
+    let current = tri!(string(ks, &args[1]));
     let Some(by) = super::float::LongDouble::parse(&args[2]) else { return not_float() };
-    let current = match tri!(string(ks, &args[1])) {
+    let current = match current {
         Some((v, _)) => match super::float::LongDouble::parse(&v) {
             Some(n) => n,
             None => return not_float(),

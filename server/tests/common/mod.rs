@@ -285,6 +285,10 @@ pub enum R {
     Bulk(Vec<u8>),
     Null,
     Array(Vec<R>),
+    /// A RESP3 set (`~`).
+    Set(Vec<R>),
+    /// A RESP3 map (`%`), keys and values in turn.
+    Map(Vec<R>),
     Other(Vec<u8>),
 }
 
@@ -298,6 +302,8 @@ impl std::fmt::Debug for R {
             R::Bulk(b) => write!(f, "${:?}", text(b)),
             R::Null => write!(f, "null"),
             R::Array(items) => f.debug_list().entries(items).finish(),
+            R::Set(items) => write!(f, "set {:?}", items),
+            R::Map(items) => write!(f, "map {:?}", items),
             R::Other(b) => write!(f, "other {:?}", text(b)),
         }
     }
@@ -333,7 +339,12 @@ fn parse_at(buf: &[u8], at: usize) -> (R, usize) {
                 items.push(item);
                 pos = after;
             }
-            (R::Array(items), pos)
+            let reply = match buf[at] {
+                b'~' => R::Set(items),
+                b'%' => R::Map(items),
+                _ => R::Array(items),
+            };
+            (reply, pos)
         }
         _ => (R::Other(buf[at..next].to_vec()), next),
     }
