@@ -34,7 +34,7 @@ fn reply_end(out: &[u8], at: usize, depth: usize) -> Option<usize> {
             }
             _ => None,
         },
-        b'*' | b'%' => {
+        b'*' | b'%' | b'~' => {
             let n: i64 = header.parse().ok()?;
             let items = if kind == b'%' { n * 2 } else { n.max(0) };
             (0..items).try_fold(next, |pos, _| reply_end(out, pos, depth + 1))

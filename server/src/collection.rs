@@ -207,10 +207,10 @@ pub(crate) fn user_key(raw: &[u8]) -> Option<&[u8]> {
 /// A listing of store keys as user keys (see [`user_key`]).
 pub(crate) fn user_keys(raw: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     raw.into_iter()
-        .filter_map(|k| match k.strip_prefix(META_PREFIX) {
+        .filter_map(|k| match user_key(&k) {
+            Some(user) if user.len() == k.len() => Some(k),
             Some(user) => Some(user.to_vec()),
-            None if k.starts_with(INTERNAL) => None,
-            None => Some(k),
+            None => None,
         })
         .collect()
 }
@@ -284,7 +284,12 @@ pub(crate) fn save<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta) -
 }
 
 /// Rewrites the meta record with a new expiry (EXPIRE, PERSIST).
-pub(crate) fn set_expiry<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta, expires_ms: Option<u64>) -> Result<(), Reply> {
+pub(crate) fn set_expiry<W: Write + ?Sized>(
+    ks: &mut W,
+    key: &[u8],
+    meta: &mut Meta,
+    expires_ms: Option<u64>,
+) -> Result<(), Reply> {
     meta.expires_ms = expires_ms;
     save(ks, key, meta)
 }
@@ -317,7 +322,12 @@ pub(crate) fn put_member<W: Write + ?Sized>(
 }
 
 /// Removes a member; true if it was there. The caller [`save`]s.
-pub(crate) fn remove_member<W: Write + ?Sized>(ks: &mut W, key: &[u8], meta: &mut Meta, member: &[u8]) -> Result<bool, Reply> {
+pub(crate) fn remove_member<W: Write + ?Sized>(
+    ks: &mut W,
+    key: &[u8],
+    meta: &mut Meta,
+    member: &[u8],
+) -> Result<bool, Reply> {
     let record = member_key(key, meta.generation, member);
     if ks.meta(&record).is_none() {
         return Ok(false);
@@ -360,7 +370,13 @@ pub(crate) fn members<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta) -> Vec<
 /// the whole scan is returned (its slot is fixed); members that share a slot (a 64-bit hash
 /// collision) at a page's end come again on the next page, and a run of more than `count` of
 /// them is returned whole, so a scan always advances.
-pub(crate) fn scan_page<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, cursor: u64, count: usize) -> (Vec<Member>, u64) {
+pub(crate) fn scan_page<R: Read + ?Sized>(
+    ks: &R,
+    key: &[u8],
+    meta: &Meta,
+    cursor: u64,
+    count: usize,
+) -> (Vec<Member>, u64) {
     let mut page = members_in(ks, key, meta, cursor, None, count.saturating_add(1));
     if page.len() <= count {
         return (page, 0);

@@ -58,7 +58,14 @@ pub(crate) trait Read {
     ///
     /// TODO(ordered): the core's `Store::range_keys` / `Txn::range_keys` replace this fallback
     /// (every key listed, filtered and sorted: correct, O(keys)) in `StoreView` and `TxnView`.
-    fn range(&self, prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>, reverse: bool, limit: usize) -> Vec<Vec<u8>> {
+    fn range(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<Vec<u8>> {
         let mut keys: Vec<Vec<u8>> = self
             .keys()
             .into_iter()
@@ -156,7 +163,8 @@ pub(crate) fn is_reserved(key: &[u8]) -> bool {
 const RESERVED_KEY: &str = "ERR keys that start with the bytes \\xff\\xfe\\x00ferrocask-raft/ are the cluster's own";
 
 /// The error for a command naming a key under `collection::INTERNAL` (the collections' records).
-const INTERNAL_KEY: &str = "ERR keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records)";
+const INTERNAL_KEY: &str =
+    "ERR keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records)";
 
 /// Why a command naming `key` is refused before it runs, if it is: keys under the prefixes the
 /// server keeps its own records under (the collection layer's on every server, the state

@@ -146,7 +146,9 @@ impl Reply {
             Reply::Error(t) => t.as_bytes().len(),
             Reply::Verbatim(t) => t.len(),
             Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::value_bytes).sum(),
-            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
+                pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum()
+            }
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
         }
     }

@@ -96,3 +96,32 @@ fn expiry_is_the_same_through_every_member() {
     );
     assert_eq!(cmd(&mut clients[2], &["EXISTS", "short", "long"]), R::Int(1));
 }
+
+/// Hashes and sets through the cluster: written through one member, read through the others,
+/// with the same handlers as a single node (issue 23). SPOP's pick is drawn from the entry's
+/// time and the set's stamp, so every replica pops the same member.
+#[test]
+fn hashes_and_sets_through_every_member() {
+    let cluster = TestCluster::start(3);
+    let mut clients: Vec<RawClient> = cluster.addrs.iter().map(|a| RawClient::connect(*a)).collect();
+    assert_eq!(cmd(&mut clients[0], &["HSET", "h", "a", "1", "b", "2"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[1], &["SADD", "s", "x", "y", "z"]), R::Int(3));
+    assert_eq!(cmd(&mut clients[2], &["HINCRBY", "h", "a", "5"]), R::Int(6));
+    for c in &mut clients {
+        let R::Array(mut pairs) = cmd(c, &["HGETALL", "h"]) else { panic!("HGETALL is an array in RESP2") };
+        let mut sorted: Vec<Vec<R>> = pairs.chunks(2).map(<[R]>::to_vec).collect();
+        sorted.sort();
+        pairs = sorted.concat();
+        assert_eq!(pairs, vec![bulk("a"), bulk("6"), bulk("b"), bulk("2")]);
+        let R::Array(mut members) = cmd(c, &["SMEMBERS", "s"]) else { panic!() };
+        members.sort();
+        assert_eq!(members, vec![bulk("x"), bulk("y"), bulk("z")]);
+        assert_eq!(cmd(c, &["TYPE", "s"]), R::Simple(b"set".to_vec()));
+    }
+    let R::Bulk(popped) = cmd(&mut clients[1], &["SPOP", "s"]) else { panic!("SPOP pops") };
+    assert_eq!(cmd(&mut clients[2], &["SISMEMBER", "s", std::str::from_utf8(&popped).unwrap()]), R::Int(0));
+    assert_eq!(cmd(&mut clients[0], &["SCARD", "s"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[0], &["DBSIZE"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[0], &["DEL", "h", "s"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[2], &["KEYS", "*"]), R::Array(vec![]));
+}

@@ -150,14 +150,9 @@ pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let (type_name, page_len) = (o.type_name.clone(), o.count);
     let page = ks.scan(cursor, page_len);
     // As Redis 7.0: an unknown TYPE filters every key out.
-    let of_type = |k: &[u8]| {
-        type_name.as_ref().is_none_or(|t| find(ks, k).is_some_and(|found| is(t, found.type_name())))
-    };
-    let keys = user_keys(page.keys)
-        .into_iter()
-        .filter(|k| o.matches(k) && of_type(k))
-        .map(Reply::bulk)
-        .collect();
+    let of_type =
+        |k: &[u8]| type_name.as_ref().is_none_or(|t| find(ks, k).is_some_and(|found| is(t, found.type_name())));
+    let keys = user_keys(page.keys).into_iter().filter(|k| o.matches(k) && of_type(k)).map(Reply::bulk).collect();
     Reply::Array(vec![Reply::bulk(page.cursor.to_string().into_bytes()), Reply::Array(keys)])
 }
 

@@ -1,0 +1,247 @@
+//! Hashes and sets on the collection layer (issue 23): what the differential test does not
+//! reach. Each test names the adversary it plays.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{parse, RawClient, TestServer, R};
+use ferrocask::{Options, Store};
+
+/// Runs inline commands, one a line, as one client on `store`; the replies, parsed.
+fn run(store: &Arc<Store>, lines: &[&str]) -> Vec<R> {
+    let input: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    let out = ferrocask_server::fuzzing::run_bytes(store.clone(), input.as_bytes());
+    let mut replies = Vec::new();
+    let mut at = 0;
+    while at < out.len() {
+        let len = common::reply_len(&out[at..]).expect("whole replies");
+        replies.push(parse(&out[at..at + len]));
+        at += len;
+    }
+    assert_eq!(replies.len(), lines.len(), "one reply per command: {replies:?}");
+    replies
+}
+
+fn one(store: &Arc<Store>, line: &str) -> R {
+    run(store, &[line]).pop().unwrap()
+}
+
+fn bulk(s: &str) -> R {
+    R::Bulk(s.as_bytes().to_vec())
+}
+
+fn bulks(items: &[&str]) -> R {
+    R::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+/// A reply's elements, sorted (member order is the slot order, not the insertion order).
+fn sorted(reply: R) -> Vec<R> {
+    let R::Array(mut items) = reply else { panic!("an array: {reply:?}") };
+    items.sort();
+    items
+}
+
+fn open(dir: &Path) -> Arc<Store> {
+    Arc::new(Store::open_with(dir, Options::default()).unwrap())
+}
+
+/// Adversary: a restart. Every member written before it is there after it, and the counts and
+/// the generation counter with them (a set created after the restart does not see old members).
+#[test]
+fn collections_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        run(&store, &["HSET h a 1 b 2 c 3", "SADD s x y z", "HDEL h b", "SADD gone 1", "DEL gone"]);
+    }
+    let store = open(dir.path());
+    assert_eq!(sorted(one(&store, "HGETALL h")), sorted(bulks(&["a", "1", "c", "3"])).to_vec());
+    assert_eq!(one(&store, "HLEN h"), R::Int(2));
+    assert_eq!(sorted(one(&store, "SMEMBERS s")), sorted(bulks(&["x", "y", "z"])));
+    assert_eq!(one(&store, "SADD gone 2"), R::Int(1));
+    assert_eq!(one(&store, "SMEMBERS gone"), bulks(&["2"]), "a new incarnation after the restart");
+    assert_eq!(one(&store, "DBSIZE"), R::Int(3));
+}
+
+/// Adversary: an EXEC whose writes span two collections and outgrow one batch. Nothing of it
+/// is kept; one that fits is kept whole.
+#[test]
+fn exec_over_two_collections_is_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { segment_bytes: 64 << 10, preallocate_bytes: 0, ..Options::default() };
+    let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
+    let big = "v".repeat(20_000);
+    let replies = run(
+        &store,
+        &[
+            "MULTI",
+            &format!("HSET h a {big}"),
+            "SADD s m",
+            &format!("HSET h b {big}"),
+            &format!("HSET h c {big}"),
+            &format!("HSET h d {big}"),
+            &format!("HSET h e {big}"),
+            "EXEC",
+            "EXISTS h s",
+        ],
+    );
+    assert!(matches!(&replies[7], R::Error(e) if e.starts_with(b"EXECABORT")), "{:?}", replies[7]);
+    assert_eq!(replies[8], R::Int(0), "nothing of the discarded EXEC is kept");
+    let replies = run(&store, &["MULTI", "HSET h a 1", "SADD s m n", "SREM s m", "EXEC", "HGETALL h", "SMEMBERS s"]);
+    assert_eq!(replies[4], R::Array(vec![R::Int(1), R::Int(2), R::Int(1)]));
+    assert_eq!(replies[5], bulks(&["a", "1"]));
+    assert_eq!(replies[6], bulks(&["n"]));
+}
+
+/// Adversary: a key deleted and written again, with few members (deleted with the key) and
+/// with more than `INLINE_DROP_MEMBERS_MAX` (left behind as orphans). The new incarnation
+/// never sees the old members, and DBSIZE, KEYS and SCAN never show the orphans.
+#[test]
+fn a_key_deleted_and_recreated_does_not_resurrect_old_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(run(&store, &["HSET h a 1 b 2", "DEL h", "HSET h c 3", "HGETALL h"])[3], bulks(&["c", "3"]));
+    let chunk = |from: usize| (from..from + 400).map(|i| format!("m{i}")).collect::<Vec<_>>().join(" ");
+    let (a, b, c) = (chunk(0), chunk(400), chunk(800));
+    let replies = run(
+        &store,
+        &[&format!("SADD s {a}"), &format!("SADD s {b}"), &format!("SADD s {c}"), "SCARD s", "DEL s", "SADD s x"],
+    );
+    assert_eq!(replies[3], R::Int(1200));
+    assert_eq!(one(&store, "SMEMBERS s"), bulks(&["x"]));
+    assert_eq!(one(&store, "SCARD s"), R::Int(1));
+    assert_eq!(one(&store, "SISMEMBER s m5"), R::Int(0));
+    assert_eq!(one(&store, "DBSIZE"), R::Int(2));
+    assert_eq!(sorted(one(&store, "KEYS *")), vec![bulk("h"), bulk("s")]);
+    let R::Array(scan) = one(&store, "SCAN 0 COUNT 100000") else { panic!() };
+    assert_eq!(sorted(scan[1].clone()), vec![bulk("h"), bulk("s")]);
+    // SET over a set replaces it, and a set made again starts empty.
+    assert_eq!(run(&store, &["SET s str", "TYPE s", "DEL s", "SADD s y", "SMEMBERS s"])[4], bulks(&["y"]));
+}
+
+/// Adversary: time. A hash whose TTL passed is gone whole (one meta record expired), and an
+/// HSET after it starts an empty hash.
+#[test]
+fn an_expired_hash_starts_empty_when_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let replies = run(&store, &["HSET h a 1 b 2", "PEXPIRE h 1", "TTL h", "PTTL h"]);
+    assert_eq!(replies[1], R::Int(1));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let replies = run(&store, &["EXISTS h", "HGET h a", "HSET h c 3", "HGETALL h", "TTL h", "HLEN h"]);
+    assert_eq!(replies, vec![R::Int(0), R::Null, R::Int(1), bulks(&["c", "3"]), R::Int(-1), R::Int(1)]);
+    let replies = run(&store, &["EXPIRE h 100", "TTL h", "PERSIST h", "TTL h", "EXPIRE h 0", "EXISTS h"]);
+    assert_eq!(replies, vec![R::Int(1), R::Int(100), R::Int(1), R::Int(-1), R::Int(1), R::Int(0)]);
+}
+
+/// Adversary: a client naming the collection layer's own records. It is refused before the
+/// command runs, whatever the command.
+#[test]
+fn commands_naming_internal_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    run(&store, &["HSET h a 1"]);
+    for args in [
+        &[&b"GET"[..], b"\xff\xfdg"][..],
+        &[b"HGETALL", b"\xff\xfdmh"],
+        &[b"SET", b"\xff\xfdx", b"v"],
+        &[b"DEL", b"k", b"\xff\xfdmh"],
+        &[b"RENAME", b"h", b"\xff\xfdmz"],
+    ] {
+        let mut input = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            input.extend_from_slice(a);
+            input.extend_from_slice(b"\r\n");
+        }
+        let out = ferrocask_server::fuzzing::run_bytes(store.clone(), &input);
+        assert!(
+            out.starts_with(b"-ERR keys that start with the bytes \\xff\\xfd"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    assert_eq!(one(&store, "HGETALL h"), bulks(&["a", "1"]), "the hash is untouched");
+}
+
+/// TYPE, SCAN ... TYPE, KEYS and DBSIZE over every type; WRONGTYPE both ways.
+#[test]
+fn every_key_command_sees_every_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    run(&store, &["SET str v", "HSET h f v", "SADD s m"]);
+    assert_eq!(
+        run(&store, &["TYPE str", "TYPE h", "TYPE s", "TYPE none"]),
+        vec![
+            R::Simple(b"string".to_vec()),
+            R::Simple(b"hash".to_vec()),
+            R::Simple(b"set".to_vec()),
+            R::Simple(b"none".to_vec()),
+        ]
+    );
+    for (t, want) in [("hash", "h"), ("set", "s"), ("string", "str"), ("HASH", "h")] {
+        let R::Array(page) = one(&store, &format!("SCAN 0 COUNT 1000 TYPE {t}")) else { panic!() };
+        assert_eq!(page[1], bulks(&[want]), "SCAN TYPE {t}");
+    }
+    assert_eq!(sorted(one(&store, "KEYS *")), vec![bulk("h"), bulk("s"), bulk("str")]);
+    assert_eq!(one(&store, "DBSIZE"), R::Int(3));
+    let wrongtype = R::Error(b"WRONGTYPE Operation against a key holding the wrong kind of value".to_vec());
+    for line in ["GET h", "INCR s", "APPEND h x", "HGET str f", "SADD h m", "SMEMBERS h", "HLEN s"] {
+        assert_eq!(one(&store, line), wrongtype, "{line}");
+    }
+    assert_eq!(
+        run(&store, &["RENAME h h2", "HGET h2 f", "EXISTS h", "COPY s s2", "SMEMBERS s2"])[1..],
+        [bulk("v"), R::Int(0), R::Int(1), bulks(&["m"])]
+    );
+    assert_eq!(one(&store, "FLUSHDB"), R::Simple(b"OK".to_vec()));
+    assert_eq!(one(&store, "DBSIZE"), R::Int(0));
+    assert_eq!(one(&store, "SCARD s2"), R::Int(0));
+}
+
+/// Adversary: another client writes a WATCHed hash, even a field to the value it had (Redis
+/// counts that as a change), or a WATCHed set: the EXEC aborts. A SADD that adds nothing is no
+/// change (as in Redis).
+#[test]
+fn watch_sees_writes_to_collections() {
+    let server = TestServer::start();
+    let (mut a, mut b) = (server.raw(), server.raw());
+    let exec_after = |a: &mut RawClient, b: &mut RawClient, key: &str, write: &[&str]| {
+        a.cmd(&["WATCH", key]);
+        parse(&b.cmd(write));
+        a.cmd(&["MULTI"]);
+        a.cmd(&["PING"]);
+        parse(&a.cmd(&["EXEC"]))
+    };
+    parse(&a.cmd(&["HSET", "h", "f", "v"]));
+    parse(&a.cmd(&["SADD", "s", "m"]));
+    assert_eq!(exec_after(&mut a, &mut b, "h", &["HSET", "h", "f", "v"]), R::Null);
+    assert_eq!(exec_after(&mut a, &mut b, "h", &["HDEL", "h", "nope"]), R::Array(vec![R::Simple(b"PONG".to_vec())]));
+    assert_eq!(exec_after(&mut a, &mut b, "s", &["SADD", "s", "n"]), R::Null);
+    assert_eq!(exec_after(&mut a, &mut b, "s", &["SADD", "s", "n"]), R::Array(vec![R::Simple(b"PONG".to_vec())]));
+    assert_eq!(exec_after(&mut a, &mut b, "s", &["EXPIRE", "s", "100"]), R::Null);
+}
+
+/// SPOP draws from the transaction's time, the key and the set's stamp (so replicas agree):
+/// pops in the same millisecond still differ, and never repeat a member.
+#[test]
+fn spop_is_deterministic_and_pops_each_member_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let members: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+    run(&store, &[&format!("SADD s {}", members.join(" "))]);
+    let mut popped = Vec::new();
+    for _ in 0..10 {
+        let R::Array(items) = one(&store, "SPOP s 4") else { panic!() };
+        popped.extend(items);
+        let R::Bulk(m) = one(&store, "SPOP s") else { panic!() };
+        popped.push(R::Bulk(m));
+    }
+    assert_eq!(one(&store, "SCARD s"), R::Int(0));
+    popped.sort();
+    popped.dedup();
+    assert_eq!(popped.len(), 50, "every member popped once");
+    let R::Array(draws) = one(&store, "SRANDMEMBER nope -3") else { panic!() };
+    assert!(draws.is_empty());
+}
