@@ -48,6 +48,12 @@ pub trait Apply: Send + Sync + 'static {
     /// Runs `command` (as encoded by the application) in `txn`; on a reply that is an error the
     /// command must leave no write behind (the application rolls back to a savepoint).
     fn apply(&self, txn: &mut ferrocask::Txn<'_>, command: &[u8]) -> Applied;
+
+    /// The key prefixes the application enumerates in order (the server's collections): the
+    /// data store is opened with each declared as an ordered prefix.
+    fn ordered_prefixes(&self) -> &'static [&'static [u8]] {
+        &[]
+    }
 }
 
 openraft::declare_raft_types!(

@@ -110,7 +110,11 @@ impl StateMachine {
         snapshot::remove_leftovers(root).map_err(read_sm)?;
         // 0 until the position says what time it is: nothing reads as expired meanwhile.
         let clock = Arc::new(ManualClock::new(0));
-        let store = Store::open_with(root.join(DATA_DIR), data_options(Arc::clone(&clock))).map_err(read_sm)?;
+        let options = data_options(Arc::clone(&clock));
+        // TODO(ordered): declare the application's ordered prefixes once the core has them:
+        // `for p in apply.ordered_prefixes() { options = options.ordered_prefix(p) }`.
+        let _ordered = apply.ordered_prefixes();
+        let store = Store::open_with(root.join(DATA_DIR), options).map_err(read_sm)?;
         snapshot::resume(root, &store, &clock)?;
         clock.set_ms(read_position(&store)?.clock_ms);
         let shared =

@@ -61,6 +61,10 @@ impl Apply for ServerApply {
         };
         Applied::Reply(encode_reply(&reply))
     }
+
+    fn ordered_prefixes(&self) -> &'static [&'static [u8]] {
+        &crate::collection::ORDERED_PREFIXES
+    }
 }
 
 /// What WATCH keeps of a key in a cluster: a hash of its value and expiry (`None`: absent).
