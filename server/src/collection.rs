@@ -47,9 +47,13 @@ pub const ORDERED_PREFIXES: [&[u8]; 2] = [MEMBER_PREFIX, META_PREFIX];
 
 /// A meta record's value: type (1 byte), generation, count, stamp (8 bytes big-endian each).
 pub(crate) const META_BYTES: usize = 1 + 8 + 8 + 8;
+/// A list's meta record: [`META_BYTES`], then its head and tail positions (i64 big-endian).
+pub(crate) const LIST_META_BYTES: usize = META_BYTES + 8 + 8;
 const GENERATION_AT: usize = 1;
 const COUNT_AT: usize = 9;
 const STAMP_AT: usize = 17;
+const HEAD_AT: usize = 25;
+const TAIL_AT: usize = 33;
 /// A member key's bytes besides the user key and the member: prefix, length, generation, slot.
 pub(crate) const MEMBER_KEY_OVERHEAD_BYTES: usize = 3 + 4 + 8 + 8;
 
@@ -72,6 +76,7 @@ pub(crate) fn wrongtype() -> Reply {
 pub(crate) enum Kind {
     Hash,
     Set,
+    List,
 }
 
 impl Kind {
@@ -79,6 +84,7 @@ impl Kind {
         match self {
             Kind::Hash => b'h',
             Kind::Set => b's',
+            Kind::List => b'l',
         }
     }
 
@@ -86,6 +92,7 @@ impl Kind {
         match byte {
             b'h' => Some(Kind::Hash),
             b's' => Some(Kind::Set),
+            b'l' => Some(Kind::List),
             _ => None,
         }
     }
@@ -95,6 +102,7 @@ impl Kind {
         match self {
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::List => "list",
         }
     }
 }
@@ -110,27 +118,42 @@ pub(crate) struct Meta {
     /// that keeps the count (HSET of an existing field).
     pub(crate) stamp: u64,
     pub(crate) expires_ms: Option<u64>,
+    /// A list's first element's position (see [`position_key`]); 0 for other types.
+    pub(crate) head: i64,
+    /// A list's position after its last element (`tail - head == count`); 0 for other types.
+    pub(crate) tail: i64,
 }
 
 impl Meta {
-    fn encode(&self) -> [u8; META_BYTES] {
-        let mut out = [0u8; META_BYTES];
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0u8; if self.kind == Kind::List { LIST_META_BYTES } else { META_BYTES }];
         out[0] = self.kind.byte();
         out[GENERATION_AT..COUNT_AT].copy_from_slice(&self.generation.to_be_bytes());
         out[COUNT_AT..STAMP_AT].copy_from_slice(&self.count.to_be_bytes());
-        out[STAMP_AT..].copy_from_slice(&self.stamp.to_be_bytes());
+        out[STAMP_AT..HEAD_AT].copy_from_slice(&self.stamp.to_be_bytes());
+        if self.kind == Kind::List {
+            out[HEAD_AT..TAIL_AT].copy_from_slice(&self.head.to_be_bytes());
+            out[TAIL_AT..].copy_from_slice(&self.tail.to_be_bytes());
+        }
         out
     }
 
     fn decode(value: &[u8], expires_ms: Option<u64>) -> Option<Meta> {
-        let value: &[u8; META_BYTES] = value.try_into().ok()?;
+        let kind = Kind::from_byte(*value.first()?)?;
+        let want = if kind == Kind::List { LIST_META_BYTES } else { META_BYTES };
+        if value.len() != want {
+            return None;
+        }
         let u64_at = |at: usize| u64::from_be_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+        let (head, tail) = if kind == Kind::List { (u64_at(HEAD_AT) as i64, u64_at(TAIL_AT) as i64) } else { (0, 0) };
         Some(Meta {
-            kind: Kind::from_byte(value[0])?,
+            kind,
             generation: u64_at(GENERATION_AT),
             count: u64_at(COUNT_AT),
             stamp: u64_at(STAMP_AT),
             expires_ms,
+            head,
+            tail,
         })
     }
 
@@ -268,9 +291,13 @@ pub(crate) fn open_or_create<W: Write + ?Sized>(ks: &mut W, key: &[u8], kind: Ki
     if let Some(meta) = open(ks, key, kind)? {
         return Ok(meta);
     }
+    if key.is_empty() {
+        // As for strings: the store cannot hold an empty key, so no collection has one.
+        return Err(crate::db::store_error(ferrocask::Error::EmptyKey));
+    }
     let generation = ks.get(GENERATION_KEY).and_then(|(v, _)| v.try_into().ok()).map_or(0, u64::from_be_bytes) + 1;
     ks.put_record(GENERATION_KEY, &generation.to_be_bytes(), Expiry::Never)?;
-    Ok(Meta { kind, generation, count: 0, stamp: 0, expires_ms: None })
+    Ok(Meta { kind, generation, count: 0, stamp: 0, expires_ms: None, head: 0, tail: 0 })
 }
 
 /// Writes the collection's meta record after its members changed (bumping its stamp), or deletes
@@ -333,7 +360,7 @@ pub(crate) fn remove_member<W: Write + ?Sized>(
         return Ok(false);
     }
     ks.delete_record(&record)?;
-    meta.count -= 1;
+    meta.count = meta.count.saturating_sub(1);
     Ok(true)
 }
 
@@ -482,13 +509,34 @@ pub(crate) fn drop<W: Write + ?Sized>(ks: &mut W, key: &[u8]) -> Result<Option<O
 /// Copies the collection `meta` at `src` to `dst` (absent: the caller dropped what was there),
 /// with its expiry: a new generation, every member rewritten under it. O(members).
 pub(crate) fn copy<W: Write + ?Sized>(ks: &mut W, src: &[u8], meta: &Meta, dst: &[u8]) -> Result<(), Reply> {
-    let mut copy = open_or_create(ks, dst, meta.kind)?;
+    let fresh = open_or_create(ks, dst, meta.kind)?;
+    let dst_prefix = members_prefix(dst, fresh.generation);
     for member in members(ks, src, meta) {
         let value = ks.get(&member.record).map(|(v, _)| v).unwrap_or_default();
-        put_member(ks, dst, &mut copy, member.name(), &value)?;
+        // The slot (a list's position) and the member, as they are.
+        let record = [&dst_prefix[..], &member.record[member.at - 8..]].concat();
+        ks.put_record(&record, &value, Expiry::Never)?;
     }
-    copy.expires_ms = meta.expires_ms;
+    let mut copy = Meta { generation: fresh.generation, stamp: 0, ..*meta };
     save(ks, dst, &mut copy)
+}
+
+/// The order-preserving form of a list position: its bits with the sign flipped, so that
+/// positions sort as big-endian bytes in numeric order.
+fn position_slot(position: i64) -> u64 {
+    (position as u64) ^ (1 << 63)
+}
+
+/// The record key of a list's element at `position` (the list's `head` + its index).
+pub(crate) fn position_key(key: &[u8], meta: &Meta, position: i64) -> Vec<u8> {
+    let mut out = members_prefix(key, meta.generation);
+    out.extend_from_slice(&position_slot(position).to_be_bytes());
+    out
+}
+
+/// The list element at `index` from the head (0-based, within `0..count`).
+pub(crate) fn element<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, index: i64) -> Option<Vec<u8>> {
+    ks.get(&position_key(key, meta, meta.head + index)).map(|(v, _)| v)
 }
 
 /// DBSIZE: the live records less the members (orphans included) and the generation counter:
@@ -535,8 +583,10 @@ mod tests {
 
     #[test]
     fn meta_round_trips() {
-        let meta = Meta { kind: Kind::Set, generation: 7, count: 3, stamp: 9, expires_ms: Some(5) };
+        let meta = Meta { kind: Kind::Set, generation: 7, count: 3, stamp: 9, expires_ms: Some(5), head: 0, tail: 0 };
         assert_eq!(Meta::decode(&meta.encode(), Some(5)), Some(meta));
+        let list = Meta { kind: Kind::List, head: -2, tail: 1, ..meta };
+        assert_eq!(Meta::decode(&list.encode(), Some(5)), Some(list));
         assert_eq!(Meta::decode(b"short", None), None);
     }
 

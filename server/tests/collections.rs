@@ -245,3 +245,45 @@ fn spop_is_deterministic_and_pops_each_member_once() {
     let R::Array(draws) = one(&store, "SRANDMEMBER nope -3") else { panic!() };
     assert!(draws.is_empty());
 }
+
+/// Lists keep their order through pushes and pops at both ends, inserts and removals in the
+/// middle (which rewrite one side), trims, moves and a restart.
+#[test]
+fn lists_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let replies = run(
+            &store,
+            &[
+                "RPUSH l b c d",
+                "LPUSH l a z",
+                "LRANGE l 0 -1",
+                "LPOP l",
+                "LINSERT l AFTER c x",
+                "LINSERT l BEFORE b y",
+                "LRANGE l 0 -1",
+                "LREM l 0 x",
+                "LSET l -1 e",
+                "LINDEX l 1",
+                "LMOVE l m RIGHT LEFT",
+                "RPOPLPUSH l m",
+                "LPOS l b",
+                "LTRIM l 1 -1",
+                "LMPOP 2 nope l LEFT COUNT 5",
+                "EXISTS l",
+            ],
+        );
+        assert_eq!(replies[2], bulks(&["z", "a", "b", "c", "d"]));
+        assert_eq!(replies[6], bulks(&["a", "y", "b", "c", "x", "d"]));
+        assert_eq!(replies[9], bulk("y"));
+        assert_eq!(replies[12], R::Int(2));
+        assert_eq!(replies[14], R::Array(vec![bulk("l"), bulks(&["y", "b"])]));
+        assert_eq!(replies[15], R::Int(0), "the last pop deletes the list");
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        run(&store, &["LRANGE m 0 -1", "TYPE m", "LLEN m"]),
+        vec![bulks(&["c", "e"]), R::Simple(b"list".to_vec()), R::Int(2)]
+    );
+}

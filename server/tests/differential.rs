@@ -21,8 +21,9 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings, hashes and sets: commands of other types (lists, sorted sets, streams, ...) get the \
-     unknown-command error; OBJECT is not implemented.",
+    "Only strings, hashes, sets and lists (not the blocking commands): commands of other types \
+     (sorted sets, streams, ...) and BLPOP and the other blocking pops get the unknown-command \
+     error; OBJECT is not implemented.",
     "Keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records): a command \
      naming one gets `-ERR keys that start with the bytes \\xff\\xfd are ferrocask's own ...`. A \
      collection's key is at most 4093 bytes and its key plus a member (field) at most 4073 bytes \
@@ -78,9 +79,11 @@ pub const INTENDED: &[&str] = &[
      from another (CLIENT HELP still prints Redis's text). Not generated.",
 ];
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0"];
+const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0", "l0"];
+/// The keys list commands name: mostly lists, sometimes another type (WRONGTYPE).
+const LKEYS: &[&str] = &["l0", "l1", "l0", "l1", "l2", "h0", "k0"];
 /// The keys collection commands name: mostly collections, sometimes a string (WRONGTYPE).
-const CKEYS: &[&str] = &["h0", "h1", "s0", "s1", "h0", "s0", "k0", "n0"];
+const CKEYS: &[&str] = &["h0", "h1", "s0", "s1", "h0", "s0", "k0", "n0", "l0"];
 const FIELDS: &[&str] = &["f1", "f2", "f3", "a", "10", "n"];
 const MEMBERS: &[&str] = &["a", "b", "c", "1", "2", "10", "-3", "x y"];
 const RANDOM_COUNTS: &[&str] =
@@ -194,6 +197,70 @@ impl Gen {
     fn some(&mut self, n: u64, spread: u64, mut one: impl FnMut(&mut Self) -> String) -> Vec<String> {
         let times = n + self.rng.below(spread);
         (0..times).map(|_| one(self)).collect()
+    }
+
+    fn lkey(&mut self) -> String {
+        self.rng.pick(LKEYS).to_string()
+    }
+
+    /// A list command.
+    fn list_command(&mut self) -> Vec<String> {
+        let k = self.lkey();
+        let index = |g: &mut Self| s(g.rng.pick(&["0", "1", "-1", "2", "-2", "5", "-10", "100", "x"]));
+        let mut c = match self.rng.below(20) {
+            0..=3 => {
+                let name = s(self.rng.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]));
+                [vec![name, k], self.some(1, 3, Gen::member)].concat()
+            }
+            4 | 5 => {
+                let mut c = vec![s(self.rng.pick(&["LPOP", "RPOP"])), k];
+                if self.rng.chance(50) {
+                    c.push(s(self.rng.pick(&["0", "1", "2", "10", "-1", "x"])));
+                }
+                if self.rng.chance(5) {
+                    c.push(s("1"));
+                }
+                c
+            }
+            6 => vec![s("LLEN"), k],
+            7 | 8 => vec![s("LRANGE"), k, index(self), index(self)],
+            9 => vec![s("LINDEX"), k, index(self)],
+            10 => vec![s("LSET"), k, index(self), self.member()],
+            11 => vec![s("LINSERT"), k, s(self.rng.pick(&["BEFORE", "after", "middle"])), self.member(), self.member()],
+            12 => vec![s("LREM"), k, s(self.rng.pick(&["0", "1", "-1", "2", "-2", "x"])), self.member()],
+            13 => vec![s("LTRIM"), k, index(self), index(self)],
+            14 => {
+                let mut c = vec![s("LPOS"), k, self.member()];
+                for _ in 0..self.rng.below(3) {
+                    match self.rng.below(4) {
+                        0 => c.extend([s("RANK"), s(self.rng.pick(&["1", "2", "-1", "-2", "0", "x"]))]),
+                        1 => c.extend([s("COUNT"), s(self.rng.pick(&["0", "1", "2", "-1", "x"]))]),
+                        2 => c.extend([s("MAXLEN"), s(self.rng.pick(&["0", "1", "3", "-1"]))]),
+                        _ => c.push(s(self.rng.pick(&["RANK", "FOO"]))),
+                    }
+                }
+                c
+            }
+            15 | 16 => {
+                let ends = ["LEFT", "RIGHT", "left", "up"];
+                vec![s("LMOVE"), k, self.lkey(), s(self.rng.pick(&ends)), s(self.rng.pick(&ends))]
+            }
+            17 => vec![s("RPOPLPUSH"), k, self.lkey()],
+            _ => {
+                let n = 1 + self.rng.below(3);
+                let mut c = vec![s("LMPOP"), s(self.rng.pick(&[n.to_string().as_str(), "0", "x", "3"]))];
+                c.extend((0..n).map(|_| self.lkey()));
+                c.push(s(self.rng.pick(&["LEFT", "RIGHT", "up"])));
+                if self.rng.chance(40) {
+                    c.extend([s("COUNT"), s(self.rng.pick(&["1", "2", "10", "0", "x"]))]);
+                }
+                c
+            }
+        };
+        if self.rng.chance(3) && !c[0].ends_with("POP") {
+            c.truncate(c.len().saturating_sub(1).max(1));
+        }
+        c
     }
 
     /// A hash or set command.
@@ -360,8 +427,9 @@ impl Gen {
     fn text_command(&mut self) -> Vec<String> {
         let k = self.key();
         let v = self.value();
-        match self.rng.below(80) {
+        match self.rng.below(92) {
             54..=79 => self.collection_command(),
+            80..=91 => self.list_command(),
             0..=3 => vec![s("GET"), k],
             4..=7 => {
                 let mut c = vec![s("SET"), k, v];
@@ -922,6 +990,52 @@ fn edge_cases_reply_as_redis_does() {
         &["CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"],
         &["ROLE"],
         &["ROLE", "x"],
+        // Issue 23: hashes, sets and lists.
+        &["HSET", "h", "a", "1", "f", "007", "g", "1e400", "i", "9223372036854775807"],
+        &["HINCRBY", "h", "i", "1"],
+        &["HINCRBY", "h", "a", "-9223372036854775808"],
+        &["HINCRBY", "h", "f", "1"],
+        &["HINCRBYFLOAT", "h", "g", "1"],
+        &["HINCRBYFLOAT", "h", "a", "inf"],
+        &["HINCRBYFLOAT", "h", "a", "1e4900"],
+        &["HINCRBYFLOAT", "h", "new", "0x10"],
+        &["HRANDFIELD", "h", "5000000000000000000", "WITHVALUES"],
+        &["HRANDFIELD", "h", "-9223372036854775808"],
+        &["HSCAN", "h", "0", "TYPE", "string"],
+        &["HSCAN", "nope", "0", "COUNT", "0"],
+        &["HSET", "h", "a"],
+        &["HMSET", "h"],
+        &["SADD", "s", "1", "2", "3"],
+        &["SINTERCARD", "0", "s"],
+        &["SINTERCARD", "2", "s"],
+        &["SINTERCARD", "1", "s", "LIMIT", "-1"],
+        &["SINTERCARD", "1", "s", "LIMIT", "1", "LIMIT", "2"],
+        &["SINTER", "nope", "h"],
+        &["SUNION", "nope", "h"],
+        &["SMOVE", "nope", "h", "x"],
+        &["SMOVE", "s", "h", "1"],
+        &["SPOP", "s", "-1"],
+        &["SRANDMEMBER", "s", "-9223372036854775808"],
+        &["SINTERSTORE", "h", "s", "s"],
+        &["TYPE", "h"],
+        &["RPUSH", "l", "a", "b", "a", "c", "a"],
+        &["LPOS", "l", "a", "RANK", "0"],
+        &["LPOS", "l", "a", "RANK", "-1", "COUNT", "0"],
+        &["LPOS", "l", "a", "COUNT", "-1"],
+        &["LPOS", "l", "a", "MAXLEN", "2", "COUNT", "0"],
+        &["LPOP", "l", "1", "2"],
+        &["LPOP", "nope", "0"],
+        &["LINSERT", "nope", "BEFORE", "a", "x"],
+        &["LSET", "nope", "0", "x"],
+        &["LSET", "l", "100", "x"],
+        &["LMPOP", "2", "l", "LEFT"],
+        &["LMPOP", "1", "l", "LEFT", "COUNT", "0"],
+        &["LMOVE", "l", "l", "LEFT", "RIGHT"],
+        &["LRANGE", "l", "-100", "100"],
+        &["GET", "l"],
+        &["SET", "l", "v", "GET"],
+        &["SET", "l", "v", "KEEPTTL"],
+        &["TYPE", "l"],
         // Never a valid SHUTDOWN: it would stop both servers.
         &["SHUTDOWN", "x"],
         &["SHUTDOWN", "NOSAVE", "SAVE"],

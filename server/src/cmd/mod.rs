@@ -16,6 +16,7 @@ pub(crate) mod expiry;
 pub(crate) mod float;
 pub(crate) mod hashes;
 pub(crate) mod keyspace;
+pub(crate) mod lists;
 pub(crate) mod parse;
 pub(crate) mod pure;
 pub(crate) mod sets;
@@ -192,6 +193,7 @@ fn table() -> Vec<Spec> {
     use expiry as e;
     use hashes as h;
     use keyspace as k;
+    use lists as l;
     use sets as z;
     use strings as s;
     let listing = |spec: Spec| Spec { lists_keys: true, ..spec };
@@ -277,6 +279,23 @@ fn table() -> Vec<Spec> {
         write("sunionstore", -3, z::sunionstore, ALL),
         write("sdiffstore", -3, z::sdiffstore, ALL),
         values(read("sscan", -3, z::sscan, ONE)),
+        write("lpush", -3, l::lpush, ONE),
+        write("rpush", -3, l::rpush, ONE),
+        write("lpushx", -3, l::lpushx, ONE),
+        write("rpushx", -3, l::rpushx, ONE),
+        values(write("lpop", -2, l::lpop, ONE)),
+        values(write("rpop", -2, l::rpop, ONE)),
+        read("llen", 2, l::llen, ONE),
+        values(read("lrange", 4, l::lrange, ONE)),
+        values(read("lindex", 3, l::lindex, ONE)),
+        write("lset", 4, l::lset, ONE),
+        write("linsert", 5, l::linsert, ONE),
+        write("lrem", 4, l::lrem, ONE),
+        write("ltrim", 4, l::ltrim, ONE),
+        read("lpos", -3, l::lpos, ONE),
+        values(write("lmove", 5, l::lmove, TWO)),
+        values(write("rpoplpush", 3, l::rpoplpush, TWO)),
+        values(write("lmpop", -4, l::lmpop, (2, -1, 1))),
         pure("ping", -1, pure::ping),
         pure("echo", 2, pure::echo),
         pure("time", 1, pure::time),
