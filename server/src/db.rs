@@ -180,8 +180,18 @@ pub(crate) fn reserved_key_refusal(key: &[u8], cluster: bool) -> Option<&'static
 }
 
 impl StoreView<'_> {
-    fn count<T>(&self, found: Option<T>) -> Option<T> {
-        if let Some(c) = self.counters {
+    /// Counts a lookup of `key` as a keyspace hit or miss. A command looks a user key up once
+    /// as a string and, if absent, once as a collection (its meta record), or the other way
+    /// round: so a meta record counts only when found (the collection is the hit) and the
+    /// collection layer's other records never, and a key counts once, as in Redis (but for a
+    /// string command on a collection: a miss and a hit).
+    fn count<T>(&self, key: &[u8], found: Option<T>) -> Option<T> {
+        let counted = if key.starts_with(crate::collection::META_PREFIX) {
+            found.is_some()
+        } else {
+            !key.starts_with(crate::collection::INTERNAL)
+        };
+        if let Some(c) = self.counters.filter(|_| counted) {
             let counter = if found.is_some() { &c.keyspace_hits } else { &c.keyspace_misses };
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -211,12 +221,12 @@ impl Read for StoreView<'_> {
     fn get(&self, key: &[u8]) -> Option<Entry> {
         // An empty or over-long key cannot be stored, so it reads as absent.
         let found = self.store.get_with_expiry(key).ok().flatten().filter(|(_, expires)| self.live(*expires));
-        let found = self.count(found)?;
+        let found = self.count(key, found)?;
         Some((found.0.into_vec(), found.1))
     }
 
     fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
-        self.count(self.store.meta(key).ok().flatten().filter(|m| self.live(m.expires_ms)))
+        self.count(key, self.store.meta(key).ok().flatten().filter(|m| self.live(m.expires_ms)))
     }
 
     fn keys(&self) -> Vec<Vec<u8>> {

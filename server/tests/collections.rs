@@ -287,3 +287,23 @@ fn lists_keep_their_order() {
         vec![bulks(&["c", "e"]), R::Simple(b"list".to_vec()), R::Int(2)]
     );
 }
+
+/// INFO's keyspace hits and misses count a key once, whatever its type: a collection's meta
+/// record is the hit, its members and a string miss before it are not counted again.
+#[test]
+fn keyspace_hits_and_misses_count_each_key_once() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    let stat = |c: &mut RawClient, name: &str| -> i64 {
+        let R::Bulk(info) = parse(&c.cmd(&["INFO", "stats"])) else { panic!("INFO is a bulk string") };
+        let info = String::from_utf8(info).unwrap();
+        info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap().trim().parse().unwrap()
+    };
+    parse(&c.cmd(&["HSET", "h", "f", "v"]));
+    let (hits, misses) = (stat(&mut c, "keyspace_hits"), stat(&mut c, "keyspace_misses"));
+    for args in [&["HGET", "h", "f"][..], &["HGET", "nope", "f"], &["GET", "nope"], &["SCARD", "h"]] {
+        parse(&c.cmd(args));
+    }
+    assert_eq!(stat(&mut c, "keyspace_hits") - hits, 2, "HGET h and SCARD h (WRONGTYPE: found)");
+    assert_eq!(stat(&mut c, "keyspace_misses") - misses, 2, "HGET nope and GET nope");
+}
