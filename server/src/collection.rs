@@ -539,6 +539,55 @@ pub(crate) fn element<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, index: 
     ks.get(&position_key(key, meta, meta.head + index)).map(|(v, _)| v)
 }
 
+/// What one step of the orphan sweep did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SweepStep {
+    /// Member records looked at.
+    pub(crate) looked: usize,
+    /// Orphans among them, deleted.
+    pub(crate) deleted: usize,
+    /// The last record looked at, where the next step goes on (`None`: the pass is done).
+    pub(crate) next: Option<Vec<u8>>,
+}
+
+/// The user key and generation a member record belongs to.
+fn owner(record: &[u8]) -> Option<(&[u8], u64)> {
+    let rest = record.strip_prefix(MEMBER_PREFIX)?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let key = rest.get(4..4 + len)?;
+    let generation = u64::from_be_bytes(rest.get(4 + len..12 + len)?.try_into().ok()?);
+    Some((key, generation))
+}
+
+/// One bounded step of the orphan sweep: looks at up to `budget` member records after `after`
+/// (`None`: from the start), in key order, and deletes those whose generation is not their
+/// key's live collection's (left by a DEL, overwrite or expiry of a collection too large to
+/// delete inline). Orphans are invisible to every command, so deleting them changes nothing a
+/// command can read: a replica may sweep on its own.
+pub(crate) fn sweep_step<W: Write + ?Sized>(
+    ks: &mut W,
+    after: Option<&[u8]>,
+    budget: usize,
+) -> Result<SweepStep, Reply> {
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let records = ks.range(MEMBER_PREFIX, start, Bound::Unbounded, false, budget);
+    let mut deleted = 0;
+    // The key last looked up and its live generation: a collection's members are contiguous.
+    let mut live: Option<(Vec<u8>, Option<u64>)> = None;
+    for record in &records {
+        let Some((key, generation)) = owner(record) else { continue };
+        if live.as_ref().is_none_or(|(k, _)| k[..] != *key) {
+            live = Some((key.to_vec(), collection(ks, key).map(|m| m.generation)));
+        }
+        if live.as_ref().and_then(|(_, g)| *g) != Some(generation) {
+            ks.delete_record(record)?;
+            deleted += 1;
+        }
+    }
+    let next = if records.len() == budget { records.last().cloned() } else { None };
+    Ok(SweepStep { looked: records.len(), deleted, next })
+}
+
 /// DBSIZE: the live records less the members (orphans included) and the generation counter:
 /// each collection counts once, by its meta record.
 pub(crate) fn user_key_count<R: Read + ?Sized>(ks: &R) -> usize {
@@ -590,6 +639,56 @@ mod tests {
         assert_eq!(Meta::decode(b"short", None), None);
     }
 
+    /// Orphans (members of a dropped incarnation too large to delete inline, and of an expired
+    /// collection) are swept in bounded steps; live members never are.
+    #[test]
+    fn the_sweep_deletes_orphans_and_only_them() {
+        use crate::db::TxnView;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ferrocask::Store::open(dir.path()).unwrap();
+        let count = INLINE_DROP_MEMBERS_MAX + 10;
+        store
+            .transaction(move |txn| {
+                let view = &mut TxnView::new(txn, 1 << 20);
+                let mut meta = open_or_create(view, b"big", Kind::Set).unwrap();
+                for i in 0..count {
+                    put_member(view, b"big", &mut meta, format!("m{i}").as_bytes(), b"").unwrap();
+                }
+                save(view, b"big", &mut meta).unwrap();
+                let mut other = open_or_create(view, b"kept", Kind::Hash).unwrap();
+                put_member(view, b"kept", &mut other, b"f", b"v").unwrap();
+                save(view, b"kept", &mut other).unwrap();
+            })
+            .unwrap();
+        store
+            .transaction(|txn| {
+                let view = &mut TxnView::new(txn, 1 << 20);
+                view.delete(b"big").unwrap();
+                let mut meta = open_or_create(view, b"big", Kind::Set).unwrap();
+                put_member(view, b"big", &mut meta, b"new", b"").unwrap();
+                save(view, b"big", &mut meta).unwrap();
+            })
+            .unwrap();
+        let members = |store: &ferrocask::Store| store.keys().filter(|k| k.starts_with(MEMBER_PREFIX)).count();
+        assert_eq!(members(&store) as u64, count + 2, "the old incarnation's members are orphans");
+        let mut after: Option<Vec<u8>> = None;
+        let mut deleted = 0;
+        loop {
+            let from = after.take();
+            let step = store
+                .transaction(move |txn| sweep_step(&mut TxnView::new(txn, 1 << 20), from.as_deref(), 100).unwrap())
+                .unwrap();
+            assert!(step.looked <= 100);
+            deleted += step.deleted;
+            match step.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(deleted as u64, count);
+        assert_eq!(members(&store), 2, "the live members stay");
+    }
+
     #[test]
     fn member_keys_of_a_key_do_not_share_a_prefix_with_a_longer_key() {
         let a = members_prefix(b"k", 1);
@@ -598,5 +697,6 @@ mod tests {
         assert_eq!(user_key(&meta_key(b"user")), Some(&b"user"[..]));
         assert_eq!(user_key(&member_key(b"user", 1, b"m")), None);
         assert_eq!(user_key(b"plain"), Some(&b"plain"[..]));
+        assert_eq!(owner(&member_key(b"user", 7, b"m")), Some((&b"user"[..], 7)));
     }
 }

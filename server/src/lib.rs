@@ -30,6 +30,7 @@ pub mod server;
 mod server_cmds;
 mod session;
 pub mod slowlog;
+mod sweeper;
 
 pub use collection::{INTERNAL, ORDERED_PREFIXES};
 pub use protocol::Limits;

@@ -162,6 +162,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);
     }
+    // The collections' orphan sweeper (a single node's; see `sweeper.rs`), stopped below.
+    let sweeper = (crate::sweeper::ENABLED && config.cluster.is_none())
+        .then(|| tokio::spawn(crate::sweeper::run(Arc::downgrade(&db.store), value_bytes_max)));
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));
     // Whether the last client was refused for want of a permit (logged once per spell).
@@ -215,6 +218,9 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
             drop(permit);
             drop(done);
         });
+    }
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
     }
     let open = db.client_count();
     tracing::info!(clients = open, "shutting down: closing connections");

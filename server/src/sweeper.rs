@@ -1,0 +1,48 @@
+//! The orphan sweeper: a background task of a single-node server that walks the collections'
+//! member records in bounded transactions ([`collection::sweep_step`]) and deletes the orphans a
+//! DEL, an overwrite or an expiry of a large collection left (see DESIGN.md, "Collections").
+//!
+//! Off until the core's ordered prefixes are merged: with the fallback `Read::range` every step
+//! lists the whole keyspace (TODO(ordered): set [`ENABLED`]). A cluster member does not run
+//! it yet; since orphans are invisible, each replica may later sweep its own store.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use ferrocask::Store;
+
+use crate::collection;
+use crate::db::TxnView;
+
+/// Whether `server::run` starts the sweeper. TODO(ordered): true once `Read::range` is the
+/// core's ordered range (O(log n + returned), not O(keys)).
+pub(crate) const ENABLED: bool = false;
+
+/// Member records one step looks at: one transaction's work, a few hundred KB of tombstones at
+/// most, so a step never holds up other writers for long.
+pub(crate) const STEP_RECORDS_MAX: usize = 1024;
+
+/// The pause after a whole pass (and after a failed step).
+pub(crate) const PASS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sweeps until the store is gone (the server's `Arc` dropped): pass after pass, one bounded
+/// transaction per step, yielding between steps.
+pub(crate) async fn run(store: Weak<Store>, value_bytes_max: usize) {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let Some(strong) = store.upgrade() else { return };
+        let from = after.take();
+        let step = strong.transaction_async(move |txn| {
+            collection::sweep_step(&mut TxnView::new(txn, value_bytes_max), from.as_deref(), STEP_RECORDS_MAX)
+        });
+        let step = step.await;
+        drop(strong);
+        match step {
+            Ok(Ok(step)) if step.next.is_some() => {
+                after = step.next;
+                tokio::task::yield_now().await;
+            }
+            _ => tokio::time::sleep(PASS_INTERVAL).await,
+        }
+    }
+}
