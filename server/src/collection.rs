@@ -689,6 +689,100 @@ mod tests {
         assert_eq!(members(&store), 2, "the live members stay");
     }
 
+    /// A view that counts its lookups of meta records (what the type checks cost) in
+    /// [`LOOKUPS`] (a transaction's closure may run on another thread: the count is read there).
+    struct Counting<'t, 'a, 'b> {
+        inner: &'b mut crate::db::TxnView<'t, 'a>,
+    }
+
+    impl Read for Counting<'_, '_, '_> {
+        fn now_ms(&self) -> u64 {
+            self.inner.now_ms()
+        }
+        fn get(&self, key: &[u8]) -> Option<Entry> {
+            if key.starts_with(META_PREFIX) {
+                count_lookup();
+            }
+            self.inner.get(key)
+        }
+        fn meta(&self, key: &[u8]) -> Option<KeyMeta> {
+            if key.starts_with(META_PREFIX) {
+                count_lookup();
+            }
+            self.inner.meta(key)
+        }
+        fn keys(&self) -> Vec<Vec<u8>> {
+            self.inner.keys()
+        }
+        fn scan(&self, cursor: u64, count: usize) -> ferrocask::ScanPage {
+            self.inner.scan(cursor, count)
+        }
+        fn len(&self) -> usize {
+            self.inner.len()
+        }
+        fn value_bytes_max(&self) -> usize {
+            self.inner.value_bytes_max()
+        }
+    }
+
+    impl Write for Counting<'_, '_, '_> {
+        fn put_record(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
+            self.inner.put_record(key, value, expiry)
+        }
+        fn delete_record(&mut self, key: &[u8]) -> Result<(), Reply> {
+            self.inner.delete_record(key)
+        }
+    }
+
+    thread_local! {
+        static LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn count_lookup() {
+        LOOKUPS.with(|n| n.set(n.get() + 1));
+    }
+
+    /// The hot path's promise: a string command on a string pays no lookup for the type check,
+    /// a miss or a blind overwrite pays one.
+    #[test]
+    fn type_checks_cost_a_string_hit_nothing() {
+        use bytes::Bytes;
+
+        use crate::cmd::{lookup, Handler};
+        let dir = tempfile::tempdir().unwrap();
+        let store = ferrocask::Store::open(dir.path()).unwrap();
+        store.put(b"s", b"1").unwrap();
+        for (words, want) in [
+            (&["GET", "s"][..], 0),
+            (&["SET", "s", "2"], 0),
+            (&["INCR", "s"], 0),
+            (&["APPEND", "s", "x"], 0),
+            (&["GETSET", "s", "3"], 0),
+            (&["GET", "nope"], 1),
+            (&["SET", "new", "v"], 1),
+            (&["INCR", "n"], 1),
+            (&["SETEX", "s", "100", "v"], 1),
+        ] {
+            let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let spec = lookup(&args[0]).unwrap();
+            let lookups = store
+                .transaction(move |txn| {
+                    let mut view = crate::db::TxnView::new(txn, 1 << 20);
+                    let mut counting = Counting { inner: &mut view };
+                    LOOKUPS.with(|n| n.set(0));
+                    let reply = match spec.handler {
+                        Handler::Read(f) => f(&counting, &args),
+                        Handler::Write(f) => f(&mut counting, &args),
+                        _ => unreachable!(),
+                    };
+                    assert!(!reply.is_error(), "{reply:?}");
+                    LOOKUPS.with(|n| n.get())
+                })
+                .unwrap();
+            assert_eq!(lookups, want, "{words:?}");
+        }
+    }
+
     #[test]
     fn member_keys_of_a_key_do_not_share_a_prefix_with_a_longer_key() {
         let a = members_prefix(b"k", 1);

@@ -1,6 +1,11 @@
 //! String commands: GET SET and its relatives, counters, ranges and bits. Each parses its
 //! arguments, then applies itself to a [`Read`] or [`Write`] view; writes run inside one store
 //! transaction, so read-modify-write commands are atomic.
+//!
+//! Type checks (see `collection.rs`) cost a string hit nothing: a command that read the key with
+//! `collection::string` knows it holds a string or nothing, and writes its record with
+//! `put_record`; only a miss looks for a collection, and only the commands that overwrite
+//! without reading (SETEX, PSETEX, MSET, SET over a collection) go through `Write::put`.
 
 use bytes::Bytes;
 use ferrocask::Expiry;
@@ -137,7 +142,11 @@ pub(crate) fn set(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     }
     let skip = (o.nx && present) || (o.xx && !present);
     if !skip {
-        if let Err(e) = ks.put(key, value, expiry) {
+        // A string or nothing at the key: its record is all there is to write (no collection to
+        // look for again).
+        let written =
+            if present && old.is_none() { ks.put(key, value, expiry) } else { ks.put_record(key, value, expiry) };
+        if let Err(e) = written {
             return e;
         }
     }
@@ -153,7 +162,7 @@ pub(crate) fn setnx(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     if ks.exists(&args[1]) {
         return Reply::Int(0);
     }
-    ks.put(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
+    ks.put_record(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::Int(1))
 }
 
 /// SETEX key seconds value.
@@ -176,13 +185,13 @@ fn set_expiring(ks: &mut dyn Write, args: &[Bytes], kind: ExpireKind, command: &
 /// GETSET key value.
 pub(crate) fn getset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let old = tri!(string(ks, &args[1])).map(|(v, _)| v);
-    ks.put(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::bulk_or_nil(old))
+    ks.put_record(&args[1], &args[2], Expiry::Never).map_or_else(|e| e, |()| Reply::bulk_or_nil(old))
 }
 
 /// GETDEL key.
 pub(crate) fn getdel(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let Some((old, _)) = tri!(string(ks, &args[1])) else { return Reply::Nil };
-    ks.delete(&args[1]).map_or_else(|e| e, |()| Reply::bulk(old))
+    ks.delete_record(&args[1]).map_or_else(|e| e, |()| Reply::bulk(old))
 }
 
 /// GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
@@ -202,9 +211,9 @@ pub(crate) fn getex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         None => None,
     };
     let written = match (expire, o.persist) {
-        (Some(ms), _) if ms <= ks.now_ms() => ks.delete(key),
-        (Some(ms), _) => ks.put(key, &value, Expiry::At(ms)),
-        (None, true) if ttl.is_some() => ks.put(key, &value, Expiry::Never),
+        (Some(ms), _) if ms <= ks.now_ms() => ks.delete_record(key),
+        (Some(ms), _) => ks.put_record(key, &value, Expiry::At(ms)),
+        (None, true) if ttl.is_some() => ks.put_record(key, &value, Expiry::Never),
         _ => Ok(()),
     };
     written.map_or_else(|e| e, |()| Reply::bulk(value))
@@ -241,7 +250,7 @@ pub(crate) fn append(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         return Reply::error(VALUE_TOO_LARGE);
     }
     value.extend_from_slice(&args[2]);
-    ks.put(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| count(value.len()))
+    ks.put_record(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| count(value.len()))
 }
 
 /// GETRANGE key start end (and SUBSTR).
@@ -298,7 +307,7 @@ pub(crate) fn setrange(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         value.resize(offset + patch.len(), 0);
     }
     value[offset..offset + patch.len()].copy_from_slice(patch);
-    ks.put(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| count(value.len()))
+    ks.put_record(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| count(value.len()))
 }
 
 /// INCR key.
@@ -336,7 +345,7 @@ fn add(ks: &mut dyn Write, key: &[u8], by: i64) -> Reply {
     let Some(new) = current.checked_add(by) else {
         return Reply::error("ERR increment or decrement would overflow");
     };
-    ks.put(key, new.to_string().as_bytes(), Expiry::Keep).map_or_else(|e| e, |()| Reply::Int(new))
+    ks.put_record(key, new.to_string().as_bytes(), Expiry::Keep).map_or_else(|e| e, |()| Reply::Int(new))
 }
 
 /// INCRBYFLOAT key increment.
@@ -356,7 +365,7 @@ pub(crate) fn incrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
         return Reply::error("ERR increment would produce NaN or Infinity");
     };
     let text = sum.to_string();
-    ks.put(&args[1], text.as_bytes(), Expiry::Keep).map_or_else(|e| e, |()| Reply::bulk(text.into_bytes()))
+    ks.put_record(&args[1], text.as_bytes(), Expiry::Keep).map_or_else(|e| e, |()| Reply::bulk(text.into_bytes()))
 }
 
 /// Redis's bit offset argument: an integer in `0..value_bytes_max * 8`.
@@ -385,7 +394,7 @@ pub(crate) fn setbit(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     }
     let old = value[byte] & mask != 0;
     value[byte] = if on == 1 { value[byte] | mask } else { value[byte] & !mask };
-    ks.put(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| Reply::Int(old as i64))
+    ks.put_record(&args[1], &value, Expiry::Keep).map_or_else(|e| e, |()| Reply::Int(old as i64))
 }
 
 /// GETBIT key offset.
