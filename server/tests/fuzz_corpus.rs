@@ -60,3 +60,132 @@ fn the_large_values_seed_reaches_its_cases() {
         &out[out.len().saturating_sub(300)..]
     );
 }
+
+/// Seeded random requests of the collection commands (issue 23) with arguments drawn from
+/// extremes (huge and negative counts and indexes, empty and binary members, wrong types):
+/// what `server_dispatch` must survive, without the fuzzer (not on CI's stable toolchain).
+#[test]
+fn collection_commands_with_random_arguments_are_handled() {
+    let names = [
+        "HSET",
+        "HMSET",
+        "HSETNX",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HDEL",
+        "HLEN",
+        "HEXISTS",
+        "HKEYS",
+        "HVALS",
+        "HINCRBY",
+        "HINCRBYFLOAT",
+        "HSTRLEN",
+        "HRANDFIELD",
+        "HSCAN",
+        "SADD",
+        "SREM",
+        "SMEMBERS",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SCARD",
+        "SPOP",
+        "SRANDMEMBER",
+        "SMOVE",
+        "SINTER",
+        "SINTERCARD",
+        "SUNION",
+        "SDIFF",
+        "SINTERSTORE",
+        "SUNIONSTORE",
+        "SDIFFSTORE",
+        "SSCAN",
+        "LPUSH",
+        "RPUSH",
+        "LPUSHX",
+        "RPUSHX",
+        "LPOP",
+        "RPOP",
+        "LLEN",
+        "LRANGE",
+        "LINDEX",
+        "LSET",
+        "LINSERT",
+        "LREM",
+        "LTRIM",
+        "LPOS",
+        "LMOVE",
+        "RPOPLPUSH",
+        "LMPOP",
+        "TYPE",
+        "DEL",
+        "RENAME",
+        "COPY",
+        "EXPIRE",
+        "SET",
+        "GET",
+        "INCR",
+        "APPEND",
+        "SCAN",
+        "KEYS",
+        "DBSIZE",
+        "MULTI",
+        "EXEC",
+        "HELLO",
+    ];
+    let words: &[&[u8]] = &[
+        b"k",
+        b"h",
+        b"s",
+        b"l",
+        b"0",
+        b"1",
+        b"-1",
+        b"2",
+        b"3",
+        b"-3",
+        b"100",
+        b"-100",
+        b"9223372036854775807",
+        b"-9223372036854775808",
+        b"4611686018427387904",
+        b"-4611686018427387905",
+        b"x",
+        b"",
+        b"\xff\x00",
+        b"1.5",
+        b"inf",
+        b"LEFT",
+        b"RIGHT",
+        b"BEFORE",
+        b"AFTER",
+        b"COUNT",
+        b"LIMIT",
+        b"RANK",
+        b"MAXLEN",
+        b"MATCH",
+        b"*",
+        b"WITHVALUES",
+        b"TYPE",
+        b"hash",
+        b"REPLACE",
+        b"3",
+    ];
+    let mut rng = ferrocask::testing::Rng::new(0xc011_ec7);
+    for _ in 0..2000 {
+        let mut input = Vec::new();
+        for _ in 0..1 + rng.below(12) {
+            let name = names[rng.below(names.len() as u64) as usize].as_bytes();
+            let argc = rng.below(7) as usize;
+            let mut args: Vec<&[u8]> = vec![name];
+            args.extend((0..argc).map(|_| words[rng.below(words.len() as u64) as usize]));
+            input.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                input.extend_from_slice(a);
+                input.extend_from_slice(b"\r\n");
+            }
+        }
+        server_dispatch::check(&input);
+    }
+}
