@@ -171,7 +171,7 @@ fn collection_commands_with_random_arguments_are_handled() {
         b"REPLACE",
         b"3",
     ];
-    let mut rng = ferrocask::testing::Rng::new(0xc011_ec7);
+    let mut rng = ferrocask::testing::Rng::new(0x0c01_1ec7);
     for _ in 0..2000 {
         let mut input = Vec::new();
         for _ in 0..1 + rng.below(12) {
