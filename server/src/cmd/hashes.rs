@@ -6,20 +6,11 @@
 use bytes::Bytes;
 
 use super::float::LongDouble;
-use super::keyspace::{parse_cursor, scan_options};
-use super::parse::{count, int, is, strict_i64, syntax, NOT_INTEGER};
+use super::keyspace::{empty_scan, parse_cursor, scan_options, scan_reply};
+use super::parse::{count, int, is, random_count, strict_i64, syntax, too_many_random, RANDOM_REPLY_ELEMENTS_MAX};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Member};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
-
-/// The most elements a random reply (HRANDFIELD, SRANDMEMBER with a negative count) holds:
-/// Redis builds any size asked for; a larger count is refused here.
-pub(crate) const RANDOM_REPLY_ELEMENTS_MAX: u64 = 1 << 20;
-
-/// The error for a random count over [`RANDOM_REPLY_ELEMENTS_MAX`].
-pub(crate) fn too_many_random() -> Reply {
-    Reply::error(format!("ERR ferrocask replies with at most {RANDOM_REPLY_ELEMENTS_MAX} random elements"))
-}
 
 /// HSET key field value [field value ...]: the number of fields added.
 pub(crate) fn hset(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
@@ -172,17 +163,6 @@ pub(crate) fn hincrbyfloat(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     Reply::bulk(text.into_bytes())
 }
 
-/// A random count as HRANDFIELD and SRANDMEMBER read it: an integer in -LONG_MAX..=LONG_MAX.
-pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
-    match strict_i64(arg) {
-        None => Err(Reply::error(NOT_INTEGER)),
-        Some(i64::MIN) => Err(Reply::error(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        )),
-        Some(n) => Ok(n),
-    }
-}
-
 /// HRANDFIELD key [count [WITHVALUES]].
 pub(crate) fn hrandfield(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let key = &args[1];
@@ -223,14 +203,4 @@ pub(crate) fn hscan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let page: Vec<Member> = page.into_iter().filter(|m| o.matches(m.name())).collect();
     let items = fields_and_values(ks, page).into_iter().flat_map(|(f, v)| [f, v]).collect();
     scan_reply(next, items)
-}
-
-/// A scan's reply: the next cursor, then the items.
-pub(crate) fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![Reply::bulk(next.to_string().into_bytes()), Reply::Array(items)])
-}
-
-/// HSCAN's and SSCAN's reply for a missing key.
-pub(crate) fn empty_scan() -> Reply {
-    scan_reply(0, Vec::new())
 }

@@ -156,6 +156,16 @@ pub(crate) fn scan(ks: &dyn Read, args: &[Bytes]) -> Reply {
     Reply::Array(vec![Reply::bulk(page.cursor.to_string().into_bytes()), Reply::Array(keys)])
 }
 
+/// A scan's reply: the next cursor, then the items.
+pub(crate) fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(next.to_string().into_bytes()), Reply::Array(items)])
+}
+
+/// HSCAN's and SSCAN's reply for a missing key.
+pub(crate) fn empty_scan() -> Reply {
+    scan_reply(0, Vec::new())
+}
+
 /// RENAME src dst.
 pub(crate) fn rename(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     move_key(ks, args, false)

@@ -9,6 +9,26 @@ pub(crate) const NOT_INTEGER: &str = "ERR value is not an integer or out of rang
 /// `-ERR syntax error`.
 pub(crate) const SYNTAX: &str = "ERR syntax error";
 
+/// The most elements a random reply (HRANDFIELD, SRANDMEMBER with a negative count) holds:
+/// Redis builds any size asked for; a larger count is refused here.
+pub(crate) const RANDOM_REPLY_ELEMENTS_MAX: u64 = 1 << 20;
+
+/// The error for a random count over [`RANDOM_REPLY_ELEMENTS_MAX`].
+pub(crate) fn too_many_random() -> Reply {
+    Reply::error(format!("ERR ferrocask replies with at most {RANDOM_REPLY_ELEMENTS_MAX} random elements"))
+}
+
+/// A random count as HRANDFIELD and SRANDMEMBER read it: an integer in -LONG_MAX..=LONG_MAX.
+pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
+    match strict_i64(arg) {
+        None => Err(Reply::error(NOT_INTEGER)),
+        Some(i64::MIN) => Err(Reply::error(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
 /// The syntax error reply.
 pub(crate) fn syntax() -> Reply {
     Reply::error(SYNTAX)

@@ -6,9 +6,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use super::hashes::{empty_scan, random_count, scan_reply, too_many_random, RANDOM_REPLY_ELEMENTS_MAX};
-use super::keyspace::{parse_cursor, scan_options};
-use super::parse::{count, is, strict_i64, syntax};
+use super::keyspace::{empty_scan, parse_cursor, scan_options, scan_reply};
+use super::parse::{count, is, random_count, strict_i64, syntax, too_many_random, RANDOM_REPLY_ELEMENTS_MAX};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
