@@ -1,11 +1,11 @@
-//! The collection layer: how hashes and sets (and, later, lists and sorted sets) live in the
+//! The collection layer: how hashes, sets and lists (and, later, sorted sets) live in the
 //! store, one record per member, beside the strings, which stay as they were (the raw value at
 //! the user's key). Every collection command is written against the functions here, over the
 //! same [`Read`] and [`Write`] views as the strings, so it runs in one store transaction, is
 //! atomic ([`TxnView::run`](crate::db::TxnView::run)), joins an EXEC's batch and replicates in the
 //! cluster like any other command.
 //!
-//! The records (DESIGN.md, "Collections", draws them byte by byte), all under [`INTERNAL`], a
+//! The records (DESIGN.md, "Collections: hashes, sets and lists", draws them byte by byte), all under [`INTERNAL`], a
 //! prefix no user key may start with:
 //!
 //! - **meta** `\xff\xfd m` + key → [`META_BYTES`]: type, generation, member count, stamp (u64
@@ -15,6 +15,9 @@
 //!   field's value, or empty for a set. The slot is the member's [`slot`] (a fixed-key SipHash):
 //!   a collection's members are one contiguous key range, in slot order, so HSCAN's cursor is a
 //!   slot (exact resumption) and a random member is the first at or after a random slot.
+//! - **list element** `\xff\xfd e` + len(key) + key + generation + position → the element: the
+//!   position (an i64, its sign bit flipped so positions sort as bytes) stands where a member's
+//!   slot stands, and the member is empty; the meta record of a list adds its head and tail.
 //! - **generation counter** `\xff\xfd g` → u64 BE: bumped by every collection created, so a new
 //!   incarnation of a key never sees an older one's members (DEL, overwrite and expiry of a
 //!   collection cost O(1) in its meta record; members left behind are garbage).
