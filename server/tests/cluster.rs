@@ -117,6 +117,9 @@ fn hashes_and_sets_through_every_member() {
         members.sort();
         assert_eq!(members, vec![bulk("x"), bulk("y"), bulk("z")]);
         assert_eq!(cmd(c, &["TYPE", "s"]), R::Simple(b"set".to_vec()));
+        assert_eq!(cmd(c, &["OBJECT", "ENCODING", "h"]), bulk("hashtable"));
+        let R::Array(help) = cmd(c, &["OBJECT", "HELP"]) else { panic!("OBJECT HELP's lines cross the wire") };
+        assert_eq!(help.len(), 15);
     }
     let R::Bulk(popped) = cmd(&mut clients[1], &["SPOP", "s"]) else { panic!("SPOP pops") };
     assert_eq!(cmd(&mut clients[2], &["SISMEMBER", "s", std::str::from_utf8(&popped).unwrap()]), R::Int(0));

@@ -23,7 +23,11 @@ pub const INTENDED: &[&str] = &[
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
     "Only strings, hashes, sets and lists (not the blocking commands): commands of other types \
      (sorted sets, streams, ...) and BLPOP and the other blocking pops get the unknown-command \
-     error; OBJECT is not implemented.",
+     error.",
+    "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
+     `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \
+     `hashtable` for every hash and set and `quicklist` for every list (one representation per \
+     type); OBJECT FREQ and IDLETIME are refused (no access times are kept). Not generated.",
     "Keys that start with the bytes \\xff\\xfd are ferrocask's own (its collections' records): a command \
      naming one gets `-ERR keys that start with the bytes \\xff\\xfd are ferrocask's own ...`. A \
      collection's key is at most 4093 bytes and its key plus a member (field) at most 4073 bytes \
@@ -1036,6 +1040,19 @@ fn edge_cases_reply_as_redis_does() {
         &["SET", "l", "v", "GET"],
         &["SET", "l", "v", "KEEPTTL"],
         &["TYPE", "l"],
+        &["OBJECT", "HELP"],
+        &["OBJECT", "ENCODING", "nope"],
+        &["OBJECT", "ENCODING"],
+        &["OBJECT", "ENCODING", "a", "b"],
+        &["OBJECT", "FOO"],
+        &["OBJECT", "FREQ", "nope"],
+        &["OBJECT", "REFCOUNT", "nope"],
+        &["SET", "enc", "12345"],
+        &["OBJECT", "ENCODING", "enc"],
+        &["SET", "enc", "0123"],
+        &["OBJECT", "ENCODING", "enc"],
+        &["SET", "enc", "hello world, a string of more than forty-four bytes"],
+        &["OBJECT", "ENCODING", "enc"],
         // Never a valid SHUTDOWN: it would stop both servers.
         &["SHUTDOWN", "x"],
         &["SHUTDOWN", "NOSAVE", "SAVE"],

@@ -41,6 +41,12 @@ const FINGERPRINTS: u8 = 3;
 /// round-trip test of every status the commands produce rules out.
 const STATUSES: &[&str] = &["OK", "QUEUED", "PONG", "RESET", "string", "none", "hash", "set", "list", "zset"];
 
+/// Every status a reply may carry, by its place: [`STATUSES`], then OBJECT HELP's lines (a
+/// read a follower forwards to the leader).
+fn statuses() -> impl Iterator<Item = &'static str> {
+    STATUSES.iter().chain(crate::cmd::keyspace::OBJECT_HELP).copied()
+}
+
 impl Command {
     /// The encoding.
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -144,7 +150,7 @@ pub(crate) fn encode_reply(reply: &Reply) -> Vec<u8> {
 
 fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
     match reply {
-        Reply::Status(text) => match STATUSES.iter().position(|s| s == text) {
+        Reply::Status(text) => match statuses().position(|s| s == *text) {
             Some(i) => out.extend_from_slice(&[STATUS, i as u8]),
             None => {
                 debug_assert!(false, "status {text:?} is not in wire::STATUSES");
@@ -257,7 +263,7 @@ impl Reader<'_> {
             return Err(WireError("reply nested too deep"));
         }
         Ok(match self.u8()? {
-            STATUS => Reply::Status(STATUSES.get(usize::from(self.u8()?)).ok_or(WireError("status"))?),
+            STATUS => Reply::Status(statuses().nth(usize::from(self.u8()?)).ok_or(WireError("status"))?),
             ERROR => Reply::Error(ErrorText::new(self.bytes()?.to_vec())),
             INT => Reply::Int(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
             BULK => Reply::Bulk(self.bytes()?),
@@ -327,7 +333,7 @@ mod tests {
 
     #[test]
     fn replies_round_trip_every_status_the_commands_use() {
-        let mut replies: Vec<Reply> = STATUSES.iter().map(|s| Reply::Status(s)).collect();
+        let mut replies: Vec<Reply> = statuses().map(Reply::Status).collect();
         replies.extend([
             Reply::error("ERR x\r\ny"),
             Reply::Int(-5),

@@ -166,6 +166,74 @@ pub(crate) fn empty_scan() -> Reply {
     scan_reply(0, Vec::new())
 }
 
+/// OBJECT's help, as Redis 7.0 prints it.
+pub(crate) const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// OBJECT ENCODING|REFCOUNT|FREQ|IDLETIME key, OBJECT HELP. ENCODING answers with Redis's
+/// names: a string by Redis's rule on its current value (`int`, `embstr` up to 44 bytes, `raw`),
+/// a hash or set `hashtable` and a list `quicklist` (ferrocask has one representation per
+/// type, a record per member, whose costs are those of Redis's large encodings). REFCOUNT is 1;
+/// FREQ and IDLETIME are not tracked.
+pub(crate) fn object(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    if is(sub, "help") && args.len() == 2 {
+        return Reply::Array(OBJECT_HELP.iter().map(|line| Reply::Status(line)).collect());
+    }
+    let Some(name) = ["encoding", "refcount", "freq", "idletime", "help"].into_iter().find(|n| is(sub, n)) else {
+        return Reply::error(
+            [&b"ERR unknown subcommand '"[..], crate::reply::quoted_cut(sub), b"'. Try OBJECT HELP."].concat(),
+        );
+    };
+    if args.len() != 3 || name == "help" {
+        return Reply::error(format!("ERR wrong number of arguments for 'object|{name}' command"));
+    }
+    let Some(found) = find(ks, &args[2]) else { return Reply::Nil };
+    match name {
+        "encoding" => Reply::bulk(encoding(ks, &args[2], &found)),
+        "refcount" => Reply::Int(1),
+        _ => Reply::error(format!(
+            "ERR OBJECT {} is not supported by ferrocask (it keeps no access times)",
+            name.to_uppercase()
+        )),
+    }
+}
+
+/// OBJECT ENCODING's answer for `key`, which holds `found`.
+fn encoding(ks: &dyn Read, key: &[u8], found: &Found) -> &'static str {
+    match found {
+        Found::String(meta) if meta.value_len <= 20 => {
+            let int = ks.get(key).is_some_and(|(v, _)| super::parse::strict_i64(&v).is_some());
+            if int {
+                "int"
+            } else {
+                "embstr"
+            }
+        }
+        Found::String(meta) if meta.value_len <= 44 => "embstr",
+        Found::String(_) => "raw",
+        Found::Collection(meta) => match meta.kind {
+            collection::Kind::Hash | collection::Kind::Set => "hashtable",
+            collection::Kind::List => "quicklist",
+        },
+    }
+}
+
 /// RENAME src dst.
 pub(crate) fn rename(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     move_key(ks, args, false)

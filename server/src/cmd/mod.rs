@@ -228,6 +228,7 @@ fn table() -> Vec<Spec> {
         read("exists", -2, k::exists, ALL),
         read("touch", -2, k::exists, ALL),
         read("type", 2, k::type_of, ONE),
+        read("object", -2, k::object, (2, 2, 1)),
         listing(read("keys", 2, k::keys, NONE)),
         listing(read("scan", -2, k::scan, NONE)),
         listing(read("randomkey", 1, k::randomkey, NONE)),
