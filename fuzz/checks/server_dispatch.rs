@@ -25,7 +25,7 @@ fn reply_end(out: &[u8], at: usize, depth: usize) -> Option<usize> {
     }
     let header = std::str::from_utf8(&out[at + 1..line]).ok()?;
     match kind {
-        b':' | b'_' => Some(next),
+        b':' | b'_' | b',' => Some(next),
         b'$' | b'=' => match header.parse::<i64>().ok()? {
             -1 => Some(next),
             n if n >= 0 => {

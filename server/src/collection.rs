@@ -1,11 +1,11 @@
-//! The collection layer: how hashes, sets and lists (and, later, sorted sets) live in the
+//! The collection layer: how hashes, sets, lists and sorted sets live in the
 //! store, one record per member, beside the strings, which stay as they were (the raw value at
 //! the user's key). Every collection command is written against the functions here, over the
 //! same [`Read`] and [`Write`] views as the strings, so it runs in one store transaction, is
 //! atomic ([`TxnView::run`](crate::db::TxnView::run)), joins an EXEC's batch and replicates in the
 //! cluster like any other command.
 //!
-//! The records (DESIGN.md, "Collections: hashes, sets and lists", draws them byte by byte), all under [`INTERNAL`], a
+//! The records (DESIGN.md, "Collections: hashes, sets, lists and sorted sets", draws them byte by byte), all under [`INTERNAL`], a
 //! prefix no user key may start with:
 //!
 //! - **meta** `\xff\xfd m` + key → [`META_BYTES`]: type, generation, member count, stamp (u64
@@ -18,6 +18,9 @@
 //! - **list element** `\xff\xfd e` + len(key) + key + generation + position → the element: the
 //!   position (an i64, its sign bit flipped so positions sort as bytes) stands where a member's
 //!   slot stands, and the member is empty; the meta record of a list adds its head and tail.
+//! - **score index** `\xff\xfd s` + len(key) + key + generation + score (order-preserving) +
+//!   member → empty: a sorted set's members in (score, member) order; its member records hold
+//!   the scores.
 //! - **generation counter** `\xff\xfd g` → u64 BE: bumped by every collection created, so a new
 //!   incarnation of a key never sees an older one's members (DEL, overwrite and expiry of a
 //!   collection cost O(1) in its meta record; members left behind are garbage).
@@ -44,9 +47,12 @@ pub const META_PREFIX: &[u8] = b"\xff\xfdm";
 pub const MEMBER_PREFIX: &[u8] = b"\xff\xfde";
 /// The generation counter.
 pub const GENERATION_KEY: &[u8] = b"\xff\xfdg";
-/// The prefixes the store must keep ordered (`Options::ordered_prefix`): members are enumerated
-/// in ranges, meta records counted.
-pub const ORDERED_PREFIXES: [&[u8]; 2] = [MEMBER_PREFIX, META_PREFIX];
+/// A sorted set's score index: [`INTERNAL`] + `s` + len(key) + key + generation + score (order
+/// preserving) + member.
+pub const SCORE_PREFIX: &[u8] = b"\xff\xfds";
+/// The prefixes the store must keep ordered (`Options::ordered_prefix`): members and scores are
+/// enumerated in ranges, meta records counted.
+pub const ORDERED_PREFIXES: [&[u8]; 3] = [MEMBER_PREFIX, META_PREFIX, SCORE_PREFIX];
 
 /// A meta record's value: type (1 byte), generation, count, stamp (8 bytes big-endian each).
 pub(crate) const META_BYTES: usize = 1 + 8 + 8 + 8;
@@ -80,6 +86,7 @@ pub(crate) enum Kind {
     Hash,
     Set,
     List,
+    ZSet,
 }
 
 impl Kind {
@@ -88,6 +95,7 @@ impl Kind {
             Kind::Hash => b'h',
             Kind::Set => b's',
             Kind::List => b'l',
+            Kind::ZSet => b'z',
         }
     }
 
@@ -96,6 +104,7 @@ impl Kind {
             b'h' => Some(Kind::Hash),
             b's' => Some(Kind::Set),
             b'l' => Some(Kind::List),
+            b'z' => Some(Kind::ZSet),
             _ => None,
         }
     }
@@ -106,6 +115,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::List => "list",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -195,9 +205,15 @@ pub(crate) fn meta_key(key: &[u8]) -> Vec<u8> {
 
 /// The common prefix of the member records of `key`'s incarnation `generation`.
 fn members_prefix(key: &[u8], generation: u64) -> Vec<u8> {
+    records_prefix(MEMBER_PREFIX, key, generation)
+}
+
+/// The common prefix of the records under `prefix` (members or scores) of `key`'s incarnation
+/// `generation`.
+fn records_prefix(prefix: &[u8], key: &[u8], generation: u64) -> Vec<u8> {
     let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(MEMBER_KEY_OVERHEAD_BYTES + key.len());
-    out.extend_from_slice(MEMBER_PREFIX);
+    out.extend_from_slice(prefix);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&generation.to_be_bytes());
@@ -504,6 +520,11 @@ pub(crate) fn drop<W: Write + ?Sized>(ks: &mut W, key: &[u8]) -> Result<Option<O
         for member in members(ks, key, &meta) {
             ks.delete_record(&member.record)?;
         }
+        if meta.kind == Kind::ZSet {
+            for record in score_records(ks, key, &meta, Bound::Unbounded, Bound::Unbounded, false, usize::MAX) {
+                ks.delete_record(&record)?;
+            }
+        }
     }
     ks.delete_record(&meta_key(key))?;
     Ok(Some(meta.expires_ms))
@@ -520,8 +541,65 @@ pub(crate) fn copy<W: Write + ?Sized>(ks: &mut W, src: &[u8], meta: &Meta, dst: 
         let record = [&dst_prefix[..], &member.record[member.at - 8..]].concat();
         ks.put_record(&record, &value, Expiry::Never)?;
     }
+    if meta.kind == Kind::ZSet {
+        let (src_scores, dst_scores) =
+            (records_prefix(SCORE_PREFIX, src, meta.generation), records_prefix(SCORE_PREFIX, dst, fresh.generation));
+        for record in score_records(ks, src, meta, Bound::Unbounded, Bound::Unbounded, false, usize::MAX) {
+            ks.put_record(&[&dst_scores[..], &record[src_scores.len()..]].concat(), b"", Expiry::Never)?;
+        }
+    }
     let mut copy = Meta { generation: fresh.generation, stamp: 0, ..*meta };
     save(ks, dst, &mut copy)
+}
+
+/// The order-preserving form of a score: its bits with the sign flipped for positives and all
+/// bits flipped for negatives, so that scores sort as big-endian bytes in numeric order (-0 is
+/// stored as 0: Redis does not tell them apart).
+pub(crate) fn score_slot(score: f64) -> u64 {
+    let bits = if score == 0.0 { 0 } else { score.to_bits() };
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// The score-index record of `member` with `score` in a sorted set.
+pub(crate) fn score_key(key: &[u8], meta: &Meta, score: f64, member: &[u8]) -> Vec<u8> {
+    let mut out = records_prefix(SCORE_PREFIX, key, meta.generation);
+    out.extend_from_slice(&score_slot(score).to_be_bytes());
+    out.extend_from_slice(member);
+    out
+}
+
+/// A score-index position: the first record at `score` (and `member`, if given).
+pub(crate) fn score_position(key: &[u8], meta: &Meta, score_slot: u64, member: &[u8]) -> Vec<u8> {
+    let mut out = records_prefix(SCORE_PREFIX, key, meta.generation);
+    out.extend_from_slice(&score_slot.to_be_bytes());
+    out.extend_from_slice(member);
+    out
+}
+
+/// The score-index records of a sorted set within `start..end` (whole store keys; see
+/// [`score_position`]), ascending or descending, at most `limit`.
+pub(crate) fn score_records<R: Read + ?Sized>(
+    ks: &R,
+    key: &[u8],
+    meta: &Meta,
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    reverse: bool,
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    ks.range(&records_prefix(SCORE_PREFIX, key, meta.generation), start, end, reverse, limit)
+}
+
+/// A score-index record's score and member.
+pub(crate) fn decode_score_record<'r>(key: &[u8], record: &'r [u8]) -> (f64, &'r [u8]) {
+    let at = SCORE_PREFIX.len() + 4 + key.len() + 8;
+    let slot = u64::from_be_bytes(record[at..at + 8].try_into().expect("8 bytes"));
+    let bits = if slot >> 63 == 1 { slot & !(1 << 63) } else { !slot };
+    (f64::from_bits(bits), &record[at + 8..])
 }
 
 /// The order-preserving form of a list position: its bits with the sign flipped, so that
@@ -555,25 +633,30 @@ pub(crate) struct SweepStep {
 
 /// The user key and generation a member record belongs to.
 fn owner(record: &[u8]) -> Option<(&[u8], u64)> {
-    let rest = record.strip_prefix(MEMBER_PREFIX)?;
+    let rest = record.strip_prefix(MEMBER_PREFIX).or_else(|| record.strip_prefix(SCORE_PREFIX))?;
     let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
     let key = rest.get(4..4 + len)?;
     let generation = u64::from_be_bytes(rest.get(4 + len..12 + len)?.try_into().ok()?);
     Some((key, generation))
 }
 
-/// One bounded step of the orphan sweep: looks at up to `budget` member records after `after`
+/// The prefixes the orphan sweep walks: the records of a collection's members.
+pub(crate) const SWEPT_PREFIXES: [&[u8]; 2] = [MEMBER_PREFIX, SCORE_PREFIX];
+
+/// One bounded step of the orphan sweep: looks at up to `budget` records under `prefix` (one of
+/// [`SWEPT_PREFIXES`]) after `after`
 /// (`None`: from the start), in key order, and deletes those whose generation is not their
 /// key's live collection's (left by a DEL, overwrite or expiry of a collection too large to
 /// delete inline). Orphans are invisible to every command, so deleting them changes nothing a
 /// command can read: a replica may sweep on its own.
 pub(crate) fn sweep_step<W: Write + ?Sized>(
     ks: &mut W,
+    prefix: &[u8],
     after: Option<&[u8]>,
     budget: usize,
 ) -> Result<SweepStep, Reply> {
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let records = ks.range(MEMBER_PREFIX, start, Bound::Unbounded, false, budget);
+    let records = ks.range(prefix, start, Bound::Unbounded, false, budget);
     let mut deleted = 0;
     // The key last looked up and its live generation: a collection's members are contiguous.
     let mut live: Option<(Vec<u8>, Option<u64>)> = None;
@@ -594,7 +677,8 @@ pub(crate) fn sweep_step<W: Write + ?Sized>(
 /// DBSIZE: the live records less the members (orphans included) and the generation counter:
 /// each collection counts once, by its meta record.
 pub(crate) fn user_key_count<R: Read + ?Sized>(ks: &R) -> usize {
-    let internal = ks.count_prefix(MEMBER_PREFIX) + usize::from(ks.meta(GENERATION_KEY).is_some());
+    let internal =
+        ks.count_prefix(MEMBER_PREFIX) + ks.count_prefix(SCORE_PREFIX) + usize::from(ks.meta(GENERATION_KEY).is_some());
     ks.len().saturating_sub(internal)
 }
 
@@ -679,7 +763,9 @@ mod tests {
         loop {
             let from = after.take();
             let step = store
-                .transaction(move |txn| sweep_step(&mut TxnView::new(txn, 1 << 20), from.as_deref(), 100).unwrap())
+                .transaction(move |txn| {
+                    sweep_step(&mut TxnView::new(txn, 1 << 20), MEMBER_PREFIX, from.as_deref(), 100).unwrap()
+                })
                 .unwrap();
             assert!(step.looked <= 100);
             deleted += step.deleted;

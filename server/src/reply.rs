@@ -118,6 +118,8 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// Text (RESP3: a verbatim string of format `txt`; RESP2: a bulk string).
     Verbatim(String),
+    /// A double (RESP3: `,`; RESP2: a bulk string), printed as Redis's `%.17g`.
+    Double(f64),
 }
 
 impl Reply {
@@ -149,7 +151,7 @@ impl Reply {
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum()
             }
-            Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
+            Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
         }
     }
 
@@ -202,9 +204,48 @@ impl Reply {
                     value.encode(version, out);
                 }
             }
+            Reply::Double(x) if resp3 => line(out, b',', format_double(x).as_bytes()),
+            Reply::Double(x) => blob(out, b'$', &[format_double(x).as_bytes()]),
             Reply::Verbatim(text) if resp3 => blob(out, b'=', &[b"txt:", text.as_bytes()]),
             Reply::Verbatim(text) => blob(out, b'$', &[text.as_bytes()]),
         }
+    }
+}
+
+/// `x` as C's `printf("%.17g")` prints it (Redis's `addReplyDouble`): 17 significant digits,
+/// trailing zeros dropped, an exponent (at least two digits) below 1e-4 or from 1e17 on; `inf`
+/// and `-inf`.
+pub(crate) fn format_double(x: f64) -> String {
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if x.is_nan() {
+        return "nan".into();
+    }
+    // `{:.16e}` rounds correctly to 17 significant digits, as glibc's printf does.
+    let sci = format!("{x:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("an exponent");
+    let exp: i32 = exp.parse().expect("a decimal exponent");
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if (-4..17).contains(&exp) {
+        let body = if exp >= 0 {
+            let (int, frac) = digits.split_at(exp as usize + 1);
+            format!("{int}.{frac}")
+        } else {
+            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        };
+        format!("{sign}{}", trim(body))
+    } else {
+        let body = trim(format!("{}.{}", &digits[..1], &digits[1..]));
+        format!("{sign}{body}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     }
 }
 
@@ -298,6 +339,29 @@ mod tests {
         let map = Reply::Map(vec![(Reply::bulk("b"), Reply::Int(1)), (Reply::bulk("a"), Reply::Int(2))]);
         assert_eq!(bytes(&map, 3), b"%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
         assert_eq!(bytes(&map, 2), b"*4\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
+    }
+
+    #[test]
+    fn doubles_print_as_percent_17g() {
+        for (x, text) in [
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1e20, "1e+20"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (-2.5, "-2.5"),
+            (1e16, "10000000000000000"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(format_double(x), text, "{x}");
+        }
+        assert_eq!(bytes(&Reply::Double(1.5), 3), b",1.5\r\n");
+        assert_eq!(bytes(&Reply::Double(1.5), 2), b"$3\r\n1.5\r\n");
     }
 
     #[test]

@@ -29,11 +29,13 @@ pub(crate) const PASS_INTERVAL: Duration = Duration::from_secs(60);
 /// transaction per step, yielding between steps.
 pub(crate) async fn run(store: Weak<Store>, value_bytes_max: usize) {
     let mut after: Option<Vec<u8>> = None;
+    let mut prefixes = collection::SWEPT_PREFIXES.iter().cycle();
+    let mut prefix = *prefixes.next().expect("a prefix");
     loop {
         let Some(strong) = store.upgrade() else { return };
         let from = after.take();
         let step = strong.transaction_async(move |txn| {
-            collection::sweep_step(&mut TxnView::new(txn, value_bytes_max), from.as_deref(), STEP_RECORDS_MAX)
+            collection::sweep_step(&mut TxnView::new(txn, value_bytes_max), prefix, from.as_deref(), STEP_RECORDS_MAX)
         });
         let step = step.await;
         drop(strong);
@@ -42,7 +44,11 @@ pub(crate) async fn run(store: Weak<Store>, value_bytes_max: usize) {
                 after = step.next;
                 tokio::task::yield_now().await;
             }
-            _ => tokio::time::sleep(PASS_INTERVAL).await,
+            // This prefix's pass is done (or a step failed): the next prefix, after a pause.
+            _ => {
+                prefix = *prefixes.next().expect("a cycle");
+                tokio::time::sleep(PASS_INTERVAL).await;
+            }
         }
     }
 }

@@ -107,6 +107,8 @@ fn hashes_and_sets_through_every_member() {
     assert_eq!(cmd(&mut clients[0], &["HSET", "h", "a", "1", "b", "2"]), R::Int(2));
     assert_eq!(cmd(&mut clients[1], &["SADD", "s", "x", "y", "z"]), R::Int(3));
     assert_eq!(cmd(&mut clients[2], &["HINCRBY", "h", "a", "5"]), R::Int(6));
+    assert_eq!(cmd(&mut clients[0], &["ZADD", "z", "2", "b", "1", "a"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[1], &["ZINCRBY", "z", "0.5", "a"]), bulk("1.5"));
     for c in &mut clients {
         let R::Array(mut pairs) = cmd(c, &["HGETALL", "h"]) else { panic!("HGETALL is an array in RESP2") };
         let mut sorted: Vec<Vec<R>> = pairs.chunks(2).map(<[R]>::to_vec).collect();
@@ -118,13 +120,17 @@ fn hashes_and_sets_through_every_member() {
         assert_eq!(members, vec![bulk("x"), bulk("y"), bulk("z")]);
         assert_eq!(cmd(c, &["TYPE", "s"]), R::Simple(b"set".to_vec()));
         assert_eq!(cmd(c, &["OBJECT", "ENCODING", "h"]), bulk("hashtable"));
+        assert_eq!(
+            cmd(c, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]),
+            R::Array(vec![bulk("a"), bulk("1.5"), bulk("b"), bulk("2")])
+        );
         let R::Array(help) = cmd(c, &["OBJECT", "HELP"]) else { panic!("OBJECT HELP's lines cross the wire") };
         assert_eq!(help.len(), 15);
     }
     let R::Bulk(popped) = cmd(&mut clients[1], &["SPOP", "s"]) else { panic!("SPOP pops") };
     assert_eq!(cmd(&mut clients[2], &["SISMEMBER", "s", std::str::from_utf8(&popped).unwrap()]), R::Int(0));
     assert_eq!(cmd(&mut clients[0], &["SCARD", "s"]), R::Int(2));
-    assert_eq!(cmd(&mut clients[0], &["DBSIZE"]), R::Int(2));
-    assert_eq!(cmd(&mut clients[0], &["DEL", "h", "s"]), R::Int(2));
+    assert_eq!(cmd(&mut clients[0], &["DBSIZE"]), R::Int(3));
+    assert_eq!(cmd(&mut clients[0], &["DEL", "h", "s", "z"]), R::Int(3));
     assert_eq!(cmd(&mut clients[2], &["KEYS", "*"]), R::Array(vec![]));
 }

@@ -54,7 +54,20 @@ fn collections_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        run(&store, &["HSET h a 1 b 2 c 3", "SADD s x y z", "HDEL h b", "SADD gone 1", "DEL gone"]);
+        run(
+            &store,
+            &[
+                "HSET h a 1 b 2 c 3",
+                "SADD s x y z",
+                "HDEL h b",
+                "SADD gone 1",
+                "DEL gone",
+                "ZADD zz 3 c 1 a 2 b",
+                "RENAME zz z",
+                "ZADD old 1 x",
+                "DEL old",
+            ],
+        );
     }
     let store = open(dir.path());
     assert_eq!(sorted(one(&store, "HGETALL h")), sorted(bulks(&["a", "1", "c", "3"])).to_vec());
@@ -62,7 +75,9 @@ fn collections_survive_a_restart() {
     assert_eq!(sorted(one(&store, "SMEMBERS s")), sorted(bulks(&["x", "y", "z"])));
     assert_eq!(one(&store, "SADD gone 2"), R::Int(1));
     assert_eq!(one(&store, "SMEMBERS gone"), bulks(&["2"]), "a new incarnation after the restart");
-    assert_eq!(one(&store, "DBSIZE"), R::Int(3));
+    assert_eq!(one(&store, "ZRANGE z 0 -1"), bulks(&["a", "b", "c"]), "RENAME moved the score index too");
+    assert_eq!(run(&store, &["ZADD old 5 y", "ZRANGEBYSCORE old -inf +inf"])[1], bulks(&["y"]));
+    assert_eq!(one(&store, "DBSIZE"), R::Int(5));
 }
 
 /// Adversary: an EXEC whose writes span two collections and outgrow one batch. Nothing of it
@@ -311,8 +326,20 @@ fn keyspace_hits_and_misses_count_each_key_once() {
 /// The state a crash test compares: each collection's members (sorted where unordered) and
 /// counts, and DBSIZE.
 fn collections_state(store: &Arc<Store>) -> Vec<R> {
-    let mut replies =
-        run(store, &["HGETALL h", "SMEMBERS s", "LRANGE l 0 -1", "HLEN h", "SCARD s", "LLEN l", "DBSIZE"]);
+    let mut replies = run(
+        store,
+        &[
+            "HGETALL h",
+            "SMEMBERS s",
+            "LRANGE l 0 -1",
+            "HLEN h",
+            "SCARD s",
+            "LLEN l",
+            "DBSIZE",
+            "ZRANGE z 0 -1 WITHSCORES",
+            "ZCARD z",
+        ],
+    );
     if let R::Array(items) = &mut replies[0] {
         let mut pairs: Vec<Vec<R>> = items.chunks(2).map(<[R]>::to_vec).collect();
         pairs.sort();
@@ -336,8 +363,10 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
         "HSET h a 1 b 2",
         "SADD s x y",
         "RPUSH l 1 2 3",
+        "ZADD z 1 a 2 b",
         "MULTI",
         "HSET h c 3",
+        "ZINCRBY z 5 a",
         "SADD s z",
         "LPUSH l 0",
         "DEL gone",
@@ -368,7 +397,7 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
     run(&store, &script);
     let ops = fs.op_count() - before;
     drop(store);
-    assert!(ops >= 18, "{ops} operations: a write and a sync for each of the 9 writing commands");
+    assert!(ops >= 20, "{ops} operations: a write and a sync for each of the 10 writing commands");
     for n in 0..ops {
         let fs = SimFs::new();
         let store = open_sim(&fs);
@@ -393,5 +422,6 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
         assert_eq!(state[3], R::Int(counts(0) / 2), "HLEN agrees with HGETALL");
         assert_eq!(state[4], R::Int(counts(1)), "SCARD agrees with SMEMBERS");
         assert_eq!(state[5], R::Int(counts(2)), "LLEN agrees with LRANGE");
+        assert_eq!(state[8], R::Int(counts(7) / 2), "ZCARD agrees with ZRANGE");
     }
 }

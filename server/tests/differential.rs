@@ -21,9 +21,11 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings, hashes, sets and lists (not the blocking commands): commands of other types \
-     (sorted sets, streams, ...) and BLPOP and the other blocking pops get the unknown-command \
-     error.",
+    "Only strings, hashes, sets, lists (not the blocking pops) and part of the sorted-set commands \
+     (ZADD ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCOUNT \
+     ZRANK ZREVRANK ZPOPMIN ZPOPMAX ZREMRANGEBYSCORE ZREMRANGEBYRANK; ZRANGE ... BYLEX is refused): \
+     the others (the lex commands, ZRANGESTORE, ZUNIONSTORE ..., streams, BLPOP ...) get the \
+     unknown-command error. Scores in hex (`0x1p3`), which Redis's strtod reads, are refused.",
     "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
      `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \
      `hashtable` for every hash and set and `quicklist` for every list (one representation per \
@@ -83,7 +85,9 @@ pub const INTENDED: &[&str] = &[
      from another (CLIENT HELP still prints Redis's text). Not generated.",
 ];
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0", "l0"];
+const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0", "l0", "z0"];
+/// The keys sorted-set commands name: mostly sorted sets, sometimes another type (WRONGTYPE).
+const ZKEYS: &[&str] = &["z0", "z1", "z0", "z1", "s0", "k0"];
 /// The keys list commands name: mostly lists, sometimes another type (WRONGTYPE).
 const LKEYS: &[&str] = &["l0", "l1", "l0", "l1", "l2", "h0", "k0"];
 /// The keys collection commands name: mostly collections, sometimes a string (WRONGTYPE).
@@ -267,6 +271,82 @@ impl Gen {
         c
     }
 
+    /// A sorted-set command.
+    fn zset_command(&mut self) -> Vec<String> {
+        const SCORES: &[&str] =
+            &["1", "2", "2.5", "-1", "0", "-0", "inf", "-inf", "+inf", "1e400", "x", "0.1", "1e-5", "3e2"];
+        const ENDS: &[&str] = &["-inf", "+inf", "(1", "1", "2.5", "(2.5", "0", "x", "(", "", "-1", "(-inf", "10"];
+        let k = self.rng.pick(ZKEYS).to_string();
+        let rank = |g: &mut Self| s(g.rng.pick(&["0", "1", "-1", "2", "-2", "10", "-10", "x"]));
+        let end = |g: &mut Self| s(g.rng.pick(ENDS));
+        let mut c = match self.rng.below(16) {
+            0..=3 => {
+                let mut c = vec![s(if self.rng.chance(80) { "ZADD" } else { "ZINCRBY" }), k];
+                if c[0] == "ZADD" {
+                    for _ in 0..self.rng.below(3) {
+                        c.push(s(self.rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "ch"])));
+                    }
+                }
+                for _ in 0..1 + self.rng.below(if c[0] == "ZADD" { 3 } else { 1 }) {
+                    c.push(s(self.rng.pick(SCORES)));
+                    c.push(self.member());
+                }
+                c
+            }
+            4 => [vec![s("ZREM"), k], self.some(1, 3, Gen::member)].concat(),
+            5 => vec![s("ZCARD"), k],
+            6 => vec![s("ZSCORE"), k, self.member()],
+            7 => [vec![s("ZMSCORE"), k], self.some(1, 3, Gen::member)].concat(),
+            8 | 9 => {
+                let (name, by_score) = *self.rng.pick(&[
+                    ("ZRANGE", false),
+                    ("ZREVRANGE", false),
+                    ("ZRANGEBYSCORE", true),
+                    ("ZREVRANGEBYSCORE", true),
+                    ("ZRANGE", true),
+                ]);
+                let mut c = vec![s(name), k];
+                if by_score {
+                    c.extend([end(self), end(self)]);
+                } else {
+                    c.extend([rank(self), rank(self)]);
+                }
+                for _ in 0..self.rng.below(3) {
+                    match self.rng.below(5) {
+                        0 => c.push(s("WITHSCORES")),
+                        1 => c.extend([
+                            s("LIMIT"),
+                            s(self.rng.pick(&["0", "1", "-1", "x"])),
+                            s(self.rng.pick(&["1", "2", "-1", "0"])),
+                        ]),
+                        2 => c.push(s("REV")),
+                        3 => c.push(s("BYSCORE")),
+                        _ => c.push(s(self.rng.pick(&["LIMIT", "FOO"]))),
+                    }
+                }
+                c
+            }
+            10 => vec![s("ZCOUNT"), k, end(self), end(self)],
+            11 => vec![s(self.rng.pick(&["ZRANK", "ZREVRANK"])), k, self.member()],
+            12 | 13 => {
+                let mut c = vec![s(self.rng.pick(&["ZPOPMIN", "ZPOPMAX"])), k];
+                if self.rng.chance(60) {
+                    c.push(s(self.rng.pick(&["0", "1", "2", "10", "-1", "x"])));
+                }
+                if self.rng.chance(5) {
+                    c.push(s("1"));
+                }
+                c
+            }
+            14 => vec![s("ZREMRANGEBYSCORE"), k, end(self), end(self)],
+            _ => vec![s("ZREMRANGEBYRANK"), k, rank(self), rank(self)],
+        };
+        if self.rng.chance(3) {
+            c.truncate(c.len().saturating_sub(1).max(1));
+        }
+        c
+    }
+
     /// A hash or set command.
     fn collection_command(&mut self) -> Vec<String> {
         let k = self.ckey();
@@ -431,9 +511,10 @@ impl Gen {
     fn text_command(&mut self) -> Vec<String> {
         let k = self.key();
         let v = self.value();
-        match self.rng.below(92) {
+        match self.rng.below(104) {
             54..=79 => self.collection_command(),
             80..=91 => self.list_command(),
+            92..=103 => self.zset_command(),
             0..=3 => vec![s("GET"), k],
             4..=7 => {
                 let mut c = vec![s("SET"), k, v];
@@ -1040,6 +1121,39 @@ fn edge_cases_reply_as_redis_does() {
         &["SET", "l", "v", "GET"],
         &["SET", "l", "v", "KEEPTTL"],
         &["TYPE", "l"],
+        &["ZADD", "z", "1.5", "a", "-0", "b", "1e20", "c", "0.1", "d", "123456789012345678", "e", "1e-5", "f"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["ZADD", "z", "1", "a", "2"],
+        &["ZADD", "z", "NX", "XX", "1", "a"],
+        &["ZADD", "z", "GT", "LT", "1", "a"],
+        &["ZADD", "z", "INCR", "1", "a", "2", "b"],
+        &["ZADD", "z", "1e400", "a"],
+        &["ZADD", "z", "inf", "a"],
+        &["ZINCRBY", "z", "-inf", "a"],
+        &["ZINCRBY", "z", "nx", "a"],
+        &["ZADD", "z", "NX", "INCR", "1", "a"],
+        &["ZADD", "z", "XX", "CH", "5", "b", "6", "new"],
+        &["ZADD", "nope", "XX", "INCR", "1", "a"],
+        &["ZRANGEBYSCORE", "z", "(1", "x"],
+        &["ZRANGEBYSCORE", "z", "", "+inf"],
+        &["ZRANGEBYSCORE", "z", "(", "+inf", "WITHSCORES", "LIMIT", "1", "2"],
+        &["ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"],
+        &["ZRANGE", "z", "(1", "5", "BYSCORE", "REV"],
+        &["ZRANGE", "z", "5", "(1", "BYSCORE", "REV", "LIMIT", "0", "2", "WITHSCORES"],
+        &["ZREVRANGE", "z", "0", "1", "REV"],
+        &["ZCOUNT", "z", "-inf", "inf"],
+        &["ZRANK", "z", "e"],
+        &["ZREVRANK", "z", "e"],
+        &["ZPOPMIN", "z", "-1"],
+        &["ZPOPMIN", "z", "0"],
+        &["ZPOPMIN", "z", "1", "2"],
+        &["ZPOPMAX", "z"],
+        &["ZPOPMIN", "z", "2"],
+        &["ZREMRANGEBYRANK", "z", "0", "0"],
+        &["ZREMRANGEBYSCORE", "z", "-inf", "(2"],
+        &["ZMSCORE", "z", "a", "x"],
+        &["ZPOPMAX", "nope", "2"],
+        &["TYPE", "z"],
         &["OBJECT", "HELP"],
         &["OBJECT", "ENCODING", "nope"],
         &["OBJECT", "ENCODING"],

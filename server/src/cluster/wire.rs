@@ -137,6 +137,7 @@ const MAP: u8 = 7;
 const VERBATIM: u8 = 8;
 const SET: u8 = 9;
 const PAIRS: u8 = 10;
+const DOUBLE: u8 = 11;
 
 /// Deepest nesting of arrays a reply may have on the wire (the commands' replies nest two deep).
 const DEPTH_MAX: usize = 8;
@@ -186,6 +187,10 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
                 put_reply(out, k);
                 put_reply(out, v);
             }
+        }
+        Reply::Double(x) => {
+            out.push(DOUBLE);
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
         }
         Reply::Verbatim(text) => {
             out.push(VERBATIM);
@@ -266,6 +271,7 @@ impl Reader<'_> {
             STATUS => Reply::Status(statuses().nth(usize::from(self.u8()?)).ok_or(WireError("status"))?),
             ERROR => Reply::Error(ErrorText::new(self.bytes()?.to_vec())),
             INT => Reply::Int(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            DOUBLE => Reply::Double(f64::from_bits(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))),
             BULK => Reply::Bulk(self.bytes()?),
             NIL => Reply::Nil,
             NIL_ARRAY => Reply::NilArray,
@@ -344,6 +350,7 @@ mod tests {
             Reply::Array(vec![Reply::Nil, Reply::Array(vec![Reply::Int(1)])]),
             Reply::Map(vec![(Reply::bulk(&b"k"[..]), Reply::Int(2))]),
             Reply::Set(vec![Reply::bulk(&b"m"[..])]),
+            Reply::Double(-2.5),
             Reply::Pairs(vec![(Reply::bulk(&b"f"[..]), Reply::bulk(&b"v"[..]))]),
             Reply::Verbatim("text".into()),
         ]);

@@ -187,7 +187,7 @@ pub(crate) const OBJECT_HELP: &[&str] = &[
 
 /// OBJECT ENCODING|REFCOUNT|FREQ|IDLETIME key, OBJECT HELP. ENCODING answers with Redis's
 /// names: a string by Redis's rule on its current value (`int`, `embstr` up to 44 bytes, `raw`),
-/// a hash or set `hashtable` and a list `quicklist` (ferrocask has one representation per
+/// a hash or set `hashtable`, a list `quicklist` and a sorted set `skiplist` (ferrocask has one representation per
 /// type, a record per member, whose costs are those of Redis's large encodings). REFCOUNT is 1;
 /// FREQ and IDLETIME are not tracked.
 pub(crate) fn object(ks: &dyn Read, args: &[Bytes]) -> Reply {
@@ -230,6 +230,7 @@ fn encoding(ks: &dyn Read, key: &[u8], found: &Found) -> &'static str {
         Found::Collection(meta) => match meta.kind {
             collection::Kind::Hash | collection::Kind::Set => "hashtable",
             collection::Kind::List => "quicklist",
+            collection::Kind::ZSet => "skiplist",
         },
     }
 }

@@ -21,6 +21,7 @@ pub(crate) mod parse;
 pub(crate) mod pure;
 pub(crate) mod sets;
 pub(crate) mod strings;
+pub(crate) mod zsets;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,6 +197,7 @@ fn table() -> Vec<Spec> {
     use lists as l;
     use sets as z;
     use strings as s;
+    use zsets as o;
     let listing = |spec: Spec| Spec { lists_keys: true, ..spec };
     let values = |spec: Spec| Spec { returns_values: ReturnsValues::Always, ..spec };
     vec![
@@ -297,6 +299,23 @@ fn table() -> Vec<Spec> {
         values(write("lmove", 5, l::lmove, TWO)),
         values(write("rpoplpush", 3, l::rpoplpush, TWO)),
         values(write("lmpop", -4, l::lmpop, (2, -1, 1))),
+        write("zadd", -4, o::zadd, ONE),
+        write("zincrby", 4, o::zincrby, ONE),
+        write("zrem", -3, o::zrem, ONE),
+        read("zcard", 2, o::zcard, ONE),
+        read("zscore", 3, o::zscore, ONE),
+        read("zmscore", -3, o::zmscore, ONE),
+        values(read("zrange", -4, o::zrange, ONE)),
+        values(read("zrevrange", -4, o::zrevrange, ONE)),
+        values(read("zrangebyscore", -4, o::zrangebyscore, ONE)),
+        values(read("zrevrangebyscore", -4, o::zrevrangebyscore, ONE)),
+        read("zcount", 4, o::zcount, ONE),
+        read("zrank", 3, o::zrank, ONE),
+        read("zrevrank", 3, o::zrevrank, ONE),
+        values(write("zpopmin", -2, o::zpopmin, ONE)),
+        values(write("zpopmax", -2, o::zpopmax, ONE)),
+        write("zremrangebyscore", 4, o::zremrangebyscore, ONE),
+        write("zremrangebyrank", 4, o::zremrangebyrank, ONE),
         pure("ping", -1, pure::ping),
         pure("echo", 2, pure::echo),
         pure("time", 1, pure::time),
