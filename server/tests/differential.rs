@@ -21,11 +21,9 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings, hashes, sets, lists (not the blocking pops) and part of the sorted-set commands \
-     (ZADD ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZCOUNT \
-     ZRANK ZREVRANK ZPOPMIN ZPOPMAX ZREMRANGEBYSCORE ZREMRANGEBYRANK; ZRANGE ... BYLEX is refused): \
-     the others (the lex commands, ZRANGESTORE, ZUNIONSTORE ..., streams, BLPOP ...) get the \
-     unknown-command error. Scores in hex (`0x1p3`), which Redis's strtod reads, are refused.",
+    "Only strings, hashes, sets, lists and sorted sets, without the blocking pops (BLPOP, BZPOPMIN, \
+     ...): those, streams and pub/sub get the unknown-command error. Scores and weights in hex \
+     (`0x1p3`), which Redis's strtod reads, are refused. ZSCAN is compared as a set of pairs.",
     "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
      `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \
      `hashtable` for every hash and set and `quicklist` for every list (one representation per \
@@ -279,7 +277,8 @@ impl Gen {
         let k = self.rng.pick(ZKEYS).to_string();
         let rank = |g: &mut Self| s(g.rng.pick(&["0", "1", "-1", "2", "-2", "10", "-10", "x"]));
         let end = |g: &mut Self| s(g.rng.pick(ENDS));
-        let mut c = match self.rng.below(16) {
+        let lex = |g: &mut Self| s(g.rng.pick(&["-", "+", "[a", "(a", "[c", "(b", "[10", "a", "[", "("]));
+        let mut c = match self.rng.below(23) {
             0..=3 => {
                 let mut c = vec![s(if self.rng.chance(80) { "ZADD" } else { "ZINCRBY" }), k];
                 if c[0] == "ZADD" {
@@ -339,7 +338,73 @@ impl Gen {
                 c
             }
             14 => vec![s("ZREMRANGEBYSCORE"), k, end(self), end(self)],
-            _ => vec![s("ZREMRANGEBYRANK"), k, rank(self), rank(self)],
+            15 => vec![s("ZREMRANGEBYRANK"), k, rank(self), rank(self)],
+            16 | 17 => {
+                let name = s(self.rng.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT", "ZREMRANGEBYLEX"]));
+                let mut c = vec![name, k, lex(self), lex(self)];
+                if self.rng.chance(30) {
+                    c.extend([
+                        s("LIMIT"),
+                        s(self.rng.pick(&["0", "1", "-1"])),
+                        s(self.rng.pick(&["1", "2", "-1", "0"])),
+                    ]);
+                }
+                c
+            }
+            18 => {
+                let mut c = vec![s("ZRANGE"), k, lex(self), lex(self), s("BYLEX")];
+                if self.rng.chance(40) {
+                    c.push(s("REV"));
+                }
+                c
+            }
+            19 => {
+                let mut c = vec![s("ZRANGESTORE"), self.rng.pick(ZKEYS).to_string(), k];
+                if self.rng.chance(50) {
+                    c.extend([end(self), end(self), s("BYSCORE")]);
+                } else {
+                    c.extend([rank(self), rank(self)]);
+                }
+                if self.rng.chance(20) {
+                    c.push(s(self.rng.pick(&["REV", "WITHSCORES"])));
+                }
+                c
+            }
+            20 => {
+                let mut c = vec![s("ZRANDMEMBER"), k];
+                if self.rng.chance(80) {
+                    c.push(s(self.rng.pick(RANDOM_COUNTS)));
+                    if self.rng.chance(50) {
+                        c.push(s(self.rng.pick(&["WITHSCORES", "x"])));
+                    }
+                }
+                c
+            }
+            21 => {
+                let mut c = vec![s("ZSCAN"), k, s(self.rng.pick(&["0", "0", "x"]))];
+                if self.rng.chance(40) {
+                    c.extend([s("MATCH"), s(self.rng.pick(&["*", "a*", "[ab]"]))]);
+                }
+                c
+            }
+            _ => {
+                let name = s(self.rng.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]));
+                let n = 1 + self.rng.below(3);
+                let mut c = vec![
+                    name,
+                    self.rng.pick(ZKEYS).to_string(),
+                    s(self.rng.pick(&[n.to_string().as_str(), "0", "x", "5"])),
+                ];
+                c.extend((0..n).map(|_| s(self.rng.pick(&["z0", "z1", "s0", "s1", "k0", "nope"]))));
+                if self.rng.chance(40) {
+                    c.push(s("WEIGHTS"));
+                    c.extend((0..n).map(|_| s(self.rng.pick(&["1", "2", "0.5", "-1", "x", "inf"]))));
+                }
+                if self.rng.chance(40) {
+                    c.extend([s("AGGREGATE"), s(self.rng.pick(&["SUM", "MIN", "max", "avg"]))]);
+                }
+                c
+            }
         };
         if self.rng.chance(3) {
             c.truncate(c.len().saturating_sub(1).max(1));
@@ -758,7 +823,12 @@ fn normalize(name: &str, reply: R, queued: &[String]) -> R {
             parts.push(if name == "HSCAN" { sorted_pairs(items) } else { sorted(items) });
             R::Array(parts)
         }
-        ("HRANDFIELD" | "SRANDMEMBER", reply) => shape(reply),
+        ("HRANDFIELD" | "SRANDMEMBER" | "ZRANDMEMBER", reply) => shape(reply),
+        ("ZSCAN", R::Array(mut parts)) if parts.len() == 2 => {
+            let items = parts.pop().expect("two parts");
+            parts.push(sorted_pairs(items));
+            R::Array(parts)
+        }
         ("TTL" | "EXPIRETIME", R::Int(n)) if n >= 0 => R::Int(n),
         ("EXEC", R::Array(items)) if items.len() == queued.len() => {
             R::Array(items.into_iter().zip(queued).map(|(item, q)| normalize(q, item, &[])).collect())
@@ -1154,6 +1224,42 @@ fn edge_cases_reply_as_redis_does() {
         &["ZMSCORE", "z", "a", "x"],
         &["ZPOPMAX", "nope", "2"],
         &["TYPE", "z"],
+        &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"],
+        &["ZRANGEBYLEX", "lex", "-", "+"],
+        &["ZRANGEBYLEX", "lex", "[b", "(d"],
+        &["ZRANGEBYLEX", "lex", "b", "c"],
+        &["ZRANGEBYLEX", "lex", "++", "-"],
+        &["ZRANGEBYLEX", "lex", "-", "-"],
+        &["ZRANGE", "lex", "[b", "+", "BYLEX", "REV"],
+        &["ZRANGE", "lex", "+", "[b", "BYLEX", "REV"],
+        &["ZLEXCOUNT", "lex", "-", "+"],
+        &["ZRANGEBYLEX", "lex", "-", "+", "LIMIT", "1", "2"],
+        &["ZRANGEBYLEX", "lex", "-", "+", "WITHSCORES"],
+        &["ZREMRANGEBYLEX", "lex", "[c", "+"],
+        &["ZRANDMEMBER", "lex", "5000000000000000000", "WITHSCORES"],
+        &["ZRANGESTORE", "d", "lex", "0", "-1"],
+        &["ZRANGESTORE", "d", "lex", "0", "-1", "WITHSCORES"],
+        &["ZRANGESTORE", "d", "nope", "0", "-1"],
+        &["TYPE", "d"],
+        &["ZUNIONSTORE", "u", "0", "lex"],
+        &["ZUNIONSTORE", "u", "2", "lex"],
+        &["ZUNIONSTORE", "u", "1", "lex", "WEIGHTS", "x"],
+        &["ZUNIONSTORE", "u", "1", "lex", "WEIGHTS", "1", "2"],
+        &["ZUNIONSTORE", "u", "1", "lex", "AGGREGATE", "foo"],
+        &["ZINTERSTORE", "u", "1", "lex", "AGGREGATE", "MIN", "WEIGHTS", "2"],
+        &["ZRANGE", "u", "0", "-1", "WITHSCORES"],
+        &["ZDIFFSTORE", "u", "0", "lex"],
+        &["ZDIFFSTORE", "u", "1", "lex", "WEIGHTS", "1"],
+        &["ZUNIONSTORE", "u", "2", "lex", "nope", "WEIGHTS", "2", "inf", "AGGREGATE", "SUM"],
+        &["ZRANGE", "u", "0", "-1", "WITHSCORES"],
+        &["ZUNIONSTORE", "u", "-1", "lex"],
+        &["ZUNIONSTORE", "u", "x", "lex"],
+        &["SADD", "set", "a", "x"],
+        &["ZUNIONSTORE", "u", "2", "lex", "set", "WEIGHTS", "1", "3"],
+        &["ZRANGE", "u", "0", "-1", "WITHSCORES"],
+        &["ZINTERSTORE", "u", "2", "lex", "set"],
+        &["ZDIFFSTORE", "u", "2", "lex", "set"],
+        &["ZUNIONSTORE", "u", "1", "k"],
         &["OBJECT", "HELP"],
         &["OBJECT", "ENCODING", "nope"],
         &["OBJECT", "ENCODING"],

@@ -1,7 +1,8 @@
-//! Sorted-set commands (a first part): ZADD (NX XX GT LT CH INCR) ZINCRBY ZSCORE ZMSCORE ZCARD
-//! ZREM ZRANGE (BYSCORE REV LIMIT WITHSCORES) ZRANGEBYSCORE ZREVRANGEBYSCORE ZREVRANGE ZCOUNT
-//! ZRANK ZREVRANK ZPOPMIN ZPOPMAX ZREMRANGEBYSCORE ZREMRANGEBYRANK, with Redis 7.0's replies and
-//! errors. A sorted set is a collection (`collection.rs`) with two records per member: the
+//! Sorted-set commands: ZADD (NX XX GT LT CH INCR) ZINCRBY ZSCORE ZMSCORE ZCARD ZREM ZRANGE
+//! (BYSCORE BYLEX REV LIMIT WITHSCORES) ZRANGESTORE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX
+//! ZREVRANGEBYLEX ZREVRANGE ZCOUNT ZLEXCOUNT ZRANK ZREVRANK ZPOPMIN ZPOPMAX ZREMRANGEBYSCORE
+//! ZREMRANGEBYRANK ZREMRANGEBYLEX ZUNIONSTORE ZINTERSTORE ZDIFFSTORE ZRANDMEMBER ZSCAN, with
+//! Redis 7.0's replies and errors (not the blocking BZPOPMIN and BZPOPMAX). A sorted set is a collection (`collection.rs`) with two records per member: the
 //! member record (its value the score's bits), found by the member, and a score-index record
 //! (score, then member, in the key), which ranges walk in order.
 
@@ -304,52 +305,231 @@ enum RangeType {
     Auto,
     Rank,
     Score,
+    Lex,
 }
 
-/// Redis's `zrangeGenericCommand` (without BYLEX and the STORE form): ZRANGE, ZREVRANGE,
-/// ZRANGEBYSCORE, ZREVRANGEBYSCORE.
-fn zrange_generic(ks: &dyn Read, args: &[Bytes], mut kind: RangeType, mut rev: Option<bool>) -> Reply {
+/// One end of a lex range: `-`, `+`, or `[`/`(` and a member.
+#[derive(Clone)]
+enum LexEnd {
+    Min,
+    Max,
+    Inclusive(Bytes),
+    Exclusive(Bytes),
+}
+
+fn parse_lex_end(arg: &Bytes) -> Option<LexEnd> {
+    match arg.first()? {
+        b'-' if arg.len() == 1 => Some(LexEnd::Min),
+        b'+' if arg.len() == 1 => Some(LexEnd::Max),
+        b'[' => Some(LexEnd::Inclusive(arg.slice(1..))),
+        b'(' => Some(LexEnd::Exclusive(arg.slice(1..))),
+        _ => None,
+    }
+}
+
+fn parse_lex(min: &Bytes, max: &Bytes) -> Result<(LexEnd, LexEnd), Reply> {
+    match (parse_lex_end(min), parse_lex_end(max)) {
+        (Some(min), Some(max)) => Ok((min, max)),
+        _ => Err(Reply::error("ERR min or max not valid string range item")),
+    }
+}
+
+/// Whether `member` is at or after the range's start.
+fn lex_gte_min(member: &[u8], min: &LexEnd) -> bool {
+    match min {
+        LexEnd::Min => true,
+        LexEnd::Max => false,
+        LexEnd::Inclusive(m) => member >= &m[..],
+        LexEnd::Exclusive(m) => member > &m[..],
+    }
+}
+
+/// Whether `member` is at or before the range's end.
+fn lex_lte_max(member: &[u8], max: &LexEnd) -> bool {
+    match max {
+        LexEnd::Min => false,
+        LexEnd::Max => true,
+        LexEnd::Inclusive(m) => member <= &m[..],
+        LexEnd::Exclusive(m) => member < &m[..],
+    }
+}
+
+/// Redis's `zslIsInLexRange`: false if the range is empty (min after max, or equal with an
+/// exclusive end), the last member (in index order) is before min or the first after max.
+/// `records` is the whole index, reversed if `rev`.
+fn lex_range_may_hold(key: &[u8], records: &[Vec<u8>], min: &LexEnd, max: &LexEnd, rev: bool) -> bool {
+    use std::cmp::Ordering;
+    let rank = |end: &LexEnd| match end {
+        LexEnd::Min => (0, None, true),
+        LexEnd::Max => (2, None, true),
+        LexEnd::Inclusive(m) => (1, Some(m.clone()), false),
+        LexEnd::Exclusive(m) => (1, Some(m.clone()), true),
+    };
+    let ((min_rank, min_text, min_ex), (max_rank, max_text, max_ex)) = (rank(min), rank(max));
+    let order = min_rank.cmp(&max_rank).then_with(|| min_text.cmp(&max_text));
+    if order == Ordering::Greater || (order == Ordering::Equal && (min_ex || max_ex)) {
+        return false;
+    }
+    let (head, tail) = if rev { (records.last(), records.first()) } else { (records.first(), records.last()) };
+    let (Some(head), Some(tail)) = (head, tail) else { return false };
+    lex_gte_min(coll::decode_score_record(key, tail).1, min) && lex_lte_max(coll::decode_score_record(key, head).1, max)
+}
+
+/// The score-index records of a lex range, as Redis walks it (which assumes every score is
+/// equal): in index order (reversed for `rev`), from the first member inside the range's start
+/// on, while members stay inside its end; then LIMIT. O(n): the index is ordered by score.
+fn in_lex(
+    ks: &dyn Read,
+    key: &[u8],
+    meta: &Meta,
+    range: &(LexEnd, LexEnd),
+    rev: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<Vec<u8>> {
+    let (min, max) = range;
+    if offset < 0 || limit == 0 {
+        return Vec::new();
+    }
+    let all = coll::score_records(ks, key, meta, Bound::Unbounded, Bound::Unbounded, rev, usize::MAX);
+    if !lex_range_may_hold(key, &all, min, max, rev) {
+        return Vec::new();
+    }
+    let (first, last) = if rev { (max, min) } else { (min, max) };
+    let inside_first = |m: &[u8]| if rev { lex_lte_max(m, first) } else { lex_gte_min(m, first) };
+    let inside_last = |m: &[u8]| if rev { lex_gte_min(m, last) } else { lex_lte_max(m, last) };
+    let name = |r: &Vec<u8>| coll::decode_score_record(key, r).1.to_vec();
+    let take = if limit < 0 { usize::MAX } else { limit as usize };
+    all.into_iter()
+        .skip_while(|r| !inside_first(&name(r)))
+        .take_while(|r| inside_last(&name(r)))
+        .skip(offset as usize)
+        .take(take)
+        .collect()
+}
+
+/// Redis's `zrangeGenericCommand`: ZRANGE, ZREVRANGE, Z[REV]RANGEBYSCORE, Z[REV]RANGEBYLEX and
+/// (`at` 2, the source after the destination) ZRANGESTORE's parsing and range: the records of
+/// the range and whether scores are asked for.
+fn zrange_records(
+    ks: &dyn Read,
+    args: &[Bytes],
+    at: usize,
+    store: bool,
+    mut kind: RangeType,
+    mut rev: Option<bool>,
+) -> Result<(Vec<Vec<u8>>, bool), Reply> {
     let (mut with_scores, mut offset, mut limit) = (false, 0i64, -1i64);
-    let mut j = 4;
+    let mut j = at + 3;
     while j < args.len() {
         let left = args.len() - j - 1;
         let opt = &args[j];
-        if is(opt, "withscores") {
+        if !store && is(opt, "withscores") {
             with_scores = true;
         } else if is(opt, "limit") && left >= 2 {
-            offset = tri!(int(&args[j + 1]));
-            limit = tri!(int(&args[j + 2]));
+            offset = int(&args[j + 1])?;
+            limit = int(&args[j + 2])?;
             j += 2;
         } else if rev.is_none() && is(opt, "rev") {
             rev = Some(true);
         } else if kind == RangeType::Auto && is(opt, "byscore") {
             kind = RangeType::Score;
         } else if kind == RangeType::Auto && is(opt, "bylex") {
-            return Reply::error("ERR ZRANGE ... BYLEX is not supported by ferrocask yet");
+            kind = RangeType::Lex;
         } else {
-            return syntax();
+            return Err(syntax());
         }
         j += 1;
     }
     let rev = rev.unwrap_or(false);
     let kind = if kind == RangeType::Auto { RangeType::Rank } else { kind };
     if limit != -1 && kind == RangeType::Rank {
-        return Reply::error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+        return Err(Reply::error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
     }
-    let (min, max) = if rev && kind == RangeType::Score { (&args[3], &args[2]) } else { (&args[2], &args[3]) };
-    let key = &args[1];
-    match kind {
+    if with_scores && kind == RangeType::Lex {
+        return Err(Reply::error("ERR syntax error, WITHSCORES not supported in combination with BYLEX"));
+    }
+    let (min, max) =
+        if rev && kind != RangeType::Rank { (&args[at + 2], &args[at + 1]) } else { (&args[at + 1], &args[at + 2]) };
+    let key = &args[at];
+    let records = match kind {
         RangeType::Score => {
-            let range = tri!(parse_range(min, max));
-            let Some(meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Array(Vec::new()) };
-            range_reply(key, in_range(ks, key, &meta, range, rev, offset, limit), with_scores)
+            let range = parse_range(min, max)?;
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
+            in_range(ks, key, &meta, range, rev, offset, limit)
+        }
+        RangeType::Lex => {
+            let (min, max) = parse_lex(min, max)?;
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
+            in_lex(ks, key, &meta, &(min, max), rev, offset, limit)
         }
         _ => {
-            let (start, end) = (tri!(int(min)), tri!(int(max)));
-            let Some(meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Array(Vec::new()) };
-            range_reply(key, by_rank(ks, key, &meta, start, end, rev), with_scores)
+            let (start, end) = (int(min)?, int(max)?);
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
+            by_rank(ks, key, &meta, start, end, rev)
         }
+    };
+    Ok((records, with_scores))
+}
+
+fn zrange_generic(ks: &dyn Read, args: &[Bytes], kind: RangeType, rev: Option<bool>) -> Reply {
+    let (records, with_scores) = tri!(zrange_records(ks, args, 1, false, kind, rev));
+    range_reply(&args[1], records, with_scores)
+}
+
+/// ZRANGEBYLEX key min max [LIMIT offset count].
+pub(crate) fn zrangebylex(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    zrange_generic(ks, args, RangeType::Lex, Some(false))
+}
+
+/// ZREVRANGEBYLEX key max min [LIMIT offset count].
+pub(crate) fn zrevrangebylex(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    zrange_generic(ks, args, RangeType::Lex, Some(true))
+}
+
+/// ZLEXCOUNT key min max.
+pub(crate) fn zlexcount(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    let range = tri!(parse_lex(&args[2], &args[3]));
+    let Some(meta) = tri!(open(ks, &args[1], Kind::ZSet)) else { return Reply::Int(0) };
+    count(in_lex(ks, &args[1], &meta, &range, false, 0, -1).len())
+}
+
+/// ZREMRANGEBYLEX key min max.
+pub(crate) fn zremrangebylex(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    let range = tri!(parse_lex(&args[2], &args[3]));
+    let key = &args[1];
+    let Some(mut meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Int(0) };
+    let records = in_lex(ks, key, &meta, &range, false, 0, -1);
+    remove_records(ks, key, &mut meta, records)
+}
+
+/// Replaces whatever `dst` holds with a sorted set of `members` (deleted if empty); its size.
+fn store_zset(ks: &mut dyn Write, dst: &[u8], members: &[(Vec<u8>, f64)]) -> Reply {
+    tri!(ks.delete(dst));
+    if members.is_empty() {
+        return Reply::Int(0);
     }
+    let mut meta = tri!(open_or_create(ks, dst, Kind::ZSet));
+    for (member, score) in members {
+        tri!(set_score(ks, dst, &mut meta, member, None, *score));
+    }
+    tri!(save(ks, dst, &mut meta));
+    count(members.len())
+}
+
+/// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
+pub(crate) fn zrangestore(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    let (records, _) = tri!(zrange_records(ks, args, 2, true, RangeType::Auto, None));
+    let members: Vec<(Vec<u8>, f64)> = records
+        .iter()
+        .map(|r| {
+            let (score, member) = coll::decode_score_record(&args[2], r);
+            (member.to_vec(), score)
+        })
+        .collect();
+    store_zset(ks, &args[1], &members)
 }
 
 /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES].
@@ -468,6 +648,239 @@ pub(crate) fn zremrangebyrank(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     let Some(mut meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Int(0) };
     let records = by_rank(ks, key, &meta, start, end, false);
     remove_records(ks, key, &mut meta, records)
+}
+
+/// Each member (a set's scored 1) of the set or sorted set at `key` with its score.
+fn scored_members(ks: &dyn Read, key: &[u8], meta: &Meta) -> Vec<(Vec<u8>, f64)> {
+    coll::members(ks, key, meta)
+        .into_iter()
+        .map(|m| {
+            let score = match meta.kind {
+                Kind::ZSet => ks
+                    .get(&m.record)
+                    .and_then(|(v, _)| v.try_into().ok())
+                    .map_or(0.0, |b: [u8; 8]| f64::from_bits(u64::from_be_bytes(b))),
+                _ => 1.0,
+            };
+            (m.name().to_vec(), score)
+        })
+        .collect()
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]].
+pub(crate) fn zrandmember(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let Some(count_arg) = args.get(2) else {
+        let Some(meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Nil };
+        let seed = coll::seed(ks.now_ms(), key, &meta, 0);
+        return Reply::bulk_or_nil(coll::member_at(ks, key, &meta, seed).map(|m| m.name().to_vec()));
+    };
+    let n = tri!(super::parse::random_count(count_arg));
+    if args.len() > 4 || (args.len() == 4 && !is(&args[3], "withscores")) {
+        return syntax();
+    }
+    let with_scores = args.len() == 4;
+    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        return Reply::error("ERR value is out of range");
+    }
+    let Some(meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Array(Vec::new()) };
+    if n < 0 && n.unsigned_abs() > super::parse::RANDOM_REPLY_ELEMENTS_MAX {
+        return super::parse::too_many_random();
+    }
+    let wanted = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+    let seed = coll::seed(ks.now_ms(), key, &meta, n as u64);
+    let picked = coll::random_members(ks, key, &meta, wanted, n >= 0, seed);
+    if with_scores {
+        let score = |m: &coll::Member| score_of(ks, key, &meta, m.name()).unwrap_or(0.0);
+        Reply::Pairs(picked.iter().map(|m| (Reply::bulk(m.name().to_vec()), Reply::Double(score(m)))).collect())
+    } else {
+        Reply::Array(picked.into_iter().map(|m| Reply::bulk(m.name().to_vec())).collect())
+    }
+}
+
+/// ZSCAN key cursor [MATCH pattern] [COUNT n]: members and their scores (as bulk strings, in
+/// RESP3 too, as Redis's scans answer), the cursor a member slot.
+pub(crate) fn zscan(ks: &dyn Read, args: &[Bytes]) -> Reply {
+    let cursor = tri!(super::keyspace::parse_cursor(&args[2]));
+    let Some(meta) = tri!(open(ks, &args[1], Kind::ZSet)) else { return super::keyspace::empty_scan() };
+    let o = tri!(super::keyspace::scan_options(&args[3..], false));
+    let (page, next) = coll::scan_page(ks, &args[1], &meta, cursor, o.count);
+    let items = page
+        .into_iter()
+        .filter(|m| o.matches(m.name()))
+        .flat_map(|m| {
+            let score = score_of(ks, &args[1], &meta, m.name()).unwrap_or(0.0);
+            [Reply::bulk(m.name().to_vec()), Reply::bulk(crate::reply::format_double(score).into_bytes())]
+        })
+        .collect();
+    super::keyspace::scan_reply(next, items)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Aggregate::Sum => {
+                let sum = a + b;
+                if sum.is_nan() {
+                    0.0
+                } else {
+                    sum
+                }
+            }
+            Aggregate::Min => a.min(b),
+            Aggregate::Max => a.max(b),
+        }
+    }
+}
+
+/// Redis's `zunionInterDiffGenericCommand` for the STORE forms: dst numkeys key... [WEIGHTS
+/// w...] [AGGREGATE SUM|MIN|MAX] (no options for a difference); sets count as scored 1.
+fn combine_store(ks: &mut dyn Write, args: &[Bytes], op: SetOp, name: &str) -> Reply {
+    let numkeys = tri!(int(&args[2]));
+    if numkeys < 1 {
+        return Reply::error(format!("ERR at least 1 input key is needed for '{name}' command"));
+    }
+    if numkeys as u64 > (args.len() - 3) as u64 {
+        return syntax();
+    }
+    let keys = &args[3..3 + numkeys as usize];
+    let mut sources = Vec::with_capacity(keys.len());
+    for key in keys {
+        match coll::find(ks, key) {
+            None => sources.push(None),
+            Some(coll::Found::Collection(meta)) if matches!(meta.kind, Kind::ZSet | Kind::Set) => {
+                sources.push(Some(meta))
+            }
+            Some(_) => return coll::wrongtype(),
+        }
+    }
+    let mut weights = vec![1.0; keys.len()];
+    let mut aggregate = Aggregate::Sum;
+    let mut j = 3 + keys.len();
+    while j < args.len() {
+        let remaining = args.len() - j;
+        if op != SetOp::Diff && remaining > keys.len() && is(&args[j], "weights") {
+            for (i, weight) in weights.iter_mut().enumerate() {
+                match parse_score(&args[j + 1 + i]) {
+                    Some(w) => *weight = w,
+                    None => return Reply::error("ERR weight value is not a float"),
+                }
+            }
+            j += 1 + keys.len();
+        } else if op != SetOp::Diff && remaining >= 2 && is(&args[j], "aggregate") {
+            aggregate = match () {
+                _ if is(&args[j + 1], "sum") => Aggregate::Sum,
+                _ if is(&args[j + 1], "min") => Aggregate::Min,
+                _ if is(&args[j + 1], "max") => Aggregate::Max,
+                _ => return syntax(),
+            };
+            j += 2;
+        } else {
+            return syntax();
+        }
+    }
+    let weighted = |x: f64, w: f64| {
+        let v = x * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let mut result: Vec<(Vec<u8>, f64)> = Vec::new();
+    match op {
+        SetOp::Union => {
+            let mut at = std::collections::HashMap::new();
+            for ((key, meta), w) in keys.iter().zip(&sources).zip(&weights) {
+                let Some(meta) = meta else { continue };
+                for (member, score) in scored_members(ks, key, meta) {
+                    let score = weighted(score, *w);
+                    match at.get(&member) {
+                        Some(&i) => {
+                            let (_, s): &mut (Vec<u8>, f64) = &mut result[i];
+                            *s = aggregate.apply(*s, score);
+                        }
+                        None => {
+                            at.insert(member.clone(), result.len());
+                            result.push((member, score));
+                        }
+                    }
+                }
+            }
+        }
+        SetOp::Inter => {
+            if sources.iter().all(Option::is_some) {
+                // Redis walks the smallest input first (weights follow their inputs).
+                let mut order: Vec<usize> = (0..keys.len()).collect();
+                order.sort_by_key(|&i| sources[i].map_or(0, |m| m.count));
+                let first = order[0];
+                let lookups: Vec<std::collections::HashMap<Vec<u8>, f64>> = order[1..]
+                    .iter()
+                    .map(|&i| scored_members(ks, &keys[i], &sources[i].expect("all present")).into_iter().collect())
+                    .collect();
+                for (member, score) in scored_members(ks, &keys[first], &sources[first].expect("present")) {
+                    let mut total = weighted(score, weights[first]);
+                    let mut everywhere = true;
+                    for (lookup, &i) in lookups.iter().zip(&order[1..]) {
+                        match lookup.get(&member) {
+                            Some(&s) => total = aggregate.apply(total, weighted(s, weights[i])),
+                            None => {
+                                everywhere = false;
+                                break;
+                            }
+                        }
+                    }
+                    if everywhere {
+                        result.push((member, total));
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            if let Some(first) = sources[0] {
+                let others: Vec<std::collections::HashSet<Vec<u8>>> = keys[1..]
+                    .iter()
+                    .zip(&sources[1..])
+                    .filter_map(|(k, m)| m.map(|m| scored_members(ks, k, &m).into_iter().map(|(n, _)| n).collect()))
+                    .collect();
+                for (member, score) in scored_members(ks, &keys[0], &first) {
+                    if !others.iter().any(|o| o.contains(&member)) {
+                        result.push((member, score));
+                    }
+                }
+            }
+        }
+    }
+    store_zset(ks, &args[1], &result)
+}
+
+/// ZUNIONSTORE dst numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX].
+pub(crate) fn zunionstore(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    combine_store(ks, args, SetOp::Union, "zunionstore")
+}
+
+/// ZINTERSTORE dst numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX].
+pub(crate) fn zinterstore(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    combine_store(ks, args, SetOp::Inter, "zinterstore")
+}
+
+/// ZDIFFSTORE dst numkeys key...
+pub(crate) fn zdiffstore(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    combine_store(ks, args, SetOp::Diff, "zdiffstore")
 }
 
 #[cfg(test)]
