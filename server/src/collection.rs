@@ -778,6 +778,38 @@ mod tests {
         assert_eq!(members(&store), 2, "the live members stay");
     }
 
+    /// A sorted set's orphans are in two prefixes (members and the score index): both are
+    /// swept, and DBSIZE never counted them.
+    #[test]
+    fn a_sorted_set_s_orphans_are_swept_in_both_prefixes() {
+        use bytes::Bytes;
+
+        use crate::db::TxnView;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ferrocask::Store::open(dir.path()).unwrap();
+        let count = INLINE_DROP_MEMBERS_MAX + 1;
+        let run = |words: Vec<String>| {
+            let args: Vec<Bytes> = words.into_iter().map(Bytes::from).collect();
+            let crate::cmd::Handler::Write(f) = crate::cmd::lookup(&args[0]).unwrap().handler else { panic!() };
+            store.transaction(move |txn| f(&mut TxnView::new(txn, 1 << 20), &args)).unwrap()
+        };
+        let mut zadd = vec!["ZADD".to_string(), "z".to_string()];
+        for i in 0..count {
+            zadd.extend([i.to_string(), format!("m{i}")]);
+        }
+        assert_eq!(run(zadd), Reply::Int(count as i64));
+        assert_eq!(run(vec!["DEL".into(), "z".into()]), Reply::Int(1));
+        let under = |p: &[u8]| store.keys().filter(|k| k.starts_with(p)).count() as u64;
+        assert_eq!((under(MEMBER_PREFIX), under(SCORE_PREFIX)), (count, count), "orphans left by DEL");
+        for prefix in SWEPT_PREFIXES {
+            let step = store
+                .transaction(move |txn| sweep_step(&mut TxnView::new(txn, 1 << 20), prefix, None, usize::MAX).unwrap())
+                .unwrap();
+            assert_eq!(step.deleted as u64, count);
+        }
+        assert_eq!((under(MEMBER_PREFIX), under(SCORE_PREFIX)), (0, 0));
+    }
+
     /// A view that counts its lookups of meta records (what the type checks cost) in
     /// [`LOOKUPS`] (a transaction's closure may run on another thread: the count is read there).
     struct Counting<'t, 'a, 'b> {
