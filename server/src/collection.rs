@@ -677,8 +677,12 @@ pub(crate) fn sweep_step<W: Write + ?Sized>(
 /// DBSIZE: the live records less the members (orphans included) and the generation counter:
 /// each collection counts once, by its meta record.
 pub(crate) fn user_key_count<R: Read + ?Sized>(ks: &R) -> usize {
-    let internal =
-        ks.count_prefix(MEMBER_PREFIX) + ks.count_prefix(SCORE_PREFIX) + usize::from(ks.meta(GENERATION_KEY).is_some());
+    // No counter: no collection was ever made, so no member record exists (O(1) for a store of
+    // strings, whatever `count_prefix` costs).
+    if ks.meta(GENERATION_KEY).is_none() {
+        return ks.len();
+    }
+    let internal = ks.count_prefix(MEMBER_PREFIX) + ks.count_prefix(SCORE_PREFIX) + 1;
     ks.len().saturating_sub(internal)
 }
 

@@ -422,10 +422,12 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
         }
         "keyspace" => {
             let stats = db.store.stats();
-            if stats.live_keys == 0 {
+            // The user's keys, as DBSIZE counts them: each collection once, by its meta record.
+            let keys = crate::collection::user_key_count(&db.view());
+            if keys == 0 {
                 return Vec::new();
             }
-            let line = format!("keys={},expires={},avg_ttl={}", stats.live_keys, stats.expiring_keys, stats.avg_ttl_ms);
+            let line = format!("keys={keys},expires={},avg_ttl={}", stats.expiring_keys, stats.avg_ttl_ms);
             vec![("db0".to_string(), line)]
         }
         _ => Vec::new(),

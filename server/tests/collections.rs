@@ -425,3 +425,17 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
         assert_eq!(state[8], R::Int(counts(7) / 2), "ZCARD agrees with ZRANGE");
     }
 }
+
+/// INFO keyspace's `keys` is DBSIZE: each collection once, no member record.
+#[test]
+fn info_keyspace_counts_user_keys() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    parse(&c.cmd(&["HSET", "h", "a", "1", "b", "2"]));
+    parse(&c.cmd(&["ZADD", "z", "1", "a", "2", "b"]));
+    parse(&c.cmd(&["SET", "s", "v"]));
+    let R::Bulk(info) = parse(&c.cmd(&["INFO", "keyspace"])) else { panic!("INFO is a bulk string") };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("db0:keys=3,"), "{info}");
+    assert_eq!(parse(&c.cmd(&["DBSIZE"])), R::Int(3));
+}
