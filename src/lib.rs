@@ -138,6 +138,7 @@ mod iter;
 mod log;
 mod maintenance;
 mod options;
+mod range;
 mod recovery;
 mod rmw;
 mod rng;
