@@ -154,7 +154,9 @@ both_backends! {
     /// Empty prefixes and overlapping ones (equal, or one a prefix of the other, in either
     /// order) are refused at open, with the prefixes named.
     fn bad_prefixes_are_refused_at_open(b) {
-        let cases: [(&[&[u8]], &[u8], Option<&[u8]>); 4] = [
+        // Declared, then the prefix refused and the one it overlaps.
+        type Case<'a> = (&'a [&'a [u8]], &'a [u8], Option<&'a [u8]>);
+        let cases: [Case<'_>; 4] = [
             (&[b"a:", b""], b"", None),
             (&[b"a:", b"a:"], b"a:", Some(b"a:")),
             (&[b"a:", b"a:b"], b"a:b", Some(b"a:")),
@@ -466,12 +468,45 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A range request drawn against the model's keys.
-fn query() -> impl Strategy<Value = (u8, u8, u8, u8, bool, usize)> {
+/// A drawn range request: which prefix, bound kinds, the keys the bounds are at, direction, limit.
+type Query = (u8, u8, u8, u8, bool, usize);
+
+fn query() -> impl Strategy<Value = Query> {
     (0..4u8, 0..5u8, any::<u8>(), any::<u8>(), any::<bool>(), 0..6usize)
 }
 
-/// The prefix argument and bounds a drawn query stands for.
-fn resolve(q: &(u8, u8, u8, u8, bool, usize)) -> (Vec<u8>, Bound<Vec<u8>>, Bound<Vec<u8>>, bool, usize) {
+/// A range request's arguments.
+struct Request {
+    prefix: Vec<u8>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    reverse: bool,
+    limit: usize,
+}
+
+impl Request {
+    fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (self.start.as_ref().map(Vec::as_slice), self.end.as_ref().map(Vec::as_slice))
+    }
+
+    fn on_store(&self, store: &Store) -> Vec<Vec<u8>> {
+        let (start, end) = self.bounds();
+        store.range_keys(&self.prefix, start, end, self.reverse, self.limit).unwrap()
+    }
+
+    fn on_txn(&self, txn: &ferrocask::Txn<'_>) -> Vec<Vec<u8>> {
+        let (start, end) = self.bounds();
+        txn.range_keys(&self.prefix, start, end, self.reverse, self.limit).unwrap()
+    }
+
+    fn on_model(&self, live: &BTreeSet<Vec<u8>>) -> Vec<Vec<u8>> {
+        let (start, end) = self.bounds();
+        expected(live, &self.prefix, start, end, self.reverse, self.limit)
+    }
+}
+
+/// The request a drawn query stands for.
+fn resolve(q: &Query) -> Request {
     let prefix = match q.0 {
         0 => b"\xff\xfdh".to_vec(),
         1 => member(&[q.2 % 3], &[]),
@@ -483,17 +518,16 @@ fn resolve(q: &(u8, u8, u8, u8, bool, usize)) -> (Vec<u8>, Bound<Vec<u8>>, Bound
         1 => Included(key(k)),
         _ => Excluded(key(k)),
     };
-    (prefix, bound(q.1, q.2), bound((q.1 / 3).wrapping_add(q.2), q.3), q.4, if q.5 == 5 { usize::MAX } else { q.5 })
+    let (start, end) = (bound(q.1, q.2), bound((q.1 / 3).wrapping_add(q.2), q.3));
+    Request { prefix, start, end, reverse: q.4, limit: if q.5 == 5 { usize::MAX } else { q.5 } }
 }
 
 /// The live keys, and the store, agree on every query; the ordered set agrees with the index.
-fn check(store: &Store, live: &BTreeSet<Vec<u8>>, queries: &[(u8, u8, u8, u8, bool, usize)]) {
+fn check(store: &Store, live: &BTreeSet<Vec<u8>>, queries: &[Query]) {
     store.check_ordered_index();
     for q in queries {
-        let (prefix, start, end, reverse, limit) = resolve(q);
-        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-        let got = store.range_keys(&prefix, start, end, reverse, limit).unwrap();
-        assert_eq!(got, expected(live, &prefix, start, end, reverse, limit), "{prefix:?} {start:?}..{end:?}");
+        let request = resolve(q);
+        assert_eq!(request.on_store(store), request.on_model(live), "{q:?}");
     }
     // Expired keys are never counted here: every expired put is followed by compaction below.
     let count = |p: &[u8]| live.iter().filter(|k| k.starts_with(p)).count();
@@ -555,17 +589,11 @@ proptest! {
                         if keep < txn_writes.len() {
                             txn.rollback_to(savepoint);
                         }
-                        let ranges: Vec<Vec<Vec<u8>>> = txn_queries.iter().map(|q| {
-                            let (prefix, start, end, reverse, limit) = resolve(q);
-                            let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-                            txn.range_keys(&prefix, start, end, reverse, limit).unwrap()
-                        }).collect();
+                        let ranges: Vec<Vec<Vec<u8>>> = txn_queries.iter().map(|q| resolve(q).on_txn(txn)).collect();
                         (ranges, txn.count_prefix(b"z:").unwrap())
                     }).unwrap();
                     for (q, got) in queries.iter().zip(&seen.0) {
-                        let (prefix, start, end, reverse, limit) = resolve(q);
-                        let (start, end) = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-                        prop_assert_eq!(got, &expected(&seen_model, &prefix, start, end, reverse, limit));
+                        prop_assert_eq!(got, &resolve(q).on_model(&seen_model), "{:?}", q);
                     }
                     prop_assert_eq!(seen.1, seen_model.iter().filter(|k| k.starts_with(b"z:")).count());
                     live = seen_model;
