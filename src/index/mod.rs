@@ -218,7 +218,10 @@ impl Index {
     /// stripe the group touches is write-locked, in ascending order, before the first record is
     /// applied, and released only after the last. A reader holds one stripe lock at a time and
     /// only the group-commit leader ever holds several, always in that order, so this cannot
-    /// deadlock; a group of one record costs one stripe lock, as a single `apply` would.
+    /// deadlock; a group of one record costs one stripe lock, as a single `apply` would. A group
+    /// with a key under a declared ordered prefix first takes the ordered set's write lock (which
+    /// a range read holds while it takes stripe locks: it comes first), so range reads see it
+    /// whole too.
     pub(crate) fn publish(&self, segment: &Arc<Segment>, records: &[Published<'_>]) {
         let Some(first) = records.first() else { return };
         let expiry_min = records.iter().filter(|r| r.expires_ms != 0).map(|r| r.expires_ms).min().unwrap_or(0);
