@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::protocol::{Limits, Parser};
@@ -46,9 +45,9 @@ enum Slot {
     Waiting(Pending, u8),
 }
 
-/// The socket and its two buffers.
-pub(crate) struct Connection {
-    stream: TcpStream,
+/// The stream (TCP, TLS over TCP, or a Unix socket: one code path for all) and its two buffers.
+pub(crate) struct Connection<S> {
+    stream: S,
     input: BytesMut,
     /// The size of `input`'s allocation, as the server's gauge has it.
     input_gauge: InputGauge,
@@ -60,8 +59,8 @@ pub(crate) struct Connection {
     line_charge: usize,
 }
 
-impl Connection {
-    pub(crate) fn new(stream: TcpStream, meters: Arc<Meters>) -> Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub(crate) fn new(stream: S, meters: Arc<Meters>) -> Connection<S> {
         let input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
         Connection {
             stream,
@@ -221,6 +220,8 @@ impl Connection {
     async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
+            // A TLS stream holds the last record until flushed; TCP and Unix write through.
+            self.stream.flush().await?;
             self.output.clear();
             if self.output.capacity() > 4 * OUTPUT_FLUSH_BYTES {
                 self.output = BytesMut::with_capacity(INPUT_IDLE_BYTES);
