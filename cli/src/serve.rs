@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use ferrocask::{Options, Store, SyncMode};
 use ferrocask_raft::node::{Node, NodeConfig};
 use ferrocask_server::cluster::Cluster;
-use ferrocask_server::config::{AppendFsync, Settings};
+use ferrocask_server::config::Settings;
 use ferrocask_server::{Config, Listeners};
 
 use crate::Failure;
@@ -120,9 +118,6 @@ fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, Failure> {
     }
     Ok(peers)
 }
-
-/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
-const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The settings to serve with: the defaults, then the `--config` file, then the flags (and
 /// `--dir` if given on the command line). Also returns the config file's absolute path.
@@ -291,10 +286,7 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listeners = runtime.block_on(Listeners::bind(&settings)).map_err(Failure)?;
-    let sync = match settings.appendfsync {
-        AppendFsync::Always => SyncMode::Always,
-        AppendFsync::Everysec => SyncMode::Every(EVERYSEC_INTERVAL),
-    };
+    let sync = settings.appendfsync.sync_mode();
     let options = Options { sync, ..Options::default() };
     let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
     tracing::info!(

@@ -24,7 +24,18 @@ pub enum AppendFsync {
     Everysec,
 }
 
+/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
+pub const EVERYSEC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl AppendFsync {
+    /// The store's sync mode for this value.
+    pub fn sync_mode(self) -> ferrocask::SyncMode {
+        match self {
+            AppendFsync::Always => ferrocask::SyncMode::Always,
+            AppendFsync::Everysec => ferrocask::SyncMode::Every(EVERYSEC_INTERVAL),
+        }
+    }
+
     /// The directive's value.
     pub fn name(self) -> &'static str {
         match self {
@@ -161,7 +172,7 @@ pub const PARAMETERS: [&str; 18] = [
 ];
 
 /// Why CONFIG SET refuses a parameter that a file may set: each is read once, when the server
-/// starts. `None`: it may change at run time.
+/// starts. `None`: it may change at run time (`appendfsync` switches the store's sync mode).
 pub(crate) fn fixed_at_start(name: &str) -> Option<&'static str> {
     match name {
         "bind" | "port" | "dir" | "maxclients" | "unixsocket" | "unixsocketperm" => Some("can't set immutable config"),
@@ -171,10 +182,6 @@ pub(crate) fn fixed_at_start(name: &str) -> Option<&'static str> {
         "requirepass" => Some("can't set requirepass at run time in ferrocask (set it in the config file and restart)"),
         "protected-mode" => Some(
             "protected mode is checked when the server starts in ferrocask (set it in the config file and restart)",
-        ),
-        "appendfsync" => Some(
-            "the store's sync mode cannot be switched while it is open yet (set appendfsync in the config file and \
-             restart)",
         ),
         _ => None,
     }
