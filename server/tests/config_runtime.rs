@@ -20,7 +20,7 @@ fn config_set_appendfsync_switches_the_stores_sync_mode_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open_with(dir.path(), Options::default()).unwrap());
     let server = TestServer::start_on(Config::default(), store.clone(), dir);
-    let mut conn = server.redis();
+    let mut conn = plain(&server);
     redis::cmd("CONFIG").arg("SET").arg("appendfsync").arg("everysec").exec(&mut conn).unwrap();
     assert!(matches!(store.sync_mode(), SyncMode::Every(_)));
     let syncs = store.stats().syncs;
@@ -54,4 +54,9 @@ fn a_cluster_member_refuses_config_set_appendfsync_everysec() {
     let value: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendfsync").query(&mut conn).unwrap();
     assert_eq!(value, ["appendfsync", "always"]);
     redis::cmd("CONFIG").arg("SET").arg("appendfsync").arg("always").exec(&mut conn).unwrap();
+}
+
+/// A redis crate connection to the server's plain listener.
+fn plain(server: &TestServer) -> redis::Connection {
+    redis::Client::open(server.url()).unwrap().get_connection().unwrap()
 }

@@ -133,7 +133,7 @@ fn the_redis_crate_sets_and_gets_over_tls_beside_the_plain_port() {
     let (server, tls, _) = start_tls(&certs, TlsAuthClients::No);
     let mut conn = certs.client(tls, false).get_connection().unwrap();
     redis::cmd("SET").arg("k").arg("over tls").exec(&mut conn).unwrap();
-    let plain: String = redis::cmd("GET").arg("k").query(&mut server.redis()).unwrap();
+    let plain: String = redis::cmd("GET").arg("k").query(&mut plain(&server)).unwrap();
     assert_eq!(plain, "over tls", "both listeners serve the one store");
     let value: String = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
     assert_eq!(value, "over tls");
@@ -257,9 +257,14 @@ fn the_unix_socket_serves_the_redis_crate_and_redis_cli_with_its_permissions() {
     let addr: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
     assert!(addr.contains(&format!("addr={}:0 ", path.display())), "{addr}");
     assert_eq!(redis_cli(&["-s", path.to_str().unwrap(), "GET", "u"]), "unix");
-    let plain: String = redis::cmd("GET").arg("u").query(&mut server.redis()).unwrap();
+    let plain: String = redis::cmd("GET").arg("u").query(&mut plain(&server)).unwrap();
     assert_eq!(plain, "unix");
     drop(conn);
     drop(server);
     assert!(!path.exists(), "the socket file is removed when the server stops");
+}
+
+/// A redis crate connection to the server's plain listener.
+fn plain(server: &TestServer) -> redis::Connection {
+    redis::Client::open(server.url()).unwrap().get_connection().unwrap()
 }

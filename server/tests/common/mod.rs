@@ -73,11 +73,6 @@ impl TestServer {
         format!("redis://{}/", self.addr)
     }
 
-    /// A redis crate connection to the plain listener.
-    pub fn redis(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-
     pub fn raw(&self) -> RawClient {
         RawClient::connect(self.addr)
     }
