@@ -345,7 +345,14 @@ fn repr(value: &[u8]) -> String {
     if plain {
         return String::from_utf8_lossy(value).into_owned();
     }
-    let mut out = String::from("\"");
+    let mut out = String::new();
+    cat_repr(&mut out, value);
+    out
+}
+
+/// Appends `value` double-quoted with escapes, as Redis's `sdscatrepr` (also MONITOR's form).
+pub(crate) fn cat_repr(out: &mut String, value: &[u8]) {
+    out.push('"');
     for &b in value {
         match b {
             b'\\' => out.push_str("\\\\"),
@@ -362,7 +369,6 @@ fn repr(value: &[u8]) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// An integer within `[min, max]`, with Redis's reasons.

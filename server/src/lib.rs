@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod client_kill;
 pub mod cluster;
 mod cmd;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod fd_limit;
 pub mod fuzzing;
 pub mod latency;
 pub mod listen;
+pub mod monitor;
 pub mod protocol;
 pub mod reply;
 pub mod server;

@@ -35,18 +35,32 @@ pub(crate) enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
+/// A client's two ends as CLIENT LIST shows them.
+pub(crate) struct Ends {
+    /// The client's: `ip:port`, or for the Unix socket its path and `:0` (Redis's form).
+    pub(crate) peer: String,
+    /// The server's: the listener's `ip:port`, or the socket's `path:0`.
+    pub(crate) local: String,
+    /// It came in on the Unix socket.
+    pub(crate) unix: bool,
+}
+
 impl Accepted {
-    /// The client's address as CLIENT LIST shows it: `ip:port`, or for the Unix socket its
-    /// path and `:0` (Redis's form).
-    pub(crate) fn peer(&self) -> String {
-        let addr = match self {
-            Accepted::Tcp(s) | Accepted::Tls(s, _) => s.peer_addr().map(|a| a.to_string()),
+    /// Its two ends (`?` for one the OS cannot tell).
+    pub(crate) fn ends(&self) -> Ends {
+        let text = |addr: io::Result<SocketAddr>| addr.map_or_else(|_| "?".into(), |a| a.to_string());
+        match self {
+            Accepted::Tcp(s) | Accepted::Tls(s, _) => {
+                Ends { peer: text(s.peer_addr()), local: text(s.local_addr()), unix: false }
+            }
             #[cfg(unix)]
             Accepted::Unix(s) => {
-                s.local_addr().map(|a| a.as_pathname().map_or_else(|| "?:0".into(), |p| format!("{}:0", p.display())))
+                // An accepted Unix stream's own address is the socket's path.
+                let path = s.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
+                let at = format!("{}:0", path.unwrap_or_else(|| "?".into()));
+                Ends { peer: at.clone(), local: at, unix: true }
             }
-        };
-        addr.unwrap_or_else(|_| "?".into())
+        }
     }
 }
 

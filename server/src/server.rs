@@ -182,6 +182,7 @@ async fn serve_listeners(
         settings: parking_lot::Mutex::new(settings),
         config_file: config.config_file.clone(),
         shutdown: crate::admin::Shutdown::default(),
+        monitors: crate::monitor::Monitors::default(),
     });
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);
@@ -227,7 +228,7 @@ async fn serve_listeners(
                 );
                 refusing = true;
             }
-            tracing::debug!(peer = %accepted.peer(), "refused: max number of clients reached");
+            tracing::debug!(peer = %accepted.ends().peer, "refused: max number of clients reached");
             refuse(accepted);
             continue;
         };
@@ -236,20 +237,20 @@ async fn serve_listeners(
         let meters = config.meters.clone();
         let keepalive = config.keepalive;
         tokio::spawn(async move {
-            let addr = accepted.peer();
+            let ends = accepted.ends();
             match accepted {
                 Accepted::Tcp(stream) => {
                     tune(&stream, keepalive);
-                    serve(stream, addr, db, meters, limits, &mut stop).await;
+                    serve(stream, ends, db, meters, limits, &mut stop).await;
                 }
                 Accepted::Tls(stream, acceptor) => {
                     tune(&stream, keepalive);
-                    if let Some(stream) = handshake(stream, &acceptor, &addr, &meters, &mut stop).await {
-                        serve(stream, addr, db, meters, limits, &mut stop).await;
+                    if let Some(stream) = handshake(stream, &acceptor, &ends.peer, &meters, &mut stop).await {
+                        serve(stream, ends, db, meters, limits, &mut stop).await;
                     }
                 }
                 #[cfg(unix)]
-                Accepted::Unix(stream) => serve(stream, addr, db, meters, limits, &mut stop).await,
+                Accepted::Unix(stream) => serve(stream, ends, db, meters, limits, &mut stop).await,
             }
             drop(permit);
             drop(done);
@@ -345,7 +346,7 @@ async fn handshake(
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    addr: String,
+    ends: crate::listen::Ends,
     db: Arc<Db>,
     meters: Arc<Meters>,
     limits: Limits,
@@ -353,15 +354,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     // At error level so that it is enabled whenever any event is: every line a client causes
     // (a failed AUTH, a protocol error, a slow command) then carries its id and address.
-    let span = tracing::error_span!("client", id = tracing::field::Empty, addr = %addr);
-    let id = db.register(addr);
+    let span = tracing::error_span!("client", id = tracing::field::Empty, addr = %ends.peer);
+    let (id, kill) = db.register(ends.peer, ends.local, ends.unix);
     span.record("id", id);
     async {
         tracing::debug!("client connected");
         let mut session = Session::new(db.clone(), id);
         let mut connection = Connection::new(stream, meters);
         // An I/O error ends this client only.
-        match connection.run(&mut session, &limits, stop).await {
+        match connection.run(&mut session, &limits, stop, &kill).await {
             Ok(()) => tracing::debug!("client disconnected"),
             Err(e) => tracing::debug!(error = %e, "client disconnected"),
         }

@@ -162,8 +162,7 @@ pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
         "tracking" if on_off(&args[2]) => {
             Reply::error("ERR CLIENT TRACKING (client side caching) is not supported by ferrocask")
         }
-        // Connections have no way to be stopped from another one (the clients table lists them).
-        "kill" => Reply::error("ERR CLIENT KILL is not supported by ferrocask"),
+        "kill" => crate::client_kill::client_kill(session, args),
         _ => Reply::error(crate::cmd::parse::SYNTAX),
     }
 }
