@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ferrocask::{Options, Store, SyncMode};
 use ferrocask_raft::node::{Node, NodeConfig};
 use ferrocask_server::cluster::Cluster;
-use ferrocask_server::config::Settings;
+use ferrocask_server::config::{AppendFsync, Settings};
 use ferrocask_server::{Config, Listeners};
 
 use crate::Failure;
@@ -284,6 +284,13 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
     if settings.protected_mode && settings.requirepass.is_none() {
         refuse_unprotected(&addrs)?;
     }
+    if flags.node_id.is_some() && settings.appendfsync != AppendFsync::Always {
+        return Err(Failure(
+            "appendfsync everysec applies to a single node: a cluster member's log always syncs before it \
+             acknowledges (that is what a majority's copy means); remove it from the flags or the config file"
+                .into(),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listeners = runtime.block_on(Listeners::bind(&settings)).map_err(Failure)?;
     let sync = settings.appendfsync.sync_mode();
@@ -307,13 +314,6 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
             let peers = parse_peers(peers)?;
             if !peers.contains_key(&id) {
                 return Err(Failure(format!("--peers has no entry for --node-id {id}: it names its Raft listener")));
-            }
-            if sync != SyncMode::Always {
-                return Err(Failure(
-                    "appendfsync everysec applies to a single node: a cluster member's log always syncs before it \
-                     acknowledges (that is what a majority's copy means); remove it from the flags or the config file"
-                        .into(),
-                ));
             }
             let config = NodeConfig {
                 id,
