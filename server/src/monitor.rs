@@ -2,7 +2,7 @@
 //! (`+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`), sent to each connection in MONITOR
 //! mode.
 //!
-//! What it costs when nobody monitors: one relaxed load per request ([`Monitors::is_empty`]).
+//! What it costs when nobody monitors: one relaxed load per request (`Monitors::is_empty`).
 //! With monitors, the line is formatted once per command and queued to each; a monitor's queue
 //! holds at most [`OUTPUT_BYTES_MAX`] of lines not yet written to its socket: a monitor that
 //! reads slower than commands arrive is closed (as Redis closes a client past its output buffer
