@@ -151,7 +151,7 @@ impl Session {
         if !self.db.monitors.is_empty() {
             self.feed_monitors(spec, &args);
         }
-        if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+        if self.queues(spec) {
             // Counted when EXEC runs it, as Redis counts it.
             return Outcome::Now(self.queue(spec, args));
         }
@@ -198,11 +198,16 @@ impl Session {
         }
     }
 
-    /// Shows the command to the MONITORs: a command queued in MULTI when EXEC runs it (before
-    /// the EXEC), as Redis does.
+    /// Whether `spec` is queued rather than run: in MULTI, all but the commands that end or
+    /// manage the transaction, and the connection's own.
+    fn queues(&self, spec: &Spec) -> bool {
+        self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+    }
+
+    /// Shows the command to the MONITORs; a queued one is shown when EXEC runs it (before the
+    /// EXEC), as Redis does.
     fn feed_monitors(&self, spec: &Spec, args: &[Bytes]) {
-        let queued = self.multi.as_ref().filter(|_| !matches!(spec.name, "exec" | "discard" | "multi" | "watch"));
-        if queued.is_some() && !matches!(spec.name, "quit" | "reset") {
+        if self.queues(spec) {
             return;
         }
         let Some((addr, unix)) = self.db.clients.lock().get(&self.id).map(|c| (c.addr.clone(), c.unix)) else {
