@@ -173,8 +173,9 @@ fn client_line(db: &Db, id: u64, resp: u8) -> String {
     let Some(c) = clients.get(&id) else { return String::new() };
     let resp = if resp == 0 { String::new() } else { format!(" resp={resp}") };
     format!(
-        "id={id} addr={} name={} age={} idle=0 flags=N db=0 user=default{resp}\n",
+        "id={id} addr={} laddr={} name={} age={} idle=0 flags=N db=0 user=default{resp}\n",
         c.addr,
+        c.laddr,
         String::from_utf8_lossy(&c.name),
         c.connected.elapsed().as_secs(),
     )

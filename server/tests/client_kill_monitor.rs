@@ -53,6 +53,8 @@ fn client_kill_by_laddr_and_user_skips_the_caller_unless_skipme_no() {
     let server = TestServer::start();
     let (mut a, mut b, mut c) = (connect(&server), connect(&server), connect(&server));
     let laddr = server.addr.to_string();
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut b).unwrap();
+    assert!(info.contains(&format!(" laddr={laddr} ")), "CLIENT LIST and INFO show it, as Redis 7: {info}");
     assert_eq!(kill(&mut a, &["LADDR", &laddr, "TYPE", "normal"]).unwrap(), redis::Value::Int(2));
     assert!(closed(&mut b) && closed(&mut c));
     assert!(!closed(&mut a), "SKIPME yes by default");
