@@ -113,10 +113,18 @@ fn openssl(dir: &Path, args: &[&[&str]]) {
 
 /// A server on a plain and a TLS listener (both on free ports); its TLS address and meters.
 fn start_tls(certs: &Certs, auth: TlsAuthClients) -> (TestServer, std::net::SocketAddr, Arc<Meters>) {
+    start_tls_with(certs, auth, Config::default())
+}
+
+fn start_tls_with(
+    certs: &Certs,
+    auth: TlsAuthClients,
+    config: Config,
+) -> (TestServer, std::net::SocketAddr, Arc<Meters>) {
     let acceptor = ferrocask_server::tls::acceptor(&certs.settings(auth)).unwrap();
     let (tls_tx, tls_rx) = std::sync::mpsc::channel();
     let meters = Arc::new(Meters::default());
-    let config = Config { meters: meters.clone(), ..Config::default() };
+    let config = Config { meters: meters.clone(), ..config };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let server = TestServer::start_listening(config, store, dir, move || async move {
@@ -172,6 +180,22 @@ fn a_plain_text_client_on_the_tls_port_is_disconnected_and_the_server_goes_on() 
     silent.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let err = silent.read(&mut [0u8; 16]).unwrap_err();
     assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err}");
+}
+
+/// The TLS listener shares `maxclients` with the others: a TLS client over it is closed (no
+/// error line: that would need a handshake), and the clients within it are served.
+#[test]
+fn a_tls_client_over_maxclients_is_closed_and_the_others_go_on() {
+    let certs = Certs::make();
+    let (server, tls, _) = start_tls_with(&certs, TlsAuthClients::No, Config { maxclients: 2, ..Config::default() });
+    let mut first = certs.client(tls, false).get_connection().unwrap();
+    let mut second = plain(&server);
+    let third = certs.client(tls, false).get_connection().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    assert!(third.is_err(), "the third client is refused");
+    let pong: String = redis::cmd("PING").query(&mut first).unwrap();
+    assert_eq!(pong, "PONG");
+    let pong: String = redis::cmd("PING").query(&mut second).unwrap();
+    assert_eq!(pong, "PONG");
 }
 
 #[test]
