@@ -6,7 +6,7 @@
 
 mod serve_common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 
 #[test]
@@ -84,9 +84,11 @@ fn port_0_beside_tls_serves_tls_only_to_redis_cli() {
         .arg("--tls-key-file")
         .arg(tmp.path().join("server.key"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let served = serve_common::Served::new(child);
@@ -99,5 +101,12 @@ fn port_0_beside_tls_serves_tls_only_to_redis_cli() {
     assert_eq!(cli(&["SET", "k", "over tls"]), "OK");
     assert_eq!(cli(&["GET", "k"]), "over tls");
     assert_eq!(cli(&["CONFIG", "GET", "tls-auth-clients"]), "tls-auth-clients\nno");
+    // Plain text on the TLS port: disconnected, and logged (at info: the first of a spell).
+    let mut plain = std::net::TcpStream::connect(format!("127.0.0.1:{tls_port}")).unwrap();
+    plain.write_all(b"PING\r\n").unwrap();
+    plain.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = plain.read_to_end(&mut Vec::new());
     served.stop();
+    let log = log.join().unwrap();
+    assert!(log.contains("TLS handshake failed") && log.contains("failures_so_far=1"), "{log}");
 }
