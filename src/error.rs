@@ -104,6 +104,22 @@ pub enum Error {
     /// Reads of the store (`get`, `len`, iteration) are allowed there; they see the state before
     /// the group, without the writes the `Txn` sees.
     Reentrant,
+    /// A prefix declared with [`Options::ordered_prefix`](crate::Options::ordered_prefix) is
+    /// empty, or overlaps another declared one; the store was not opened.
+    InvalidOrderedPrefix {
+        /// The prefix refused.
+        prefix: Vec<u8>,
+        /// The declared prefix it overlaps (one is a prefix of the other); `None` if it is empty.
+        overlaps: Option<Vec<u8>>,
+    },
+    /// An ordered read ([`Store::range_keys`](crate::Store::range_keys),
+    /// [`Store::count_prefix`](crate::Store::count_prefix) and their `Txn` twins) was given a
+    /// prefix the store does not keep in order: `range_keys` needs one that starts with a declared
+    /// ordered prefix, `count_prefix` exactly a declared one.
+    NotOrdered {
+        /// The prefix given.
+        prefix: Vec<u8>,
+    },
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -179,6 +195,18 @@ impl fmt::Display for Error {
                 "a store call from inside a transaction closure would wait for the group it runs in: \
                  write through the closure's Txn, not the store",
             ),
+            Error::InvalidOrderedPrefix { prefix, overlaps: None } => {
+                write!(f, "ordered prefix {} is empty", prefix.escape_ascii())
+            }
+            Error::InvalidOrderedPrefix { prefix, overlaps: Some(other) } => write!(
+                f,
+                "ordered prefix {} overlaps ordered prefix {} (one starts with the other)",
+                prefix.escape_ascii(),
+                other.escape_ascii()
+            ),
+            Error::NotOrdered { prefix } => {
+                write!(f, "prefix {} is not under a declared ordered prefix", prefix.escape_ascii())
+            }
             Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
             Error::ConditionFailed { key } => write!(f, "the batch's precondition on key {key} does not hold"),
         }

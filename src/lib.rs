@@ -61,6 +61,13 @@
 //! # Ok::<(), ferrocask::Error>(())
 //! ```
 //!
+//! # Ordered prefixes
+//!
+//! The index is a hash index: iteration has no order. Keys under prefixes declared with
+//! [`Options::ordered_prefix`] are also kept in order in RAM, for [`Store::range_keys`] (ordered
+//! range reads in O(log n + m), on the store and in a [`Txn`]) and [`Store::count_prefix`] (O(1)).
+//! See the example on [`Store::range_keys`].
+//!
 //! # Expiry
 //!
 //! [`Store::put_with_ttl`] stores the expiry in the record: an expired key reads as absent
@@ -138,6 +145,7 @@ mod iter;
 mod log;
 mod maintenance;
 mod options;
+mod range;
 mod recovery;
 mod rmw;
 mod rng;

@@ -36,6 +36,13 @@ impl Maintenance {
         Maintenance { signal, handle }
     }
 
+    /// Wakes the thread to look at its work now (after a sync mode switch: a new interval).
+    pub(crate) fn wake(&self) {
+        let (lock, cv) = &*self.signal;
+        lock.lock().work = true;
+        cv.notify_one();
+    }
+
     /// Wakes the thread if a segment was sealed since it last looked.
     pub(crate) fn nudge_if_sealed(&self, engine: &Engine) {
         if engine.writer.has_sealed() {
@@ -56,11 +63,12 @@ impl Maintenance {
 }
 
 fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
-    let interval = match engine.options.sync {
-        SyncMode::Every(d) => d,
-        SyncMode::Always => IDLE_WAKE,
-    };
     loop {
+        // Read each round: the mode may be switched while the store is open.
+        let interval = match engine.writer.sync_mode() {
+            SyncMode::Every(d) => d,
+            SyncMode::Always => IDLE_WAKE,
+        };
         {
             let (lock, cv) = signal;
             let mut s = lock.lock();
@@ -72,7 +80,7 @@ fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
             }
             s.work = false;
         }
-        if matches!(engine.options.sync, SyncMode::Every(_)) {
+        if matches!(engine.writer.sync_mode(), SyncMode::Every(_)) {
             let _ = engine.writer.sync_now(); // a failure poisons the writer, which reports it
         }
         crate::hints::write_pending(engine);

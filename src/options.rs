@@ -116,6 +116,13 @@ pub struct Options {
     /// and `auto_compact` has no effect. Meant for tests and fuzzing, which need every file
     /// operation to happen on the caller's thread, in order.
     pub background_thread: bool,
+    /// Key prefixes whose keys are also kept in order in RAM, for
+    /// [`Store::range_keys`](crate::Store::range_keys) and
+    /// [`Store::count_prefix`](crate::Store::count_prefix). Add them with
+    /// [`Options::ordered_prefix`]. None may be empty or a prefix of another (open fails with
+    /// [`Error::InvalidOrderedPrefix`]). RAM only: a store may be opened with or without them,
+    /// or with others, at any time. Default none, which costs nothing.
+    pub ordered_prefixes: Vec<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -137,6 +144,7 @@ impl Default for Options {
             compaction_bytes_per_sec: 64 << 20,
             clock: Arc::new(SystemClock),
             background_thread: true,
+            ordered_prefixes: Vec::new(),
         }
     }
 }
@@ -159,11 +167,26 @@ impl fmt::Debug for Options {
             .field("compaction_input_bytes_max", &self.compaction_input_bytes_max)
             .field("compaction_bytes_per_sec", &self.compaction_bytes_per_sec)
             .field("background_thread", &self.background_thread)
+            .field("ordered_prefixes", &self.ordered_prefixes)
             .finish_non_exhaustive()
     }
 }
 
 impl Options {
+    /// Declares `prefix` an ordered prefix (see [`Options::ordered_prefixes`]); may be called
+    /// for several prefixes.
+    ///
+    /// ```
+    /// use ferrocask::Options;
+    /// let options = Options::default().ordered_prefix(b"\xff\xfdh".to_vec()).ordered_prefix("zset:");
+    /// assert_eq!(options.ordered_prefixes.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn ordered_prefix(mut self, prefix: impl Into<Vec<u8>>) -> Options {
+        self.ordered_prefixes.push(prefix.into());
+        self
+    }
+
     /// Checks the options and returns them with derived limits applied.
     pub(crate) fn validated(&self) -> Result<Options> {
         let mut o = self.clone();
@@ -187,6 +210,7 @@ impl Options {
                 return Err(Error::InvalidOptions("SyncMode::Every needs a non-zero interval".into()));
             }
         }
+        check_ordered_prefixes(&o.ordered_prefixes)?;
         o.value_bytes_max =
             o.value_bytes_max.min(VALUE_BYTES_MAX).min(o.frame_bytes_max() - single_record_overhead(o.key_bytes_max));
         Ok(o)
@@ -201,4 +225,19 @@ impl Options {
 /// Bytes a frame holding one record needs beyond the record's value.
 fn single_record_overhead(key_bytes_max: usize) -> usize {
     FRAME_HEADER_BYTES + RECORD_HEADER_BYTES_MAX + key_bytes_max
+}
+
+/// Refuses an empty ordered prefix, and two that overlap (one is a prefix of the other, or they
+/// are equal): a key must belong to one declared prefix at most, so that each has its own count.
+fn check_ordered_prefixes(prefixes: &[Vec<u8>]) -> Result<()> {
+    for (i, prefix) in prefixes.iter().enumerate() {
+        if prefix.is_empty() {
+            return Err(Error::InvalidOrderedPrefix { prefix: prefix.clone(), overlaps: None });
+        }
+        let other = prefixes[..i].iter().find(|o| o.starts_with(prefix) || prefix.starts_with(o));
+        if let Some(other) = other {
+            return Err(Error::InvalidOrderedPrefix { prefix: prefix.clone(), overlaps: Some(other.clone()) });
+        }
+    }
+    Ok(())
 }

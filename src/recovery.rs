@@ -123,6 +123,8 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
     let Sealed { segments: sealed, need_hints } = loader.load_sealed_all(&manifest)?;
     let active = loader.load_active(manifest.active)?;
     loader.sweep();
+    // The ordered set is built from what survived: the load reads no key, the sweep is done.
+    loader.index.order_prefixes(&options.ordered_prefixes);
     let set = SegmentSet {
         sealed,
         active: Arc::clone(&active.segment),

@@ -16,7 +16,9 @@ pub struct Stats {
     /// Bytes of live records.
     pub live_bytes: u64,
     /// Bytes the in-memory index's hash tables hold allocated (their slots, used or free, and
-    /// control bytes): the store's main use of RAM besides the mapped segments.
+    /// control bytes), and its ordered set of the keys under declared ordered prefixes (their
+    /// bytes and about 26 bytes of tree per key): the store's main use of RAM besides the mapped
+    /// segments.
     pub index_bytes: usize,
     /// Bytes of segment data no key points to any more (reclaimable by compaction).
     pub dead_bytes: u64,

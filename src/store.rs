@@ -269,6 +269,31 @@ impl Store {
         self.engine.writer.sync_now()
     }
 
+    /// Switches when writes become durable while the store is open (`Options::sync` is the mode
+    /// it opens with). After a switch to [`SyncMode::Always`](crate::SyncMode) every write is
+    /// durable before it returns, and so is every write acknowledged before the switch: what
+    /// write-back left unsynced is synced before this returns. After a switch to
+    /// [`SyncMode::Every`](crate::SyncMode) writes return once the operating system has them,
+    /// and the background thread syncs at the new interval.
+    ///
+    /// Fails with `Error::InvalidOptions` for a zero interval, and as [`Store::sync`] does if
+    /// the sync fails (the store is then poisoned).
+    pub fn set_sync_mode(&self, mode: crate::SyncMode) -> Result<()> {
+        if mode == crate::SyncMode::Every(std::time::Duration::ZERO) {
+            return Err(crate::Error::InvalidOptions("SyncMode::Every needs a non-zero interval".into()));
+        }
+        self.engine.writer.set_sync_mode(mode)?;
+        if let Some(maintenance) = &self.maintenance {
+            maintenance.wake();
+        }
+        Ok(())
+    }
+
+    /// The sync mode in force (see [`Store::set_sync_mode`]).
+    pub fn sync_mode(&self) -> crate::SyncMode {
+        self.engine.writer.sync_mode()
+    }
+
     /// What open found: segments replayed or loaded from hints, torn bytes cut, damage skipped.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.engine.report

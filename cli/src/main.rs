@@ -92,11 +92,12 @@ enum Command {
     /// backed up through the server instead: `redis-cli BGSAVE` (see `serve --backup-dir`).
     Backup { target: PathBuf },
     /// Serves the store over the Redis protocol (RESP2/RESP3) until SIGINT or SIGTERM; prints
-    /// `ready on ADDR:PORT` once it accepts connections. With `appendfsync always` (the
-    /// default) every write is durable before its reply. Flags override the --config file.
+    /// `ready on ADDR:PORT` once it accepts connections (then `ready on tls ADDR:PORT` and
+    /// `ready on unix PATH` for those listeners). With `appendfsync always` (the default) every write is durable before its reply. Flags override the --config file.
     Serve {
+        // Boxed: the flags are most of the enum's size.
         #[command(flatten)]
-        flags: serve::ServeFlags,
+        flags: Box<serve::ServeFlags>,
     },
     /// Starts a local cluster of `serve` members (default 3, clients on ports 6379-6381), each in
     /// DIR/node-N; prints each one's PID and addresses. Ctrl-C stops it; running it again on

@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use std::time::Duration;
-
 use ferrocask::{Options, Store, SyncMode};
 use ferrocask_raft::node::{Node, NodeConfig};
 use ferrocask_server::cluster::Cluster;
 use ferrocask_server::config::{AppendFsync, Settings};
-use ferrocask_server::Config;
+use ferrocask_server::{Config, Listeners};
 
 use crate::Failure;
 
@@ -21,16 +19,43 @@ use crate::Failure;
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeFlags {
     /// A redis.conf-style file: bind, port, dir, requirepass, maxclients, timeout, appendfsync
-    /// (always|everysec), protected-mode, loglevel, slowlog-log-slower-than, slowlog-max-len.
+    /// (always|everysec), protected-mode, loglevel, slowlog-log-slower-than, slowlog-max-len,
+    /// tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file, tls-auth-clients, unixsocket,
+    /// unixsocketperm.
     /// CONFIG REWRITE writes the current values back to it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The address to listen on [default: 127.0.0.1] (loopback unless you mean otherwise).
     #[arg(long)]
     bind: Option<String>,
-    /// The TCP port [default: 6379] (0: any free port, shown in the ready line).
+    /// The plain TCP port [default: 6379]. 0 with --tls-port or --unixsocket: no plain listener
+    /// (as in Redis); 0 alone: any free port, shown in the ready line.
     #[arg(long)]
     port: Option<u16>,
+    /// Also serve TLS on this port (same --bind address); needs --tls-cert-file and
+    /// --tls-key-file. Shown as `ready on tls ADDR`.
+    #[arg(long, help_heading = "TLS")]
+    tls_port: Option<u16>,
+    /// The server's certificate chain (PEM), for --tls-port.
+    #[arg(long, help_heading = "TLS")]
+    tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, help_heading = "TLS")]
+    tls_key_file: Option<PathBuf>,
+    /// The CA certificates (PEM) that client certificates must be signed by.
+    #[arg(long, help_heading = "TLS")]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must show a certificate signed by --tls-ca-cert-file [default: yes,
+    /// as in Redis]: `no` for server-only TLS, `optional` to check only those shown.
+    #[arg(long, value_parser = ["yes", "no", "optional"], help_heading = "TLS")]
+    tls_auth_clients: Option<String>,
+    /// Also listen on a Unix socket at this path (Unix only); a stale socket file there is
+    /// replaced. Shown as `ready on unix PATH`.
+    #[arg(long)]
+    unixsocket: Option<PathBuf>,
+    /// The Unix socket's permission bits, octal (e.g. 700) [default: as the umask leaves them].
+    #[arg(long)]
+    unixsocketperm: Option<String>,
     /// A file holding the password clients must AUTH with (one trailing newline is ignored).
     #[arg(long)]
     requirepass_file: Option<PathBuf>,
@@ -94,9 +119,6 @@ fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, Failure> {
     Ok(peers)
 }
 
-/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
-const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The settings to serve with: the defaults, then the `--config` file, then the flags (and
 /// `--dir` if given on the command line). Also returns the config file's absolute path.
 fn settings(flags: &ServeFlags, dir: Option<&Path>) -> Result<(Settings, Option<PathBuf>), Failure> {
@@ -119,6 +141,14 @@ fn settings(flags: &ServeFlags, dir: Option<&Path>) -> Result<(Settings, Option<
     flag("maxclients", flags.maxclients.map(|n| n.to_string()), &mut settings)?;
     flag("protected-mode", flags.protected_mode.clone(), &mut settings)?;
     flag("appendfsync", flags.appendfsync.clone(), &mut settings)?;
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    flag("tls-port", flags.tls_port.map(|p| p.to_string()), &mut settings)?;
+    flag("tls-cert-file", path(&flags.tls_cert_file), &mut settings)?;
+    flag("tls-key-file", path(&flags.tls_key_file), &mut settings)?;
+    flag("tls-ca-cert-file", path(&flags.tls_ca_cert_file), &mut settings)?;
+    flag("tls-auth-clients", flags.tls_auth_clients.clone(), &mut settings)?;
+    flag("unixsocket", path(&flags.unixsocket), &mut settings)?;
+    flag("unixsocketperm", flags.unixsocketperm.clone(), &mut settings)?;
     if let Some(dir) = dir {
         settings.dir = dir.to_path_buf();
     }
@@ -254,14 +284,16 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
     if settings.protected_mode && settings.requirepass.is_none() {
         refuse_unprotected(&addrs)?;
     }
+    if flags.node_id.is_some() && settings.appendfsync != AppendFsync::Always {
+        return Err(Failure(
+            "appendfsync everysec applies to a single node: a cluster member's log always syncs before it \
+             acknowledges (that is what a majority's copy means); remove it from the flags or the config file"
+                .into(),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&addrs[..]))
-        .map_err(|e| Failure(format!("binding {}:{}: {e}", settings.bind, settings.port)))?;
-    let sync = match settings.appendfsync {
-        AppendFsync::Always => SyncMode::Always,
-        AppendFsync::Everysec => SyncMode::Every(EVERYSEC_INTERVAL),
-    };
+    let listeners = runtime.block_on(Listeners::bind(&settings)).map_err(Failure)?;
+    let sync = settings.appendfsync.sync_mode();
     let options = Options { sync, ..Options::default() };
     // TODO(ordered): the server enumerates its collections' members in order: declare
     // `for p in ferrocask_server::ORDERED_PREFIXES { options = options.ordered_prefix(p) }` once
@@ -287,13 +319,6 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
             let peers = parse_peers(peers)?;
             if !peers.contains_key(&id) {
                 return Err(Failure(format!("--peers has no entry for --node-id {id}: it names its Raft listener")));
-            }
-            if sync != SyncMode::Always {
-                return Err(Failure(
-                    "appendfsync everysec applies to a single node: a cluster member's log always syncs before it \
-                     acknowledges (that is what a majority's copy means); remove it from the flags or the config file"
-                        .into(),
-                ));
             }
             let config = NodeConfig {
                 id,
@@ -331,13 +356,18 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
         ..Config::default()
     };
     runtime.block_on(async {
-        let local = listener.local_addr()?;
         // The handlers are installed before the ready line: a SIGTERM sent as soon as the server
         // says it is ready must stop it cleanly, not kill it.
         let stop = shutdown_signal()?;
-        tracing::info!(addr = %local, maxclients, "ready to accept connections");
-        crate::print_line(format!("ready on {local}").as_bytes())?;
-        ferrocask_server::run(listener, store.clone(), config, stop).await?;
+        tracing::info!(
+            listeners = %listeners.ready_lines().join(", ").replace("ready on ", ""),
+            maxclients,
+            "ready to accept connections"
+        );
+        for line in listeners.ready_lines() {
+            crate::print_line(line.as_bytes())?;
+        }
+        ferrocask_server::run_on(listeners, store.clone(), config, stop).await?;
         Ok::<(), Failure>(())
     })?;
     if let Some(node) = cluster {

@@ -72,3 +72,63 @@ fn hex_is_a_flag_of_the_data_commands_not_of_serve() {
     let refused = ferrocask(&dir, &["--hex", "verify"]);
     assert!(!refused.status.success() && stderr(&refused).contains("--hex applies to"), "{}", stderr(&refused));
 }
+
+/// A certificate or key that cannot be read is named at startup, before the store is opened.
+#[test]
+fn a_bad_tls_certificate_is_named_and_leaves_the_store_directory_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let junk = tmp.path().join("server.crt");
+    std::fs::write(&junk, "-----BEGIN NOTHING-----\n").unwrap();
+    let missing = tmp.path().join("server.key");
+    let tls_port = serve_common::free_port().to_string();
+    let (junk, missing) = (junk.to_str().unwrap(), missing.to_str().unwrap());
+    let out = ferrocask(
+        &dir,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            junk,
+            "--tls-key-file",
+            missing,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("tls-cert-file {junk}: ")), "{}", stderr(&out));
+    assert!(!dir.exists(), "a refused start must not create the store");
+}
+
+/// Redis's default `tls-auth-clients yes` needs the CA that signs client certificates: without
+/// one the start is refused with both remedies, not served without checking anything.
+#[test]
+fn tls_auth_clients_yes_without_a_ca_is_refused_with_the_remedies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let file = tmp.path().join("any.pem");
+    std::fs::write(&file, "").unwrap();
+    let file = file.to_str().unwrap();
+    let tls_port = serve_common::free_port().to_string();
+    let out = ferrocask(&dir, &["serve", "--tls-port", &tls_port, "--tls-cert-file", file, "--tls-key-file", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("tls-auth-clients yes needs tls-ca-cert-file"), "{text}");
+    assert!(text.contains("--tls-ca-cert-file FILE") && text.contains("--tls-auth-clients no"), "{text}");
+    assert!(!dir.exists());
+}
+
+#[cfg(not(unix))]
+#[test]
+fn unixsocket_is_refused_with_a_reason_where_there_are_no_unix_sockets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let out = ferrocask(&dir, &["serve", "--port", "0", "--unixsocket", "ferrocask.sock"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Unix sockets are not supported on this platform"), "{}", stderr(&out));
+    assert!(!dir.exists(), "a refused start must not create the store");
+}

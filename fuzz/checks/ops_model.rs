@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,6 +205,7 @@ fn open(fs: &Arc<SimFs>, clock: &Arc<ManualClock>, sync: SyncMode) -> Store {
         compaction_input_bytes_max: SEGMENT_BYTES_MIN,
         ..common::options()
     };
+    let options = ORDERED_PREFIXES.iter().fold(options, |o, p| o.ordered_prefix(*p));
     Store::open_on(fs.clone(), &common::dir(), options).expect("the store opens")
 }
 
@@ -591,6 +593,11 @@ fn with_expiries(store: &Store, live: Model) -> State {
     live.into_iter().zip(expiries).map(|((k, v), e)| (k, (v, e))).collect()
 }
 
+/// Prefixes the store keeps in order: every key of one letter, and the longer keys of another
+/// (so its 1-byte key, a prefix of them, is outside), to check the ordered set through crashes,
+/// faults and compactions.
+const ORDERED_PREFIXES: [&[u8]; 2] = [b"a", b"bb"];
+
 /// The store's reads are exactly `model`: iteration (which reads every key it yields back
 /// through the index) and `len` agree with it, and `get` of each probed key (the keys the step
 /// wrote, or all 64 after a reopen, crash or compaction) is the model's value.
@@ -604,5 +611,12 @@ fn assert_reads(store: &Store, model: &Live<'_>, probes: &[Vec<u8>]) {
     assert_eq!(store.len(), model.len(), "len");
     for key in probes {
         assert_eq!(store.get(key).expect("get").as_deref(), model.get(key.as_slice()).copied(), "get({key:?})");
+    }
+    store.check_ordered_index();
+    for prefix in ORDERED_PREFIXES {
+        let mut expected: Vec<&[u8]> = model.keys().copied().filter(|k| k.starts_with(prefix)).collect();
+        expected.sort_unstable();
+        let got = store.range_keys(prefix, Bound::Unbounded, Bound::Unbounded, false, usize::MAX).expect("range_keys");
+        assert_eq!(got, expected, "range_keys({prefix:?})");
     }
 }

@@ -24,7 +24,18 @@ pub enum AppendFsync {
     Everysec,
 }
 
+/// How often the store syncs with `appendfsync everysec` (Redis's: once a second).
+pub const EVERYSEC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl AppendFsync {
+    /// The store's sync mode for this value.
+    pub fn sync_mode(self) -> ferrocask::SyncMode {
+        match self {
+            AppendFsync::Always => ferrocask::SyncMode::Always,
+            AppendFsync::Everysec => ferrocask::SyncMode::Every(EVERYSEC_INTERVAL),
+        }
+    }
+
     /// The directive's value.
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +44,32 @@ impl AppendFsync {
         }
     }
 }
+
+/// Which TLS clients must show a certificate (`tls-auth-clients`), checked against
+/// `tls-ca-cert-file`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsAuthClients {
+    /// Every client must show a certificate the CA signed (Redis's default).
+    Yes,
+    /// Client certificates are neither asked for nor checked.
+    No,
+    /// A client may show none; one it shows must be the CA's.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// The directive's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// The largest `unixsocketperm` (the permission bits and setuid, setgid, sticky: octal 7777).
+pub const UNIXSOCKETPERM_MAX: u32 = 0o7777;
 
 /// The log levels Redis knows (`loglevel`).
 pub const LOG_LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
@@ -48,8 +85,24 @@ pub const MAXCLIENTS_MAX: i64 = u32::MAX as i64;
 pub struct Settings {
     /// `bind`: the address to listen on (one; loopback by default).
     pub bind: String,
-    /// `port`: the TCP port (0: any free port).
+    /// `port`: the plain TCP port. 0 turns the plain listener off when `tls-port` or
+    /// `unixsocket` gives another (as in Redis); alone, it means any free port.
     pub port: u16,
+    /// `tls-port`: the TLS listener's TCP port on the same address (0: no TLS listener).
+    pub tls_port: u16,
+    /// `tls-cert-file`: the server's certificate chain, PEM (empty: none).
+    pub tls_cert_file: String,
+    /// `tls-key-file`: the certificate's private key, PEM (empty: none).
+    pub tls_key_file: String,
+    /// `tls-ca-cert-file`: the CA certificates client certificates are checked against, PEM
+    /// (empty: none).
+    pub tls_ca_cert_file: String,
+    /// `tls-auth-clients`: which TLS clients must show a certificate.
+    pub tls_auth_clients: TlsAuthClients,
+    /// `unixsocket`: the path of a Unix socket to listen on too (empty: none; Unix only).
+    pub unixsocket: String,
+    /// `unixsocketperm`: the socket file's permission bits, octal (0: as the umask leaves them).
+    pub unixsocketperm: u32,
     /// `dir`: the store directory.
     pub dir: PathBuf,
     /// `requirepass`: the default user's password (`None`: none).
@@ -76,6 +129,13 @@ impl Default for Settings {
         Settings {
             bind: "127.0.0.1".into(),
             port: 6379,
+            tls_port: 0,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_ca_cert_file: String::new(),
+            tls_auth_clients: TlsAuthClients::Yes,
+            unixsocket: String::new(),
+            unixsocketperm: 0,
             dir: PathBuf::from("./ferrocask-data"),
             requirepass: None,
             maxclients: 10_000,
@@ -90,9 +150,16 @@ impl Default for Settings {
 }
 
 /// Every parameter a file may set, in the order CONFIG REWRITE appends them.
-pub const PARAMETERS: [&str; 11] = [
+pub const PARAMETERS: [&str; 18] = [
     "bind",
     "port",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "unixsocket",
+    "unixsocketperm",
     "dir",
     "requirepass",
     "maxclients",
@@ -105,17 +172,16 @@ pub const PARAMETERS: [&str; 11] = [
 ];
 
 /// Why CONFIG SET refuses a parameter that a file may set: each is read once, when the server
-/// starts. `None`: it may change at run time.
+/// starts. `None`: it may change at run time (`appendfsync` switches the store's sync mode).
 pub(crate) fn fixed_at_start(name: &str) -> Option<&'static str> {
     match name {
-        "bind" | "port" | "dir" | "maxclients" => Some("can't set immutable config"),
+        "bind" | "port" | "dir" | "maxclients" | "unixsocket" | "unixsocketperm" => Some("can't set immutable config"),
+        "tls-port" | "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => Some(
+            "the TLS listener is set up when the server starts in ferrocask (set it in the config file and restart)",
+        ),
         "requirepass" => Some("can't set requirepass at run time in ferrocask (set it in the config file and restart)"),
         "protected-mode" => Some(
             "protected mode is checked when the server starts in ferrocask (set it in the config file and restart)",
-        ),
-        "appendfsync" => Some(
-            "the store's sync mode cannot be switched while it is open yet (set appendfsync in the config file and \
-             restart)",
         ),
         _ => None,
     }
@@ -129,6 +195,20 @@ impl Settings {
         match name {
             "bind" => self.bind = text(),
             "port" => self.port = int_in(value, 0, u16::MAX.into())? as u16,
+            "tls-port" => self.tls_port = int_in(value, 0, u16::MAX.into())? as u16,
+            "tls-cert-file" => self.tls_cert_file = text(),
+            "tls-key-file" => self.tls_key_file = text(),
+            "tls-ca-cert-file" => self.tls_ca_cert_file = text(),
+            "tls-auth-clients" => {
+                self.tls_auth_clients = match value.to_ascii_lowercase().as_slice() {
+                    b"yes" => TlsAuthClients::Yes,
+                    b"no" => TlsAuthClients::No,
+                    b"optional" => TlsAuthClients::Optional,
+                    _ => return Err(Some("argument(s) must be one of the following: no, yes, optional".into())),
+                }
+            }
+            "unixsocket" => self.unixsocket = text(),
+            "unixsocketperm" => self.unixsocketperm = octal_perm(value)?,
             "dir" => self.dir = PathBuf::from(text()),
             "requirepass" => self.requirepass = (!value.is_empty()).then(|| value.to_vec()),
             "maxclients" => self.maxclients = int_in(value, 1, MAXCLIENTS_MAX)? as usize,
@@ -160,6 +240,13 @@ impl Settings {
         let text = match name {
             "bind" => self.bind.clone(),
             "port" => self.port.to_string(),
+            "tls-port" => self.tls_port.to_string(),
+            "tls-cert-file" => self.tls_cert_file.clone(),
+            "tls-key-file" => self.tls_key_file.clone(),
+            "tls-ca-cert-file" => self.tls_ca_cert_file.clone(),
+            "tls-auth-clients" => self.tls_auth_clients.name().into(),
+            "unixsocket" => self.unixsocket.clone(),
+            "unixsocketperm" => format!("{:o}", self.unixsocketperm),
             "dir" => self.dir.to_string_lossy().into_owned(),
             "requirepass" => return Some(self.requirepass.clone().unwrap_or_default()),
             "maxclients" => self.maxclients.to_string(),
@@ -258,7 +345,14 @@ fn repr(value: &[u8]) -> String {
     if plain {
         return String::from_utf8_lossy(value).into_owned();
     }
-    let mut out = String::from("\"");
+    let mut out = String::new();
+    cat_repr(&mut out, value);
+    out
+}
+
+/// Appends `value` double-quoted with escapes, as Redis's `sdscatrepr` (also MONITOR's form).
+pub(crate) fn cat_repr(out: &mut String, value: &[u8]) {
+    out.push('"');
     for &b in value {
         match b {
             b'\\' => out.push_str("\\\\"),
@@ -275,7 +369,6 @@ fn repr(value: &[u8]) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// An integer within `[min, max]`, with Redis's reasons.
@@ -286,6 +379,17 @@ fn int_in(value: &[u8], min: i64, max: i64) -> Result<i64, Option<String>> {
             Err(Some(format!("argument must be between {min} and {max} inclusive")))
         }
         Some(n) => Ok(n),
+    }
+}
+
+/// Permission bits in octal (`700`, `0770`), at most [`UNIXSOCKETPERM_MAX`], with Redis's reasons.
+fn octal_perm(value: &[u8]) -> Result<u32, Option<String>> {
+    let text =
+        std::str::from_utf8(value).map_err(|_| Some("argument couldn't be parsed into an integer".to_string()))?;
+    match u32::from_str_radix(text, 8) {
+        Ok(n) if n <= UNIXSOCKETPERM_MAX => Ok(n),
+        Ok(_) => Err(Some(format!("argument must be between 0 and {UNIXSOCKETPERM_MAX:o} inclusive"))),
+        Err(_) => Err(Some("argument couldn't be parsed into an integer".into())),
     }
 }
 
@@ -336,9 +440,14 @@ mod tests {
         assert_eq!(settings.appendfsync, AppendFsync::Everysec);
         assert_eq!(settings.loglevel, "warning");
         settings.timeout_secs = 30;
+        settings
+            .read_file(Path::new("f.conf"), "tls-port 6380\ntls-auth-clients optional\nunixsocketperm 0770\n")
+            .unwrap();
+        assert_eq!((settings.tls_port, settings.tls_auth_clients), (6380, TlsAuthClients::Optional));
+        assert_eq!(settings.get("unixsocketperm").unwrap(), b"770");
         let rewritten = settings.rewrite(text);
         assert!(rewritten.starts_with("# a comment\nport 7000\n"), "{rewritten}");
-        assert!(rewritten.ends_with("# Generated by CONFIG REWRITE\ntimeout 30\n"), "{rewritten}");
+        assert!(rewritten.ends_with("# Generated by CONFIG REWRITE\ntls-port 6380\ntls-auth-clients optional\nunixsocketperm 770\ntimeout 30\n"), "{rewritten}");
         let mut again = Settings::default();
         again.read_file(Path::new("f.conf"), &rewritten).unwrap();
         assert_eq!(again, settings);
@@ -354,6 +463,10 @@ mod tests {
             err.ends_with("line 1: >>> 'timeout -1': argument must be between 0 and 2147483647 inclusive"),
             "{err}"
         );
+        let err = settings.read_file(Path::new("f.conf"), "unixsocketperm 789").unwrap_err();
+        assert!(err.ends_with("'unixsocketperm 789': argument couldn't be parsed into an integer"), "{err}");
+        let err = settings.read_file(Path::new("f.conf"), "tls-auth-clients maybe").unwrap_err();
+        assert!(err.ends_with("must be one of the following: no, yes, optional"), "{err}");
         let err = settings.read_file(Path::new("f.conf"), "bind 127.0.0.1 ::1").unwrap_err();
         assert!(err.contains("wrong number of arguments"), "{err}");
     }

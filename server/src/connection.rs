@@ -22,10 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
+use crate::db::Kill;
+use crate::monitor::MonitorLines;
 use crate::protocol::{Limits, Parser};
 use crate::reply::Reply;
 use crate::server::Meters;
@@ -46,9 +47,9 @@ enum Slot {
     Waiting(Pending, u8),
 }
 
-/// The socket and its two buffers.
-pub(crate) struct Connection {
-    stream: TcpStream,
+/// The stream (TCP, TLS over TCP, or a Unix socket: one code path for all) and its two buffers.
+pub(crate) struct Connection<S> {
+    stream: S,
     input: BytesMut,
     /// The size of `input`'s allocation, as the server's gauge has it.
     input_gauge: InputGauge,
@@ -58,10 +59,12 @@ pub(crate) struct Connection {
     line: VecDeque<Slot>,
     /// The bytes of values the replies waiting in `line` may carry (see `Session::schedule`).
     line_charge: usize,
+    /// In MONITOR mode: the lines of the commands the server runs, written as they come.
+    monitor: Option<MonitorLines>,
 }
 
-impl Connection {
-    pub(crate) fn new(stream: TcpStream, meters: Arc<Meters>) -> Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub(crate) fn new(stream: S, meters: Arc<Meters>) -> Connection<S> {
         let input = BytesMut::with_capacity(INPUT_IDLE_BYTES);
         Connection {
             stream,
@@ -71,20 +74,25 @@ impl Connection {
             output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             line: VecDeque::new(),
             line_charge: 0,
+            monitor: None,
         }
     }
 
-    /// Serves the client until it quits, breaks the protocol, idles out, or the server shuts
-    /// down.
+    /// Serves the client until it quits, breaks the protocol, idles out, is killed (CLIENT
+    /// KILL, or a MONITOR that fell behind), or the server shuts down.
     pub(crate) async fn run(
         &mut self,
         session: &mut Session,
         limits: &Limits,
         shutdown: &mut broadcast::Receiver<()>,
+        kill: &Kill,
     ) -> io::Result<()> {
         loop {
-            if !self.run_buffered(session, limits).await? {
+            if !self.run_buffered(session, limits, kill).await? {
                 return Ok(());
+            }
+            if let Some(monitor) = session.monitor.take() {
+                self.monitor = Some(monitor);
             }
             self.settle().await?;
             self.flush().await?;
@@ -105,6 +113,11 @@ impl Connection {
                     self.input_gauge.saw(&self.input);
                 }
                 _ = shutdown.recv() => return Ok(()),
+                () = kill.wake.notified() => {
+                    tracing::debug!("killed (CLIENT KILL or MONITOR output bound); closing the connection");
+                    return Ok(());
+                }
+                line = next_monitor_line(&mut self.monitor) => self.take_monitor_lines(line),
                 () = idle => {
                     tracing::debug!(idle_secs, "idle timeout; closing the connection");
                     return Ok(());
@@ -113,10 +126,28 @@ impl Connection {
         }
     }
 
+    /// Adds a MONITOR line to the output, and whatever others are queued up to the output's
+    /// bound; the loop writes them.
+    fn take_monitor_lines(&mut self, first: bytes::Bytes) {
+        self.output.extend_from_slice(&first);
+        while self.output.len() < OUTPUT_FLUSH_BYTES {
+            match self.monitor.as_mut().and_then(MonitorLines::try_next) {
+                Some(line) => self.output.extend_from_slice(&line),
+                None => break,
+            }
+        }
+    }
+
     /// Runs every whole request in the input buffer; `false` if the connection is to close
     /// (after the replies so far are written).
-    async fn run_buffered(&mut self, session: &mut Session, limits: &Limits) -> io::Result<bool> {
+    async fn run_buffered(&mut self, session: &mut Session, limits: &Limits, kill: &Kill) -> io::Result<bool> {
         loop {
+            if kill.is_killed() {
+                tracing::debug!("killed (CLIENT KILL or MONITOR output bound); closing the connection");
+                self.settle().await?;
+                self.flush().await?;
+                return Ok(false);
+            }
             // Chosen per request: an AUTH earlier in the same pipeline lifts the bounds for the
             // requests after it, as in Redis.
             let args = match self.parser.next_request(&mut self.input, limits, session.authenticated) {
@@ -221,12 +252,22 @@ impl Connection {
     async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
+            // A TLS stream holds the last record until flushed; TCP and Unix write through.
+            self.stream.flush().await?;
             self.output.clear();
             if self.output.capacity() > 4 * OUTPUT_FLUSH_BYTES {
                 self.output = BytesMut::with_capacity(INPUT_IDLE_BYTES);
             }
         }
         Ok(())
+    }
+}
+
+/// The next MONITOR line; never, for a connection that is not a monitor.
+async fn next_monitor_line(monitor: &mut Option<MonitorLines>) -> bytes::Bytes {
+    match monitor {
+        Some(lines) => lines.next().await,
+        None => std::future::pending().await,
     }
 }
 

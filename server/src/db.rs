@@ -369,8 +369,35 @@ pub(crate) fn store_error(e: ferrocask::Error) -> Reply {
 #[derive(Clone, Debug)]
 pub(crate) struct ClientInfo {
     pub(crate) addr: String,
+    /// The server's end: `ip:port` of the listener it came in on, or the Unix socket's `path:0`.
+    pub(crate) laddr: String,
+    /// It came in on the Unix socket (MONITOR shows it as `unix:PATH`).
+    pub(crate) unix: bool,
     pub(crate) name: Vec<u8>,
     pub(crate) connected: Instant,
+    /// How another connection closes this one (CLIENT KILL, a MONITOR that fell behind).
+    pub(crate) kill: Arc<Kill>,
+}
+
+/// A request to close a connection, from another one: a flag the connection checks before each
+/// request, and a wake-up for one that waits for its client.
+#[derive(Debug, Default)]
+pub(crate) struct Kill {
+    killed: std::sync::atomic::AtomicBool,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Kill {
+    /// Asks the connection to close once the replies before this are written.
+    pub(crate) fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        // A stored permit if the connection is not waiting now: its next wait ends at once.
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
 }
 
 /// Counters for INFO stats: relaxed atomics, each bumped at most once or twice per request.
@@ -469,6 +496,8 @@ pub struct Db {
     pub(crate) config_file: Option<std::path::PathBuf>,
     /// SHUTDOWN's request to the listener.
     pub(crate) shutdown: crate::admin::Shutdown,
+    /// The connections in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
 }
 
 impl Db {
@@ -498,6 +527,7 @@ impl Db {
             settings: Mutex::new(crate::config::Settings::default()),
             config_file: None,
             shutdown: crate::admin::Shutdown::default(),
+            monitors: crate::monitor::Monitors::default(),
         }
     }
 
@@ -543,13 +573,15 @@ impl Db {
         self.clients.lock().len()
     }
 
-    /// Registers a client; returns its id.
-    pub(crate) fn register(&self, addr: String) -> u64 {
+    /// Registers a client that came in from `addr` on `laddr`; returns its id and the handle
+    /// that closes it from elsewhere.
+    pub(crate) fn register(&self, addr: String, laddr: String, unix: bool) -> (u64, Arc<Kill>) {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = ClientInfo { addr, name: Vec::new(), connected: Instant::now() };
+        let kill = Arc::new(Kill::default());
+        let info = ClientInfo { addr, laddr, unix, name: Vec::new(), connected: Instant::now(), kill: kill.clone() };
         self.clients.lock().insert(id, info);
         self.counters.connections_received.fetch_add(1, Ordering::Relaxed);
-        id
+        (id, kill)
     }
 
     /// Records a client's name (CLIENT SETNAME) for CLIENT LIST.
@@ -559,9 +591,10 @@ impl Db {
         }
     }
 
-    /// Forgets a client.
+    /// Forgets a client (and stops feeding it if it was a MONITOR).
     pub(crate) fn unregister(&self, id: u64) {
         self.clients.lock().remove(&id);
+        self.monitors.remove(id);
     }
 }
 

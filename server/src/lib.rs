@@ -6,7 +6,8 @@
 //! reads come from the store's published index. All connections' writes share group commits.
 //! See DESIGN.md, "The Redis-protocol server".
 //!
-//! Layout, after tokio's mini-redis: [`server`] (listener, client limit, shutdown), [`fd_limit`]
+//! Layout, after tokio's mini-redis: [`server`] (accept loop, client limit, shutdown), [`listen`]
+//! (the plain TCP, TLS and Unix socket listeners), [`tls`] (certificates), [`fd_limit`]
 //! (maxclients fitted to the open-file limit), `connection` (framing and pipelining),
 //! [`protocol`] (request parsing and its bounds), [`reply`] (encoding), `session` (one client's
 //! state: AUTH, MULTI, WATCH), `cmd/` (one file per command family, each handler parsing then
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod client_kill;
 pub mod cluster;
 mod cmd;
 mod collection;
@@ -24,6 +26,8 @@ mod db;
 pub mod fd_limit;
 pub mod fuzzing;
 pub mod latency;
+pub mod listen;
+pub mod monitor;
 pub mod protocol;
 pub mod reply;
 pub mod server;
@@ -31,9 +35,13 @@ mod server_cmds;
 mod session;
 pub mod slowlog;
 mod sweeper;
+pub mod tls;
+#[cfg(unix)]
+mod unix_socket;
 
 pub use collection::{INTERNAL, ORDERED_PREFIXES};
+pub use listen::Listeners;
 pub use protocol::Limits;
 pub use reply::Reply;
-pub use server::{run, Config, Meters};
+pub use server::{run, run_on, Config, Meters};
 pub use server_cmds::REDIS_VERSION;

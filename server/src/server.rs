@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 
 use ferrocask::{Clock, Store, SystemClock};
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tracing::Instrument;
 
 use crate::connection::Connection;
 use crate::db::{Counters, Db, OpsSamples};
+use crate::listen::{Accepted, Listeners};
 use crate::protocol::Limits;
 use crate::session::Session;
 use crate::slowlog::SlowLog;
@@ -46,6 +48,10 @@ pub struct Meters {
     /// Accepts that failed for want of a resource and were backed off (see
     /// [`ACCEPT_ERROR_BACKOFF`]).
     pub accept_errors_backed_off: AtomicU64,
+    /// TLS handshakes that failed or timed out (a plain-text client on the TLS port, a bad or
+    /// missing client certificate, a client that said nothing for
+    /// [`HANDSHAKE_TIMEOUT`](crate::tls::HANDSHAKE_TIMEOUT)).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// How long the listener waits after an accept failed for a reason other than the one client
@@ -124,7 +130,24 @@ impl Default for Config {
 /// connection (their in-flight writes finish first: a connection only stops between requests)
 /// and returns. Dropping the last `Arc<Store>` afterwards closes the store.
 pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutdown: impl Future) -> io::Result<()> {
-    let local = listener.local_addr()?;
+    run_on(Listeners::tcp(listener), store, config, shutdown).await
+}
+
+/// As [`run`], on every listener of `listeners` (plain TCP, TLS, a Unix socket) at once; the
+/// Unix socket's file is removed when it returns.
+pub async fn run_on(listeners: Listeners, store: Arc<Store>, config: Config, shutdown: impl Future) -> io::Result<()> {
+    let result = serve_listeners(&listeners, store, config, shutdown).await;
+    listeners.remove_socket_file();
+    result
+}
+
+async fn serve_listeners(
+    listeners: &Listeners,
+    store: Arc<Store>,
+    config: Config,
+    shutdown: impl Future,
+) -> io::Result<()> {
+    let local = listeners.tcp_addr().or_else(|| listeners.tls_addr());
     let value_bytes_max = config.value_bytes_max;
     let mut limits = config.limits;
     limits.bulk_bytes_max = limits.bulk_bytes_max.min(value_bytes_max);
@@ -132,6 +155,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     let maxclients = crate::fd_limit::clients_max(config.maxclients, store.stats().segments);
     // The Config's slowlog fields govern; CONFIG GET shows them through the settings.
     let mut settings = config.settings.clone();
+    settings.tls_port = listeners.tls_addr().map_or(0, |a| a.port());
     settings.slowlog_log_slower_than = config.slowlog_log_slower_than_us;
     settings.slowlog_max_len = config.slowlog_max_len as u64;
     let db = Arc::new(Db {
@@ -143,8 +167,8 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         password: config.password.clone(),
         maxclients,
         started: Instant::now(),
-        port: local.port(),
-        bind: local.ip().to_string(),
+        port: listeners.tcp_addr().map_or(0, |a| a.port()),
+        bind: local.map_or_else(|| config.settings.bind.clone(), |a| a.ip().to_string()),
         idle_timeout_secs: AtomicU64::new(config.settings.timeout_secs),
         next_client_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
@@ -158,6 +182,7 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
         settings: parking_lot::Mutex::new(settings),
         config_file: config.config_file.clone(),
         shutdown: crate::admin::Shutdown::default(),
+        monitors: crate::monitor::Monitors::default(),
     });
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);
@@ -174,12 +199,12 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listeners.accept() => accepted,
             _ = &mut shutdown => break,
             () = db.shutdown.requested.notified() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
             // This one client's trouble (it reset before it was accepted): on to the next.
             Err(e) if is_one_clients_error(&e) => continue,
             Err(e) => {
@@ -206,15 +231,30 @@ pub async fn run(listener: TcpListener, store: Arc<Store>, config: Config, shutd
                 );
                 refusing = true;
             }
-            tracing::debug!(peer = ?stream.peer_addr().ok(), "refused: max number of clients reached");
-            refuse(stream);
+            tracing::debug!(peer = %accepted.ends().peer, "refused: max number of clients reached");
+            refuse(accepted);
             continue;
         };
         refusing = false;
         let (db, mut stop, done) = (db.clone(), notify_shutdown.subscribe(), done_tx.clone());
         let meters = config.meters.clone();
+        let keepalive = config.keepalive;
         tokio::spawn(async move {
-            serve(stream, db, meters, limits, config.keepalive, &mut stop).await;
+            let ends = accepted.ends();
+            match accepted {
+                Accepted::Tcp(stream) => {
+                    tune(&stream, keepalive);
+                    serve(stream, ends, db, meters, limits, &mut stop).await;
+                }
+                Accepted::Tls(stream, acceptor) => {
+                    tune(&stream, keepalive);
+                    if let Some(stream) = handshake(stream, &acceptor, &ends.peer, &meters, &mut stop).await {
+                        serve(stream, ends, db, meters, limits, &mut stop).await;
+                    }
+                }
+                #[cfg(unix)]
+                Accepted::Unix(stream) => serve(stream, ends, db, meters, limits, &mut stop).await,
+            }
             drop(permit);
             drop(done);
         });
@@ -261,35 +301,74 @@ fn is_one_clients_error(e: &io::Error) -> bool {
 
 /// Tells a client over the limit why, and closes it at once: the line goes into the fresh
 /// socket's empty send buffer without waiting, so a flood of refused clients never holds more
-/// than one descriptor.
-fn refuse(stream: TcpStream) {
-    if let Ok(stream) = stream.into_std() {
-        let _ = (&stream).write(MAXCLIENTS_ERROR);
+/// than one descriptor. A TLS client is closed without a word: the line would need a handshake.
+fn refuse(accepted: Accepted) {
+    match accepted {
+        Accepted::Tcp(stream) => {
+            if let Ok(stream) = stream.into_std() {
+                let _ = (&stream).write(MAXCLIENTS_ERROR);
+            }
+        }
+        Accepted::Tls(..) => {}
+        #[cfg(unix)]
+        Accepted::Unix(stream) => {
+            let _ = stream.try_write(MAXCLIENTS_ERROR);
+        }
     }
 }
 
-async fn serve(
+/// No delay for small replies; keepalive finds and closes half-open connections.
+fn tune(stream: &TcpStream, keepalive: Duration) {
+    let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
+}
+
+/// The TLS handshake, bounded by [`HANDSHAKE_TIMEOUT`](crate::tls::HANDSHAKE_TIMEOUT) and cut
+/// short by shutdown; `None` if it failed (counted and logged, see
+/// [`HANDSHAKE_FAILURES_LOGGED_EVERY`](crate::tls::HANDSHAKE_FAILURES_LOGGED_EVERY)).
+async fn handshake(
     stream: TcpStream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    addr: &str,
+    meters: &Meters,
+    stop: &mut broadcast::Receiver<()>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let error = tokio::select! {
+        done = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match done {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no handshake within {:?}", crate::tls::HANDSHAKE_TIMEOUT),
+        },
+        _ = stop.recv() => return None,
+    };
+    let failures = meters.tls_handshake_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    if failures % crate::tls::HANDSHAKE_FAILURES_LOGGED_EVERY == 1 {
+        tracing::info!(peer = %addr, error = %error, failures_so_far = failures, "TLS handshake failed");
+    } else {
+        tracing::debug!(peer = %addr, error = %error, "TLS handshake failed");
+    }
+    None
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    ends: crate::listen::Ends,
     db: Arc<Db>,
     meters: Arc<Meters>,
     limits: Limits,
-    keepalive: Duration,
     stop: &mut broadcast::Receiver<()>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(keepalive));
-    let addr = stream.peer_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     // At error level so that it is enabled whenever any event is: every line a client causes
     // (a failed AUTH, a protocol error, a slow command) then carries its id and address.
-    let span = tracing::error_span!("client", id = tracing::field::Empty, addr = %addr);
-    let id = db.register(addr);
+    let span = tracing::error_span!("client", id = tracing::field::Empty, addr = %ends.peer);
+    let (id, kill) = db.register(ends.peer, ends.local, ends.unix);
     span.record("id", id);
     async {
         tracing::debug!("client connected");
         let mut session = Session::new(db.clone(), id);
         let mut connection = Connection::new(stream, meters);
         // An I/O error ends this client only.
-        match connection.run(&mut session, &limits, stop).await {
+        match connection.run(&mut session, &limits, stop, &kill).await {
             Ok(()) => tracing::debug!("client disconnected"),
             Err(e) => tracing::debug!(error = %e, "client disconnected"),
         }

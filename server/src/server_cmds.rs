@@ -162,8 +162,7 @@ pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
         "tracking" if on_off(&args[2]) => {
             Reply::error("ERR CLIENT TRACKING (client side caching) is not supported by ferrocask")
         }
-        // Connections have no way to be stopped from another one (the clients table lists them).
-        "kill" => Reply::error("ERR CLIENT KILL is not supported by ferrocask"),
+        "kill" => crate::client_kill::client_kill(session, args),
         _ => Reply::error(crate::cmd::parse::SYNTAX),
     }
 }
@@ -174,8 +173,9 @@ fn client_line(db: &Db, id: u64, resp: u8) -> String {
     let Some(c) = clients.get(&id) else { return String::new() };
     let resp = if resp == 0 { String::new() } else { format!(" resp={resp}") };
     format!(
-        "id={id} addr={} name={} age={} idle=0 flags=N db=0 user=default{resp}\n",
+        "id={id} addr={} laddr={} name={} age={} idle=0 flags=N db=0 user=default{resp}\n",
         c.addr,
+        c.laddr,
         String::from_utf8_lossy(&c.name),
         c.connected.elapsed().as_secs(),
     )
@@ -647,11 +647,34 @@ fn config_set(db: &Db, pairs: &[Bytes]) -> Reply {
             return config_set_failed(name.as_bytes(), &why.unwrap_or_default());
         }
     }
+    if changed.appendfsync != settings.appendfsync {
+        if let Err(why) = switch_appendfsync(db, changed.appendfsync) {
+            return config_set_failed(b"appendfsync", &why);
+        }
+    }
     db.idle_timeout_secs.store(changed.timeout_secs, Ordering::Relaxed);
     db.slowlog().set_slower_than_us(changed.slowlog_log_slower_than);
     db.slowlog().set_max_len(usize::try_from(changed.slowlog_max_len).unwrap_or(usize::MAX));
     *settings = changed;
     Reply::OK
+}
+
+/// Switches the store's sync mode for CONFIG SET appendfsync (applied before any other parameter
+/// of the same CONFIG SET, so a failure changes nothing). To `always`, this syncs what
+/// write-back left pending, on this worker thread: a rare command's one fsync. A cluster
+/// member's log always syncs before it acknowledges, so it refuses `everysec` (as `serve` does).
+fn switch_appendfsync(db: &Db, to: crate::config::AppendFsync) -> Result<(), String> {
+    if db.cluster.is_some() {
+        return match to {
+            crate::config::AppendFsync::Always => Ok(()),
+            crate::config::AppendFsync::Everysec => Err("appendfsync everysec applies to a single node: a cluster \
+                                                         member's log always syncs before it acknowledges"
+                .into()),
+        };
+    }
+    db.store.set_sync_mode(to.sync_mode()).map_err(|e| e.to_string())?;
+    tracing::info!(appendfsync = to.name(), "appendfsync switched by CONFIG SET");
+    Ok(())
 }
 
 /// CONFIG REWRITE: the config file the server was started with, rewritten with the current

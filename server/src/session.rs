@@ -71,6 +71,8 @@ pub(crate) struct Session {
     /// Each WATCHed key with what identifies its value then: a number, never the value, so
     /// WATCH costs the same whatever the values' size.
     watched: Vec<(Bytes, Watched)>,
+    /// Set by MONITOR, taken by the connection, which then writes the lines.
+    pub(crate) monitor: Option<crate::monitor::MonitorLines>,
 }
 
 /// What WATCH keeps of a key.
@@ -85,7 +87,7 @@ enum Watched {
 impl Session {
     pub(crate) fn new(db: Arc<Db>, id: u64) -> Session {
         let authenticated = db.password.is_none();
-        Session { db, id, resp: 2, authenticated, name: Vec::new(), multi: None, watched: Vec::new() }
+        Session { db, id, resp: 2, authenticated, name: Vec::new(), multi: None, watched: Vec::new(), monitor: None }
     }
 
     /// How the connection must run `args` around its other requests, decided from its command:
@@ -147,7 +149,10 @@ impl Session {
             self.fail_multi();
             return Outcome::Now(self.rejected(spec, Reply::error(refusal)));
         }
-        if self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+        if !self.db.monitors.is_empty() {
+            self.feed_monitors(spec, &args);
+        }
+        if self.queues(spec) {
             // Counted when EXEC runs it, as Redis counts it.
             return Outcome::Now(self.queue(spec, args));
         }
@@ -192,6 +197,38 @@ impl Session {
                 }))
             }
         }
+    }
+
+    /// Whether `spec` is queued rather than run: in MULTI, all but the commands that end or
+    /// manage the transaction, and the connection's own.
+    fn queues(&self, spec: &Spec) -> bool {
+        self.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+    }
+
+    /// Shows the command to the MONITORs; a queued one is shown when EXEC runs it (before the
+    /// EXEC), as Redis does.
+    fn feed_monitors(&self, spec: &Spec, args: &[Bytes]) {
+        if self.queues(spec) {
+            return;
+        }
+        let Some((addr, unix)) = self.db.clients.lock().get(&self.id).map(|c| (c.addr.clone(), c.unix)) else {
+            return;
+        };
+        if let (Some(multi), "exec") = (&self.multi, spec.name) {
+            for (_, queued) in &multi.queued {
+                self.db.monitors.feed(&addr, unix, queued);
+            }
+        }
+        self.db.monitors.feed(&addr, unix, args);
+    }
+
+    /// MONITOR: this connection gets every command's line from now on.
+    fn monitor(&mut self) -> Reply {
+        let Some(kill) = self.db.clients.lock().get(&self.id).map(|c| c.kill.clone()) else {
+            return Reply::error("ERR MONITOR needs a connected client");
+        };
+        self.monitor = Some(self.db.monitors.add(self.id, kill));
+        Reply::OK
     }
 
     /// A read or write on a cluster member: routed through the log (see `cluster`), replied to
@@ -322,6 +359,7 @@ impl Session {
                 None => crate::admin::role(args),
             },
             "raft.node" => return self.raft_node(args),
+            "monitor" => self.monitor(),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)

@@ -83,11 +83,16 @@ fn expiry_is_the_same_through_every_member() {
     let cluster = TestCluster::start(3);
     let mut clients: Vec<RawClient> = cluster.addrs.iter().map(|a| RawClient::connect(*a)).collect();
     assert_eq!(cmd(&mut clients[0], &["SET", "short", "v", "PX", "300"]), ok());
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = now_ms();
     assert_eq!(cmd(&mut clients[1], &["SET", "long", "v", "EX", "1000"]), ok());
-    for c in &mut clients {
-        let R::Int(ttl) = cmd(c, &["TTL", "long"]) else { panic!("TTL is an integer") };
-        assert!((998..=1000).contains(&ttl), "{ttl}");
-    }
+    let after = now_ms();
+    // The expiry is an absolute time fixed once, by the leader, so every member reports the same
+    // one (not a TTL window, which a loaded machine could push past any bound).
+    let expiries: Vec<R> = clients.iter_mut().map(|c| cmd(c, &["PEXPIRETIME", "long"])).collect();
+    let R::Int(at) = expiries[0] else { panic!("PEXPIRETIME is an integer: {:?}", expiries[0]) };
+    assert!(expiries.iter().all(|e| *e == R::Int(at)), "every member has one expiry: {expiries:?}");
+    assert!((before + 1_000_000..=after + 1_000_000).contains(&at), "{before} {at} {after}");
     assert!(
         common::wait_for(std::time::Duration::from_secs(10), || {
             clients.iter_mut().all(|c| cmd(c, &["GET", "short"]) == R::Null)

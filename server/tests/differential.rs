@@ -74,13 +74,15 @@ pub const INTENDED: &[&str] = &[
      the connection without a reply, as Redis does; SAVE makes a backup once every connection has \
      ended; NOW and FORCE change nothing (no replicas; a failed save still stops the server). \
      Tested in cli/tests/serve_shutdown.rs. Not generated.",
-    "CONFIG SET of bind, port, dir, maxclients, requirepass, protected-mode and appendfsync is \
-     refused with the reason (`... - can't set immutable config`, or why ferrocask reads it only \
-     at start): set them in the --config file and restart. appendfsync takes always or everysec \
-     (no `no`). Not generated.",
-    "CLIENT REPLY OFF|SKIP, CLIENT TRACKING ON (and OFF with options) and CLIENT KILL answer \
-     `-ERR ... is not supported by ferrocask`: a connection cannot be silenced, tracked or closed \
-     from another (CLIENT HELP still prints Redis's text). Not generated.",
+    "CONFIG SET of bind, port, dir, maxclients, requirepass, protected-mode, unixsocket* and tls-* \
+     is refused with the reason (`... - can't set immutable config`, or why ferrocask reads it \
+     only at start): set them in the --config file and restart. appendfsync takes always or \
+     everysec (no `no`), and switches the store's sync mode at run time (refused as everysec on a \
+     cluster member). Not generated.",
+    "CLIENT REPLY OFF|SKIP and CLIENT TRACKING ON (and OFF with options) answer `-ERR ... is not \
+     supported by ferrocask`: a connection cannot be silenced or tracked (CLIENT HELP still prints \
+     Redis's text). CLIENT KILL and MONITOR are Redis 7.0's, tested in client_kill_monitor.rs (their \
+     replies name addresses and times). Not generated.",
 ];
 
 const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0", "l0", "z0"];

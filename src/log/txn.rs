@@ -13,10 +13,11 @@
 //! the very group it is in; the writer refuses it with `Error::Reentrant` (`log/writer.rs`).
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::time::Duration;
 
 use crate::format::{is_expired, record_header_len, RecordKind};
-use crate::index::{Index, ScanPage};
+use crate::index::{in_range, Found, Index, ScanPage};
 use crate::log::encoded::Encoded;
 use crate::value::Value;
 use crate::{Error, Result};
@@ -210,6 +211,106 @@ impl<'a> Txn<'a> {
         page
     }
 
+    /// The live keys under `prefix` within `start..end` as this transaction sees them (its own
+    /// writes and its group's included, deletions hiding keys), in ascending order (descending if
+    /// `reverse`), at most `limit`: see [`Store::range_keys`](crate::Store::range_keys) for the
+    /// arguments and errors. Costs O(log n + m) in the index plus O(keys written in the group).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::ops::Bound::Unbounded;
+    /// use ferrocask::{Options, Store};
+    /// let store = Store::open_with(dir.path(), Options::default().ordered_prefix("q:"))?;
+    /// store.put("q:1", "a")?;
+    /// store.put("q:2", "b")?;
+    /// let seen = store.transaction(|txn| {
+    ///     txn.delete("q:1")?;
+    ///     txn.put("q:3", "c")?;
+    ///     txn.range_keys(b"q:", Unbounded, Unbounded, false, 10)
+    /// })??;
+    /// assert_eq!(seen, [b"q:2".to_vec(), b"q:3".to_vec()]);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn range_keys(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let pending = self.pending_in_range(prefix, start, end);
+        let published = self.index.range(prefix, (start, end), reverse, limit, |key, found| {
+            let live = |f: &Found<'_>| !self.is_written(key) && !is_expired(f.header.expires_ms, || self.now_ms);
+            found.filter(live).map(|_| key.to_vec())
+        })?;
+        let pending = pending.into_iter().map(|(key, _)| key);
+        Ok(merge(published.into_iter(), pending, |k| k, reverse, limit))
+    }
+
+    /// [`Txn::range_keys`] with each key's value.
+    pub fn range_entries(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Value)>> {
+        let pending = self.pending_in_range(prefix, start, end);
+        let published = self.index.range(prefix, (start, end), reverse, limit, |key, found| {
+            let live = |f: &Found<'_>| !self.is_written(key) && !is_expired(f.header.expires_ms, || self.now_ms);
+            let found = found.filter(live)?;
+            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            Some((key.to_vec(), Value::new(value.into_owned())))
+        })?;
+        let pending = pending.into_iter().map(|(key, value)| (key, Value::new(value)));
+        Ok(merge(published.into_iter(), pending, |(k, _)| k, reverse, limit))
+    }
+
+    /// The index entries under `prefix` (exactly a declared prefix) as this transaction sees
+    /// them: the store's count (see [`Store::count_prefix`](crate::Store::count_prefix), which
+    /// counts expired entries not yet dropped) corrected for each key this transaction and its
+    /// group wrote under it. O(keys written in the group).
+    pub fn count_prefix(&self, prefix: &[u8]) -> Result<usize> {
+        let published = self.index.count_prefix(prefix)?;
+        let (mut gained, mut lost) = (0, 0);
+        for (key, state) in self.written().filter(|(key, _)| key.starts_with(prefix)) {
+            match (state.is_some(), self.index.with(key, |found| found.is_some())) {
+                (true, false) => gained += 1,
+                (false, true) => lost += 1,
+                _ => {}
+            }
+        }
+        Ok((published + gained).saturating_sub(lost))
+    }
+
+    /// Every key this transaction or its group wrote, with its latest state (expired or not).
+    fn written(&self) -> impl Iterator<Item = (&Vec<u8>, &State)> {
+        let overlay = self.overlay.keys.iter().filter(|(key, _)| !self.own.contains_key(*key));
+        self.own.iter().chain(overlay)
+    }
+
+    /// Whether this transaction or its group wrote `key`: its state is theirs, not the index's.
+    fn is_written(&self, key: &[u8]) -> bool {
+        self.own.contains_key(key) || self.overlay.keys.contains_key(key)
+    }
+
+    /// The live keys this transaction or its group wrote under `prefix` within `start..end`, with
+    /// their values, in ascending key order.
+    fn pending_in_range(&self, prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut pending: Vec<(Vec<u8>, Vec<u8>)> = self
+            .written()
+            .filter(|(key, _)| in_range(key, prefix, start, end))
+            .filter_map(|(key, state)| {
+                let (value, expires_ms) = state.as_ref()?;
+                (!is_expired(*expires_ms, || self.now_ms)).then(|| (key.clone(), value.clone()))
+            })
+            .collect();
+        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        pending
+    }
+
     /// Sets `key` to `value` with no expiry, as [`Store::put`](crate::Store::put) does.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         self.put_with_expiry(key, value, Expiry::Never)
@@ -337,6 +438,30 @@ impl<'a> Txn<'a> {
     pub(crate) fn finish(self) -> Writes {
         Writes { writes: self.writes, bytes: self.bytes }
     }
+}
+
+/// Merges two runs of items with distinct keys, `published` in walk order (descending if
+/// `reverse`) and `pending` ascending, into walk order, keeping the first `limit`.
+fn merge<T>(
+    published: impl Iterator<Item = T>,
+    pending: impl DoubleEndedIterator<Item = T>,
+    key: impl Fn(&T) -> &Vec<u8>,
+    reverse: bool,
+    limit: usize,
+) -> Vec<T> {
+    let pending: Box<dyn Iterator<Item = T>> = if reverse { Box::new(pending.rev()) } else { Box::new(pending) };
+    let (mut published, mut pending) = (published.peekable(), pending.peekable());
+    let mut merged = Vec::new();
+    while merged.len() < limit {
+        let take_published = match (published.peek(), pending.peek()) {
+            (Some(a), Some(b)) => (key(a) < key(b)) != reverse,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        merged.extend(if take_published { published.next() } else { pending.next() });
+    }
+    merged
 }
 
 /// A point in a transaction's writes, from [`Txn::savepoint`].

@@ -173,7 +173,10 @@ pub(crate) struct Writer {
     /// durable unknown, and by a panicking leader.
     latch: Arc<Latch>,
     dir: LogDir,
-    sync: SyncMode,
+    /// The sync mode, switchable while open (`Writer::set_sync_mode`): 0 for `SyncMode::Always`,
+    /// else `SyncMode::Every`'s interval in nanoseconds. Stored and read under `log`'s lock,
+    /// which orders a switch against every group's append.
+    sync_every_nanos: AtomicU64,
     segment_bytes: u64,
     preallocate_bytes: u64,
     frame_bytes_max: usize,
@@ -194,7 +197,7 @@ impl Writer {
             sealed_flag: AtomicBool::new(false),
             latch,
             dir,
-            sync: options.sync,
+            sync_every_nanos: AtomicU64::new(sync_every_nanos(options.sync)),
             segment_bytes: options.segment_bytes,
             preallocate_bytes: options.preallocate_bytes,
             frame_bytes_max: options.frame_bytes_max(),
@@ -482,7 +485,7 @@ impl Writer {
         );
         log.dirty = true;
         log.unsynced_records += records;
-        if self.sync == SyncMode::Always {
+        if self.sync_every_nanos.load(Ordering::Relaxed) == 0 {
             self.sync_log(log).inspect_err(|_| log.unclean_tail = true)?;
         }
         Ok(Appended { offset, len: frame_len, first_seq })
@@ -610,6 +613,29 @@ impl Writer {
         self.sync_log(&mut log)
     }
 
+    /// The sync mode in force.
+    pub(crate) fn sync_mode(&self) -> SyncMode {
+        match self.sync_every_nanos.load(Ordering::Relaxed) {
+            0 => SyncMode::Always,
+            nanos => SyncMode::Every(std::time::Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Switches the sync mode. Under `log`'s lock, so a group appended after this returns
+    /// follows the new mode; switching to `Always` also syncs what write-back left pending, so
+    /// every write acknowledged so far is durable when this returns. A failed sync poisons, as
+    /// any other (the mode is switched all the same).
+    pub(crate) fn set_sync_mode(&self, mode: SyncMode) -> Result<()> {
+        self.refuse_if_reentrant()?;
+        let mut log = self.log.lock();
+        self.refuse_if_poisoned()?;
+        self.sync_every_nanos.store(sync_every_nanos(mode), Ordering::Relaxed);
+        if mode == SyncMode::Always && log.dirty {
+            self.sync_log(&mut log)?;
+        }
+        Ok(())
+    }
+
     /// Syncs the active segment and moves to the next group. A failure trips the latch.
     fn sync_log(&self, log: &mut ActiveLog) -> Result<()> {
         sync_log_file(&log.segment)?;
@@ -618,6 +644,15 @@ impl Writer {
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.stats.synced_records.fetch_add(std::mem::take(&mut log.unsynced_records), Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// `Writer::sync_every_nanos`' encoding of `mode` (an interval is at least a nanosecond:
+/// `Options` refuses a zero one).
+fn sync_every_nanos(mode: SyncMode) -> u64 {
+    match mode {
+        SyncMode::Always => 0,
+        SyncMode::Every(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
     }
 }
 

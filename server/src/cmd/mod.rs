@@ -351,6 +351,7 @@ fn table() -> Vec<Spec> {
         session("shutdown", -1),
         session("role", 1),
         session("raft.node", -3),
+        session("monitor", 1),
     ]
 }
 

@@ -9,7 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrocask::{Options, Store};
-use ferrocask_server::Config;
+use ferrocask_server::{Config, Listeners};
+
+/// A tokio listener on a free loopback port (call it inside a runtime).
+pub fn tcp_listener() -> tokio::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    tokio::net::TcpListener::from_std(listener).unwrap()
+}
 
 /// A server running in this process on its own runtime thread, on a fresh store.
 pub struct TestServer {
@@ -33,14 +40,25 @@ impl TestServer {
     /// Serves a store the test opened itself (on a file system of its choice); `dir` is kept
     /// for as long as the server runs.
     pub fn start_on(config: Config, store: Arc<Store>, dir: tempfile::TempDir) -> TestServer {
+        TestServer::start_listening(config, store, dir, || async { Listeners::tcp(tcp_listener()) })
+    }
+
+    /// Serves on the listeners `listen` makes (it runs inside the server's runtime); `addr` is
+    /// the plain listener's address, else the TLS one's.
+    pub fn start_listening<F: std::future::Future<Output = Listeners>>(
+        config: Config,
+        store: Arc<Store>,
+        dir: tempfile::TempDir,
+        listen: impl FnOnce() -> F + Send + 'static,
+    ) -> TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                ferrocask_server::run(listener, store, config, async move {
+                let listeners = listen().await;
+                addr_tx.send(listeners.tcp_addr().or(listeners.tls_addr()).unwrap()).unwrap();
+                ferrocask_server::run_on(listeners, store, config, async move {
                     let _ = stop_rx.await;
                 })
                 .await

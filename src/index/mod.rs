@@ -11,9 +11,17 @@
 //! sum of the lengths of the records entries point to; `Index::expiries` holds the expiry of
 //! every entry whose record has one, so the live keys are counted without visiting entries
 //! ([`Index::live_len`]).
+//!
+//! Keys under the prefixes declared with `Options::ordered_prefix` are also kept in an ordered
+//! set (`ordered.rs`), which changes only where the entry count does ([`Index::entered`],
+//! [`Index::left`]): its keys are exactly the entries' keys under those prefixes once the store
+//! is open (checked by [`Index::check_ordered`]).
+
+mod ordered;
 
 use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -23,6 +31,9 @@ use parking_lot::{Mutex, RwLock};
 use crate::format::{is_expired, RecordHeader, RecordKind};
 use crate::hash::KeyHasher;
 use crate::log::Segment;
+use crate::Result;
+pub(crate) use ordered::in_range;
+use ordered::{not_ordered, Ordered, OrderedWrite};
 
 /// Where a key's latest record lives.
 #[derive(Clone, Debug)]
@@ -75,6 +86,9 @@ pub(crate) struct Index {
     /// the other way round, and only when an entry with an expiry comes or goes (a store that
     /// writes no expiry never takes it on the write path).
     expiries: Mutex<Expiries>,
+    /// The ordered keys under the declared prefixes; `None` (one pointer, no lock ever taken)
+    /// when none are declared, and during recovery's load, until [`Index::order_prefixes`].
+    ordered: Option<Box<Ordered>>,
     /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
     /// call costs by the entries it visits rather than by a timing.
     #[cfg(test)]
@@ -90,6 +104,7 @@ impl Index {
             hasher,
             len: AtomicUsize::new(0),
             expiries: Mutex::new(Expiries::default()),
+            ordered: None,
             #[cfg(test)]
             visited: std::sync::atomic::AtomicU64::new(0),
         }
@@ -117,11 +132,13 @@ impl Index {
     }
 
     /// Bytes the index's tables hold allocated: every stripe's slots (an entry each, whether
-    /// used or not) and hashbrown's one control byte per slot; the expiry multiset is not
-    /// counted. Takes each stripe's read lock in turn: O(stripes), for INFO and stats.
+    /// used or not) and hashbrown's one control byte per slot, and the ordered set's keys and
+    /// nodes (see `ordered::SET_BYTES_PER_KEY`); the expiry multiset is not counted. Takes each
+    /// stripe's read lock in turn: O(stripes), for INFO and stats.
     pub(crate) fn allocated_bytes(&self) -> usize {
         let slot = std::mem::size_of::<Entry>() + 1;
-        self.stripes.iter().map(|stripe| stripe.read().capacity() * slot).sum()
+        let tables: usize = self.stripes.iter().map(|stripe| stripe.read().capacity() * slot).sum();
+        tables + self.ordered.as_deref().map_or(0, Ordered::allocated_bytes)
     }
 
     /// Entries with an expiry not passed at `now_ms`, and the mean time they have left (ms; 0
@@ -201,7 +218,10 @@ impl Index {
     /// stripe the group touches is write-locked, in ascending order, before the first record is
     /// applied, and released only after the last. A reader holds one stripe lock at a time and
     /// only the group-commit leader ever holds several, always in that order, so this cannot
-    /// deadlock; a group of one record costs one stripe lock, as a single `apply` would.
+    /// deadlock; a group of one record costs one stripe lock, as a single `apply` would. A group
+    /// with a key under a declared ordered prefix first takes the ordered set's write lock (which
+    /// a range read holds while it takes stripe locks: it comes first), so range reads see it
+    /// whole too.
     pub(crate) fn publish(&self, segment: &Arc<Segment>, records: &[Published<'_>]) {
         let Some(first) = records.first() else { return };
         let expiry_min = records.iter().filter(|r| r.expires_ms != 0).map(|r| r.expires_ms).min().unwrap_or(0);
@@ -209,10 +229,12 @@ impl Index {
         let tombstones = records.iter().filter(|r| r.kind == RecordKind::Delete).count() as u64;
         let last = records.last().expect("not empty");
         segment.note_records(records.len() as u64, tombstones, (first.seq, last.seq), expiry_min);
+        // Before any stripe lock (see `ordered.rs`), and held until the last record is applied.
+        let mut ordered = self.lock_ordered(records.iter().map(|r| r.key));
         if let [record] = records {
             // The common group of one put: one stripe, and nothing to allocate.
             let h = self.hash(record.key);
-            self.apply_locked(&mut self.stripes[h.stripe].write(), record, h, segment);
+            self.apply_locked(&mut self.stripes[h.stripe].write(), record, h, segment, &mut ordered);
             return;
         }
         let hashes: Vec<KeyHash> = records.iter().map(|r| self.hash(r.key)).collect();
@@ -222,13 +244,54 @@ impl Index {
         let mut tables: Vec<_> = touched.iter().map(|&s| self.stripes[s].write()).collect();
         for (record, h) in records.iter().zip(&hashes) {
             let at = touched.binary_search(&h.stripe).expect("every touched stripe is locked");
-            self.apply_locked(&mut tables[at], record, *h, segment);
+            self.apply_locked(&mut tables[at], record, *h, segment, &mut ordered);
         }
+    }
+
+    /// The ordered set's write lock if one of `keys` is under a declared prefix: taken before any
+    /// stripe lock by a change that may add or remove such a key. `None` without declared
+    /// prefixes, at the cost of one branch.
+    fn lock_ordered<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<OrderedWrite<'_>> {
+        let ordered = self.ordered.as_deref()?;
+        keys.any(|key| ordered.covers(key)).then(|| ordered.write())
+    }
+
+    /// `key` entered the index: the one place (with [`Index::left`] and the bulk load, which
+    /// precedes the ordered set) where the entry count and the ordered set change.
+    fn entered(&self, key: &[u8], ordered: &mut Option<OrderedWrite<'_>>) {
+        self.len.fetch_add(1, Ordering::Relaxed);
+        match ordered {
+            Some(ordered) => ordered.insert(key),
+            None => self.debug_assert_not_ordered(key),
+        }
+    }
+
+    /// `key` left the index; see [`Index::entered`].
+    fn left(&self, key: &[u8], ordered: &mut Option<OrderedWrite<'_>>) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        match ordered {
+            Some(ordered) => ordered.remove(key),
+            None => self.debug_assert_not_ordered(key),
+        }
+    }
+
+    fn debug_assert_not_ordered(&self, key: &[u8]) {
+        debug_assert!(
+            self.ordered.as_deref().is_none_or(|o| !o.covers(key)),
+            "a change of a key under an ordered prefix holds the ordered set's lock"
+        );
     }
 
     /// Points a key at a new record (or removes it, for a tombstone) in its locked stripe.
     /// Accounts live bytes on both segments.
-    fn apply_locked(&self, table: &mut HashTable<Entry>, r: &Published<'_>, h: KeyHash, segment: &Arc<Segment>) {
+    fn apply_locked(
+        &self,
+        table: &mut HashTable<Entry>,
+        r: &Published<'_>,
+        h: KeyHash,
+        segment: &Arc<Segment>,
+        ordered: &mut Option<OrderedWrite<'_>>,
+    ) {
         let slot = table.entry(
             KeyHash::table_hash(h.short),
             |e| e.hash == h.short && entry_key_is(e, r.key),
@@ -243,12 +306,12 @@ impl Index {
             (hash_table::Entry::Occupied(occupied), RecordKind::Delete) => {
                 let (old, _) = occupied.remove();
                 self.replace_expiry(retire(&old), 0);
-                self.len.fetch_sub(1, Ordering::Relaxed);
+                self.left(r.key, ordered);
             }
             (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
                 vacant.insert(new_entry(segment, r.offset, h));
                 segment.add_live(r.len);
-                self.len.fetch_add(1, Ordering::Relaxed);
+                self.entered(r.key, ordered);
                 self.replace_expiry(0, r.expires_ms);
             }
             (hash_table::Entry::Vacant(_), RecordKind::Delete) => {}
@@ -302,6 +365,7 @@ impl Index {
     /// Items are grouped by stripe first, so that each stripe's table stays in cache while it is
     /// filled, and the two halves of the stripes are filled by two threads.
     pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, mut items: Vec<LoadItem>) {
+        assert!(self.ordered.is_none(), "the ordered set is built after the bulk load, which reads no key");
         let mask = self.stripe_mask;
         let stripe_of = |item: &LoadItem| (item.hash >> 32) as usize & mask;
         let mut starts = vec![0usize; self.stripes.len() + 1];
@@ -356,13 +420,14 @@ impl Index {
     /// Used by recovery's tombstone sweep, and by compaction to drop an expired record.
     pub(crate) fn remove_if_at(&self, key: &[u8], segment_id: u64, offset: u32) -> bool {
         let h = self.hash(key);
+        let mut ordered = self.lock_ordered(std::iter::once(key));
         let mut table = self.stripes[h.stripe].write();
         let existing = table.find_entry(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key));
         match existing {
             Ok(occupied) if occupied.get().is_at(segment_id, offset) => {
                 let (old, _) = occupied.remove();
                 self.replace_expiry(retire(&old), 0);
-                self.len.fetch_sub(1, Ordering::Relaxed);
+                self.left(key, &mut ordered);
                 true
             }
             _ => false,
@@ -400,6 +465,74 @@ impl Index {
         old.segment.sub_live(len);
         to.add_live(len);
         true
+    }
+
+    /// Starts keeping the keys under `prefixes` (checked by `Options::validated`) in order,
+    /// from the entries: at open, once recovery has loaded and swept. Reads the key of every
+    /// entry from its mapped record; nothing at all without prefixes.
+    pub(crate) fn order_prefixes(&mut self, prefixes: &[Vec<u8>]) {
+        if prefixes.is_empty() {
+            return;
+        }
+        let covered = |key: &[u8]| prefixes.iter().any(|p| key.starts_with(p));
+        let mut keys = Vec::new();
+        for stripe in self.stripes.iter_mut() {
+            let entries = stripe.get_mut().iter();
+            keys.extend(entries.filter_map(|e| entry_key(e).filter(|k| covered(k)).map(|k| k.into_owned().into())));
+        }
+        self.ordered = Some(Box::new(Ordered::new(prefixes, keys)));
+    }
+
+    /// The keys under `prefix` (which must start with a declared prefix) within
+    /// `start..end`, in order (descending if `reverse`), as `take` makes them from the key and its
+    /// entry (`None` from `take`: skipped, not counted), at most `limit`. The ordered set's read
+    /// lock is held throughout, so every published group is seen whole; each key is looked up
+    /// under its stripe's read lock. O(log n + keys walked).
+    pub(crate) fn range<T>(
+        &self,
+        prefix: &[u8],
+        bounds: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        limit: usize,
+        mut take: impl FnMut(&[u8], Option<Found<'_>>) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        let ordered = self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?;
+        let mut taken = Vec::new();
+        ordered.walk(prefix, bounds, reverse, |key| {
+            if taken.len() >= limit {
+                return false;
+            }
+            if let Some(item) = self.with(key, |found| take(key, found)) {
+                taken.push(item);
+            }
+            taken.len() < limit
+        })?;
+        Ok(taken)
+    }
+
+    /// The entries under `prefix`, which must be exactly a declared prefix. O(1).
+    pub(crate) fn count_prefix(&self, prefix: &[u8]) -> Result<usize> {
+        self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?.count(prefix)
+    }
+
+    /// Checks that the ordered set holds exactly the keys of the entries under the declared
+    /// prefixes, with the right counts: a walk of every stripe, for tests. Call it with no write
+    /// in flight.
+    pub(crate) fn check_ordered(&self) {
+        let Some(ordered) = self.ordered.as_deref() else { return };
+        let mut expected: Vec<Box<[u8]>> = Vec::new();
+        for stripe in self.stripes.iter() {
+            let table = stripe.read();
+            expected.extend(table.iter().filter_map(|e| entry_key(e).filter(|k| ordered.covers(k)).map(|k| k.into())));
+        }
+        expected.sort_unstable();
+        let (keys, counts) = ordered.snapshot();
+        assert_eq!(keys, expected, "the ordered set holds the keys of the entries under the declared prefixes");
+        let mut expected_counts = vec![0; counts.len()];
+        for key in &keys {
+            expected_counts[ordered.prefix_index(key).expect("a covered key")] += 1;
+        }
+        assert_eq!(*counts, *expected_counts, "the ordered set counts its keys per prefix");
     }
 
     /// A snapshot of stripe `i`'s entries.

@@ -1,0 +1,259 @@
+//! The keys under declared prefixes (`Options::ordered_prefix`), in order, beside the hash
+//! stripes: for range reads in O(log n + m) and a count per prefix in O(1).
+//!
+//! The set holds keys only: locations stay in the hash entries, so compaction's relocations never
+//! touch it. It changes exactly when a key under a declared prefix enters or leaves the hash
+//! index, and only there (`Index::entered`, `Index::left`). It is not kept during recovery's bulk
+//! load (which reads no key); it is built once recovery has swept, from the live entries.
+//!
+//! Lock order: this set's lock comes before every stripe lock. A change that may add or remove a
+//! key under a declared prefix (a published group holding one, a removal of one) takes the write
+//! lock before its stripe locks and keeps it until every stripe is updated, so a reader that holds
+//! the read lock sees each group whole, and may look keys up in the stripes meanwhile.
+
+use std::collections::BTreeSet;
+use std::ops::{Bound, RangeBounds};
+
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::{Error, Result};
+
+/// Bytes the set takes per key besides the key's own bytes (its share of the tree's nodes: a
+/// 16-byte `Box<[u8]>` per slot, 11 slots per node), for `Stats::index_bytes`. Measured by
+/// `tests/ordered_footprint.rs`, which checks that this stays within 20% of what is allocated:
+/// 18 bytes when the set is built at open (full nodes), 27 after inserts in random order, 34
+/// after inserts in key order (half-full nodes). See DESIGN.md, "Ordered prefixes".
+pub(crate) const SET_BYTES_PER_KEY: usize = 26;
+
+/// The declared prefixes and the ordered set of the index's keys under them.
+pub(crate) struct Ordered {
+    /// The declared prefixes, none a prefix of another.
+    prefixes: Box<[Box<[u8]>]>,
+    keys: RwLock<OrderedKeys>,
+}
+
+/// The set itself, with what is counted as it changes.
+#[derive(Default)]
+pub(crate) struct OrderedKeys {
+    set: BTreeSet<Box<[u8]>>,
+    /// Keys in `set` under each declared prefix (same order as `Ordered::prefixes`).
+    counts: Box<[usize]>,
+    /// The sum of the lengths of the keys in `set`.
+    key_bytes: usize,
+}
+
+impl Ordered {
+    /// A set for `prefixes` (checked by `Options::validated`), holding `keys` (each under one).
+    pub(crate) fn new(prefixes: &[Vec<u8>], keys: Vec<Box<[u8]>>) -> Ordered {
+        let prefixes: Box<[Box<[u8]>]> = prefixes.iter().map(|p| p.clone().into_boxed_slice()).collect();
+        let mut counts = vec![0; prefixes.len()].into_boxed_slice();
+        let mut key_bytes = 0;
+        for key in &keys {
+            let i = prefix_index(&prefixes, key).expect("every key given is under a declared prefix");
+            counts[i] += 1;
+            key_bytes += key.len();
+        }
+        // Collected and bulk-built (std sorts, then fills nodes whole): smaller than inserting.
+        let set: BTreeSet<Box<[u8]>> = keys.into_iter().collect();
+        debug_assert_eq!(set.len(), counts.iter().sum::<usize>(), "the index holds each key once");
+        Ordered { prefixes, keys: RwLock::new(OrderedKeys { set, counts, key_bytes }) }
+    }
+
+    /// Whether `key` is under a declared prefix.
+    pub(crate) fn covers(&self, key: &[u8]) -> bool {
+        prefix_index(&self.prefixes, key).is_some()
+    }
+
+    /// The write lock, for a change to the index that may add or remove covered keys.
+    pub(crate) fn write(&self) -> OrderedWrite<'_> {
+        OrderedWrite { prefixes: &self.prefixes, keys: self.keys.write() }
+    }
+
+    /// The number of keys under `prefix`, which must be exactly a declared prefix. O(1).
+    pub(crate) fn count(&self, prefix: &[u8]) -> Result<usize> {
+        let i = self.prefixes.iter().position(|p| **p == *prefix).ok_or_else(|| not_ordered(prefix))?;
+        Ok(self.keys.read().counts[i])
+    }
+
+    /// Calls `f` on each key that starts with `prefix` (which must start with a declared prefix)
+    /// and lies within `start..end`, in ascending order (descending if `reverse`), until `f`
+    /// returns false. Holds the read lock throughout: `f` may take stripe locks, not this one.
+    /// O(log n) plus the keys `f` is called on.
+    pub(crate) fn walk(
+        &self,
+        prefix: &[u8],
+        (start, end): (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
+        if !self.covers(prefix) {
+            return Err(not_ordered(prefix));
+        }
+        let Some((low, high)) = clamp(prefix, start, end) else { return Ok(()) };
+        let keys = self.keys.read();
+        let range = keys.set.range::<[u8], _>((low.as_ref().map(Vec::as_slice), high.as_ref().map(Vec::as_slice)));
+        if reverse {
+            range.rev().take_while(|k| f(k)).for_each(drop);
+        } else {
+            range.take_while(|k| f(k)).for_each(drop);
+        }
+        Ok(())
+    }
+
+    /// Bytes the set holds allocated: the keys' bytes and [`SET_BYTES_PER_KEY`] per key.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        let keys = self.keys.read();
+        keys.key_bytes + keys.set.len() * SET_BYTES_PER_KEY
+    }
+
+    /// Every key in the set, in order (for the check against a walk of the stripes).
+    pub(crate) fn snapshot(&self) -> (Vec<Box<[u8]>>, Box<[usize]>) {
+        let keys = self.keys.read();
+        (keys.set.iter().cloned().collect(), keys.counts.clone())
+    }
+
+    /// The index of the declared prefix `key` starts with.
+    pub(crate) fn prefix_index(&self, key: &[u8]) -> Option<usize> {
+        prefix_index(&self.prefixes, key)
+    }
+}
+
+/// The set, write-locked, for a change of the index: inserts and removes keys under a declared
+/// prefix, ignores the others.
+pub(crate) struct OrderedWrite<'a> {
+    prefixes: &'a [Box<[u8]>],
+    keys: RwLockWriteGuard<'a, OrderedKeys>,
+}
+
+impl OrderedWrite<'_> {
+    /// A key entered the index.
+    pub(crate) fn insert(&mut self, key: &[u8]) {
+        let Some(i) = prefix_index(self.prefixes, key) else { return };
+        let keys = &mut *self.keys;
+        let inserted = keys.set.insert(key.into());
+        debug_assert!(inserted, "a key entering the index was not in the ordered set");
+        if inserted {
+            keys.counts[i] += 1;
+            keys.key_bytes += key.len();
+        }
+    }
+
+    /// A key left the index.
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        let Some(i) = prefix_index(self.prefixes, key) else { return };
+        let keys = &mut *self.keys;
+        let removed = keys.set.remove(key);
+        debug_assert!(removed, "a key leaving the index was in the ordered set");
+        if removed {
+            keys.counts[i] -= 1;
+            keys.key_bytes -= key.len();
+        }
+    }
+}
+
+/// Whether `key` starts with `prefix` and lies within `start..end`: what [`Ordered::walk`] yields.
+pub(crate) fn in_range(key: &[u8], prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    key.starts_with(prefix) && (start, end).contains(key)
+}
+
+pub(crate) fn not_ordered(prefix: &[u8]) -> Error {
+    Error::NotOrdered { prefix: prefix.to_vec() }
+}
+
+fn prefix_index(prefixes: &[Box<[u8]>], key: &[u8]) -> Option<usize> {
+    prefixes.iter().position(|p| key.starts_with(p))
+}
+
+/// A range of keys as `BTreeSet::range` takes it, owned.
+type OwnedBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The bounds of the keys that start with `prefix` and lie within `start..end`, as
+/// `BTreeSet::range` takes them; `None` when no key can (where `range` would panic).
+fn clamp(prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> Option<OwnedBounds> {
+    let low = match start {
+        Bound::Included(s) | Bound::Excluded(s) if s >= prefix => start.map(<[u8]>::to_vec),
+        _ => Bound::Included(prefix.to_vec()),
+    };
+    let high = match (successor(prefix), end) {
+        (None, end) => end.map(<[u8]>::to_vec),
+        (Some(after), Bound::Included(e) | Bound::Excluded(e)) if e < after.as_slice() => end.map(<[u8]>::to_vec),
+        (Some(after), _) => Bound::Excluded(after),
+    };
+    let empty = match (&low, &high) {
+        (Bound::Included(l), Bound::Included(h)) => l > h,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Included(h) | Bound::Excluded(h)) => l >= h,
+        _ => false,
+    };
+    (!empty).then_some((low, high))
+}
+
+/// The least byte string above every string that starts with `prefix`; `None` if there is none
+/// (`prefix` is all `0xff`).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut after = prefix[..=last].to_vec();
+    after[last] += 1;
+    Some(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound::{self, Excluded, Included, Unbounded};
+
+    use super::{clamp, in_range, successor, Ordered};
+
+    #[test]
+    fn the_successor_of_a_prefix_is_above_all_its_keys() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(successor(b"\xff\xff"), None);
+    }
+
+    #[test]
+    fn bounds_are_clamped_to_the_prefix_and_empty_ranges_are_none() {
+        let v = |b: &[u8]| b.to_vec();
+        assert_eq!(clamp(b"p", Unbounded, Unbounded), Some((Included(v(b"p")), Excluded(v(b"q")))));
+        assert_eq!(clamp(b"p", Included(b"a"), Included(b"z")), Some((Included(v(b"p")), Excluded(v(b"q")))));
+        assert_eq!(clamp(b"p", Excluded(b"p"), Excluded(b"q")), Some((Excluded(v(b"p")), Excluded(v(b"q")))));
+        assert_eq!(clamp(b"p", Included(b"p1"), Included(b"p5")), Some((Included(v(b"p1")), Included(v(b"p5")))));
+        assert_eq!(
+            clamp(b"\xff", Unbounded, Included(b"\xff\x01")),
+            Some((Included(v(b"\xff")), Included(v(b"\xff\x01"))))
+        );
+        assert_eq!(clamp(b"p", Included(b"p3"), Included(b"p3")), Some((Included(v(b"p3")), Included(v(b"p3")))));
+        assert_eq!(clamp(b"p", Excluded(b"p3"), Included(b"p3")), None, "BTreeSet::range would panic");
+        assert_eq!(clamp(b"p", Included(b"p3"), Excluded(b"p3")), None);
+        assert_eq!(clamp(b"p", Included(b"p5"), Included(b"p3")), None);
+        assert_eq!(clamp(b"p", Included(b"r"), Unbounded), None, "start past the prefix");
+        assert_eq!(clamp(b"p", Unbounded, Excluded(b"p")), None, "end before the prefix's first key");
+    }
+
+    #[test]
+    fn walks_yield_exactly_the_keys_in_range() {
+        let keys: Vec<Box<[u8]>> = [&b"a"[..], b"a\x00", b"ab", b"abc", b"ac", b"b", b"\xff", b"\xff\xff"]
+            .iter()
+            .map(|k| (*k).into())
+            .collect();
+        let ordered = Ordered::new(&[b"a".to_vec(), b"b".to_vec(), b"\xff".to_vec()], keys.clone());
+        let bounds: [Bound<&[u8]>; 5] = [Unbounded, Included(b"ab"), Excluded(b"ab"), Included(b"a"), Excluded(b"b")];
+        for prefix in [&b"a"[..], b"ab", b"\xff", b"b"] {
+            for start in bounds {
+                for end in bounds {
+                    let mut walked = Vec::new();
+                    ordered
+                        .walk(prefix, (start, end), false, |k| {
+                            walked.push(k.to_vec());
+                            true
+                        })
+                        .unwrap();
+                    let expected: Vec<Vec<u8>> =
+                        keys.iter().filter(|k| in_range(k, prefix, start, end)).map(|k| k.to_vec()).collect();
+                    assert_eq!(walked, expected, "prefix {prefix:?}, {start:?}..{end:?}");
+                }
+            }
+        }
+        assert_eq!(ordered.count(b"a").unwrap(), 5);
+        assert!(ordered.count(b"ab").is_err(), "counts are for declared prefixes only");
+        assert!(ordered.walk(b"c", (Unbounded, Unbounded), false, |_| true).is_err());
+    }
+}
