@@ -294,12 +294,11 @@ pub(crate) fn serve(flags: &ServeFlags, dir: Option<&Path>) -> Result<ExitCode, 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listeners = runtime.block_on(Listeners::bind(&settings)).map_err(Failure)?;
     let sync = settings.appendfsync.sync_mode();
-    let options = Options { sync, ..Options::default() };
-    // TODO(ordered): the server enumerates its collections' members in order: declare
-    // `for p in ferrocask_server::ORDERED_PREFIXES { options = options.ordered_prefix(p) }` once
-    // the core has ordered prefixes (a cluster member's data store gets them through
-    // `Apply::ordered_prefixes`).
-    let _ordered = ferrocask_server::ORDERED_PREFIXES;
+    // The server enumerates its collections' members and scores in order (a cluster member's
+    // data store gets the same prefixes through `Apply::ordered_prefixes`).
+    let options = ferrocask_server::ORDERED_PREFIXES
+        .iter()
+        .fold(Options { sync, ..Options::default() }, |options, prefix| options.ordered_prefix(*prefix));
     let (clock, value_bytes_max) = (options.clock.clone(), options.value_bytes_max);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

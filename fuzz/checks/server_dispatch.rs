@@ -46,6 +46,8 @@ fn reply_end(out: &[u8], at: usize, depth: usize) -> Option<usize> {
 /// The target's check.
 pub fn check(data: &[u8]) {
     let options = Options { segment_bytes: 64 << 10, preallocate_bytes: 0, auto_compact: false, ..Options::default() };
+    // The collections' prefixes ordered, as `ferrocask serve` declares them.
+    let options = ferrocask_server::ORDERED_PREFIXES.iter().fold(options, |o, prefix| o.ordered_prefix(*prefix));
     let store = Store::open_on(SimFs::new(), Path::new("/fuzz"), options).expect("a fresh store opens");
     let out = ferrocask_server::fuzzing::run_bytes(Arc::new(store), data);
     let mut pos = 0;

@@ -54,10 +54,8 @@ pub(crate) trait Read {
     fn value_bytes_max(&self) -> usize;
     /// At most `limit` live store keys that start with `prefix` (which starts with one of
     /// `collection::ORDERED_PREFIXES`) and lie within `start..end` (bounds are whole store keys),
-    /// ascending (or descending if `reverse`).
-    ///
-    /// TODO(ordered): the core's `Store::range_keys` / `Txn::range_keys` replace this fallback
-    /// (every key listed, filtered and sorted: correct, O(keys)) in `StoreView` and `TxnView`.
+    /// ascending (or descending if `reverse`). The views ask the store's ordered index
+    /// (`range_keys`: O(log n + returned)); this default is [`fallback_range`].
     fn range(
         &self,
         prefix: &[u8],
@@ -66,24 +64,44 @@ pub(crate) trait Read {
         reverse: bool,
         limit: usize,
     ) -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = self
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(prefix) && RangeBounds::<[u8]>::contains(&(start, end), k.as_slice()))
-            .collect();
-        keys.sort_unstable();
-        if reverse {
-            keys.reverse();
-        }
-        keys.truncate(limit);
-        keys
+        fallback_range(self, prefix, start, end, reverse, limit)
     }
-    /// How many live store keys start with `prefix` (one of `collection::ORDERED_PREFIXES`).
-    ///
-    /// TODO(ordered): the core's `count_prefix` (O(1)) replaces this fallback (O(keys)).
+    /// How many live store keys start with `prefix` (one of `collection::ORDERED_PREFIXES`, whose
+    /// keys never expire). The views ask the store (`count_prefix`: O(1)); this default is
+    /// [`fallback_count_prefix`].
     fn count_prefix(&self, prefix: &[u8]) -> usize {
-        self.keys().iter().filter(|k| k.starts_with(prefix)).count()
+        fallback_count_prefix(self, prefix)
     }
+}
+
+/// [`Read::range`] for a store opened without the collections' ordered prefixes (a server
+/// embedded on a store its caller opened, a test): every key listed, filtered and sorted.
+/// Correct, and O(all keys).
+pub(crate) fn fallback_range<R: Read + ?Sized>(
+    ks: &R,
+    prefix: &[u8],
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    reverse: bool,
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = ks
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix) && RangeBounds::<[u8]>::contains(&(start, end), k.as_slice()))
+        .collect();
+    keys.sort_unstable();
+    if reverse {
+        keys.reverse();
+    }
+    keys.truncate(limit);
+    keys
+}
+
+/// [`Read::count_prefix`] for a store opened without the collections' ordered prefixes: O(all
+/// keys).
+pub(crate) fn fallback_count_prefix<R: Read + ?Sized>(ks: &R, prefix: &[u8]) -> usize {
+    ks.keys().iter().filter(|k| k.starts_with(prefix)).count()
 }
 
 /// What a writing command may do besides reading.
@@ -250,6 +268,28 @@ impl Read for StoreView<'_> {
         }
     }
 
+    fn range(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<Vec<u8>> {
+        match self.store.range_keys(prefix, start, end, reverse, limit) {
+            Ok(mut keys) => {
+                self.drop_expired(&mut keys);
+                keys
+            }
+            // Not declared ordered when the store was opened (`Error::NotOrdered`).
+            Err(_) => fallback_range(self, prefix, start, end, reverse, limit),
+        }
+    }
+
+    fn count_prefix(&self, prefix: &[u8]) -> usize {
+        self.store.count_prefix(prefix).unwrap_or_else(|_| fallback_count_prefix(self, prefix))
+    }
+
     fn value_bytes_max(&self) -> usize {
         self.value_bytes_max
     }
@@ -331,6 +371,25 @@ impl Read for TxnView<'_, '_> {
             Reserved::None => self.txn.len(),
             Reserved::Hidden => self.txn.len() - ferrocask_raft::reserved_key_count_in(self.txn),
         }
+    }
+
+    fn range(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<Vec<u8>> {
+        match self.txn.range_keys(prefix, start, end, reverse, limit) {
+            Ok(keys) => keys,
+            // Not declared ordered when the store was opened (`Error::NotOrdered`).
+            Err(_) => fallback_range(self, prefix, start, end, reverse, limit),
+        }
+    }
+
+    fn count_prefix(&self, prefix: &[u8]) -> usize {
+        self.txn.count_prefix(prefix).unwrap_or_else(|_| fallback_count_prefix(self, prefix))
     }
 
     fn value_bytes_max(&self) -> usize {

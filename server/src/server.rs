@@ -188,7 +188,7 @@ async fn serve_listeners(
         cluster.set_db(&db);
     }
     // The collections' orphan sweeper (a single node's; see `sweeper.rs`), stopped below.
-    let sweeper = (crate::sweeper::ENABLED && config.cluster.is_none())
+    let sweeper = (config.cluster.is_none() && crate::sweeper::fits(&db.store))
         .then(|| tokio::spawn(crate::sweeper::run(Arc::downgrade(&db.store), value_bytes_max)));
     // One permit per open client socket: the count the descriptor budget was made for.
     let permits = Arc::new(Semaphore::new(maxclients));

@@ -2,9 +2,11 @@
 //! member records in bounded transactions ([`collection::sweep_step`]) and deletes the orphans a
 //! DEL, an overwrite or an expiry of a large collection left (see DESIGN.md, "Collections").
 //!
-//! Off until the core's ordered prefixes are merged: with the fallback `Read::range` every step
-//! lists the whole keyspace (TODO(ordered): set [`ENABLED`]). A cluster member does not run
-//! it yet; since orphans are invisible, each replica may later sweep its own store.
+//! A step costs O(log n + records looked at) on a store opened with the collections' ordered
+//! prefixes (`ferrocask serve` declares them); on one opened without, `Read::range` falls back
+//! to listing every key, so the sweeper runs only where they are declared
+//! (`Store::count_prefix` answers). A cluster member does not run it yet; since orphans are
+//! invisible, each replica may later sweep its own store.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -14,9 +16,10 @@ use ferrocask::Store;
 use crate::collection;
 use crate::db::TxnView;
 
-/// Whether `server::run` starts the sweeper. TODO(ordered): true once `Read::range` is the
-/// core's ordered range (O(log n + returned), not O(keys)).
-pub(crate) const ENABLED: bool = false;
+/// Whether the sweeper should run on `store`: its member prefixes are ordered there.
+pub(crate) fn fits(store: &Store) -> bool {
+    collection::SWEPT_PREFIXES.iter().all(|prefix| store.count_prefix(prefix).is_ok())
+}
 
 /// Member records one step looks at: one transaction's work, a few hundred KB of tombstones at
 /// most, so a step never holds up other writers for long.

@@ -43,7 +43,14 @@ fn sorted(reply: R) -> Vec<R> {
     items
 }
 
+/// The store as `ferrocask serve` opens it: the collections' prefixes ordered.
 fn open(dir: &Path) -> Arc<Store> {
+    Arc::new(Store::open_with(dir, common::ordered(Options::default())).unwrap())
+}
+
+/// A store opened without the ordered prefixes (a caller's own store): the views fall back to
+/// listing every key.
+fn open_unordered(dir: &Path) -> Arc<Store> {
     Arc::new(Store::open_with(dir, Options::default()).unwrap())
 }
 
@@ -53,7 +60,9 @@ fn open(dir: &Path) -> Arc<Store> {
 fn collections_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = open(dir.path());
+        // Written without the ordered prefixes, read with them: the ordered index is built at
+        // open from whatever the store holds.
+        let store = open_unordered(dir.path());
         run(
             &store,
             &[
@@ -78,6 +87,10 @@ fn collections_survive_a_restart() {
     assert_eq!(one(&store, "ZRANGE z 0 -1"), bulks(&["a", "b", "c"]), "RENAME moved the score index too");
     assert_eq!(run(&store, &["ZADD old 5 y", "ZRANGEBYSCORE old -inf +inf"])[1], bulks(&["y"]));
     assert_eq!(one(&store, "DBSIZE"), R::Int(5));
+    // The core's ordered index serves the ranges (no fallback): its count of member records.
+    let members = ferrocask_server::ORDERED_PREFIXES[0];
+    assert_eq!(store.count_prefix(members).unwrap(), 2 + 3 + 1 + 3 + 1, "h: 2 fields, s: 3, gone: 1, z: 3, old: 1");
+    store.check_ordered_index();
 }
 
 /// Adversary: an EXEC whose writes span two collections and outgrow one batch. Nothing of it
@@ -85,7 +98,7 @@ fn collections_survive_a_restart() {
 #[test]
 fn exec_over_two_collections_is_one_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options { segment_bytes: 64 << 10, preallocate_bytes: 0, ..Options::default() };
+    let options = common::ordered(Options { segment_bytes: 64 << 10, preallocate_bytes: 0, ..Options::default() });
     let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
     let big = "v".repeat(20_000);
     let replies = run(
@@ -377,8 +390,14 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
         "DEL h",
         "HSET h d 4",
     ];
-    let options =
-        || Options { segment_bytes: 64 << 10, preallocate_bytes: 0, auto_compact: false, ..Options::default() };
+    let options = || {
+        common::ordered(Options {
+            segment_bytes: 64 << 10,
+            preallocate_bytes: 0,
+            auto_compact: false,
+            ..Options::default()
+        })
+    };
     let open_sim = |fs: &Arc<SimFs>| Arc::new(Store::open_on(fs.clone(), Path::new("/db"), options()).unwrap());
     // The state after each prefix of the script, run as one client (a prefix that ends inside
     // MULTI leaves the EXEC out), and the file-system operations the whole script takes.
@@ -410,6 +429,7 @@ fn a_crash_keeps_every_acknowledged_collection_write_and_no_half_exec() {
         let modes = [CrashMode::Prefix, CrashMode::Nothing, CrashMode::Everything, CrashMode::Sectors512];
         fs.crash(modes[n as usize % modes.len()], n);
         let store = open_sim(&fs);
+        store.check_ordered_index();
         let state = collections_state(&store);
         assert!(
             states[acked..].contains(&state),

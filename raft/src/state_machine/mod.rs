@@ -110,10 +110,12 @@ impl StateMachine {
         snapshot::remove_leftovers(root).map_err(read_sm)?;
         // 0 until the position says what time it is: nothing reads as expired meanwhile.
         let clock = Arc::new(ManualClock::new(0));
-        let options = data_options(Arc::clone(&clock));
-        // TODO(ordered): declare the application's ordered prefixes once the core has them:
-        // `for p in apply.ordered_prefixes() { options = options.ordered_prefix(p) }`.
-        let _ordered = apply.ordered_prefixes();
+        // The application's ordered prefixes (the server's collections) are declared on the data
+        // store it runs its commands on.
+        let options = apply
+            .ordered_prefixes()
+            .iter()
+            .fold(data_options(Arc::clone(&clock)), |options, prefix| options.ordered_prefix(*prefix));
         let store = Store::open_with(root.join(DATA_DIR), options).map_err(read_sm)?;
         snapshot::resume(root, &store, &clock)?;
         clock.set_ms(read_position(&store)?.clock_ms);

@@ -18,6 +18,12 @@ pub fn tcp_listener() -> tokio::net::TcpListener {
     tokio::net::TcpListener::from_std(listener).unwrap()
 }
 
+/// `options` with the prefixes the server's collections need ordered
+/// (`ferrocask_server::ORDERED_PREFIXES`), as `ferrocask serve` declares them.
+pub fn ordered(options: Options) -> Options {
+    ferrocask_server::ORDERED_PREFIXES.iter().fold(options, |options, prefix| options.ordered_prefix(*prefix))
+}
+
 /// A server running in this process on its own runtime thread, on a fresh store.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -31,9 +37,11 @@ impl TestServer {
         TestServer::start_with(Config::default(), Options::default())
     }
 
+    /// A server on a store opened with `options` and the collections' ordered prefixes, as
+    /// `ferrocask serve` opens it.
     pub fn start_with(config: Config, options: Options) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
+        let store = Arc::new(Store::open_with(dir.path(), ordered(options)).unwrap());
         TestServer::start_on(config, store, dir)
     }
 
