@@ -411,6 +411,16 @@ pub(crate) fn members<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta) -> Vec<
     members_in(ks, key, meta, 0, None, usize::MAX)
 }
 
+/// Every member of the collection with its record's value (a hash field's value, a sorted-set
+/// member's score), in slot order: one range walk, no lookup per member.
+pub(crate) fn members_with_values<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta) -> Vec<(Member, Vec<u8>)> {
+    let prefix = members_prefix(key, meta.generation);
+    ks.range_entries(&prefix, Bound::Unbounded, Bound::Unbounded, false, usize::MAX)
+        .into_iter()
+        .filter_map(|(record, value)| Member::decode(record, prefix.len()).map(|m| (m, value)))
+        .collect()
+}
+
 /// One page of HSCAN or SSCAN: up to `count` members from slot `cursor` on, and the cursor of
 /// the next page (the slot of the first member not returned; 0: done). A member present for
 /// the whole scan is returned (its slot is fixed); members that share a slot (a 64-bit hash

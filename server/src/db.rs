@@ -66,6 +66,19 @@ pub(crate) trait Read {
     ) -> Vec<Vec<u8>> {
         fallback_range(self, prefix, start, end, reverse, limit)
     }
+    /// [`Read::range`] with each key's value (read under the same locks by the views: one
+    /// walk, no lookup per key); this default looks each value up.
+    fn range_entries(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let keys = self.range(prefix, start, end, reverse, limit);
+        keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
+    }
     /// How many live store keys start with `prefix` (one of `collection::ORDERED_PREFIXES`, whose
     /// keys never expire). The views ask the store (`count_prefix`: O(1)); this default is
     /// [`fallback_count_prefix`].
@@ -286,6 +299,25 @@ impl Read for StoreView<'_> {
         }
     }
 
+    fn range_entries(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // The collections' records under these prefixes carry no expiry: the store's answer
+        // needs no second look by this view's clock.
+        match self.store.range_entries(prefix, start, end, reverse, limit) {
+            Ok(entries) => entries.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
+            Err(_) => {
+                let keys = fallback_range(self, prefix, start, end, reverse, limit);
+                keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
+            }
+        }
+    }
+
     fn count_prefix(&self, prefix: &[u8]) -> usize {
         self.store.count_prefix(prefix).unwrap_or_else(|_| fallback_count_prefix(self, prefix))
     }
@@ -385,6 +417,23 @@ impl Read for TxnView<'_, '_> {
             Ok(keys) => keys,
             // Not declared ordered when the store was opened (`Error::NotOrdered`).
             Err(_) => fallback_range(self, prefix, start, end, reverse, limit),
+        }
+    }
+
+    fn range_entries(
+        &self,
+        prefix: &[u8],
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match self.txn.range_entries(prefix, start, end, reverse, limit) {
+            Ok(entries) => entries.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
+            Err(_) => {
+                let keys = fallback_range(self, prefix, start, end, reverse, limit);
+                keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
+            }
         }
     }
 

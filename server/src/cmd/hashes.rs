@@ -72,10 +72,18 @@ fn fields_and_values(ks: &dyn Read, members: Vec<Member>) -> Vec<(Reply, Reply)>
         .collect()
 }
 
+/// Every field of the hash with its value: one range walk.
+fn all_fields(ks: &dyn Read, key: &[u8], meta: &coll::Meta) -> Vec<(Reply, Reply)> {
+    coll::members_with_values(ks, key, meta)
+        .into_iter()
+        .map(|(m, value)| (Reply::bulk(m.name().to_vec()), Reply::bulk(value)))
+        .collect()
+}
+
 /// HGETALL key: a map (RESP3), in field slot order.
 pub(crate) fn hgetall(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let Some(meta) = tri!(open(ks, &args[1], Kind::Hash)) else { return Reply::Map(Vec::new()) };
-    Reply::Map(fields_and_values(ks, coll::members(ks, &args[1], &meta)))
+    Reply::Map(all_fields(ks, &args[1], &meta))
 }
 
 /// HKEYS key.
@@ -87,8 +95,7 @@ pub(crate) fn hkeys(ks: &dyn Read, args: &[Bytes]) -> Reply {
 /// HVALS key.
 pub(crate) fn hvals(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let Some(meta) = tri!(open(ks, &args[1], Kind::Hash)) else { return Reply::Array(Vec::new()) };
-    let members = coll::members(ks, &args[1], &meta);
-    Reply::Array(fields_and_values(ks, members).into_iter().map(|(_, v)| v).collect())
+    Reply::Array(all_fields(ks, &args[1], &meta).into_iter().map(|(_, v)| v).collect())
 }
 
 /// HDEL key field...: the number of fields removed; the last one removes the key.

@@ -652,14 +652,11 @@ pub(crate) fn zremrangebyrank(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
 
 /// Each member (a set's scored 1) of the set or sorted set at `key` with its score.
 fn scored_members(ks: &dyn Read, key: &[u8], meta: &Meta) -> Vec<(Vec<u8>, f64)> {
-    coll::members(ks, key, meta)
+    coll::members_with_values(ks, key, meta)
         .into_iter()
-        .map(|m| {
+        .map(|(m, value)| {
             let score = match meta.kind {
-                Kind::ZSet => ks
-                    .get(&m.record)
-                    .and_then(|(v, _)| v.try_into().ok())
-                    .map_or(0.0, |b: [u8; 8]| f64::from_bits(u64::from_be_bytes(b))),
+                Kind::ZSet => value.try_into().map_or(0.0, |b: [u8; 8]| f64::from_bits(u64::from_be_bytes(b))),
                 _ => 1.0,
             };
             (m.name().to_vec(), score)
