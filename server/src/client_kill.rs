@@ -48,7 +48,9 @@ pub(crate) fn client_kill(session: &Session, args: &[Bytes]) -> Reply {
         let clients = session.db.clients.lock();
         clients
             .iter()
-            .filter(|(&id, client)| filter.matches(id, client, session.id))
+            // A client killed before (its connection still closing) is not killed, nor counted,
+            // twice.
+            .filter(|(&id, client)| !client.kill.is_killed() && filter.matches(id, client, session.id))
             .map(|(&id, client)| {
                 client.kill.kill();
                 (id, client.addr.clone())
