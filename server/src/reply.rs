@@ -113,6 +113,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// Text (RESP3: a verbatim string of format `txt`; RESP2: a bulk string).
     Verbatim(String),
+    /// Out-of-band data (pub/sub's messages and (un)subscribe confirmations): RESP3's push type
+    /// (`>n`), an array (`*n`) in RESP2.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -140,7 +143,7 @@ impl Reply {
             Reply::Bulk(b) => b.len(),
             Reply::Error(t) => t.as_bytes().len(),
             Reply::Verbatim(t) => t.len(),
-            Reply::Array(items) => items.iter().map(Reply::value_bytes).sum(),
+            Reply::Array(items) | Reply::Push(items) => items.iter().map(Reply::value_bytes).sum(),
             Reply::Map(pairs) => pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum(),
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray => 0,
         }
@@ -167,6 +170,12 @@ impl Reply {
             Reply::NilArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 line(out, b'*', items.len().to_string().as_bytes());
+                for item in items {
+                    item.encode(version, out);
+                }
+            }
+            Reply::Push(items) => {
+                line(out, if resp3 { b'>' } else { b'*' }, items.len().to_string().as_bytes());
                 for item in items {
                     item.encode(version, out);
                 }
@@ -275,6 +284,13 @@ mod tests {
         let map = Reply::Map(vec![(Reply::bulk("b"), Reply::Int(1)), (Reply::bulk("a"), Reply::Int(2))]);
         assert_eq!(bytes(&map, 3), b"%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
         assert_eq!(bytes(&map, 2), b"*4\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n");
+    }
+
+    #[test]
+    fn a_push_is_an_array_in_resp2() {
+        let push = Reply::Push(vec![Reply::bulk("message"), Reply::bulk("c"), Reply::Nil]);
+        assert_eq!(bytes(&push, 3), b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n_\r\n");
+        assert_eq!(bytes(&push, 2), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$-1\r\n");
     }
 
     #[test]
