@@ -82,14 +82,35 @@ pub(crate) struct PubSub {
 #[derive(Debug, Default)]
 struct Registry {
     channels: HashMap<Bytes, Vec<Subscriber>>,
-    patterns: HashMap<Bytes, Vec<Subscriber>>,
+    /// In the order each pattern was first subscribed to: a message matching several patterns
+    /// is delivered in that order. Every PUBLISH tries each pattern, so they are few in
+    /// practice, and a list costs least to walk.
+    patterns: Vec<(Bytes, Vec<Subscriber>)>,
 }
 
 impl Registry {
-    fn of(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<Subscriber>> {
+    fn subscribers(&mut self, kind: Kind, name: &[u8]) -> Option<&mut Vec<Subscriber>> {
         match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
+            Kind::Channel => self.channels.get_mut(name),
+            Kind::Pattern => self.patterns.iter_mut().find(|(p, _)| p == name).map(|(_, s)| s),
+        }
+    }
+
+    fn insert(&mut self, kind: Kind, name: &Bytes, who: Subscriber) {
+        if let Some(subscribers) = self.subscribers(kind, name) {
+            subscribers.push(who);
+            return;
+        }
+        match kind {
+            Kind::Channel => drop(self.channels.insert(name.clone(), vec![who])),
+            Kind::Pattern => self.patterns.push((name.clone(), vec![who])),
+        }
+    }
+
+    fn forget(&mut self, kind: Kind, name: &[u8]) {
+        match kind {
+            Kind::Channel => drop(self.channels.remove(name)),
+            Kind::Pattern => self.patterns.retain(|(p, _)| p != name),
         }
     }
 }
@@ -126,21 +147,19 @@ impl<'a> Encoded<'a> {
 impl PubSub {
     /// Adds `who` to the subscribers of `name` (which it is not subscribed to yet).
     pub(crate) fn subscribe(&self, kind: Kind, name: &Bytes, who: &Subscriber) {
-        let mut registry = self.registry.lock();
-        registry.of(kind).entry(name.clone()).or_default().push(who.clone());
+        self.registry.lock().insert(kind, name, who.clone());
         self.subscriptions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Removes `client` from the subscribers of `name`; a name left without any goes.
     pub(crate) fn unsubscribe(&self, kind: Kind, name: &[u8], client: u64) {
         let mut registry = self.registry.lock();
-        let map = registry.of(kind);
-        let Some(subscribers) = map.get_mut(name) else { return };
+        let Some(subscribers) = registry.subscribers(kind, name) else { return };
         let before = subscribers.len();
         subscribers.retain(|s| s.client() != client);
         self.subscriptions.fetch_sub(before - subscribers.len(), Ordering::Relaxed);
         if subscribers.is_empty() {
-            map.remove(name);
+            registry.forget(kind, name);
         }
     }
 
@@ -324,7 +343,8 @@ pub(crate) fn pubsub(session: &Session, args: &[Bytes]) -> Reply {
         "shardchannels" => Reply::Array(Vec::new()),
         "numsub" | "shardnumsub" => {
             let count = |channel: &[u8]| if sub == "numsub" { registry.numsub(channel) } else { 0 };
-            Reply::Map(args[2..].iter().map(|c| (Reply::Bulk(c.clone()), Reply::Int(count(c) as i64))).collect())
+            // A flat array in RESP3 too, as Redis 7.0 answers.
+            Reply::Array(args[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(count(c) as i64)]).collect())
         }
         "numpat" => Reply::Int(registry.counts().1 as i64),
         "help" => Reply::Array(PUBSUB_HELP.iter().map(|line| Reply::Status(line)).collect()),

@@ -303,6 +303,8 @@ pub enum R {
     Bulk(Vec<u8>),
     Null,
     Array(Vec<R>),
+    /// RESP3's push type (`>`).
+    Push(Vec<R>),
     Other(Vec<u8>),
 }
 
@@ -316,6 +318,7 @@ impl std::fmt::Debug for R {
             R::Bulk(b) => write!(f, "${:?}", text(b)),
             R::Null => write!(f, "null"),
             R::Array(items) => f.debug_list().entries(items).finish(),
+            R::Push(items) => write!(f, "push {:?}", items),
             R::Other(b) => write!(f, "other {:?}", text(b)),
         }
     }
@@ -342,7 +345,7 @@ fn parse_at(buf: &[u8], at: usize) -> (R, usize) {
             (R::Bulk(buf[next..next + n].to_vec()), next + n + 2)
         }
         b'*' | b'~' | b'%' if int() < 0 => (R::Null, next),
-        b'*' | b'~' | b'%' => {
+        b'*' | b'~' | b'%' | b'>' => {
             let n = if buf[at] == b'%' { int() * 2 } else { int() };
             let mut items = Vec::new();
             let mut pos = next;
@@ -351,7 +354,7 @@ fn parse_at(buf: &[u8], at: usize) -> (R, usize) {
                 items.push(item);
                 pos = after;
             }
-            (R::Array(items), pos)
+            (if buf[at] == b'>' { R::Push(items) } else { R::Array(items) }, pos)
         }
         _ => (R::Other(buf[at..next].to_vec()), next),
     }
