@@ -662,6 +662,7 @@ async fn send_published(
 ) {
     let mut connection = Connection::new(addr.clone());
     let (mut held, mut failing) = (None, false);
+    let mut last_sent = std::time::Instant::now();
     loop {
         let first = match held.take() {
             Some(item) => item,
@@ -674,6 +675,12 @@ async fn send_published(
         // A message held back for the next batch stays counted until that batch takes it.
         queued.fetch_sub(batch.iter().map(published_bytes).sum(), Ordering::Relaxed);
         let count = batch.len();
+        // The member closes a connection silent for `RAFT_IDLE_TIMEOUT`; a request sent on one it
+        // may be closing would be lost, so an idle one is remade first.
+        if last_sent.elapsed() > ferrocask_raft::node::RAFT_IDLE_TIMEOUT / 2 {
+            connection = Connection::new(addr.clone());
+        }
+        last_sent = std::time::Instant::now();
         match connection.call(&Message::Publish(batch), PUBLISH_TIMEOUT).await {
             Ok(_) => failing = false,
             Err(e) => {
