@@ -192,6 +192,13 @@ impl PubSub {
         receivers
     }
 
+    /// The clients subscribed to anything (CLIENT KILL TYPE pubsub).
+    pub(crate) fn subscribed_clients(&self) -> std::collections::HashSet<u64> {
+        let registry = self.registry.lock();
+        let channels = registry.channels.values().flatten();
+        channels.chain(registry.patterns.iter().flat_map(|(_, s)| s)).map(Subscriber::client).collect()
+    }
+
     /// The channels with at least one subscriber, matching `pattern` if given (PUBSUB CHANNELS).
     fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
         let registry = self.registry.lock();

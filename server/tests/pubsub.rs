@@ -224,3 +224,21 @@ fn the_registry_is_empty_once_every_subscriber_has_gone() {
     assert!(wait_for(WAIT, || registry(&mut watcher) == empty_registry()), "{:?}", registry(&mut watcher));
     assert_eq!(parse(&watcher.cmd(&["PUBLISH", "shared", "m"])), R::Int(0));
 }
+
+/// Workload: an operator closes the subscribers (`CLIENT KILL TYPE pubsub`), as with Redis.
+/// Only the clients subscribed to something match; TYPE normal matches the others.
+#[test]
+fn client_kill_type_pubsub_closes_the_subscribers_only() {
+    let server = TestServer::start();
+    let mut admin = server.raw();
+    let (mut sub, mut psub, mut plain) = (server.raw(), server.raw(), server.raw());
+    assert_eq!(parse(&sub.cmd(&["SUBSCRIBE", "c"])), R::Array(vec![bulk("subscribe"), bulk("c"), R::Int(1)]));
+    assert_eq!(parse(&psub.cmd(&["PSUBSCRIBE", "*"])), R::Array(vec![bulk("psubscribe"), bulk("*"), R::Int(1)]));
+    assert_eq!(parse(&plain.cmd(&["PING"])), R::Simple(b"PONG".to_vec()));
+    assert_eq!(parse(&admin.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"])), R::Int(2));
+    assert_eq!(sub.reply(), None, "the subscriber is closed");
+    assert_eq!(psub.reply(), None, "the pattern subscriber is closed");
+    assert_eq!(parse(&plain.cmd(&["PING"])), R::Simple(b"PONG".to_vec()), "the other client goes on");
+    assert_eq!(parse(&admin.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])), R::Int(1));
+    assert_eq!(plain.reply(), None);
+}
