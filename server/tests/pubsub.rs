@@ -239,6 +239,25 @@ fn client_kill_type_pubsub_closes_the_subscribers_only() {
     assert_eq!(sub.reply(), None, "the subscriber is closed");
     assert_eq!(psub.reply(), None, "the pattern subscriber is closed");
     assert_eq!(parse(&plain.cmd(&["PING"])), R::Simple(b"PONG".to_vec()), "the other client goes on");
+    // A closed client leaves the clients table just after its socket closes.
+    let clients =
+        |admin: &mut RawClient| String::from_utf8_lossy(&admin.cmd(&["CLIENT", "LIST"])).matches("id=").count();
+    assert!(wait_for(WAIT, || clients(&mut admin) == 2), "{} clients", clients(&mut admin));
     assert_eq!(parse(&admin.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])), R::Int(1));
     assert_eq!(plain.reply(), None);
+}
+
+/// Adversary: a subscriber that changes protocol while subscribed (HELLO is allowed in RESP3).
+/// Messages published after the HELLO come in the new protocol's shape, and RESP2's rules apply
+/// from then on.
+#[test]
+fn a_subscriber_that_switches_protocol_gets_messages_in_the_new_one() {
+    let server = TestServer::start();
+    let (mut sub, mut publisher) = (server.raw(), server.raw());
+    sub.cmd(&["HELLO", "3"]);
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "c"]), b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
+    assert!(matches!(parse(&sub.cmd(&["HELLO", "2"])), R::Array(_)));
+    assert_eq!(parse(&publisher.cmd(&["PUBLISH", "c", "m"])), R::Int(1));
+    assert_eq!(sub.reply().unwrap(), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+    assert!(matches!(parse(&sub.cmd(&["GET", "k"])), R::Error(e) if e.starts_with(b"ERR Can't execute 'get'")));
 }
