@@ -39,8 +39,14 @@ fn expected(
     reverse: bool,
     limit: usize,
 ) -> Vec<Vec<u8>> {
-    let mut keys: Vec<Vec<u8>> =
-        live.iter().filter(|k| k.starts_with(prefix) && (start, end).contains(k.as_slice())).cloned().collect();
+    // The range's element type named: in a workspace build tokio links `bytes`, whose
+    // `PartialOrd<[u8]>` impls make it ambiguous otherwise.
+    let range = (start, end);
+    let mut keys: Vec<Vec<u8>> = live
+        .iter()
+        .filter(|k| k.starts_with(prefix) && RangeBounds::<[u8]>::contains(&range, k.as_slice()))
+        .cloned()
+        .collect();
     if reverse {
         keys.reverse();
     }

@@ -50,6 +50,9 @@ pub enum Message {
     Forward(Vec<Forwarded>),
     /// A membership change sent to the leader.
     Admin(AdminRequest),
+    /// Pub/sub messages published on the sending node, for this node's subscribers (best
+    /// effort: not through the log, see [`crate::node::Service::published`]).
+    Publish(Vec<Published>),
 }
 
 /// The reply to a [`Message`], variant for variant.
@@ -66,6 +69,19 @@ pub enum Reply {
     Forward(#[serde(with = "crate::codec::byte_strings")] Vec<Vec<u8>>),
     /// To [`Message::Admin`]: what was done, or why not.
     Admin(Result<String, String>),
+    /// To [`Message::Publish`]: delivered to this node's subscribers.
+    Published,
+}
+
+/// One pub/sub message, as a node sends it on to the others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The channel.
+    #[serde(with = "crate::codec::byte_strings::one")]
+    pub channel: Vec<u8>,
+    /// The message.
+    #[serde(with = "crate::codec::byte_strings::one")]
+    pub message: Vec<u8>,
 }
 
 /// One forwarded client command, as the application encoded it.

@@ -16,7 +16,7 @@ use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::network::{read_frame, write_frame, AdminRequest, Forwarded, Message, Network, Reply};
+use crate::network::{read_frame, write_frame, AdminRequest, Forwarded, Message, Network, Published, Reply};
 use crate::{open_storage, Apply, LogStore, NodeId, Raft, StateMachine};
 
 /// Most connections the Raft listener serves at once (peers' replication streams and forwarding
@@ -64,6 +64,12 @@ pub struct NodeConfig {
 pub trait Service: Send + Sync + 'static {
     /// Runs `batch` in order and answers one encoded reply per command.
     fn forwarded(&self, batch: Vec<Forwarded>) -> Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
+
+    /// Delivers pub/sub messages another node published to this node's subscribers, in order.
+    /// Never waits (a slow subscriber is the application's to bound); by default, drops them.
+    fn published(&self, messages: Vec<Published>) {
+        let _ = messages;
+    }
 }
 
 /// A running node.
@@ -236,6 +242,12 @@ async fn dispatch(context: &Context, message: Message) -> Reply {
             None => Reply::Forward(Vec::new()),
         },
         Message::Admin(request) => Reply::Admin(admin(raft, request).await),
+        Message::Publish(messages) => {
+            if let Some(service) = context.service.get() {
+                service.published(messages);
+            }
+            Reply::Published
+        }
     }
 }
 

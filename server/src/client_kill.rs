@@ -5,6 +5,8 @@
 //! A killed connection closes once the replies before the kill are written: it checks before
 //! each request, and one waiting for its client is woken (`db::Kill`).
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 
 use crate::cmd::parse::{is, strict_i64, SYNTAX};
@@ -18,14 +20,26 @@ struct Filter {
     id: Option<u64>,
     addr: Option<Bytes>,
     laddr: Option<Bytes>,
-    /// A TYPE other than `normal` (every ferrocask client is normal): matches none.
-    other_type: bool,
+    /// TYPE (the last one given, as in Redis).
+    kind: Option<Type>,
     skipme: bool,
 }
 
+/// A client's type, as Redis's TYPE filter names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Type {
+    /// Not subscribed to anything.
+    Normal,
+    /// Subscribed to a channel or a pattern (Redis's `CLIENT_PUBSUB`).
+    PubSub,
+    /// master, slave, replica: no ferrocask client is one.
+    Replication,
+}
+
 impl Filter {
-    fn matches(&self, id: u64, client: &ClientInfo, me: u64) -> bool {
-        !(self.other_type
+    fn matches(&self, id: u64, client: &ClientInfo, me: u64, subscribed: &HashSet<u64>) -> bool {
+        let kind = if subscribed.contains(&id) { Type::PubSub } else { Type::Normal };
+        !(self.kind.is_some_and(|want| want != kind)
             || (self.skipme && id == me)
             || self.id.is_some_and(|want| want != id)
             || self.addr.as_ref().is_some_and(|a| a[..] != *client.addr.as_bytes())
@@ -44,13 +58,15 @@ pub(crate) fn client_kill(session: &Session, args: &[Bytes]) -> Reply {
             Err(e) => return e,
         }
     };
+    // Read before the clients table's lock: the two locks are never held together.
+    let subscribed = if filter.kind.is_some() { session.db.pubsub.subscribed_clients() } else { HashSet::new() };
     let killed: Vec<(u64, String)> = {
         let clients = session.db.clients.lock();
         clients
             .iter()
             // A client killed before (its connection still closing) is not killed, nor counted,
             // twice.
-            .filter(|(&id, client)| !client.kill.is_killed() && filter.matches(id, client, session.id))
+            .filter(|(&id, client)| !client.kill.is_killed() && filter.matches(id, client, session.id, &subscribed))
             .map(|(&id, client)| {
                 client.kill.kill();
                 (id, client.addr.clone())
@@ -78,10 +94,15 @@ fn parse(pairs: &[Bytes]) -> Result<Filter, Reply> {
                 _ => return Err(Reply::error("ERR client-id should be greater than 0")),
             }
         } else if is(option, "type") {
-            if !["normal", "master", "slave", "replica", "pubsub"].iter().any(|t| is(value, t)) {
+            filter.kind = Some(if is(value, "normal") {
+                Type::Normal
+            } else if is(value, "pubsub") {
+                Type::PubSub
+            } else if ["master", "slave", "replica"].iter().any(|t| is(value, t)) {
+                Type::Replication
+            } else {
                 return Err(Reply::error([&b"ERR Unknown client type '"[..], quoted(value), b"'"].concat()));
-            }
-            filter.other_type |= !is(value, "normal");
+            });
         } else if is(option, "addr") {
             filter.addr = Some(value.clone());
         } else if is(option, "laddr") {

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::db::Kill;
-use crate::monitor::MonitorLines;
+use crate::outbox::OutboxReader;
 use crate::protocol::{Limits, Parser};
 use crate::reply::Reply;
 use crate::server::Meters;
@@ -59,8 +59,12 @@ pub(crate) struct Connection<S> {
     line: VecDeque<Slot>,
     /// The bytes of values the replies waiting in `line` may carry (see `Session::schedule`).
     line_charge: usize,
-    /// In MONITOR mode: the lines of the commands the server runs, written as they come.
-    monitor: Option<MonitorLines>,
+    /// Once MONITOR or SUBSCRIBE made it: the frames other connections queue for this one
+    /// (MONITOR lines, pub/sub messages), written as they come.
+    outbox: Option<OutboxReader>,
+    /// How another connection closes this one: a write to a client that does not read waits
+    /// for it too, so an outbox past its bound closes even a connection stuck writing.
+    kill: Arc<Kill>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -74,7 +78,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             output: BytesMut::with_capacity(INPUT_IDLE_BYTES),
             line: VecDeque::new(),
             line_charge: 0,
-            monitor: None,
+            outbox: None,
+            kill: Arc::default(),
         }
     }
 
@@ -85,14 +90,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         session: &mut Session,
         limits: &Limits,
         shutdown: &mut broadcast::Receiver<()>,
-        kill: &Kill,
+        kill: &Arc<Kill>,
     ) -> io::Result<()> {
+        self.kill = kill.clone();
         loop {
             if !self.run_buffered(session, limits, kill).await? {
                 return Ok(());
             }
-            if let Some(monitor) = session.monitor.take() {
-                self.monitor = Some(monitor);
+            if let Some(outbox) = session.outbox_reader.take() {
+                self.outbox = Some(outbox);
             }
             self.settle().await?;
             self.flush().await?;
@@ -114,10 +120,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 _ = shutdown.recv() => return Ok(()),
                 () = kill.wake.notified() => {
-                    tracing::debug!("killed (CLIENT KILL or MONITOR output bound); closing the connection");
+                    tracing::debug!("killed (CLIENT KILL or output buffer limit); closing the connection");
                     return Ok(());
                 }
-                line = next_monitor_line(&mut self.monitor) => self.take_monitor_lines(line),
+                frame = next_frame(&mut self.outbox) => self.take_frames(frame),
                 () = idle => {
                     tracing::debug!(idle_secs, "idle timeout; closing the connection");
                     return Ok(());
@@ -126,13 +132,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Adds a MONITOR line to the output, and whatever others are queued up to the output's
-    /// bound; the loop writes them.
-    fn take_monitor_lines(&mut self, first: bytes::Bytes) {
+    /// Adds a frame of the outbox to the output, and whatever others are queued up to the
+    /// output's bound; the loop writes them.
+    fn take_frames(&mut self, first: bytes::Bytes) {
         self.output.extend_from_slice(&first);
         while self.output.len() < OUTPUT_FLUSH_BYTES {
-            match self.monitor.as_mut().and_then(MonitorLines::try_next) {
-                Some(line) => self.output.extend_from_slice(&line),
+            match self.outbox.as_mut().and_then(OutboxReader::try_next) {
+                Some(frame) => self.output.extend_from_slice(&frame),
                 None => break,
             }
         }
@@ -143,7 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn run_buffered(&mut self, session: &mut Session, limits: &Limits, kill: &Kill) -> io::Result<bool> {
         loop {
             if kill.is_killed() {
-                tracing::debug!("killed (CLIENT KILL or MONITOR output bound); closing the connection");
+                tracing::debug!("killed (CLIENT KILL or output buffer limit); closing the connection");
                 self.settle().await?;
                 self.flush().await?;
                 return Ok(false);
@@ -170,6 +176,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             match session.handle(args) {
                 Outcome::Now(reply) => self.push(reply, session.resp),
+                Outcome::Several(replies) => {
+                    for reply in replies {
+                        self.push(reply, session.resp);
+                    }
+                }
                 Outcome::Later(pending) => {
                     self.line.push_back(Slot::Waiting(pending, session.resp));
                     self.line_charge += schedule.reply_charge;
@@ -249,11 +260,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
+    /// Writes the output; fails if the connection is killed meanwhile (a client that does not
+    /// read would otherwise hold it here for ever, and its outbox's bound would close nothing).
     async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            // A TLS stream holds the last record until flushed; TCP and Unix write through.
-            self.stream.flush().await?;
+            let write = async {
+                self.stream.write_all(&self.output).await?;
+                // A TLS stream holds the last record until flushed; TCP and Unix write through.
+                self.stream.flush().await
+            };
+            tokio::select! {
+                // A write that completes at once goes out first, killed or not (CLIENT KILL's
+                // own reply to the client it kills).
+                biased;
+                written = write => written?,
+                () = until_killed(&self.kill) => {
+                    tracing::debug!("killed while writing (CLIENT KILL or output buffer limit); closing the connection");
+                    return Err(io::Error::other("killed"));
+                }
+            }
             self.output.clear();
             if self.output.capacity() > 4 * OUTPUT_FLUSH_BYTES {
                 self.output = BytesMut::with_capacity(INPUT_IDLE_BYTES);
@@ -263,11 +288,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// The next MONITOR line; never, for a connection that is not a monitor.
-async fn next_monitor_line(monitor: &mut Option<MonitorLines>) -> bytes::Bytes {
-    match monitor {
-        Some(lines) => lines.next().await,
+/// The next frame of the outbox; never, for a connection without one.
+async fn next_frame(outbox: &mut Option<OutboxReader>) -> bytes::Bytes {
+    match outbox {
+        Some(frames) => frames.next().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Resolves once `kill` is set. The flag is checked before each wait: a wake-up taken by an
+/// earlier wait (the idle loop's) is not lost.
+async fn until_killed(kill: &Kill) {
+    while !kill.is_killed() {
+        kill.wake.notified().await;
     }
 }
 

@@ -606,6 +606,8 @@ pub struct Db {
     pub(crate) shutdown: crate::admin::Shutdown,
     /// The connections in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
+    /// Pub/sub's channels and patterns, and their subscribers.
+    pub(crate) pubsub: crate::pubsub::PubSub,
 }
 
 impl Db {
@@ -636,6 +638,7 @@ impl Db {
             config_file: None,
             shutdown: crate::admin::Shutdown::default(),
             monitors: crate::monitor::Monitors::default(),
+            pubsub: crate::pubsub::PubSub::default(),
         }
     }
 

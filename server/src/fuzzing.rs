@@ -36,6 +36,7 @@ pub fn run_bytes(store: Arc<Store>, input: &[u8]) -> Vec<u8> {
         };
         match session.handle(args) {
             Outcome::Now(reply) => reply.encode(session.resp, &mut out),
+            Outcome::Several(replies) => replies.into_iter().for_each(|r| r.encode(session.resp, &mut out)),
             Outcome::Later(pending) => block_on(pending).encode(session.resp, &mut out),
             Outcome::Values(keys) => {
                 let view = db.view();

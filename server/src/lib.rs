@@ -12,7 +12,9 @@
 //! [`protocol`] (request parsing and its bounds), [`reply`] (encoding), `session` (one client's
 //! state: AUTH, MULTI, WATCH), `cmd/` (one file per command family, each handler parsing then
 //! applying), `collection` (how hashes and sets are kept: one record per member), `db` (shared state and the two views the commands run on), [`config`] (the
-//! parameters, the config file, CONFIG REWRITE), `admin` (SAVE, BGSAVE, LASTSAVE, SHUTDOWN, ROLE).
+//! parameters, the config file, CONFIG REWRITE), `admin` (SAVE, BGSAVE, LASTSAVE, SHUTDOWN, ROLE),
+//! `pubsub` (channels, patterns and their subscribers) and [`outbox`] (the bounded queue of
+//! frames other connections make for one: MONITOR lines, pub/sub messages).
 #![deny(missing_docs)]
 
 mod admin;
@@ -28,7 +30,9 @@ pub mod fuzzing;
 pub mod latency;
 pub mod listen;
 pub mod monitor;
+pub mod outbox;
 pub mod protocol;
+mod pubsub;
 pub mod reply;
 pub mod server;
 mod server_cmds;

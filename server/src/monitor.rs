@@ -3,10 +3,11 @@
 //! mode.
 //!
 //! What it costs when nobody monitors: one relaxed load per request (`Monitors::is_empty`).
-//! With monitors, the line is formatted once per command and queued to each; a monitor's queue
-//! holds at most [`OUTPUT_BYTES_MAX`] of lines not yet written to its socket: a monitor that
-//! reads slower than commands arrive is closed (as Redis closes a client past its output buffer
-//! limit), so it never makes the server hold unbounded memory.
+//! With monitors, the line is formatted once per command and queued to each monitor's outbox
+//! (`outbox`, shared with pub/sub), which holds at most [`OUTPUT_BYTES_MAX`] of lines not yet
+//! written to its socket: a monitor that reads slower than commands arrive is closed (as Redis
+//! closes a client past its output buffer limit), so it never makes the server hold unbounded
+//! memory.
 //!
 //! As in Redis: administrative commands (CONFIG, SHUTDOWN, SAVE, BGSAVE, SLOWLOG, LATENCY,
 //! MONITOR, CLIENT KILL, RAFT.NODE) are not shown, AUTH's arguments and HELLO's credentials are
@@ -15,19 +16,17 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::cmd::parse::is;
-use crate::db::Kill;
+use crate::outbox::Outbox;
 
 /// The most bytes of lines a monitor may have queued and not yet written to its socket; past
-/// it the monitor is closed.
-pub const OUTPUT_BYTES_MAX: usize = 32 << 20;
+/// it the monitor is closed (the bound of its connection's outbox).
+pub const OUTPUT_BYTES_MAX: usize = crate::outbox::OUTBOX_BYTES_MAX;
 
 /// What stands for a redacted argument (Redis's `shared.redacted`).
 const REDACTED: &[u8] = b"(redacted)";
@@ -37,42 +36,8 @@ const REDACTED: &[u8] = b"(redacted)";
 pub(crate) struct Monitors {
     /// How many there are: what a request reads to know there is nothing to do.
     count: AtomicUsize,
-    feeds: Mutex<Vec<Feed>>,
-}
-
-/// One monitor, as the feeding side holds it.
-struct Feed {
-    client: u64,
-    lines: mpsc::UnboundedSender<Bytes>,
-    /// Bytes sent and not yet taken by the connection (shared with its [`MonitorLines`]).
-    queued: Arc<AtomicUsize>,
-    kill: Arc<Kill>,
-}
-
-/// A monitor's lines, as its connection takes them.
-pub(crate) struct MonitorLines {
-    lines: mpsc::UnboundedReceiver<Bytes>,
-    queued: Arc<AtomicUsize>,
-}
-
-impl MonitorLines {
-    /// The next line; never resolves once the feed is gone (the connection is being closed).
-    pub(crate) async fn next(&mut self) -> Bytes {
-        match self.lines.recv().await {
-            Some(line) => {
-                self.queued.fetch_sub(line.len(), Ordering::Relaxed);
-                line
-            }
-            None => std::future::pending().await,
-        }
-    }
-
-    /// The next line if one is queued.
-    pub(crate) fn try_next(&mut self) -> Option<Bytes> {
-        let line = self.lines.try_recv().ok()?;
-        self.queued.fetch_sub(line.len(), Ordering::Relaxed);
-        Some(line)
-    }
+    /// Each monitor's outbox (see `outbox`): bounded, and closed past its bound.
+    feeds: Mutex<Vec<Outbox>>,
 }
 
 impl Monitors {
@@ -81,15 +46,12 @@ impl Monitors {
         self.count.load(Ordering::Relaxed) == 0
     }
 
-    /// Makes `client` a monitor (again: a second MONITOR keeps one feed).
-    pub(crate) fn add(&self, client: u64, kill: Arc<Kill>) -> MonitorLines {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
+    /// Makes the connection of `outbox` a monitor (again: a second MONITOR keeps one feed).
+    pub(crate) fn add(&self, outbox: Outbox) {
         let mut feeds = self.feeds.lock();
-        feeds.retain(|f| f.client != client);
-        feeds.push(Feed { client, lines: tx, queued: queued.clone(), kill });
+        feeds.retain(|f| f.client() != outbox.client());
+        feeds.push(outbox);
         self.count.store(feeds.len(), Ordering::Relaxed);
-        MonitorLines { lines: rx, queued }
     }
 
     /// Stops feeding `client` (it has gone).
@@ -98,31 +60,20 @@ impl Monitors {
             return;
         }
         let mut feeds = self.feeds.lock();
-        feeds.retain(|f| f.client != client);
+        feeds.retain(|f| f.client() != client);
         self.count.store(feeds.len(), Ordering::Relaxed);
     }
 
     /// Shows a command run by the client at `addr` (`unix`: on the Unix socket) to every
-    /// monitor, unless it is one Redis does not show.
+    /// monitor, unless it is one Redis does not show. A monitor whose outbox closed (past its
+    /// bound) is dropped.
     pub(crate) fn feed(&self, addr: &str, unix: bool, args: &[Bytes]) {
         if hidden(args) {
             return;
         }
         let line = Bytes::from(line(SystemTime::now(), addr, unix, args));
         let mut feeds = self.feeds.lock();
-        feeds.retain(|feed| {
-            if feed.queued.load(Ordering::Relaxed) + line.len() > OUTPUT_BYTES_MAX {
-                tracing::info!(
-                    client = feed.client,
-                    queued_bytes_max = OUTPUT_BYTES_MAX,
-                    "closing a MONITOR client that does not read its output fast enough"
-                );
-                feed.kill.kill();
-                return false;
-            }
-            feed.queued.fetch_add(line.len(), Ordering::Relaxed);
-            feed.lines.send(line.clone()).is_ok()
-        });
+        feeds.retain(|feed| feed.send(line.clone(), "MONITOR"));
         self.count.store(feeds.len(), Ordering::Relaxed);
     }
 }
@@ -212,8 +163,9 @@ mod tests {
     #[test]
     fn a_monitor_past_its_output_bound_is_killed_and_dropped() {
         let monitors = Monitors::default();
-        let kill = Arc::new(Kill::default());
-        let _lines = monitors.add(7, kill.clone());
+        let kill = std::sync::Arc::new(crate::db::Kill::default());
+        let (outbox, _lines) = crate::outbox::outbox(7, kill.clone());
+        monitors.add(outbox);
         let big = Bytes::from(vec![b'x'; 1 << 20]);
         for _ in 0..OUTPUT_BYTES_MAX >> 20 {
             monitors.feed("127.0.0.1:1", false, &[Bytes::from_static(b"SET"), Bytes::from_static(b"k"), big.clone()]);

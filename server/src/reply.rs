@@ -120,6 +120,9 @@ pub enum Reply {
     Verbatim(String),
     /// A double (RESP3: `,`; RESP2: a bulk string), printed as Redis's `%.17g`.
     Double(f64),
+    /// Out-of-band data (pub/sub's messages and (un)subscribe confirmations): RESP3's push type
+    /// (`>n`), an array (`*n`) in RESP2.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -147,7 +150,7 @@ impl Reply {
             Reply::Bulk(b) => b.len(),
             Reply::Error(t) => t.as_bytes().len(),
             Reply::Verbatim(t) => t.len(),
-            Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::value_bytes).sum(),
+            Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => items.iter().map(Reply::value_bytes).sum(),
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum()
             }
@@ -174,18 +177,10 @@ impl Reply {
             Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
             Reply::Nil => out.put_slice(b"$-1\r\n"),
             Reply::NilArray => out.put_slice(b"*-1\r\n"),
-            Reply::Array(items) => {
-                line(out, b'*', items.len().to_string().as_bytes());
-                for item in items {
-                    item.encode(version, out);
-                }
-            }
-            Reply::Set(items) => {
-                line(out, if resp3 { b'~' } else { b'*' }, items.len().to_string().as_bytes());
-                for item in items {
-                    item.encode(version, out);
-                }
-            }
+            // Arrays; in RESP3 a set (`~`) and a push (`>`) have their own types.
+            Reply::Array(items) => aggregate(out, b'*', items, version),
+            Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, version),
+            Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, version),
             Reply::Pairs(pairs) => {
                 line(out, b'*', (if resp3 { pairs.len() } else { pairs.len() * 2 }).to_string().as_bytes());
                 for (key, value) in pairs {
@@ -251,6 +246,14 @@ pub(crate) fn format_double(x: f64) -> String {
 
 /// A one-line frame: the type byte, the text, CRLF. The text holds no line break: status texts
 /// are the server's own, error texts are [`ErrorText`]s, the rest are numbers.
+/// An aggregate of `kind` (`*`, `~`, `>`): its length, then each item, consumed as it is encoded.
+fn aggregate(out: &mut BytesMut, kind: u8, items: Vec<Reply>, version: u8) {
+    line(out, kind, items.len().to_string().as_bytes());
+    for item in items {
+        item.encode(version, out);
+    }
+}
+
 fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     debug_assert!(!text.iter().any(|b| matches!(b, b'\r' | b'\n')), "a line frame holds no line break");
     out.reserve(text.len() + 3);
@@ -372,6 +375,13 @@ mod tests {
         let pairs = Reply::Pairs(vec![(Reply::bulk("a"), Reply::bulk("1"))]);
         assert_eq!(bytes(&pairs, 3), b"*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n");
         assert_eq!(bytes(&pairs, 2), b"*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    }
+
+    #[test]
+    fn a_push_is_an_array_in_resp2() {
+        let push = Reply::Push(vec![Reply::bulk("message"), Reply::bulk("c"), Reply::Nil]);
+        assert_eq!(bytes(&push, 3), b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n_\r\n");
+        assert_eq!(bytes(&push, 2), b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$-1\r\n");
     }
 
     #[test]

@@ -183,6 +183,7 @@ async fn serve_listeners(
         config_file: config.config_file.clone(),
         shutdown: crate::admin::Shutdown::default(),
         monitors: crate::monitor::Monitors::default(),
+        pubsub: crate::pubsub::PubSub::default(),
     });
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);

@@ -44,11 +44,29 @@ fn set_name(session: &mut Session, name: &[u8]) -> Result<(), Reply> {
 
 /// A subcommand: its lowercase name and Redis's arity (the command and subcommand counted;
 /// negative: at least).
-type Subcommand = (&'static str, i32);
+pub(crate) type Subcommand = (&'static str, i32);
+
+/// For a command with subcommands: the subcommand `args` names, as Redis names it in errors
+/// (`client|id`), or the error Redis gives before anything else when it is unknown or its arity
+/// is wrong. `None` for a command without subcommands (or none given).
+pub(crate) fn full_name(args: &[Bytes]) -> Option<Result<String, Reply>> {
+    let name = args[0].to_ascii_lowercase();
+    let (table, upper) = match &name[..] {
+        b"client" => (CLIENT_SUBCOMMANDS, "CLIENT"),
+        b"command" => (COMMAND_SUBCOMMANDS, "COMMAND"),
+        b"config" => (CONFIG_SUBCOMMANDS, "CONFIG"),
+        b"slowlog" => (SLOWLOG_SUBCOMMANDS, "SLOWLOG"),
+        b"latency" => (LATENCY_SUBCOMMANDS, "LATENCY"),
+        b"pubsub" => (crate::pubsub::PUBSUB_SUBCOMMANDS, "PUBSUB"),
+        _ => return None,
+    };
+    args.get(1)?;
+    Some(subcommand(table, args, upper).map(|sub| format!("{}|{sub}", upper.to_ascii_lowercase())))
+}
 
 /// The subcommand of `args[1]` in `table`, or the error Redis gives when it is unknown or its
 /// arity is wrong (`command`: the command's name in capitals).
-fn subcommand(table: &[Subcommand], args: &[Bytes], command: &str) -> Result<&'static str, Reply> {
+pub(crate) fn subcommand(table: &[Subcommand], args: &[Bytes], command: &str) -> Result<&'static str, Reply> {
     let Some(&(name, arity)) = table.iter().find(|(name, _)| is(&args[1], name)) else {
         return Err(unknown_subcommand(&args[1], command));
     };
@@ -388,6 +406,7 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
             let load = |n: &AtomicU64| n.load(Ordering::Relaxed).to_string();
             let commands = c.commands_processed.load(Ordering::Relaxed);
             let ops = db.ops.lock().rate(Instant::now(), commands);
+            let (pubsub_channels, pubsub_patterns) = db.pubsub.counts();
             fields(vec![
                 ("total_connections_received", load(&c.connections_received)),
                 ("total_commands_processed", commands.to_string()),
@@ -396,6 +415,8 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
                 ("evicted_keys", "0".into()),
                 ("keyspace_hits", load(&c.keyspace_hits)),
                 ("keyspace_misses", load(&c.keyspace_misses)),
+                ("pubsub_channels", pubsub_channels.to_string()),
+                ("pubsub_patterns", pubsub_patterns.to_string()),
                 ("total_error_replies", load(&c.error_replies)),
             ])
         }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -16,6 +16,8 @@ use crate::cluster::Kind;
 use crate::cmd::parse::is;
 use crate::cmd::{self, Handler, Spec};
 use crate::db::{store_error, Db, Read, TxnView, Write};
+use crate::outbox::{Outbox, OutboxReader};
+use crate::pubsub::{self, Subscriber, Subscriptions};
 use crate::reply::{quoted, Reply};
 use crate::server_cmds;
 
@@ -33,6 +35,8 @@ pub(crate) enum Outcome {
     /// No reply: the connection closes once the replies before it are written (SHUTDOWN, as
     /// Redis's, which clients take as success).
     Hangup,
+    /// Several replies, in order (SUBSCRIBE and its kin answer one per name).
+    Several(Vec<Reply>),
     /// MGET of more than [`MGET_SNAPSHOT_BYTES_MAX`] of values: an array of these keys' values,
     /// which the connection reads one at a time as it writes them, flushing as it goes.
     Values(Vec<Bytes>),
@@ -71,8 +75,15 @@ pub(crate) struct Session {
     /// Each WATCHed key with what identifies its value then: a number, never the value, so
     /// WATCH costs the same whatever the values' size.
     watched: Vec<(Bytes, Watched)>,
-    /// Set by MONITOR, taken by the connection, which then writes the lines.
-    pub(crate) monitor: Option<crate::monitor::MonitorLines>,
+    /// This connection's outbox (MONITOR lines, pub/sub messages: see `outbox`), made when
+    /// first needed.
+    outbox: Option<Outbox>,
+    /// The outbox's reading side, once made: taken by the connection, which writes its frames.
+    pub(crate) outbox_reader: Option<OutboxReader>,
+    /// The channels and patterns subscribed to.
+    pub(crate) subscriptions: Subscriptions,
+    /// `resp`, as the pub/sub registry reads it to encode a message for this connection.
+    resp_shared: Arc<AtomicU8>,
 }
 
 /// What WATCH keeps of a key.
@@ -87,7 +98,48 @@ enum Watched {
 impl Session {
     pub(crate) fn new(db: Arc<Db>, id: u64) -> Session {
         let authenticated = db.password.is_none();
-        Session { db, id, resp: 2, authenticated, name: Vec::new(), multi: None, watched: Vec::new(), monitor: None }
+        Session {
+            db,
+            id,
+            resp: 2,
+            authenticated,
+            name: Vec::new(),
+            multi: None,
+            watched: Vec::new(),
+            outbox: None,
+            outbox_reader: None,
+            subscriptions: Subscriptions::default(),
+            resp_shared: Arc::new(AtomicU8::new(2)),
+        }
+    }
+
+    /// This connection's outbox, made (and its reader left for the connection) on first use.
+    fn outbox(&mut self) -> Outbox {
+        if let Some(outbox) = &self.outbox {
+            return outbox.clone();
+        }
+        // A session without a registered client (the fuzzer's) gets a kill switch of its own.
+        let kill = self.db.clients.lock().get(&self.id).map(|c| c.kill.clone()).unwrap_or_default();
+        let (outbox, reader) = crate::outbox::outbox(self.id, kill);
+        self.outbox = Some(outbox.clone());
+        self.outbox_reader = Some(reader);
+        outbox
+    }
+
+    /// This connection as the pub/sub registry holds a subscriber.
+    pub(crate) fn subscriber(&mut self) -> Subscriber {
+        Subscriber::new(self.outbox(), self.resp_shared.clone())
+    }
+
+    /// Sets the protocol version replies and pushes are encoded in.
+    fn set_resp(&mut self, version: u8) {
+        self.resp = version;
+        self.resp_shared.store(version, Ordering::Relaxed);
+    }
+
+    /// Whether RESP2's subscribed mode restricts the commands (Redis's `CLIENT_PUBSUB` in RESP2).
+    fn in_resp2_subscribed_mode(&self) -> bool {
+        self.resp == 2 && self.subscriptions.count() > 0
     }
 
     /// How the connection must run `args` around its other requests, decided from its command:
@@ -149,6 +201,10 @@ impl Session {
             self.fail_multi();
             return Outcome::Now(self.rejected(spec, Reply::error(refusal)));
         }
+        if self.in_resp2_subscribed_mode() && !pubsub::allowed_while_subscribed(spec) {
+            self.fail_multi();
+            return Outcome::Now(self.rejected(spec, pubsub::refused_while_subscribed(spec, &args)));
+        }
         if !self.db.monitors.is_empty() {
             self.feed_monitors(spec, &args);
         }
@@ -162,6 +218,9 @@ impl Session {
                 Outcome::Values(args[1..].to_vec())
             }
             Handler::Read(f) => Outcome::Now(f(&self.db.counted_view(), &args)),
+            Handler::Pure(_) if spec.name == "ping" && self.in_resp2_subscribed_mode() => {
+                Outcome::Now(pubsub::subscribed_ping(&args))
+            }
             Handler::Pure(f) => Outcome::Now(f(&args)),
             Handler::Write(apply) if spec.lists_keys => return self.flush(spec, start, apply, args),
             Handler::Write(apply) => return self.write(spec, start, apply, args),
@@ -175,6 +234,10 @@ impl Session {
             Outcome::Close(reply) => {
                 record(&self.db, self.id, spec, start, &args, reply.is_error());
                 Outcome::Close(reply)
+            }
+            Outcome::Several(replies) => {
+                record(&self.db, self.id, spec, start, &args, false);
+                Outcome::Several(replies)
             }
             // SHUTDOWN: no reply to time beyond its own work.
             Outcome::Hangup => {
@@ -224,10 +287,11 @@ impl Session {
 
     /// MONITOR: this connection gets every command's line from now on.
     fn monitor(&mut self) -> Reply {
-        let Some(kill) = self.db.clients.lock().get(&self.id).map(|c| c.kill.clone()) else {
+        if !self.db.clients.lock().contains_key(&self.id) {
             return Reply::error("ERR MONITOR needs a connected client");
-        };
-        self.monitor = Some(self.db.monitors.add(self.id, kill));
+        }
+        let outbox = self.outbox();
+        self.db.monitors.add(outbox);
         Reply::OK
     }
 
@@ -360,6 +424,12 @@ impl Session {
             },
             "raft.node" => return self.raft_node(args),
             "monitor" => self.monitor(),
+            "subscribe" => return pubsub::subscribe(self, pubsub::Kind::Channel, args),
+            "psubscribe" => return pubsub::subscribe(self, pubsub::Kind::Pattern, args),
+            "unsubscribe" => return pubsub::unsubscribe(self, pubsub::Kind::Channel, args),
+            "punsubscribe" => return pubsub::unsubscribe(self, pubsub::Kind::Pattern, args),
+            "publish" => pubsub::publish(self, args),
+            "pubsub" => pubsub::pubsub(self, args),
             other => unreachable!("{other} has a session handler"),
         };
         Outcome::Now(reply)
@@ -487,7 +557,8 @@ impl Session {
     fn reset(&mut self) -> Reply {
         self.multi = None;
         self.watched.clear();
-        self.resp = 2;
+        pubsub::unsubscribe_all(self);
+        self.set_resp(2);
         self.name.clear();
         self.db.set_client_name(self.id, Vec::new());
         self.authenticated = self.db.password.is_none();
@@ -578,9 +649,16 @@ impl Session {
             server_cmds::apply_name(self, &name);
         }
         if let Some(v) = version {
-            self.resp = v;
+            self.set_resp(v);
         }
         server_cmds::hello_reply(self)
+    }
+}
+
+impl Drop for Session {
+    /// A closed connection's subscriptions leave the registry with it, whatever closed it.
+    fn drop(&mut self) {
+        pubsub::unsubscribe_all(self);
     }
 }
 

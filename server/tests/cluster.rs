@@ -139,3 +139,33 @@ fn hashes_and_sets_through_every_member() {
     assert_eq!(cmd(&mut clients[0], &["DEL", "h", "s", "z"]), R::Int(3));
     assert_eq!(cmd(&mut clients[2], &["KEYS", "*"]), R::Array(vec![]));
 }
+
+/// Workload: a subscriber on every member, messages published through each member in turn.
+/// Every subscriber gets every message, in each publisher's order, whichever member took the
+/// PUBLISH (sent on over the Raft listeners, not through the log); PUBLISH counts the receivers
+/// on the member that took it, as Redis Cluster's does.
+#[test]
+fn a_publish_on_any_member_reaches_the_subscribers_of_every_member() {
+    let cluster = TestCluster::start(3);
+    let mut subscribers: Vec<RawClient> = cluster.addrs.iter().map(|a| RawClient::connect(*a)).collect();
+    for s in &mut subscribers {
+        let confirmed = parse(&s.cmd(&["SUBSCRIBE", "events"]));
+        assert_eq!(confirmed, R::Array(vec![bulk("subscribe"), bulk("events"), R::Int(1)]));
+    }
+    for (i, addr) in cluster.addrs.iter().enumerate() {
+        let mut publisher = RawClient::connect(*addr);
+        for n in 0..3 {
+            let message = format!("from {i}: {n}");
+            assert_eq!(parse(&publisher.cmd(&["PUBLISH", "events", &message])), R::Int(1), "this member's own");
+        }
+        for (j, s) in subscribers.iter_mut().enumerate() {
+            for n in 0..3 {
+                let got = parse(&s.reply().expect("the subscriber stays connected"));
+                let want = R::Array(vec![bulk("message"), bulk("events"), bulk(&format!("from {i}: {n}"))]);
+                assert_eq!(got, want, "member {j}'s subscriber, published on member {i}");
+            }
+        }
+    }
+    let mut other = RawClient::connect(cluster.addrs[0]);
+    assert_eq!(parse(&other.cmd(&["PUBLISH", "nobody", "m"])), R::Int(0));
+}

@@ -83,6 +83,16 @@ pub const INTENDED: &[&str] = &[
      supported by ferrocask`: a connection cannot be silenced or tracked (CLIENT HELP still prints \
      Redis's text). CLIENT KILL and MONITOR are Redis 7.0's, tested in client_kill_monitor.rs (their \
      replies name addresses and times). Not generated.",
+    "Pub/sub commands (SUBSCRIBE, PUBLISH, PUBSUB, ...) inside MULTI are refused (and abort the \
+     EXEC) instead of being queued. Not generated.",
+    "UNSUBSCRIBE and PUNSUBSCRIBE without arguments answer for each channel (pattern) in byte \
+     order; Redis answers in its hash table's order. Compared with one channel only. A message \
+     matching several patterns is delivered once per pattern in the order they were first \
+     subscribed to (Redis: its hash table's order). Compared with one matching pattern only.",
+    "PUBSUB SHARDCHANNELS and SHARDNUMSUB answer as with no shard channel: SSUBSCRIBE, \
+     SUNSUBSCRIBE and SPUBLISH are not served (unknown command).",
+    "A subscriber whose queue of messages not yet written passes 32 MiB is disconnected (Redis's \
+     pubsub hard limit, without its soft limit of 8 MiB for 60 s). Tested in pubsub.rs.",
 ];
 
 const KEYS: &[&str] = &["k0", "k1", "k2", "n0", "n1", "f0", "b0", "h0", "s0", "l0", "z0"];
@@ -578,7 +588,7 @@ impl Gen {
     fn text_command(&mut self) -> Vec<String> {
         let k = self.key();
         let v = self.value();
-        match self.rng.below(104) {
+        match self.rng.below(106) {
             54..=79 => self.collection_command(),
             80..=91 => self.list_command(),
             92..=103 => self.zset_command(),
@@ -738,6 +748,19 @@ impl Gen {
             52 => vec![s(self.rng.pick(&["EXEC", "DISCARD", "UNWATCH"]))],
             53 if self.rng.chance(20) => vec![s("FLUSHDB")],
             53 => vec![s("FLUSHDB"), s(self.rng.pick(&["ASYNC", "SYNC", "NOPE"]))],
+            // Pub/sub with nobody subscribed: channels are not keys, and nothing here listens.
+            104 => vec![s("PUBLISH"), s(self.rng.pick(&["ch", "news.1", "k0", ""])), v],
+            105 => match self.rng.below(8) {
+                0 => vec![s("PUBSUB"), s("CHANNELS")],
+                1 => vec![s("PUBSUB"), s("CHANNELS"), s(self.rng.pick(&["*", "news.*", "[a-", ""]))],
+                2 => vec![s("PUBSUB"), s("NUMSUB"), s("ch"), k],
+                3 => vec![s("PUBSUB"), s("NUMPAT")],
+                4 => vec![s("PUBSUB"), s(self.rng.pick(&["NUMPAT", "CHANNELS", "HELP"])), k, v],
+                5 => vec![s("PUBSUB"), s(self.rng.pick(&["BOGUS", "SHARDNUMSUB", "SHARDCHANNELS"]))],
+                // One reply each: no name, or one name (several names answer one reply each).
+                6 => vec![s(self.rng.pick(&["UNSUBSCRIBE", "PUNSUBSCRIBE"]))],
+                _ => vec![s(self.rng.pick(&["UNSUBSCRIBE", "PUNSUBSCRIBE"])), k],
+            },
             _ => vec![s("GET"), k],
         }
     }
@@ -753,7 +776,21 @@ impl Gen {
         // ferrocask refuses there (see INTENDED).
         let queueable = |name: &[u8]| {
             let name = String::from_utf8_lossy(name).to_uppercase();
-            !["FLUSHDB", "KEYS", "SCAN", "RANDOMKEY", "HELLO", "CLIENT", "CONFIG", "COMMAND"].contains(&name.as_str())
+            ![
+                "FLUSHDB",
+                "KEYS",
+                "SCAN",
+                "RANDOMKEY",
+                "HELLO",
+                "CLIENT",
+                "CONFIG",
+                "COMMAND",
+                "PUBLISH",
+                "PUBSUB",
+                "UNSUBSCRIBE",
+                "PUNSUBSCRIBE",
+            ]
+            .contains(&name.as_str())
         };
         for _ in 0..4 + self.rng.below(12) {
             match self.rng.below(10) {
@@ -1375,4 +1412,84 @@ fn incrbyfloat_replies_as_redis_does() {
         let (a, b) = (ours.cmd(&args), theirs.cmd(&args));
         assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "step {i}: INCRBYFLOAT {key} {text}");
     }
+}
+
+/// Pub/sub on two connections, scripted (what a subscriber receives depends on timing a random
+/// sequence cannot fix): subscribed mode's rules, the confirmations, the messages' frames, the
+/// counts, RESET and QUIT, compared byte for byte in RESP2 and RESP3. Step `(0, ...)` runs on
+/// the subscriber, `(1, ...)` on the publisher, whose PUBLISH's count says how many messages the
+/// subscriber then reads.
+#[test]
+fn pubsub_replies_as_redis_does() {
+    let steps: &[(usize, &[&str])] = &[
+        (0, &["UNSUBSCRIBE"]),
+        (0, &["PUNSUBSCRIBE", "p"]),
+        (0, &["SUBSCRIBE", "news.1", "a\r\nb", "news.1"]),
+        (0, &["PSUBSCRIBE", "news.*", "x?ws.[0-9]"]),
+        (0, &["PING"]),
+        (0, &["PING", "hi"]),
+        (0, &["PING", "a", "b"]),
+        (0, &["GET", "k"]),
+        (0, &["CLIENT", "BOGUS"]),
+        (0, &["PUBSUB", "HELP", "x"]),
+        (0, &["PUBSUB", "NUMPAT"]),
+        (0, &["NOSUCHCOMMAND"]),
+        (0, &["SUBSCRIBE"]),
+        (1, &["PUBLISH", "news.1", "hello"]),
+        (1, &["PUBLISH", "news.2", "x"]),
+        (1, &["PUBLISH", "xews.2", "y"]),
+        (1, &["PUBLISH", "a\r\nb", "\u{0}"]),
+        (1, &["PUBLISH", "nobody", "x"]),
+        (1, &["PUBSUB", "NUMSUB", "news.1", "news.2", "a\r\nb"]),
+        (1, &["PUBSUB", "NUMPAT"]),
+        (1, &["PUBSUB", "CHANNELS", "news.*"]),
+        (1, &["PUBSUB", "CHANNELS", "x*"]),
+        (1, &["PUBSUB", "CHANNELS", "a?b"]),
+        (0, &["UNSUBSCRIBE", "news.1", "never"]),
+        (0, &["PUNSUBSCRIBE", "news.*"]),
+        (1, &["PUBLISH", "news.1", "again"]),
+        (0, &["UNSUBSCRIBE"]),
+        (0, &["PUNSUBSCRIBE"]),
+        (0, &["PING"]),
+        (0, &["GET", "k"]),
+        (0, &["UNSUBSCRIBE"]),
+        (0, &["SUBSCRIBE", "c"]),
+        (0, &["RESET"]),
+        (1, &["PUBSUB", "NUMSUB", "c"]),
+        (1, &["PUBLISH", "c", "m"]),
+        (0, &["PSUBSCRIBE", "*"]),
+        (1, &["PUBLISH", "any", "m"]),
+        (0, &["QUIT"]),
+        (1, &["PUBSUB", "NUMPAT"]),
+    ];
+    let redis = RedisServer::start();
+    let server = TestServer::start();
+    for version in ["2", "3"] {
+        let mut ours = [server.raw(), server.raw()];
+        let mut theirs = [RawClient::connect(redis.addr()), RawClient::connect(redis.addr())];
+        for c in ours.iter_mut().chain(theirs.iter_mut()) {
+            c.cmd(&["HELLO", version]);
+        }
+        for (who, args) in steps {
+            let subscribes = ["SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"].contains(&args[0]);
+            let replies = if subscribes && args.len() > 1 { args.len() - 1 } else { 1 };
+            ours[*who].send(args);
+            theirs[*who].send(args);
+            for _ in 0..replies {
+                let (a, b) = (ours[*who].reply(), theirs[*who].reply());
+                assert_eq!(show_reply(&a), show_reply(&b), "RESP{version} {args:?}");
+                // The messages a PUBLISH delivered, on the subscriber.
+                if let ("PUBLISH", Some(R::Int(receivers))) = (args[0], b.as_deref().map(parse)) {
+                    for _ in 0..receivers {
+                        let (a, b) = (ours[0].reply(), theirs[0].reply());
+                        assert_eq!(show_reply(&a), show_reply(&b), "RESP{version}: a message of {args:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn show_reply(reply: &Option<Vec<u8>>) -> String {
+    reply.as_ref().map_or("<closed>".to_string(), |r| String::from_utf8_lossy(r).into_owned())
 }

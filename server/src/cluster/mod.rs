@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferrocask_raft::network::{AdminRequest, CallError, Connection, Forwarded, Message, Reply as RaftReply};
+use ferrocask_raft::network::{AdminRequest, CallError, Connection, Forwarded, Message, Published, Reply as RaftReply};
 use ferrocask_raft::node::{Node, Service};
 use ferrocask_raft::{NodeId, Raft, Request};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -59,6 +60,14 @@ pub const QUORUM_ACK_MAX_MS: u64 = ferrocask_raft::node::ELECTION_TIMEOUT_MS.1;
 /// How long a proposed write waits to be committed and applied before its outcome is reported
 /// unknown (a leader that lost its quorum after proposing it may never commit it).
 pub const COMMIT_WAIT: Duration = Duration::from_secs(3);
+
+/// The most bytes of published messages (channel and message) waiting to be sent to one other
+/// member; past it a message is not sent to that member (and a log line says so), so a slow or
+/// unreachable member costs bounded memory and never slows PUBLISH.
+pub const PUBLISH_QUEUE_BYTES_MAX: usize = 32 << 20;
+/// How long a member has to acknowledge a batch of published messages before the batch is
+/// given up (best effort: they are not sent again).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The error for a command whose outcome this node cannot know.
 fn unknown(why: impl std::fmt::Display) -> Reply {
@@ -113,6 +122,8 @@ pub struct Cluster {
     db: OnceLock<Weak<Db>>,
     local: Local,
     log: ferrocask_raft::LogStore,
+    /// Where PUBLISH sends its messages on to each other member (see [`Cluster::broadcast`]).
+    peers: parking_lot::Mutex<BTreeMap<NodeId, Peer>>,
 }
 
 /// The leader's own queues (a follower's are idle).
@@ -139,6 +150,7 @@ impl Cluster {
             db: OnceLock::new(),
             local: Local { proposals, reads },
             log: node.log.clone(),
+            peers: parking_lot::Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(route(Arc::downgrade(&cluster), routed));
         tokio::spawn(propose(node.raft.clone(), proposals_rx));
@@ -186,6 +198,27 @@ impl Cluster {
             self.local.take(item);
         } else if let Err(mpsc::error::SendError((_, item))) = self.forwards.send((leader, item)) {
             let _ = item.reply.send(tryagain("this node's forwarder stopped"));
+        }
+    }
+
+    /// Sends a published message on to every other member, whose subscribers get it (a member
+    /// delivers it as its own PUBLISH does, and answers nothing back). Best effort, as Redis
+    /// Cluster's bus: not through the Raft log (no log write, no wait for a quorum, and a
+    /// message is never delivered twice by a log replay), in publish order per member; a member
+    /// that is down or more than [`PUBLISH_QUEUE_BYTES_MAX`] behind misses messages. Never waits.
+    pub(crate) fn broadcast(&self, channel: &[u8], message: &[u8]) {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let members = m.membership_config.membership();
+        let mut peers = self.peers.lock();
+        // A member removed, or at a new address: its sender goes (and its task ends).
+        peers.retain(|id, peer| members.get_node(id).is_some_and(|n| n.addr == peer.addr));
+        for (id, node) in members.nodes() {
+            if *id == self.id {
+                continue;
+            }
+            let peer = peers.entry(*id).or_insert_with(|| Peer::start(*id, node.addr.clone()));
+            peer.send(Published { channel: channel.to_vec(), message: message.to_vec() });
         }
     }
 
@@ -576,6 +609,90 @@ async fn forward(raft: Raft, mut rx: mpsc::UnboundedReceiver<(NodeId, Routed)>) 
     }
 }
 
+/// One other member, as PUBLISH sends to it: a queue bounded in bytes, emptied by a task of its
+/// own (so one slow member delays no other).
+struct Peer {
+    addr: String,
+    queue: mpsc::UnboundedSender<Published>,
+    /// Bytes queued and not yet taken by the task.
+    queued: Arc<AtomicUsize>,
+    /// Whether the last message was dropped (one log line per spell of drops).
+    dropping: AtomicBool,
+}
+
+/// The bytes a published message counts for against [`PUBLISH_QUEUE_BYTES_MAX`].
+fn published_bytes(p: &Published) -> usize {
+    p.channel.len() + p.message.len()
+}
+
+impl Peer {
+    fn start(id: NodeId, addr: String) -> Peer {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(send_published(id, addr.clone(), rx, queued.clone()));
+        Peer { addr, queue, queued, dropping: AtomicBool::new(false) }
+    }
+
+    fn send(&self, message: Published) {
+        let bytes = published_bytes(&message);
+        if self.queued.load(Ordering::Relaxed) + bytes > PUBLISH_QUEUE_BYTES_MAX {
+            if !self.dropping.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    peer = %self.addr,
+                    queued_bytes_max = PUBLISH_QUEUE_BYTES_MAX,
+                    "a member is too far behind on published messages: dropping them for it"
+                );
+            }
+            return;
+        }
+        self.dropping.store(false, Ordering::Relaxed);
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
+        let _ = self.queue.send(message);
+    }
+}
+
+/// Sends the messages published for member `id` at `addr`, every message waiting in one
+/// request, one request at a time (so they arrive in publish order). A failed request's
+/// messages are lost (best effort); a spell of failures logs once.
+async fn send_published(
+    id: NodeId,
+    addr: String,
+    mut rx: mpsc::UnboundedReceiver<Published>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut connection = Connection::new(addr.clone());
+    let (mut held, mut failing) = (None, false);
+    let mut last_sent = std::time::Instant::now();
+    loop {
+        let first = match held.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        let batch = gather(first, &mut rx, &mut held, ENTRY_BYTES_MAX, published_bytes, |_, _| false);
+        // A message held back for the next batch stays counted until that batch takes it.
+        queued.fetch_sub(batch.iter().map(published_bytes).sum(), Ordering::Relaxed);
+        let count = batch.len();
+        // The member closes a connection silent for `RAFT_IDLE_TIMEOUT`; a request sent on one it
+        // may be closing would be lost, so an idle one is remade first.
+        if last_sent.elapsed() > ferrocask_raft::node::RAFT_IDLE_TIMEOUT / 2 {
+            connection = Connection::new(addr.clone());
+        }
+        last_sent = std::time::Instant::now();
+        match connection.call(&Message::Publish(batch), PUBLISH_TIMEOUT).await {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::info!(peer = id, error = %e, lost = count, "published messages not delivered to a member");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
 /// What the leader does with forwarded commands: runs them as its own, in order, never
 /// forwarding them again (a node that no longer leads answers `TRYAGAIN`).
 struct Forwards(Weak<Cluster>);
@@ -608,6 +725,13 @@ impl Service for Forwards {
             }
             replies
         })
+    }
+
+    fn published(&self, messages: Vec<Published>) {
+        let Some(db) = self.0.upgrade().and_then(|c| c.db.get().and_then(Weak::upgrade)) else { return };
+        for m in messages {
+            db.pubsub.publish(&m.channel, &m.message);
+        }
     }
 }
 

@@ -173,7 +173,9 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
         }
         Reply::Nil => out.push(NIL),
         Reply::NilArray => out.push(NIL_ARRAY),
-        Reply::Array(items) | Reply::Set(items) => {
+        // A push never crosses the wire (pub/sub commands run on the connection's own node); were
+        // one to, it would arrive as the array RESP2 makes of it.
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             out.push(if matches!(reply, Reply::Set(_)) { SET } else { ARRAY });
             put_len(out, items.len());
             for item in items {

@@ -352,6 +352,12 @@ fn table() -> Vec<Spec> {
         session("role", 1),
         session("raft.node", -3),
         session("monitor", 1),
+        session("subscribe", -2),
+        session("unsubscribe", -1),
+        session("psubscribe", -2),
+        session("punsubscribe", -1),
+        session("publish", 3),
+        session("pubsub", -2),
     ]
 }
 

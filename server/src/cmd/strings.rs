@@ -421,6 +421,10 @@ pub(crate) fn bitcount(ks: &dyn Read, args: &[Bytes]) -> Reply {
                 (Ok(s), Ok(e)) => (s, e),
                 (Err(e), _) | (_, Err(e)) => return e,
             };
+            // Redis 7.0 answers this before it looks at the unit (a bad one included).
+            if start < 0 && end < 0 && start > end {
+                return Reply::Int(0);
+            }
             let bits = match args.get(4) {
                 None => false,
                 Some(unit) if is(unit, "bit") => true,

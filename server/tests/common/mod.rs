@@ -315,6 +315,8 @@ pub enum R {
     Set(Vec<R>),
     /// A RESP3 map (`%`), keys and values in turn.
     Map(Vec<R>),
+    /// RESP3's push type (`>`).
+    Push(Vec<R>),
     Other(Vec<u8>),
 }
 
@@ -330,6 +332,7 @@ impl std::fmt::Debug for R {
             R::Array(items) => f.debug_list().entries(items).finish(),
             R::Set(items) => write!(f, "set {:?}", items),
             R::Map(items) => write!(f, "map {:?}", items),
+            R::Push(items) => write!(f, "push {:?}", items),
             R::Other(b) => write!(f, "other {:?}", text(b)),
         }
     }
@@ -356,7 +359,7 @@ fn parse_at(buf: &[u8], at: usize) -> (R, usize) {
             (R::Bulk(buf[next..next + n].to_vec()), next + n + 2)
         }
         b'*' | b'~' | b'%' if int() < 0 => (R::Null, next),
-        b'*' | b'~' | b'%' => {
+        b'*' | b'~' | b'%' | b'>' => {
             let n = if buf[at] == b'%' { int() * 2 } else { int() };
             let mut items = Vec::new();
             let mut pos = next;
@@ -368,6 +371,7 @@ fn parse_at(buf: &[u8], at: usize) -> (R, usize) {
             let reply = match buf[at] {
                 b'~' => R::Set(items),
                 b'%' => R::Map(items),
+                b'>' => R::Push(items),
                 _ => R::Array(items),
             };
             (reply, pos)
