@@ -115,7 +115,7 @@ fn resp3_pushes_arrive_between_the_replies_of_ordinary_commands() {
     let server = TestServer::start();
     let mut sub = server.raw();
     let mut publisher = server.raw();
-    assert!(matches!(parse(&sub.cmd(&["HELLO", "3"])), R::Array(_)));
+    assert!(matches!(parse(&sub.cmd(&["HELLO", "3"])), R::Map(_)), "HELLO 3 answers a map");
     assert_eq!(sub.cmd(&["SUBSCRIBE", "c"]), b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
     assert_eq!(parse(&publisher.cmd(&["PUBLISH", "c", "first"])), R::Int(1));
     assert_eq!(sub.reply().unwrap(), b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nfirst\r\n");
