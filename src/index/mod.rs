@@ -131,14 +131,26 @@ impl Index {
         entries.saturating_sub(self.expiries.lock().expired_at(now_ms))
     }
 
-    /// Bytes the index's tables hold allocated: every stripe's slots (an entry each, whether
-    /// used or not) and hashbrown's one control byte per slot, and the ordered set's keys and
-    /// nodes (see `ordered::SET_BYTES_PER_KEY`); the expiry multiset is not counted. Takes each
-    /// stripe's read lock in turn: O(stripes), for INFO and stats.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<Entry>() + 1;
-        let tables: usize = self.stripes.iter().map(|stripe| stripe.read().capacity() * slot).sum();
-        tables + self.ordered.as_deref().map_or(0, Ordered::allocated_bytes)
+    /// Bytes the index holds allocated, part by part ([`Footprint`]): every stripe's slots (an
+    /// entry each, used or not) and hashbrown's control bytes, the expiry multiset's nodes
+    /// (estimated), and the ordered set's keys and nodes (see `ordered::SET_BYTES_PER_KEY`).
+    /// Takes each stripe's read lock in turn: O(stripes), for INFO and stats.
+    pub(crate) fn footprint(&self) -> Footprint {
+        let mut f =
+            Footprint { entries: self.len(), entry_bytes: std::mem::size_of::<Entry>(), ..Footprint::default() };
+        for stripe in self.stripes.iter() {
+            let buckets = table_buckets(stripe.read().capacity());
+            f.buckets += buckets;
+            if buckets > 0 {
+                f.control_bytes += buckets + TABLE_GROUP_BYTES;
+                f.slot_bytes += (buckets * f.entry_bytes).next_multiple_of(TABLE_GROUP_BYTES);
+            }
+        }
+        let expiries = self.expiries.lock();
+        f.expiry_bytes = (expiries.later.len() + expiries.passed.len()) * EXPIRY_BYTES_PER_TIME;
+        drop(expiries);
+        f.ordered_bytes = self.ordered.as_deref().map_or(0, Ordered::allocated_bytes);
+        f
     }
 
     /// Entries with an expiry not passed at `now_ms`, and the mean time they have left (ms; 0
@@ -580,6 +592,57 @@ impl ScanPage {
     /// Whether this page lists the keys of `stripe`.
     pub(crate) fn covers(&self, stripe: usize) -> bool {
         self.stripes.contains(&stripe)
+    }
+}
+
+/// What the index holds allocated, part by part ([`Index::footprint`]), for
+/// `Stats::index_bytes` and the footprint tests. DESIGN.md, "The index", gives the figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Entries in the hash tables.
+    pub entries: usize,
+    /// Bytes of one entry.
+    pub entry_bytes: usize,
+    /// Slots of all the stripes' tables, used or free.
+    pub buckets: usize,
+    /// Bytes of the slots (`buckets * entry_bytes`, each table's rounded up to its alignment):
+    /// the entries and the tables' free slots.
+    pub slot_bytes: usize,
+    /// hashbrown's control bytes: one per slot and one group per table.
+    pub control_bytes: usize,
+    /// The expiry multiset, estimated from its distinct expiry times.
+    pub expiry_bytes: usize,
+    /// The ordered set of the keys under declared prefixes.
+    pub ordered_bytes: usize,
+}
+
+impl Footprint {
+    /// Every part together.
+    pub fn total(&self) -> usize {
+        self.slot_bytes + self.control_bytes + self.expiry_bytes + self.ordered_bytes
+    }
+
+    /// Bytes of free slots: what growth by doubling and the load factor leave unused.
+    pub fn slack_bytes(&self) -> usize {
+        self.slot_bytes.saturating_sub(self.entries * self.entry_bytes)
+    }
+}
+
+/// hashbrown's control group (SSE2's width): the control bytes are aligned to it, and one
+/// group's worth beyond the slots is allocated to let probes read past the end.
+const TABLE_GROUP_BYTES: usize = 16;
+
+/// Bytes of the expiry multiset per distinct expiry time: a `u64` key and a `usize` count in a
+/// B-tree node of 11, about two-thirds full.
+const EXPIRY_BYTES_PER_TIME: usize = 24;
+
+/// The slots of a hashbrown table of `capacity` (its load factor is 7/8 from 16 slots, one free
+/// slot below; 0 for a table never allocated).
+fn table_buckets(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..8 => capacity + 1,
+        _ => capacity / 7 * 8,
     }
 }
 
