@@ -80,7 +80,7 @@ impl Engine {
             if self.is_expired(&found.header) {
                 return None;
             }
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let value = found.value()?;
             let expires_ms = found.header.expires_ms;
             Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
         }))
