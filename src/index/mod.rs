@@ -902,19 +902,31 @@ fn is_at(segs: &SegmentTable, entry: &Entry, segment_id: u64, offset: u32) -> bo
 }
 
 fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
-    let entry = table.find(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(segs, e, key))?;
-    let segment = segs.resolve(entry);
-    let header = segment.record_header(entry.offset)?;
+    // The header the key was compared through is kept: the value is read through it, without
+    // decoding it a second time.
+    let mut matched = None;
+    let entry = table.find(KeyHash::table_hash(h.short), |e| {
+        e.hash == h.short && {
+            matched = header_if_key_is(segs, e, key);
+            matched.is_some()
+        }
+    })?;
+    let header = matched.expect("the entry found matched through its header");
     // Entries point at puts; one that points at a tombstone can only come from a forged hint
     // (fuzz finding `hint_decode/entry-on-a-tombstone`) and reads as absent.
-    (header.kind == RecordKind::Put).then_some(Found { segment, offset: entry.offset, header })
+    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset, header })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.
 fn entry_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> bool {
+    header_if_key_is(segs, entry, key).is_some()
+}
+
+/// The header of the record an entry points to, if that record's key is `key`.
+fn header_if_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> Option<RecordHeader> {
     let segment = segs.resolve(entry);
-    let Some(header) = segment.record_header(entry.offset) else { return false };
-    header.key_len == key.len() && segment.key(entry.offset, &header).is_some_and(|k| *k == *key)
+    let header = segment.record_header(entry.offset)?;
+    (header.key_len == key.len() && segment.key(entry.offset, &header).is_some_and(|k| *k == *key)).then_some(header)
 }
 
 /// The key an entry points to, copied.
