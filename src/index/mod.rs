@@ -630,7 +630,7 @@ impl ScanPage {
     }
 }
 
-/// What the index holds allocated, part by part ([`Index::footprint`]), for
+/// What the index holds allocated, part by part (`Index::footprint`), for
 /// `Stats::index_bytes` and the footprint tests. DESIGN.md, "The index", gives the figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
