@@ -1,18 +1,17 @@
 //! The in-RAM index: key -> location of its latest record, in lock-striped hash tables.
 //!
 //! An entry holds no key and no value: only its segment's slot in the segment table
-//! (`segments.rs`), the record's offset and 32 bits of the key's hash (12 bytes). Keys are
+//! (`segments.rs`), the record's offset and 24 bits of the key's hash (10 bytes). Keys are
 //! compared against the record in the mapped segment, which the read path touches anyway to copy
-//! the value. A stripe is chosen by bits of the
-//! store's keyed SipHash-1-3 (`hash.rs`, its key in the manifest) so an attacker cannot aim keys
-//! at one stripe or bucket.
+//! the value. A stripe is chosen by bits of the store's keyed SipHash-1-3 (`hash.rs`, its key in
+//! the manifest) so an attacker cannot aim keys at one stripe or bucket.
 //!
 //! Invariants: a segment an entry points to stays mapped for as long as the entry exists (the
-//! segment table counts entries per segment, see `segments.rs`); an entry points to a `Put` record at or below its segment's `data_end` (during
-//! recovery, also to tombstones, swept before the store opens); a segment's `live_bytes` is the
-//! sum of the lengths of the records entries point to; `Index::expiries` holds the expiry of
-//! every entry whose record has one, so the live keys are counted without visiting entries
-//! ([`Index::live_len`]).
+//! segment table counts entries per segment, see `segments.rs`); an entry points to a `Put`
+//! record at or below its segment's `data_end` (during recovery, also to tombstones, swept
+//! before the store opens); a segment's `live_bytes` is the sum of the lengths of the records
+//! entries point to; `Index::expiries` holds the expiry of every entry whose record has one, so
+//! the live keys are counted without visiting entries ([`Index::live_len`]).
 //!
 //! Keys under the prefixes declared with `Options::ordered_prefix` are also kept in an ordered
 //! set (`ordered.rs`), which changes only where the entry count does ([`Index::entered`],
@@ -38,17 +37,23 @@ use crate::Result;
 pub(crate) use ordered::in_range;
 use ordered::{not_ordered, Ordered, OrderedWrite};
 pub(crate) use segments::new_index_slot;
-use segments::{Entry, SegmentTable};
+use segments::{Entry, SegmentTable, ENTRY_HASH_BITS};
 
-/// A key's hash, split into the stripe it lives in and the 32 bits stored in the entry.
+/// A key's hash, split into the stripe it lives in and the bits stored in the entry.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyHash {
     stripe: usize,
     short: u32,
 }
 
+/// The bits of a key's full hash that its entry keeps: the low [`ENTRY_HASH_BITS`] (the stripe
+/// is chosen by bits 32 and up).
+fn short_hash(full: u64) -> u32 {
+    full as u32 & ((1 << ENTRY_HASH_BITS) - 1)
+}
+
 impl KeyHash {
-    /// The hash given to the stripe's table: the stored 32 bits spread over 64, so that the table
+    /// The hash given to the stripe's table: the stored bits spread over 64, so that the table
     /// can recompute it from the entry when it grows.
     fn table_hash(short: u32) -> u64 {
         u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(short)
@@ -113,7 +118,7 @@ impl Index {
 
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
         let full = self.hasher.hash(key);
-        KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: full as u32 }
+        KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: short_hash(full) }
     }
 
     /// Entries in the index (including expired ones not yet compacted away).
@@ -208,10 +213,10 @@ impl Index {
             for entry in table.iter() {
                 page.visited += 1;
                 let segment = self.segments.resolve(entry);
-                let Some(header) = segment.record_header(entry.offset).filter(|h| h.kind == RecordKind::Put) else {
+                let Some(header) = segment.record_header(entry.offset()).filter(|h| h.kind == RecordKind::Put) else {
                     continue;
                 };
-                let Some(key) = segment.key(entry.offset, &header) else { continue };
+                let Some(key) = segment.key(entry.offset(), &header) else { continue };
                 if keep(&key, header.expires_ms) {
                     page.keys.push(key.into_owned());
                 }
@@ -312,8 +317,8 @@ impl Index {
         let segs = &self.segments;
         let slot = table.entry(
             KeyHash::table_hash(h.short),
-            |e| e.hash == h.short && entry_key_is(segs, e, r.key),
-            |e| KeyHash::table_hash(e.hash),
+            |e| e.hash() == h.short && entry_key_is(segs, e, r.key),
+            |e| KeyHash::table_hash(e.hash()),
         );
         match (slot, r.kind) {
             (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
@@ -369,7 +374,7 @@ impl Index {
         let mean = total / self.stripes.len();
         let per_stripe = mean - mean / 16;
         for stripe in self.stripes.iter_mut() {
-            stripe.get_mut().reserve(per_stripe, |e| KeyHash::table_hash(e.hash));
+            stripe.get_mut().reserve(per_stripe, |e| KeyHash::table_hash(e.hash()));
         }
     }
 
@@ -453,7 +458,7 @@ impl Index {
         let mut table = self.stripes[h.stripe].write();
         let segs = &self.segments;
         let existing =
-            table.find_entry(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(segs, e, key));
+            table.find_entry(KeyHash::table_hash(h.short), |e| e.hash() == h.short && entry_key_is(segs, e, key));
         match existing {
             Ok(occupied) if is_at(segs, occupied.get(), segment_id, offset) => {
                 let (old, _) = occupied.remove();
@@ -479,7 +484,7 @@ impl Index {
         let mut table = self.stripes[h.stripe].write();
         let segs = &self.segments;
         let Some(entry) =
-            table.find_mut(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(segs, e, key))
+            table.find_mut(KeyHash::table_hash(h.short), |e| e.hash() == h.short && entry_key_is(segs, e, key))
         else {
             return false;
         };
@@ -488,7 +493,7 @@ impl Index {
         }
         let old = std::mem::replace(entry, segs.entry(to, to_offset, h.short));
         let from = segs.resolve(&old);
-        let header = from.record_header(old.offset);
+        let header = from.record_header(old.offset());
         // The copy is the same record, expiry included, so the expiry count does not change.
         debug_assert_eq!(
             to.record_header(to_offset).map(|c| c.expires_ms),
@@ -823,7 +828,7 @@ fn load_stripes(
     for (i, stripe) in stripes.iter_mut().enumerate() {
         let table = stripe.get_mut();
         let mine = &items[starts[i] - base..starts[i + 1] - base];
-        table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash));
+        table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash()));
         for item in mine {
             load_one(segs, table, segment, item, &mut loaded);
         }
@@ -840,12 +845,12 @@ fn load_one(
     item: &LoadItem,
     loaded: &mut Loaded,
 ) {
-    let short = item.hash as u32;
+    let short = short_hash(item.hash);
     // The new record's key is read from its segment only if some entry's hash bits match: with
     // hint files, open then never touches the segment's pages.
     let mut key: Option<Option<Cow<'_, [u8]>>> = None;
     let eq = |e: &Entry| {
-        if e.hash != short {
+        if e.hash() != short {
             return false;
         }
         let key = key.get_or_insert_with(|| {
@@ -854,7 +859,7 @@ fn load_one(
         });
         key.as_deref().is_some_and(|k| entry_key_is(segs, e, k))
     };
-    let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash));
+    let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash()));
     match slot {
         hash_table::Entry::Occupied(mut occupied) => {
             // The record that comes last in the log wins: the higher sequence number, and on a
@@ -863,8 +868,8 @@ fn load_one(
             let existing = occupied.get();
             let existing_segment = segs.resolve(existing);
             let newer = existing_segment
-                .record_header(existing.offset)
-                .is_none_or(|h| (h.seq, existing_segment.id, existing.offset) < (item.seq, segment.id, item.offset));
+                .record_header(existing.offset())
+                .is_none_or(|h| (h.seq, existing_segment.id, existing.offset()) < (item.seq, segment.id, item.offset));
             if !newer {
                 return;
             }
@@ -890,7 +895,7 @@ fn load_one(
 /// the caller to take out of the expiry count.
 fn retire(segs: &SegmentTable, old: Entry) -> u64 {
     let segment = segs.resolve(&old);
-    let header = segment.record_header(old.offset);
+    let header = segment.record_header(old.offset());
     segment.sub_live(header.map_or(0, |h| h.record_len() as u64));
     segs.forget(old);
     header.map_or(0, |h| h.expires_ms)
@@ -898,7 +903,7 @@ fn retire(segs: &SegmentTable, old: Entry) -> u64 {
 
 /// Whether `entry` points at exactly `(segment id, offset)`.
 fn is_at(segs: &SegmentTable, entry: &Entry, segment_id: u64, offset: u32) -> bool {
-    entry.offset == offset && segs.resolve(entry).id == segment_id
+    entry.offset() == offset && segs.resolve(entry).id == segment_id
 }
 
 fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
@@ -906,7 +911,7 @@ fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key
     // decoding it a second time.
     let mut matched = None;
     let entry = table.find(KeyHash::table_hash(h.short), |e| {
-        e.hash == h.short && {
+        e.hash() == h.short && {
             matched = header_if_key_is(segs, e, key);
             matched.is_some()
         }
@@ -914,7 +919,7 @@ fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key
     let header = matched.expect("the entry found matched through its header");
     // Entries point at puts; one that points at a tombstone can only come from a forged hint
     // (fuzz finding `hint_decode/entry-on-a-tombstone`) and reads as absent.
-    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset, header })
+    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset(), header })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.
@@ -925,15 +930,15 @@ fn entry_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> bool {
 /// The header of the record an entry points to, if that record's key is `key`.
 fn header_if_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> Option<RecordHeader> {
     let segment = segs.resolve(entry);
-    let header = segment.record_header(entry.offset)?;
-    (header.key_len == key.len() && segment.key(entry.offset, &header).is_some_and(|k| *k == *key)).then_some(header)
+    let header = segment.record_header(entry.offset())?;
+    (header.key_len == key.len() && segment.key(entry.offset(), &header).is_some_and(|k| *k == *key)).then_some(header)
 }
 
 /// The key an entry points to, copied.
 fn entry_key(segs: &SegmentTable, entry: &Entry) -> Option<Vec<u8>> {
     let segment = segs.resolve(entry);
-    let header = segment.record_header(entry.offset)?;
-    segment.key(entry.offset, &header).map(|k| k.into_owned())
+    let header = segment.record_header(entry.offset())?;
+    segment.key(entry.offset(), &header).map(|k| k.into_owned())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The segments index entries point to, by slot: an entry holds a 32-bit slot number instead of
-//! an `Arc<Segment>`, which makes it 12 bytes instead of 16 (DESIGN.md, "The index").
+//! The segments index entries point to, by slot: an entry holds a 24-bit slot number instead of
+//! an `Arc<Segment>`, which makes it 10 bytes instead of 16 (DESIGN.md, "The index").
 //!
 //! What the `Arc` in each entry guaranteed, the table guarantees with a count: a segment is not
 //! dropped (unmapped, its file removed) while an entry points to it. Each slot holds one strong
@@ -32,19 +32,63 @@ const RETIRED_SLOT: u32 = u32::MAX - 1;
 /// Slots in the first chunk; chunk `k` holds `FIRST_CHUNK_SLOTS << k`, so the table grows by
 /// doubling without ever moving a slot a reader may be looking at.
 const FIRST_CHUNK_SLOTS: usize = 64;
-/// Chunks: room for `FIRST_CHUNK_SLOTS * (2^CHUNKS - 1)` segments alive at once, about 2^31.
-const CHUNKS: usize = 25;
+/// Chunks: room for `FIRST_CHUNK_SLOTS * (2^CHUNKS - 1)` segments alive at once, just under the
+/// 2^24 an entry's slot can name (a petabyte of 64 MiB segments).
+const CHUNKS: usize = 18;
 /// Segments an index can point to at once.
 const SLOTS_MAX: u32 = (FIRST_CHUNK_SLOTS * ((1 << CHUNKS) - 1)) as u32;
-const _: () = assert!(SLOTS_MAX < RETIRED_SLOT);
+const _: () = assert!(SLOTS_MAX <= 1 << ENTRY_SLOT_BITS && SLOTS_MAX < RETIRED_SLOT);
 
-/// Where a key's latest record lives: its segment's slot in the [`SegmentTable`], the record's
-/// offset in it and 32 bits of the key's hash. 12 bytes. Not `Clone`: see the module doc.
+/// Bits of the key's hash an entry keeps. A lookup reads a record to compare keys only for the
+/// entries of its probe whose bits match (a false match about once in 16 million entries
+/// probed), and a table's own hash is spread from them, so a stripe tells 2^24 hashes apart:
+/// enough for millions of keys per stripe, billions with the default 256 stripes.
+pub(crate) const ENTRY_HASH_BITS: u32 = 24;
+/// Bits of an entry's segment slot.
+const ENTRY_SLOT_BITS: u32 = 24;
+const _: () = assert!(ENTRY_HASH_BITS + ENTRY_SLOT_BITS <= 48, "hash and slot share 48 bits");
+const _: () = assert!(std::mem::size_of::<Entry>() == 10 && std::mem::align_of::<Entry>() == 2);
+
+/// Where a key's latest record lives: the record's offset in its segment, its segment's slot in
+/// the [`SegmentTable`] (24 bits) and 24 bits of the key's hash, packed in 10 bytes (aligned to
+/// 2, so a table's slots are 10 bytes each). Not `Clone`: see the module doc.
 #[derive(Debug)]
+#[repr(C, packed(2))]
 pub(crate) struct Entry {
-    slot: u32,
-    pub(crate) offset: u32,
-    pub(crate) hash: u32,
+    offset: u32,
+    /// The hash's bits, then the slot's above them: the low 32 of those 48 bits.
+    low: u32,
+    /// Their high 16 bits.
+    high: u16,
+}
+
+impl Entry {
+    fn new(slot: u32, offset: u32, hash: u32) -> Entry {
+        debug_assert!(slot < 1 << ENTRY_SLOT_BITS && hash < 1 << ENTRY_HASH_BITS, "slot {slot}, hash {hash:#x}");
+        let packed = u64::from(hash) | u64::from(slot) << ENTRY_HASH_BITS;
+        Entry { offset, low: packed as u32, high: (packed >> 32) as u16 }
+    }
+
+    fn packed(&self) -> u64 {
+        u64::from(self.low) | u64::from(self.high) << 32
+    }
+
+    /// The record's offset in its segment.
+    #[inline]
+    pub(crate) fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    /// The stored bits of the key's hash.
+    #[inline]
+    pub(crate) fn hash(&self) -> u32 {
+        self.low & ((1 << ENTRY_HASH_BITS) - 1)
+    }
+
+    #[inline]
+    fn slot(&self) -> u32 {
+        (self.packed() >> ENTRY_HASH_BITS) as u32
+    }
 }
 
 /// One segment's place in the table.
@@ -112,7 +156,7 @@ impl SegmentTable {
         let place = self.slot(slot);
         debug_assert!(!place.retired.load(Ordering::Relaxed), "segment {} is retired: no new entries", segment.id);
         place.entries.fetch_add(1, Ordering::Relaxed);
-        Entry { slot, offset, hash }
+        Entry::new(slot, offset, hash)
     }
 
     /// Gives `segment` a slot holding a strong reference to it.
@@ -144,7 +188,7 @@ impl SegmentTable {
     /// The segment `entry` points to, for as long as `entry` is borrowed.
     #[inline]
     pub(crate) fn resolve<'e>(&'e self, entry: &'e Entry) -> &'e Segment {
-        let ptr = self.slot(entry.slot).segment.load(Ordering::Acquire);
+        let ptr = self.slot(entry.slot()).segment.load(Ordering::Acquire);
         debug_assert!(!ptr.is_null(), "an entry's slot holds its segment");
         // SAFETY: `entry` exists, so its slot counts it (only `entry` counts an entry in, only
         // `forget`, which consumes it, counts it out) and the slot has not released its strong
@@ -159,11 +203,11 @@ impl SegmentTable {
     /// Counts `entry` out of its slot: the entry is gone. Releases the slot if that was its last
     /// entry and its segment is retired.
     pub(crate) fn forget(&self, entry: Entry) {
-        let slot = self.slot(entry.slot);
+        let slot = self.slot(entry.slot());
         // SeqCst, with `retire`'s: of a last `forget` and a `retire` racing, at least one sees
         // the other's write and releases the slot (`release_if_unused` makes sure only one does).
         if slot.entries.fetch_sub(1, Ordering::SeqCst) == 1 && slot.retired.load(Ordering::SeqCst) {
-            self.release_if_unused(entry.slot);
+            self.release_if_unused(entry.slot());
         }
     }
 
@@ -266,6 +310,16 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_packs_its_offset_slot_and_hash() {
+        let max = (1 << ENTRY_SLOT_BITS) - 1;
+        for (slot, offset, hash) in [(0, 0, 0), (max, u32::MAX, (1 << ENTRY_HASH_BITS) - 1), (0x12_3456, 77, 0xab_cdef)]
+        {
+            let e = Entry::new(slot, offset, hash);
+            assert_eq!((e.slot(), e.offset(), e.hash()), (slot, offset, hash));
+        }
+    }
+
+    #[test]
     fn an_entry_resolves_to_its_segment() {
         let vfs = vfs();
         let table = SegmentTable::new();
@@ -275,7 +329,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&a), 2, "one reference for the slot, not one per entry");
         let again = table.entry(&a, 30, 9);
         assert_eq!(Arc::strong_count(&a), 2);
-        assert_eq!(again.slot, ea.slot);
+        assert_eq!(again.slot(), ea.slot());
     }
 
     /// The property the `Arc` in each entry used to give: a retired segment lives until the last
@@ -287,7 +341,7 @@ mod tests {
         let a = segment_on(&vfs, 1);
         let weak = Arc::downgrade(&a);
         let (e1, e2) = (table.entry(&a, 10, 0), table.entry(&a, 20, 0));
-        let slot = e1.slot;
+        let slot = e1.slot();
         table.retire(&a);
         drop(a);
         assert!(weak.upgrade().is_some(), "two entries point to it");
@@ -296,7 +350,7 @@ mod tests {
         table.forget(e2);
         assert!(weak.upgrade().is_none(), "released with its last entry");
         let b = segment_on(&vfs, 2);
-        assert_eq!(table.entry(&b, 0, 0).slot, slot, "the slot is reused");
+        assert_eq!(table.entry(&b, 0, 0).slot(), slot, "the slot is reused");
     }
 
     #[test]
