@@ -1,7 +1,7 @@
 //! The in-RAM index: key -> location of its latest record, in lock-striped hash tables.
 //!
 //! An entry holds no key and no value: only its segment's slot in the segment table
-//! (`segments.rs`), the record's offset and 24 bits of the key's hash (10 bytes). Keys are
+//! (`segments.rs`), the record's offset and 28 bits of the key's hash (10 bytes). Keys are
 //! compared against the record in the mapped segment, which the read path touches anyway to copy
 //! the value. A stripe is chosen by bits of the store's keyed SipHash-1-3 (`hash.rs`, its key in
 //! the manifest) so an attacker cannot aim keys at one stripe or bucket.

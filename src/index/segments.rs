@@ -1,4 +1,4 @@
-//! The segments index entries point to, by slot: an entry holds a 24-bit slot number instead of
+//! The segments index entries point to, by slot: an entry holds a 20-bit slot number instead of
 //! an `Arc<Segment>`, which makes it 10 bytes instead of 16 (DESIGN.md, "The index").
 //!
 //! What the `Arc` in each entry guaranteed, the table guarantees with a count: a segment is not
@@ -33,24 +33,29 @@ const RETIRED_SLOT: u32 = u32::MAX - 1;
 /// doubling without ever moving a slot a reader may be looking at.
 const FIRST_CHUNK_SLOTS: usize = 64;
 /// Chunks: room for `FIRST_CHUNK_SLOTS * (2^CHUNKS - 1)` segments alive at once, just under the
-/// 2^24 an entry's slot can name (a petabyte of 64 MiB segments).
-const CHUNKS: usize = 18;
+/// 2^20 an entry's slot can name (64 TiB of 64 MiB segments).
+const CHUNKS: usize = 14;
 /// Segments an index can point to at once.
 const SLOTS_MAX: u32 = (FIRST_CHUNK_SLOTS * ((1 << CHUNKS) - 1)) as u32;
 const _: () = assert!(SLOTS_MAX <= 1 << ENTRY_SLOT_BITS && SLOTS_MAX < RETIRED_SLOT);
 
-/// Bits of the key's hash an entry keeps. A lookup reads a record to compare keys only for the
-/// entries of its probe whose bits match (a false match about once in 16 million entries
-/// probed), and a table's own hash is spread from them, so a stripe tells 2^24 hashes apart:
-/// enough for millions of keys per stripe, billions with the default 256 stripes.
-pub(crate) const ENTRY_HASH_BITS: u32 = 24;
-/// Bits of an entry's segment slot.
-const ENTRY_SLOT_BITS: u32 = 24;
+/// Bits of the key's hash an entry keeps. A put or get reads a record to compare keys for each
+/// entry of its probe whose bits match, and a stripe's table, whose hash is spread from them,
+/// tells 2^28 hashes apart. Two keys of a stripe share them with odds of about n^2 / 2^29 for n
+/// keys in the stripe: 7 such pairs in a million keys with 256 stripes, 0.07% of the keys at a
+/// hundred million. With 24 bits it was 116 pairs in a million keys, and each false match read
+/// a record from the mapped segment (a page fault mapping a whole folio: +90 MB of file pages
+/// in the process's RSS while a million keys were written, and a disk read where the segment is
+/// not cached).
+pub(crate) const ENTRY_HASH_BITS: u32 = 28;
+/// Bits of an entry's segment slot: 2^20 segments, as many as a Linux process may have files
+/// open by default (`fs.nr_open`), and every segment holds its file open.
+const ENTRY_SLOT_BITS: u32 = 20;
 const _: () = assert!(ENTRY_HASH_BITS + ENTRY_SLOT_BITS <= 48, "hash and slot share 48 bits");
 const _: () = assert!(std::mem::size_of::<Entry>() == 10 && std::mem::align_of::<Entry>() == 2);
 
 /// Where a key's latest record lives: the record's offset in its segment, its segment's slot in
-/// the [`SegmentTable`] (24 bits) and 24 bits of the key's hash, packed in 10 bytes (aligned to
+/// the [`SegmentTable`] (20 bits) and 28 bits of the key's hash, packed in 10 bytes (aligned to
 /// 2, so a table's slots are 10 bytes each). Not `Clone`: see the module doc.
 #[derive(Debug)]
 #[repr(C, packed(2))]
@@ -312,7 +317,7 @@ mod tests {
     #[test]
     fn an_entry_packs_its_offset_slot_and_hash() {
         let max = (1 << ENTRY_SLOT_BITS) - 1;
-        for (slot, offset, hash) in [(0, 0, 0), (max, u32::MAX, (1 << ENTRY_HASH_BITS) - 1), (0x12_3456, 77, 0xab_cdef)]
+        for (slot, offset, hash) in [(0, 0, 0), (max, u32::MAX, (1 << ENTRY_HASH_BITS) - 1), (0x1_2345, 77, 0xabc_def1)]
         {
             let e = Entry::new(slot, offset, hash);
             assert_eq!((e.slot(), e.offset(), e.hash()), (slot, offset, hash));
