@@ -367,9 +367,9 @@ impl Index {
     /// sizing every stripe for the mean (or more) would double every table whenever the mean
     /// sits just above a doubling point, where the stripes below the mean would have stayed
     /// small (28.5 instead of 26.1 bytes per key at 120,000 keys, `tests/index_footprint.rs`).
-    /// So each is sized a sixteenth below the mean (about two standard deviations of a
-    /// stripe's count at a few hundred keys per stripe), and a stripe that holds more grows
-    /// once, where puts would have grown it too.
+    /// So each is sized a sixteenth below the mean (1.3 standard deviations of a stripe's count
+    /// at 500 keys per stripe, 4 at 4,000), and a stripe that holds more grows once, where puts
+    /// would have grown it too.
     pub(crate) fn reserve(&mut self, total: usize) {
         let mean = total / self.stripes.len();
         let per_stripe = mean - mean / 16;
@@ -670,9 +670,11 @@ impl Footprint {
     }
 }
 
-/// hashbrown's control group (SSE2's width): the control bytes are aligned to it, and one
-/// group's worth beyond the slots is allocated to let probes read past the end.
-const TABLE_GROUP_BYTES: usize = 16;
+/// hashbrown's control group (16 bytes with SSE2, 8 with NEON or its generic code): the control
+/// bytes are aligned to it, and one group's worth beyond the slots is allocated to let probes
+/// read past the end.
+const TABLE_GROUP_BYTES: usize =
+    if cfg!(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2")) { 16 } else { 8 };
 
 /// Bytes of the expiry multiset per distinct expiry time: a `u64` key and a `usize` count in a
 /// B-tree node of 11, about two-thirds full.
