@@ -210,7 +210,8 @@ impl SegmentTable {
     pub(crate) fn forget(&self, entry: Entry) {
         let slot = self.slot(entry.slot());
         // SeqCst, with `retire`'s: of a last `forget` and a `retire` racing, at least one sees
-        // the other's write and releases the slot (`release_if_unused` makes sure only one does).
+        // the other's write and releases the slot (`release_if_unused` checks again, under its
+        // lock, so that only one does).
         if slot.entries.fetch_sub(1, Ordering::SeqCst) == 1 && slot.retired.load(Ordering::SeqCst) {
             self.release_if_unused(entry.slot());
         }
@@ -223,42 +224,52 @@ impl SegmentTable {
     pub(crate) fn retire(&self, segment: &Segment) {
         let slot = {
             let _free = self.free.lock();
-            let slot = segment.index_slot.load(Ordering::Acquire);
-            if slot == NO_SLOT {
-                // Never pointed to: make sure it never will be.
-                segment.index_slot.store(RETIRED_SLOT, Ordering::Release);
-                return;
+            match segment.index_slot.load(Ordering::Acquire) {
+                NO_SLOT => {
+                    // Never pointed to: make sure it never will be.
+                    segment.index_slot.store(RETIRED_SLOT, Ordering::Release);
+                    return;
+                }
+                RETIRED_SLOT => return,
+                slot => {
+                    // Under the lock, so that the slot cannot change hands meanwhile (it is
+                    // released only once retired, and given out only under the lock).
+                    self.slot(slot).retired.store(true, Ordering::SeqCst);
+                    slot
+                }
             }
-            slot
         };
-        if slot == RETIRED_SLOT {
-            return;
-        }
-        let place = self.slot(slot);
-        place.retired.store(true, Ordering::SeqCst);
-        if place.entries.load(Ordering::SeqCst) == 0 {
+        if self.slot(slot).entries.load(Ordering::SeqCst) == 0 {
             self.release_if_unused(slot);
         }
     }
 
-    /// Drops the slot's reference to its segment and frees the slot, once: the caller saw a zero
-    /// count after the retired flag was set, and no new entry can be made for a retired segment.
+    /// Drops the slot's reference to its segment and frees the slot if the segment is retired
+    /// and no entry points to it. A last `forget` and a `retire` may both get here, and the
+    /// first may have released the slot and `register` given it to another segment before the
+    /// second takes the lock: so both conditions are checked again under the lock that gives
+    /// slots out, for whichever segment holds the slot then. They are enough: a retired
+    /// segment gets no new entry, so once its count is zero it stays zero.
     fn release_if_unused(&self, slot: u32) {
         let place = self.slot(slot);
+        let mut free = self.free.lock();
+        if !place.retired.load(Ordering::SeqCst) || place.entries.load(Ordering::SeqCst) != 0 {
+            return;
+        }
         let ptr = place.segment.swap(std::ptr::null_mut(), Ordering::AcqRel);
         if ptr.is_null() {
-            return; // the other of a racing `forget` and `retire` released it
+            return; // released already, and not given out again
         }
         // SAFETY: `ptr` came from `Arc::into_raw` in `register` and is taken out of the slot by
-        // this swap, once: this is the slot's strong reference, given back exactly once. No
-        // entry points to the slot (count zero, and none can be made: the segment is retired),
-        // so no `resolve` borrow of it is alive.
+        // this swap, under the lock, once: this is the slot's strong reference, given back
+        // exactly once. No entry points to the slot (a zero count, and none can be made: the
+        // segment is retired), so no `resolve` borrow of it is alive.
         let segment = unsafe { Arc::from_raw(ptr) };
         segment.index_slot.store(RETIRED_SLOT, Ordering::Release);
-        let mut free = self.free.lock();
         free.released.push(slot);
         drop(free);
-        // Last: this may be the last reference, and dropping it removes the retired file.
+        // Last, outside the lock: this may be the last reference, and dropping it removes the
+        // retired file.
         drop(segment);
     }
 
@@ -381,6 +392,30 @@ mod tests {
         let a = segment_on(&vfs, 1);
         table.retire(&a);
         table.entry(&a, 0, 0);
+    }
+
+    /// The slower of a racing last `forget` and `retire` may reach the release after the faster
+    /// one released the slot and another segment took it: it must leave that segment alone
+    /// unless it too is retired and unused.
+    #[test]
+    fn a_late_second_release_leaves_the_slot_s_next_segment_alone() {
+        let vfs = vfs();
+        let table = SegmentTable::new();
+        let a = segment_on(&vfs, 1);
+        let ea = table.entry(&a, 0, 0);
+        let slot = ea.slot();
+        table.retire(&a);
+        table.forget(ea);
+        let b = segment_on(&vfs, 2);
+        let eb = table.entry(&b, 0, 0);
+        assert_eq!(eb.slot(), slot, "the slot went to the next segment");
+        table.release_if_unused(slot);
+        assert_eq!((table.resolve(&eb).id, Arc::strong_count(&b)), (2, 2), "not retired: kept");
+        table.retire(&b);
+        table.release_if_unused(slot);
+        assert_eq!((table.resolve(&eb).id, Arc::strong_count(&b)), (2, 2), "retired, but an entry points to it");
+        table.forget(eb);
+        assert_eq!(Arc::strong_count(&b), 1, "released with its last entry");
     }
 
     /// A last `forget` racing a `retire` from another thread: the segment is released exactly
