@@ -80,7 +80,7 @@ impl Engine {
             if self.is_expired(&found.header) {
                 return None;
             }
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let value = found.value()?;
             let expires_ms = found.header.expires_ms;
             Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
         }))
@@ -162,7 +162,7 @@ impl Engine {
         let (expiring_keys, avg_ttl_ms) = self.index.expiring(self.options.clock.now_ms());
         let mut stats =
             Stats { live_keys: self.len(), expiring_keys, avg_ttl_ms, segments: segments.len(), ..Stats::default() };
-        stats.index_bytes = self.index.allocated_bytes();
+        stats.index_bytes = self.index.footprint().total();
         for s in &segments {
             let disk = s.file.len().unwrap_or(0) + inner.dir.file_len(&crate::log::hint_file_name(s.id)).unwrap_or(0);
             stats.live_bytes += s.live_bytes();

@@ -1,7 +1,6 @@
 //! Iteration over live keys, one index stripe at a time.
 
 use crate::engine::Engine;
-use crate::index::{entry_key, Entry};
 use crate::value::Value;
 
 /// Iterator over `(key, value)` pairs, from [`Store::iter`](crate::Store::iter) or
@@ -9,13 +8,13 @@ use crate::value::Value;
 ///
 /// Order is unspecified (the index is a hash table). The iterator yields every key that was live
 /// when it started and was not deleted since, exactly once; keys written after it started may or
-/// may not appear. It holds no lock between calls to `next`: it copies one stripe's entries at a
+/// may not appear. It holds no lock between calls to `next`: it copies one stripe's keys at a
 /// time under that stripe's read lock, so writers are never held up for longer than that copy.
 pub struct Iter<'a> {
     engine: &'a Engine,
     prefix: Option<Vec<u8>>,
     stripe: usize,
-    batch: std::vec::IntoIter<Entry>,
+    batch: std::vec::IntoIter<Vec<u8>>,
 }
 
 impl<'a> Iter<'a> {
@@ -30,15 +29,14 @@ impl Iter<'_> {
     fn next_live<T>(&mut self, read: impl Fn(&Engine, &[u8]) -> Option<T>) -> Option<(Vec<u8>, T)> {
         let index = &self.engine.index;
         loop {
-            for entry in self.batch.by_ref() {
-                let Some(key) = entry_key(&entry) else { continue };
+            for key in self.batch.by_ref() {
                 if self.prefix.as_deref().is_some_and(|p| !key.starts_with(p)) {
                     continue;
                 }
                 // Read the key's current state: a key deleted since the snapshot is skipped, a key
                 // overwritten since is shown with its newer value.
                 if let Some(found) = read(self.engine, &key) {
-                    return Some((key.into_owned(), found));
+                    return Some((key, found));
                 }
             }
             if self.stripe >= index.stripe_count() {

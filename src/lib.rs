@@ -179,6 +179,7 @@ pub use value::{Batch, Condition, Value};
 /// `testing` feature or in this crate's unit tests, so a release build does not compile it.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::index::Footprint;
     #[cfg(any(test, feature = "testing"))]
     pub use crate::io::sim::*;
     pub use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs, VfsFile};

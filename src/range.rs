@@ -70,7 +70,7 @@ impl Store {
         let now_ms = self.engine.options.clock.now_ms();
         self.engine.index.range(prefix, (start, end), reverse, limit, |key, found| {
             let found = found.filter(|f| !is_expired(f.header.expires_ms, || now_ms))?;
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let value = found.value()?;
             Some((key.to_vec(), Value::new(value.into_owned())))
         })
     }

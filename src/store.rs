@@ -81,6 +81,13 @@ impl Store {
         self.engine.stats()
     }
 
+    /// What the index holds allocated, part by part (its total is
+    /// [`Stats::index_bytes`]): for the footprint tests and the benchmark.
+    #[doc(hidden)]
+    pub fn index_footprint(&self) -> crate::testing::Footprint {
+        self.engine.index.footprint()
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         self.engine.check_key(key)
     }

@@ -15,7 +15,7 @@ fn options() -> Options {
 }
 
 #[test]
-fn compaction_under_concurrent_writers_readers_and_deleters_loses_nothing() {
+fn compaction_under_concurrent_writers_readers_iterators_and_deleters_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(dir.path(), options()).unwrap();
     let writers = 4u32;
@@ -60,6 +60,21 @@ fn compaction_under_concurrent_writers_readers_and_deleters_loses_nothing() {
                 }
             }
         });
+        let iterator = s.spawn(|| {
+            // An iterator copies a stripe's keys, then reads each: across compactions (which
+            // retire the segments its keys were in, and hand their index slots to new segments)
+            // every value it yields is one the key had, and never older than one it saw before.
+            let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                for (key, v) in store.iter() {
+                    assert!(key.starts_with(b"w"), "a key the writers wrote: {key:?}");
+                    let round = u32::from_le_bytes(v[..4].try_into().unwrap());
+                    assert!(round < 30, "a value the writers wrote: {round}");
+                    let before = seen.insert(key.clone(), round).unwrap_or(0);
+                    assert!(round >= before, "{key:?} went back from {before} to {round}");
+                }
+            }
+        });
         let compactor = s.spawn(|| {
             let mut reports = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -70,6 +85,7 @@ fn compaction_under_concurrent_writers_readers_and_deleters_loses_nothing() {
         let finals = handles.into_iter().map(|h| h.join().unwrap()).collect();
         stop.store(true, Ordering::Relaxed);
         reader.join().unwrap();
+        iterator.join().unwrap();
         let reports = compactor.join().unwrap();
         assert!(reports.iter().any(|r| r.records_copied > 0), "compaction ran while writers wrote");
         finals

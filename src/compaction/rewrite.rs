@@ -338,7 +338,7 @@ fn copy_live(
             let expired = crate::format::is_expired(r.expires_ms, || now_ms);
             // Whether the index holds the key, and whether it points at this very record.
             let (present, here) = engine.index.with(r.key, |f| match f {
-                Some(f) => (true, f.entry.is_at(victim.id, offset)),
+                Some(f) => (true, f.is_at(victim.id, offset)),
                 None => (false, false),
             });
             if here && expired {
@@ -425,12 +425,15 @@ fn commit(engine: &Engine, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -
 }
 
 /// Deletes the victims' files. A segment file goes when the last `Arc` of its segment does
-/// (`Segment::retire`): here, as `victims` is dropped, unless a reader still holds it, and then
-/// once the reader is done (Windows cannot remove a mapped file). Hint files are never mapped
+/// (`Segment::retire`): here, as `victims` is dropped and the index's segment table lets go of
+/// it (every entry was relocated or removed before this step, so no entry points to it), unless
+/// another holder (a backup) still has it, and then once that is done (Windows cannot remove a
+/// mapped file). Hint files are never mapped
 /// after open, so they go at once. A failure leaves orphans that the next open removes.
 fn remove_files(engine: &Engine, victims: Vec<Arc<Segment>>) {
     for v in &victims {
         v.retire(&engine.dir.vfs);
+        engine.index.retire_segment(v);
         let _ = engine.dir.remove_if_exists(&hint_file_name(v.id));
     }
     drop(victims);

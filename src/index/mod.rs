@@ -1,16 +1,17 @@
 //! The in-RAM index: key -> location of its latest record, in lock-striped hash tables.
 //!
-//! An entry holds no key and no value: only an `Arc` of the segment, the record's offset and 32
-//! bits of the key's hash (16 bytes). Keys are compared against the record in the mapped segment,
-//! which the read path touches anyway to copy the value. A stripe is chosen by bits of the
-//! store's keyed SipHash-1-3 (`hash.rs`, its key in the manifest) so an attacker cannot aim keys
-//! at one stripe or bucket.
+//! An entry holds no key and no value: only its segment's slot in the segment table
+//! (`segments.rs`), the record's offset and 28 bits of the key's hash (10 bytes). Keys are
+//! compared against the record in the mapped segment, which the read path touches anyway to copy
+//! the value. A stripe is chosen by bits of the store's keyed SipHash-1-3 (`hash.rs`, its key in
+//! the manifest) so an attacker cannot aim keys at one stripe or bucket.
 //!
-//! Invariants: an entry points to a `Put` record at or below its segment's `data_end` (during
-//! recovery, also to tombstones, swept before the store opens); a segment's `live_bytes` is the
-//! sum of the lengths of the records entries point to; `Index::expiries` holds the expiry of
-//! every entry whose record has one, so the live keys are counted without visiting entries
-//! ([`Index::live_len`]).
+//! Invariants: a segment an entry points to stays mapped for as long as the entry exists (the
+//! segment table counts entries per segment, see `segments.rs`); an entry points to a `Put`
+//! record at or below its segment's `data_end` (during recovery, also to tombstones, swept
+//! before the store opens); a segment's `live_bytes` is the sum of the lengths of the records
+//! entries point to; `Index::expiries` holds the expiry of every entry whose record has one, so
+//! the live keys are counted without visiting entries ([`Index::live_len`]).
 //!
 //! Keys under the prefixes declared with `Options::ordered_prefix` are also kept in an ordered
 //! set (`ordered.rs`), which changes only where the entry count does ([`Index::entered`],
@@ -18,6 +19,7 @@
 //! is open (checked by [`Index::check_ordered`]).
 
 mod ordered;
+mod segments;
 
 use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap};
@@ -34,51 +36,54 @@ use crate::log::Segment;
 use crate::Result;
 pub(crate) use ordered::in_range;
 use ordered::{not_ordered, Ordered, OrderedWrite};
+pub(crate) use segments::new_index_slot;
+use segments::{Entry, SegmentTable, ENTRY_HASH_BITS};
 
-/// Where a key's latest record lives.
-#[derive(Clone, Debug)]
-pub(crate) struct Entry {
-    pub(crate) segment: Arc<Segment>,
-    pub(crate) offset: u32,
-    hash: u32,
-}
-
-impl Entry {
-    /// Whether this entry points at exactly `(segment id, offset)`.
-    pub(crate) fn is_at(&self, segment_id: u64, offset: u32) -> bool {
-        self.segment.id == segment_id && self.offset == offset
-    }
-
-    /// The header of the record this entry points to. `None` only if the entry came from a
-    /// damaged (but checksum-valid) hint file; callers then treat the entry as absent.
-    fn header(&self) -> Option<RecordHeader> {
-        self.segment.record_header(self.offset)
-    }
-}
-
-/// A key's hash, split into the stripe it lives in and the 32 bits stored in the entry.
+/// A key's hash, split into the stripe it lives in and the bits stored in the entry.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KeyHash {
     stripe: usize,
     short: u32,
 }
 
+/// The bits of a key's full hash that its entry keeps: the low [`ENTRY_HASH_BITS`] (the stripe
+/// is chosen by bits 32 and up).
+fn short_hash(full: u64) -> u32 {
+    full as u32 & ((1 << ENTRY_HASH_BITS) - 1)
+}
+
 impl KeyHash {
-    /// The hash given to the stripe's table: the stored 32 bits spread over 64, so that the table
+    /// The hash given to the stripe's table: the stored bits spread over 64, so that the table
     /// can recompute it from the entry when it grows.
     fn table_hash(short: u32) -> u64 {
         u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(short)
     }
 }
 
-/// What a lookup found.
+/// What a lookup found: the key's latest record, readable for as long as the stripe's lock is
+/// held.
 pub(crate) struct Found<'a> {
-    pub(crate) entry: &'a Entry,
+    pub(crate) segment: &'a Segment,
+    pub(crate) offset: u32,
     pub(crate) header: RecordHeader,
+}
+
+impl<'a> Found<'a> {
+    /// The record's value.
+    pub(crate) fn value(&self) -> Option<Cow<'a, [u8]>> {
+        self.segment.value(self.offset, &self.header)
+    }
+
+    /// Whether the record is exactly `(segment id, offset)`.
+    pub(crate) fn is_at(&self, segment_id: u64, offset: u32) -> bool {
+        self.segment.id == segment_id && self.offset == offset
+    }
 }
 
 pub(crate) struct Index {
     stripes: Box<[RwLock<HashTable<Entry>>]>,
+    /// The segments the entries point to, by slot.
+    segments: SegmentTable,
     stripe_mask: usize,
     hasher: KeyHasher,
     len: AtomicUsize,
@@ -100,6 +105,7 @@ impl Index {
         assert!(stripes.is_power_of_two(), "stripe count {stripes} is a power of two");
         Index {
             stripes: (0..stripes).map(|_| RwLock::new(HashTable::new())).collect(),
+            segments: SegmentTable::new(),
             stripe_mask: stripes - 1,
             hasher,
             len: AtomicUsize::new(0),
@@ -112,7 +118,7 @@ impl Index {
 
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
         let full = self.hasher.hash(key);
-        KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: full as u32 }
+        KeyHash { stripe: (full >> 32) as usize & self.stripe_mask, short: short_hash(full) }
     }
 
     /// Entries in the index (including expired ones not yet compacted away).
@@ -131,14 +137,27 @@ impl Index {
         entries.saturating_sub(self.expiries.lock().expired_at(now_ms))
     }
 
-    /// Bytes the index's tables hold allocated: every stripe's slots (an entry each, whether
-    /// used or not) and hashbrown's one control byte per slot, and the ordered set's keys and
-    /// nodes (see `ordered::SET_BYTES_PER_KEY`); the expiry multiset is not counted. Takes each
-    /// stripe's read lock in turn: O(stripes), for INFO and stats.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<Entry>() + 1;
-        let tables: usize = self.stripes.iter().map(|stripe| stripe.read().capacity() * slot).sum();
-        tables + self.ordered.as_deref().map_or(0, Ordered::allocated_bytes)
+    /// Bytes the index holds allocated, part by part ([`Footprint`]): every stripe's slots (an
+    /// entry each, used or not) and hashbrown's control bytes, the expiry multiset's nodes
+    /// (estimated), and the ordered set's keys and nodes (see `ordered::SET_BYTES_PER_KEY`).
+    /// Takes each stripe's read lock in turn: O(stripes), for INFO and stats.
+    pub(crate) fn footprint(&self) -> Footprint {
+        let mut f =
+            Footprint { entries: self.len(), entry_bytes: std::mem::size_of::<Entry>(), ..Footprint::default() };
+        for stripe in self.stripes.iter() {
+            let buckets = table_buckets(stripe.read().capacity());
+            f.buckets += buckets;
+            if buckets > 0 {
+                f.control_bytes += buckets + TABLE_GROUP_BYTES;
+                f.slot_bytes += (buckets * f.entry_bytes).next_multiple_of(TABLE_GROUP_BYTES);
+            }
+        }
+        let expiries = self.expiries.lock();
+        f.expiry_bytes = (expiries.later.len() + expiries.passed.len()) * EXPIRY_BYTES_PER_TIME;
+        drop(expiries);
+        f.ordered_bytes = self.ordered.as_deref().map_or(0, Ordered::allocated_bytes);
+        f.segment_table_bytes = self.segments.allocated_bytes();
+        f
     }
 
     /// Entries with an expiry not passed at `now_ms`, and the mean time they have left (ms; 0
@@ -193,8 +212,11 @@ impl Index {
             self.note_visited(table.len());
             for entry in table.iter() {
                 page.visited += 1;
-                let Some(header) = entry.header().filter(|h| h.kind == RecordKind::Put) else { continue };
-                let Some(key) = entry.segment.key(entry.offset, &header) else { continue };
+                let segment = self.segments.resolve(entry);
+                let Some(header) = segment.record_header(entry.offset()).filter(|h| h.kind == RecordKind::Put) else {
+                    continue;
+                };
+                let Some(key) = segment.key(entry.offset(), &header) else { continue };
                 if keep(&key, header.expires_ms) {
                     page.keys.push(key.into_owned());
                 }
@@ -210,7 +232,7 @@ impl Index {
     pub(crate) fn with<R>(&self, key: &[u8], f: impl FnOnce(Option<Found<'_>>) -> R) -> R {
         let h = self.hash(key);
         let table = self.stripes[h.stripe].read();
-        let found = find(&table, h, key);
+        let found = find(&self.segments, &table, h, key);
         f(found)
     }
 
@@ -292,24 +314,25 @@ impl Index {
         segment: &Arc<Segment>,
         ordered: &mut Option<OrderedWrite<'_>>,
     ) {
+        let segs = &self.segments;
         let slot = table.entry(
             KeyHash::table_hash(h.short),
-            |e| e.hash == h.short && entry_key_is(e, r.key),
-            |e| KeyHash::table_hash(e.hash),
+            |e| e.hash() == h.short && entry_key_is(segs, e, r.key),
+            |e| KeyHash::table_hash(e.hash()),
         );
         match (slot, r.kind) {
             (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
-                let old = std::mem::replace(occupied.get_mut(), new_entry(segment, r.offset, h));
-                self.replace_expiry(retire(&old), r.expires_ms);
+                let old = std::mem::replace(occupied.get_mut(), segs.entry(segment, r.offset, h.short));
+                self.replace_expiry(retire(segs, old), r.expires_ms);
                 segment.add_live(r.len);
             }
             (hash_table::Entry::Occupied(occupied), RecordKind::Delete) => {
                 let (old, _) = occupied.remove();
-                self.replace_expiry(retire(&old), 0);
+                self.replace_expiry(retire(segs, old), 0);
                 self.left(r.key, ordered);
             }
             (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
-                vacant.insert(new_entry(segment, r.offset, h));
+                vacant.insert(segs.entry(segment, r.offset, h.short));
                 segment.add_live(r.len);
                 self.entered(r.key, ordered);
                 self.replace_expiry(0, r.expires_ms);
@@ -340,11 +363,18 @@ impl Index {
     }
 
     /// Sizes every stripe for `total` keys in all, so that loading does not grow tables step by
-    /// step (open only; estimates from hint file headers).
+    /// step (open only; estimates from hint file headers). A table's size is a power of two, so
+    /// sizing every stripe for the mean (or more) would double every table whenever the mean
+    /// sits just above a doubling point, where the stripes below the mean would have stayed
+    /// small (28.5 instead of 26.1 bytes per key at 120,000 keys, `tests/index_footprint.rs`).
+    /// So each is sized a sixteenth below the mean (1.3 standard deviations of a stripe's count
+    /// at 500 keys per stripe, 4 at 4,000), and a stripe that holds more grows once, where puts
+    /// would have grown it too.
     pub(crate) fn reserve(&mut self, total: usize) {
-        let per_stripe = total / self.stripes.len() + total / self.stripes.len() / 16 + 1;
+        let mean = total / self.stripes.len();
+        let per_stripe = mean - mean / 16;
         for stripe in self.stripes.iter_mut() {
-            stripe.get_mut().reserve(per_stripe, |e| KeyHash::table_hash(e.hash));
+            stripe.get_mut().reserve(per_stripe, |e| KeyHash::table_hash(e.hash()));
         }
     }
 
@@ -390,17 +420,21 @@ impl Index {
         }
         let sorted = items;
         let half = self.stripes.len() / 2;
+        let segs = &self.segments;
         let (low, high) = self.stripes.split_at_mut(half);
         let (items_low, items_high) = sorted.split_at(starts[half]);
         let (mut first, second) = if sorted.len() >= PARALLEL_LOAD_MIN && half > 0 {
             std::thread::scope(|s| {
-                let other = s.spawn(|| load_stripes(high, &starts[half..], items_high, segment));
-                (load_stripes(low, &starts[..=half], items_low, segment), other.join().expect("index loader thread"))
+                let other = s.spawn(|| load_stripes(segs, high, &starts[half..], items_high, segment));
+                (
+                    load_stripes(segs, low, &starts[..=half], items_low, segment),
+                    other.join().expect("index loader thread"),
+                )
             })
         } else {
             (
-                load_stripes(low, &starts[..=half], items_low, segment),
-                load_stripes(high, &starts[half..], items_high, segment),
+                load_stripes(segs, low, &starts[..=half], items_low, segment),
+                load_stripes(segs, high, &starts[half..], items_high, segment),
             )
         };
         first.absorb(second);
@@ -422,11 +456,13 @@ impl Index {
         let h = self.hash(key);
         let mut ordered = self.lock_ordered(std::iter::once(key));
         let mut table = self.stripes[h.stripe].write();
-        let existing = table.find_entry(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key));
+        let segs = &self.segments;
+        let existing =
+            table.find_entry(KeyHash::table_hash(h.short), |e| e.hash() == h.short && entry_key_is(segs, e, key));
         match existing {
-            Ok(occupied) if occupied.get().is_at(segment_id, offset) => {
+            Ok(occupied) if is_at(segs, occupied.get(), segment_id, offset) => {
                 let (old, _) = occupied.remove();
-                self.replace_expiry(retire(&old), 0);
+                self.replace_expiry(retire(segs, old), 0);
                 self.left(key, &mut ordered);
                 true
             }
@@ -446,15 +482,18 @@ impl Index {
     ) -> bool {
         let h = self.hash(key);
         let mut table = self.stripes[h.stripe].write();
-        let Some(entry) = table.find_mut(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key))
+        let segs = &self.segments;
+        let Some(entry) =
+            table.find_mut(KeyHash::table_hash(h.short), |e| e.hash() == h.short && entry_key_is(segs, e, key))
         else {
             return false;
         };
-        if !entry.is_at(from_id, from_offset) {
+        if !is_at(segs, entry, from_id, from_offset) {
             return false;
         }
-        let old = std::mem::replace(entry, new_entry(to, to_offset, h));
-        let header = old.header();
+        let old = std::mem::replace(entry, segs.entry(to, to_offset, h.short));
+        let from = segs.resolve(&old);
+        let header = from.record_header(old.offset());
         // The copy is the same record, expiry included, so the expiry count does not change.
         debug_assert_eq!(
             to.record_header(to_offset).map(|c| c.expires_ms),
@@ -462,9 +501,17 @@ impl Index {
             "a compacted copy keeps its record's expiry"
         );
         let len = header.map_or(0, |h| h.record_len() as u64);
-        old.segment.sub_live(len);
+        from.sub_live(len);
         to.add_live(len);
+        segs.forget(old);
         true
+    }
+
+    /// Compaction's retire step for a segment it removed, after every relocation of its run:
+    /// the segment table lets go of it once no entry points to it (at once, unless a forged hint
+    /// left an entry compaction did not move). See `segments.rs`.
+    pub(crate) fn retire_segment(&self, segment: &Segment) {
+        self.segments.retire(segment);
     }
 
     /// Starts keeping the keys under `prefixes` (checked by `Options::validated`) in order,
@@ -476,9 +523,10 @@ impl Index {
         }
         let covered = |key: &[u8]| prefixes.iter().any(|p| key.starts_with(p));
         let mut keys = Vec::new();
+        let segs = &self.segments;
         for stripe in self.stripes.iter_mut() {
             let entries = stripe.get_mut().iter();
-            keys.extend(entries.filter_map(|e| entry_key(e).filter(|k| covered(k)).map(|k| k.into_owned().into())));
+            keys.extend(entries.filter_map(|e| entry_key(segs, e).filter(|k| covered(k)).map(|k| k.into())));
         }
         self.ordered = Some(Box::new(Ordered::new(prefixes, keys)));
     }
@@ -523,7 +571,10 @@ impl Index {
         let mut expected: Vec<Box<[u8]>> = Vec::new();
         for stripe in self.stripes.iter() {
             let table = stripe.read();
-            expected.extend(table.iter().filter_map(|e| entry_key(e).filter(|k| ordered.covers(k)).map(|k| k.into())));
+            let segs = &self.segments;
+            expected.extend(
+                table.iter().filter_map(|e| entry_key(segs, e).filter(|k| ordered.covers(k)).map(|k| k.into())),
+            );
         }
         expected.sort_unstable();
         let (keys, counts) = ordered.snapshot();
@@ -535,11 +586,12 @@ impl Index {
         assert_eq!(*counts, *expected_counts, "the ordered set counts its keys per prefix");
     }
 
-    /// A snapshot of stripe `i`'s entries.
-    pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Entry> {
-        let snapshot: Vec<Entry> = self.stripes[i].read().iter().cloned().collect();
-        self.note_visited(snapshot.len());
-        snapshot
+    /// A snapshot of stripe `i`'s keys, copied under its read lock (an entry cannot leave the
+    /// lock: it would keep its segment from being released, see `segments.rs`).
+    pub(crate) fn stripe_snapshot(&self, i: usize) -> Vec<Vec<u8>> {
+        let table = self.stripes[i].read();
+        self.note_visited(table.len());
+        table.iter().filter_map(|e| entry_key(&self.segments, e)).collect()
     }
 }
 
@@ -580,6 +632,61 @@ impl ScanPage {
     /// Whether this page lists the keys of `stripe`.
     pub(crate) fn covers(&self, stripe: usize) -> bool {
         self.stripes.contains(&stripe)
+    }
+}
+
+/// What the index holds allocated, part by part (`Index::footprint`), for
+/// `Stats::index_bytes` and the footprint tests. DESIGN.md, "The index", gives the figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Entries in the hash tables.
+    pub entries: usize,
+    /// Bytes of one entry.
+    pub entry_bytes: usize,
+    /// Slots of all the stripes' tables, used or free.
+    pub buckets: usize,
+    /// Bytes of the slots (`buckets * entry_bytes`, each table's rounded up to its alignment):
+    /// the entries and the tables' free slots.
+    pub slot_bytes: usize,
+    /// hashbrown's control bytes: one per slot and one group per table.
+    pub control_bytes: usize,
+    /// The expiry multiset, estimated from its distinct expiry times.
+    pub expiry_bytes: usize,
+    /// The ordered set of the keys under declared prefixes.
+    pub ordered_bytes: usize,
+    /// The segment table entries name their segments through: a few bytes per segment.
+    pub segment_table_bytes: usize,
+}
+
+impl Footprint {
+    /// Every part together.
+    pub fn total(&self) -> usize {
+        self.slot_bytes + self.control_bytes + self.expiry_bytes + self.ordered_bytes + self.segment_table_bytes
+    }
+
+    /// Bytes of free slots: what growth by doubling and the load factor leave unused.
+    pub fn slack_bytes(&self) -> usize {
+        self.slot_bytes.saturating_sub(self.entries * self.entry_bytes)
+    }
+}
+
+/// hashbrown's control group (16 bytes with SSE2, 8 with NEON or its generic code): the control
+/// bytes are aligned to it, and one group's worth beyond the slots is allocated to let probes
+/// read past the end.
+const TABLE_GROUP_BYTES: usize =
+    if cfg!(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2")) { 16 } else { 8 };
+
+/// Bytes of the expiry multiset per distinct expiry time: a `u64` key and a `usize` count in a
+/// B-tree node of 11, about two-thirds full.
+const EXPIRY_BYTES_PER_TIME: usize = 24;
+
+/// The slots of a hashbrown table of `capacity` (its load factor is 7/8 from 16 slots, one free
+/// slot below; 0 for a table never allocated).
+fn table_buckets(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..8 => capacity + 1,
+        _ => capacity / 7 * 8,
     }
 }
 
@@ -712,6 +819,7 @@ pub(crate) struct LoadItem {
 /// Loads `items` (sorted by stripe; stripe `i`'s items are `items[starts[i] - base..starts[i + 1] - base]`
 /// where `base = starts[0]`) into `stripes`.
 fn load_stripes(
+    segs: &SegmentTable,
     stripes: &mut [RwLock<HashTable<Entry>>],
     starts: &[usize],
     items: &[LoadItem],
@@ -722,9 +830,9 @@ fn load_stripes(
     for (i, stripe) in stripes.iter_mut().enumerate() {
         let table = stripe.get_mut();
         let mine = &items[starts[i] - base..starts[i + 1] - base];
-        table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash));
+        table.reserve(mine.len(), |e| KeyHash::table_hash(e.hash()));
         for item in mine {
-            load_one(table, segment, item, &mut loaded);
+            load_one(segs, table, segment, item, &mut loaded);
         }
     }
     loaded
@@ -732,42 +840,49 @@ fn load_stripes(
 
 /// Inserts one recovered record unless the key already has a record with a higher sequence
 /// number, noting in `loaded` a new key and the expiries that come and go.
-fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadItem, loaded: &mut Loaded) {
-    let short = item.hash as u32;
+fn load_one(
+    segs: &SegmentTable,
+    table: &mut HashTable<Entry>,
+    segment: &Arc<Segment>,
+    item: &LoadItem,
+    loaded: &mut Loaded,
+) {
+    let short = short_hash(item.hash);
     // The new record's key is read from its segment only if some entry's hash bits match: with
     // hint files, open then never touches the segment's pages.
     let mut key: Option<Option<Cow<'_, [u8]>>> = None;
     let eq = |e: &Entry| {
-        if e.hash != short {
+        if e.hash() != short {
             return false;
         }
         let key = key.get_or_insert_with(|| {
             let header = segment.record_header(item.offset)?;
             segment.key(item.offset, &header)
         });
-        key.as_deref().is_some_and(|k| entry_key_is(e, k))
+        key.as_deref().is_some_and(|k| entry_key_is(segs, e, k))
     };
-    let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash));
-    let fresh = Entry { segment: Arc::clone(segment), offset: item.offset, hash: short };
+    let slot = table.entry(KeyHash::table_hash(short), eq, |e| KeyHash::table_hash(e.hash()));
     match slot {
         hash_table::Entry::Occupied(mut occupied) => {
             // The record that comes last in the log wins: the higher sequence number, and on a
             // tie (only in damaged or forged input) the later position. Never the load order,
             // which the stripe sort does not keep.
             let existing = occupied.get();
-            let newer = existing
-                .header()
-                .is_none_or(|h| (h.seq, existing.segment.id, existing.offset) < (item.seq, segment.id, item.offset));
+            let existing_segment = segs.resolve(existing);
+            let newer = existing_segment
+                .record_header(existing.offset())
+                .is_none_or(|h| (h.seq, existing_segment.id, existing.offset()) < (item.seq, segment.id, item.offset));
             if !newer {
                 return;
             }
-            let retired_ms = retire(&std::mem::replace(occupied.get_mut(), fresh));
+            let fresh = segs.entry(segment, item.offset, short);
+            let retired_ms = retire(segs, std::mem::replace(occupied.get_mut(), fresh));
             if retired_ms != 0 {
                 loaded.expiries_retired.push(retired_ms);
             }
         }
         hash_table::Entry::Vacant(vacant) => {
-            vacant.insert(fresh);
+            vacant.insert(segs.entry(segment, item.offset, short));
             loaded.added += 1;
         }
     };
@@ -777,36 +892,55 @@ fn load_one(table: &mut HashTable<Entry>, segment: &Arc<Segment>, item: &LoadIte
     segment.add_live(u64::from(item.record_len));
 }
 
-fn new_entry(segment: &Arc<Segment>, offset: u32, h: KeyHash) -> Entry {
-    Entry { segment: Arc::clone(segment), offset, hash: h.short }
-}
-
-/// Moves a replaced or removed entry's record from live to dead in its segment's accounting.
-/// Returns the record's expiry (0 = none), for the caller to take out of the expiry count.
-fn retire(old: &Entry) -> u64 {
-    let header = old.header();
-    old.segment.sub_live(header.map_or(0, |h| h.record_len() as u64));
+/// Moves a replaced or removed entry's record from live to dead in its segment's accounting,
+/// and counts the entry out of the segment table. Returns the record's expiry (0 = none), for
+/// the caller to take out of the expiry count.
+fn retire(segs: &SegmentTable, old: Entry) -> u64 {
+    let segment = segs.resolve(&old);
+    let header = segment.record_header(old.offset());
+    segment.sub_live(header.map_or(0, |h| h.record_len() as u64));
+    segs.forget(old);
     header.map_or(0, |h| h.expires_ms)
 }
 
-fn find<'a>(table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
-    let entry = table.find(KeyHash::table_hash(h.short), |e| e.hash == h.short && entry_key_is(e, key))?;
-    let header = entry.header()?;
+/// Whether `entry` points at exactly `(segment id, offset)`.
+fn is_at(segs: &SegmentTable, entry: &Entry, segment_id: u64, offset: u32) -> bool {
+    entry.offset() == offset && segs.resolve(entry).id == segment_id
+}
+
+fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key: &[u8]) -> Option<Found<'a>> {
+    // The header the key was compared through is kept: the value is read through it, without
+    // decoding it a second time.
+    let mut matched = None;
+    let entry = table.find(KeyHash::table_hash(h.short), |e| {
+        e.hash() == h.short && {
+            matched = header_if_key_is(segs, e, key);
+            matched.is_some()
+        }
+    })?;
+    let header = matched.expect("the entry found matched through its header");
     // Entries point at puts; one that points at a tombstone can only come from a forged hint
     // (fuzz finding `hint_decode/entry-on-a-tombstone`) and reads as absent.
-    (header.kind == RecordKind::Put).then_some(Found { entry, header })
+    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset(), header })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.
-fn entry_key_is(entry: &Entry, key: &[u8]) -> bool {
-    let Some(header) = entry.segment.record_header(entry.offset) else { return false };
-    header.key_len == key.len() && entry.segment.key(entry.offset, &header).is_some_and(|k| *k == *key)
+fn entry_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> bool {
+    header_if_key_is(segs, entry, key).is_some()
 }
 
-/// The key an entry points to.
-pub(crate) fn entry_key(entry: &Entry) -> Option<Cow<'_, [u8]>> {
-    let header = entry.segment.record_header(entry.offset)?;
-    entry.segment.key(entry.offset, &header).map(|k| Cow::Owned(k.into_owned()))
+/// The header of the record an entry points to, if that record's key is `key`.
+fn header_if_key_is(segs: &SegmentTable, entry: &Entry, key: &[u8]) -> Option<RecordHeader> {
+    let segment = segs.resolve(entry);
+    let header = segment.record_header(entry.offset())?;
+    (header.key_len == key.len() && segment.key(entry.offset(), &header).is_some_and(|k| *k == *key)).then_some(header)
+}
+
+/// The key an entry points to, copied.
+fn entry_key(segs: &SegmentTable, entry: &Entry) -> Option<Vec<u8>> {
+    let segment = segs.resolve(entry);
+    let header = segment.record_header(entry.offset())?;
+    segment.key(entry.offset(), &header).map(|k| k.into_owned())
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub(crate) use encoded::Encoded;
 pub(crate) use hints::{check_hint, entry_for, write_hint};
 pub(crate) use queue::{Done, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
+#[cfg(test)]
+pub(crate) use segment::tests::segment_on;
 pub(crate) use segment::{fresh_salt, hint_file_name, map_len, parse_file_name, segment_file_name, Segment};
 pub(crate) use set::SegmentSet;
 pub use txn::{Expiry, KeyMeta, Savepoint, Txn};

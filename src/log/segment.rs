@@ -97,8 +97,9 @@ impl Mappings {
     }
 }
 
-/// A segment file, shared by the index (each entry holds an `Arc` to its segment, so a segment
-/// that compaction retired lives until no entry and no reader points into it).
+/// A segment file, shared by the index (its segment table holds an `Arc` of each segment an
+/// entry points to, so a segment that compaction retired lives until no entry and no reader
+/// points into it: `index/segments.rs`).
 pub(crate) struct Segment {
     pub(crate) id: u64,
     /// Written by the log or by compaction.
@@ -130,14 +131,17 @@ pub(crate) struct Segment {
     seq_max: AtomicU64,
     /// The earliest expiry (Unix ms) of any put in the segment, live or dead (`u64::MAX`: none).
     expiry_min_ms: AtomicU64,
+    /// Its slot in the index's segment table (`index/segments.rs`, which alone reads and writes
+    /// it): entries name their segment by it.
+    pub(crate) index_slot: std::sync::atomic::AtomicU32,
     /// Set when compaction retires the segment. Declared last, so it drops after `maps` and
     /// `file`: the file is removed once it is no longer mapped or open.
     retired: Retired,
 }
 
 /// Removes a retired segment's file when the segment is dropped, that is when the last `Arc`
-/// of it goes (compaction's, or that of a reader still holding it: an index entry an iterator
-/// copied, a `get` in progress). It is `Segment`'s last field, so by then the segment's mapping
+/// of it goes (compaction's, the index's segment table's once no entry points to it, or that of
+/// another holder: a backup in progress). It is `Segment`'s last field, so by then the segment's mapping
 /// and handle are closed: Windows cannot remove a mapped file. Linux could remove it at once, and
 /// does, unless a reader holds it: compaction drops its own references before it syncs the
 /// directory. The removal is not synced when it happens later, and may fail (a poisoned store
@@ -185,6 +189,7 @@ impl Segment {
             seq_min: AtomicU64::new(u64::MAX),
             seq_max: AtomicU64::new(0),
             expiry_min_ms: AtomicU64::new(u64::MAX),
+            index_slot: crate::index::new_index_slot(),
             retired: Retired::default(),
         }
     }

@@ -261,7 +261,7 @@ impl<'a> Txn<'a> {
         let published = self.index.range(prefix, (start, end), reverse, limit, |key, found| {
             let live = |f: &Found<'_>| !self.is_written(key) && !is_expired(f.header.expires_ms, || self.now_ms);
             let found = found.filter(live)?;
-            let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+            let value = found.value()?;
             Some((key.to_vec(), Value::new(value.into_owned())))
         })?;
         let pending = pending.into_iter().map(|(key, value)| (key, Value::new(value)));
@@ -427,7 +427,7 @@ impl<'a> Txn<'a> {
             Some(state) => state.clone(),
             None => self.index.with(key, |found| {
                 let found = found?;
-                let value = found.entry.segment.value(found.entry.offset, &found.header)?;
+                let value = found.value()?;
                 Some((value.into_owned(), found.header.expires_ms))
             }),
         };
