@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -63,25 +63,32 @@ impl Maintenance {
 }
 
 fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
+    // Write-back syncs when its interval has passed since the last one, not whenever the thread
+    // wakes for other work (a mode switch, a sealed segment): a wake must not sync what the mode
+    // promised only to sync later (and it would sync more often than asked).
+    let mut last_sync = Instant::now();
     loop {
         // Read each round: the mode may be switched while the store is open.
-        let interval = match engine.writer.sync_mode() {
-            SyncMode::Every(d) => d,
+        let wait = match engine.writer.sync_mode() {
+            SyncMode::Every(d) => d.saturating_sub(last_sync.elapsed()),
             SyncMode::Always => IDLE_WAKE,
         };
         {
             let (lock, cv) = signal;
             let mut s = lock.lock();
             if !s.stop && !s.work {
-                cv.wait_for(&mut s, interval);
+                cv.wait_for(&mut s, wait);
             }
             if s.stop {
                 return;
             }
             s.work = false;
         }
-        if matches!(engine.writer.sync_mode(), SyncMode::Every(_)) {
-            let _ = engine.writer.sync_now(); // a failure poisons the writer, which reports it
+        if let SyncMode::Every(interval) = engine.writer.sync_mode() {
+            if last_sync.elapsed() >= interval {
+                let _ = engine.writer.sync_now(); // a failure poisons the writer, which reports it
+                last_sync = Instant::now();
+            }
         }
         crate::hints::write_pending(engine);
         if engine.options.auto_compact {
