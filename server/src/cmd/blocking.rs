@@ -45,22 +45,24 @@ fn timeout_index(name: &str, args: &[Bytes]) -> usize {
 }
 
 /// The timeout, as Redis's `getTimeoutFromObjectOrReply` reads seconds: a long double, not
-/// negative, truncated to milliseconds; `None` (0 ms) is forever.
+/// negative, rounded up to milliseconds; `None` (0) is forever.
 pub(crate) fn timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     let Some(parsed) = LongDouble::parse(arg) else {
         return Err(Reply::error("ERR timeout is not a float or out of range"));
     };
-    // The value itself: `strtold`'s hexadecimal form is the one Rust does not read (out of
-    // range below, where Redis would read it).
+    // The value itself: `strtold`'s hexadecimal form is the one Rust does not read (refused
+    // below, where Redis would read it).
     let seconds = std::str::from_utf8(arg).ok().and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
     let negative = matches!(parsed, LongDouble::Infinite { negative: true })
         || matches!(parsed, LongDouble::Finite { negative: true, mantissa, .. } if mantissa != 0);
     if negative {
         return Err(Reply::error("ERR timeout is negative"));
     }
-    let ms = seconds * 1000.0;
+    // Redis rounds up to a whole millisecond (`ceill`); a value past `long long` converts to
+    // its minimum on x86, which Redis then calls negative.
+    let ms = (seconds * 1000.0).ceil();
     if !(ms < i64::MAX as f64) {
-        return Err(Reply::error("ERR timeout is out of range"));
+        return Err(Reply::error("ERR timeout is negative"));
     }
     Ok(match ms as u64 {
         0 => None,
