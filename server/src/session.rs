@@ -217,7 +217,7 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
-            Handler::Write(_) if cmd::blocking::blocks(spec.name) => self.block(&args),
+            Handler::Write(_) if cmd::blocking::blocks(spec.name) => return self.block(spec, args),
             Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => self.clustered(spec, &args),
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
@@ -315,15 +315,25 @@ impl Session {
     /// A blocking pop (outside MULTI, which queues it): its pop now if possible, else once a
     /// write to one of its keys makes one possible, or a nil array at its timeout. Every try is
     /// a write of its own (see `blocking.rs`), replied to once durable.
-    fn block(&self, args: &[Bytes]) -> Outcome {
-        let timeout = match cmd::blocking::timeout_of(args) {
+    /// Counted as one call when it answers, timed from then: the wait is not the command's
+    /// work (as Redis, whose SLOWLOG never shows a client's time blocked).
+    fn block(&self, spec: &'static Spec, args: Vec<Bytes>) -> Outcome {
+        let timeout = match cmd::blocking::timeout_of(&args) {
             Ok(timeout) => timeout,
-            Err(e) => return Outcome::Now(e),
+            Err(e) => {
+                record(&self.db, self.id, spec, Instant::now(), &args, true);
+                return Outcome::Now(e);
+            }
         };
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         // Copies: the arguments may wait a long time, and must not pin the read buffer.
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-        Outcome::Later(Box::pin(block_until(self.db.clone(), self.id, args, deadline)))
+        let (db, client) = (self.db.clone(), self.id);
+        Outcome::Later(Box::pin(async move {
+            let reply = block_until(db.clone(), client, args.clone(), deadline).await;
+            record(&db, client, spec, Instant::now(), &args, reply.is_error());
+            reply
+        }))
     }
 
     /// A command refused before it ran (INFO commandstats' `rejected_calls`).

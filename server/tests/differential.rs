@@ -21,8 +21,9 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings, hashes, sets, lists and sorted sets, without the blocking pops (BLPOP, BZPOPMIN, \
-     ...): those, streams and pub/sub get the unknown-command error. Scores and weights in hex \
+    "Only strings, hashes, sets, lists and sorted sets: streams get the unknown-command error. The \
+     blocking pops are not generated (a generated one could block): `tests/blocking.rs` compares \
+     their deterministic replies with redis-server in a script. Scores and weights in hex \
      (`0x1p3`), which Redis's strtod reads, are refused. ZSCAN is compared as a set of pairs.",
     "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
      `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \

@@ -135,7 +135,7 @@ impl StateMachine {
 
     /// The application that runs each command (what [`Node::start`](crate::node::Node::start)
     /// was given).
-    pub fn apply(&self) -> &Arc<dyn Apply> {
+    pub fn application(&self) -> &Arc<dyn Apply> {
         &self.shared.apply
     }
 

@@ -156,7 +156,7 @@ impl Cluster {
             peers: parking_lot::Mutex::new(BTreeMap::new()),
             blocking: node
                 .state_machine
-                .apply()
+                .application()
                 .as_any()
                 .and_then(|any| any.downcast_ref::<apply::ServerApply>())
                 .map(|server| server.blocking.clone())

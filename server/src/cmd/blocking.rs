@@ -61,7 +61,7 @@ pub(crate) fn timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     // Redis rounds up to a whole millisecond (`ceill`); a value past `long long` converts to
     // its minimum on x86, which Redis then calls negative.
     let ms = (seconds * 1000.0).ceil();
-    if !(ms < i64::MAX as f64) {
+    if ms.is_nan() || ms >= i64::MAX as f64 {
         return Err(Reply::error("ERR timeout is negative"));
     }
     Ok(match ms as u64 {
@@ -122,7 +122,10 @@ fn attempt(ks: &mut dyn Write, args: &[Bytes], retry: bool) -> Reply {
                 return SKIPPED;
             }
             if name == "blmove" {
-                lists::lmove(ks, &[Bytes::from_static(b"lmove"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()])
+                lists::lmove(
+                    ks,
+                    &[Bytes::from_static(b"lmove"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()],
+                )
             } else {
                 lists::rpoplpush(ks, &[Bytes::from_static(b"rpoplpush"), args[1].clone(), args[2].clone()])
             }
