@@ -183,6 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if schedule.wait_for_writes {
                 self.settle().await?;
             }
+            let mut waits = false;
             match session.handle(args) {
                 Outcome::Now(reply) => self.push(reply, session.resp),
                 Outcome::Several(replies) => {
@@ -193,6 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Outcome::Later(pending) => {
                     self.line.push_back(Slot::Waiting(pending, session.resp));
                     self.line_charge += schedule.reply_charge;
+                    waits = true;
                 }
                 Outcome::Values(keys) => self.stream_values(session, keys).await?,
                 Outcome::Close(reply) => {
@@ -207,7 +209,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(false);
                 }
             }
-            if schedule.blocks && !self.wait_blocked(kill, shutdown).await? {
+            // A blocking pop refused at once (its timeout) answered `Now`: nothing to wait for.
+            if schedule.blocks && waits && !self.wait_blocked(kill, shutdown).await? {
                 return Ok(false);
             }
             if schedule.barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
@@ -226,7 +229,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// close; dropping the reply's future takes the client out of the registry, having popped
     /// nothing).
     async fn wait_blocked(&mut self, kill: &Kill, shutdown: &mut broadcast::Receiver<()>) -> io::Result<bool> {
-        let Some(Slot::Waiting(mut pending, resp)) = self.line.pop_back() else { return Ok(true) };
+        let (mut pending, resp) = match self.line.pop_back() {
+            Some(Slot::Waiting(pending, resp)) => (pending, resp),
+            other => {
+                debug_assert!(false, "a blocking pop's reply waits last in line");
+                self.line.extend(other);
+                return Ok(true);
+            }
+        };
         self.settle().await?;
         self.flush().await?;
         loop {

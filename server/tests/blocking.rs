@@ -271,3 +271,35 @@ fn agrees_with_redis() {
         assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "{args:?}");
     }
 }
+
+#[test]
+fn rename_onto_the_key_wakes_the_waiter() {
+    let server = TestServer::start();
+    let mut pusher = server.raw();
+    let mut waiting = block(&server, &mut pusher, 1, &["BLPOP", "dst", "0"]);
+    pusher.cmd(&["RPUSH", "src", "x", "y"]);
+    pusher.cmd(&["RENAME", "src", "dst"]);
+    assert_eq!(reply(&mut waiting), array(&["dst", "x"]));
+    assert_eq!(parse(&pusher.cmd(&["LRANGE", "dst", "0", "-1"])), array(&["y"]));
+}
+
+/// Adversary: a pipeline around a blocking pop. The replies before it come out while it waits,
+/// the requests after it run once it answers, in order; a pop refused at once (its timeout)
+/// takes no other reply's place.
+#[test]
+fn a_pipeline_around_a_blocking_pop_keeps_its_replies_in_order() {
+    let server = TestServer::start();
+    let mut pusher = server.raw();
+    let mut c = server.raw();
+    let mut pipeline = common::encode(&["RPUSH", "other", "1"]);
+    pipeline.extend(common::encode(&["BLPOP", "q", "-1"]));
+    pipeline.extend(common::encode(&["BLPOP", "q", "0"]));
+    pipeline.extend(common::encode(&["ECHO", "after"]));
+    c.send_raw(&pipeline);
+    assert_eq!(reply(&mut c), R::Int(1));
+    assert_eq!(reply(&mut c), R::Error(b"ERR timeout is negative".to_vec()));
+    until_blocked(&mut pusher, 1);
+    pusher.cmd(&["RPUSH", "q", "x"]);
+    assert_eq!(reply(&mut c), array(&["q", "x"]));
+    assert_eq!(reply(&mut c), bulk("after"));
+}
