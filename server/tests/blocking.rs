@@ -303,3 +303,73 @@ fn a_pipeline_around_a_blocking_pop_keeps_its_replies_in_order() {
     assert_eq!(reply(&mut c), array(&["q", "x"]));
     assert_eq!(reply(&mut c), bulk("after"));
 }
+
+/// Adversary: a server shutting down with a client blocked for ever. The wait ends and the
+/// connection closes (the shutdown does not wait out its grace period on it).
+#[test]
+fn a_shutdown_ends_a_wait_that_has_no_timeout() {
+    let server = TestServer::start();
+    let mut watcher = server.raw();
+    let mut waiting = block(&server, &mut watcher, 1, &["BLPOP", "q", "0"]);
+    drop(watcher);
+    drop(server);
+    assert_eq!(waiting.reply(), None, "closed without a reply");
+}
+
+/// Adversary: non-blocking LPOPs racing the woken clients for every element. Each element goes
+/// to exactly one client (a blocked one, the racer, or stays in the list), and every blocked
+/// client is served while elements keep coming.
+#[test]
+fn every_element_is_popped_once_with_a_racing_lpop() {
+    const WAITERS: usize = 6;
+    let server = TestServer::start();
+    let mut pusher = server.raw();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    for n in 0..WAITERS {
+        let mut c = block(&server, &mut pusher, n + 1, &["BLPOP", "q", "0"]);
+        let tx = tx.clone();
+        threads.push(std::thread::spawn(move || tx.send(reply(&mut c)).unwrap()));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, mut c) = (stop.clone(), server.raw());
+        std::thread::spawn(move || {
+            let mut taken = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let R::Bulk(e) = parse(&c.cmd(&["LPOP", "q"])) {
+                    taken.push(e);
+                }
+            }
+            taken
+        })
+    };
+    let mut pushed = Vec::new();
+    let mut served = Vec::new();
+    while served.len() < WAITERS {
+        assert!(pushed.len() < 100_000, "blocked clients left waiting while elements came");
+        let e = format!("e{}", pushed.len());
+        pusher.cmd(&["RPUSH", "q", &e]);
+        pushed.push(e.into_bytes());
+        served.extend(rx.try_iter());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut got: Vec<Vec<u8>> = racer.join().unwrap();
+    for r in served {
+        let R::Array(parts) = r else { panic!("BLPOP's reply: {r:?}") };
+        let R::Bulk(e) = &parts[1] else { panic!("an element") };
+        got.push(e.clone());
+    }
+    let R::Array(left) = parse(&pusher.cmd(&["LRANGE", "q", "0", "-1"])) else { panic!("LRANGE") };
+    got.extend(left.into_iter().map(|r| match r {
+        R::Bulk(e) => e,
+        other => panic!("{other:?}"),
+    }));
+    got.sort();
+    pushed.sort();
+    assert_eq!(got, pushed, "each element popped once or still there");
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(blocked(&mut pusher), 0);
+}
