@@ -217,7 +217,11 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
-            Handler::Write(_) if cmd::blocking::blocks(spec.name) => return self.block(spec, args),
+            // Without a runtime (the fuzzer's dispatch) there is nothing to wait on or wake
+            // it: a blocking pop acts as in MULTI.
+            Handler::Write(_) if cmd::blocking::blocks(spec.name) && tokio::runtime::Handle::try_current().is_ok() => {
+                return self.block(spec, args)
+            }
             Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => self.clustered(spec, &args),
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
