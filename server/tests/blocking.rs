@@ -373,3 +373,20 @@ fn every_element_is_popped_once_with_a_racing_lpop() {
     }
     assert_eq!(blocked(&mut pusher), 0);
 }
+
+/// Adversary: CLIENT KILL of a blocked client. Its connection closes, it leaves the registry,
+/// and a push afterwards stays in the list.
+#[test]
+fn a_killed_blocked_client_leaves_the_registry_and_takes_nothing() {
+    let server = TestServer::start();
+    let mut other = server.raw();
+    let mut waiting = server.raw();
+    let R::Int(id) = parse(&waiting.cmd(&["CLIENT", "ID"])) else { panic!("CLIENT ID") };
+    waiting.send(&["BLPOP", "q", "0"]);
+    until_blocked(&mut other, 1);
+    assert_eq!(parse(&other.cmd(&["CLIENT", "KILL", "ID", &id.to_string()])), R::Int(1));
+    assert_eq!(waiting.reply(), None, "closed without a reply");
+    until_blocked(&mut other, 0);
+    other.cmd(&["RPUSH", "q", "x"]);
+    assert_eq!(parse(&other.cmd(&["LRANGE", "q", "0", "-1"])), array(&["x"]));
+}
