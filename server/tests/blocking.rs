@@ -232,6 +232,11 @@ fn agrees_with_redis() {
         &["BLMOVE", "l", "l2", "LEFT", "RIGHT", "0"],
         &["BLMOVE", "s", "l2", "LEFT", "RIGHT", "0"],
         &["BLMPOP", "-1", "1", "l", "LEFT"],
+        // Found by the differential generator: BLMPOP checks LMPOP's arguments before its timeout.
+        &["BLMPOP", "x", "x", "l", "RIGHT"],
+        &["BLMPOP", "nan", "0", "l", "RIGHT"],
+        &["BLMPOP", "-1", "1", "l", "UP"],
+        &["BLMPOP", "x", "1", "l", "LEFT", "COUNT", "0"],
         &["BLMPOP", "0", "0", "l", "LEFT"],
         &["BLMPOP", "0", "1", "l", "UP"],
         &["BLMPOP", "0", "1", "l", "LEFT", "COUNT", "0"],

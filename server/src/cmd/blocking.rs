@@ -70,7 +70,8 @@ pub(crate) fn timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     })
 }
 
-/// The command's timeout, checked first as Redis checks it (after BLMOVE's directions).
+/// The command's timeout, checked first as Redis checks it (after BLMOVE's directions and
+/// after all of BLMPOP's other arguments).
 pub(crate) fn timeout_of(args: &[Bytes]) -> Result<Option<Duration>, Reply> {
     let name = name(args);
     if name == "blmove" {
@@ -79,6 +80,9 @@ pub(crate) fn timeout_of(args: &[Bytes]) -> Result<Option<Duration>, Reply> {
                 return Err(super::parse::syntax());
             }
         }
+    }
+    if name == "blmpop" {
+        lists::check_lmpop_args(&args[1..])?;
     }
     timeout(&args[timeout_index(&name, args)])
 }
