@@ -22,8 +22,8 @@ pub const INTENDED: &[&str] = &[
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
     "Only strings, hashes, sets, lists and sorted sets: streams get the unknown-command error. The \
-     blocking pops are not generated (a generated one could block): `tests/blocking.rs` compares \
-     their deterministic replies with redis-server in a script. Scores and weights in hex \
+     blocking pops are generated only where they cannot block (in MULTI, or with a refused \
+     timeout); `tests/blocking.rs` compares their other deterministic replies in a script. Scores and weights in hex \
      (`0x1p3`), which Redis's strtod reads, are refused. ZSCAN is compared as a set of pairs.",
     "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
      `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \
