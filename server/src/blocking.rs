@@ -52,20 +52,23 @@ struct Queues {
 #[derive(Default)]
 pub(crate) struct Blocking {
     queues: Mutex<Queues>,
-    /// The blocked clients (INFO `blocked_clients`); 0 lets a write skip the lock.
-    blocked: AtomicUsize,
+    /// The registered clients; 0 lets a write skip the lock.
+    registered: AtomicUsize,
+    /// The clients waiting (INFO `blocked_clients`): registered, and their first try found
+    /// nothing (a pop possible at once never counts as blocked, as in Redis).
+    waiting: AtomicUsize,
 }
 
 impl Blocking {
     /// The clients blocked now.
     pub(crate) fn blocked_clients(&self) -> usize {
-        self.blocked.load(Ordering::Relaxed)
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// A write saved the collection at `key`: wakes its oldest waiter. What a write costs when
     /// no client is blocked: one relaxed load.
     pub(crate) fn wrote(&self, key: &[u8]) {
-        if self.blocked.load(Ordering::Relaxed) == 0 {
+        if self.registered.load(Ordering::Relaxed) == 0 {
             return;
         }
         let queues = self.queues.lock();
@@ -82,8 +85,8 @@ impl Blocking {
             queues.by_key.entry(key.clone()).or_default().push_back((id, state.clone()));
         }
         queues.by_client.insert(id, state.clone());
-        self.blocked.fetch_add(1, Ordering::Relaxed);
-        Waiter { registry: self.clone(), id, keys, state }
+        self.registered.fetch_add(1, Ordering::Relaxed);
+        Waiter { registry: self.clone(), id, keys, state, waiting: false }
     }
 
     /// CLIENT UNBLOCK: ends client `id`'s wait (`how`: [`UNBLOCKED_TIMEOUT`] or
@@ -104,9 +107,19 @@ pub(crate) struct Waiter {
     id: u64,
     keys: Vec<Bytes>,
     pub(crate) state: Arc<WaiterState>,
+    /// Whether it is counted as blocked ([`Waiter::blocks`]).
+    waiting: bool,
 }
 
 impl Waiter {
+    /// Counts this client as blocked (once): its first try found nothing.
+    pub(crate) fn blocks(&mut self) {
+        if !self.waiting {
+            self.waiting = true;
+            self.registry.waiting.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Wakes the waiter right behind this one on each of its keys: this one could not use what
     /// is there (the key holds the other type), as Redis skips such a client.
     pub(crate) fn pass(&self) {
@@ -137,7 +150,10 @@ impl Drop for Waiter {
             }
         }
         queues.by_client.remove(&self.id);
-        self.registry.blocked.fetch_sub(1, Ordering::Relaxed);
+        self.registry.registered.fetch_sub(1, Ordering::Relaxed);
+        if self.waiting {
+            self.registry.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -161,23 +177,28 @@ mod tests {
     #[test]
     fn a_write_wakes_the_head_waiter_only() {
         let registry = Arc::new(Blocking::default());
-        let first = registry.register(1, vec![key("q")]);
+        let mut first = registry.register(1, vec![key("q")]);
         let second = registry.register(2, vec![key("q")]);
+        assert_eq!(registry.blocked_clients(), 0, "registered, not yet waiting");
+        first.blocks();
+        first.blocks();
+        assert_eq!(registry.blocked_clients(), 1);
         registry.wrote(b"q");
         assert!(woken(&first));
         assert!(!woken(&second));
-        assert_eq!(registry.blocked_clients(), 2);
     }
 
     #[test]
     fn a_head_that_leaves_wakes_the_next() {
         let registry = Arc::new(Blocking::default());
         let first = registry.register(1, vec![key("q")]);
-        let second = registry.register(2, vec![key("q")]);
+        let mut second = registry.register(2, vec![key("q")]);
+        second.blocks();
         drop(first);
         assert!(woken(&second));
         drop(second);
         assert_eq!(registry.blocked_clients(), 0);
+        assert_eq!(registry.registered.load(Ordering::Relaxed), 0);
         assert!(registry.queues.lock().by_key.is_empty(), "an empty queue is removed");
     }
 

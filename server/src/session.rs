@@ -701,7 +701,7 @@ impl Drop for Session {
 async fn block_until(db: Arc<Db>, id: u64, args: Vec<Bytes>, deadline: Option<tokio::time::Instant>) -> Reply {
     use crate::blocking::{UNBLOCKED_ERROR, UNBLOCKED_TIMEOUT};
     // Registered before the first try: a push between the try and the wait is not missed.
-    let waiter = db.blocking.register(id, cmd::blocking::source_keys(&args));
+    let mut waiter = db.blocking.register(id, cmd::blocking::source_keys(&args));
     let mut retry = false;
     loop {
         let reply = pop_once(&db, &args, retry).await;
@@ -711,6 +711,7 @@ async fn block_until(db: Arc<Db>, id: u64, args: Vec<Bytes>, deadline: Option<to
             return reply;
         }
         retry = true;
+        waiter.blocks();
         let woken = waiter.state.wake.notified();
         match deadline {
             Some(deadline) => tokio::select! {
