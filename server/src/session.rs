@@ -319,6 +319,7 @@ impl Session {
     /// A blocking pop (outside MULTI, which queues it): its pop now if possible, else once a
     /// write to one of its keys makes one possible, or a nil array at its timeout. Every try is
     /// a write of its own (see `blocking.rs`), replied to once durable.
+    ///
     /// Counted as one call when it answers, timed from then: the wait is not the command's
     /// work (as Redis, whose SLOWLOG never shows a client's time blocked).
     fn block(&self, spec: &'static Spec, args: Vec<Bytes>) -> Outcome {
