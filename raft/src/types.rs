@@ -54,6 +54,12 @@ pub trait Apply: Send + Sync + 'static {
     fn ordered_prefixes(&self) -> &'static [&'static [u8]] {
         &[]
     }
+
+    /// The application's own type, for an application that finds its state in the node it
+    /// started (the server's registry of blocked clients, which its state machine wakes).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 openraft::declare_raft_types!(

@@ -36,6 +36,9 @@ use crate::session::{Outcome, Pending, Session};
 const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
 /// An idle connection's input buffer is shrunk back to this, plus the bytes pending in it.
 const INPUT_IDLE_BYTES: usize = 16 << 10;
+/// What a blocked client's input buffer may hold before the connection stops reading it until
+/// the client is served.
+const INPUT_WHILE_BLOCKED_BYTES: usize = 1 << 20;
 /// An input buffer more than this many times larger than its pending bytes plus
 /// [`INPUT_IDLE_BYTES`] is reallocated between reads. Growing back costs a copy of at most a
 /// quarter of what was read meanwhile, so trimming never makes reading quadratic.
@@ -94,7 +97,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> io::Result<()> {
         self.kill = kill.clone();
         loop {
-            if !self.run_buffered(session, limits, kill).await? {
+            if !self.run_buffered(session, limits, kill, shutdown).await? {
                 return Ok(());
             }
             if let Some(outbox) = session.outbox_reader.take() {
@@ -146,7 +149,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Runs every whole request in the input buffer; `false` if the connection is to close
     /// (after the replies so far are written).
-    async fn run_buffered(&mut self, session: &mut Session, limits: &Limits, kill: &Kill) -> io::Result<bool> {
+    async fn run_buffered(
+        &mut self,
+        session: &mut Session,
+        limits: &Limits,
+        kill: &Kill,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> io::Result<bool> {
         loop {
             if kill.is_killed() {
                 tracing::debug!("killed (CLIENT KILL or output buffer limit); closing the connection");
@@ -174,6 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if schedule.wait_for_writes {
                 self.settle().await?;
             }
+            let mut waits = false;
             match session.handle(args) {
                 Outcome::Now(reply) => self.push(reply, session.resp),
                 Outcome::Several(replies) => {
@@ -184,6 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Outcome::Later(pending) => {
                     self.line.push_back(Slot::Waiting(pending, session.resp));
                     self.line_charge += schedule.reply_charge;
+                    waits = true;
                 }
                 Outcome::Values(keys) => self.stream_values(session, keys).await?,
                 Outcome::Close(reply) => {
@@ -198,11 +209,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(false);
                 }
             }
+            // A blocking pop refused at once (its timeout) answered `Now`: nothing to wait for.
+            if schedule.blocks && waits && !self.wait_blocked(kill, shutdown).await? {
+                return Ok(false);
+            }
             if schedule.barrier || self.output.len() + self.line_charge > OUTPUT_FLUSH_BYTES {
                 self.settle().await?;
             }
             if self.output.len() > OUTPUT_FLUSH_BYTES {
                 self.flush().await?;
+            }
+        }
+    }
+
+    /// Waits for a blocking pop's reply (the last in line), as Redis serves nothing else of a
+    /// blocked client: the replies before it are written first, and the socket is read
+    /// meanwhile (up to [`INPUT_WHILE_BLOCKED_BYTES`] buffered) so that a client that closes,
+    /// is killed, or a server that shuts down ends the wait; `false` then (the connection is to
+    /// close; dropping the reply's future takes the client out of the registry, having popped
+    /// nothing).
+    async fn wait_blocked(&mut self, kill: &Kill, shutdown: &mut broadcast::Receiver<()>) -> io::Result<bool> {
+        let (mut pending, resp) = match self.line.pop_back() {
+            Some(Slot::Waiting(pending, resp)) => (pending, resp),
+            other => {
+                debug_assert!(false, "a blocking pop's reply waits last in line");
+                self.line.extend(other);
+                return Ok(true);
+            }
+        };
+        self.settle().await?;
+        self.flush().await?;
+        loop {
+            let reading = self.input.len() < INPUT_WHILE_BLOCKED_BYTES;
+            self.input.reserve(INPUT_IDLE_BYTES);
+            let read = async {
+                if reading {
+                    self.stream.read_buf(&mut self.input).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                reply = &mut pending => {
+                    reply.encode(resp, &mut self.output);
+                    return Ok(true);
+                }
+                read = read => {
+                    if read? == 0 {
+                        return Ok(false);
+                    }
+                    self.input_gauge.saw(&self.input);
+                }
+                () = until_killed(kill) => return Ok(false),
+                _ = shutdown.recv() => return Ok(false),
             }
         }
     }

@@ -335,16 +335,24 @@ pub(crate) struct TxnView<'t, 'a> {
     /// Set when a write did not fit in what one batch may hold (`BatchTooLarge`).
     pub(crate) overflowed: bool,
     pub(crate) reserved: Reserved,
+    /// The blocked clients to wake when a collection is saved (`blocking.rs`); `None` for the
+    /// writes that never make a pop possible (sweeps, flushes).
+    pub(crate) wakes: Option<&'t crate::blocking::Blocking>,
 }
 
 impl<'t, 'a> TxnView<'t, 'a> {
+    /// This view, waking the clients blocked on a list or sorted set it saves.
+    pub(crate) fn waking(self, blocking: &'t crate::blocking::Blocking) -> Self {
+        TxnView { wakes: Some(blocking), ..self }
+    }
+
     pub(crate) fn new(txn: &'t mut Txn<'a>, value_bytes_max: usize) -> Self {
-        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::None }
+        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::None, wakes: None }
     }
 
     /// A view of a cluster state machine's transaction: its own keys hidden.
     pub(crate) fn hiding_reserved(txn: &'t mut Txn<'a>, value_bytes_max: usize) -> Self {
-        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::Hidden }
+        TxnView { txn, value_bytes_max, overflowed: false, reserved: Reserved::Hidden, wakes: None }
     }
 
     /// Runs one command atomically inside the transaction: if it replies with an error, every
@@ -448,7 +456,15 @@ impl Read for TxnView<'_, '_> {
 
 impl Write for TxnView<'_, '_> {
     fn put_record(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), Reply> {
-        self.txn.put_with_expiry(key, value, expiry).map_err(|e| self.refused(e))
+        self.txn.put_with_expiry(key, value, expiry).map_err(|e| self.refused(e))?;
+        // Every write that adds to a list or sorted set saves its meta record: the one place
+        // a pop becomes possible. Woken before the commit, a client's pop is queued after this
+        // transaction, so it sees (and is durable after) what woke it; a wake-up for a write
+        // that is undone costs the client one pop that finds nothing.
+        if let (Some(blocking), Some(user_key)) = (self.wakes, key.strip_prefix(crate::collection::META_PREFIX)) {
+            blocking.wrote(user_key);
+        }
+        Ok(())
     }
 
     fn delete_record(&mut self, key: &[u8]) -> Result<(), Reply> {
@@ -608,6 +624,8 @@ pub struct Db {
     pub(crate) monitors: crate::monitor::Monitors,
     /// Pub/sub's channels and patterns, and their subscribers.
     pub(crate) pubsub: crate::pubsub::PubSub,
+    /// The clients blocked in BLPOP and its kin, by key.
+    pub(crate) blocking: Arc<crate::blocking::Blocking>,
 }
 
 impl Db {
@@ -639,6 +657,7 @@ impl Db {
             shutdown: crate::admin::Shutdown::default(),
             monitors: crate::monitor::Monitors::default(),
             pubsub: crate::pubsub::PubSub::default(),
+            blocking: Arc::default(),
         }
     }
 

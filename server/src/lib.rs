@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod blocking;
 mod client_kill;
 pub mod cluster;
 mod cmd;

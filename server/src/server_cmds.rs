@@ -88,6 +88,7 @@ const CLIENT_SUBCOMMANDS: &[Subcommand] = &[
     ("reply", 3),
     ("tracking", -3),
     ("kill", -3),
+    ("unblock", -3),
 ];
 
 /// CLIENT HELP's text, as Redis 7.0 prints it (it lists the subcommands ferrocask refuses too,
@@ -144,7 +145,7 @@ const CLIENT_HELP: &[&str] = &[
 ];
 
 /// CLIENT ID | SETNAME | GETNAME | INFO | LIST | SETINFO | HELP | NO-EVICT | REPLY | TRACKING |
-/// KILL.
+/// KILL | UNBLOCK.
 pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
     let name = match subcommand(CLIENT_SUBCOMMANDS, args, "CLIENT") {
         Ok(name) => name,
@@ -181,8 +182,25 @@ pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
             Reply::error("ERR CLIENT TRACKING (client side caching) is not supported by ferrocask")
         }
         "kill" => crate::client_kill::client_kill(session, args),
+        "unblock" if args.len() <= 4 => client_unblock(&session.db, args),
         _ => Reply::error(crate::cmd::parse::SYNTAX),
     }
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends a blocking pop's wait, as its timeout would (a nil
+/// array) or with an `UNBLOCKED` error; 1 if the client was blocked.
+fn client_unblock(db: &Db, args: &[Bytes]) -> Reply {
+    let Some(id) = crate::cmd::parse::strict_i64(&args[2]) else {
+        return Reply::error("ERR value is not an integer or out of range");
+    };
+    let how = match args.get(3) {
+        None => crate::blocking::UNBLOCKED_TIMEOUT,
+        Some(arg) if is(arg, "timeout") => crate::blocking::UNBLOCKED_TIMEOUT,
+        Some(arg) if is(arg, "error") => crate::blocking::UNBLOCKED_ERROR,
+        Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| db.blocking.unblock(id, how));
+    Reply::Int(i64::from(unblocked))
 }
 
 /// One line of CLIENT LIST (`resp` 0: not known here).
@@ -349,8 +367,8 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
         "clients" => fields(vec![
             ("connected_clients", db.client_count().to_string()),
             ("maxclients", db.maxclients.to_string()),
-            // No blocking commands, no tracking: honest zeros `redis-cli --stat` reads.
-            ("blocked_clients", "0".into()),
+            ("blocked_clients", db.blocking.blocked_clients().to_string()),
+            // No tracking: an honest zero `redis-cli --stat` reads.
             ("tracking_clients", "0".into()),
         ]),
         "memory" => {

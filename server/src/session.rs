@@ -48,6 +48,9 @@ pub(crate) struct Schedule {
     pub(crate) wait_for_writes: bool,
     pub(crate) barrier: bool,
     pub(crate) reply_charge: usize,
+    /// A blocking pop outside MULTI: its reply may wait for ever, so the connection waits for
+    /// it watching the socket (a client that closes leaves the registry at once).
+    pub(crate) blocks: bool,
 }
 
 /// The most bytes of values an MGET reads at once, as one snapshot; a larger one is streamed key
@@ -167,6 +170,7 @@ impl Session {
             wait_for_writes: !(spec.writes() || in_multi || (spec.name == "exec" && self.db.cluster.is_none())),
             barrier: !in_multi && spec.lists_keys && spec.writes(),
             reply_charge,
+            blocks: !in_multi && cmd::blocking::blocks(spec.name),
         }
     }
 
@@ -213,6 +217,11 @@ impl Session {
             return Outcome::Now(self.queue(spec, args));
         }
         let outcome = match spec.handler {
+            // Without a runtime (the fuzzer's dispatch) there is nothing to wait on or wake
+            // it: a blocking pop acts as in MULTI.
+            Handler::Write(_) if cmd::blocking::blocks(spec.name) && tokio::runtime::Handle::try_current().is_ok() => {
+                return self.block(spec, args)
+            }
             Handler::Read(_) | Handler::Write(_) if self.db.cluster.is_some() => self.clustered(spec, &args),
             Handler::Read(_) if spec.name == "mget" && self.values_in_reply(spec, &args) > MGET_SNAPSHOT_BYTES_MAX => {
                 Outcome::Values(args[1..].to_vec())
@@ -307,6 +316,31 @@ impl Session {
         Outcome::Later(Box::pin(cluster.submit(kind, &Command::Run(args.to_vec()))))
     }
 
+    /// A blocking pop (outside MULTI, which queues it): its pop now if possible, else once a
+    /// write to one of its keys makes one possible, or a nil array at its timeout. Every try is
+    /// a write of its own (see `blocking.rs`), replied to once durable.
+    ///
+    /// Counted as one call when it answers, timed from then: the wait is not the command's
+    /// work (as Redis, whose SLOWLOG never shows a client's time blocked).
+    fn block(&self, spec: &'static Spec, args: Vec<Bytes>) -> Outcome {
+        let timeout = match cmd::blocking::timeout_of(&args) {
+            Ok(timeout) => timeout,
+            Err(e) => {
+                record(&self.db, self.id, spec, Instant::now(), &args, true);
+                return Outcome::Now(e);
+            }
+        };
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        // Copies: the arguments may wait a long time, and must not pin the read buffer.
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let (db, client) = (self.db.clone(), self.id);
+        Outcome::Later(Box::pin(async move {
+            let reply = block_until(db.clone(), client, args.clone(), deadline).await;
+            record(&db, client, spec, Instant::now(), &args, reply.is_error());
+            reply
+        }))
+    }
+
     /// A command refused before it ran (INFO commandstats' `rejected_calls`).
     fn rejected(&self, spec: &Spec, reply: Reply) -> Reply {
         self.db.command_stats[spec.index].rejected_calls.fetch_add(1, Ordering::Relaxed);
@@ -342,9 +376,9 @@ impl Session {
         apply: fn(&mut dyn Write, &[Bytes]) -> Reply,
         args: Vec<Bytes>,
     ) -> Outcome {
-        let limit = self.db.value_bytes_max;
+        let (limit, blocking) = (self.db.value_bytes_max, self.db.blocking.clone());
         let future = self.db.store.transaction_async(move |txn| {
-            let mut view = TxnView::new(txn, limit);
+            let mut view = TxnView::new(txn, limit).waking(&blocking);
             let reply = view.run(|view| apply(view, &args));
             (reply, args)
         });
@@ -542,7 +576,7 @@ impl Session {
         }
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
         let future = self.db.store.transaction_async(move |txn| {
-            let mut view = TxnView::new(txn, limit);
+            let mut view = TxnView::new(txn, limit).waking(&db.blocking);
             if watched
                 .iter()
                 .any(|(key, w)| !matches!(w, Watched::Version(v) if crate::collection::watch_version(&view, key) == *v))
@@ -660,6 +694,57 @@ impl Drop for Session {
     fn drop(&mut self) {
         pubsub::unsubscribe_all(self);
     }
+}
+
+/// A blocking pop's reply: its pop, tried now and again each time the registry wakes it, or a
+/// nil array at `deadline` (`None`: never) or on CLIENT UNBLOCK. Its place in the registry is
+/// left when this future ends or is dropped (its connection closed).
+async fn block_until(db: Arc<Db>, id: u64, args: Vec<Bytes>, deadline: Option<tokio::time::Instant>) -> Reply {
+    use crate::blocking::{UNBLOCKED_ERROR, UNBLOCKED_TIMEOUT};
+    // Registered before the first try: a push between the try and the wait is not missed.
+    let mut waiter = db.blocking.register(id, cmd::blocking::source_keys(&args));
+    let mut retry = false;
+    loop {
+        let reply = pop_once(&db, &args, retry).await;
+        if retry && reply == cmd::blocking::SKIPPED {
+            waiter.pass();
+        } else if !cmd::blocking::is_empty(&reply) {
+            return reply;
+        }
+        retry = true;
+        waiter.blocks();
+        let woken = waiter.state.wake.notified();
+        match deadline {
+            Some(deadline) => tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep_until(deadline) => return Reply::NilArray,
+            },
+            None => woken.await,
+        }
+        match waiter.state.unblocked.load(Ordering::Relaxed) {
+            UNBLOCKED_TIMEOUT => return Reply::NilArray,
+            UNBLOCKED_ERROR => return Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            _ => {}
+        }
+    }
+}
+
+/// One try of a blocking pop, as a write: in a store transaction, or through the log.
+async fn pop_once(db: &Arc<Db>, args: &[Bytes], retry: bool) -> Reply {
+    if let Some(cluster) = &db.cluster {
+        let mut run = Vec::with_capacity(args.len() + 1);
+        if retry {
+            run.push(Bytes::from_static(crate::cluster::apply::RETRY));
+        }
+        run.extend_from_slice(args);
+        return cluster.submit(Kind::Write, &Command::Run(run)).await;
+    }
+    let (blocking, limit, args) = (db.blocking.clone(), db.value_bytes_max, args.to_vec());
+    let future = db.store.transaction_async(move |txn| {
+        let mut view = TxnView::new(txn, limit).waking(&blocking);
+        view.run(|view| if retry { cmd::blocking::retry(view, &args) } else { cmd::blocking::pop_now(view, &args) })
+    });
+    future.await.unwrap_or_else(store_error)
 }
 
 /// The most bytes of a user name a failed-AUTH log line quotes.

@@ -169,3 +169,40 @@ fn a_publish_on_any_member_reaches_the_subscribers_of_every_member() {
     let mut other = RawClient::connect(cluster.addrs[0]);
     assert_eq!(parse(&other.cmd(&["PUBLISH", "nobody", "m"])), R::Int(0));
 }
+
+/// INFO's `blocked_clients` on the member `client` is connected to.
+fn blocked(client: &mut RawClient) -> usize {
+    let R::Bulk(info) = parse(&client.cmd(&["INFO", "clients"])) else { panic!("INFO is a bulk string") };
+    let info = String::from_utf8(info).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("blocked_clients:")).expect("blocked_clients").trim().parse().unwrap()
+}
+
+/// Adversary: the push that makes a pop possible is sent to another member than the one the
+/// client is blocked on. It reaches every member through the log, and each member's state
+/// machine wakes its own waiters as it applies it; each woken pop goes through the log too, so
+/// two waiters on two members get one element each and none is left or popped twice.
+#[test]
+fn a_push_through_one_member_wakes_clients_blocked_on_the_others() {
+    let cluster = TestCluster::start(3);
+    let follower = cluster.follower();
+    let (second, third) = ((follower + 1) % 3, (follower + 2) % 3);
+    let mut pusher = RawClient::connect(cluster.addrs[third]);
+    assert_eq!(cmd(&mut pusher, &["SET", "ready", "1"]), ok(), "the cluster has a leader");
+    let mut waiters = Vec::new();
+    for member in [follower, second] {
+        let mut watcher = RawClient::connect(cluster.addrs[member]);
+        let mut waiting = RawClient::connect(cluster.addrs[member]);
+        waiting.send(&["BLPOP", "q", "0"]);
+        let limit = std::time::Duration::from_secs(20);
+        assert!(common::wait_for(limit, || blocked(&mut watcher) == 1), "blocked on member {member}");
+        waiters.push(waiting);
+    }
+    assert_eq!(cmd(&mut pusher, &["RPUSH", "q", "a", "b"]), R::Int(2));
+    let mut got: Vec<R> = waiters.iter_mut().map(|w| parse(&w.reply().expect("a reply"))).collect();
+    got.sort();
+    let popped = |e: &str| R::Array(vec![bulk("q"), bulk(e)]);
+    assert_eq!(got, vec![popped("a"), popped("b")]);
+    assert_eq!(cmd(&mut pusher, &["LLEN", "q"]), R::Int(0));
+    let mut timing_out = RawClient::connect(cluster.addrs[follower]);
+    assert_eq!(parse(&timing_out.cmd(&["BZPOPMIN", "z", "0.1"])), R::Null);
+}

@@ -21,8 +21,9 @@ pub const INTENDED: &[&str] = &[
     "Values over the store's value limit (16 MiB; Redis: 512 MiB) get Redis's own \
      `string exceeds maximum allowed size` error, and a longer bulk is a protocol error.",
     "Only database 0: SELECT n (n != 0) and COPY ... DB n get `-ERR DB index is out of range`.",
-    "Only strings, hashes, sets, lists and sorted sets, without the blocking pops (BLPOP, BZPOPMIN, \
-     ...): those, streams and pub/sub get the unknown-command error. Scores and weights in hex \
+    "Only strings, hashes, sets, lists and sorted sets: streams get the unknown-command error. The \
+     blocking pops are generated only where they cannot block (in MULTI, or with a refused \
+     timeout); `tests/blocking.rs` compares their other deterministic replies in a script. Scores and weights in hex \
      (`0x1p3`), which Redis's strtod reads, are refused. ZSCAN is compared as a set of pairs.",
     "OBJECT ENCODING answers a string's encoding by Redis's rule on its current value (`int`, \
      `embstr` up to 44 bytes, `raw`; Redis keeps `raw` after APPEND, SETRANGE and SETBIT), \
@@ -277,6 +278,39 @@ impl Gen {
         };
         if self.rng.chance(3) && !c[0].ends_with("POP") {
             c.truncate(c.len().saturating_sub(1).max(1));
+        }
+        c
+    }
+
+    /// A blocking pop with `timeout` (the caller makes sure it cannot block: inside MULTI, or a
+    /// timeout that is refused).
+    fn blocking_command(&mut self, timeout: &str) -> Vec<String> {
+        let ends = ["LEFT", "RIGHT", "up"];
+        let t = s(timeout);
+        let mut c = match self.rng.below(6) {
+            0 => [vec![s(self.rng.pick(&["BLPOP", "BRPOP"]))], self.some(1, 2, Gen::lkey), vec![t]].concat(),
+            1 => {
+                let keys = self.some(1, 2, |g| g.rng.pick(ZKEYS).to_string());
+                [vec![s(self.rng.pick(&["BZPOPMIN", "BZPOPMAX"]))], keys, vec![t]].concat()
+            }
+            2 => vec![s("BRPOPLPUSH"), self.lkey(), self.lkey(), t],
+            3 => {
+                let (from, to) = (s(self.rng.pick(&ends)), s(self.rng.pick(&ends)));
+                vec![s("BLMOVE"), self.lkey(), self.lkey(), from, to, t]
+            }
+            _ => {
+                let n = 1 + self.rng.below(2);
+                let mut c = vec![s("BLMPOP"), t, s(self.rng.pick(&[n.to_string().as_str(), "0", "x"]))];
+                c.extend((0..n).map(|_| self.lkey()));
+                c.push(s(self.rng.pick(&ends)));
+                if self.rng.chance(40) {
+                    c.extend([s("COUNT"), s(self.rng.pick(&["1", "3", "0"]))]);
+                }
+                c
+            }
+        };
+        if self.rng.chance(3) {
+            c.truncate(2);
         }
         c
     }
@@ -829,6 +863,26 @@ impl Gen {
                         push(&mut out, vec!["INCR".into(), k]);
                     }
                     push(&mut out, vec!["EXEC".into()]);
+                }
+                // The blocking pops where they cannot block: in MULTI (they never do there),
+                // or with a timeout Redis refuses before looking at the keys.
+                2 if self.rng.chance(30) => {
+                    push(&mut out, vec!["MULTI".into()]);
+                    for _ in 0..1 + self.rng.below(3) {
+                        let c = if self.rng.chance(50) {
+                            let timeout = *self.rng.pick(&["0", "1", "0.5", "x", "-1"]);
+                            self.blocking_command(timeout)
+                        } else {
+                            self.list_command()
+                        };
+                        push(&mut out, c);
+                    }
+                    push(&mut out, vec!["EXEC".into()]);
+                }
+                2 => {
+                    let timeout = *self.rng.pick(&["-1", "x", "nan", "-0.5", ""]);
+                    let c = self.blocking_command(timeout);
+                    push(&mut out, c);
                 }
                 _ => {
                     let c = self.command();

@@ -189,3 +189,15 @@ fn collection_commands_with_random_arguments_are_handled() {
         server_dispatch::check(&input);
     }
 }
+
+/// Regression: the fuzzer's dispatch has no runtime and no other client. A blocking pop there
+/// must answer as inside MULTI (a forever BLPOP hung it; a timed one panicked without a timer).
+#[test]
+fn a_blocking_pop_in_the_fuzzer_never_blocks() {
+    let fs = ferrocask::testing::SimFs::new();
+    let options = ferrocask::Options { segment_bytes: 64 << 10, preallocate_bytes: 0, ..Default::default() };
+    let store = ferrocask::Store::open_on(fs, std::path::Path::new("/fuzz"), options).unwrap();
+    let input = b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n*3\r\n$8\r\nBZPOPMIN\r\n$1\r\nz\r\n$3\r\n0.5\r\n";
+    let out = ferrocask_server::fuzzing::run_bytes(std::sync::Arc::new(store), input);
+    assert_eq!(out, b"*-1\r\n*-1\r\n");
+}

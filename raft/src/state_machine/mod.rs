@@ -133,6 +133,12 @@ impl StateMachine {
         &self.shared.store
     }
 
+    /// The application that runs each command (what [`Node::start`](crate::node::Node::start)
+    /// was given).
+    pub fn application(&self) -> &Arc<dyn Apply> {
+        &self.shared.apply
+    }
+
     /// The state machine's clock: the time the last applied command ran at.
     pub fn clock_ms(&self) -> u64 {
         use ferrocask::Clock;

@@ -17,13 +17,19 @@ use crate::reply::Reply;
 pub(crate) struct ServerApply {
     /// The store's value limit (as the single node's views carry it).
     pub(crate) value_bytes_max: usize,
+    /// The clients blocked on this member: a write applied here wakes them.
+    pub(crate) blocking: std::sync::Arc<crate::blocking::Blocking>,
 }
 
 impl Apply for ServerApply {
     fn apply(&self, txn: &mut Txn<'_>, command: &[u8]) -> Applied {
-        let mut view = TxnView::hiding_reserved(txn, self.value_bytes_max);
+        let mut view = TxnView::hiding_reserved(txn, self.value_bytes_max).waking(&self.blocking);
         let reply = match Command::decode(command) {
             Err(e) => Reply::error(format!("ERR {e}")),
+            // A blocked client's pop, run again once woken (see `Session::block`).
+            Ok(Command::Run(args)) if args.first().is_some_and(|name| name[..] == *RETRY) => {
+                view.run(|view| cmd::blocking::retry(view, &args[1..]))
+            }
             Ok(Command::Run(args)) => match args.first().and_then(|name| cmd::lookup(name)) {
                 None => cmd::unknown_command(&args),
                 // FLUSHDB, FLUSHALL: the deletes that fit are kept, and the state machine calls
@@ -65,7 +71,15 @@ impl Apply for ServerApply {
     fn ordered_prefixes(&self) -> &'static [&'static [u8]] {
         &crate::collection::ORDERED_PREFIXES
     }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
+
+/// The first argument of a woken client's pop in the log, before the command's own: no
+/// command's name (it starts with the reserved prefix), and only a session sends it.
+pub(crate) const RETRY: &[u8] = b"\xff\xfdretry";
 
 /// What WATCH keeps of a key in a cluster: a hash of its value and expiry (`None`: absent).
 /// The single node keeps the value's record number, which differs between replicas; this is the

@@ -124,6 +124,9 @@ pub struct Cluster {
     log: ferrocask_raft::LogStore,
     /// Where PUBLISH sends its messages on to each other member (see [`Cluster::broadcast`]).
     peers: parking_lot::Mutex<BTreeMap<NodeId, Peer>>,
+    /// The clients blocked on this member, which its state machine wakes as it applies the
+    /// writes of the log (the server's [`Db`] shares it).
+    pub(crate) blocking: Arc<crate::blocking::Blocking>,
 }
 
 /// The leader's own queues (a follower's are idle).
@@ -151,6 +154,13 @@ impl Cluster {
             local: Local { proposals, reads },
             log: node.log.clone(),
             peers: parking_lot::Mutex::new(BTreeMap::new()),
+            blocking: node
+                .state_machine
+                .application()
+                .as_any()
+                .and_then(|any| any.downcast_ref::<apply::ServerApply>())
+                .map(|server| server.blocking.clone())
+                .unwrap_or_default(),
         });
         tokio::spawn(route(Arc::downgrade(&cluster), routed));
         tokio::spawn(propose(node.raft.clone(), proposals_rx));
@@ -775,5 +785,5 @@ impl std::fmt::Debug for Cluster {
 /// `value_bytes_max` bytes: what [`ferrocask_raft::open_storage`] and
 /// [`Node::start`](ferrocask_raft::node::Node::start) take.
 pub fn applier(value_bytes_max: usize) -> Arc<dyn ferrocask_raft::Apply> {
-    Arc::new(apply::ServerApply { value_bytes_max })
+    Arc::new(apply::ServerApply { value_bytes_max, blocking: Arc::default() })
 }

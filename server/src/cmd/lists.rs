@@ -372,28 +372,40 @@ pub(crate) fn rpoplpush(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     move_element(ks, &args[1], &args[2], End::Right, End::Left)
 }
 
-/// LMPOP numkeys key... LEFT|RIGHT [COUNT count]: pops from the first non-empty list.
-pub(crate) fn lmpop(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+/// LMPOP's arguments after its name (`args[0]`, not read): where the direction is, the
+/// direction and the count, or the error Redis answers.
+fn lmpop_args(args: &[Bytes]) -> Result<(usize, End, u64), Reply> {
     let numkeys = match strict_i64(&args[1]) {
         Some(n) if n >= 1 => n as u64,
-        _ => return Reply::error("ERR numkeys should be greater than 0"),
+        _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
     };
-    let Some(where_at) = numkeys.checked_add(2).filter(|&w| w < args.len() as u64) else { return syntax() };
+    let Some(where_at) = numkeys.checked_add(2).filter(|&w| w < args.len() as u64) else { return Err(syntax()) };
     let where_at = where_at as usize;
-    let at = tri!(end(&args[where_at]));
+    let at = end(&args[where_at])?;
     let mut wanted = None;
     let mut j = where_at + 1;
     while j < args.len() {
         match args.get(j + 1) {
             Some(v) if wanted.is_none() && is(&args[j], "count") => match strict_i64(v) {
                 Some(n) if n >= 1 => wanted = Some(n as u64),
-                _ => return Reply::error("ERR count should be greater than 0"),
+                _ => return Err(Reply::error("ERR count should be greater than 0")),
             },
-            _ => return syntax(),
+            _ => return Err(syntax()),
         }
         j += 2;
     }
-    let wanted = wanted.unwrap_or(1);
+    Ok((where_at, at, wanted.unwrap_or(1)))
+}
+
+/// Checks LMPOP's arguments as Redis does before it looks at a key (BLMPOP: before its
+/// timeout); `args[0]` is not read.
+pub(crate) fn check_lmpop_args(args: &[Bytes]) -> Result<(), Reply> {
+    lmpop_args(args).map(|_| ())
+}
+
+/// LMPOP numkeys key... LEFT|RIGHT [COUNT count]: pops from the first non-empty list.
+pub(crate) fn lmpop(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
+    let (where_at, at, wanted) = tri!(lmpop_args(args));
     for key in &args[2..where_at] {
         let Some(mut meta) = tri!(open(ks, key, Kind::List)) else { continue };
         let mut values = Vec::new();

@@ -12,6 +12,7 @@ macro_rules! tri {
     };
 }
 
+pub(crate) mod blocking;
 pub(crate) mod expiry;
 pub(crate) mod float;
 pub(crate) mod hashes;
@@ -299,6 +300,13 @@ fn table() -> Vec<Spec> {
         values(write("lmove", 5, l::lmove, TWO)),
         values(write("rpoplpush", 3, l::rpoplpush, TWO)),
         values(write("lmpop", -4, l::lmpop, (2, -1, 1))),
+        values(write("blpop", -3, blocking::pop_now, (1, -2, 1))),
+        values(write("brpop", -3, blocking::pop_now, (1, -2, 1))),
+        values(write("blmove", 6, blocking::pop_now, TWO)),
+        values(write("brpoplpush", 4, blocking::pop_now, TWO)),
+        values(write("blmpop", -5, blocking::pop_now, (3, -1, 1))),
+        values(write("bzpopmin", -3, blocking::pop_now, (1, -2, 1))),
+        values(write("bzpopmax", -3, blocking::pop_now, (1, -2, 1))),
         write("zadd", -4, o::zadd, ONE),
         write("zincrby", 4, o::zincrby, ONE),
         write("zrem", -3, o::zrem, ONE),
