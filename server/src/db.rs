@@ -113,6 +113,19 @@ pub(crate) fn fallback_range<R: Read + ?Sized>(
 
 /// [`Read::count_prefix`] for a store opened without the collections' ordered prefixes: O(all
 /// keys).
+/// [`fallback_range`]'s keys with their values.
+pub(crate) fn fallback_range_entries<R: Read + ?Sized>(
+    ks: &R,
+    prefix: &[u8],
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    reverse: bool,
+    limit: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let keys = fallback_range(ks, prefix, start, end, reverse, limit);
+    keys.into_iter().filter_map(|k| ks.get(&k).map(|(v, _)| (k, v))).collect()
+}
+
 pub(crate) fn fallback_count_prefix<R: Read + ?Sized>(ks: &R, prefix: &[u8]) -> usize {
     ks.keys().iter().filter(|k| k.starts_with(prefix)).count()
 }
@@ -311,10 +324,7 @@ impl Read for StoreView<'_> {
         // needs no second look by this view's clock.
         match self.store.range_entries(prefix, start, end, reverse, limit) {
             Ok(entries) => entries.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
-            Err(_) => {
-                let keys = fallback_range(self, prefix, start, end, reverse, limit);
-                keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
-            }
+            Err(_) => fallback_range_entries(self, prefix, start, end, reverse, limit),
         }
     }
 
@@ -438,10 +448,7 @@ impl Read for TxnView<'_, '_> {
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
         match self.txn.range_entries(prefix, start, end, reverse, limit) {
             Ok(entries) => entries.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
-            Err(_) => {
-                let keys = fallback_range(self, prefix, start, end, reverse, limit);
-                keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
-            }
+            Err(_) => fallback_range_entries(self, prefix, start, end, reverse, limit),
         }
     }
 
