@@ -1,8 +1,10 @@
 //! kill -9 of a real `ferrocask serve`: clients write over several connections (SET of fresh
-//! keys, INCR, MULTI/EXEC of two keys and a counter) and record every acknowledged reply; the
-//! server is SIGKILLed at a random moment (after a random number of acknowledgements), restarted
-//! on the same directory, and must hold every acknowledged write: each acknowledged SET, each
-//! counter at least its last acknowledged value, each EXEC whole (both keys equal). 24 kills.
+//! keys, INCR, MULTI/EXEC of two keys and a counter, HSET, RPUSH, ZADD, and a MULTI/EXEC over a
+//! hash and a list) and record every acknowledged reply; the server is SIGKILLed at a random
+//! moment (after a random number of acknowledgements), restarted on the same directory, and must
+//! hold every acknowledged write: each acknowledged SET, HSET field and ZADD member, each counter
+//! at least its last acknowledged value, each EXEC whole (both keys equal; the hash's counter
+//! equal to the list's length), every acknowledged RPUSH in the list in push order. 24 kills.
 //!
 //! Unix only: it sends SIGKILL and SIGTERM, which Windows (and Wine) do not have; the server's
 //! logic is the same on every platform.
@@ -32,6 +34,12 @@ struct Acked {
     sets: Vec<(String, String)>,
     counter: i64,
     exec: i64,
+    /// Acknowledged HSETs: (field, value) of the client's hash.
+    fields: Vec<(String, String)>,
+    /// Acknowledged RPUSHes of the client's list, in push order.
+    pushed: Vec<String>,
+    /// Acknowledged ZADDs: (member, score) of the client's sorted set.
+    scored: Vec<(String, i64)>,
 }
 
 fn bulk(r: &R) -> Option<String> {
@@ -83,7 +91,74 @@ fn write_until_killed(addr: SocketAddr, id: usize, round: usize, acked: &Mutex<A
             _ => return,
         }
         acks.fetch_add(1, Ordering::Relaxed);
+        if !write_collections(&mut c, id, &format!("{round}:{n}"), n, acked) {
+            return;
+        }
     }
+}
+
+/// One HSET, RPUSH and ZADD of `item`, then a MULTI/EXEC over a hash and a list; records what is
+/// acknowledged. `false` once the connection fails.
+fn write_collections(c: &mut RawClient, id: usize, item: &str, n: u64, acked: &Mutex<Acked>) -> bool {
+    let (hash, list, zset) = (format!("h:{id}"), format!("l:{id}"), format!("z:{id}"));
+    let field = format!("f{item}");
+    c.send(&["HSET", &hash, &field, item]);
+    match c.reply().map(|r| parse(&r)) {
+        Some(R::Int(1)) => acked.lock().unwrap().fields.push((field, item.to_string())),
+        Some(other) => panic!("HSET of a new field replied {other:?}"),
+        None => return false,
+    }
+    c.send(&["RPUSH", &list, item]);
+    match c.reply().map(|r| parse(&r)) {
+        Some(R::Int(_)) => acked.lock().unwrap().pushed.push(item.to_string()),
+        Some(other) => panic!("RPUSH replied {other:?}"),
+        None => return false,
+    }
+    c.send(&["ZADD", &zset, &n.to_string(), item]);
+    match c.reply().map(|r| parse(&r)) {
+        Some(R::Int(1)) => acked.lock().unwrap().scored.push((item.to_string(), n as i64)),
+        Some(other) => panic!("ZADD of a new member replied {other:?}"),
+        None => return false,
+    }
+    let (counted, listed) = (format!("hx:{id}"), format!("lx:{id}"));
+    for cmd in [vec!["MULTI"], vec!["HINCRBY", &counted, "n", "1"], vec!["RPUSH", &listed, "x"], vec!["EXEC"]] {
+        c.send(&cmd);
+    }
+    for _ in 0..3 {
+        if c.reply().is_none() {
+            return false;
+        }
+    }
+    match c.reply().map(|r| parse(&r)) {
+        Some(R::Array(items)) if items.len() == 2 => {
+            assert_eq!(items[0], items[1], "the EXEC's HINCRBY and RPUSH counted differently");
+            true
+        }
+        Some(other) => panic!("EXEC replied {other:?}"),
+        None => false,
+    }
+}
+
+/// Checks the client's collections after a restart against what it saw acknowledged.
+fn verify_collections(c: &mut RawClient, id: usize, a: &Acked) {
+    let hash = format!("h:{id}");
+    for (field, value) in &a.fields {
+        assert_eq!(bulk(&parse(&c.cmd(&["HGET", &hash, field]))).as_deref(), Some(value.as_str()), "HSET {field}");
+    }
+    let R::Array(list) = parse(&c.cmd(&["LRANGE", &format!("l:{id}"), "0", "-1"])) else { panic!("LRANGE") };
+    let list: Vec<String> = list.iter().filter_map(bulk).collect();
+    // Every acknowledged push, in push order; a push in flight at a kill may be there too.
+    let mut rest = list.iter();
+    for item in &a.pushed {
+        assert!(rest.any(|l| l == item), "acknowledged RPUSH {item} missing or out of order in {list:?}");
+    }
+    let zset = format!("z:{id}");
+    for (member, score) in &a.scored {
+        assert_eq!(int_of(&parse(&c.cmd(&["ZSCORE", &zset, member]))), *score, "ZADD {member}");
+    }
+    let counted = int_of(&parse(&c.cmd(&["HGET", &format!("hx:{id}"), "n"])));
+    let R::Int(listed) = parse(&c.cmd(&["LLEN", &format!("lx:{id}")])) else { panic!("LLEN") };
+    assert_eq!(counted, listed, "EXEC over a hash and a list half applied");
 }
 
 /// Checks the restarted server against everything acknowledged before the kill.
@@ -100,6 +175,7 @@ fn verify(addr: SocketAddr, acked: &[Acked]) {
         let n = int_of(&parse(&c.cmd(&["GET", &format!("tx:{id}:n")])));
         assert!(x == y && y == n, "EXEC half applied: tx:{id} a={x} b={y} n={n}");
         assert!(n >= a.exec, "tx:{id}:n is {n}, acknowledged {}", a.exec);
+        verify_collections(&mut c, id, a);
     }
 }
 
@@ -137,6 +213,8 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
     }
     let total: usize = acked.iter().map(|a| a.lock().unwrap().sets.len()).sum();
     assert!(total > KILLS * 5, "only {total} acknowledged SETs");
+    let pushes: usize = acked.iter().map(|a| a.lock().unwrap().pushed.len()).sum();
+    assert!(pushes > KILLS, "only {pushes} acknowledged RPUSHes: the collections were hardly exercised");
 }
 
 /// SIGTERM (a service manager) and SIGINT (Ctrl-C) both shut the server down cleanly.
