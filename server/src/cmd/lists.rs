@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use ferrocask::Expiry;
 
-use super::parse::{int, is, strict_i64, syntax};
+use super::parse::{int, is, pop_count, strict_i64, syntax};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
@@ -105,12 +105,9 @@ fn pop(ks: &mut dyn Write, args: &[Bytes], at: End, name: &str) -> Reply {
     if args.len() > 3 {
         return super::wrong_arity(name);
     }
-    let wanted = match args.get(2) {
-        None => None,
-        Some(arg) => match strict_i64(arg) {
-            Some(n) if n >= 0 => Some(n as u64),
-            _ => return Reply::error("ERR value is out of range, must be positive"),
-        },
+    let wanted = match pop_count(args.get(2)) {
+        Ok(wanted) => wanted,
+        Err(e) => return e,
     };
     let key = &args[1];
     let Some(mut meta) = tri!(open(ks, key, Kind::List)) else {

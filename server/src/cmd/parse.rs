@@ -34,6 +34,18 @@ pub(crate) fn syntax() -> Reply {
     Reply::error(SYNTAX)
 }
 
+/// The optional count of SPOP, LPOP/RPOP and ZPOPMIN/ZPOPMAX (`None`: absent, one element and
+/// a single reply); Redis's error for a negative or non-integer one.
+pub(crate) fn pop_count(arg: Option<&Bytes>) -> Result<Option<u64>, Reply> {
+    match arg {
+        None => Ok(None),
+        Some(arg) => match strict_i64(arg) {
+            Some(n) if n >= 0 => Ok(Some(n as u64)),
+            _ => Err(Reply::error("ERR value is out of range, must be positive")),
+        },
+    }
+}
+
 /// An integer as Redis's `string2ll` reads it: optional `-`, no leading zeros (but `0` itself),
 /// no `+`, no spaces, within `i64`.
 pub(crate) fn strict_i64(text: &[u8]) -> Option<i64> {

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::keyspace::{empty_scan, parse_cursor, scan_options, scan_reply};
-use super::parse::{count, is, random_count, strict_i64, syntax, too_many_random, RANDOM_REPLY_ELEMENTS_MAX};
+use super::parse::{
+    count, is, pop_count, random_count, strict_i64, syntax, too_many_random, RANDOM_REPLY_ELEMENTS_MAX,
+};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
@@ -76,12 +78,9 @@ pub(crate) fn spop(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return syntax();
     }
-    let wanted = match args.get(2) {
-        None => None,
-        Some(arg) => match strict_i64(arg) {
-            Some(n) if n >= 0 => Some(n as u64),
-            _ => return Reply::error("ERR value is out of range, must be positive"),
-        },
+    let wanted = match pop_count(args.get(2)) {
+        Ok(wanted) => wanted,
+        Err(e) => return e,
     };
     let Some(mut meta) = tri!(open(ks, key, Kind::Set)) else {
         return if wanted.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil };

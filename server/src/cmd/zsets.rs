@@ -11,7 +11,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 use ferrocask::Expiry;
 
-use super::parse::{count, int, is, strict_i64, syntax};
+use super::parse::{count, int, is, pop_count, syntax};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
 use crate::reply::Reply;
@@ -584,12 +584,9 @@ fn pop(ks: &mut dyn Write, args: &[Bytes], max: bool) -> Reply {
     if args.len() > 3 {
         return syntax();
     }
-    let wanted = match args.get(2) {
-        None => None,
-        Some(arg) => match strict_i64(arg) {
-            Some(n) if n >= 0 => Some(n as u64),
-            _ => return Reply::error("ERR value is out of range, must be positive"),
-        },
+    let wanted = match pop_count(args.get(2)) {
+        Ok(wanted) => wanted,
+        Err(e) => return e,
     };
     let key = &args[1];
     let Some(mut meta) = tri!(open(ks, key, Kind::ZSet)) else { return Reply::Array(Vec::new()) };
