@@ -128,7 +128,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod backup;
 mod clock;
 mod compaction;
 mod engine;
@@ -136,35 +135,30 @@ mod error;
 #[doc(hidden)]
 pub mod format;
 mod future;
-mod hash;
-mod hints;
 mod index;
 pub mod inspect;
 mod io;
 mod iter;
 mod log;
-mod maintenance;
 mod options;
 mod range;
-mod recovery;
 mod rmw;
-mod rng;
 mod stats;
 mod store;
 #[cfg(feature = "serde")]
 mod typed;
 mod value;
 
-pub use backup::BackupReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::CompactionReport;
+pub use engine::backup::BackupReport;
+pub use engine::recovery::{DroppedRange, RecoveryReport};
 pub use error::{Error, Result};
 pub use future::WriteFuture;
 pub use index::ScanPage;
 pub use iter::{Iter, Keys};
 pub use log::{Expiry, KeyMeta, Savepoint, Txn};
 pub use options::{Options, SyncMode};
-pub use recovery::{DroppedRange, RecoveryReport};
 pub use rmw::{Cas, Update, Updated};
 pub use stats::{SegmentStats, Stats};
 pub use store::Store;
@@ -180,8 +174,8 @@ pub use value::{Batch, Condition, Value};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::index::Footprint;
+    pub use crate::io::rng::Rng;
     #[cfg(any(test, feature = "testing"))]
     pub use crate::io::sim::*;
     pub use crate::io::{LockGuard, Mapping, OpenMode, RealFs, Vfs, VfsFile};
-    pub use crate::rng::Rng;
 }

@@ -7,14 +7,14 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::engine::maintenance::Maintenance;
+use crate::engine::recovery::RecoveryReport;
 use crate::engine::Engine;
 use crate::format::RecordKind;
 use crate::io::{RealFs, Vfs};
 use crate::iter::{Iter, Keys};
 use crate::log::{Done, Encoded, Op, Slot, LOCK_FILE};
-use crate::maintenance::Maintenance;
 use crate::options::Options;
-use crate::recovery::RecoveryReport;
 use crate::stats::Stats;
 use crate::value::{Batch, Value};
 use crate::CompactionReport;
@@ -395,7 +395,7 @@ impl Store {
     /// # Ok::<(), ferrocask::Error>(())
     /// ```
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<crate::BackupReport> {
-        crate::backup::backup(&self.engine, dir.as_ref())
+        crate::engine::backup::backup(&self.engine, dir.as_ref())
     }
 
     /// The directory lock file's path (for tools that explain `Error::Locked`).
@@ -418,6 +418,6 @@ impl Drop for Store {
         }
         // Write-back mode: what was written reaches the disk before the directory is released.
         let _ = self.engine.writer.sync_now();
-        crate::hints::write_pending(&self.engine);
+        crate::engine::hints::write_pending(&self.engine);
     }
 }

@@ -11,7 +11,7 @@
 //!     12     4 segment count n (at least 1)
 //!     16     8 next segment id (greater than every id below)
 //!     24     8 active segment id (one of the ids below)
-//!     32    16 hash key: the store's secret SipHash key (see src/hash.rs), fixed at creation
+//!     32    16 hash key: the store's secret SipHash key (see src/format/hash.rs), fixed at creation
 //!     48   8*n segment ids, ascending
 //!   48+8n    4 CRC-32 (IEEE) of all preceding bytes
 //! ```

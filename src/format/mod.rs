@@ -7,6 +7,7 @@
 
 mod error;
 mod frame;
+pub(crate) mod hash;
 mod hint;
 mod manifest;
 mod record;
@@ -73,7 +74,7 @@ const _: () = assert!(
 
 /// The hash of `key` under a store's hash key, as hint entries hold it (SipHash-1-3).
 pub fn key_hash(hash_key: [u8; 16], key: &[u8]) -> u64 {
-    crate::hash::KeyHasher::new(hash_key).hash(key)
+    crate::format::hash::KeyHasher::new(hash_key).hash(key)
 }
 
 /// Reads a little-endian `u16` at `at`; the caller has bounded `at + 2 <= buf.len()`.

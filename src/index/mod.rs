@@ -3,7 +3,7 @@
 //! An entry holds no key and no value: only its segment's slot in the segment table
 //! (`segments.rs`), the record's offset and 28 bits of the key's hash (10 bytes). Keys are
 //! compared against the record in the mapped segment, which the read path touches anyway to copy
-//! the value. A stripe is chosen by bits of the store's keyed SipHash-1-3 (`hash.rs`, its key in
+//! the value. A stripe is chosen by bits of the store's keyed SipHash-1-3 (`format/hash.rs`, its key in
 //! the manifest) so an attacker cannot aim keys at one stripe or bucket.
 //!
 //! Invariants: a segment an entry points to stays mapped for as long as the entry exists (the
@@ -30,8 +30,8 @@ use std::sync::Arc;
 use hashbrown::{hash_table, HashTable};
 use parking_lot::{Mutex, RwLock};
 
+use crate::format::hash::KeyHasher;
 use crate::format::{is_expired, RecordHeader, RecordKind};
-use crate::hash::KeyHasher;
 use crate::log::Segment;
 use crate::Result;
 pub(crate) use ordered::in_range;

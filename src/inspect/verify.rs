@@ -4,18 +4,18 @@
 use std::path::Path;
 
 use super::{damage_of, lock_store, open_listed, read_manifest, Damage, Rebuild, TornTail, VerifyReport};
+use crate::engine::recovery::rebuild_read_only;
+use crate::format::hash::KeyHasher;
 use crate::format::{
     decode_hint, encoded_entry_len, HintEntry, HintFile, Manifest, RecordKind, RecordView, SegmentHeader, SegmentKind,
     HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEQ_MAX_OFFSET, SEGMENT_HEADER_FIRST_GROUP_OFFSET,
     SEGMENT_HEADER_KIND_OFFSET,
 };
-use crate::hash::KeyHasher;
 use crate::log::{
     check_hint, entry_for, hint_file_name, is_orphan, parse_file_name, segment_file_name, walk_segment, GroupRule,
     LogDir, Segment, SegmentFile, Walked,
 };
 use crate::options::Options;
-use crate::recovery::rebuild_read_only;
 use crate::Result;
 
 /// Verifies the store in `dir` without opening it; see [`verify_with_progress`].

@@ -20,6 +20,7 @@ use std::sync::Arc;
 mod checked;
 mod platform;
 mod real;
+pub(crate) mod rng;
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;
 

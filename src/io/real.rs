@@ -107,7 +107,7 @@ impl VfsFile for RealFile {
         //   established: index entries are published (`log/writer.rs`, `lead` then `publish`) and
         //   `Segment::data_end` is advanced only after the frame's `write_at` returned `Ok`;
         //   compaction, hints and backup read below `data_end` or the writer's `tail`; recovery
-        //   reads are bounded by the length it just read from the file (`recovery.rs`,
+        //   reads are bounded by the length it just read from the file (`engine/recovery.rs`,
         //   `open_file`, `replay`, `ends_at`). So every byte read lies below the file's current
         //   length. In write-back mode (`SyncMode::Every`) those bytes may not be synced yet; only
         //   the length matters here, not durability.
@@ -118,7 +118,7 @@ impl VfsFile for RealFile {
         //   the manifest are replaced by rename, never rewritten in place.
         // * Nothing shrinks a mapped file below a published byte: a roll-over cuts an unclean tail
         //   to `log.tail` (`writer.rs`, `roll`), which is at or past every published record;
-        //   recovery cuts a torn tail where the last replayed frame ends (`recovery.rs`,
+        //   recovery cuts a torn tail where the last replayed frame ends (`engine/recovery.rs`,
         //   `load_active`); removing a file leaves its mapping intact.
         // * A mapping may be longer than its file (the active segment is mapped at the next power
         //   of two of what it holds, `log::map_len`); the rules above keep reads below the file's

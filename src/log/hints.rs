@@ -1,11 +1,11 @@
 //! Hint files of sealed segments: building one from a segment's frames, writing it, and checking
 //! one against its segment before it is trusted (recovery) or reported on (`verify`), by one rule.
 
+use crate::format::hash::KeyHasher;
 use crate::format::{
     encode_hint, HintEntry, HintFile, HintSummary, RecordView, FRAME_HEADER_BYTES, HINT_DATA_END_OFFSET,
     HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET, SEGMENT_HEADER_BYTES,
 };
-use crate::hash::KeyHasher;
 use crate::log::{hint_file_name, scan_frames, LogDir, ScanEnd, Segment};
 use crate::Result;
 

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::format::hash::KeyHasher;
 use crate::format::{
     decode_record_header, DecodeErrorKind, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES,
     RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX,
 };
-use crate::hash::KeyHasher;
 use crate::io::{Mapping, Vfs, VfsFile};
 
 /// File name of segment `id` (zero-padded so names sort like ids).

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::CrashMode;
-use crate::rng::Rng;
+use crate::io::rng::Rng;
 
 /// A file's identity and content; lives as long as any entry, handle or mapping refers to it.
 pub(super) struct Inode {

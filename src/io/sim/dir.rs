@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::content::Inode;
 use super::CrashMode;
-use crate::rng::Rng;
+use crate::io::rng::Rng;
 
 /// The directory tree and lock table.
 pub(super) struct State {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 #[cfg(doc)]
 use super::{Mapping, OpenMode, SimFs, Vfs, VfsFile};
-use crate::rng::Rng;
+use crate::io::rng::Rng;
 
 /// `EIO` on Linux.
 const EIO: i32 = 5;

@@ -61,7 +61,7 @@
 //! `fault.rs` the fault types and their matching; `dir.rs` the directory tree, its journal and
 //! crash replay; `content.rs` each file's current and durable bytes; `file.rs` the file, mapping
 //! and lock handles; `tests.rs` the simulator's own tests. Every random choice comes from the
-//! project's one seeded PRNG (`crate::rng::Rng`). The simulator is compiled only for tests and for builds with the
+//! project's one seeded PRNG (`crate::io::rng::Rng`). The simulator is compiled only for tests and for builds with the
 //! `testing` feature (the crate's own integration tests and `fuzz/`).
 
 mod content;
@@ -82,7 +82,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{LockGuard, Mapping, OpenMode, Vfs, VfsFile};
-use crate::rng::Rng;
+use crate::io::rng::Rng;
 use content::{mapped_refusal, Inode};
 use dir::{normalize, split, DirOp, Entry, State};
 use fault::{dead_handle, eio, no_space, Armed, FaultState, Trigger};

@@ -2,18 +2,23 @@
 //! uses (checks, encoding, reads, counts). It calls nothing above it: the public `Store` and the
 //! subsystems (compaction, backup, hints, maintenance) call into it.
 
+pub(crate) mod backup;
+pub(crate) mod hints;
+pub(crate) mod maintenance;
+pub(crate) mod recovery;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::engine::recovery::{recover, RecoveryReport};
 use crate::format::{record_header_len, RecordHeader, RecordKind};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, Vfs};
 use crate::log::{Encoded, Expiry, LogDir, SegmentSet, Writer};
 use crate::options::Options;
-use crate::recovery::{recover, RecoveryReport};
 use crate::stats::{CompactionTotals, SegmentStats, Stats};
 use crate::value::{Batch, BatchOp, Value};
 use crate::{Error, Result};

@@ -90,7 +90,7 @@ fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
                 last_sync = Instant::now();
             }
         }
-        crate::hints::write_pending(engine);
+        crate::engine::hints::write_pending(engine);
         if engine.options.auto_compact {
             if let Ok(Some(_)) = crate::compaction::compact_if_due(engine) {
                 // A run is bounded by a fraction of the store (`run_input_bytes_max`), so one may

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::format::hash::KeyHasher;
 use crate::format::{
     decode_hint_with, decode_manifest, encode_manifest, hint_entry_count, is_expired, DecodeError, DecodeErrorKind,
     FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
     SEGMENT_HEADER_KIND_OFFSET,
 };
-use crate::hash::KeyHasher;
 use crate::index::{Index, LoadItem};
 use crate::io::{OpenMode, VfsFile};
 use crate::log::{
