@@ -73,6 +73,12 @@ pub struct Options {
     /// syncs per second on ext4). The steps start at 16 KiB and double up to this, so a small
     /// store stays small. Default 4 MiB; 0 grows the file with each write.
     pub preallocate_bytes: u64,
+    /// Keep a few segment files that compaction retired (at most two, taking at most a quarter
+    /// of the live bytes) and reuse them as new active segments, so that the log is written
+    /// once instead of zero-filled first (`preallocate_bytes`) and written again. The old contents
+    /// of a reused file are never read as the new segment's (DESIGN.md, "Recycled segment
+    /// files"). Default true.
+    pub recycle_segments: bool,
     /// Open a damaged store by skipping damaged records instead of failing with
     /// [`Error::Corruption`]; what was dropped is reported by
     /// [`Store::recovery_report`](crate::Store::recovery_report). Default false.
@@ -134,6 +140,7 @@ impl Default for Options {
             key_bytes_max: KEY_BYTES_MAX,
             value_bytes_max: 16 << 20,
             preallocate_bytes: 4 << 20,
+            recycle_segments: true,
             salvage: false,
             write_hints: true,
             auto_compact: true,
@@ -158,6 +165,7 @@ impl fmt::Debug for Options {
             .field("key_bytes_max", &self.key_bytes_max)
             .field("value_bytes_max", &self.value_bytes_max)
             .field("preallocate_bytes", &self.preallocate_bytes)
+            .field("recycle_segments", &self.recycle_segments)
             .field("salvage", &self.salvage)
             .field("write_hints", &self.write_hints)
             .field("auto_compact", &self.auto_compact)

@@ -24,8 +24,14 @@ pub struct Stats {
     pub index_bytes: usize,
     /// Bytes of segment data no key points to any more (reclaimable by compaction).
     pub dead_bytes: u64,
-    /// Total size of segment and hint files.
+    /// Total size of segment and hint files, and of retired segment files kept for reuse.
     pub disk_bytes: u64,
+    /// Retired segment files kept for reuse as active segments now (see
+    /// [`Options::recycle_segments`](crate::Options::recycle_segments)); their bytes count in
+    /// `disk_bytes`.
+    pub pooled_segments: usize,
+    /// Active segments since open that reused a retired segment file instead of a new one.
+    pub recycled_segments: u64,
     /// Live segment files, the active one included.
     pub segments: usize,
     /// Compaction runs completed since open ([`Store::compact`](crate::Store::compact) may take

@@ -418,6 +418,12 @@ impl Drop for Store {
         }
         // Write-back mode: what was written reaches the disk before the directory is released.
         let _ = self.engine.writer.sync_now();
+        // A reused active segment's old contents past the last frame go, so the next open finds
+        // a clean end instead of a torn tail to cut.
+        let _ = self.engine.writer.trim_tail();
+        if self.engine.writer.pool.close() {
+            let _ = self.engine.dir.sync_dir();
+        }
         crate::engine::hints::write_pending(&self.engine);
     }
 }

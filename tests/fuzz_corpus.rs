@@ -60,6 +60,8 @@ fn replay_hint_decode() {
 #[test]
 fn replay_ops_model() {
     replay("ops_model");
+    let recycled = checks::ops_model::SEGMENTS_RECYCLED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(recycled > 0, "the ops_model corpus never reused a segment file: recycling is untested there");
 }
 
 /// Writes the seed corpus into `fuzz/corpus/<target>/` (existing files of the same names are
@@ -160,4 +162,17 @@ fn generate_seed_corpus() {
         }
     }
     eprintln!("ops_model seeds cover {covered:?}");
+
+    // ops_model with recycling: the first input of another fixed stream under which a roll-over
+    // reuses a retired segment file (`replay_ops_model` asserts the corpus has one).
+    let mut rng = ferrocask::testing::Rng::new(0x2545_f491_4f6c_dd1d);
+    let recycling = (0..2000)
+        .map(|_| (0..4000).map(|_| rng.next() as u8).collect::<Vec<u8>>())
+        .find(|bytes| {
+            let before = checks::ops_model::SEGMENTS_RECYCLED.load(std::sync::atomic::Ordering::Relaxed);
+            catch_unwind(AssertUnwindSafe(|| checks::ops_model::check(bytes))).is_ok()
+                && checks::ops_model::SEGMENTS_RECYCLED.load(std::sync::atomic::Ordering::Relaxed) > before
+        })
+        .expect("some input of the stream reuses a segment file");
+    write("ops_model", "recycling-00", &recycling);
 }

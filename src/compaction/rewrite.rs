@@ -25,7 +25,7 @@ use crate::compaction::policy::{
 use crate::engine::Engine;
 use crate::format::{
     encode_manifest, encode_record, finish_frame, start_frame, FrameSalt, RecordKind, SegmentHeader, SegmentKind,
-    SEGMENT_HEADER_BYTES,
+    COMPACTED_FRAME_GROUP, SEGMENT_HEADER_BYTES,
 };
 use crate::io::VfsFile;
 use crate::log::{
@@ -424,15 +424,18 @@ fn commit(engine: &Engine, victims: &[Arc<Segment>], outputs: &[Arc<Segment>]) -
     Ok(())
 }
 
-/// Deletes the victims' files. A segment file goes when the last `Arc` of its segment does
+/// Deletes the victims' files, or keeps a few for reuse as active segments (`log/pool.rs`, sized
+/// to the live bytes after this run). A segment file goes when the last `Arc` of its segment does
 /// (`Segment::retire`): here, as `victims` is dropped and the index's segment table lets go of
 /// it (every entry was relocated or removed before this step, so no entry points to it), unless
 /// another holder (a backup) still has it, and then once that is done (Windows cannot remove a
 /// mapped file). Hint files are never mapped
 /// after open, so they go at once. A failure leaves orphans that the next open removes.
 fn remove_files(engine: &Engine, victims: Vec<Arc<Segment>>) {
+    let live = engine.sets.lock().all().iter().map(|s| s.live_bytes()).sum();
+    engine.writer.pool.set_live_bytes(live);
     for v in &victims {
-        v.retire(&engine.dir.vfs);
+        v.retire(&engine.writer.pool);
         engine.index.retire_segment(v);
         let _ = engine.dir.remove_if_exists(&hint_file_name(v.id));
     }
@@ -501,7 +504,8 @@ impl<'a> Output<'a> {
         self.created.push(id);
         // A fresh salt: a value copied here from another segment, frame-shaped or not, is not
         // a frame under it either.
-        let header = SegmentHeader { kind: SegmentKind::Compacted, id, first_group: 1, salt: fresh_salt() };
+        let header =
+            SegmentHeader { kind: SegmentKind::Compacted, id, first_group: COMPACTED_FRAME_GROUP, salt: fresh_salt() };
         let (path, file) = create_segment_file(&self.engine.dir, &header)?;
         self.current = Some(OpenOutput {
             id,
@@ -531,7 +535,7 @@ impl<'a> Output<'a> {
             });
         }
         let OpenOutput { path, file, end, salt, .. } = self.current.as_mut().expect("an output is open");
-        let len = finish_frame(&mut self.frame, self.frame_start, 1, self.frame_records, *salt);
+        let len = finish_frame(&mut self.frame, self.frame_start, COMPACTED_FRAME_GROUP, self.frame_records, *salt);
         file.write_at(&self.frame, *end).map_err(|e| Error::io("write", &*path, e))?;
         *end += len as u64;
         self.frame_records = 0;

@@ -187,6 +187,9 @@ impl Engine {
                 kept_tombstones: s.kept_tombstones(),
             });
         }
+        stats.disk_bytes += inner.writer.pool.bytes();
+        stats.pooled_segments = inner.writer.pool.files();
+        stats.recycled_segments = inner.writer.pool.reused();
         let w = &inner.writer.stats;
         let totals = *inner.compaction_totals.lock();
         stats.compactions = totals.runs;

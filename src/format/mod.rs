@@ -27,8 +27,8 @@ pub use record::{
     RecordView, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_MAX,
 };
 pub use segment::{
-    decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, SEGMENT_HEADER_BYTES,
-    SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
+    decode_segment_header, encode_segment_header, SegmentHeader, SegmentKind, COMPACTED_FRAME_GROUP,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_FIRST_GROUP_OFFSET, SEGMENT_HEADER_ID_OFFSET, SEGMENT_HEADER_KIND_OFFSET,
 };
 
 /// The format version written into every file header. Bump it on any layout change and keep a

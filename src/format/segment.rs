@@ -22,6 +22,12 @@ use super::{
 };
 
 const SEGMENT_MAGIC: &[u8; FILE_MAGIC_BYTES] = b"FCASKSEG";
+
+/// The group number every frame of a compacted segment carries (and its header's first group).
+/// A log segment's groups start above it once anything was synced, which is what lets a retired
+/// compacted segment's file be reused as a log segment: its old frames are of a group the new
+/// segment never admits (DESIGN.md, "Recycled segment files").
+pub const COMPACTED_FRAME_GROUP: u64 = 1;
 // Where each field starts, each right after the one before (the drawing above).
 const OFF_VERSION: usize = OFF_FILE_VERSION;
 const OFF_KIND: usize = OFF_VERSION + 2;

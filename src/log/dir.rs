@@ -9,7 +9,7 @@ use crate::format::{
     decode_segment_header, encode_segment_header, SegmentHeader, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_ID_OFFSET,
 };
 use crate::io::{LockGuard, Mapping, OpenMode, Vfs, VfsFile};
-use crate::log::{parse_file_name, segment_file_name, Segment};
+use crate::log::{parse_file_name, segment_file_name, Segment, POOL_SUFFIX};
 use crate::{Error, Result};
 
 /// Name of the manifest file in the store directory.
@@ -133,15 +133,43 @@ pub(crate) fn create_segment_file(dir: &LogDir, header: &SegmentHeader) -> Resul
     Ok((path, file))
 }
 
+/// Makes the pooled file `pool_name` (`log/pool.rs`) segment `header.id`: renames it to the
+/// segment's name and writes the new header over the old one, synced. Like
+/// [`create_segment_file`], it neither syncs the directory nor lists the segment in the manifest
+/// (the caller does both, in that order). Everything past the header is still the old segment's:
+/// frames checksummed under another salt, and of earlier sync groups, which recovery never takes
+/// for the new segment's (DESIGN.md, "Recycled segment files").
+pub(crate) fn reuse_segment_file(
+    dir: &LogDir,
+    pool_name: &str,
+    header: &SegmentHeader,
+) -> Result<(PathBuf, Box<dyn VfsFile>)> {
+    let path = dir.path(&segment_file_name(header.id));
+    dir.vfs.rename(&dir.path(pool_name), &path).map_err(|e| Error::io("rename", &path, e))?;
+    let file = dir.vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+    let mut bytes = Vec::new();
+    encode_segment_header(header, &mut bytes);
+    file.write_at(&bytes, 0).map_err(|e| Error::io("write", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+    Ok((path, file))
+}
+
 /// Whether `name`, a file in a store directory whose manifest lists the segments `live`, is a
 /// leftover that open removes (and `verify` lists): the segment or hint file of a segment no
-/// manifest lists (an interrupted roll-over or compaction, before or after its commit point), or
-/// a file an atomic replace was writing when it was interrupted. Anything else is not ours.
+/// manifest lists (an interrupted roll-over or compaction, before or after its commit point), a
+/// file an atomic replace was writing when it was interrupted, or a retired segment file kept for
+/// reuse (`log/pool.rs`: the pool lives in RAM, so at open its files are leftovers, never read).
+/// Anything else is not ours.
 pub(crate) fn is_orphan(name: &str, live: &[u64]) -> bool {
     match parse_file_name(name) {
         Some((id, _)) => !live.contains(&id),
-        None => name.ends_with(TMP_SUFFIX),
+        None => name.ends_with(TMP_SUFFIX) || is_pool_file(name),
     }
+}
+
+/// Whether `name` is a pool file's (`pool_file_name`): 16 hex digits and the pool suffix.
+fn is_pool_file(name: &str) -> bool {
+    name.strip_suffix(POOL_SUFFIX).is_some_and(|stem| stem.len() == 16 && u64::from_str_radix(stem, 16).is_ok())
 }
 
 /// A segment file opened and mapped as long as it is, with its header decoded and checked.

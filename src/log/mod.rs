@@ -8,6 +8,7 @@
 mod dir;
 mod encoded;
 mod hints;
+mod pool;
 mod queue;
 mod scan;
 mod segment;
@@ -16,15 +17,19 @@ mod txn;
 mod writer;
 
 pub(crate) use dir::{
-    create_segment_file, is_orphan, open_segment, temp_name, LogDir, SegmentFile, LOCK_FILE, MANIFEST_FILE,
+    create_segment_file, is_orphan, open_segment, reuse_segment_file, temp_name, LogDir, SegmentFile, LOCK_FILE,
+    MANIFEST_FILE,
 };
 pub(crate) use encoded::Encoded;
 pub(crate) use hints::{check_hint, entry_for, write_hint};
+pub(crate) use pool::SegmentPool;
 pub(crate) use queue::{Done, Eval, Op, Outcome, Slot};
 pub(crate) use scan::{scan_frames, walk_segment, GroupRule, Replayed, ScanEnd, Walked};
 #[cfg(test)]
 pub(crate) use segment::tests::segment_on;
-pub(crate) use segment::{fresh_salt, hint_file_name, map_len, parse_file_name, segment_file_name, Segment};
+pub(crate) use segment::{
+    fresh_salt, hint_file_name, map_len, parse_file_name, pool_file_name, segment_file_name, Segment, POOL_SUFFIX,
+};
 pub(crate) use set::SegmentSet;
 pub use txn::{Expiry, KeyMeta, Savepoint, Txn};
 pub(crate) use writer::{ActiveLog, Writer};

@@ -11,7 +11,8 @@ use crate::format::{
     decode_record_header, DecodeErrorKind, FrameSalt, RecordHeader, SegmentKind, RECORD_HEADER_BYTES,
     RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX,
 };
-use crate::io::{Mapping, Vfs, VfsFile};
+use crate::io::{Mapping, VfsFile};
+use crate::log::pool::SegmentPool;
 
 /// File name of segment `id` (zero-padded so names sort like ids).
 pub(crate) fn segment_file_name(id: u64) -> String {
@@ -22,6 +23,15 @@ pub(crate) fn segment_file_name(id: u64) -> String {
 pub(crate) fn hint_file_name(id: u64) -> String {
     format!("{id:016x}.hint")
 }
+
+/// File name of a retired segment file kept for reuse (`log/pool.rs`); `n` only tells pool
+/// files apart. No manifest names one, so at open it is an orphan (`log::dir::is_orphan`).
+pub(crate) fn pool_file_name(n: u64) -> String {
+    format!("{n:016x}{POOL_SUFFIX}")
+}
+
+/// What every pool file's name ends with.
+pub(crate) const POOL_SUFFIX: &str = ".pool";
 
 /// Parses `0000000000000001.seg` or `.hint` into `(id, is_hint)`.
 pub(crate) fn parse_file_name(name: &str) -> Option<(u64, bool)> {
@@ -139,7 +149,8 @@ pub(crate) struct Segment {
     retired: Retired,
 }
 
-/// Removes a retired segment's file when the segment is dropped, that is when the last `Arc`
+/// Removes a retired segment's file, or hands it to the pool of files kept for reuse
+/// (`log/pool.rs`, which removes it if it has no room), when the segment is dropped, that is when the last `Arc`
 /// of it goes (compaction's, the index's segment table's once no entry points to it, or that of
 /// another holder: a backup in progress). It is `Segment`'s last field, so by then the segment's mapping
 /// and handle are closed: Windows cannot remove a mapped file. Linux could remove it at once, and
@@ -147,12 +158,12 @@ pub(crate) struct Segment {
 /// directory. The removal is not synced when it happens later, and may fail (a poisoned store
 /// refuses it): either way the manifest no longer names the file, so the next open removes it.
 #[derive(Default)]
-struct Retired(OnceLock<(Arc<dyn Vfs>, PathBuf)>);
+struct Retired(OnceLock<(Arc<SegmentPool>, PathBuf, u64)>);
 
 impl Drop for Retired {
     fn drop(&mut self) {
-        if let Some((vfs, path)) = self.0.get() {
-            let _ = vfs.remove_file(path);
+        if let Some((pool, path, len)) = self.0.get() {
+            pool.offer(path, *len);
         }
     }
 }
@@ -194,10 +205,11 @@ impl Segment {
         }
     }
 
-    /// Marks the segment retired (no manifest names it any more): its file is removed through
-    /// `vfs` once the last `Arc` of it is dropped (see [`Retired`]).
-    pub(crate) fn retire(&self, vfs: &Arc<dyn Vfs>) {
-        let _ = self.retired.0.set((Arc::clone(vfs), self.path.clone()));
+    /// Marks the segment retired (no manifest names it any more): once the last `Arc` of it is
+    /// dropped, its file goes into `pool` or is removed (see [`Retired`]).
+    pub(crate) fn retire(&self, pool: &Arc<SegmentPool>) {
+        let len = self.file.len().unwrap_or(0);
+        let _ = self.retired.0.set((Arc::clone(pool), self.path.clone(), len));
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -354,7 +366,7 @@ impl Segment {
 pub(crate) mod tests {
     use super::*;
     use crate::io::sim::SimFs;
-    use crate::io::OpenMode;
+    use crate::io::{OpenMode, Vfs};
 
     /// A segment of one mapped 4 KiB file on `vfs`, under `/set` (which must exist).
     pub(crate) fn segment_on(vfs: &SimFs, id: u64) -> Arc<Segment> {

@@ -38,15 +38,18 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Clock;
 use crate::format::{
-    decode_frame, encode_manifest, finish_frame, stamp_seq, FrameSalt, SegmentHeader, SegmentKind, FRAME_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    decode_frame, encode_manifest, finish_frame, stamp_seq, FrameSalt, SegmentHeader, SegmentKind,
+    COMPACTED_FRAME_GROUP, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Index, Published};
 use crate::io::Latch;
 use crate::log::encoded::{Encoded, Placed};
 use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
-use crate::log::{create_segment_file, fresh_salt, map_len, LogDir, Segment, SegmentSet, MANIFEST_FILE};
+use crate::log::{
+    create_segment_file, fresh_salt, map_len, reuse_segment_file, LogDir, Segment, SegmentPool, SegmentSet,
+    MANIFEST_FILE,
+};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
 
@@ -133,9 +136,10 @@ pub(crate) struct ActiveLog {
     pub(crate) unsynced_records: u64,
     /// The sequence number of the next record.
     pub(crate) next_seq: u64,
-    /// A failed append may have left bytes of its frame past `tail`. They must go before the
-    /// segment is sealed: recovery treats anything but zeros after a sealed segment's last frame
-    /// as corruption.
+    /// Bytes other than zeros may follow `tail`: a failed append may have left bytes of its
+    /// frame there, or the segment is a reused file (`log/pool.rs`) whose old contents follow.
+    /// They must go before the segment is sealed: recovery treats anything but zeros after a
+    /// sealed segment's last frame as corruption.
     pub(crate) unclean_tail: bool,
 }
 
@@ -173,6 +177,8 @@ pub(crate) struct Writer {
     /// durable unknown, and by a panicking leader.
     latch: Arc<Latch>,
     dir: LogDir,
+    /// Retired segment files kept for reuse as the next active segment.
+    pub(crate) pool: Arc<SegmentPool>,
     /// The sync mode, switchable while open (`Writer::set_sync_mode`): 0 for `SyncMode::Always`,
     /// else `SyncMode::Every`'s interval in nanoseconds. Stored and read under `log`'s lock,
     /// which orders a switch against every group's append.
@@ -196,6 +202,7 @@ impl Writer {
             sealed: Mutex::new(Vec::new()),
             sealed_flag: AtomicBool::new(false),
             latch,
+            pool: Arc::new(SegmentPool::new(dir.clone(), options.recycle_segments)),
             dir,
             sync_every_nanos: AtomicU64::new(sync_every_nanos(options.sync)),
             segment_bytes: options.segment_bytes,
@@ -549,7 +556,7 @@ impl Writer {
         }
         let id = sets.lock().allocate_id();
         let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group, salt: fresh_salt() };
-        let (path, file) = create_segment_file(&self.dir, &header)?;
+        let (path, file, reused) = self.new_segment_file(&header)?;
         self.dir.sync_dir()?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
         // The mapping follows the file as it grows (`ensure_mapped`). Mapping may have extended
@@ -575,6 +582,58 @@ impl Writer {
         log.segment = segment;
         log.tail = data_end;
         log.file_len = file_len;
+        // A reused file's old contents follow the header: cut at the next roll-over.
+        log.unclean_tail = reused;
+        Ok(())
+    }
+
+    /// Creates the file of the new active segment `header.id`, header synced: a pooled file
+    /// reused if there is one, else a new one. Returns whether it reused one. Only a segment
+    /// whose first group is above every compacted frame's group takes a pooled file, so that no
+    /// frame the old file holds, log or compacted, has a group the new segment admits (DESIGN.md,
+    /// "Recycled segment files"). A pooled file that cannot be renamed is left as an orphan and a
+    /// new file created instead.
+    fn new_segment_file(
+        &self,
+        header: &SegmentHeader,
+    ) -> Result<(std::path::PathBuf, Box<dyn crate::io::VfsFile>, bool)> {
+        if header.first_group > COMPACTED_FRAME_GROUP {
+            if let Some(name) = self.pool.take() {
+                match reuse_segment_file(&self.dir, &name, header) {
+                    Ok((path, file)) => {
+                        self.pool.note_reused();
+                        return Ok((path, file, true));
+                    }
+                    // A failed sync poisons (the latch), and then creating fails too; a failed
+                    // rename or open leaves the pool file an orphan. Either way, try a new file.
+                    Err(_) => {
+                        let _ = self.dir.remove_if_exists(&crate::log::segment_file_name(header.id));
+                    }
+                }
+            }
+        }
+        let (path, file) = create_segment_file(&self.dir, header)?;
+        Ok((path, file, false))
+    }
+
+    /// Cuts whatever follows the tail of a reused active segment (its old contents), so that the
+    /// next open finds a clean end of data instead of a torn tail. Called when the store closes;
+    /// a crash before it leaves the old contents for recovery's torn-tail rule, which never takes
+    /// them (DESIGN.md, "Recycled segment files").
+    pub(crate) fn trim_tail(&self) -> Result<()> {
+        let mut log = self.log.lock();
+        self.refuse_if_poisoned()?;
+        if !log.unclean_tail {
+            return Ok(());
+        }
+        if log.dirty {
+            self.sync_log(&mut log)?;
+        }
+        let segment = Arc::clone(&log.segment);
+        segment.file.set_len(log.tail).map_err(|e| Error::io("truncate", segment.path(), e))?;
+        sync_log_file(&segment)?;
+        log.file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
+        log.unclean_tail = false;
         Ok(())
     }
 
