@@ -7,7 +7,7 @@
 //! 3. durable put throughput at 32 threads with and without a compaction running, same run.
 //!
 //! `-- --steady skewed|uniform [--live-gb 1] [--overwrite-gb 3]` runs the steady-state workloads
-//! of `compaction/steady.rs` instead.
+//! of `compaction/steady.rs` instead (`--no-recycle`: with `Options::recycle_segments` off).
 
 #[path = "compaction/steady.rs"]
 mod steady;
@@ -90,7 +90,8 @@ fn main() {
     if let Some(mode) = arg("--steady") {
         let gb = |name, default| arg(name).map_or(default, |v| v.parse().expect("a number of GB"));
         assert!(mode == "skewed" || mode == "uniform", "--steady takes skewed or uniform");
-        steady::run(mode == "skewed", gb("--live-gb", 1.0), gb("--overwrite-gb", 3.0));
+        let recycle = !args.iter().any(|a| a == "--no-recycle");
+        steady::run(mode == "skewed", gb("--live-gb", 1.0), gb("--overwrite-gb", 3.0), recycle);
         return;
     }
     let keys: u64 = args

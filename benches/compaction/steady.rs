@@ -46,10 +46,42 @@ fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
 }
 
+/// A counter of this process from /proc/self/io.
+fn proc_io(field: &str) -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(": ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 /// Bytes this process passed to write(2) and friends so far (`wchar` in /proc/self/io).
 fn wchar() -> u64 {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    proc_io("wchar")
+}
+
+/// Bytes of page cache this process dirtied for the device, less those truncated away before
+/// they were written (`write_bytes - cancelled_write_bytes`). On this kernel (6.18, large page
+/// cache folios) a write into a file region cached as a 2 MiB folio counts the whole folio,
+/// although the block layer writes only the dirty blocks: an upper bound, see BENCHMARKS.md.
+fn dirtied_bytes() -> u64 {
+    proc_io("write_bytes").saturating_sub(proc_io("cancelled_write_bytes"))
+}
+
+/// The block device whose counters `device_bytes` reads (`FERROCASK_BLOCK_DEV`, default `vda`).
+fn block_dev() -> String {
+    std::env::var("FERROCASK_BLOCK_DEV").unwrap_or_else(|_| "vda".into())
+}
+
+/// Bytes written to the block device so far, by everyone (sectors written, field 7 of
+/// /sys/block/DEV/stat, times 512): what the device really wrote, but whatever else runs on the
+/// machine adds to it.
+fn device_bytes() -> u64 {
+    let stat = std::fs::read_to_string(format!("/sys/block/{}/stat", block_dev())).unwrap_or_default();
+    stat.split_whitespace().nth(6).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 512
+}
+
+/// Writes every dirty page of the machine back, so the device counters include what this run
+/// left in the page cache.
+fn sync_all() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -63,16 +95,22 @@ struct Sample {
     t: f64,
     disk: u64,
     compacting: bool,
+    /// What the store's counters said then: dead bytes in its segments, files pooled for reuse,
+    /// and the output bytes of compaction runs so far (to see what the disk above live was).
+    dead: u64,
+    pooled: usize,
+    segments: usize,
 }
 
-pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
+pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64, recycle: bool) {
     let keys = (live_gb * 1e9 / RECORD_BYTES as f64) as u64;
     let live = keys * RECORD_BYTES;
     let hot = keys / 20;
     let root = tempfile::tempdir_in(".").unwrap();
     let dir = root.path().join("store");
-    let store = Store::open_with(&dir, Options::default()).unwrap();
+    let store = Store::open_with(&dir, Options { recycle_segments: recycle, ..Options::default() }).unwrap();
     let workload = if skewed { "skewed (90% of overwrites to 5% of keys)" } else { "uniform" };
+    println!("recycling of segment files {}", if recycle { "on" } else { "off" });
     println!("steady-state compaction, {workload}: {keys} keys of {VALUE_BYTES} B, {:.2} GB live", live as f64 / 1e9);
     let t = Instant::now();
     for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
@@ -92,7 +130,10 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
     // Latencies in microseconds, split by whether a compaction was running when the put started.
     let lat_quiet = Mutex::new(Vec::<u32>::new());
     let lat_busy = Mutex::new(Vec::<u32>::new());
+    sync_all();
     let wchar_before = wchar();
+    let dirtied_before = dirtied_bytes();
+    let device_before = device_bytes();
     let stats_before = store.stats();
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -103,7 +144,9 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
                 running |= st.compacting; // selective
                 compacting.store(running, Ordering::Relaxed);
                 let disk = dir_bytes(&dir);
-                samples.lock().unwrap().push(Sample { t: started.elapsed().as_secs_f64(), disk, compacting: running });
+                let t = started.elapsed().as_secs_f64();
+                let (dead, pooled, segments) = (st.dead_bytes, st.pooled_segments, st.segments);
+                samples.lock().unwrap().push(Sample { t, disk, compacting: running, dead, pooled, segments });
                 std::thread::sleep(SAMPLE_EVERY); // the sampling period, not a synchronisation
             }
         });
@@ -147,6 +190,9 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
     let samples = samples.into_inner().unwrap();
     let end_disk = dir_bytes(&dir);
     drop(store);
+    sync_all();
+    let dirtied_run = dirtied_bytes() - dirtied_before;
+    let device_run = device_bytes() - device_before;
 
     let user_value_bytes = puts_target * RECORD_BYTES;
     let max_disk = samples.iter().map(|s| s.disk).max().unwrap_or(0).max(end_disk);
@@ -176,6 +222,34 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64) {
     println!("| overwrites | {puts_target} puts in {elapsed:.1} s, {WRITERS} writer threads |");
     println!("| disk / live, max | {:.3}x |", max_disk as f64 / live as f64);
     println!("| disk / live, end | {:.3}x |", end_disk as f64 / live as f64);
+    if let Some(peak) = samples.iter().max_by_key(|s| s.disk) {
+        println!(
+            "| at the peak: dead bytes, segments, pooled files, compacting | {:.1} MB ({:.2}x live), {}, {}, {} |",
+            peak.dead as f64 / 1e6,
+            peak.dead as f64 / live as f64,
+            peak.segments,
+            peak.pooled,
+            peak.compacting
+        );
+    }
+    println!(
+        "| device bytes written / record bytes put (block layer, {}, whole machine) | {:.3} |",
+        block_dev(),
+        device_run as f64 / user_value_bytes as f64
+    );
+    println!(
+        "| dirtied bytes / record bytes put (/proc/self/io write_bytes - cancelled) | {:.3} |",
+        dirtied_run as f64 / user_value_bytes as f64
+    );
+    println!("| segment files reused | {} |", stats.recycled_segments);
+    // Each sync writes at least the log's last, partly filled 4 KiB page again, however few
+    // bytes the group added: with small groups that, not the zeros, dominates the device bytes.
+    let syncs = stats.syncs - stats_before.syncs;
+    println!(
+        "| log syncs, puts per sync, one 4 KiB page per sync / record bytes put | {syncs}, {:.1}, {:.3} |",
+        puts_target as f64 / syncs.max(1) as f64,
+        (syncs * 4096) as f64 / user_value_bytes as f64
+    );
     // The log zero-fills ahead of itself (`preallocate_bytes`): one write(2) of zeros per byte
     // it later writes, which wchar counts too.
     println!(
