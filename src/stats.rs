@@ -32,6 +32,8 @@ pub struct Stats {
     pub pooled_segments: usize,
     /// Active segments since open that reused a retired segment file instead of a new one.
     pub recycled_segments: u64,
+    /// Compaction output segments since open that reused a retired segment file.
+    pub recycled_compaction_outputs: u64,
     /// Live segment files, the active one included.
     pub segments: usize,
     /// Compaction runs completed since open ([`Store::compact`](crate::Store::compact) may take

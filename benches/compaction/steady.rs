@@ -100,6 +100,8 @@ struct Sample {
     dead: u64,
     pooled: usize,
     segments: usize,
+    /// Each segment then: (active, compacted, data bytes, dead bytes), oldest first.
+    details: Vec<(bool, bool, u64, u64)>,
 }
 
 pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64, recycle: bool) {
@@ -146,7 +148,9 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64, recycle: bool) {
                 let disk = dir_bytes(&dir);
                 let t = started.elapsed().as_secs_f64();
                 let (dead, pooled, segments) = (st.dead_bytes, st.pooled_segments, st.segments);
-                samples.lock().unwrap().push(Sample { t, disk, compacting: running, dead, pooled, segments });
+                let details =
+                    st.segment_details.iter().map(|d| (d.active, d.compacted, d.data_bytes, d.dead_bytes)).collect();
+                samples.lock().unwrap().push(Sample { t, disk, compacting: running, dead, pooled, segments, details });
                 std::thread::sleep(SAMPLE_EVERY); // the sampling period, not a synchronisation
             }
         });
@@ -231,6 +235,21 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64, recycle: bool) {
             peak.pooled,
             peak.compacting
         );
+        let list: Vec<String> = peak
+            .details
+            .iter()
+            .map(|&(active, compacted, data, dead)| {
+                let kind = if active {
+                    "A"
+                } else if compacted {
+                    "C"
+                } else {
+                    "L"
+                };
+                format!("{kind}{:.0}/{:.0}%", data as f64 / 1e6, 100.0 * dead as f64 / data.max(1) as f64)
+            })
+            .collect();
+        println!("| at the peak, each segment (A active, L log, C compacted: MB / dead) | {} |", list.join(" "));
     }
     println!(
         "| device bytes written / record bytes put (block layer, {}, whole machine) | {:.3} |",
@@ -241,7 +260,10 @@ pub fn run(skewed: bool, live_gb: f64, overwrite_gb: f64, recycle: bool) {
         "| dirtied bytes / record bytes put (/proc/self/io write_bytes - cancelled) | {:.3} |",
         dirtied_run as f64 / user_value_bytes as f64
     );
-    println!("| segment files reused | {} |", stats.recycled_segments);
+    println!(
+        "| segment files reused, as active segments / as compaction outputs | {} / {} |",
+        stats.recycled_segments, stats.recycled_compaction_outputs
+    );
     // Each sync writes at least the log's last, partly filled 4 KiB page again, however few
     // bytes the group added: with small groups that, not the zeros, dominates the device bytes.
     let syncs = stats.syncs - stats_before.syncs;

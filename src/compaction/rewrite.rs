@@ -29,8 +29,7 @@ use crate::format::{
 };
 use crate::io::VfsFile;
 use crate::log::{
-    create_segment_file, fresh_salt, hint_file_name, scan_frames, segment_file_name, temp_name, write_hint, Segment,
-    MANIFEST_FILE,
+    fresh_salt, hint_file_name, scan_frames, segment_file_name, temp_name, write_hint, Segment, MANIFEST_FILE,
 };
 use crate::stats::CompactionTotals;
 use crate::{Error, Result};
@@ -216,6 +215,8 @@ struct OpenOutput {
     id: u64,
     path: PathBuf,
     file: Box<dyn VfsFile>,
+    /// A reused pool file: its old contents follow `end` until the seal cuts them.
+    reused: bool,
     /// Offset just past the last frame written.
     end: u64,
     /// The salt in the segment's header, under which its frames are checksummed.
@@ -506,11 +507,15 @@ impl<'a> Output<'a> {
         // a frame under it either.
         let header =
             SegmentHeader { kind: SegmentKind::Compacted, id, first_group: COMPACTED_FRAME_GROUP, salt: fresh_salt() };
-        let (path, file) = create_segment_file(&self.engine.dir, &header)?;
+        // A pooled file if there is one: the run's outputs then take the disk its inputs
+        // retired (instead of a pooled file waiting beside them), and the cut at the seal
+        // removes the old contents before the commit names the output.
+        let (path, file, reused) = self.engine.writer.pool.new_segment_file(&header, true)?;
         self.current = Some(OpenOutput {
             id,
             path,
             file,
+            reused,
             end: SEGMENT_HEADER_BYTES as u64,
             salt: header.salt,
             records: 0,
@@ -550,7 +555,11 @@ impl<'a> Output<'a> {
     /// Syncs the current output, maps it and writes its hint.
     fn seal_current(&mut self) -> Result<()> {
         let Some(o) = self.current.take() else { return Ok(()) };
-        let OpenOutput { id, path, file, end, salt, .. } = o;
+        let OpenOutput { id, path, file, end, salt, reused, .. } = o;
+        if reused {
+            // Not mapped yet, so this cuts on Windows too: a sealed segment ends at its data.
+            file.set_len(end).map_err(|e| Error::io("truncate", &path, e))?;
+        }
         file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
         let map = file.map(end).map_err(|e| Error::io("map", &path, e))?;
         let segment = Arc::new(Segment::new(id, SegmentKind::Compacted, salt, path, file, (map, end), end));

@@ -189,7 +189,7 @@ impl Engine {
         }
         stats.disk_bytes += inner.writer.pool.bytes();
         stats.pooled_segments = inner.writer.pool.files();
-        stats.recycled_segments = inner.writer.pool.reused();
+        (stats.recycled_segments, stats.recycled_compaction_outputs) = inner.writer.pool.reused();
         let w = &inner.writer.stats;
         let totals = *inner.compaction_totals.lock();
         stats.compactions = totals.runs;

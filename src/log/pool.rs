@@ -7,19 +7,24 @@
 //! to a pool name (`pool_file_name`) instead of removing it, while the pool holds fewer than
 //! [`POOL_FILES_MAX`] files and their bytes stay within a fraction of the store's live bytes
 //! (`POOL_LIVE_DIVISOR`: a small store keeps no big file around); otherwise the file is removed as
-//! before. A roll-over takes a pooled file, renames it to the new segment's name and writes the
-//! new header over the old one (`log::dir::reuse_segment_file`).
+//! before. A roll-over, or a compaction run starting an output segment, takes a pooled file,
+//! renames it to the new segment's name and writes the new header over the old one
+//! (`log::dir::reuse_segment_file`); the old contents after the new data are cut before any
+//! manifest lists the segment as sealed.
 //!
 //! The pool is RAM only. No manifest names a pool file, so a pool file found at open is an orphan
 //! (`log::dir::is_orphan`) and recovery removes it, never reading it: which files are the store's
 //! is decided by the manifest and `LogDir` alone.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::log::{pool_file_name, LogDir};
+use crate::format::{SegmentHeader, SegmentKind};
+use crate::io::VfsFile;
+use crate::log::{create_segment_file, pool_file_name, reuse_segment_file, segment_file_name, LogDir};
+use crate::Result;
 
 /// The most retired segment files the pool keeps at once. Two: one for the roll-over after a
 /// compaction run that retired several segments, one spare; more would only hold disk.
@@ -59,8 +64,8 @@ pub(crate) struct SegmentPool {
     /// compaction run (`SegmentPool::set_live_bytes`).
     budget_bytes: AtomicU64,
     state: Mutex<PoolState>,
-    /// Segment files reused as active segments so far.
-    reused: AtomicU64,
+    /// Segment files reused so far as active segments, and as compaction outputs.
+    reused: [AtomicU64; 2],
 }
 
 impl SegmentPool {
@@ -70,7 +75,7 @@ impl SegmentPool {
             enabled: AtomicBool::new(enabled),
             budget_bytes: AtomicU64::new(POOL_BYTES_FLOOR),
             state: Mutex::new(PoolState::default()),
-            reused: AtomicU64::new(0),
+            reused: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -129,14 +134,36 @@ impl SegmentPool {
         !files.is_empty()
     }
 
-    /// Counts one pooled file reused as an active segment.
-    pub(crate) fn note_reused(&self) {
-        self.reused.fetch_add(1, Ordering::Relaxed);
+    /// Creates the file of segment `header.id`, header synced: a pooled file reused if `reuse`
+    /// and there is one, else a new file. Returns whether it reused one: the caller must then
+    /// cut the old contents that follow its data before any manifest lists it as sealed. A
+    /// pooled file that cannot be made the segment is removed and a new file created instead (a
+    /// failed sync has poisoned the store through the latch, and then creating fails too).
+    pub(crate) fn new_segment_file(
+        &self,
+        header: &SegmentHeader,
+        reuse: bool,
+    ) -> Result<(PathBuf, Box<dyn VfsFile>, bool)> {
+        if let Some(name) = reuse.then(|| self.take()).flatten() {
+            match reuse_segment_file(&self.dir, &name, header) {
+                Ok((path, file)) => {
+                    let slot = usize::from(header.kind != SegmentKind::Log);
+                    self.reused[slot].fetch_add(1, Ordering::Relaxed);
+                    return Ok((path, file, true));
+                }
+                Err(_) => {
+                    let _ = self.dir.remove_if_exists(&name);
+                    let _ = self.dir.remove_if_exists(&segment_file_name(header.id));
+                }
+            }
+        }
+        let (path, file) = create_segment_file(&self.dir, header)?;
+        Ok((path, file, false))
     }
 
-    /// Segment files reused so far.
-    pub(crate) fn reused(&self) -> u64 {
-        self.reused.load(Ordering::Relaxed)
+    /// Segment files reused so far: as active segments, and as compaction outputs.
+    pub(crate) fn reused(&self) -> (u64, u64) {
+        (self.reused[0].load(Ordering::Relaxed), self.reused[1].load(Ordering::Relaxed))
     }
 
     /// Bytes of the files in the pool (they count toward the store's disk).

@@ -46,10 +46,7 @@ use crate::io::Latch;
 use crate::log::encoded::{Encoded, Placed};
 use crate::log::queue::{Completed, Done, Op, Pending, Queue, Slot};
 use crate::log::txn::{Limits, Overlay, Txn};
-use crate::log::{
-    create_segment_file, fresh_salt, map_len, reuse_segment_file, LogDir, Segment, SegmentPool, SegmentSet,
-    MANIFEST_FILE,
-};
+use crate::log::{fresh_salt, map_len, LogDir, Segment, SegmentPool, SegmentSet, MANIFEST_FILE};
 use crate::options::{Options, SyncMode};
 use crate::{Error, Result};
 
@@ -556,7 +553,11 @@ impl Writer {
         }
         let id = sets.lock().allocate_id();
         let header = SegmentHeader { kind: SegmentKind::Log, id, first_group: log.group, salt: fresh_salt() };
-        let (path, file, reused) = self.new_segment_file(&header)?;
+        // Only a segment whose first group is above every compacted frame's group takes a pooled
+        // file, so that no frame the old file holds, log or compacted, has a group the new
+        // segment admits (DESIGN.md, "Recycled segment files").
+        let reuse = header.first_group > COMPACTED_FRAME_GROUP;
+        let (path, file, reused) = self.pool.new_segment_file(&header, reuse)?;
         self.dir.sync_dir()?;
         let data_end = SEGMENT_HEADER_BYTES as u64;
         // The mapping follows the file as it grows (`ensure_mapped`). Mapping may have extended
@@ -585,35 +586,6 @@ impl Writer {
         // A reused file's old contents follow the header: cut at the next roll-over.
         log.unclean_tail = reused;
         Ok(())
-    }
-
-    /// Creates the file of the new active segment `header.id`, header synced: a pooled file
-    /// reused if there is one, else a new one. Returns whether it reused one. Only a segment
-    /// whose first group is above every compacted frame's group takes a pooled file, so that no
-    /// frame the old file holds, log or compacted, has a group the new segment admits (DESIGN.md,
-    /// "Recycled segment files"). A pooled file that cannot be renamed is left as an orphan and a
-    /// new file created instead.
-    fn new_segment_file(
-        &self,
-        header: &SegmentHeader,
-    ) -> Result<(std::path::PathBuf, Box<dyn crate::io::VfsFile>, bool)> {
-        if header.first_group > COMPACTED_FRAME_GROUP {
-            if let Some(name) = self.pool.take() {
-                match reuse_segment_file(&self.dir, &name, header) {
-                    Ok((path, file)) => {
-                        self.pool.note_reused();
-                        return Ok((path, file, true));
-                    }
-                    // A failed sync poisons (the latch), and then creating fails too; a failed
-                    // rename or open leaves the pool file an orphan. Either way, try a new file.
-                    Err(_) => {
-                        let _ = self.dir.remove_if_exists(&crate::log::segment_file_name(header.id));
-                    }
-                }
-            }
-        }
-        let (path, file) = create_segment_file(&self.dir, header)?;
-        Ok((path, file, false))
     }
 
     /// Cuts whatever follows the tail of a reused active segment (its old contents), so that the
