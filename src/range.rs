@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<Vec<Vec<u8>>> {
         let now_ms = self.engine.options.clock.now_ms();
         self.engine.index.range(prefix, (start, end), reverse, limit, |key, found| {
-            found.filter(|f| !is_expired(f.header.expires_ms, || now_ms)).map(|_| key.to_vec())
+            (!is_expired(found.header.expires_ms, || now_ms)).then(|| key.to_vec())
         })
     }
 
@@ -69,7 +69,9 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, Value)>> {
         let now_ms = self.engine.options.clock.now_ms();
         self.engine.index.range(prefix, (start, end), reverse, limit, |key, found| {
-            let found = found.filter(|f| !is_expired(f.header.expires_ms, || now_ms))?;
+            if is_expired(found.header.expires_ms, || now_ms) {
+                return None;
+            }
             let value = found.value()?;
             Some((key.to_vec(), Value::new(value.into_owned())))
         })
