@@ -208,7 +208,9 @@ impl RangeBuf {
         self.ends.clear();
     }
 
-    fn push(&mut self, key: &[u8], value: &[u8]) {
+    /// Appends an entry (for a caller that fills a buffer from another source, such as a
+    /// transaction's view).
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
         self.bytes.extend_from_slice(key);
         let key_end = self.bytes.len();
         self.bytes.extend_from_slice(value);
