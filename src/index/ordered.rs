@@ -40,6 +40,9 @@ pub(crate) struct Ordered {
     keys: RwLock<OrderedKeys>,
 }
 
+/// A key of the set with its entry's location.
+pub(crate) type Located = (Box<[u8]>, Location);
+
 /// The set itself (each key with its entry's location), with what is counted as it changes.
 #[derive(Default)]
 pub(crate) struct OrderedKeys {
@@ -118,7 +121,7 @@ impl Ordered {
 
     /// Every key in the set with its location, in order (for the check against a walk of the
     /// stripes).
-    pub(crate) fn snapshot(&self) -> (Vec<(Box<[u8]>, Location)>, Box<[usize]>) {
+    pub(crate) fn snapshot(&self) -> (Vec<Located>, Box<[usize]>) {
         let keys = self.keys.read();
         (keys.set.iter().map(|(k, l)| (k.clone(), *l)).collect(), keys.counts.clone())
     }
