@@ -159,6 +159,7 @@ pub use index::ScanPage;
 pub use iter::{Iter, Keys};
 pub use log::{Expiry, KeyMeta, Savepoint, Txn};
 pub use options::{Options, SyncMode};
+pub use range::RangeBuf;
 pub use rmw::{Cas, Update, Updated};
 pub use stats::{SegmentStats, Stats};
 pub use store::Store;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrocask::testing::SimFs;
-use ferrocask::{Batch, Error, ManualClock, Options, Store};
+use ferrocask::{Batch, Error, ManualClock, Options, RangeBuf, Store};
 use proptest::prelude::*;
 
 mod common;
@@ -74,6 +74,22 @@ fn assert_ranges_agree(store: &Store, live: &BTreeSet<Vec<u8>>, prefixes: &[&[u8
                 let entries = store.range_entries(prefix, *start, *end, false, usize::MAX).unwrap();
                 let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
                 assert_eq!(keys, expected(live, prefix, *start, *end, false, usize::MAX));
+                for reverse in [false, true] {
+                    for limit in [0, 1, 3, usize::MAX] {
+                        let entries = store.range_entries(prefix, *start, *end, reverse, limit).unwrap();
+                        // A buffer holding an earlier range's entries: it is cleared first.
+                        let mut buf = RangeBuf::new();
+                        store.range_into(b"z:", Unbounded, Unbounded, false, usize::MAX, &mut buf).unwrap();
+                        store.range_into(prefix, *start, *end, reverse, limit, &mut buf).unwrap();
+                        let copied: Vec<(Vec<u8>, Vec<u8>)> =
+                            buf.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                        let listed: Vec<(Vec<u8>, Vec<u8>)> =
+                            entries.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect();
+                        assert_eq!(copied, listed, "range_into gives range_entries' entries");
+                        assert_eq!(buf.len(), listed.len());
+                        assert_eq!(buf.last().map(|(k, _)| k.to_vec()), listed.last().map(|(k, _)| k.clone()));
+                    }
+                }
                 for (key, value) in entries {
                     assert_eq!(Some(value), store.get(&key).unwrap(), "range_entries reads each key's value");
                 }
@@ -336,7 +352,8 @@ fn a_transaction_sees_its_groups_earlier_writes() {
 
 /// One thread writes batches of `N` keys under a prefix (and, after a while, deletes earlier
 /// batches whole); another reads ranges and counts meanwhile and must always see a multiple of
-/// `N`: a group reaches the ordered set whole.
+/// `N`: a group reaches the ordered set whole. A third compacts meanwhile, relocating the keys'
+/// records: every value a range reads through the ordered set's locations is its key's own.
 #[test]
 fn a_concurrent_reader_never_sees_part_of_a_batch() {
     const N: usize = 7;
@@ -351,7 +368,7 @@ fn a_concurrent_reader_never_sees_part_of_a_batch() {
             for round in 0..BATCHES {
                 let mut batch = Batch::new();
                 for i in 0..N {
-                    batch.put(format!("z:{:05}", round * N + i), b"v");
+                    batch.put(format!("z:{:05}", round * N + i), format!("v{}", round * N + i));
                     if round >= 3 {
                         batch.delete(format!("z:{:05}", (round - 3) * N + i));
                     }
@@ -361,11 +378,27 @@ fn a_concurrent_reader_never_sees_part_of_a_batch() {
             done.store(true, Ordering::Release);
         })
     };
+    let compactor = {
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut rewritten = 0;
+            while !done.load(Ordering::Acquire) {
+                rewritten += store.compact().unwrap().segments_written;
+            }
+            rewritten
+        })
+    };
     let mut reads = 0;
+    let mut buf = RangeBuf::new();
     loop {
         let finished = done.load(Ordering::Acquire);
         let keys = store.range_keys(b"z:", Unbounded, Unbounded, reads % 2 == 1, usize::MAX).unwrap();
         assert_eq!(keys.len() % N, 0, "a read saw part of a batch: {} keys", keys.len());
+        store.range_into(b"z:", Unbounded, Unbounded, reads % 2 == 1, usize::MAX, &mut buf).unwrap();
+        assert_eq!(buf.len() % N, 0, "range_into saw part of a batch: {} keys", buf.len());
+        for (key, value) in buf.iter() {
+            assert_eq!(&value[1..], without_leading_zeros(&key[2..]), "each key's own value");
+        }
         assert!(keys.windows(2).all(|w| (w[0] < w[1]) != (reads % 2 == 1)), "in order");
         let count = store.count_prefix(b"z:").unwrap();
         assert_eq!(count % N, 0, "a count saw part of a batch: {count}");
@@ -375,6 +408,8 @@ fn a_concurrent_reader_never_sees_part_of_a_batch() {
         }
     }
     writer.join().unwrap();
+    let rewritten = compactor.join().unwrap();
+    println!("compaction rewrote {rewritten} segments during the reads");
     assert_eq!(store.count_prefix(b"z:").unwrap(), 3 * N);
     store.check_ordered_index();
 }
@@ -534,6 +569,14 @@ fn check(store: &Store, live: &BTreeSet<Vec<u8>>, queries: &[Query]) {
     for q in queries {
         let request = resolve(q);
         assert_eq!(request.on_store(store), request.on_model(live), "{q:?}");
+        let mut buf = RangeBuf::new();
+        let (start, end) = request.bounds();
+        store.range_into(&request.prefix, start, end, request.reverse, request.limit, &mut buf).unwrap();
+        let keys: Vec<Vec<u8>> = buf.iter().map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(keys, request.on_model(live), "range_into: {q:?}");
+        for (key, value) in buf.iter() {
+            assert_eq!(store.get(key).unwrap().as_deref(), Some(value), "range_into reads each key's latest value");
+        }
     }
     // Expired keys are never counted here: every expired put is followed by compaction below.
     let count = |p: &[u8]| live.iter().filter(|k| k.starts_with(p)).count();
@@ -621,4 +664,9 @@ proptest! {
             check(&store, &live, &queries);
         }
     }
+}
+
+/// Decimal digits without their leading zeros (`00042` -> `42`; `00000` -> `0`).
+fn without_leading_zeros(digits: &[u8]) -> &[u8] {
+    digits.iter().position(|&b| b != b'0').map_or(&digits[digits.len() - 1..], |i| &digits[i..])
 }

@@ -12,6 +12,7 @@
 #   server/bench/collections.sh                    # build release, ROUNDS=3, 1,000,000 members
 #   ROUNDS=5 MEMBERS=200000 server/bench/collections.sh
 #   PARTS=table server/bench/collections.sh        # only the redis-benchmark table (or: million)
+#   FERROCASK_BIN=/path/to/ferrocask TESTS=lrange_100 PARTS=table server/bench/collections.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -23,8 +24,13 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 TESTS=${TESTS:-lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100}
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
   echo "needs redis-server and redis-benchmark: apt-get install -y redis-server redis-tools" >&2; exit 1; }
-CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -q -p ferrocask-cli
-bin=${CARGO_TARGET_DIR:-target}/release/ferrocask
+# FERROCASK_BIN: a ferrocask binary built beforehand (e.g. the commit before a change), run as is.
+if [ -n "${FERROCASK_BIN:-}" ]; then
+  bin=$FERROCASK_BIN
+else
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo build --release -q -p ferrocask-cli
+  bin=${CARGO_TARGET_DIR:-target}/release/ferrocask
+fi
 work=$(mktemp -d "$BENCH_DIR/ferrocask-collections.XXXXXX")
 fc_port=$((20000 + RANDOM % 10000)); rd_port=$((fc_port + 1))
 fc_pid=; rd_pid=

@@ -34,7 +34,7 @@
 use std::hash::Hasher;
 use std::ops::Bound;
 
-use ferrocask::{Expiry, KeyMeta};
+use ferrocask::{Expiry, KeyMeta, RangeBuf};
 
 use crate::db::{Entry, Read, Write};
 use crate::reply::Reply;
@@ -623,6 +623,25 @@ pub(crate) fn position_key(key: &[u8], meta: &Meta, position: i64) -> Vec<u8> {
     let mut out = members_prefix(key, meta.generation);
     out.extend_from_slice(&position_slot(position).to_be_bytes());
     out
+}
+
+/// The list elements at indexes `from..=to` (0-based, within `0..count`), in order, into `buf`:
+/// one range walk over their position records, which are contiguous (positions `head` to
+/// `head + count - 1`), so O(log n + returned) with no lookup per element. Falls back to one
+/// lookup per element if the walk does not find exactly that many (never, unless the records
+/// were altered behind the server's back), so the reply keeps its length.
+pub(crate) fn elements_into<R: Read + ?Sized>(ks: &R, key: &[u8], meta: &Meta, from: i64, to: i64, buf: &mut RangeBuf) {
+    let prefix = members_prefix(key, meta.generation);
+    let (first, last) = (position_key(key, meta, meta.head + from), position_key(key, meta, meta.head + to));
+    let wanted = (to - from + 1) as usize;
+    ks.range_into(&prefix, (Bound::Included(&first), Bound::Included(&last)), false, wanted, buf);
+    if buf.len() != wanted {
+        buf.clear();
+        for i in from..=to {
+            let position = position_key(key, meta, meta.head + i);
+            buf.push(&position, &element(ks, key, meta, i).unwrap_or_default());
+        }
+    }
 }
 
 /// The list element at `index` from the head (0-based, within `0..count`).

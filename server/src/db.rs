@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrocask::{Clock, Expiry, KeyMeta, ScanPage, Store, Txn};
+use ferrocask::{Clock, Expiry, KeyMeta, RangeBuf, ScanPage, Store, Txn};
 use parking_lot::Mutex;
 
 use crate::cmd::CommandStats;
@@ -78,6 +78,22 @@ pub(crate) trait Read {
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
         let keys = self.range(prefix, start, end, reverse, limit);
         keys.into_iter().filter_map(|k| self.get(&k).map(|(v, _)| (k, v))).collect()
+    }
+    /// [`Read::range_entries`] into `buf` (cleared first). The store's view fills it from the
+    /// store's walk (`Store::range_into`: no lookup and no allocation per entry once the buffer
+    /// has grown); this default copies `range_entries`.
+    fn range_into(
+        &self,
+        prefix: &[u8],
+        (start, end): (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        limit: usize,
+        buf: &mut RangeBuf,
+    ) {
+        buf.clear();
+        for (key, value) in self.range_entries(prefix, start, end, reverse, limit) {
+            buf.push(&key, &value);
+        }
     }
     /// How many live store keys start with `prefix` (one of `collection::ORDERED_PREFIXES`, whose
     /// keys never expire). The views ask the store (`count_prefix`: O(1)); this default is
@@ -325,6 +341,23 @@ impl Read for StoreView<'_> {
         match self.store.range_entries(prefix, start, end, reverse, limit) {
             Ok(entries) => entries.into_iter().map(|(k, v)| (k, v.into_vec())).collect(),
             Err(_) => fallback_range_entries(self, prefix, start, end, reverse, limit),
+        }
+    }
+
+    fn range_into(
+        &self,
+        prefix: &[u8],
+        (start, end): (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        limit: usize,
+        buf: &mut RangeBuf,
+    ) {
+        // No expiry under these prefixes, as for `range_entries`.
+        if self.store.range_into(prefix, start, end, reverse, limit, buf).is_err() {
+            buf.clear();
+            for (key, value) in fallback_range_entries(self, prefix, start, end, reverse, limit) {
+                buf.push(&key, &value);
+            }
         }
     }
 

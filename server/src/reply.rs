@@ -171,7 +171,7 @@ impl Reply {
         match self {
             Reply::Status(text) => line(out, b'+', text.as_bytes()),
             Reply::Error(text) => line(out, b'-', text.as_bytes()),
-            Reply::Int(n) => line(out, b':', n.to_string().as_bytes()),
+            Reply::Int(n) => line(out, b':', Decimal::new(n.unsigned_abs(), n < 0).digits()),
             Reply::Bulk(bytes) => blob(out, b'$', &[&bytes[..]]),
             Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
             Reply::NilArray if resp3 => out.put_slice(b"_\r\n"),
@@ -182,7 +182,7 @@ impl Reply {
             Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, version),
             Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, version),
             Reply::Pairs(pairs) => {
-                line(out, b'*', (if resp3 { pairs.len() } else { pairs.len() * 2 }).to_string().as_bytes());
+                line(out, b'*', Decimal::of(if resp3 { pairs.len() } else { pairs.len() * 2 }).digits());
                 for (key, value) in pairs {
                     if resp3 {
                         out.put_slice(b"*2\r\n");
@@ -193,7 +193,7 @@ impl Reply {
             }
             Reply::Map(pairs) => {
                 let (kind, count) = if resp3 { (b'%', pairs.len()) } else { (b'*', pairs.len() * 2) };
-                line(out, kind, count.to_string().as_bytes());
+                line(out, kind, Decimal::of(count).digits());
                 for (key, value) in pairs {
                     key.encode(version, out);
                     value.encode(version, out);
@@ -248,9 +248,45 @@ pub(crate) fn format_double(x: f64) -> String {
 /// are the server's own, error texts are [`ErrorText`]s, the rest are numbers.
 /// An aggregate of `kind` (`*`, `~`, `>`): its length, then each item, consumed as it is encoded.
 fn aggregate(out: &mut BytesMut, kind: u8, items: Vec<Reply>, version: u8) {
-    line(out, kind, items.len().to_string().as_bytes());
+    line(out, kind, Decimal::of(items.len()).digits());
     for item in items {
         item.encode(version, out);
+    }
+}
+
+/// An integer's decimal digits (with a `-` if negative), written on the stack: every length and
+/// count of a reply is one, and a `String` per element (`to_string`) was a malloc and a free per
+/// element of an LRANGE reply.
+struct Decimal {
+    /// The digits, right-aligned: a `-` and up to 20 digits (`u64::MAX`).
+    buf: [u8; 21],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut n: u64, negative: bool) -> Decimal {
+        let mut d = Decimal { buf: [0; 21], start: 21 };
+        loop {
+            d.start -= 1;
+            d.buf[d.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if negative {
+            d.start -= 1;
+            d.buf[d.start] = b'-';
+        }
+        d
+    }
+
+    fn of(n: usize) -> Decimal {
+        Decimal::new(n as u64, false)
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 }
 
@@ -265,7 +301,7 @@ fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
 /// A length-prefixed frame whose body is `parts` joined.
 fn blob(out: &mut BytesMut, kind: u8, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    line(out, kind, len.to_string().as_bytes());
+    line(out, kind, Decimal::of(len).digits());
     out.reserve(len + 2);
     for part in parts {
         out.put_slice(part);
@@ -276,6 +312,14 @@ fn blob(out: &mut BytesMut, kind: u8, parts: &[&[u8]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [0i64, 7, -7, 10, 99, -100, 123_456_789, i64::MAX, i64::MIN] {
+            assert_eq!(Decimal::new(n.unsigned_abs(), n < 0).digits(), n.to_string().as_bytes());
+        }
+        assert_eq!(Decimal::of(usize::MAX).digits(), usize::MAX.to_string().as_bytes());
+    }
 
     fn bytes(reply: &Reply, version: u8) -> Vec<u8> {
         let mut out = BytesMut::new();

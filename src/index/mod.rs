@@ -14,9 +14,10 @@
 //! the live keys are counted without visiting entries ([`Index::live_len`]).
 //!
 //! Keys under the prefixes declared with `Options::ordered_prefix` are also kept in an ordered
-//! set (`ordered.rs`), which changes only where the entry count does ([`Index::entered`],
-//! [`Index::left`]): its keys are exactly the entries' keys under those prefixes once the store
-//! is open (checked by [`Index::check_ordered`]).
+//! set (`ordered.rs`), each with a copy of its entry's location. Its keys change only where the
+//! entry count does ([`Index::entered`], [`Index::left`]), its locations where an entry is
+//! replaced or relocated ([`Index::moved`]): its keys and locations are exactly the entries'
+//! under those prefixes once the store is open (checked by [`Index::check_ordered`]).
 
 mod ordered;
 mod segments;
@@ -37,7 +38,7 @@ use crate::Result;
 pub(crate) use ordered::in_range;
 use ordered::{not_ordered, Ordered, OrderedWrite};
 pub(crate) use segments::new_index_slot;
-use segments::{Entry, SegmentTable, ENTRY_HASH_BITS};
+use segments::{Entry, Location, SegmentTable, ENTRY_HASH_BITS};
 
 /// A key's hash, split into the stripe it lives in and the bits stored in the entry.
 #[derive(Clone, Copy, Debug)]
@@ -278,12 +279,22 @@ impl Index {
         keys.any(|key| ordered.covers(key)).then(|| ordered.write())
     }
 
-    /// `key` entered the index: the one place (with [`Index::left`] and the bulk load, which
-    /// precedes the ordered set) where the entry count and the ordered set change.
-    fn entered(&self, key: &[u8], ordered: &mut Option<OrderedWrite<'_>>) {
+    /// `key` entered the index, its entry at `location`: the one place (with [`Index::left`] and
+    /// the bulk load, which precedes the ordered set) where the entry count and the ordered set's
+    /// keys change.
+    fn entered(&self, key: &[u8], location: Location, ordered: &mut Option<OrderedWrite<'_>>) {
         self.len.fetch_add(1, Ordering::Relaxed);
         match ordered {
-            Some(ordered) => ordered.insert(key),
+            Some(ordered) => ordered.insert(key, location),
+            None => self.debug_assert_not_ordered(key),
+        }
+    }
+
+    /// `key`'s entry, which stays, now points at `location` (a put over a live key, compaction's
+    /// relocation): the ordered set's copy follows, under the same locks.
+    fn moved(&self, key: &[u8], location: Location, ordered: &mut Option<OrderedWrite<'_>>) {
+        match ordered {
+            Some(ordered) => ordered.moved(key, location),
             None => self.debug_assert_not_ordered(key),
         }
     }
@@ -323,6 +334,7 @@ impl Index {
         match (slot, r.kind) {
             (hash_table::Entry::Occupied(mut occupied), RecordKind::Put) => {
                 let old = std::mem::replace(occupied.get_mut(), segs.entry(segment, r.offset, h.short));
+                self.moved(r.key, occupied.get().location(), ordered);
                 self.replace_expiry(retire(segs, old), r.expires_ms);
                 segment.add_live(r.len);
             }
@@ -332,9 +344,9 @@ impl Index {
                 self.left(r.key, ordered);
             }
             (hash_table::Entry::Vacant(vacant), RecordKind::Put) => {
-                vacant.insert(segs.entry(segment, r.offset, h.short));
+                let location = vacant.insert(segs.entry(segment, r.offset, h.short)).get().location();
                 segment.add_live(r.len);
-                self.entered(r.key, ordered);
+                self.entered(r.key, location, ordered);
                 self.replace_expiry(0, r.expires_ms);
             }
             (hash_table::Entry::Vacant(_), RecordKind::Delete) => {}
@@ -481,6 +493,8 @@ impl Index {
         to_offset: u32,
     ) -> bool {
         let h = self.hash(key);
+        // Before the stripe lock, as every change that may move a covered key's entry.
+        let mut ordered = self.lock_ordered(std::iter::once(key));
         let mut table = self.stripes[h.stripe].write();
         let segs = &self.segments;
         let Some(entry) =
@@ -492,6 +506,7 @@ impl Index {
             return false;
         }
         let old = std::mem::replace(entry, segs.entry(to, to_offset, h.short));
+        self.moved(key, entry.location(), &mut ordered);
         let from = segs.resolve(&old);
         let header = from.record_header(old.offset());
         // The copy is the same record, expiry included, so the expiry count does not change.
@@ -526,36 +541,65 @@ impl Index {
         let segs = &self.segments;
         for stripe in self.stripes.iter_mut() {
             let entries = stripe.get_mut().iter();
-            keys.extend(entries.filter_map(|e| entry_key(segs, e).filter(|k| covered(k)).map(|k| k.into())));
+            keys.extend(
+                entries.filter_map(|e| entry_key(segs, e).filter(|k| covered(k)).map(|k| (k.into(), e.location()))),
+            );
         }
         self.ordered = Some(Box::new(Ordered::new(prefixes, keys)));
     }
 
     /// The keys under `prefix` (which must start with a declared prefix) within
     /// `start..end`, in order (descending if `reverse`), as `take` makes them from the key and its
-    /// entry (`None` from `take`: skipped, not counted), at most `limit`. The ordered set's read
-    /// lock is held throughout, so every published group is seen whole; each key is looked up
-    /// under its stripe's read lock. O(log n + keys walked).
+    /// record (`None` from `take`: skipped, not counted), at most `limit`. See [`Index::walk`].
     pub(crate) fn range<T>(
         &self,
         prefix: &[u8],
         bounds: (Bound<&[u8]>, Bound<&[u8]>),
         reverse: bool,
         limit: usize,
-        mut take: impl FnMut(&[u8], Option<Found<'_>>) -> Option<T>,
+        mut take: impl FnMut(&[u8], Found<'_>) -> Option<T>,
     ) -> Result<Vec<T>> {
-        let ordered = self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?;
         let mut taken = Vec::new();
-        ordered.walk(prefix, bounds, reverse, |key| {
-            if taken.len() >= limit {
-                return false;
-            }
-            if let Some(item) = self.with(key, |found| take(key, found)) {
+        if limit == 0 {
+            return Ok(taken);
+        }
+        self.walk(prefix, bounds, reverse, |key, found| {
+            if let Some(item) = take(key, found) {
                 taken.push(item);
             }
             taken.len() < limit
         })?;
         Ok(taken)
+    }
+
+    /// Calls `f` on each key under `prefix` (which must start with a declared prefix) within
+    /// `start..end` and its latest record, in order (descending if `reverse`), until `f` returns
+    /// false. The record comes from the location the ordered set keeps beside the key: no hash
+    /// lookup, no allocation. The ordered set's read lock is held throughout, so every published
+    /// group is seen whole and every record is its key's latest while `f` runs (`ordered.rs`).
+    /// O(log n + keys walked).
+    pub(crate) fn walk(
+        &self,
+        prefix: &[u8],
+        bounds: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        mut f: impl FnMut(&[u8], Found<'_>) -> bool,
+    ) -> Result<()> {
+        let ordered = self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?;
+        ordered.walk(prefix, bounds, reverse, |key, location| {
+            // SAFETY: `Ordered::walk` holds the set's read lock while this runs, and a covered
+            // key's entry is made, replaced, relocated or forgotten only under its write lock,
+            // each time with the set's copy updated (`entered`, `moved`, `left`): so an entry at
+            // `location` exists, and stays, until this call returns. The `Found` lent to `f`
+            // cannot outlive the call (`f` takes it for any lifetime, so cannot keep it).
+            let segment = unsafe { self.segments.resolve_location(location) };
+            let offset = location.offset();
+            // Entries point at puts; as in `find`, a tombstone (a forged hint) reads as absent.
+            match segment.record_header(offset).filter(|h| h.kind == RecordKind::Put) {
+                Some(header) => f(key, Found { segment, offset, header }),
+                None => true,
+            }
+        })
     }
 
     /// The entries under `prefix`, which must be exactly a declared prefix. O(1).
@@ -568,19 +612,25 @@ impl Index {
     /// in flight.
     pub(crate) fn check_ordered(&self) {
         let Some(ordered) = self.ordered.as_deref() else { return };
-        let mut expected: Vec<Box<[u8]>> = Vec::new();
+        let mut expected: Vec<(Box<[u8]>, Location)> = Vec::new();
         for stripe in self.stripes.iter() {
             let table = stripe.read();
             let segs = &self.segments;
             expected.extend(
-                table.iter().filter_map(|e| entry_key(segs, e).filter(|k| ordered.covers(k)).map(|k| k.into())),
+                table
+                    .iter()
+                    .filter_map(|e| entry_key(segs, e).filter(|k| ordered.covers(k)).map(|k| (k.into(), e.location()))),
             );
         }
-        expected.sort_unstable();
+        expected.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let (keys, counts) = ordered.snapshot();
-        assert_eq!(keys, expected, "the ordered set holds the keys of the entries under the declared prefixes");
+        let (set_keys, set_locations): (Vec<&Box<[u8]>>, Vec<Location>) = keys.iter().map(|(k, l)| (k, *l)).unzip();
+        let (entry_keys, entry_locations): (Vec<&Box<[u8]>>, Vec<Location>) =
+            expected.iter().map(|(k, l)| (k, *l)).unzip();
+        assert_eq!(set_keys, entry_keys, "the ordered set holds the keys of the entries under the declared prefixes");
+        assert_eq!(set_locations, entry_locations, "the ordered set holds each key's entry's location");
         let mut expected_counts = vec![0; counts.len()];
-        for key in &keys {
+        for (key, _) in &keys {
             expected_counts[ordered.prefix_index(key).expect("a covered key")] += 1;
         }
         assert_eq!(*counts, *expected_counts, "the ordered set counts its keys per prefix");
@@ -945,7 +995,60 @@ fn entry_key(segs: &SegmentTable, entry: &Entry) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::Expiries;
+    use std::ops::Bound::Unbounded;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::{Expiries, Location};
+    use crate::{Options, Store};
+
+    /// The location of `key` in the ordered set.
+    fn ordered_location(store: &Store, key: &[u8]) -> Location {
+        let (keys, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        keys.into_iter().find(|(k, _)| **k == *key).unwrap().1
+    }
+
+    /// The ordered set's copy of each location follows puts over live keys and compaction's
+    /// relocations (checked against the hash entries), and the check catches one missed move:
+    /// the set left pointing at a key's previous record, which a range read would then return.
+    #[test]
+    fn the_ordered_set_s_locations_follow_the_entries_and_a_missed_move_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments, so that the keys span several and compaction relocates them.
+        let options = Options {
+            segment_bytes: 16 << 10,
+            preallocate_bytes: 4 << 10,
+            background_thread: false,
+            auto_compact: false,
+            ..Options::default()
+        };
+        let store = Store::open_with(dir.path(), options.ordered_prefix("o:")).unwrap();
+        for i in 0..200 {
+            store.put(format!("o:{i:03}"), format!("first {i} {}", "x".repeat(100))).unwrap();
+            store.put(format!("h:{i:02}"), "not ordered".repeat(10)).unwrap();
+        }
+        for i in 0..200 {
+            store.delete(format!("h:{i:02}")).unwrap();
+        }
+        store.put("o:007", "second").unwrap();
+        store.engine.index.check_ordered();
+        let (before_compaction, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        let report = store.compact().unwrap();
+        assert!(report.segments_written > 0, "compaction rewrote live records: {report:?}");
+        let (after_compaction, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        assert!(before_compaction.iter().zip(&after_compaction).any(|(b, a)| b.1 != a.1), "some key was relocated");
+        store.engine.index.check_ordered();
+        let read = |key: &[u8]| store.range_entries(key, Unbounded, Unbounded, false, 1).unwrap()[0].1.to_vec();
+        assert_eq!(read(b"o:007"), b"second");
+
+        // Maintenance skipped once: a put over `o:007` whose move the set did not follow.
+        let before = ordered_location(&store, b"o:007");
+        store.put("o:007", "third").unwrap();
+        assert_ne!(ordered_location(&store, b"o:007"), before, "a put over a key moves its location");
+        store.engine.index.ordered.as_deref().unwrap().write().moved(b"o:007", before);
+        assert_eq!(read(b"o:007"), b"second", "a stale location reads the key's previous record");
+        let caught = catch_unwind(AssertUnwindSafe(|| store.engine.index.check_ordered()));
+        assert!(caught.is_err(), "the check finds the stale location");
+    }
 
     #[test]
     fn expiries_count_what_has_expired_as_the_clock_moves_forward_and_back() {

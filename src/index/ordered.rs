@@ -1,29 +1,37 @@
 //! The keys under declared prefixes (`Options::ordered_prefix`), in order, beside the hash
 //! stripes: for range reads in O(log n + m) and a count per prefix in O(1).
 //!
-//! The set holds keys only: locations stay in the hash entries, so compaction's relocations never
-//! touch it. It changes exactly when a key under a declared prefix enters or leaves the hash
-//! index, and only there (`Index::entered`, `Index::left`). It is not kept during recovery's bulk
-//! load (which reads no key); it is built once recovery has swept, from the live entries.
+//! Beside each key the set keeps a copy of its hash entry's location (segment slot and offset,
+//! `segments::Location`), so that a range read gets each record from the walk itself, without
+//! hashing the key and probing its stripe again (that second lookup was ~40% of LRANGE's time).
+//! Keys enter and leave the set exactly where they enter and leave the hash index, and only
+//! there (`Index::entered`, `Index::left`); a location changes wherever the entry's does (a put
+//! over a live key, compaction's relocation: `Index::moved`). It is not kept during recovery's
+//! bulk load (which reads no key); it is built once recovery has swept, from the live entries.
 //!
-//! Lock order: this set's lock comes before every stripe lock. A change that may add or remove a
-//! key under a declared prefix (a published group holding one, a removal of one) takes the write
-//! lock before its stripe locks and keeps it until every stripe is updated, so a reader that holds
-//! the read lock sees each group whole, and may look keys up in the stripes meanwhile.
+//! Lock order: this set's lock comes before every stripe lock. A change that may add, remove or
+//! move a key under a declared prefix (a published group holding one, a removal or relocation of
+//! one) takes the write lock before its stripe locks and keeps it until every stripe is updated.
+//! So a reader that holds the read lock sees each group whole, and every location it reads equals
+//! its key's hash entry for as long as it holds the lock: the entry, which counts its segment's
+//! slot, cannot be replaced or forgotten meanwhile, so the segment stays mapped and the record
+//! read through the location is the key's latest.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use parking_lot::{RwLock, RwLockWriteGuard};
 
+use super::segments::Location;
 use crate::{Error, Result};
 
 /// Bytes the set takes per key besides the key's own bytes (its share of the tree's nodes: a
-/// 16-byte `Box<[u8]>` per slot, 11 slots per node), for `Stats::index_bytes`. Measured by
-/// `tests/ordered_footprint.rs`, which checks that this stays within 20% of what is allocated:
-/// 18 bytes when the set is built at open (full nodes), 27 after inserts in random order, 34
-/// after inserts in key order (half-full nodes). See DESIGN.md, "Ordered prefixes".
-pub(crate) const SET_BYTES_PER_KEY: usize = 26;
+/// 16-byte `Box<[u8]>` and an 8-byte location per slot, 11 slots per node), for
+/// `Stats::index_bytes`. Measured by `tests/ordered_footprint.rs`, which checks that this stays
+/// within 20% of what is allocated: 26 bytes when the set is built at open (full nodes), 39
+/// after inserts in random order, 49 after inserts in key order (half-full nodes); 18, 27 and
+/// 34 before the locations were kept. See DESIGN.md, "Ordered prefixes".
+pub(crate) const SET_BYTES_PER_KEY: usize = 36;
 
 /// The declared prefixes and the ordered set of the index's keys under them.
 pub(crate) struct Ordered {
@@ -32,10 +40,13 @@ pub(crate) struct Ordered {
     keys: RwLock<OrderedKeys>,
 }
 
-/// The set itself, with what is counted as it changes.
+/// A key of the set with its entry's location.
+pub(crate) type Located = (Box<[u8]>, Location);
+
+/// The set itself (each key with its entry's location), with what is counted as it changes.
 #[derive(Default)]
 pub(crate) struct OrderedKeys {
-    set: BTreeSet<Box<[u8]>>,
+    set: BTreeMap<Box<[u8]>, Location>,
     /// Keys in `set` under each declared prefix (same order as `Ordered::prefixes`).
     counts: Box<[usize]>,
     /// The sum of the lengths of the keys in `set`.
@@ -43,18 +54,19 @@ pub(crate) struct OrderedKeys {
 }
 
 impl Ordered {
-    /// A set for `prefixes` (checked by `Options::validated`), holding `keys` (each under one).
-    pub(crate) fn new(prefixes: &[Vec<u8>], keys: Vec<Box<[u8]>>) -> Ordered {
+    /// A set for `prefixes` (checked by `Options::validated`), holding `keys` (each under one)
+    /// with their entries' locations.
+    pub(crate) fn new(prefixes: &[Vec<u8>], keys: Vec<(Box<[u8]>, Location)>) -> Ordered {
         let prefixes: Box<[Box<[u8]>]> = prefixes.iter().map(|p| p.clone().into_boxed_slice()).collect();
         let mut counts = vec![0; prefixes.len()].into_boxed_slice();
         let mut key_bytes = 0;
-        for key in &keys {
+        for (key, _) in &keys {
             let i = prefix_index(&prefixes, key).expect("every key given is under a declared prefix");
             counts[i] += 1;
             key_bytes += key.len();
         }
         // Collected and bulk-built (std sorts, then fills nodes whole): smaller than inserting.
-        let set: BTreeSet<Box<[u8]>> = keys.into_iter().collect();
+        let set: BTreeMap<Box<[u8]>, Location> = keys.into_iter().collect();
         debug_assert_eq!(set.len(), counts.iter().sum::<usize>(), "the index holds each key once");
         Ordered { prefixes, keys: RwLock::new(OrderedKeys { set, counts, key_bytes }) }
     }
@@ -76,15 +88,16 @@ impl Ordered {
     }
 
     /// Calls `f` on each key that starts with `prefix` (which must start with a declared prefix)
-    /// and lies within `start..end`, in ascending order (descending if `reverse`), until `f`
-    /// returns false. Holds the read lock throughout: `f` may take stripe locks, not this one.
-    /// O(log n) plus the keys `f` is called on.
+    /// and lies within `start..end`, with its entry's location, in ascending order (descending if
+    /// `reverse`), until `f` returns false. Holds the read lock throughout, so each location
+    /// equals its key's entry while `f` runs on it (see the module doc): `f` may take stripe
+    /// locks, not this one. O(log n) plus the keys `f` is called on.
     pub(crate) fn walk(
         &self,
         prefix: &[u8],
         (start, end): (Bound<&[u8]>, Bound<&[u8]>),
         reverse: bool,
-        mut f: impl FnMut(&[u8]) -> bool,
+        mut f: impl FnMut(&[u8], Location) -> bool,
     ) -> Result<()> {
         if !self.covers(prefix) {
             return Err(not_ordered(prefix));
@@ -93,9 +106,9 @@ impl Ordered {
         let keys = self.keys.read();
         let range = keys.set.range::<[u8], _>((low.as_ref().map(Vec::as_slice), high.as_ref().map(Vec::as_slice)));
         if reverse {
-            range.rev().take_while(|k| f(k)).for_each(drop);
+            range.rev().take_while(|(k, l)| f(k, **l)).for_each(drop);
         } else {
-            range.take_while(|k| f(k)).for_each(drop);
+            range.take_while(|(k, l)| f(k, **l)).for_each(drop);
         }
         Ok(())
     }
@@ -106,10 +119,11 @@ impl Ordered {
         keys.key_bytes + keys.set.len() * SET_BYTES_PER_KEY
     }
 
-    /// Every key in the set, in order (for the check against a walk of the stripes).
-    pub(crate) fn snapshot(&self) -> (Vec<Box<[u8]>>, Box<[usize]>) {
+    /// Every key in the set with its location, in order (for the check against a walk of the
+    /// stripes).
+    pub(crate) fn snapshot(&self) -> (Vec<Located>, Box<[usize]>) {
         let keys = self.keys.read();
-        (keys.set.iter().cloned().collect(), keys.counts.clone())
+        (keys.set.iter().map(|(k, l)| (k.clone(), *l)).collect(), keys.counts.clone())
     }
 
     /// The index of the declared prefix `key` starts with.
@@ -118,19 +132,19 @@ impl Ordered {
     }
 }
 
-/// The set, write-locked, for a change of the index: inserts and removes keys under a declared
-/// prefix, ignores the others.
+/// The set, write-locked, for a change of the index: inserts, moves and removes keys under a
+/// declared prefix, ignores the others.
 pub(crate) struct OrderedWrite<'a> {
     prefixes: &'a [Box<[u8]>],
     keys: RwLockWriteGuard<'a, OrderedKeys>,
 }
 
 impl OrderedWrite<'_> {
-    /// A key entered the index.
-    pub(crate) fn insert(&mut self, key: &[u8]) {
+    /// A key entered the index, its entry at `location`.
+    pub(crate) fn insert(&mut self, key: &[u8], location: Location) {
         let Some(i) = prefix_index(self.prefixes, key) else { return };
         let keys = &mut *self.keys;
-        let inserted = keys.set.insert(key.into());
+        let inserted = keys.set.insert(key.into(), location).is_none();
         debug_assert!(inserted, "a key entering the index was not in the ordered set");
         if inserted {
             keys.counts[i] += 1;
@@ -138,11 +152,23 @@ impl OrderedWrite<'_> {
         }
     }
 
+    /// A key's entry now points at `location` (a put over it, or compaction moved its record).
+    pub(crate) fn moved(&mut self, key: &[u8], location: Location) {
+        if prefix_index(self.prefixes, key).is_none() {
+            return;
+        }
+        let slot = self.keys.set.get_mut(key);
+        debug_assert!(slot.is_some(), "a key whose entry moves is in the ordered set");
+        if let Some(slot) = slot {
+            *slot = location;
+        }
+    }
+
     /// A key left the index.
     pub(crate) fn remove(&mut self, key: &[u8]) {
         let Some(i) = prefix_index(self.prefixes, key) else { return };
         let keys = &mut *self.keys;
-        let removed = keys.set.remove(key);
+        let removed = keys.set.remove(key).is_some();
         debug_assert!(removed, "a key leaving the index was in the ordered set");
         if removed {
             keys.counts[i] -= 1;
@@ -200,7 +226,7 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
-    use super::{clamp, in_range, successor, Ordered};
+    use super::{clamp, in_range, successor, Location, Ordered};
 
     #[test]
     fn the_successor_of_a_prefix_is_above_all_its_keys() {
@@ -234,14 +260,17 @@ mod tests {
             .iter()
             .map(|k| (*k).into())
             .collect();
-        let ordered = Ordered::new(&[b"a".to_vec(), b"b".to_vec(), b"\xff".to_vec()], keys.clone());
+        let located = keys.iter().enumerate().map(|(i, k)| (k.clone(), Location::unused(i as u32))).collect();
+        let ordered = Ordered::new(&[b"a".to_vec(), b"b".to_vec(), b"\xff".to_vec()], located);
         let bounds: [Bound<&[u8]>; 5] = [Unbounded, Included(b"ab"), Excluded(b"ab"), Included(b"a"), Excluded(b"b")];
         for prefix in [&b"a"[..], b"ab", b"\xff", b"b"] {
             for start in bounds {
                 for end in bounds {
                     let mut walked = Vec::new();
                     ordered
-                        .walk(prefix, (start, end), false, |k| {
+                        .walk(prefix, (start, end), false, |k, l| {
+                            let i = keys.iter().position(|key| **key == *k).unwrap();
+                            assert_eq!(l, Location::unused(i as u32), "each key walked with its own location");
                             walked.push(k.to_vec());
                             true
                         })
@@ -254,6 +283,6 @@ mod tests {
         }
         assert_eq!(ordered.count(b"a").unwrap(), 5);
         assert!(ordered.count(b"ab").is_err(), "counts are for declared prefixes only");
-        assert!(ordered.walk(b"c", (Unbounded, Unbounded), false, |_| true).is_err());
+        assert!(ordered.walk(b"c", (Unbounded, Unbounded), false, |_, _| true).is_err());
     }
 }

@@ -94,6 +94,37 @@ impl Entry {
     fn slot(&self) -> u32 {
         (self.packed() >> ENTRY_HASH_BITS) as u32
     }
+
+    /// Where the entry points, as a copy that counts nothing: for the ordered set, which keeps
+    /// the location of each of its keys beside the key so that a range read needs no hash lookup.
+    #[inline]
+    pub(crate) fn location(&self) -> Location {
+        Location { offset: self.offset, slot: self.slot() }
+    }
+}
+
+/// An entry's segment slot and record offset (8 bytes), copied out of it: what the ordered set
+/// keeps per key (`ordered.rs`). Unlike an [`Entry`] it is not counted in the slot, so it keeps
+/// no segment alive: it is read only while an entry equal to it is known to exist (see
+/// [`SegmentTable::resolve_location`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    offset: u32,
+    slot: u32,
+}
+
+impl Location {
+    /// The record's offset in its segment.
+    #[inline]
+    pub(crate) fn offset(self) -> u32 {
+        self.offset
+    }
+
+    /// A location that no entry has, for the ordered set's own tests.
+    #[cfg(test)]
+    pub(crate) fn unused(offset: u32) -> Location {
+        Location { offset, slot: SLOTS_MAX }
+    }
 }
 
 /// One segment's place in the table.
@@ -202,6 +233,24 @@ impl SegmentTable {
         // outlives the borrow of `entry` (it cannot be consumed while borrowed). The slot was
         // filled before the entry was made, and the entry reached this thread through its
         // stripe's lock, so the load sees the pointer stored for it.
+        unsafe { &*ptr }
+    }
+
+    /// The segment `location` names, for as long as `self` is borrowed.
+    ///
+    /// # Safety
+    /// An entry whose [`Entry::location`] is `location` must exist, and must not be forgotten,
+    /// for as long as the returned reference is used: the slot's count then stays above zero,
+    /// so it keeps its segment (the ordered set guarantees this by changing a covered key's
+    /// location only under its write lock, which a range reader holds for reading).
+    #[inline]
+    pub(crate) unsafe fn resolve_location(&self, location: Location) -> &Segment {
+        let ptr = self.slot(location.slot).segment.load(Ordering::Acquire);
+        debug_assert!(!ptr.is_null(), "a location's slot holds its segment");
+        // SAFETY: by the caller's promise an entry with this slot exists and outlives the use of
+        // the reference, so (as in `resolve`) the slot holds its strong reference from
+        // `Arc::into_raw` meanwhile. The location reached this thread through the ordered set's
+        // lock, taken after the entry was made and its slot filled, so the load sees the pointer.
         unsafe { &*ptr }
     }
 

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use crate::format::{is_expired, record_header_len, RecordKind};
-use crate::index::{in_range, Found, Index, ScanPage};
+use crate::index::{in_range, Index, ScanPage};
 use crate::log::encoded::Encoded;
 use crate::value::Value;
 use crate::{Error, Result};
@@ -241,8 +241,8 @@ impl<'a> Txn<'a> {
     ) -> Result<Vec<Vec<u8>>> {
         let pending = self.pending_in_range(prefix, start, end);
         let published = self.index.range(prefix, (start, end), reverse, limit, |key, found| {
-            let live = |f: &Found<'_>| !self.is_written(key) && !is_expired(f.header.expires_ms, || self.now_ms);
-            found.filter(live).map(|_| key.to_vec())
+            let live = !self.is_written(key) && !is_expired(found.header.expires_ms, || self.now_ms);
+            live.then(|| key.to_vec())
         })?;
         let pending = pending.into_iter().map(|(key, _)| key);
         Ok(merge(published.into_iter(), pending, |k| k, reverse, limit))
@@ -259,8 +259,10 @@ impl<'a> Txn<'a> {
     ) -> Result<Vec<(Vec<u8>, Value)>> {
         let pending = self.pending_in_range(prefix, start, end);
         let published = self.index.range(prefix, (start, end), reverse, limit, |key, found| {
-            let live = |f: &Found<'_>| !self.is_written(key) && !is_expired(f.header.expires_ms, || self.now_ms);
-            let found = found.filter(live)?;
+            let live = !self.is_written(key) && !is_expired(found.header.expires_ms, || self.now_ms);
+            if !live {
+                return None;
+            }
             let value = found.value()?;
             Some((key.to_vec(), Value::new(value.into_owned())))
         })?;

@@ -3,10 +3,13 @@
 //! ```text
 //! peers [--keys 1000000] [--secs 2] [--slice 0.25] [--runs 3] [--only ferrocask,redb,...] [--threads 1,4,32]
 //!       [--get-threads 1,2] [--batch 10000] [--dir DIR] [--out FILE.md] [--svg FILE.svg]
-//!       [--csv FILE.csv] [--no-cold]
+//!       [--csv FILE.csv] [--no-cold] [--ranges]
 //! ```
+//! `--ranges` runs only the range workloads (`ranges.rs`) against ferrocask, redb, fjall and
+//! SQLite.
 //! See BENCHMARKS.md at the repository root for what each workload does.
 
+mod ranges;
 mod report;
 mod stores;
 
@@ -37,12 +40,13 @@ pub struct Config {
     pub csv: PathBuf,
     pub cold: bool,
     pub profile_open: bool,
+    pub ranges: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: peers [--keys N] [--secs S] [--slice S] [--runs R] [--only a,b] [--threads 1,4,32] [--get-threads 1,2] \
-         [--batch N] [--dir DIR] [--out FILE.md] [--svg FILE.svg] [--csv FILE.csv] [--no-cold]\n\
+         [--batch N] [--dir DIR] [--out FILE.md] [--svg FILE.svg] [--csv FILE.csv] [--no-cold] [--ranges]\n\
          stores: {}",
         Engine::all().iter().map(|e| e.name()).collect::<Vec<_>>().join(",")
     );
@@ -66,6 +70,7 @@ fn parse_args() -> Config {
         csv: here.join("results.csv"),
         cold: true,
         profile_open: false,
+        ranges: false,
     };
     let mut args = std::env::args().skip(1);
     let list = |s: String| -> Vec<usize> {
@@ -87,6 +92,7 @@ fn parse_args() -> Config {
             "--csv" => c.csv = val().into(),
             "--no-cold" => c.cold = false,
             "--profile-open" => c.profile_open = true,
+            "--ranges" => c.ranges = true,
             "--only" => {
                 let names = val();
                 c.engines = names
@@ -437,6 +443,10 @@ fn profile_open(cfg: &Config, sorted: &[[u8; KEY_BYTES]]) {
 fn main() {
     let cfg = parse_args();
     std::fs::create_dir_all(&cfg.dir).expect("create data dir");
+    if cfg.ranges {
+        ranges::run(&cfg);
+        return;
+    }
     let mut sorted: Vec<[u8; KEY_BYTES]> = (0..cfg.keys).map(key).collect();
     sorted.sort_unstable();
     if cfg.profile_open {

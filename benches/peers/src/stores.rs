@@ -16,7 +16,27 @@ pub trait Kv: Sync {
     fn load(&self, items: &[([u8; 16], Vec<u8>)]);
     /// Reclaim space after overwrites, where the store has a way to.
     fn compact(&mut self);
+    /// The range workloads' bulk path (`--ranges`): keys of any length, as [`Kv::load`].
+    fn load_pairs(&self, _items: &[(Vec<u8>, Vec<u8>)]) {
+        unimplemented!("range workloads are not measured for this store")
+    }
+    /// Up to `n` entries from the first key at or after `start`, in key order: the keys read
+    /// and the sum of their values' lengths (every value is read).
+    fn scan(&self, _start: &[u8], _n: usize) -> (usize, usize) {
+        unimplemented!("range workloads are not measured for this store")
+    }
+    /// Every entry in key order, as [`Kv::scan`] counts them.
+    fn scan_all(&self) -> (usize, usize) {
+        unimplemented!("range workloads are not measured for this store")
+    }
 }
+
+/// The prefix of the range workloads' keys: declared with `Options::ordered_prefix` in
+/// ferrocask (its ordered index), one byte in front of each key in every store.
+pub const RANGE_PREFIX: &[u8] = b"r";
+/// Entries per call when ferrocask walks a whole prefix (a cursor over pages, as an
+/// application iterating a million keys would).
+const FERRO_PAGE_KEYS: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Engine {
@@ -83,11 +103,39 @@ impl Engine {
 // ---------------------------------------------------------------------------------------------
 // ferrocask: `Store::open` defaults, i.e. `SyncMode::Always`: every put is fdatasync'd before it
 // returns, concurrent writers share one sync (group commit). Bulk path: one `Batch` per chunk.
-struct Ferro(ferrocask::Store);
+pub struct Ferro(ferrocask::Store);
+
+thread_local! {
+    /// Each thread's reusable range buffer (`Store::range_into`).
+    static FERRO_BUF: std::cell::RefCell<ferrocask::RangeBuf> = std::cell::RefCell::new(ferrocask::RangeBuf::new());
+}
 
 impl Ferro {
     fn open(dir: &Path) -> Ferro {
         Ferro(ferrocask::Store::open(dir).expect("ferrocask open"))
+    }
+
+    /// Default options with [`RANGE_PREFIX`] declared ordered (what the range workloads open).
+    pub fn open_ordered(dir: &Path) -> Ferro {
+        std::fs::create_dir_all(dir).expect("create store directory");
+        let options = ferrocask::Options::default().ordered_prefix(RANGE_PREFIX);
+        Ferro(ferrocask::Store::open_with(dir, options).expect("ferrocask open"))
+    }
+
+    /// Up to `n` entries from `start` through the thread's reusable buffer: the keys read, the
+    /// sum of the values' lengths, and the last key when there were `n` (where a next page starts).
+    fn scan_from(&self, start: std::ops::Bound<&[u8]>, n: usize, next: &mut Vec<u8>) -> (usize, usize, bool) {
+        FERRO_BUF.with_borrow_mut(|buf| {
+            let end = std::ops::Bound::Unbounded;
+            self.0.range_into(RANGE_PREFIX, start, end, false, n, buf).expect("ferrocask range_into");
+            let bytes = buf.iter().map(|(_, v)| v.len()).sum();
+            let more = buf.len() == n;
+            if let (true, Some((last, _))) = (more, buf.last()) {
+                next.clear();
+                next.extend_from_slice(last);
+            }
+            (buf.len(), bytes, more)
+        })
     }
 }
 
@@ -108,6 +156,53 @@ impl Kv for Ferro {
     fn compact(&mut self) {
         self.0.compact().expect("ferrocask compact");
     }
+    fn load_pairs(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut batch = ferrocask::Batch::new();
+        for (k, v) in items {
+            batch.put(k, v);
+        }
+        self.0.write(batch).expect("ferrocask batch");
+    }
+    fn scan(&self, start: &[u8], n: usize) -> (usize, usize) {
+        let (keys, bytes, _) = self.scan_from(std::ops::Bound::Included(start), n, &mut Vec::new());
+        (keys, bytes)
+    }
+    fn scan_all(&self) -> (usize, usize) {
+        let (mut keys, mut bytes) = (0, 0);
+        let (mut after, mut next) = (Vec::new(), Vec::new());
+        let (k, b, mut more) = self.scan_from(std::ops::Bound::Unbounded, FERRO_PAGE_KEYS, &mut next);
+        (keys, bytes) = (keys + k, bytes + b);
+        while more {
+            std::mem::swap(&mut after, &mut next);
+            let (k, b, m) = self.scan_from(std::ops::Bound::Excluded(&after), FERRO_PAGE_KEYS, &mut next);
+            (keys, bytes, more) = (keys + k, bytes + b, m);
+        }
+        (keys, bytes)
+    }
+}
+
+/// A ferrocask store seen through one key prefix (put and get prepend it): the ordered-prefix
+/// and hash-only keys of one store, side by side.
+pub struct FerroPrefixed<'a> {
+    pub store: &'a Ferro,
+    pub prefix: &'static [u8],
+}
+
+impl Kv for FerroPrefixed<'_> {
+    fn put(&self, key: &[u8], value: &[u8]) {
+        self.store.0.put([self.prefix, key].concat(), value).expect("ferrocask put");
+    }
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        self.store.0.get([self.prefix, key].concat()).expect("ferrocask get").map(|v| v.len())
+    }
+    fn load(&self, items: &[([u8; 16], Vec<u8>)]) {
+        let mut batch = ferrocask::Batch::new();
+        for (k, v) in items {
+            batch.put([self.prefix, &k[..]].concat(), v);
+        }
+        self.store.0.write(batch).expect("ferrocask batch");
+    }
+    fn compact(&mut self) {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +256,40 @@ impl Kv for Redb {
         // `compact` may need several passes to move everything down.
         while self.0.compact().expect("redb compact") {}
     }
+    fn load_pairs(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let tx = self.0.begin_write().expect("redb begin_write");
+        {
+            let mut t = tx.open_table(REDB_TABLE).expect("redb open_table");
+            for (k, v) in items {
+                t.insert(&k[..], &v[..]).expect("redb insert");
+            }
+        }
+        tx.commit().expect("redb commit");
+    }
+    fn scan(&self, start: &[u8], n: usize) -> (usize, usize) {
+        use redb::ReadableDatabase;
+        let tx = self.0.begin_read().expect("redb begin_read");
+        let t = tx.open_table(REDB_TABLE).expect("redb open_table");
+        let (mut keys, mut bytes) = (0, 0);
+        for entry in t.range(start..).expect("redb range").take(n) {
+            let (_, v) = entry.expect("redb range entry");
+            keys += 1;
+            bytes += v.value().len();
+        }
+        (keys, bytes)
+    }
+    fn scan_all(&self) -> (usize, usize) {
+        use redb::{ReadableDatabase, ReadableTable};
+        let tx = self.0.begin_read().expect("redb begin_read");
+        let t = tx.open_table(REDB_TABLE).expect("redb open_table");
+        let (mut keys, mut bytes) = (0, 0);
+        for entry in t.iter().expect("redb iter") {
+            let (_, v) = entry.expect("redb iter entry");
+            keys += 1;
+            bytes += v.value().len();
+        }
+        (keys, bytes)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +327,31 @@ impl Kv for Fjall {
     fn compact(&mut self) {
         // Major compaction (exposed as a doc-hidden public method in fjall 3.1).
         self.ks.major_compact().expect("fjall major_compact");
+    }
+    fn load_pairs(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut b = self.db.batch().durability(Some(fjall::PersistMode::SyncData));
+        for (k, v) in items {
+            b.insert(&self.ks, &k[..], &v[..]);
+        }
+        b.commit().expect("fjall batch commit");
+    }
+    fn scan(&self, start: &[u8], n: usize) -> (usize, usize) {
+        let (mut keys, mut bytes) = (0, 0);
+        for guard in self.ks.range(start..).take(n) {
+            let (_, v) = guard.into_inner().expect("fjall range entry");
+            keys += 1;
+            bytes += v.len();
+        }
+        (keys, bytes)
+    }
+    fn scan_all(&self) -> (usize, usize) {
+        let (mut keys, mut bytes) = (0, 0);
+        for guard in self.ks.iter() {
+            let (_, v) = guard.into_inner().expect("fjall iter entry");
+            keys += 1;
+            bytes += v.len();
+        }
+        (keys, bytes)
     }
 }
 
@@ -313,6 +467,42 @@ impl Kv for Sqlite {
         let c = self.writer.lock().unwrap();
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
             .expect("vacuum");
+    }
+    fn load_pairs(&self, items: &[(Vec<u8>, Vec<u8>)]) {
+        let mut c = self.writer.lock().unwrap();
+        let tx = c.transaction().expect("begin");
+        {
+            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)").expect("prepare");
+            for (k, v) in items {
+                st.execute(rusqlite::params![&k[..], &v[..]]).expect("sqlite insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    fn scan(&self, start: &[u8], n: usize) -> (usize, usize) {
+        self.scan_sql("SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2", rusqlite::params![start, n as i64])
+    }
+    fn scan_all(&self) -> (usize, usize) {
+        self.scan_sql("SELECT k, v FROM kv ORDER BY k", rusqlite::params![])
+    }
+}
+
+impl Sqlite {
+    /// Runs a key-ordered `SELECT k, v` on a pooled read connection, reading every value.
+    fn scan_sql(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> (usize, usize) {
+        let c = self.readers.lock().unwrap().pop().unwrap_or_else(|| Sqlite::connect(&self.path));
+        let counted = {
+            let mut st = c.prepare_cached(sql).expect("prepare");
+            let mut rows = st.query(params).expect("sqlite query");
+            let (mut keys, mut bytes) = (0, 0);
+            while let Some(row) = rows.next().expect("sqlite row") {
+                keys += 1;
+                bytes += row.get_ref(1).expect("v").as_blob().expect("blob").len();
+            }
+            (keys, bytes)
+        };
+        self.readers.lock().unwrap().push(c);
+        counted
     }
 }
 

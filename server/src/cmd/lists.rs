@@ -6,7 +6,7 @@
 //! (LINSERT the shorter side).
 
 use bytes::Bytes;
-use ferrocask::Expiry;
+use ferrocask::{Expiry, RangeBuf};
 
 use super::parse::{int, is, pop_count, strict_i64, syntax};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
@@ -173,16 +173,20 @@ fn clamp(start: i64, end: i64, len: i64) -> Option<(i64, i64)> {
 
 /// The elements `from..=to` (0-based, within the list).
 fn elements(ks: &dyn Read, key: &[u8], meta: &Meta, from: i64, to: i64) -> Vec<Vec<u8>> {
-    (from..=to).map(|i| coll::element(ks, key, meta, i).unwrap_or_default()).collect()
+    let mut buf = RangeBuf::new();
+    coll::elements_into(ks, key, meta, from, to, &mut buf);
+    buf.iter().map(|(_, element)| element.to_vec()).collect()
 }
 
-/// LRANGE key start stop: one lookup per element returned.
+/// LRANGE key start stop: one range walk over the elements returned.
 pub(crate) fn lrange(ks: &dyn Read, args: &[Bytes]) -> Reply {
     let (start, stop) = (tri!(int(&args[2])), tri!(int(&args[3])));
     let Some(meta) = tri!(open(ks, &args[1], Kind::List)) else { return Reply::Array(Vec::new()) };
     match clamp(start, stop, meta.count as i64) {
         Some((from, to)) => {
-            Reply::Array(elements(ks, &args[1], &meta, from, to).into_iter().map(Reply::bulk).collect())
+            let mut buf = RangeBuf::new();
+            coll::elements_into(ks, &args[1], &meta, from, to, &mut buf);
+            Reply::Array(buf.iter().map(|(_, element)| Reply::bulk(Bytes::copy_from_slice(element))).collect())
         }
         None => Reply::Array(Vec::new()),
     }
