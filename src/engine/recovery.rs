@@ -78,6 +78,36 @@ struct Sealed {
     need_hints: Vec<u64>,
 }
 
+/// A sealed segment read and decoded on a loader thread, not yet applied to the index.
+struct Decoded {
+    segment: Arc<Segment>,
+    frames: Frames,
+    /// Its records came from its hint file.
+    hinted: bool,
+    /// It had a hint file that was unusable.
+    hint_rejected: bool,
+    /// Its frames were replayed.
+    replayed: bool,
+    /// Damage salvage skipped in it.
+    dropped: Vec<DroppedRange>,
+}
+
+/// What reading a segment's hint file gave.
+enum HintRead {
+    Missing,
+    Rejected,
+    Good(Frames),
+}
+
+/// Sealed segments decoded at once at open, each on a thread of its own: this machine's
+/// parallelism, at most this many (each holds its segment's load items, 32 bytes a record,
+/// until applied).
+const LOAD_THREADS_MAX: usize = 4;
+
+fn load_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, LOAD_THREADS_MAX)
+}
+
 /// A record recovery saw that must not stay in the index: a tombstone, or an expired put.
 struct Doomed {
     segment: Arc<Segment>,
@@ -223,42 +253,76 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Loads every sealed segment the manifest lists.
+    /// Loads every sealed segment the manifest lists, [`load_threads`] at a time: their hint
+    /// files are decoded (or their frames replayed) on threads of their own, then applied to
+    /// the index one segment after another (each spread over two threads by stripe). A window
+    /// of segments, not all of them, so the load items held at once stay bounded.
     fn load_sealed_all(&mut self, manifest: &Manifest) -> Result<Sealed> {
         let ids: Vec<u64> = manifest.segments.iter().copied().filter(|&id| id != manifest.active).collect();
         self.index.reserve(hinted_records(self.dir, &ids));
         let mut sealed = Sealed { segments: BTreeMap::new(), need_hints: Vec::new() };
-        for id in ids {
-            let (segment, hinted) = self.load_sealed(id)?;
-            if !hinted {
-                sealed.need_hints.push(id);
+        for window in ids.chunks(load_threads()) {
+            for decoded in self.decode_window(window)? {
+                let Decoded { segment, frames, hinted, hint_rejected, replayed, dropped } = decoded;
+                self.report.hints_rejected += usize::from(hint_rejected);
+                self.report.segments_replayed += usize::from(replayed);
+                self.report.segments_from_hints += usize::from(hinted);
+                self.report.dropped.extend(dropped);
+                self.apply(&segment, frames);
+                if !hinted {
+                    sealed.need_hints.push(segment.id);
+                }
+                sealed.segments.insert(segment.id, segment);
             }
-            sealed.segments.insert(id, segment);
         }
         Ok(sealed)
     }
 
-    /// Loads a sealed segment from its hint file if that is valid, else by replay.
-    fn load_sealed(&mut self, id: u64) -> Result<(Arc<Segment>, bool)> {
+    /// Decodes the sealed segments `ids`, each on its own thread (the first on this one); in
+    /// `ids`' order, so the error reported is the lowest id's, as a serial load would report.
+    fn decode_window(&self, ids: &[u64]) -> Result<Vec<Decoded>> {
+        let Some((&first, rest)) = ids.split_first() else { return Ok(Vec::new()) };
+        if rest.is_empty() {
+            return Ok(vec![self.decode_sealed(first)?]);
+        }
+        std::thread::scope(|s| {
+            let others: Vec<_> = rest.iter().map(|&id| s.spawn(move || self.decode_sealed(id))).collect();
+            let first = self.decode_sealed(first);
+            std::iter::once(first).chain(others.into_iter().map(|t| t.join().expect("segment loader thread"))).collect()
+        })
+    }
+
+    /// Reads a sealed segment's records from its hint file if that is valid, else by replay.
+    fn decode_sealed(&self, id: u64) -> Result<Decoded> {
         let file = open_segment(self.dir, id, OpenMode::ReadOnly)?;
         let (header, file_len) = (file.header, file.file_len);
         let segment = file.into_segment();
-        if self.load_hint(&segment, file_len)? {
-            self.report.segments_from_hints += 1;
-            return Ok((segment, true));
-        }
+        let empty = |hinted, hint_rejected| Decoded {
+            segment: Arc::clone(&segment),
+            frames: Frames::default(),
+            hinted,
+            hint_rejected,
+            replayed: false,
+            dropped: Vec::new(),
+        };
+        let hint_rejected = match self.decode_hint(&segment, file_len)? {
+            HintRead::Good(frames) => return Ok(Decoded { frames, ..empty(true, false) }),
+            HintRead::Missing => false,
+            HintRead::Rejected => true,
+        };
         let rule = (header.kind == SegmentKind::Log).then(|| GroupRule::new(header.first_group));
         let bytes = segment.read(0, file_len as usize).unwrap_or_default();
-        let (end, frames) = self.replay(&bytes, header.salt, &segment.path, rule, false)?;
+        let (walked, dropped) = self.replay(&bytes, header.salt, &segment.path, rule, false);
         drop(bytes);
-        self.apply(&segment, frames);
+        let (end, frames) = walked?;
         segment.set_data_end(end.data_end);
-        Ok((segment, false))
+        Ok(Decoded { frames, replayed: true, dropped, ..empty(false, hint_rejected) })
     }
 
-    /// Applies a hint file; false (with nothing applied) if it is missing or unusable.
-    fn load_hint(&mut self, segment: &Arc<Segment>, file_len: u64) -> Result<bool> {
-        let Some((map, len)) = self.dir.map_file(&hint_file_name(segment.id))? else { return Ok(false) };
+    /// Reads a hint file into load items, checked against its segment as a whole before any is
+    /// used.
+    fn decode_hint(&self, segment: &Arc<Segment>, file_len: u64) -> Result<HintRead> {
+        let Some((map, len)) = self.dir.map_file(&hint_file_name(segment.id))? else { return Ok(HintRead::Missing) };
         let bytes = map.read(0, len).unwrap_or_default();
         // The hint holds each key's hash: nothing to hash, nothing of the segment to read. Entries
         // become load items as they are decoded; nothing is applied unless the whole file is good.
@@ -270,13 +334,11 @@ impl<'a> Loader<'a> {
         });
         let hasher = Some(self.index.hasher());
         let Some(hint) = decoded.ok().filter(|hint| check_hint(segment, file_len, hint, hasher).is_ok()) else {
-            self.report.hints_rejected += 1;
-            return Ok(false);
+            return Ok(HintRead::Rejected);
         };
         segment.set_data_end(hint.data_end);
-        self.seq_max = self.seq_max.max(hint.seq_max);
-        self.apply(segment, frames);
-        Ok(true)
+        frames.seq_max = hint.seq_max;
+        Ok(HintRead::Good(frames))
     }
 
     /// Bookkeeping for one record: tombstones and expired puts are swept after loading.
@@ -287,17 +349,17 @@ impl<'a> Loader<'a> {
     }
 
     /// Replays frames from a segment's bytes (`path`'s, under `salt`), collecting what they hold
-    /// for [`Loader::apply`]. In the active segment (`active`), a bad frame not followed by a
-    /// frame of a later sync group is a torn tail and ends the data there.
+    /// for [`Loader::apply`], and the damaged ranges salvage skipped. In the active segment
+    /// (`active`), a bad frame not followed by a frame of a later sync group is a torn tail and
+    /// ends the data there.
     fn replay(
-        &mut self,
+        &self,
         bytes: &[u8],
         salt: FrameSalt,
         path: &Path,
         rule: Option<GroupRule>,
         active: bool,
-    ) -> Result<(Replayed, Frames)> {
-        self.report.segments_replayed += 1;
+    ) -> (Result<(Replayed, Frames)>, Vec<DroppedRange>) {
         let salvage = self.options.salvage;
         let mut dropped = Vec::new();
         let mut frames = Frames::default();
@@ -315,26 +377,23 @@ impl<'a> Loader<'a> {
                 salvage
             },
         );
-        self.report.dropped.extend(dropped);
-        if active {
-            self.last_group_start = frames.last_group.map(|(_, at)| at as u64);
-        }
-        match walked {
+        let walked = match walked {
             Walked::Done(replayed) => Ok((replayed, frames)),
             Walked::Stopped(bad) => {
                 Err(Error::Corruption { path: path.to_path_buf(), offset: bad.start as u64, reason: bad.reason })
             }
-        }
+        };
+        (walked, dropped)
     }
 
     /// Collects the records of a replayed frame, at `at` in its segment.
-    fn collect(&mut self, frames: &mut Frames, at: usize, frame: &FrameView<'_>) {
+    fn collect(&self, frames: &mut Frames, at: usize, frame: &FrameView<'_>) {
         if frames.last_group.is_none_or(|(group, _)| group != frame.group) {
             frames.last_group = Some((frame.group, at));
         }
         for r in frame.records().flatten() {
             let offset = u32::try_from(at + r.frame_offset).expect("segment offsets fit u32");
-            self.seq_max = self.seq_max.max(r.seq);
+            frames.seq_max = frames.seq_max.max(r.seq);
             let hash = self.index.hash_key(r.key);
             let item = LoadItem { hash, offset, seq: r.seq, record_len: r.len() as u32, expires_ms: r.expires_ms };
             frames.push(item, r.kind);
@@ -343,6 +402,7 @@ impl<'a> Loader<'a> {
 
     /// Applies what [`Loader::replay`] collected to the index, pointing into `segment`.
     fn apply(&mut self, segment: &Arc<Segment>, frames: Frames) {
+        self.seq_max = self.seq_max.max(frames.seq_max);
         let seq_min = frames.items.iter().map(|i| i.seq).min().unwrap_or(u64::MAX);
         let expiry_min = frames.notes.iter().filter(|n| n.2 != 0).map(|n| n.2).min().unwrap_or(0);
         let tombstones = frames.notes.iter().filter(|n| n.1 == RecordKind::Delete).count() as u64;
@@ -369,10 +429,14 @@ impl<'a> Loader<'a> {
             return Err(Error::Corruption { path, offset: SEGMENT_HEADER_KIND_OFFSET as u64, reason });
         }
         let bytes = probe.read(0, file_len as usize).unwrap_or_default();
-        let replayed = self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true);
+        let (replayed, dropped) =
+            self.replay(&bytes, header.salt, &path, Some(GroupRule::new(header.first_group)), true);
         drop(bytes);
         drop(probe);
+        self.report.segments_replayed += 1;
+        self.report.dropped.extend(dropped);
         let (replayed, frames) = replayed?;
+        self.last_group_start = frames.last_group.map(|(_, at)| at as u64);
         let file_len = self.cut_torn_tail(&*file, &path, file_len, replayed.torn_at)?;
         let (segment, file_len) = self.map_active(header, path, file, file_len)?;
         self.apply(&segment, frames);
@@ -465,6 +529,9 @@ struct Frames {
     notes: Vec<(u32, RecordKind, u64)>,
     /// The group of the last frame replayed, and where its first frame starts.
     last_group: Option<(u64, usize)>,
+    /// The highest sequence number among the records (a hint file's header's, which its
+    /// entries must agree with).
+    seq_max: u64,
 }
 
 impl Frames {
@@ -472,6 +539,7 @@ impl Frames {
         Frames { items: Vec::with_capacity(records), ..Frames::default() }
     }
 
+    #[inline]
     fn push(&mut self, item: LoadItem, kind: RecordKind) {
         if kind == RecordKind::Delete || item.expires_ms != 0 {
             self.notes.push((item.offset, kind, item.expires_ms));
