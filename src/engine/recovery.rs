@@ -16,8 +16,8 @@ use std::sync::Arc;
 use crate::format::hash::KeyHasher;
 use crate::format::{
     decode_hint_with, decode_manifest, encode_manifest, hint_entry_count, is_expired, DecodeError, DecodeErrorKind,
-    FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
-    SEGMENT_HEADER_KIND_OFFSET,
+    FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, LIVE_SEGMENTS_MAX,
+    SEGMENT_HEADER_BYTES, SEGMENT_HEADER_KIND_OFFSET,
 };
 use crate::index::{Index, LoadItem};
 use crate::io::{OpenMode, VfsFile};
@@ -99,6 +99,10 @@ enum HintRead {
     Good(Frames),
 }
 
+/// Most segments a manifest may list: what the index's segment table is sized for (a writer
+/// stops at `LIVE_SEGMENTS_MAX`, and compaction's outputs fit in the rest).
+const MANIFEST_SEGMENTS_MAX: usize = 2 * LIVE_SEGMENTS_MAX;
+
 /// Sealed segments decoded at once at open, each on a thread of its own: this machine's
 /// parallelism, at most this many (each holds its segment's load items, 32 bytes a record,
 /// until applied).
@@ -146,6 +150,16 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool) -> Result<Open
         Some(bytes) => decode_manifest(&bytes).map_err(|e| manifest_error(dir, e))?,
         None => without_manifest(dir, &names, read_only)?,
     };
+    if manifest.segments.len() > MANIFEST_SEGMENTS_MAX {
+        // No writer makes such a store (it stops at LIVE_SEGMENTS_MAX): the index could not name
+        // them all, so it is refused here, as damage, rather than by a panic when the index
+        // runs out of slots.
+        let reason = format!(
+            "the manifest lists {} segments, more than a store holds ({MANIFEST_SEGMENTS_MAX})",
+            manifest.segments.len()
+        );
+        return Err(Error::Corruption { path: dir.path(MANIFEST_FILE), offset: 0, reason });
+    }
     let mut loader = Loader::new(dir, options, manifest.hash_key, read_only);
     if !read_only {
         loader.report.orphans_removed = remove_orphans(dir, &names, &manifest.segments)?;

@@ -38,6 +38,10 @@ const CHUNKS: usize = 14;
 /// Segments an index can point to at once.
 const SLOTS_MAX: u32 = (FIRST_CHUNK_SLOTS * ((1 << CHUNKS) - 1)) as u32;
 const _: () = assert!(SLOTS_MAX <= 1 << ENTRY_SLOT_BITS && SLOTS_MAX < RETIRED_SLOT);
+// The writer keeps at most LIVE_SEGMENTS_MAX live (`Error::TooManySegments`); a compaction run
+// writes at most one output more than it has inputs and commits them before it retires those,
+// so the slots in use stay below twice that, plus the segments an altered hint pins.
+const _: () = assert!(2 * crate::format::LIVE_SEGMENTS_MAX < SLOTS_MAX as usize);
 
 /// Bits of the key's hash an entry keeps. A put or get reads a record to compare keys for each
 /// entry of its probe whose bits match, and a stripe's table, whose hash is spread from them,
