@@ -19,7 +19,7 @@ use crate::format::{
     FrameSalt, FrameView, Manifest, RecordKind, SegmentHeader, SegmentKind, FORMAT_VERSION, LIVE_SEGMENTS_MAX,
     SEGMENT_HEADER_BYTES, SEGMENT_HEADER_KIND_OFFSET,
 };
-use crate::index::{Index, LoadItem};
+use crate::index::{ByStripe, Index, LoadItem};
 use crate::io::{OpenMode, VfsFile};
 use crate::log::{
     check_hint, create_segment_file, fresh_salt, hint_file_name, is_orphan, map_len, open_segment, parse_file_name,
@@ -333,8 +333,10 @@ impl<'a> Loader<'a> {
         let bytes = segment.read(0, file_len as usize).unwrap_or_default();
         let (walked, dropped) = self.replay(&bytes, header.salt, &segment.path, rule, false);
         drop(bytes);
-        let (end, frames) = walked?;
+        let (end, mut frames) = walked?;
         segment.set_data_end(end.data_end);
+        // Grouped by stripe here, on this segment's own thread.
+        frames.sorted = Some(ByStripe::sort(&self.index, std::mem::take(&mut frames.items)));
         Ok(Decoded { frames, replayed: true, dropped, ..empty(false, hint_rejected) })
     }
 
@@ -345,16 +347,21 @@ impl<'a> Loader<'a> {
         let bytes = map.read(0, len).unwrap_or_default();
         // The hint holds each key's hash: nothing to hash, nothing of the segment to read. Entries
         // become load items as they are decoded; nothing is applied unless the whole file is good.
-        let mut frames = Frames::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
+        let mut items = Vec::with_capacity(hint_entry_count(&bytes).unwrap_or(0));
+        let mut frames = Frames::default();
         let decoded = decode_hint_with(&bytes, |e| {
             let record_len = u32::try_from(e.record_len()).unwrap_or(u32::MAX);
             let expires_ms = e.expires_ms;
-            frames.push(LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len, expires_ms }, e.kind);
+            let item = LoadItem { hash: e.key_hash, offset: e.offset, seq: e.seq, record_len, expires_ms };
+            frames.note(&item, e.kind);
+            items.push(item);
         });
         let hasher = Some(self.index.hasher());
         let Some(hint) = decoded.ok().filter(|hint| check_hint(segment, file_len, hint, hasher).is_ok()) else {
             return Ok(HintRead::Rejected);
         };
+        // Grouped by stripe here, on this segment's own thread.
+        frames.sorted = Some(ByStripe::sort(&self.index, items));
         segment.set_data_end(hint.data_end);
         frames.seq_max = hint.seq_max;
         Ok(HintRead::Good(frames))
@@ -420,18 +427,22 @@ impl<'a> Loader<'a> {
     }
 
     /// Applies what [`Loader::replay`] collected to the index, pointing into `segment`.
-    fn apply(&mut self, segment: &Arc<Segment>, frames: Frames) {
+    fn apply(&mut self, segment: &Arc<Segment>, mut frames: Frames) {
         self.seq_max = self.seq_max.max(frames.seq_max);
-        let seq_min = frames.items.iter().map(|i| i.seq).min().unwrap_or(u64::MAX);
+        let batch = match frames.sorted.take() {
+            Some(batch) => batch,
+            None => ByStripe::sort(&self.index, std::mem::take(&mut frames.items)),
+        };
+        let seq_min = batch.items.iter().map(|i| i.seq).min().unwrap_or(u64::MAX);
         let expiry_min = frames.notes.iter().filter(|n| n.2 != 0).map(|n| n.2).min().unwrap_or(0);
         let tombstones = frames.notes.iter().filter(|n| n.1 == RecordKind::Delete).count() as u64;
-        let seq_max = frames.items.iter().map(|i| i.seq).max().unwrap_or(0);
-        segment.note_records(frames.items.len() as u64, tombstones, (seq_min, seq_max), expiry_min);
+        let seq_max = batch.items.iter().map(|i| i.seq).max().unwrap_or(0);
+        segment.note_records(batch.items.len() as u64, tombstones, (seq_min, seq_max), expiry_min);
         for (offset, kind, expires_ms) in frames.notes {
             self.note(segment, offset, kind, expires_ms);
         }
-        self.report.records_read += frames.items.len() as u64;
-        self.index.load_batch(segment, frames.items);
+        self.report.records_read += batch.items.len() as u64;
+        self.index.load_batch(segment, batch);
     }
 
     /// Loads the active segment, cutting a torn tail, and returns the writer's starting state.
@@ -551,19 +562,23 @@ struct Frames {
     /// The highest sequence number among the records (a hint file's header's, which its
     /// entries must agree with).
     seq_max: u64,
+    /// The records grouped by stripe, once they are (then `items` is empty).
+    sorted: Option<ByStripe>,
 }
 
 impl Frames {
-    fn with_capacity(records: usize) -> Frames {
-        Frames { items: Vec::with_capacity(records), ..Frames::default() }
-    }
-
     #[inline]
     fn push(&mut self, item: LoadItem, kind: RecordKind) {
+        self.note(&item, kind);
+        self.items.push(item);
+    }
+
+    /// Keeps what the sweep after loading needs of a tombstone or an expiring put.
+    #[inline]
+    fn note(&mut self, item: &LoadItem, kind: RecordKind) {
         if kind == RecordKind::Delete || item.expires_ms != 0 {
             self.notes.push((item.offset, kind, item.expires_ms));
         }
-        self.items.push(item);
     }
 }
 
