@@ -120,6 +120,18 @@ pub enum Error {
         /// The prefix given.
         prefix: Vec<u8>,
     },
+    /// A write needed a new segment, but the store already holds the most segments it may hold
+    /// at once ([`LIVE_SEGMENTS_MAX`](crate::format::LIVE_SEGMENTS_MAX), which an index entry's segment slot bounds).
+    /// Nothing of the write was done, and the store stays readable and consistent; writes that
+    /// fit the active segment still succeed. Compact the store
+    /// ([`Store::compact`](crate::Store::compact)) to merge segments, or reopen it with a
+    /// larger `Options::segment_bytes`.
+    TooManySegments {
+        /// Live segments (sealed and active).
+        segments: usize,
+        /// The most the store may hold.
+        max: usize,
+    },
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -154,6 +166,7 @@ impl Error {
             Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
             Error::Reentrant => Error::Reentrant,
+            Error::TooManySegments { segments, max } => Error::TooManySegments { segments: *segments, max: *max },
             other => Error::Poisoned { cause: other.to_string() },
         }
     }
@@ -208,6 +221,11 @@ impl fmt::Display for Error {
                 write!(f, "prefix {} is not under a declared ordered prefix", prefix.escape_ascii())
             }
             Error::Codec { key, reason } => write!(f, "cannot encode or decode key {key}: {reason}"),
+            Error::TooManySegments { segments, max } => write!(
+                f,
+                "the store holds {segments} segments, the most it may hold at once ({max}): compact it to \
+                 merge segments, or reopen it with a larger segment_bytes"
+            ),
             Error::ConditionFailed { key } => write!(f, "the batch's precondition on key {key} does not hold"),
         }
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::format::{
-    FRAME_HEADER_BYTES, KEY_BYTES_MAX, RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
-    SEGMENT_HEADER_BYTES, VALUE_BYTES_MAX,
+    FRAME_HEADER_BYTES, KEY_BYTES_MAX, LIVE_SEGMENTS_MAX, RECORD_HEADER_BYTES_MAX, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES, VALUE_BYTES_MAX,
 };
 use crate::{Error, Result};
 
@@ -129,6 +129,11 @@ pub struct Options {
     /// [`Error::InvalidOrderedPrefix`]). RAM only: a store may be opened with or without them,
     /// or with others, at any time. Default none, which costs nothing.
     pub ordered_prefixes: Vec<Vec<u8>>,
+    /// Most live segments the writer lets the store hold ([`LIVE_SEGMENTS_MAX`](crate::format::LIVE_SEGMENTS_MAX),
+    /// at most that). Lower only in tests, which reach the limit without writing half a million
+    /// segments.
+    #[doc(hidden)]
+    pub live_segments_max: usize,
 }
 
 impl Default for Options {
@@ -152,6 +157,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             background_thread: true,
             ordered_prefixes: Vec::new(),
+            live_segments_max: LIVE_SEGMENTS_MAX,
         }
     }
 }
@@ -176,6 +182,7 @@ impl fmt::Debug for Options {
             .field("compaction_bytes_per_sec", &self.compaction_bytes_per_sec)
             .field("background_thread", &self.background_thread)
             .field("ordered_prefixes", &self.ordered_prefixes)
+            .field("live_segments_max", &self.live_segments_max)
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +209,12 @@ impl Options {
             return Err(Error::InvalidOptions(format!(
                 "segment_bytes {} outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
                 o.segment_bytes
+            )));
+        }
+        if !(2..=LIVE_SEGMENTS_MAX).contains(&o.live_segments_max) {
+            return Err(Error::InvalidOptions(format!(
+                "live_segments_max {} outside 2..={LIVE_SEGMENTS_MAX}",
+                o.live_segments_max
             )));
         }
         if o.stripes == 0 || !o.stripes.is_power_of_two() || o.stripes > 1 << 16 {

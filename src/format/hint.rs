@@ -255,13 +255,16 @@ pub fn hint_entry_count(buf: &[u8]) -> Option<usize> {
         .then(|| (get_u32(buf, OFF_COUNT) as usize).min(buf.len() / HINT_ENTRY_BYTES_MIN))
 }
 
-/// A cursor over hint entries; every read is bounds-checked.
+/// A cursor over hint entries; every read is bounds-checked. Open decodes one entry per record
+/// of the store, so the common shapes (one-byte varints, the fixed-width hash) take a short path
+/// that the compiler inlines into the decoding loop; the checks are the same on every path.
 struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    #[inline(always)]
     fn entry(&mut self, prev_offset: u32, prev_seq: u64) -> Option<HintEntry> {
         let flags = self.byte()?;
         let kind = match flags & !FLAG_EXPIRES {
@@ -274,11 +277,10 @@ impl<'a> Reader<'a> {
         let value_len = u32::try_from(self.varint()?).ok()?;
         // Bounded as a record's is: the writer's `+ 1` after the highest one must never overflow.
         let seq = Some(prev_seq.wrapping_add(unzigzag(self.varint()?) as u64)).filter(|&s| s < COUNTER_LIMIT)?;
-        let key_hash = get_u64(self.take(8)?, 0);
+        let key_hash = self.u64()?;
         let expires_ms = if flags & FLAG_EXPIRES != 0 {
-            let bytes = self.take(8)?;
             // An expiry of 0 is written as no expiry: one encoding per entry.
-            Some(get_u64(bytes, 0)).filter(|&ms| ms != 0)?
+            Some(self.u64()?).filter(|&ms| ms != 0)?
         } else {
             0
         };
@@ -288,20 +290,34 @@ impl<'a> Reader<'a> {
         Some(HintEntry { kind, offset, value_len, seq, expires_ms, key_len: key_len as u16, key_hash })
     }
 
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let b = *self.buf.get(self.at)?;
         self.at += 1;
         Some(b)
     }
 
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let bytes = self.buf.get(self.at..self.at.checked_add(len)?)?;
-        self.at += len;
-        Some(bytes)
+    #[inline]
+    fn u64(&mut self) -> Option<u64> {
+        let bytes: [u8; 8] = self.buf.get(self.at..self.at.checked_add(8)?)?.try_into().ok()?;
+        self.at += 8;
+        Some(u64::from_le_bytes(bytes))
     }
 
-    /// Unsigned LEB128; rejects more than 10 bytes, overflow and overlong encodings.
+    /// Unsigned LEB128; rejects more than 10 bytes, overflow and overlong encodings. A value
+    /// below 128 (one byte, never overlong) is read inline.
+    #[inline(always)]
     fn varint(&mut self) -> Option<u64> {
+        let b = *self.buf.get(self.at)?;
+        if b < 0x80 {
+            self.at += 1;
+            return Some(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for i in 0..10 {
             let b = self.byte()?;

@@ -60,6 +60,13 @@ pub const COUNTER_LIMIT: u64 = 1 << 62;
 /// Largest segment file, in bytes. Index entries hold a `u32` offset into a segment.
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 
+/// Most live segments (sealed and active) a store's writer lets it hold at once: just under
+/// half the segments an index entry can name (its 20-bit slot, `index/segments.rs`), the rest
+/// left to compaction, whose outputs take their slots before its inputs give theirs back. A
+/// write that would need one more segment fails with `Error::TooManySegments` (compact, or
+/// use larger segments). At the default 64 MiB segments that is about 32 TiB.
+pub const LIVE_SEGMENTS_MAX: usize = (1 << 19) - (1 << 10);
+
 /// Smallest segment file, in bytes: the header plus one frame holding one record with a
 /// maximum-length key and a small value must fit.
 pub const SEGMENT_BYTES_MIN: u64 = 16 << 10;

@@ -65,7 +65,8 @@ impl Ordered {
             counts[i] += 1;
             key_bytes += key.len();
         }
-        // Collected and bulk-built (std sorts, then fills nodes whole): smaller than inserting.
+        // Collected and bulk-built (std sorts, which is one pass over keys given in order, then
+        // fills nodes whole): smaller than inserting.
         let set: BTreeMap<Box<[u8]>, Location> = keys.into_iter().collect();
         debug_assert_eq!(set.len(), counts.iter().sum::<usize>(), "the index holds each key once");
         Ordered { prefixes, keys: RwLock::new(OrderedKeys { set, counts, key_bytes }) }
@@ -129,6 +130,74 @@ impl Ordered {
     /// The index of the declared prefix `key` starts with.
     pub(crate) fn prefix_index(&self, key: &[u8]) -> Option<usize> {
         prefix_index(&self.prefixes, key)
+    }
+}
+
+/// Keys collected for the set at open, one part of the index's stripes each: copied into one
+/// buffer and sorted there, so that the sort compares keys mostly by a word cached beside each
+/// (the 8 bytes after the part's longest common prefix) rather than by chasing a pointer per
+/// key per comparison (sorting a million boxed keys that way took seconds: a cache miss each).
+#[derive(Default)]
+pub(crate) struct KeyRun {
+    bytes: Vec<u8>,
+    /// (the cached word, where the key starts in `bytes`, its length, its entry's location),
+    /// sorted once [`KeyRun::sort`] has run.
+    keys: Vec<(u64, usize, u16, Location)>,
+}
+
+impl KeyRun {
+    /// Adds a key (of at most `KEY_BYTES_MAX` bytes, which fits a `u16`) with its entry's location.
+    pub(crate) fn push(&mut self, key: &[u8], location: Location) {
+        let len = u16::try_from(key.len()).expect("keys are at most KEY_BYTES_MAX long");
+        self.keys.push((0, self.bytes.len(), len, location));
+        self.bytes.extend_from_slice(key);
+    }
+
+    fn key(&self, (_, start, len, _): (u64, usize, u16, Location)) -> &[u8] {
+        &self.bytes[start..start + usize::from(len)]
+    }
+
+    /// Sorts the keys: by the big-endian word of the 8 bytes after their longest common prefix
+    /// (zero-padded), which orders them as the keys do wherever it differs, then by the keys.
+    pub(crate) fn sort(&mut self) {
+        let Some(&first) = self.keys.first() else { return };
+        let first = self.key(first);
+        let common = self.keys.iter().fold(first.len(), |common, &k| {
+            let key = self.key(k);
+            common.min(first.iter().zip(key).take_while(|(a, b)| a == b).count())
+        });
+        let bytes = &self.bytes;
+        for (word, start, len, _) in &mut self.keys {
+            let key = &bytes[*start..*start + usize::from(*len)];
+            let mut window = [0u8; 8];
+            let tail = &key[common.min(key.len())..];
+            let n = tail.len().min(8);
+            window[..n].copy_from_slice(&tail[..n]);
+            *word = u64::from_be_bytes(window);
+        }
+        // By the word alone first (a cheap comparison), then each run of equal words by the keys.
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.sort_unstable_by_key(|k| k.0);
+        for tied in keys.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            tied.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
+        }
+        self.keys = keys;
+    }
+
+    /// The keys of sorted runs merged in order, each boxed (allocated in key order, so the
+    /// set's own check that its input is sorted walks memory in order), with their locations.
+    pub(crate) fn merge(runs: &[KeyRun]) -> Vec<Located> {
+        let mut at = vec![0usize; runs.len()];
+        let mut merged = Vec::with_capacity(runs.iter().map(|r| r.keys.len()).sum());
+        loop {
+            let next = (0..runs.len())
+                .filter(|&r| at[r] < runs[r].keys.len())
+                .min_by(|&a, &b| runs[a].key(runs[a].keys[at[a]]).cmp(runs[b].key(runs[b].keys[at[b]])));
+            let Some(r) = next else { return merged };
+            let item = runs[r].keys[at[r]];
+            merged.push((runs[r].key(item).into(), item.3));
+            at[r] += 1;
+        }
     }
 }
 

@@ -38,6 +38,10 @@ const CHUNKS: usize = 14;
 /// Segments an index can point to at once.
 const SLOTS_MAX: u32 = (FIRST_CHUNK_SLOTS * ((1 << CHUNKS) - 1)) as u32;
 const _: () = assert!(SLOTS_MAX <= 1 << ENTRY_SLOT_BITS && SLOTS_MAX < RETIRED_SLOT);
+// The writer keeps at most LIVE_SEGMENTS_MAX live (`Error::TooManySegments`); a compaction run
+// writes at most one output more than it has inputs and commits them before it retires those,
+// so the slots in use stay below twice that, plus the segments an altered hint pins.
+const _: () = assert!(2 * crate::format::LIVE_SEGMENTS_MAX < SLOTS_MAX as usize);
 
 /// Bits of the key's hash an entry keeps. A put or get reads a record to compare keys for each
 /// entry of its probe whose bits match, and a stripe's table, whose hash is spread from them,
@@ -195,6 +199,22 @@ impl SegmentTable {
         Entry::new(slot, offset, hash)
     }
 
+    /// A maker of up to `count` entries into `segment`, for recovery's bulk load: the slot is
+    /// looked up once and `count` entries are counted in at once, before any is made, so the
+    /// count never falls below the entries that exist (rule 1 of the module doc, with room to
+    /// spare); [`BulkEntries::finish`] counts the unused ones out. One atomic add per batch
+    /// instead of one per entry, on a count that both loader threads would otherwise share.
+    pub(crate) fn bulk(&self, segment: &Arc<Segment>, count: usize) -> BulkEntries<'_> {
+        let mut slot = segment.index_slot.load(Ordering::Acquire);
+        if slot >= RETIRED_SLOT {
+            slot = self.register(segment);
+        }
+        let place = self.slot(slot);
+        debug_assert!(!place.retired.load(Ordering::Relaxed), "segment {} is retired: no new entries", segment.id);
+        place.entries.fetch_add(count, Ordering::Relaxed);
+        BulkEntries { table: self, slot, reserved: count, made: 0 }
+    }
+
     /// Gives `segment` a slot holding a strong reference to it.
     #[cold]
     fn register(&self, segment: &Arc<Segment>) -> u32 {
@@ -326,6 +346,53 @@ impl SegmentTable {
     pub(crate) fn allocated_bytes(&self) -> usize {
         let slots: usize = self.chunks.iter().filter_map(|c| c.get()).map(|c| c.len()).sum();
         slots * std::mem::size_of::<Slot>() + self.free.lock().released.capacity() * 4
+    }
+}
+
+/// Entries into one segment made under one count ([`SegmentTable::bulk`]).
+pub(crate) struct BulkEntries<'t> {
+    table: &'t SegmentTable,
+    slot: u32,
+    /// Entries counted in ahead.
+    reserved: usize,
+    /// Entries made and not forgotten since.
+    made: usize,
+}
+
+impl BulkEntries<'_> {
+    /// A new entry for the record at `offset`, counted in already.
+    #[inline]
+    pub(crate) fn entry(&mut self, offset: u32, hash: u32) -> Entry {
+        assert!(self.made < self.reserved, "at most the {} entries counted in ahead", self.reserved);
+        self.made += 1;
+        Entry::new(self.slot, offset, hash)
+    }
+
+    /// Whether `entry` points into this maker's segment.
+    #[inline]
+    pub(crate) fn owns(&self, entry: &Entry) -> bool {
+        entry.slot() == self.slot
+    }
+
+    /// Counts `entry` out: locally if it is one of this maker's segment (its count holds it
+    /// until [`BulkEntries::finish`]), else through [`SegmentTable::forget`].
+    #[inline]
+    pub(crate) fn forget(&mut self, entry: Entry) {
+        if self.owns(&entry) && self.made > 0 {
+            self.made -= 1;
+        } else {
+            self.table.forget(entry);
+        }
+    }
+
+    /// Counts the entries reserved but not made (or made and forgotten) out of the slot.
+    pub(crate) fn finish(self) {
+        let unused = self.reserved - self.made;
+        if unused > 0 {
+            // Not the slot's last entries unless none was made: its segment is not retired
+            // while recovery loads (compaction has not started), so nothing is to be released.
+            self.table.slot(self.slot).entries.fetch_sub(unused, Ordering::SeqCst);
+        }
     }
 }
 

@@ -278,8 +278,13 @@ impl Segment {
 
     /// Counts one put as live: the index now points to it.
     pub(crate) fn add_live(&self, bytes: u64) {
+        self.add_live_records(bytes, 1);
+    }
+
+    /// Counts `records` puts of `bytes` in all as live (recovery's bulk load, once per batch).
+    pub(crate) fn add_live_records(&self, bytes: u64, records: u64) {
         self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.live_records.fetch_add(1, Ordering::Relaxed);
+        self.live_records.fetch_add(records, Ordering::Relaxed);
     }
 
     /// Counts a tombstone that must stay as live: one compaction copied into this segment, or

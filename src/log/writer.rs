@@ -182,6 +182,8 @@ pub(crate) struct Writer {
     sync_every_nanos: AtomicU64,
     segment_bytes: u64,
     preallocate_bytes: u64,
+    /// Most live segments a roll-over may leave (`Options::live_segments_max`).
+    live_segments_max: usize,
     frame_bytes_max: usize,
     /// What a transaction may write.
     limits: Limits,
@@ -204,6 +206,7 @@ impl Writer {
             sync_every_nanos: AtomicU64::new(sync_every_nanos(options.sync)),
             segment_bytes: options.segment_bytes,
             preallocate_bytes: options.preallocate_bytes,
+            live_segments_max: options.live_segments_max,
             frame_bytes_max: options.frame_bytes_max(),
             limits: Limits {
                 key_bytes_max: options.key_bytes_max,
@@ -471,6 +474,7 @@ impl Writer {
         let body_len: usize = group.iter().map(|p| p.ops.byte_len()).sum();
         let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
         if log.tail + frame_len > self.segment_bytes {
+            self.refuse_if_no_segment_left(sets)?;
             self.roll(log, sets)?;
         }
         let first_seq = log.next_seq;
@@ -532,6 +536,18 @@ impl Writer {
         if segment.map_through(end, self.segment_bytes).map_err(|e| Error::io("map", segment.path(), e))? {
             let file_len = segment.file.len().map_err(|e| Error::io("stat", segment.path(), e))?;
             log.file_len = log.file_len.max(file_len);
+        }
+        Ok(())
+    }
+
+    /// `Error::TooManySegments` if a roll-over would leave more live segments than the limit
+    /// (`format::LIVE_SEGMENTS_MAX`: an index entry names its segment in 20 bits). Checked
+    /// before anything is written, so the write fails whole and nothing is poisoned; a
+    /// compaction (whose own roll-over is not refused: it frees more than it takes) makes room.
+    fn refuse_if_no_segment_left(&self, sets: &Mutex<SegmentSet>) -> Result<()> {
+        let segments = sets.lock().sealed.len() + 1;
+        if segments >= self.live_segments_max {
+            return Err(Error::TooManySegments { segments, max: self.live_segments_max });
         }
         Ok(())
     }
