@@ -23,6 +23,7 @@ mod client_kill;
 pub mod cluster;
 mod cmd;
 mod collection;
+mod commit;
 pub mod config;
 mod connection;
 mod db;

@@ -377,7 +377,7 @@ impl Session {
         args: Vec<Bytes>,
     ) -> Outcome {
         let (limit, blocking) = (self.db.value_bytes_max, self.db.blocking.clone());
-        let future = self.db.store.transaction_async(move |txn| {
+        let future = self.db.transaction(move |txn| {
             let mut view = TxnView::new(txn, limit).waking(&blocking);
             let reply = view.run(|view| apply(view, &args));
             (reply, args)
@@ -411,10 +411,9 @@ impl Session {
     ) -> Outcome {
         let (db, client, limit) = (self.db.clone(), self.id, self.db.value_bytes_max);
         Outcome::Later(Box::pin(async move {
-            let store = db.store.clone();
             let reply = loop {
                 let args = args.clone();
-                let round = store.transaction_async(move |txn| {
+                let round = db.transaction(move |txn| {
                     let mut view = TxnView::new(txn, limit);
                     // Not `run`: the deletes that fit are kept, and the next round goes on.
                     let reply = apply(&mut view, &args);
@@ -575,7 +574,7 @@ impl Session {
             return Outcome::Later(Box::pin(cluster.submit(Kind::Write, &command)));
         }
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
-        let future = self.db.store.transaction_async(move |txn| {
+        let future = self.db.transaction(move |txn| {
             let mut view = TxnView::new(txn, limit).waking(&db.blocking);
             if watched
                 .iter()
@@ -740,7 +739,7 @@ async fn pop_once(db: &Arc<Db>, args: &[Bytes], retry: bool) -> Reply {
         return cluster.submit(Kind::Write, &Command::Run(run)).await;
     }
     let (blocking, limit, args) = (db.blocking.clone(), db.value_bytes_max, args.to_vec());
-    let future = db.store.transaction_async(move |txn| {
+    let future = db.transaction(move |txn| {
         let mut view = TxnView::new(txn, limit).waking(&blocking);
         view.run(|view| if retry { cmd::blocking::retry(view, &args) } else { cmd::blocking::pop_now(view, &args) })
     });
