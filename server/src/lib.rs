@@ -17,6 +17,7 @@
 //! frames other connections make for one: MONITOR lines, pub/sub messages).
 #![deny(missing_docs)]
 
+mod acl;
 mod admin;
 mod blocking;
 mod client_kill;

@@ -52,6 +52,7 @@ pub(crate) type Subcommand = (&'static str, i32);
 pub(crate) fn full_name(args: &[Bytes]) -> Option<Result<String, Reply>> {
     let name = args[0].to_ascii_lowercase();
     let (table, upper) = match &name[..] {
+        b"acl" => (crate::acl::ACL_SUBCOMMANDS, "ACL"),
         b"client" => (CLIENT_SUBCOMMANDS, "CLIENT"),
         b"command" => (COMMAND_SUBCOMMANDS, "COMMAND"),
         b"config" => (CONFIG_SUBCOMMANDS, "CONFIG"),

@@ -445,6 +445,7 @@ impl Session {
             "auth" => self.auth(args),
             "hello" => self.hello(args),
             "client" => server_cmds::client(self, args),
+            "acl" => crate::acl::acl(self, args),
             "command" => server_cmds::command(args),
             "info" => server_cmds::info(&self.db, args),
             "config" => server_cmds::config(&self.db, args),

@@ -1238,6 +1238,15 @@ fn edge_cases_reply_as_redis_does() {
         &["CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"],
         &["ROLE"],
         &["ROLE", "x"],
+        // Issue 25: ACL's default user.
+        &["ACL", "WHOAMI"],
+        &["ACL", "WHOAMI", "x"],
+        &["ACL", "USERS"],
+        &["ACL", "LIST"],
+        &["ACL", "GETUSER", "default"],
+        &["ACL", "GETUSER", "nobody"],
+        &["ACL", "HELP"],
+        &["ACL", "FOO"],
         // Issue 23: hashes, sets and lists.
         &["HSET", "h", "a", "1", "f", "007", "g", "1e400", "i", "9223372036854775807"],
         &["HINCRBY", "h", "i", "1"],
