@@ -635,6 +635,8 @@ pub struct Db {
     pub(crate) blocking: Arc<crate::blocking::Blocking>,
     /// Whether a task is scheduled to lead the writes queued on this server (`commit.rs`).
     pub(crate) committer: Arc<crate::commit::Committer>,
+    /// CLIENT PAUSE's state.
+    pub(crate) pause: crate::pause::Pause,
 }
 
 impl Db {
@@ -668,6 +670,7 @@ impl Db {
             pubsub: crate::pubsub::PubSub::default(),
             blocking: Arc::default(),
             committer: Arc::default(),
+            pause: crate::pause::Pause::default(),
         }
     }
 

@@ -34,6 +34,7 @@ pub mod latency;
 pub mod listen;
 pub mod monitor;
 pub mod outbox;
+mod pause;
 pub mod protocol;
 mod pubsub;
 pub mod reply;

@@ -186,6 +186,7 @@ async fn serve_listeners(
         pubsub: crate::pubsub::PubSub::default(),
         blocking: config.cluster.as_ref().map(|c| c.blocking.clone()).unwrap_or_default(),
         committer: Arc::default(),
+        pause: crate::pause::Pause::default(),
     });
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);

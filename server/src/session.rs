@@ -174,6 +174,17 @@ impl Session {
         }
     }
 
+    /// Whether CLIENT PAUSE WRITE holds `args` back: a write, PUBLISH, or an EXEC with a write
+    /// queued (Redis's "may replicate" commands, as far as ferrocask has them).
+    pub(crate) fn writes_for_pause(&self, args: &[Bytes]) -> bool {
+        let Some(spec) = cmd::lookup(&args[0]) else { return false };
+        match (&self.multi, spec.name) {
+            (Some(multi), "exec") => multi.queued.iter().any(|(spec, _)| spec.writes()),
+            (_, "publish") => true,
+            _ => spec.writes(),
+        }
+    }
+
     fn values_in_reply(&self, spec: &Spec, args: &[Bytes]) -> usize {
         if !spec.returns_values.applies_to(args) {
             return 0;

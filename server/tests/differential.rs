@@ -1238,7 +1238,7 @@ fn edge_cases_reply_as_redis_does() {
         &["CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"],
         &["ROLE"],
         &["ROLE", "x"],
-        // Issue 25: ACL's default user.
+        // Issue 25: ACL's default user, CLIENT PAUSE's argument errors and UNPAUSE.
         &["ACL", "WHOAMI"],
         &["ACL", "WHOAMI", "x"],
         &["ACL", "USERS"],
@@ -1247,6 +1247,10 @@ fn edge_cases_reply_as_redis_does() {
         &["ACL", "GETUSER", "nobody"],
         &["ACL", "HELP"],
         &["ACL", "FOO"],
+        &["CLIENT", "PAUSE", "abc"],
+        &["CLIENT", "PAUSE", "-1"],
+        &["CLIENT", "PAUSE", "10", "FOO"],
+        &["CLIENT", "UNPAUSE"],
         // Issue 23: hashes, sets and lists.
         &["HSET", "h", "a", "1", "f", "007", "g", "1e400", "i", "9223372036854775807"],
         &["HINCRBY", "h", "i", "1"],
