@@ -331,8 +331,11 @@ impl Store {
 
     /// Leads, on the calling thread, the group commits of the operations queued now (those of
     /// [`Store::transaction_async_deferred`] and any others), blocking for their syncs, until
-    /// the queue is empty; returns how many groups it led. Returns at once (0) if another thread
-    /// is leading: that leader takes what is queued, or hands it to the driver.
+    /// every one of them is done; returns how many groups it led. Operations queued meanwhile
+    /// by other threads are not its to lead (its caller's thread is not held for as long as
+    /// others keep writing): their own callers lead them, or the driver does. Returns at once
+    /// (0) if another thread is leading: that leader takes what is queued, or hands it to the
+    /// driver.
     ///
     /// Fails with `Error::Reentrant` from inside one of this store's transactions.
     pub fn lead_queued(&self) -> Result<usize> {

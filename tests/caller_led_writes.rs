@@ -3,12 +3,24 @@
 //! writes before their group is led, a caller that never leads, a transaction that tries to lead
 //! its own group, and a crash after the acknowledgements.
 
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
-use ferrocask::{Error, Store};
+use common::parking::{ParkOp, ParkingVfs, Release, Rule};
+use ferrocask::testing::SimFs;
+use ferrocask::{Error, Options, Store, SyncMode};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+/// Starts the store's async driver (the first async write does) and lets it go idle: a driver
+/// thread that is just starting looks at the queue once, and would lead a caller's writes
+/// before the caller does.
+fn start_driver(store: &Store) {
+    runtime().block_on(store.put_async("warm", "0")).unwrap();
 }
 
 /// Until a group is led nothing of it is visible: the write is queued, not durable, so no
@@ -17,6 +29,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn queued_writes_are_invisible_until_led_then_share_one_group() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    start_driver(&store);
     let syncs_before = store.stats().syncs;
     let futures: Vec<_> =
         (0..10u32).map(|i| store.transaction_async_deferred(move |tx| tx.put(i.to_be_bytes(), "v"))).collect();
@@ -32,6 +45,7 @@ fn queued_writes_are_invisible_until_led_then_share_one_group() {
     for i in 0..10u32 {
         assert_eq!(store.get(i.to_be_bytes()).unwrap().as_deref(), Some(&b"v"[..]));
     }
+    assert_eq!(store.len(), 11, "the ten and the warm-up write");
     assert_eq!(store.lead_queued().unwrap(), 0, "nothing left to lead");
 }
 
@@ -77,4 +91,28 @@ fn acknowledged_caller_led_writes_survive_reopen() {
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.len(), 100);
+}
+
+/// `lead_queued` leads what was queued before it was called, not what other threads queue while
+/// it syncs: a caller that kept leading as long as others kept writing would hold its thread (an
+/// event loop's worker, with the tasks waiting to run on it) for as long as they do. The later
+/// write is not stranded: the driver, woken at the end of the group, leads it.
+#[test]
+fn lead_queued_leads_only_what_was_queued_before_it() {
+    let parking = ParkingVfs::new(SimFs::new());
+    let options = Options { sync: SyncMode::Always, auto_compact: false, ..Options::default() };
+    let store = Arc::new(Store::open_on(parking.clone(), Path::new("/data/store"), options).unwrap());
+    start_driver(&store);
+    let first = store.transaction_async_deferred(|tx| tx.put("first", "1"));
+    let gate = parking.arm(Rule::new(ParkOp::Sync, ".seg").by_thread("caller"));
+    let leader = Arc::clone(&store);
+    let caller = std::thread::Builder::new().name("caller".into()).spawn(move || leader.lead_queued()).unwrap();
+    assert!(gate.wait_parked(), "the caller's group reached its sync");
+    let later = store.transaction_async_deferred(|tx| tx.put("later", "2"));
+    gate.release(Release::Proceed);
+    assert_eq!(caller.join().unwrap().unwrap(), 1, "one group: the write queued during its sync is not its to lead");
+    let rt = runtime();
+    rt.block_on(first).unwrap().unwrap();
+    rt.block_on(later).unwrap().unwrap();
+    assert_eq!(store.get("later").unwrap().as_deref(), Some(&b"2"[..]), "led by the driver");
 }

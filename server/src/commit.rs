@@ -7,7 +7,10 @@
 //! task already runnable on its worker (the other connections whose requests arrived in the same
 //! poll) runs and queues its writes, then leads the store's group commits on its own thread
 //! (`Store::lead_queued`: evaluate, one write, one fdatasync, publish), blocking that worker for
-//! the sync, as Redis's event loop blocks for its `appendfsync always` fsync. The leader completes
+//! the sync, as Redis's event loop blocks for its `appendfsync always` fsync. It leads only what
+//! was queued when it began (one group, or a few if they outgrow a frame): writes another worker
+//! queues during its sync have their own committer, so no worker is held in a loop of groups
+//! while tasks wait to run on it. The leader completes
 //! each write's future on the same thread, so waking its connection is a push on the local run
 //! queue, not a wake-up of another thread.
 //!
@@ -15,9 +18,8 @@
 //! its future, which resolves once the write is durable and published, and readers still see
 //! only published records. No write can wait for ever: `scheduled` is cleared before the
 //! committer leads, so a write queued after that schedules another one; a committer that finds
-//! another leader returns, and that leader either leads what is queued (`lead_queued` loops
-//! until the queue is empty) or, as every leader does when it ends with operations queued,
-//! wakes the store's async driver for them. Without a runtime (the fuzzer's dispatch) there is
+//! another leader returns, and that leader, as every leader does when it ends with operations
+//! queued, wakes the store's async driver for them. Without a runtime (the fuzzer's dispatch) there is
 //! nothing to spawn a committer on, so writes go to the driver as before.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,8 +85,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let committer = Arc::new(Committer::default());
-        let frames_before = store.stats().frames;
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // The store's driver thread looks at the queue once as it starts (the first async write
+        // starts it): started and idle first, it cannot take the turn's writes.
+        rt.block_on(store.put_async("warm", "0")).unwrap();
+        let frames_before = store.stats().frames;
         rt.block_on(async {
             let futures: Vec<_> =
                 (0..10u32).map(|i| transaction(&store, &committer, move |tx| tx.put(i.to_be_bytes(), "v"))).collect();
@@ -94,7 +99,7 @@ mod tests {
         });
         assert_eq!(committer.spawned(), 1, "one committer for the whole turn");
         assert_eq!(store.stats().frames, frames_before + 1, "one group for the whole turn");
-        assert_eq!(store.len(), 10);
+        assert_eq!(store.len(), 11, "the ten and the warm-up write");
     }
 
     /// Outside a runtime there is no task to lead: the store's driver does, as before.

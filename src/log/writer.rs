@@ -287,14 +287,22 @@ impl Writer {
         Ok(slot)
     }
 
-    /// Leads groups on the calling thread, blocking for their syncs, while operations are queued
-    /// and nobody else leads; returns how many groups it led. If another thread leads, it
-    /// returns at once: that leader takes what is queued, or wakes the driver for it.
+    /// Leads groups on the calling thread, blocking for their syncs, until every operation
+    /// queued before the call is done, while nobody else leads; returns how many groups it led.
+    /// If another thread leads, it returns at once: that leader takes what is queued, or wakes
+    /// the driver for it.
+    ///
+    /// Bounded by the tickets queued at the call: a caller that kept leading while other
+    /// threads kept queuing would hold its thread for as long as they do, and with it whatever
+    /// waits to run there (an event loop's other tasks). Operations queued during its syncs are
+    /// left to their own caller's lead, or to the driver, which every leader wakes when it ends
+    /// with operations queued.
     pub(crate) fn lead_queued(&self, sets: &Mutex<SegmentSet>, index: &Index) -> Result<usize> {
         self.refuse_if_reentrant()?;
         let mut q = self.queue.lock();
+        let through = q.next_ticket - 1;
         let mut led = 0;
-        while !q.leader && !q.pending.is_empty() {
+        while !q.leader && q.done_through < through && !q.pending.is_empty() {
             q = self.lead_one_group(q, sets, index);
             led += 1;
         }
