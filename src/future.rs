@@ -190,6 +190,36 @@ impl Store {
         WriteFuture::queued(self.submit(Op::Eval(erase(f))), |done| Ok(unerase::<R>(done)))
     }
 
+    /// [`Store::transaction_async`], left for the caller to lead: it is queued at once, but the
+    /// store's async driver thread is not woken for it. The caller leads it (and everything
+    /// queued with it) by calling [`Store::lead_queued`] soon, on a thread that may block for a
+    /// sync: an event loop that queues the writes of every request it has read, then leads
+    /// their group itself and replies, costs no thread hand-off per group.
+    ///
+    /// Nothing else changes: the future resolves when the write is durable and published, with
+    /// the same result. If the caller never leads, the write waits until any other write's
+    /// group is led (a leader that finds operations queued after its group wakes the driver for
+    /// them), so forgetting to lead delays the write; it is never lost or acknowledged early.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let a = store.transaction_async_deferred(|tx| tx.put("a", "1"));
+    /// let b = store.transaction_async_deferred(|tx| tx.put("b", "2"));
+    /// assert_eq!(store.lead_queued()?, 1, "both in one group, led on this thread");
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async { a.await?.and(b.await?) })?;
+    /// assert_eq!(store.get("b")?.as_deref(), Some(&b"2"[..]));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn transaction_async_deferred<R, F>(&self, f: F) -> WriteFuture<R>
+    where
+        F: FnOnce(&mut Txn<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        WriteFuture::queued(self.submit_with(Op::Eval(erase(f)), false), |done| Ok(unerase::<R>(done)))
+    }
+
     /// [`Store::transaction_at`] (run at a fixed time, not the store's clock) as a future.
     ///
     /// ```

@@ -312,6 +312,13 @@ impl Store {
 
     /// Queues `op` for a future (see `future.rs`), starting the async driver on first use.
     pub(crate) fn submit(&self, op: Op) -> Result<Arc<Slot>> {
+        self.submit_with(op, true)
+    }
+
+    /// [`Store::submit`]; with `wake_driver` false the caller leads it (`Writer::submit`).
+    pub(crate) fn submit_with(&self, op: Op, wake_driver: bool) -> Result<Arc<Slot>> {
+        // Started even when not woken: a leader that ends with operations queued hands them to
+        // the driver, so no operation waits for a caller that never leads.
         self.driver.get_or_init(|| {
             let inner = Arc::clone(&self.engine);
             std::thread::Builder::new()
@@ -319,7 +326,25 @@ impl Store {
                 .spawn(move || inner.writer.drive(&inner.sets, &inner.index))
                 .expect("spawn the async driver thread")
         });
-        self.engine.writer.submit(op)
+        self.engine.writer.submit(op, wake_driver)
+    }
+
+    /// Leads, on the calling thread, the group commits of the operations queued now (those of
+    /// [`Store::transaction_async_deferred`] and any others), blocking for their syncs, until
+    /// every one of them is done; returns how many groups it led. Operations queued meanwhile
+    /// by other threads are not its to lead (its caller's thread is not held for as long as
+    /// others keep writing): their own callers lead them, or the driver does. Returns at once
+    /// (0) if another thread is leading: that leader takes what is queued, or hands it to the
+    /// driver.
+    ///
+    /// Fails with `Error::Reentrant` from inside one of this store's transactions.
+    pub fn lead_queued(&self) -> Result<usize> {
+        let inner = &self.engine;
+        let led = inner.writer.lead_queued(&inner.sets, &inner.index)?;
+        if let Some(m) = &self.maintenance {
+            m.nudge_if_sealed(inner);
+        }
+        Ok(led)
     }
 
     /// Queues `op` with the group-commit writer and waits for its outcome.

@@ -4,7 +4,8 @@
 //! moment (after a random number of acknowledgements), restarted on the same directory, and must
 //! hold every acknowledged write: each acknowledged SET, HSET field and ZADD member, each counter
 //! at least its last acknowledged value, each EXEC whole (both keys equal; the hash's counter
-//! equal to the list's length), every acknowledged RPUSH in the list in push order. 24 kills.
+//! equal to the list's length), every acknowledged RPUSH in the list in push order, and every
+//! acknowledged SET of a fourth client that pipelines batches of 16 (one group each). 24 kills.
 //!
 //! Unix only: it sends SIGKILL and SIGTERM, which Windows (and Wine) do not have; the server's
 //! logic is the same on every platform.
@@ -27,6 +28,8 @@ use ferrocask::testing::Rng;
 
 const KILLS: usize = 24;
 const CLIENTS: usize = 3;
+/// SETs per pipelined batch.
+const PIPELINE: usize = 16;
 
 /// What one client saw acknowledged.
 #[derive(Default, Clone)]
@@ -38,6 +41,8 @@ struct Acked {
     fields: Vec<(String, String)>,
     /// Acknowledged RPUSHes of the client's list, in push order.
     pushed: Vec<String>,
+    /// Acknowledged SETs sent in pipelined batches (one socket write each, one group each).
+    piped: Vec<String>,
     /// Acknowledged ZADDs: (member, score) of the client's sorted set.
     scored: Vec<(String, i64)>,
 }
@@ -93,6 +98,29 @@ fn write_until_killed(addr: SocketAddr, id: usize, round: usize, acked: &Mutex<A
         acks.fetch_add(1, Ordering::Relaxed);
         if !write_collections(&mut c, id, &format!("{round}:{n}"), n, acked) {
             return;
+        }
+    }
+}
+
+/// Pipelined batches of SETs, each sent in one write so the server queues them together and
+/// leads them as one group (`commit.rs`), until the server dies; every SET whose `+OK` arrived
+/// is recorded. The kill lands anywhere: mid-batch, mid-sync, between replies.
+fn pipeline_until_killed(addr: SocketAddr, round: usize, acked: &Mutex<Acked>, acks: &AtomicUsize) {
+    let Ok(stream) = std::net::TcpStream::connect(addr) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut c = RawClient::from_stream(stream);
+    for batch in 0.. {
+        let keys: Vec<String> = (0..PIPELINE).map(|i| format!("pipe:{round}:{batch}:{i}")).collect();
+        let bytes: Vec<u8> = keys.iter().flat_map(|k| common::encode(&["SET", k, k])).collect();
+        if std::io::Write::write_all(&mut c.stream, &bytes).is_err() {
+            return;
+        }
+        for key in keys {
+            match c.reply().map(|r| parse(&r)) {
+                Some(R::Simple(ok)) if ok == b"OK" => acked.lock().unwrap().piped.push(key),
+                _ => return,
+            }
+            acks.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -176,6 +204,13 @@ fn verify(addr: SocketAddr, acked: &[Acked]) {
         assert!(x == y && y == n, "EXEC half applied: tx:{id} a={x} b={y} n={n}");
         assert!(n >= a.exec, "tx:{id}:n is {n}, acknowledged {}", a.exec);
         verify_collections(&mut c, id, a);
+        for key in &a.piped {
+            assert_eq!(
+                bulk(&parse(&c.cmd(&["GET", key]))).as_deref(),
+                Some(key.as_str()),
+                "acknowledged pipelined SET"
+            );
+        }
     }
 }
 
@@ -194,16 +229,25 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
             break;
         }
         let acks = Arc::new(AtomicUsize::new(0));
+        // The pipelining client's own count: its batches must not make up the others' target.
+        let piped_acks = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..CLIENTS)
             .map(|id| {
                 let (acked, acks) = (acked[id].clone(), acks.clone());
                 std::thread::spawn(move || write_until_killed(addr, id, round, &acked, &acks))
             })
+            .chain(std::iter::once({
+                let (acked, piped_acks) = (acked[0].clone(), piped_acks.clone());
+                std::thread::spawn(move || pipeline_until_killed(addr, round, &acked, &piped_acks))
+            }))
             .collect();
         let target = 5 + rng.below(60) as usize;
+        // At least one whole batch, then anywhere in a later one.
+        let piped_target = PIPELINE + rng.below(3 * PIPELINE as u64) as usize;
         assert!(
-            common::wait_for(Duration::from_secs(30), || acks.load(Ordering::Relaxed) >= target),
-            "round {round}: {target} acknowledgements within 30 s"
+            common::wait_for(Duration::from_secs(30), || acks.load(Ordering::Relaxed) >= target
+                && piped_acks.load(Ordering::Relaxed) >= piped_target),
+            "round {round}: {target} acknowledgements and {piped_target} pipelined ones within 30 s"
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -213,6 +257,8 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
     }
     let total: usize = acked.iter().map(|a| a.lock().unwrap().sets.len()).sum();
     assert!(total > KILLS * 5, "only {total} acknowledged SETs");
+    let piped: usize = acked.iter().map(|a| a.lock().unwrap().piped.len()).sum();
+    assert!(piped >= KILLS * PIPELINE, "only {piped} acknowledged pipelined SETs");
     let pushes: usize = acked.iter().map(|a| a.lock().unwrap().pushed.len()).sum();
     assert!(pushes > KILLS, "only {pushes} acknowledged RPUSHes: the collections were hardly exercised");
 }

@@ -179,6 +179,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(false);
                 }
             };
+            if session.db.pause.is_active() && !self.wait_unpaused(session, &args, kill, shutdown).await? {
+                return Ok(false);
+            }
             let schedule = session.schedule(&args);
             if schedule.wait_for_writes {
                 self.settle().await?;
@@ -219,6 +222,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.output.len() > OUTPUT_FLUSH_BYTES {
                 self.flush().await?;
             }
+        }
+    }
+
+    /// Waits while CLIENT PAUSE holds `args` back, after writing the replies before it (as a
+    /// Redis client blocked by a pause has had them); `false` if the connection is to close
+    /// meanwhile (killed, or the server shuts down).
+    async fn wait_unpaused(
+        &mut self,
+        session: &Session,
+        args: &[bytes::Bytes],
+        kill: &Kill,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> io::Result<bool> {
+        let writes = session.writes_for_pause(args);
+        if session.db.pause.holds(writes).is_none() {
+            return Ok(true);
+        }
+        self.settle().await?;
+        self.flush().await?;
+        tokio::select! {
+            () = session.db.pause.wait(writes) => Ok(true),
+            () = until_killed(kill) => Ok(false),
+            _ = shutdown.recv() => Ok(false),
         }
     }
 

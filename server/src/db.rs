@@ -666,6 +666,10 @@ pub struct Db {
     pub(crate) pubsub: crate::pubsub::PubSub,
     /// The clients blocked in BLPOP and its kin, by key.
     pub(crate) blocking: Arc<crate::blocking::Blocking>,
+    /// Whether a task is scheduled to lead the writes queued on this server (`commit.rs`).
+    pub(crate) committer: Arc<crate::commit::Committer>,
+    /// CLIENT PAUSE's state.
+    pub(crate) pause: crate::pause::Pause,
 }
 
 impl Db {
@@ -698,7 +702,19 @@ impl Db {
             monitors: crate::monitor::Monitors::default(),
             pubsub: crate::pubsub::PubSub::default(),
             blocking: Arc::default(),
+            committer: Arc::default(),
+            pause: crate::pause::Pause::default(),
         }
+    }
+
+    /// Queues a write transaction, led by this thread after the tasks ready on it have queued
+    /// theirs (see `commit.rs`); resolves once durable and published.
+    pub(crate) fn transaction<R, F>(&self, f: F) -> ferrocask::WriteFuture<R>
+    where
+        F: FnOnce(&mut ferrocask::Txn<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        crate::commit::transaction(&self.store, &self.committer, f)
     }
 
     /// A view that reads the store directly.

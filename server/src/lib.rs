@@ -17,12 +17,14 @@
 //! frames other connections make for one: MONITOR lines, pub/sub messages).
 #![deny(missing_docs)]
 
+mod acl;
 mod admin;
 mod blocking;
 mod client_kill;
 pub mod cluster;
 mod cmd;
 mod collection;
+mod commit;
 pub mod config;
 mod connection;
 mod db;
@@ -32,6 +34,7 @@ pub mod latency;
 pub mod listen;
 pub mod monitor;
 pub mod outbox;
+mod pause;
 pub mod protocol;
 mod pubsub;
 pub mod reply;

@@ -185,6 +185,8 @@ async fn serve_listeners(
         monitors: crate::monitor::Monitors::default(),
         pubsub: crate::pubsub::PubSub::default(),
         blocking: config.cluster.as_ref().map(|c| c.blocking.clone()).unwrap_or_default(),
+        committer: Arc::default(),
+        pause: crate::pause::Pause::default(),
     });
     if let Some(cluster) = &config.cluster {
         cluster.set_db(&db);

@@ -52,6 +52,7 @@ pub(crate) type Subcommand = (&'static str, i32);
 pub(crate) fn full_name(args: &[Bytes]) -> Option<Result<String, Reply>> {
     let name = args[0].to_ascii_lowercase();
     let (table, upper) = match &name[..] {
+        b"acl" => (crate::acl::ACL_SUBCOMMANDS, "ACL"),
         b"client" => (CLIENT_SUBCOMMANDS, "CLIENT"),
         b"command" => (COMMAND_SUBCOMMANDS, "COMMAND"),
         b"config" => (CONFIG_SUBCOMMANDS, "CONFIG"),
@@ -89,6 +90,8 @@ const CLIENT_SUBCOMMANDS: &[Subcommand] = &[
     ("tracking", -3),
     ("kill", -3),
     ("unblock", -3),
+    ("pause", -3),
+    ("unpause", 2),
 ];
 
 /// CLIENT HELP's text, as Redis 7.0 prints it (it lists the subcommands ferrocask refuses too,
@@ -183,6 +186,8 @@ pub(crate) fn client(session: &mut Session, args: &[Bytes]) -> Reply {
         }
         "kill" => crate::client_kill::client_kill(session, args),
         "unblock" if args.len() <= 4 => client_unblock(&session.db, args),
+        "pause" => crate::pause::client_pause(&session.db.pause, args),
+        "unpause" => crate::pause::client_unpause(&session.db.pause),
         _ => Reply::error(crate::cmd::parse::SYNTAX),
     }
 }
@@ -367,7 +372,7 @@ fn info_section(db: &Db, section: &str) -> Vec<(String, String)> {
         "clients" => fields(vec![
             ("connected_clients", db.client_count().to_string()),
             ("maxclients", db.maxclients.to_string()),
-            ("blocked_clients", db.blocking.blocked_clients().to_string()),
+            ("blocked_clients", (db.blocking.blocked_clients() + db.pause.waiting()).to_string()),
             // No tracking: an honest zero `redis-cli --stat` reads.
             ("tracking_clients", "0".into()),
         ]),

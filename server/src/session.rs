@@ -174,6 +174,17 @@ impl Session {
         }
     }
 
+    /// Whether CLIENT PAUSE WRITE holds `args` back: a write, PUBLISH, or an EXEC with a write
+    /// queued (Redis's "may replicate" commands, as far as ferrocask has them).
+    pub(crate) fn writes_for_pause(&self, args: &[Bytes]) -> bool {
+        let Some(spec) = cmd::lookup(&args[0]) else { return false };
+        match (&self.multi, spec.name) {
+            (Some(multi), "exec") => multi.queued.iter().any(|(spec, _)| spec.writes()),
+            (_, "publish") => true,
+            _ => spec.writes(),
+        }
+    }
+
     fn values_in_reply(&self, spec: &Spec, args: &[Bytes]) -> usize {
         if !spec.returns_values.applies_to(args) {
             return 0;
@@ -377,7 +388,7 @@ impl Session {
         args: Vec<Bytes>,
     ) -> Outcome {
         let (limit, blocking) = (self.db.value_bytes_max, self.db.blocking.clone());
-        let future = self.db.store.transaction_async(move |txn| {
+        let future = self.db.transaction(move |txn| {
             let mut view = TxnView::new(txn, limit).waking(&blocking);
             let reply = view.run(|view| apply(view, &args));
             (reply, args)
@@ -411,10 +422,9 @@ impl Session {
     ) -> Outcome {
         let (db, client, limit) = (self.db.clone(), self.id, self.db.value_bytes_max);
         Outcome::Later(Box::pin(async move {
-            let store = db.store.clone();
             let reply = loop {
                 let args = args.clone();
-                let round = store.transaction_async(move |txn| {
+                let round = db.transaction(move |txn| {
                     let mut view = TxnView::new(txn, limit);
                     // Not `run`: the deletes that fit are kept, and the next round goes on.
                     let reply = apply(&mut view, &args);
@@ -446,6 +456,7 @@ impl Session {
             "auth" => self.auth(args),
             "hello" => self.hello(args),
             "client" => server_cmds::client(self, args),
+            "acl" => crate::acl::acl(self, args),
             "command" => server_cmds::command(args),
             "info" => server_cmds::info(&self.db, args),
             "config" => server_cmds::config(&self.db, args),
@@ -575,7 +586,7 @@ impl Session {
             return Outcome::Later(Box::pin(cluster.submit(Kind::Write, &command)));
         }
         let (db, limit) = (self.db.clone(), self.db.value_bytes_max);
-        let future = self.db.store.transaction_async(move |txn| {
+        let future = self.db.transaction(move |txn| {
             let mut view = TxnView::new(txn, limit).waking(&db.blocking);
             if watched
                 .iter()
@@ -740,7 +751,7 @@ async fn pop_once(db: &Arc<Db>, args: &[Bytes], retry: bool) -> Reply {
         return cluster.submit(Kind::Write, &Command::Run(run)).await;
     }
     let (blocking, limit, args) = (db.blocking.clone(), db.value_bytes_max, args.to_vec());
-    let future = db.store.transaction_async(move |txn| {
+    let future = db.transaction(move |txn| {
         let mut view = TxnView::new(txn, limit).waking(&blocking);
         view.run(|view| if retry { cmd::blocking::retry(view, &args) } else { cmd::blocking::pop_now(view, &args) })
     });

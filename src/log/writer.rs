@@ -278,14 +278,42 @@ impl Writer {
 
     /// Queues `op` for a future: its outcome arrives in the returned slot, once the async driver
     /// (or any blocked writer) has led its group. Never blocks for a group.
-    pub(crate) fn submit(&self, op: Op) -> Result<Arc<Slot>> {
+    ///
+    /// With `wake_driver` false the driver is left asleep: the caller has promised to call
+    /// [`Writer::lead_queued`] soon, on a thread of its choosing, so the group costs no wake-up
+    /// of another thread (see DESIGN.md, "The async write path"). The operation is never
+    /// stranded: whoever leads next takes it, and a leader that ends with operations queued
+    /// wakes the driver.
+    pub(crate) fn submit(&self, op: Op, wake_driver: bool) -> Result<Arc<Slot>> {
         let slot = Arc::new(Slot::default());
         let mut q = self.queue.lock();
         self.enqueue(&mut q, op, Some(Arc::clone(&slot)))?;
-        if !q.leader {
+        if wake_driver && !q.leader {
             self.drive.notify_one();
         }
         Ok(slot)
+    }
+
+    /// Leads groups on the calling thread, blocking for their syncs, until every operation
+    /// queued before the call is done, while nobody else leads; returns how many groups it led.
+    /// If another thread leads, it returns at once: that leader takes what is queued, or wakes
+    /// the driver for it.
+    ///
+    /// Bounded by the tickets queued at the call: a caller that kept leading while other
+    /// threads kept queuing would hold its thread for as long as they do, and with it whatever
+    /// waits to run there (an event loop's other tasks). Operations queued during its syncs are
+    /// left to their own caller's lead, or to the driver, which every leader wakes when it ends
+    /// with operations queued.
+    pub(crate) fn lead_queued(&self, sets: &Mutex<SegmentSet>, index: &Index) -> Result<usize> {
+        self.refuse_if_reentrant()?;
+        let mut q = self.queue.lock();
+        let through = q.next_ticket - 1;
+        let mut led = 0;
+        while !q.leader && q.done_through < through && !q.pending.is_empty() {
+            q = self.lead_one_group(q, sets, index);
+            led += 1;
+        }
+        Ok(led)
     }
 
     /// The async driver's loop: leads whenever operations are queued and nobody leads them, until

@@ -343,6 +343,7 @@ fn table() -> Vec<Spec> {
         session("quit", -1),
         session("reset", 1),
         session("client", -2),
+        session("acl", -2),
         session("command", -1),
         session("info", -1),
         session("config", -2),
