@@ -1,6 +1,7 @@
 //! Iteration over live keys, one index stripe at a time.
 
 use crate::engine::Engine;
+use crate::format::KEYSPACE_MARKER;
 use crate::value::Value;
 
 /// Iterator over `(key, value)` pairs, from [`Store::iter`](crate::Store::iter) or
@@ -31,6 +32,10 @@ impl Iter<'_> {
         loop {
             for key in self.batch.by_ref() {
                 if self.prefix.as_deref().is_some_and(|p| !key.starts_with(p)) {
+                    continue;
+                }
+                // The keyspaces' keys are not the default keyspace's (see `keyspace.rs`).
+                if key.starts_with(&KEYSPACE_MARKER) {
                     continue;
                 }
                 // Read the key's current state: a key deleted since the snapshot is skipped, a key

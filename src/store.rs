@@ -181,8 +181,9 @@ impl Store {
     /// index stripes it covers, never the whole store; `count` is a hint (pages hold whole
     /// stripes). See the example on [`ScanPage`](crate::ScanPage).
     pub fn scan(&self, cursor: u64, count: usize) -> crate::ScanPage {
-        self.engine.index.scan(cursor, count, |_, expires_ms| {
-            !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
+        self.engine.index.scan(cursor, count, |key, expires_ms| {
+            !key.starts_with(&crate::format::KEYSPACE_MARKER)
+                && !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
         })
     }
 

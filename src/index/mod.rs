@@ -25,19 +25,22 @@ use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::{hash_table, HashTable};
 use parking_lot::{Mutex, RwLock};
 
 use crate::format::hash::KeyHasher;
-use crate::format::{is_expired, RecordHeader, RecordKind};
+use crate::format::{is_expired, RecordHeader, RecordKind, KEYSPACE_MARKER};
 use crate::log::Segment;
 use crate::Result;
 pub(crate) use ordered::in_range;
 use ordered::{not_ordered, Ordered, OrderedWrite};
 pub(crate) use segments::new_index_slot;
 use segments::{Entry, SegmentTable, ENTRY_HASH_BITS};
+
+/// Keys a dropped keyspace's removal reads per hold of the ordered set's read lock.
+const FORGET_CHUNK_KEYS: usize = 1024;
 
 /// A key's hash, split into the stripe it lives in and the bits stored in the entry.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +96,9 @@ pub(crate) struct Index {
     expiries: Mutex<Expiries>,
     /// The ordered keys under the declared prefixes; `None` (one pointer, no lock ever taken)
     /// when none are declared, and during recovery's load, until [`Index::order_prefixes`].
-    ordered: Option<Box<Ordered>>,
+    /// Set at most once: at open, or by the first keyspace created in a store that had neither
+    /// (so a store without either never pays for it).
+    ordered: OnceLock<Box<Ordered>>,
     /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
     /// call costs by the entries it visits rather than by a timing.
     #[cfg(test)]
@@ -110,7 +115,7 @@ impl Index {
             hasher,
             len: AtomicUsize::new(0),
             expiries: Mutex::new(Expiries::default()),
-            ordered: None,
+            ordered: OnceLock::new(),
             #[cfg(test)]
             visited: std::sync::atomic::AtomicU64::new(0),
         }
@@ -155,7 +160,7 @@ impl Index {
         let expiries = self.expiries.lock();
         f.expiry_bytes = (expiries.later.len() + expiries.passed.len()) * EXPIRY_BYTES_PER_TIME;
         drop(expiries);
-        f.ordered_bytes = self.ordered.as_deref().map_or(0, Ordered::allocated_bytes);
+        f.ordered_bytes = self.ordered().map_or(0, Ordered::allocated_bytes);
         f.segment_table_bytes = self.segments.allocated_bytes();
         f
     }
@@ -274,7 +279,7 @@ impl Index {
     /// stripe lock by a change that may add or remove such a key. `None` without declared
     /// prefixes, at the cost of one branch.
     fn lock_ordered<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<OrderedWrite<'_>> {
-        let ordered = self.ordered.as_deref()?;
+        let ordered = self.ordered()?;
         keys.any(|key| ordered.covers(key)).then(|| ordered.write())
     }
 
@@ -299,7 +304,7 @@ impl Index {
 
     fn debug_assert_not_ordered(&self, key: &[u8]) {
         debug_assert!(
-            self.ordered.as_deref().is_none_or(|o| !o.covers(key)),
+            self.ordered().is_none_or(|o| !o.covers(key)),
             "a change of a key under an ordered prefix holds the ordered set's lock"
         );
     }
@@ -395,7 +400,7 @@ impl Index {
     /// Items are grouped by stripe first, so that each stripe's table stays in cache while it is
     /// filled, and the two halves of the stripes are filled by two threads.
     pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, mut items: Vec<LoadItem>) {
-        assert!(self.ordered.is_none(), "the ordered set is built after the bulk load, which reads no key");
+        assert!(self.ordered.get().is_none(), "the ordered set is built after the bulk load, which reads no key");
         let mask = self.stripe_mask;
         let stripe_of = |item: &LoadItem| (item.hash >> 32) as usize & mask;
         let mut starts = vec![0usize; self.stripes.len() + 1];
@@ -517,10 +522,17 @@ impl Index {
     /// Starts keeping the keys under `prefixes` (checked by `Options::validated`) in order,
     /// from the entries: at open, once recovery has loaded and swept. Reads the key of every
     /// entry from its mapped record; nothing at all without prefixes.
-    pub(crate) fn order_prefixes(&mut self, prefixes: &[Vec<u8>]) {
-        if prefixes.is_empty() {
+    ///
+    /// With `keyspaces` (the store has a keyspace registry) or any declared prefix, the keyspace
+    /// marker is declared too (`Options::validated` keeps the user's prefixes clear of it), so a
+    /// keyspace created later finds the set ready.
+    pub(crate) fn order_prefixes(&mut self, prefixes: &[Vec<u8>], keyspaces: bool) {
+        if prefixes.is_empty() && !keyspaces {
             return;
         }
+        let mut prefixes = prefixes.to_vec();
+        prefixes.push(KEYSPACE_MARKER.to_vec());
+        let prefixes = &prefixes[..];
         let covered = |key: &[u8]| prefixes.iter().any(|p| key.starts_with(p));
         let mut keys = Vec::new();
         let segs = &self.segments;
@@ -528,7 +540,77 @@ impl Index {
             let entries = stripe.get_mut().iter();
             keys.extend(entries.filter_map(|e| entry_key(segs, e).filter(|k| covered(k)).map(|k| k.into())));
         }
-        self.ordered = Some(Box::new(Ordered::new(prefixes, keys)));
+        let set = self.ordered.set(Box::new(Ordered::new(prefixes, keys)));
+        assert!(set.is_ok(), "the ordered set is built once, at open");
+    }
+
+    /// The ordered set, if the store keeps one.
+    fn ordered(&self) -> Option<&Ordered> {
+        self.ordered.get().map(|o| &**o)
+    }
+
+    /// Makes sure the ordered set exists and covers keyspace keys: called before the first
+    /// keyspace of a store is created (no keyspace key can be in the index before that, since
+    /// the default keyspace refuses keys under the marker).
+    pub(crate) fn enable_keyspaces(&self) {
+        let ordered = self.ordered.get_or_init(|| Box::new(Ordered::new(&[KEYSPACE_MARKER.to_vec()], Vec::new())));
+        assert!(ordered.covers(&KEYSPACE_MARKER), "the ordered set covers keyspace keys once keyspaces exist");
+    }
+
+    /// Entries of keyspace `id` (expired ones included until swept). O(1).
+    pub(crate) fn space_count(&self, id: u32) -> usize {
+        self.ordered().map_or(0, |o| o.space_count(id))
+    }
+
+    /// Entries under the keyspace marker: every keyspace's keys and the registry. O(1).
+    pub(crate) fn reserved_count(&self) -> usize {
+        self.ordered().and_then(|o| o.count(&KEYSPACE_MARKER).ok()).unwrap_or(0)
+    }
+
+    /// Ids of the keyspaces with entries.
+    pub(crate) fn space_ids(&self) -> Vec<u32> {
+        self.ordered().map_or_else(Vec::new, Ordered::space_ids)
+    }
+
+    /// Live keys at `now_ms` under `prefix` (a keyspace's, or the marker), of which the index
+    /// holds `entries`: `entries` itself if no entry has an expiry (O(1)), else a walk of them.
+    pub(crate) fn live_under(&self, prefix: &[u8], entries: usize, now_ms: u64) -> usize {
+        if entries == 0 || !self.has_expiries() {
+            return entries;
+        }
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.range(prefix, all, false, usize::MAX, |_, found| {
+            found.filter(|f| !is_expired(f.header.expires_ms, || now_ms)).map(drop)
+        })
+        .map_or(0, |live| live.len())
+    }
+
+    /// Whether some entry has an expiry (so counts of entries may include expired keys).
+    pub(crate) fn has_expiries(&self) -> bool {
+        let e = self.expiries.lock();
+        !(e.later.is_empty() && e.passed.is_empty())
+    }
+
+    /// Removes every entry under `prefix` (a keyspace's prefix), in chunks of
+    /// `FORGET_CHUNK_KEYS` keys read under the ordered set's read lock, each removed under its
+    /// own locks: for a dropped keyspace, whose records no log tombstone covers (the registry
+    /// says they are dead). The removals subtract the records from their segments' live bytes,
+    /// which is how compaction learns of them. O(keys under `prefix`).
+    pub(crate) fn forget_prefix(&self, prefix: &[u8]) -> usize {
+        let mut removed = 0;
+        loop {
+            let chunk = self
+                .range(prefix, (Bound::Unbounded, Bound::Unbounded), false, FORGET_CHUNK_KEYS, |key, found| {
+                    found.map(|f| (key.to_vec(), f.segment.id, f.offset))
+                })
+                .unwrap_or_default();
+            if chunk.is_empty() {
+                return removed;
+            }
+            for (key, segment_id, offset) in &chunk {
+                removed += usize::from(self.remove_if_at(key, *segment_id, *offset));
+            }
+        }
     }
 
     /// The keys under `prefix` (which must start with a declared prefix) within
@@ -544,7 +626,7 @@ impl Index {
         limit: usize,
         mut take: impl FnMut(&[u8], Option<Found<'_>>) -> Option<T>,
     ) -> Result<Vec<T>> {
-        let ordered = self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?;
+        let ordered = self.ordered().ok_or_else(|| not_ordered(prefix))?;
         let mut taken = Vec::new();
         ordered.walk(prefix, bounds, reverse, |key| {
             if taken.len() >= limit {
@@ -560,14 +642,14 @@ impl Index {
 
     /// The entries under `prefix`, which must be exactly a declared prefix. O(1).
     pub(crate) fn count_prefix(&self, prefix: &[u8]) -> Result<usize> {
-        self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?.count(prefix)
+        self.ordered().ok_or_else(|| not_ordered(prefix))?.count(prefix)
     }
 
     /// Checks that the ordered set holds exactly the keys of the entries under the declared
     /// prefixes, with the right counts: a walk of every stripe, for tests. Call it with no write
     /// in flight.
     pub(crate) fn check_ordered(&self) {
-        let Some(ordered) = self.ordered.as_deref() else { return };
+        let Some(ordered) = self.ordered() else { return };
         let mut expected: Vec<Box<[u8]>> = Vec::new();
         for stripe in self.stripes.iter() {
             let table = stripe.read();
