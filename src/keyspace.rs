@@ -326,6 +326,34 @@ impl<'s> Keyspace<'s> {
         self.ordered_walk(&self.id.prefix(), start, end, false, usize::MAX).map(|pairs| Range(pairs.into_iter()))
     }
 
+    /// At most `limit` live pairs within `range`, from its start (from its end if `reverse`),
+    /// read as [`Keyspace::range`] reads them: a page, for "the last N items" or pagination
+    /// (start the next page after the last key). O(log n + limit): the range's other keys are
+    /// not read.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let feed = store.ordered_keyspace("feed")?;
+    /// for t in 0u32..100 {
+    ///     feed.put(t.to_be_bytes(), b"post")?;
+    /// }
+    /// let newest = feed.range_page::<&[u8], _>(.., true, 3)?;
+    /// let times: Vec<u32> = newest.iter().map(|(k, _)| u32::from_be_bytes(k[..].try_into().unwrap())).collect();
+    /// assert_eq!(times, [99, 98, 97]);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn range_page<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Value)>> {
+        let start = self.bound(range.start_bound());
+        let end = self.bound(range.end_bound());
+        self.ordered_walk(&self.id.prefix(), start, end, reverse, limit)
+    }
+
     /// The live keys that start with `prefix`, in key order, as [`Keyspace::range`] reads them.
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Range> {
         let walk = self.id.key(prefix.as_ref());
