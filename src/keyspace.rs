@@ -17,7 +17,9 @@ use crate::format::{
     KEYSPACE_KEY_OVERHEAD_BYTES,
 };
 pub use crate::format::{KeyspaceId, KeyspaceKind};
+use crate::future::WriteFuture;
 use crate::log::{Encoded, Op};
+use crate::rmw::{Cas, Update, Updated};
 use crate::value::{Batch, Value};
 use crate::{Error, Result, Store};
 
@@ -117,7 +119,7 @@ impl Store {
         };
         let dropped = registry.entries.remove(at);
         self.commit_registry(&registry)?;
-        engine.keyspaces.install(registry);
+        engine.keyspaces.install(&engine.index, registry);
         engine.index.forget_prefix(&keyspace_prefix(dropped.id));
         Ok(())
     }
@@ -153,7 +155,7 @@ impl Store {
         // Before the registry is written: its key and every keyspace key go into the ordered set.
         engine.index.enable_keyspaces();
         self.commit_registry(&registry)?;
-        engine.keyspaces.install(registry);
+        engine.keyspaces.install(&engine.index, registry);
         Ok(entry)
     }
 
@@ -240,6 +242,53 @@ impl<'s> Keyspace<'s> {
     /// ([`Batch::put_in`]), this is [`Store::write`] under another name.
     pub fn write(&self, batch: Batch) -> Result<()> {
         self.store.write(batch).map_err(|e| self.named(e))
+    }
+
+    /// Reads `key` and writes what `f` makes of it, atomically (as [`Store::update`]).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use ferrocask::Update;
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let hits = store.keyspace("hits")?;
+    /// let incr = |v: Option<&[u8]>| Update::Set(vec![v.map_or(0, |b| b[0]) + 1]);
+    /// hits.update(b"home", incr)?;
+    /// assert_eq!(hits.update(b"home", incr)?.current.as_deref(), Some(&[2u8][..]));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn update<F>(&self, key: impl AsRef<[u8]>, f: F) -> Result<Updated>
+    where
+        F: FnOnce(Option<&[u8]>) -> Update + Send + 'static,
+    {
+        let stored = self.stored(key.as_ref())?;
+        self.store.update(stored, f).map_err(|e| self.named(e))
+    }
+
+    /// Sets `key` to `new` if it holds `expected`, atomically (as [`Store::compare_and_swap`]).
+    pub fn compare_and_swap(&self, key: impl AsRef<[u8]>, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<Cas> {
+        let stored = self.stored(key.as_ref())?;
+        self.store.compare_and_swap(stored, expected, new).map_err(|e| self.named(e))
+    }
+
+    /// [`Keyspace::put`] as a future (as [`Store::put_async`]).
+    pub fn put_async(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> WriteFuture<()> {
+        match self.stored(key.as_ref()) {
+            Ok(stored) => self.store.put_async(stored, value),
+            Err(e) => WriteFuture::ready(Err(e)),
+        }
+    }
+
+    /// [`Keyspace::delete`] as a future (as [`Store::delete_async`]).
+    pub fn delete_async(&self, key: impl AsRef<[u8]>) -> WriteFuture<()> {
+        match self.stored(key.as_ref()) {
+            Ok(stored) => self.store.delete_async(stored),
+            Err(e) => WriteFuture::ready(Err(e)),
+        }
+    }
+
+    /// A handle from its parts (for the typed view over a keyspace).
+    pub(crate) fn from_parts(store: &'s Store, name: Arc<str>, id: KeyspaceId, kind: KeyspaceKind) -> Keyspace<'s> {
+        Keyspace { store, name, id, kind }
     }
 
     /// The keyspace's live keys. O(1), from a count kept per keyspace, unless some key of the

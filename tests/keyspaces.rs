@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferrocask::format::{KEYSPACE_MARKER, KEYSPACE_NAME_BYTES_MAX};
 use ferrocask::testing::{CrashMode, Fault, FaultKind, SimFs};
-use ferrocask::{Batch, Error, KeyspaceKind, ManualClock, Options, Store};
+use ferrocask::{Batch, Error, KeyspaceKind, ManualClock, Options, Store, TypedStore, Update};
 use proptest::prelude::*;
 
 mod common;
@@ -172,6 +172,47 @@ both_backends! {
         assert!(a.is_empty() && a.iter().next().is_none());
         assert_eq!(b.len(), 1);
         store.check_ordered_index();
+    }
+
+    /// Typed views of two keyspaces hold different types in one store without meeting each
+    /// other's values; the same types over the default keyspace do meet them (the reason for
+    /// keyspaces, shown to fail without them).
+    fn typed_views_per_keyspace(backend) {
+        let store = Arc::new(backend.open_with(&backend.path("db"), common::options()).unwrap());
+        let ages: TypedStore<String, u32> = TypedStore::in_keyspace(store.clone(), "ages").unwrap();
+        let tags: TypedStore<u64, Vec<String>> = TypedStore::in_keyspace(store.clone(), "tags").unwrap();
+        ages.put(&"ada".to_string(), &36).unwrap();
+        tags.put(&7, &vec!["math".to_string(), "engines".to_string()]).unwrap();
+        assert_eq!(ages.iter().collect::<Result<Vec<_>, _>>().unwrap(), [("ada".to_string(), 36)]);
+        assert_eq!(tags.get(&7).unwrap().map(|t| t.len()), Some(2));
+        assert_eq!((ages.len(), tags.len(), store.len()), (1, 1, 0));
+        tags.delete(&7).unwrap();
+        assert!(tags.is_empty() && !tags.contains_key(&7).unwrap());
+        let shared: TypedStore<String, u32> = TypedStore::from_store(store.clone());
+        let other: TypedStore<u64, Vec<String>> = TypedStore::from_store(store.clone());
+        shared.put(&"ada".to_string(), &36).unwrap();
+        other.put(&7, &vec!["math".to_string()]).unwrap();
+        assert!(shared.iter().any(|r| r.is_err()), "two types in one keyspace meet each other's values");
+    }
+
+    /// Read-modify-write and async writes through a handle act on the keyspace's keys only.
+    fn rmw_and_async_writes_on_a_handle(backend) {
+        let store = backend.open_with(&backend.path("db"), common::options()).unwrap();
+        let ks = store.keyspace("counters").unwrap();
+        store.put(b"n", [9u8]).unwrap();
+        let incr = |v: Option<&[u8]>| Update::Set(vec![v.map_or(0, |b| b[0]) + 1]);
+        ks.update(b"n", incr).unwrap();
+        ks.update(b"n", incr).unwrap();
+        assert_eq!(ks.get(b"n").unwrap().as_deref(), Some(&[2u8][..]));
+        assert!(ks.compare_and_swap(b"n", Some(&[2u8][..]), Some(&[5u8][..])).unwrap().is_applied());
+        assert!(!ks.compare_and_swap(b"n", Some(&[2u8][..]), None).unwrap().is_applied());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            ks.put_async(b"a", b"1").await.unwrap();
+            ks.delete_async(b"n").await.unwrap();
+        });
+        assert_eq!(pairs(ks.iter()), [(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(store.get(b"n").unwrap().as_deref(), Some(&[9u8][..]), "the default keyspace's n untouched");
     }
 
     /// A transaction reads and writes several keyspaces and commits them together.

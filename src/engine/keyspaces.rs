@@ -4,10 +4,7 @@
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::format::{
-    decode_registry, keyspace_of, keyspace_prefix, registry_key, Registry, RegistryEntry, KEYSPACE_KEY_OVERHEAD_BYTES,
-    KEYSPACE_MARKER, REGISTRY_ID,
-};
+use crate::format::{decode_registry, keyspace_prefix, registry_key, Registry, RegistryEntry, REGISTRY_ID};
 use crate::index::Index;
 use crate::{Error, Result};
 
@@ -38,6 +35,7 @@ impl Keyspaces {
                 index.forget_prefix(&keyspace_prefix(id));
             }
         }
+        index.set_live_spaces(registry.entries.iter().map(|e| e.id).collect());
         Ok(Keyspaces { registry: RwLock::new(registry), change: Mutex::new(()) })
     }
 
@@ -46,28 +44,14 @@ impl Keyspaces {
         self.registry.read().clone()
     }
 
-    /// Installs a registry just committed (under `change`).
-    pub(crate) fn install(&self, registry: Registry) {
+    /// Installs a registry just committed (under `change`), and its ids in the index's check.
+    pub(crate) fn install(&self, index: &Index, registry: Registry) {
+        index.set_live_spaces(registry.entries.iter().map(|e| e.id).collect());
         *self.registry.write() = registry;
     }
 
     /// The keyspace named `name`, if registered.
     pub(crate) fn find(&self, name: &str) -> Option<RegistryEntry> {
         self.registry.read().entries.iter().find(|e| e.name == name).cloned()
-    }
-
-    /// Checks a stored key that starts with the keyspace marker: it must name a live keyspace
-    /// and carry a non-empty key of its own. The default keyspace's keys never reach here.
-    pub(crate) fn check_marked_key(&self, key: &[u8]) -> Result<()> {
-        debug_assert!(key.starts_with(&KEYSPACE_MARKER));
-        let live = keyspace_of(key)
-            .is_some_and(|id| id != REGISTRY_ID && self.registry.read().entries.iter().any(|e| e.id == id));
-        if !live {
-            return Err(Error::ReservedKey { key: key.to_vec() });
-        }
-        if key.len() == KEYSPACE_KEY_OVERHEAD_BYTES {
-            return Err(Error::EmptyKey);
-        }
-        Ok(())
     }
 }

@@ -124,7 +124,7 @@ impl Engine {
         match key.len() {
             0 => Err(Error::EmptyKey),
             len if len > max => Err(Error::KeyTooLarge { len, max }),
-            _ if key.starts_with(&KEYSPACE_MARKER) => self.keyspaces.check_marked_key(key),
+            _ if key.starts_with(&KEYSPACE_MARKER) => self.index.check_marked_key(key),
             _ => Ok(()),
         }
     }

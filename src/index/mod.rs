@@ -99,6 +99,10 @@ pub(crate) struct Index {
     /// Set at most once: at open, or by the first keyspace created in a store that had neither
     /// (so a store without either never pays for it).
     ordered: OnceLock<Box<Ordered>>,
+    /// The ids of the registered keyspaces (DESIGN.md, "Keyspaces"), for the one check of
+    /// stored keys under the keyspace marker that writes and transactions share
+    /// ([`Index::check_marked_key`]); set by the engine from the registry.
+    live_spaces: RwLock<Vec<u32>>,
     /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
     /// call costs by the entries it visits rather than by a timing.
     #[cfg(test)]
@@ -116,6 +120,7 @@ impl Index {
             len: AtomicUsize::new(0),
             expiries: Mutex::new(Expiries::default()),
             ordered: OnceLock::new(),
+            live_spaces: RwLock::new(Vec::new()),
             #[cfg(test)]
             visited: std::sync::atomic::AtomicU64::new(0),
         }
@@ -555,6 +560,26 @@ impl Index {
     pub(crate) fn enable_keyspaces(&self) {
         let ordered = self.ordered.get_or_init(|| Box::new(Ordered::new(&[KEYSPACE_MARKER.to_vec()], Vec::new())));
         assert!(ordered.covers(&KEYSPACE_MARKER), "the ordered set covers keyspace keys once keyspaces exist");
+    }
+
+    /// Sets the ids of the registered keyspaces.
+    pub(crate) fn set_live_spaces(&self, ids: Vec<u32>) {
+        *self.live_spaces.write() = ids;
+    }
+
+    /// Checks a stored key that starts with the keyspace marker: it must name a registered
+    /// keyspace and carry a non-empty key of its own (`Error::ReservedKey`, `Error::EmptyKey`).
+    /// The registry's own key and dropped or future ids are refused, so no write reaches them.
+    pub(crate) fn check_marked_key(&self, key: &[u8]) -> Result<()> {
+        debug_assert!(key.starts_with(&KEYSPACE_MARKER));
+        let live = crate::format::keyspace_of(key).is_some_and(|id| self.live_spaces.read().contains(&id));
+        if !live {
+            return Err(crate::Error::ReservedKey { key: key.to_vec() });
+        }
+        if key.len() == crate::format::KEYSPACE_KEY_OVERHEAD_BYTES {
+            return Err(crate::Error::EmptyKey);
+        }
+        Ok(())
     }
 
     /// Entries of keyspace `id` (expired ones included until swept). O(1).

@@ -394,13 +394,14 @@ impl<'a> Txn<'a> {
         self.own = self.writes.iter().cloned().collect();
     }
 
-    /// A default-keyspace key's check: the keyspaces' keys are reached through the `_in`
-    /// methods only.
+    /// A key's check; a key under the keyspace marker must name a registered keyspace, as
+    /// outside transactions (`Index::check_marked_key`).
     fn check_key(&self, key: &[u8]) -> Result<()> {
+        self.check_len(key)?;
         if key.starts_with(&KEYSPACE_MARKER) {
-            return Err(Error::ReservedKey { key: key.to_vec() });
+            return self.index.check_marked_key(key);
         }
-        self.check_len(key)
+        Ok(())
     }
 
     fn check_len(&self, key: &[u8]) -> Result<()> {
@@ -417,8 +418,8 @@ impl<'a> Txn<'a> {
     }
 
     /// Sets `key` in keyspace `space` to `value`, as [`Txn::put`] does. A transaction may write
-    /// several keyspaces; its writes commit together. A dropped keyspace's id writes keys no
-    /// handle reads (swept at the next open).
+    /// several keyspaces; its writes commit together. A dropped keyspace's id is refused
+    /// ([`Error::ReservedKey`]).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -446,7 +447,7 @@ impl<'a> Txn<'a> {
             return Err(Error::EmptyKey);
         }
         let stored = space.into().key(key);
-        self.check_len(&stored)?;
+        self.check_key(&stored)?;
         self.put_checked(&stored, value.as_ref(), Expiry::Never)
     }
 
@@ -457,7 +458,7 @@ impl<'a> Txn<'a> {
             return Err(Error::EmptyKey);
         }
         let stored = space.into().key(key);
-        self.check_len(&stored)?;
+        self.check_key(&stored)?;
         self.delete_checked(&stored)
     }
 
