@@ -81,8 +81,10 @@ impl Store {
     /// let after_2: Vec<u64> =
     ///     log.range(2u64.to_be_bytes()..)?.map(|(k, _)| u64::from_be_bytes(k.try_into().unwrap())).collect();
     /// assert_eq!(after_2, [2, 3, 5]);
-    /// let newest = log.range(..)?.rev().next().map(|(_, v)| v.into_vec());
+    /// let newest = log.last()?.map(|(_, v)| v.into_vec());
     /// assert_eq!(newest.as_deref(), Some(&b"message 5"[..]));
+    /// // A whole keyspace backwards (`..` needs its key type named):
+    /// assert_eq!(log.range::<&[u8], _>(..)?.rev().count(), 4);
     /// assert!(store.keyspace("chat").is_err(), "a name keeps its kind");
     /// # Ok::<(), ferrocask::Error>(())
     /// ```

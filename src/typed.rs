@@ -173,7 +173,7 @@ where
         }
     }
 
-    /// Every live entry, in unspecified order, with the guarantees of [`Iter`]. Each item is
+    /// Every live entry, in unspecified order, with the guarantees of [`Iter`](crate::Iter) (or, in a keyspace, of [`KeyspaceIter`](crate::KeyspaceIter): key order). Each item is
     /// decoded on the way out; an entry whose key or value does not decode is yielded as
     /// [`Error::Codec`] and iteration carries on with the next one.
     ///
