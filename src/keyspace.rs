@@ -9,12 +9,12 @@
 //! its keys in order without a walk of the store.
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::{
-    encode_registry, keyspace_prefix, name_is_valid, registry_key, RecordKind, RegistryEntry, KEYSPACES_MAX,
-    KEYSPACE_KEY_OVERHEAD_BYTES,
+    encode_registry, name_is_valid, registry_key, RecordKind, RegistryEntry, KEYSPACES_MAX, KEYSPACE_KEY_OVERHEAD_BYTES,
 };
 pub use crate::format::{KeyspaceId, KeyspaceKind};
 use crate::future::WriteFuture;
@@ -52,6 +52,9 @@ pub struct Keyspace<'s> {
     name: Arc<str>,
     id: KeyspaceId,
     kind: KeyspaceKind,
+    /// Set when the keyspace is dropped: reads through the handle then fail (its entries may
+    /// still be in the index until the maintenance thread removes them).
+    dropped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Keyspace<'_> {
@@ -99,9 +102,12 @@ impl Store {
 
     /// Drops keyspace `name` durably: once this returns, no handle reads or writes its keys, and
     /// after a crash it stays dropped. Its records are dead from then on (its id is never handed
-    /// out again) and compaction reclaims them. The call writes one record (the registry) and
-    /// then removes the keyspace's entries from the index: O(its keys), on this thread.
-    /// Fails with [`Error::NoSuchKeyspace`] if there is no such keyspace.
+    /// out again) and compaction reclaims them. The call writes one record (the registry): its
+    /// cost does not depend on the keyspace's size. The keyspace's index entries are removed
+    /// after it, by the maintenance thread (on this thread if
+    /// [`Options::background_thread`](crate::Options) is off), which is when their records
+    /// count as dead bytes for compaction. Fails with [`Error::NoSuchKeyspace`] if there is no
+    /// such keyspace.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -122,7 +128,8 @@ impl Store {
         let dropped = registry.entries.remove(at);
         self.commit_registry(&registry)?;
         engine.keyspaces.install(&engine.index, registry);
-        engine.index.forget_prefix(&keyspace_prefix(dropped.id));
+        engine.keyspaces.dropped(dropped.id);
+        self.forget_dropped();
         Ok(())
     }
 
@@ -137,7 +144,8 @@ impl Store {
         if found.kind != kind {
             return Err(Error::KeyspaceKind { name: name.to_owned(), is: found.kind, wanted: kind });
         }
-        Ok(Keyspace { store: self, name: name.into(), id: KeyspaceId::new(found.id), kind })
+        let dropped = self.engine.keyspaces.dropped_flag(found.id);
+        Ok(Keyspace { store: self, name: name.into(), id: KeyspaceId::new(found.id), kind, dropped })
     }
 
     /// Registers `name` (unless another thread just did) with the next id, durably.
@@ -213,6 +221,7 @@ impl<'s> Keyspace<'s> {
 
     /// `key`'s value with its expiry (ms since the Unix epoch, `None` = never).
     pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, Option<u64>)>> {
+        self.live()?;
         let stored = self.stored(key.as_ref())?;
         Ok(self.store.engine.read_stored(&stored))
     }
@@ -290,12 +299,24 @@ impl<'s> Keyspace<'s> {
 
     /// A handle from its parts (for the typed view over a keyspace).
     pub(crate) fn from_parts(store: &'s Store, name: Arc<str>, id: KeyspaceId, kind: KeyspaceKind) -> Keyspace<'s> {
-        Keyspace { store, name, id, kind }
+        let dropped = store.engine.keyspaces.dropped_flag(id.get());
+        Keyspace { store, name, id, kind, dropped }
+    }
+
+    /// `Err(NoSuchKeyspace)` once the keyspace is dropped.
+    fn live(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(Error::NoSuchKeyspace { name: self.name.to_string() });
+        }
+        Ok(())
     }
 
     /// The keyspace's live keys. O(1), from a count kept per keyspace, unless some key of the
     /// store has an expiry: then O(this keyspace's keys).
     pub fn len(&self) -> usize {
+        if self.live().is_err() {
+            return 0;
+        }
         let index = &self.store.engine.index;
         let now_ms = self.store.engine.options.clock.now_ms();
         index.live_under(&self.id.prefix(), index.space_count(self.id.get()), now_ms)
@@ -310,7 +331,13 @@ impl<'s> Keyspace<'s> {
     /// read in chunks: each chunk is one consistent view, the whole walk is not (as
     /// [`Store::iter`]: a key live throughout is yielded once).
     pub fn iter(&self) -> KeyspaceIter<'s> {
-        KeyspaceIter { store: self.store, prefix: self.id.prefix(), after: None, chunk: Vec::new().into_iter() }
+        KeyspaceIter {
+            store: self.store,
+            prefix: self.id.prefix(),
+            after: None,
+            chunk: Vec::new().into_iter(),
+            dropped: Arc::clone(&self.dropped),
+        }
     }
 
     /// Every live key, in key order; see [`Keyspace::iter`].
@@ -436,6 +463,7 @@ impl<'s> Keyspace<'s> {
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Value)>> {
+        self.live()?;
         if self.kind != KeyspaceKind::Ordered {
             return Err(Error::KeyspaceKind {
                 name: self.name.to_string(),
@@ -500,12 +528,17 @@ pub struct KeyspaceIter<'s> {
     /// The stored key of the last pair read, where the next chunk starts (after it).
     after: Option<Vec<u8>>,
     chunk: std::vec::IntoIter<(Vec<u8>, Value)>,
+    /// The keyspace's drop flag: a dropped keyspace yields nothing more.
+    dropped: Arc<AtomicBool>,
 }
 
 impl Iterator for KeyspaceIter<'_> {
     type Item = (Vec<u8>, Value);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.dropped.load(Ordering::Acquire) {
+            return None;
+        }
         if let Some(pair) = self.chunk.next() {
             return Some(pair);
         }

@@ -88,6 +88,15 @@ impl Store {
         self.engine.index.footprint()
     }
 
+    /// Has the index entries of a dropped keyspace removed: by the maintenance thread (woken
+    /// now), or here if the store runs none.
+    pub(crate) fn forget_dropped(&self) {
+        match &self.maintenance {
+            Some(m) => m.wake(),
+            None => self.engine.keyspaces.forget_dropped(&self.engine.index),
+        }
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         self.engine.check_key(key)
     }

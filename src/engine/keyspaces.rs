@@ -2,6 +2,10 @@
 //! decoded from the registry record, and the checks the engine makes with them. Creating and
 //! dropping a keyspace (which write the registry) are in the public `keyspace.rs`.
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use parking_lot::{Mutex, RwLock};
 
 use crate::format::{decode_registry, keyspace_prefix, registry_key, Registry, RegistryEntry, REGISTRY_ID};
@@ -14,6 +18,12 @@ pub(crate) struct Keyspaces {
     /// Held by a create or drop from reading the registry to publishing its new value, so two
     /// changes never both start from the same registry.
     pub(crate) change: Mutex<()>,
+    /// Per registered keyspace, the flag its handles read before each call: set when it is
+    /// dropped, so a handle learns of a drop with one load of a line nothing else writes.
+    dropped_flags: Mutex<HashMap<u32, Arc<AtomicBool>>>,
+    /// Dropped keyspaces whose index entries are still to be removed (by the maintenance thread,
+    /// or by the dropping call when the store runs none).
+    pub(crate) to_forget: Mutex<Vec<u32>>,
 }
 
 impl Keyspaces {
@@ -36,7 +46,12 @@ impl Keyspaces {
             }
         }
         index.set_live_spaces(registry.entries.iter().map(|e| e.id).collect());
-        Ok(Keyspaces { registry: RwLock::new(registry), change: Mutex::new(()) })
+        Ok(Keyspaces {
+            registry: RwLock::new(registry),
+            change: Mutex::new(()),
+            dropped_flags: Mutex::new(HashMap::new()),
+            to_forget: Mutex::new(Vec::new()),
+        })
     }
 
     /// The registry as last committed.
@@ -48,6 +63,28 @@ impl Keyspaces {
     pub(crate) fn install(&self, index: &Index, registry: Registry) {
         index.set_live_spaces(registry.entries.iter().map(|e| e.id).collect());
         *self.registry.write() = registry;
+    }
+
+    /// The flag that says keyspace `id` was dropped (shared by all its handles).
+    pub(crate) fn dropped_flag(&self, id: u32) -> Arc<AtomicBool> {
+        Arc::clone(self.dropped_flags.lock().entry(id).or_default())
+    }
+
+    /// Marks keyspace `id` dropped for its handles, and queues its entries to be forgotten.
+    pub(crate) fn dropped(&self, id: u32) {
+        if let Some(flag) = self.dropped_flags.lock().remove(&id) {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.to_forget.lock().push(id);
+    }
+
+    /// Removes the index entries of the dropped keyspaces queued so far: O(their keys). Their
+    /// records become dead bytes of their segments, which compaction then reclaims.
+    pub(crate) fn forget_dropped(&self, index: &Index) {
+        let ids = std::mem::take(&mut *self.to_forget.lock());
+        for id in ids {
+            index.forget_prefix(&keyspace_prefix(id));
+        }
     }
 
     /// The keyspace named `name`, if registered.
