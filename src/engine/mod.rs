@@ -109,10 +109,9 @@ impl Engine {
         Ok(self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h))))
     }
 
-    /// Number of live (not deleted, not expired) keys, without visiting the index's entries
-    /// (see [`Index::live_len`]).
-    /// The default keyspace's live keys: the store's, less the keyspaces' (O(1) unless some
-    /// entry has an expiry and keyspaces exist: then O(the keyspaces' keys)).
+    /// The default keyspace's live (not deleted, not expired) keys: the store's count
+    /// ([`Index::live_len`], which visits no entry) less the keyspaces' entries, counted in O(1)
+    /// (a walk of the keyspaces' keys only if some entry has an expiry and keyspaces exist).
     pub(crate) fn len(&self) -> usize {
         let now_ms = self.options.clock.now_ms();
         let reserved = self.index.live_under(&KEYSPACE_MARKER, self.index.reserved_count(), now_ms);
