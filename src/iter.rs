@@ -1,7 +1,6 @@
 //! Iteration over live keys, one index stripe at a time.
 
 use crate::engine::Engine;
-use crate::format::KEYSPACE_MARKER;
 use crate::value::Value;
 
 /// Iterator over `(key, value)` pairs, from [`Store::iter`](crate::Store::iter) or
@@ -35,7 +34,7 @@ impl Iter<'_> {
                     continue;
                 }
                 // The keyspaces' keys are not the default keyspace's (see `keyspace.rs`).
-                if key.starts_with(&KEYSPACE_MARKER) {
+                if index.in_a_keyspace(&key) {
                     continue;
                 }
                 // Read the key's current state: a key deleted since the snapshot is skipped, a key
@@ -57,7 +56,9 @@ impl Iterator for Iter<'_> {
     type Item = (Vec<u8>, Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_live(|engine, key| engine.get_with_expiry(key).ok().flatten().map(|(value, _)| value))
+        // The key came from the index: read it without the key check, which refuses keys under
+        // the keyspace marker (a store from before keyspaces may hold such keys of its own).
+        self.next_live(|engine, key| engine.read_stored(key).map(|(value, _)| value))
     }
 }
 
@@ -69,6 +70,6 @@ impl Iterator for Keys<'_> {
 
     fn next(&mut self) -> Option<Vec<u8>> {
         // A key's liveness is in its record's header: the value is not read.
-        self.0.next_live(|engine, key| engine.live_header(key).ok().flatten()).map(|(key, _)| key)
+        self.0.next_live(|engine, key| engine.live_header_stored(key)).map(|(key, _)| key)
     }
 }

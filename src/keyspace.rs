@@ -163,7 +163,7 @@ impl Store {
         registry.next_id += 1;
         registry.entries.push(entry.clone());
         // Before the registry is written: its key and every keyspace key go into the ordered set.
-        engine.index.enable_keyspaces();
+        engine.index.enable_keyspaces()?;
         self.commit_registry(&registry)?;
         engine.keyspaces.install(&engine.index, registry);
         Ok(entry)

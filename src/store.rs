@@ -191,7 +191,7 @@ impl Store {
     /// stripes). See the example on [`ScanPage`](crate::ScanPage).
     pub fn scan(&self, cursor: u64, count: usize) -> crate::ScanPage {
         self.engine.index.scan(cursor, count, |key, expires_ms| {
-            !key.starts_with(&crate::format::KEYSPACE_MARKER)
+            !self.engine.index.in_a_keyspace(key)
                 && !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
         })
     }

@@ -176,8 +176,9 @@ both_backends! {
         store.drop_keyspace("big").unwrap();
         assert!(matches!(big.get(0u32.to_be_bytes()), Err(Error::NoSuchKeyspace { .. })));
         assert_eq!((big.len(), big.iter().count()), (0, 0));
+        // Each record: a 16-byte header, the 12-byte stored key, the 200-byte value.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store.stats().live_bytes + 200 * 200 > live_before {
+        while store.stats().live_bytes + 200 * (16 + 12 + 200) > live_before {
             assert!(std::time::Instant::now() < deadline, "the maintenance thread did not forget the keyspace");
             std::thread::yield_now();
         }
@@ -423,7 +424,10 @@ fn ks_op() -> impl Strategy<Value = KsOp> {
 /// Runs `ops` against the store and a `BTreeMap` per keyspace; the first disagreement.
 fn run_model(ops: &[KsOp], sabotage: bool) -> Result<(), String> {
     let fs = SimFs::new();
-    let open = || Store::open_on(fs.clone(), Path::new(DIR), common::tiny_segments()).unwrap();
+    // No maintenance thread: a drop's entries leave the index in the dropping call, so
+    // `check_ordered_index` (which wants no change in flight) never races a removal.
+    let options = Options { background_thread: false, ..common::tiny_segments() };
+    let open = || Store::open_on(fs.clone(), Path::new(DIR), options.clone()).unwrap();
     let mut store = open();
     let mut model: [BTreeMap<Vec<u8>, Vec<u8>>; 2] = Default::default();
     for (n, op) in ops.iter().enumerate() {
@@ -513,4 +517,40 @@ fn the_model_rejects_a_wrong_answer() {
     let ops = [KsOp::Both(3, 4), KsOp::Range(1, None, None, false)];
     assert!(run_model(&ops, true).is_err());
     assert!(run_model(&ops, false).is_ok());
+}
+
+#[path = "../fuzz/checks/mod.rs"]
+#[allow(dead_code, reason = "the fuzz checks' segment layout helpers; this file uses a few")]
+mod checks;
+
+use checks::common as layout;
+
+/// A store written before keyspaces may hold keys that start with the keyspace marker. Without a
+/// registry they stay the default keyspace's (listed and counted; `get` and writes refuse the
+/// marker), and creating the first keyspace fails with a typed error naming one, instead of
+/// silently moving them out of the default keyspace; with an ordered prefix declared (the set
+/// exists) and without (a walk of the index).
+#[test]
+fn a_store_with_marker_keys_from_before_keyspaces_refuses_to_create_one() {
+    let mut foreign = KEYSPACE_MARKER.to_vec();
+    foreign.extend_from_slice(&[0, 0, 0, 1, b'x']);
+    for ordered in [false, true] {
+        let fs = SimFs::new();
+        let frames = [(1, vec![layout::Rec::put(1, b"plain", b"1"), layout::Rec::put(2, &foreign, b"legacy")])];
+        fs.write_file_durable(&layout::path("MANIFEST"), &layout::manifest(&[1], 1));
+        fs.write_file_durable(&layout::path(&layout::segment_name(1)), &layout::log_segment(1, 1, &frames));
+        let options = if ordered { layout::options().ordered_prefix("p:") } else { layout::options() };
+        let store = Store::open_on(fs.clone(), &layout::dir(), options).unwrap();
+        let mut keys: Vec<Vec<u8>> = store.keys().collect();
+        keys.sort();
+        assert_eq!(keys, [b"plain".to_vec(), foreign.clone()], "ordered prefix: {ordered}");
+        assert_eq!(store.len(), 2);
+        match store.keyspace("a") {
+            Err(Error::ReservedKey { key }) => assert_eq!(key, foreign),
+            other => panic!("creating a keyspace over a foreign marker key: {other:?}"),
+        }
+        assert!(store.keyspaces().is_empty());
+        assert_eq!(store.len(), 2, "nothing left the default keyspace");
+        store.check_ordered_index();
+    }
 }

@@ -32,26 +32,33 @@ impl Keyspaces {
     /// until compaction, but no id is ever handed out twice, so the id alone marks them dead.
     pub(crate) fn load(index: &Index, dir: &std::path::Path) -> Result<Keyspaces> {
         let value = index.with(&registry_key(), |found| found.and_then(|f| f.value()).map(|v| v.into_owned()));
-        let registry = match value {
-            None => Registry::default(),
-            Some(bytes) => decode_registry(&bytes).map_err(|e| Error::Corruption {
-                path: dir.to_path_buf(),
-                offset: 0,
-                reason: format!("keyspace registry: {e}"),
-            })?,
+        let Some(bytes) = value else {
+            // No registry: keys under the marker, if any, are the default keyspace's own
+            // (written before keyspaces existed), not a dropped keyspace's.
+            return Ok(Keyspaces::new(Registry::default()));
         };
+        let registry = decode_registry(&bytes).map_err(|e| Error::Corruption {
+            path: dir.to_path_buf(),
+            offset: 0,
+            reason: format!("keyspace registry: {e}"),
+        })?;
         for id in index.space_ids() {
-            if id != REGISTRY_ID && !registry.entries.iter().any(|e| e.id == id) {
+            let handed_out = id != REGISTRY_ID && id < registry.next_id;
+            if handed_out && !registry.entries.iter().any(|e| e.id == id) {
                 index.forget_prefix(&keyspace_prefix(id));
             }
         }
         index.set_live_spaces(registry.entries.iter().map(|e| e.id).collect());
-        Ok(Keyspaces {
+        Ok(Keyspaces::new(registry))
+    }
+
+    fn new(registry: Registry) -> Keyspaces {
+        Keyspaces {
             registry: RwLock::new(registry),
             change: Mutex::new(()),
             dropped_flags: Mutex::new(HashMap::new()),
             to_forget: Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// The registry as last committed.

@@ -106,7 +106,12 @@ impl Engine {
     /// The header of `key`'s live record, if any; reads no value.
     pub(crate) fn live_header(&self, key: &[u8]) -> Result<Option<RecordHeader>> {
         self.check_key(key)?;
-        Ok(self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h))))
+        Ok(self.live_header_stored(key))
+    }
+
+    /// [`Engine::live_header`] of a key taken from the index (no key check).
+    pub(crate) fn live_header_stored(&self, key: &[u8]) -> Option<RecordHeader> {
+        self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h)))
     }
 
     /// The default keyspace's live (not deleted, not expired) keys: the store's count

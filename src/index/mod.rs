@@ -103,6 +103,10 @@ pub(crate) struct Index {
     /// stored keys under the keyspace marker that writes and transactions share
     /// ([`Index::check_marked_key`]); set by the engine from the registry.
     live_spaces: RwLock<Vec<u32>>,
+    /// The store has a keyspace registry: keys under the marker are keyspaces' keys, left out
+    /// of the default keyspace's count, iteration and scans. Without one (every store written
+    /// before keyspaces), such keys are ordinary keys of the default keyspace.
+    has_keyspaces: std::sync::atomic::AtomicBool,
     /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
     /// call costs by the entries it visits rather than by a timing.
     #[cfg(test)]
@@ -121,6 +125,7 @@ impl Index {
             expiries: Mutex::new(Expiries::default()),
             ordered: OnceLock::new(),
             live_spaces: RwLock::new(Vec::new()),
+            has_keyspaces: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             visited: std::sync::atomic::AtomicU64::new(0),
         }
@@ -547,6 +552,7 @@ impl Index {
         }
         let set = self.ordered.set(Box::new(Ordered::new(prefixes, keys)));
         assert!(set.is_ok(), "the ordered set is built once, at open");
+        *self.has_keyspaces.get_mut() = keyspaces;
     }
 
     /// The ordered set, if the store keeps one.
@@ -557,9 +563,43 @@ impl Index {
     /// Makes sure the ordered set exists and covers keyspace keys: called before the first
     /// keyspace of a store is created (no keyspace key can be in the index before that, since
     /// the default keyspace refuses keys under the marker).
-    pub(crate) fn enable_keyspaces(&self) {
+    ///
+    /// Fails with `Error::ReservedKey` (naming one) if the store holds keys under the marker
+    /// that are no keyspace's (written before keyspaces existed): they would silently leave the
+    /// default keyspace. Looking costs O(1) with an ordered set, else one walk of the index,
+    /// once per store (the registry exists afterwards).
+    pub(crate) fn enable_keyspaces(&self) -> Result<()> {
+        if self.has_keyspaces() {
+            return Ok(());
+        }
+        let foreign = match self.ordered() {
+            Some(o) => {
+                let mut first = None;
+                o.walk(&KEYSPACE_MARKER, (Bound::Unbounded, Bound::Unbounded), false, |k| {
+                    first = Some(k.to_vec());
+                    false
+                })?;
+                first
+            }
+            None => self.scan(0, usize::MAX, |k, _| k.starts_with(&KEYSPACE_MARKER)).keys.into_iter().next(),
+        };
+        if let Some(key) = foreign {
+            return Err(crate::Error::ReservedKey { key });
+        }
         let ordered = self.ordered.get_or_init(|| Box::new(Ordered::new(&[KEYSPACE_MARKER.to_vec()], Vec::new())));
         assert!(ordered.covers(&KEYSPACE_MARKER), "the ordered set covers keyspace keys once keyspaces exist");
+        self.has_keyspaces.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the store has a keyspace registry (see `has_keyspaces`).
+    pub(crate) fn has_keyspaces(&self) -> bool {
+        self.has_keyspaces.load(Ordering::Acquire)
+    }
+
+    /// Whether `key` is a keyspace's (or the registry's), not the default keyspace's.
+    pub(crate) fn in_a_keyspace(&self, key: &[u8]) -> bool {
+        key.starts_with(&KEYSPACE_MARKER) && self.has_keyspaces()
     }
 
     /// Sets the ids of the registered keyspaces.
@@ -589,6 +629,9 @@ impl Index {
 
     /// Entries under the keyspace marker: every keyspace's keys and the registry. O(1).
     pub(crate) fn reserved_count(&self) -> usize {
+        if !self.has_keyspaces() {
+            return 0;
+        }
         self.ordered().and_then(|o| o.count(&KEYSPACE_MARKER).ok()).unwrap_or(0)
     }
 

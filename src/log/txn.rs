@@ -161,7 +161,7 @@ impl<'a> Txn<'a> {
         };
         let overlay = self.overlay.keys.keys().filter(|k| !self.own.contains_key(*k));
         let (mut gained, mut lost) = (0, 0);
-        for key in self.own.keys().chain(overlay).filter(|k| !k.starts_with(&KEYSPACE_MARKER)) {
+        for key in self.own.keys().chain(overlay).filter(|k| !self.index.in_a_keyspace(k)) {
             match (self.contains_key(key), published_live(key)) {
                 (true, false) => gained += 1,
                 (false, true) => lost += 1,
@@ -200,7 +200,7 @@ impl<'a> Txn<'a> {
     /// applied to the keys of the stripes it covers.
     pub fn scan(&self, cursor: u64, count: usize) -> ScanPage {
         let written = |key: &[u8]| {
-            key.starts_with(&KEYSPACE_MARKER) || self.own.contains_key(key) || self.overlay.keys.contains_key(key)
+            self.index.in_a_keyspace(key) || self.own.contains_key(key) || self.overlay.keys.contains_key(key)
         };
         let mut page =
             self.index.scan(cursor, count, |key, expires_ms| !written(key) && !is_expired(expires_ms, || self.now_ms));
@@ -212,7 +212,7 @@ impl<'a> Txn<'a> {
             .own
             .keys()
             .chain(overlay)
-            .filter(|k| !k.starts_with(&KEYSPACE_MARKER) && covers(k) && self.contains_key(k))
+            .filter(|k| !self.index.in_a_keyspace(k) && covers(k) && self.contains_key(k))
             .cloned()
             .collect();
         page.visited += extra.len();
