@@ -132,6 +132,40 @@ pub enum Error {
         /// The most the store may hold.
         max: usize,
     },
+    /// A key of the default keyspace starts with the bytes that spell keyspace keys
+    /// ([`KEYSPACE_MARKER`](crate::format::KEYSPACE_MARKER)) and names no live keyspace: use a
+    /// [`Keyspace`](crate::Keyspace) handle for keyspaces' keys.
+    ReservedKey {
+        /// The key given.
+        key: Vec<u8>,
+    },
+    /// A keyspace name is empty or longer than
+    /// [`KEYSPACE_NAME_BYTES_MAX`](crate::format::KEYSPACE_NAME_BYTES_MAX) bytes.
+    InvalidKeyspaceName {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// A keyspace was asked for as one kind but was created as the other; a name keeps its kind
+    /// until it is dropped.
+    KeyspaceKind {
+        /// The keyspace.
+        name: String,
+        /// The kind it was created with.
+        is: crate::format::KeyspaceKind,
+        /// The kind asked for.
+        wanted: crate::format::KeyspaceKind,
+    },
+    /// The keyspace a handle names was dropped (or never existed, for `drop_keyspace`).
+    NoSuchKeyspace {
+        /// The keyspace.
+        name: String,
+    },
+    /// Creating a keyspace would exceed [`KEYSPACES_MAX`](crate::format::KEYSPACES_MAX), or the
+    /// store has handed out every keyspace id.
+    TooManyKeyspaces {
+        /// The limit.
+        max: usize,
+    },
     /// A typed value or key could not be encoded or decoded.
     Codec {
         /// The key involved, lossily printed.
@@ -226,6 +260,23 @@ impl fmt::Display for Error {
                 "the store holds {segments} segments, the most it may hold at once ({max}): compact it to \
                  merge segments, or reopen it with a larger segment_bytes"
             ),
+            Error::ReservedKey { key } => write!(
+                f,
+                "key {} starts with the keyspace marker and names no live keyspace; use a keyspace handle",
+                key.escape_ascii()
+            ),
+            Error::InvalidKeyspaceName { len } => {
+                write!(
+                    f,
+                    "keyspace name of {len} bytes: names take 1..={} bytes",
+                    crate::format::KEYSPACE_NAME_BYTES_MAX
+                )
+            }
+            Error::KeyspaceKind { name, is, wanted } => {
+                write!(f, "keyspace {name:?} is a {is} keyspace, asked for as {wanted}")
+            }
+            Error::NoSuchKeyspace { name } => write!(f, "no keyspace {name:?} (dropped, or never created)"),
+            Error::TooManyKeyspaces { max } => write!(f, "a store holds at most {max} keyspaces"),
             Error::ConditionFailed { key } => write!(f, "the batch's precondition on key {key} does not hold"),
         }
     }

@@ -36,7 +36,7 @@ enum State<T> {
 }
 
 impl<T> WriteFuture<T> {
-    fn ready(result: Result<T>) -> WriteFuture<T> {
+    pub(crate) fn ready(result: Result<T>) -> WriteFuture<T> {
         WriteFuture { state: State::Ready(Some(result)) }
     }
 

@@ -33,6 +33,10 @@ impl Iter<'_> {
                 if self.prefix.as_deref().is_some_and(|p| !key.starts_with(p)) {
                     continue;
                 }
+                // The keyspaces' keys are not the default keyspace's (see `keyspace.rs`).
+                if index.in_a_keyspace(&key) {
+                    continue;
+                }
                 // Read the key's current state: a key deleted since the snapshot is skipped, a key
                 // overwritten since is shown with its newer value.
                 if let Some(found) = read(self.engine, &key) {
@@ -52,7 +56,9 @@ impl Iterator for Iter<'_> {
     type Item = (Vec<u8>, Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_live(|engine, key| engine.get_with_expiry(key).ok().flatten().map(|(value, _)| value))
+        // The key came from the index: read it without the key check, which refuses keys under
+        // the keyspace marker (a store from before keyspaces may hold such keys of its own).
+        self.next_live(|engine, key| engine.read_stored(key).map(|(value, _)| value))
     }
 }
 
@@ -64,6 +70,6 @@ impl Iterator for Keys<'_> {
 
     fn next(&mut self) -> Option<Vec<u8>> {
         // A key's liveness is in its record's header: the value is not read.
-        self.0.next_live(|engine, key| engine.live_header(key).ok().flatten()).map(|(key, _)| key)
+        self.0.next_live(|engine, key| engine.live_header_stored(key)).map(|(key, _)| key)
     }
 }

@@ -250,10 +250,15 @@ fn single_record_overhead(key_bytes_max: usize) -> usize {
 
 /// Refuses an empty ordered prefix, and two that overlap (one is a prefix of the other, or they
 /// are equal): a key must belong to one declared prefix at most, so that each has its own count.
+/// The keyspace marker counts as declared (keyspaces' keys are kept in order under it).
 fn check_ordered_prefixes(prefixes: &[Vec<u8>]) -> Result<()> {
+    let marker = &crate::format::KEYSPACE_MARKER[..];
     for (i, prefix) in prefixes.iter().enumerate() {
         if prefix.is_empty() {
             return Err(Error::InvalidOrderedPrefix { prefix: prefix.clone(), overlaps: None });
+        }
+        if marker.starts_with(prefix) || prefix.starts_with(marker) {
+            return Err(Error::InvalidOrderedPrefix { prefix: prefix.clone(), overlaps: Some(marker.to_vec()) });
         }
         let other = prefixes[..i].iter().find(|o| o.starts_with(prefix) || prefix.starts_with(o));
         if let Some(other) = other {

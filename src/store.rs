@@ -88,6 +88,15 @@ impl Store {
         self.engine.index.footprint()
     }
 
+    /// Has the index entries of a dropped keyspace removed: by the maintenance thread (woken
+    /// now), or here if the store runs none.
+    pub(crate) fn forget_dropped(&self) {
+        match &self.maintenance {
+            Some(m) => m.wake(),
+            None => self.engine.keyspaces.forget_dropped(&self.engine.index),
+        }
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         self.engine.check_key(key)
     }
@@ -181,8 +190,9 @@ impl Store {
     /// index stripes it covers, never the whole store; `count` is a hint (pages hold whole
     /// stripes). See the example on [`ScanPage`](crate::ScanPage).
     pub fn scan(&self, cursor: u64, count: usize) -> crate::ScanPage {
-        self.engine.index.scan(cursor, count, |_, expires_ms| {
-            !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
+        self.engine.index.scan(cursor, count, |key, expires_ms| {
+            !self.engine.index.in_a_keyspace(key)
+                && !crate::format::is_expired(expires_ms, || self.engine.options.clock.now_ms())
         })
     }
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::iter::Iter;
+use crate::keyspace::{Keyspace, KeyspaceId, KeyspaceKind};
 use crate::options::Options;
 use crate::store::Store;
+use crate::value::Value;
 use crate::{Error, Result};
 
 /// A [`Store`] seen through typed keys and values.
@@ -42,13 +43,15 @@ use crate::{Error, Result};
 /// ```
 pub struct TypedStore<K, V> {
     store: Arc<Store>,
+    /// The keyspace the view reads and writes (`None`: the default keyspace).
+    space: Option<(Arc<str>, KeyspaceId, KeyspaceKind)>,
     // `fn() -> ...` keeps the view `Send + Sync` whatever `K` and `V` are: it holds none of them.
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V> Clone for TypedStore<K, V> {
     fn clone(&self) -> Self {
-        TypedStore { store: Arc::clone(&self.store), _types: PhantomData }
+        TypedStore { store: Arc::clone(&self.store), space: self.space.clone(), _types: PhantomData }
     }
 }
 
@@ -79,7 +82,41 @@ where
 
     /// A typed view of an already open store.
     pub fn from_store(store: Arc<Store>) -> Self {
-        TypedStore { store, _types: PhantomData }
+        TypedStore { store, space: None, _types: PhantomData }
+    }
+
+    /// A typed view of keyspace `name` of `store` (a hash keyspace, created durably on first
+    /// use; an ordered one of that name is viewed as it is): each keyspace may hold its own key
+    /// and value types, so views of different types share one store without meeting each
+    /// other's values.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// use ferrocask::{Store, TypedStore};
+    /// let store = Arc::new(Store::open(dir.path())?);
+    /// let ages: TypedStore<String, u32> = TypedStore::in_keyspace(store.clone(), "ages")?;
+    /// let tags: TypedStore<u64, Vec<String>> = TypedStore::in_keyspace(store.clone(), "tags")?;
+    /// ages.put(&"ada".to_string(), &36)?;
+    /// tags.put(&7, &vec!["math".to_string()])?;
+    /// assert_eq!(ages.iter().collect::<Result<Vec<_>, _>>()?, [("ada".to_string(), 36)]);
+    /// assert_eq!((ages.len(), tags.len(), store.len()), (1, 1, 0));
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn in_keyspace(store: Arc<Store>, name: &str) -> Result<Self> {
+        let ks = match store.keyspace(name) {
+            Err(Error::KeyspaceKind { .. }) => store.ordered_keyspace(name)?,
+            other => other?,
+        };
+        let space = Some((Arc::from(ks.name()), ks.id(), ks.kind()));
+        drop(ks);
+        Ok(TypedStore { store, space, _types: PhantomData })
+    }
+
+    /// The keyspace handle the view works through, if it views one.
+    fn keyspace(&self) -> Option<Keyspace<'_>> {
+        let (name, id, kind) = self.space.as_ref()?;
+        Some(Keyspace::from_parts(&self.store, Arc::clone(name), *id, *kind))
     }
 
     /// The underlying raw store (for `sync`, `compact`, `stats`, `backup_to`, ...).
@@ -91,20 +128,30 @@ where
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
         let k = encode_key(key)?;
         let v = encode_value(&k, value)?;
-        self.store.put(&k, &v)
+        match self.keyspace() {
+            Some(ks) => ks.put(&k, &v),
+            None => self.store.put(&k, &v),
+        }
     }
 
     /// Sets `key` to `value` until `ttl` has passed; see [`Store::put_with_ttl`].
     pub fn put_with_ttl(&self, key: &K, value: &V, ttl: Duration) -> Result<()> {
         let k = encode_key(key)?;
         let v = encode_value(&k, value)?;
-        self.store.put_with_ttl(&k, &v, ttl)
+        match self.keyspace() {
+            Some(ks) => ks.put_with_ttl(&k, &v, ttl),
+            None => self.store.put_with_ttl(&k, &v, ttl),
+        }
     }
 
     /// Reads `key`'s value. A stored value that does not decode as `V` is [`Error::Codec`].
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let k = encode_key(key)?;
-        match self.store.get(&k)? {
+        let found = match self.keyspace() {
+            Some(ks) => ks.get(&k)?,
+            None => self.store.get(&k)?,
+        };
+        match found {
             Some(bytes) => decode("value", &k, &bytes).map(Some),
             None => Ok(None),
         }
@@ -112,38 +159,48 @@ where
 
     /// Deletes `key`; deleting a missing key is `Ok`.
     pub fn delete(&self, key: &K) -> Result<()> {
-        self.store.delete(encode_key(key)?)
+        match self.keyspace() {
+            Some(ks) => ks.delete(encode_key(key)?),
+            None => self.store.delete(encode_key(key)?),
+        }
     }
 
     /// Whether `key` has a (live) value. Does not decode the value.
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        self.store.contains_key(encode_key(key)?)
+        match self.keyspace() {
+            Some(ks) => ks.contains_key(encode_key(key)?),
+            None => self.store.contains_key(encode_key(key)?),
+        }
     }
 
-    /// Every live entry, in unspecified order, with the guarantees of [`Iter`]. Each item is
+    /// Every live entry, in unspecified order, with the guarantees of [`Iter`](crate::Iter) (or, in a keyspace, of [`KeyspaceIter`](crate::KeyspaceIter): key order). Each item is
     /// decoded on the way out; an entry whose key or value does not decode is yielded as
     /// [`Error::Codec`] and iteration carries on with the next one.
     ///
     /// The typed view iterates over the *whole* store: keep a store (or a key prefix, with
     /// [`Store::scan_prefix`]) per type if several types share it.
     pub fn iter(&self) -> TypedIter<'_, K, V> {
-        TypedIter { inner: self.store.iter(), _types: PhantomData }
+        let inner: Box<dyn Iterator<Item = (Vec<u8>, Value)> + '_> = match self.keyspace() {
+            Some(ks) => Box::new(ks.iter()),
+            None => Box::new(self.store.iter()),
+        };
+        TypedIter { inner, _types: PhantomData }
     }
 
     /// Number of live keys in the underlying store.
     pub fn len(&self) -> usize {
-        self.store.len()
+        self.keyspace().map_or_else(|| self.store.len(), |ks| ks.len())
     }
 
     /// True if the underlying store holds no live key.
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.len() == 0
     }
 }
 
 /// Iterator over decoded `(key, value)` pairs, from [`TypedStore::iter`].
 pub struct TypedIter<'a, K, V> {
-    inner: Iter<'a>,
+    inner: Box<dyn Iterator<Item = (Vec<u8>, Value)> + 'a>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 

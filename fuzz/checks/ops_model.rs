@@ -1,6 +1,7 @@
 //! `ops_model`: structure-aware sequences of puts, deletes, batches, expiring puts, increments,
 //! compare-and-swaps, conditional batches, clock ticks, syncs, reopens, simulated crashes,
-//! compactions and injected I/O faults against a `HashMap` model, on `SimFs` with tiny segments
+//! compactions, injected I/O faults and keyspaces (puts, deletes and drops in a hash and an
+//! ordered keyspace, batches across them and the default keyspace) against a `HashMap` model, on `SimFs` with tiny segments
 //! (many roll-overs, sealed segments, hint files and compactions), in either sync mode.
 //!
 //! After every step the store's reads are exactly the model's acknowledged state. A failed
@@ -129,6 +130,56 @@ pub enum Op {
     /// The file system halts at its nth operation from now (power is cut there); every later
     /// operation fails until the next `Crash`.
     ArmHalt(u8),
+    /// A put in a keyspace (created on first use).
+    KsPut(Space, Key, Val),
+    KsDelete(Space, Key),
+    /// One batch over the keyspaces and the default keyspace.
+    KsBatch(Vec<(Option<Space>, BatchOp)>),
+    /// Drops a keyspace (creating it first if needed).
+    KsDrop(Space),
+}
+
+/// The model's two keyspaces.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// The hash keyspace `one`.
+    One,
+    /// The ordered keyspace `two`.
+    Two,
+}
+
+/// First byte of a keyspace key in the model's state (never the first byte of a default key,
+/// [`Key::bytes`]); then the keyspace's number, then the key. The model's spelling only: the
+/// store is reached through handles.
+const MODEL_SPACE_BYTE: u8 = 0xff;
+
+impl Space {
+    const ALL: [Space; 2] = [Space::One, Space::Two];
+
+    fn name(self) -> &'static str {
+        match self {
+            Space::One => "one",
+            Space::Two => "two",
+        }
+    }
+
+    fn model_key(self, key: &[u8]) -> Vec<u8> {
+        let mut k = vec![MODEL_SPACE_BYTE, self as u8];
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn handle(self, store: &Store) -> ferrocask::Result<ferrocask::Keyspace<'_>> {
+        match self {
+            Space::One => store.keyspace(self.name()),
+            Space::Two => store.ordered_keyspace(self.name()),
+        }
+    }
+
+    /// The handle if the keyspace exists (reads must not create it: that is a write).
+    fn existing(self, store: &Store) -> Option<ferrocask::Keyspace<'_>> {
+        store.keyspaces().iter().any(|(n, _)| n == self.name()).then(|| self.handle(store).expect("it exists"))
+    }
 }
 
 /// Value and expiry (0 = never) per key.
@@ -483,6 +534,53 @@ impl Run {
                 return self.all_keys();
             }
             Op::Crash(mode, seed) => return self.crash(mode, seed),
+            Op::KsPut(space, k, v) => {
+                let mut next = self.acked.clone();
+                next.insert(space.model_key(&k.bytes()), (v.bytes(), 0));
+                let result = space.handle(self.store()).and_then(|ks| ks.put(k.bytes(), v.bytes()));
+                self.wrote(result, next);
+            }
+            Op::KsDelete(space, k) => {
+                let mut next = self.acked.clone();
+                next.remove(&space.model_key(&k.bytes()));
+                let result = space.handle(self.store()).and_then(|ks| ks.delete(k.bytes()));
+                self.wrote(result, next);
+            }
+            Op::KsBatch(ops) => {
+                let mut next = self.acked.clone();
+                let built = (|| -> ferrocask::Result<Batch> {
+                    let mut batch = Batch::new();
+                    for &(space, op) in &ops {
+                        let ks = space.map(|s| s.handle(self.store())).transpose()?;
+                        let model_key = |k: Key| space.map_or_else(|| k.bytes(), |s| s.model_key(&k.bytes()));
+                        match (op, &ks) {
+                            (BatchOp::Put(k, v), None) => batch.put(k.bytes(), v.bytes()),
+                            (BatchOp::Put(k, v), Some(ks)) => batch.put_in(ks, k.bytes(), v.bytes()),
+                            (BatchOp::Delete(k), None) => batch.delete(k.bytes()),
+                            (BatchOp::Delete(k), Some(ks)) => batch.delete_in(ks, k.bytes()),
+                        };
+                        match op {
+                            BatchOp::Put(k, v) => next.insert(model_key(k), (v.bytes(), 0)),
+                            BatchOp::Delete(k) => next.remove(&model_key(k)),
+                        };
+                    }
+                    Ok(batch)
+                })();
+                match built.map(|batch| self.store().write(batch)) {
+                    Err(e) => self.failed_with(&e),
+                    Ok(Err(Error::BatchTooLarge { .. })) => {}
+                    Ok(result) => self.wrote(result, next),
+                }
+                touched.extend(ops.iter().filter(|(s, _)| s.is_none()).map(|(_, op)| match *op {
+                    BatchOp::Put(k, _) | BatchOp::Delete(k) => k.bytes(),
+                }));
+            }
+            Op::KsDrop(space) => {
+                let mut next = self.acked.clone();
+                next.retain(|k, _| !k.starts_with(&[MODEL_SPACE_BYTE, space as u8]));
+                let result = space.handle(self.store()).and_then(|ks| ks.store().drop_keyspace(ks.name()));
+                self.wrote(result, next);
+            }
         }
         touched
     }
@@ -512,7 +610,12 @@ impl Run {
     /// States are compared with their expiries: two states may read alike now and differ later.
     fn reopened(&mut self) {
         let store = open(&self.fs, &self.clock, self.sync);
-        let got = with_expiries(&store, common::snapshot(&store));
+        let mut got = with_expiries(&store, common::snapshot(&store));
+        for space in Space::ALL {
+            for (k, v) in space.existing(&store).into_iter().flat_map(|ks| ks.iter().collect::<Vec<_>>()) {
+                got.insert(space.model_key(&k), (v.into_vec(), 0));
+            }
+        }
         let mut candidates = std::mem::take(&mut self.durable_candidates);
         candidates.append(&mut self.failed);
         let now = self.now();
@@ -618,7 +721,30 @@ const ORDERED_PREFIXES: [&[u8]; 2] = [b"a", b"bb"];
 /// The store's reads are exactly `model`: iteration (which reads every key it yields back
 /// through the index) and `len` agree with it, and `get` of each probed key (the keys the step
 /// wrote, or all 64 after a reopen, crash or compaction) is the model's value.
-fn assert_reads(store: &Store, model: &Live<'_>, probes: &[Vec<u8>]) {
+fn assert_reads(store: &Store, all: &Live<'_>, probes: &[Vec<u8>]) {
+    let in_default = |k: &&[u8]| k.first() != Some(&MODEL_SPACE_BYTE);
+    let model: &Live<'_> = &all.iter().filter(|(k, _)| in_default(k)).map(|(k, v)| (*k, *v)).collect();
+    for space in Space::ALL {
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> = all
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&[MODEL_SPACE_BYTE, space as u8][..])?.to_vec(), v.to_vec())))
+            .collect();
+        expected.sort_unstable();
+        let Some(ks) = space.existing(store) else {
+            assert!(expected.is_empty(), "keyspace {} is missing", space.name());
+            continue;
+        };
+        let mut got: Vec<(Vec<u8>, Vec<u8>)> = ks.iter().map(|(k, v)| (k, v.into_vec())).collect();
+        assert_eq!(got.len(), ks.len(), "keyspace {}'s len", space.name());
+        if space == Space::Two {
+            let ranged: Vec<(Vec<u8>, Vec<u8>)> =
+                ks.range::<&[u8], _>(..).expect("ordered").rev().map(|(k, v)| (k, v.into_vec())).collect();
+            assert!(ranged.iter().rev().eq(got.iter()), "keyspace two's range(..).rev()");
+        } else {
+            got.sort_unstable();
+        }
+        assert_eq!(got, expected, "keyspace {}", space.name());
+    }
     let mut seen = HashSet::with_hasher(ByKeyShape);
     for (key, value) in store.iter() {
         assert_eq!(model.get(key.as_slice()).copied(), Some(&*value), "iter yields {key:?}");

@@ -1,5 +1,5 @@
-//! The background thread: periodic syncs in write-back mode, hint files for sealed segments, and
-//! automatic compaction. It stops (and is joined) when the store is dropped.
+//! The background thread: periodic syncs in write-back mode, the index entries of dropped
+//! keyspaces, hint files for sealed segments, and automatic compaction. It stops (and is joined) when the store is dropped.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,6 +90,8 @@ fn run(engine: &Engine, signal: &(Mutex<Signal>, Condvar)) {
                 last_sync = Instant::now();
             }
         }
+        // Before compaction looks at dead bytes: a dropped keyspace's records become dead here.
+        engine.keyspaces.forget_dropped(&engine.index);
         crate::engine::hints::write_pending(engine);
         if engine.options.auto_compact {
             if let Ok(Some(_)) = crate::compaction::compact_if_due(engine) {

@@ -4,6 +4,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod hints;
+pub(crate) mod keyspaces;
 pub(crate) mod maintenance;
 pub(crate) mod recovery;
 
@@ -13,8 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::engine::keyspaces::Keyspaces;
 use crate::engine::recovery::{recover, RecoveryReport};
-use crate::format::{record_header_len, RecordHeader, RecordKind};
+use crate::format::{record_header_len, RecordHeader, RecordKind, KEYSPACE_MARKER};
 use crate::index::Index;
 use crate::io::{create_dir_durably, CheckedVfs, LockGuard, Vfs};
 use crate::log::{Encoded, Expiry, LogDir, SegmentSet, Writer};
@@ -46,6 +48,8 @@ pub(crate) struct Engine {
     /// The store is being dropped: a running compaction gives up (its outputs become orphans,
     /// removed at the next open) instead of holding up the drop.
     pub(crate) closing: AtomicBool,
+    /// The keyspaces' names, ids and kinds.
+    pub(crate) keyspaces: Keyspaces,
     _lock: LockGuard,
 }
 
@@ -61,7 +65,9 @@ impl Engine {
         create_dir_durably(dir.vfs.as_ref(), &dir.dir)?;
         let lock = dir.lock()?;
         let opened = recover(&dir, &options)?;
+        let keyspaces = Keyspaces::load(&opened.index, &dir.dir)?;
         Ok(Engine {
+            keyspaces,
             writer: Writer::new(dir.clone(), &options, opened.active, latch),
             dir,
             unlatched_vfs: vfs,
@@ -80,7 +86,13 @@ impl Engine {
     /// `key`'s live value and expiry (ms since the Unix epoch, `None` = never), from memory.
     pub(crate) fn get_with_expiry(&self, key: &[u8]) -> Result<Option<(Value, Option<u64>)>> {
         self.check_key(key)?;
-        Ok(self.index.with(key, |found| {
+        Ok(self.read_stored(key))
+    }
+
+    /// [`Engine::get_with_expiry`] of a stored key already checked (a keyspace handle's: its
+    /// reads take no registry lock).
+    pub(crate) fn read_stored(&self, key: &[u8]) -> Option<(Value, Option<u64>)> {
+        self.index.with(key, |found| {
             let found = found?;
             if self.is_expired(&found.header) {
                 return None;
@@ -88,19 +100,27 @@ impl Engine {
             let value = found.value()?;
             let expires_ms = found.header.expires_ms;
             Some((Value::new(value.into_owned()), (expires_ms != 0).then_some(expires_ms)))
-        }))
+        })
     }
 
     /// The header of `key`'s live record, if any; reads no value.
     pub(crate) fn live_header(&self, key: &[u8]) -> Result<Option<RecordHeader>> {
         self.check_key(key)?;
-        Ok(self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h))))
+        Ok(self.live_header_stored(key))
     }
 
-    /// Number of live (not deleted, not expired) keys, without visiting the index's entries
-    /// (see [`Index::live_len`]).
+    /// [`Engine::live_header`] of a key taken from the index (no key check).
+    pub(crate) fn live_header_stored(&self, key: &[u8]) -> Option<RecordHeader> {
+        self.index.with(key, |found| found.map(|f| f.header).filter(|h| !self.is_expired(h)))
+    }
+
+    /// The default keyspace's live (not deleted, not expired) keys: the store's count
+    /// ([`Index::live_len`], which visits no entry) less the keyspaces' entries, counted in O(1)
+    /// (a walk of the keyspaces' keys only if some entry has an expiry and keyspaces exist).
     pub(crate) fn len(&self) -> usize {
-        self.index.live_len(self.options.clock.now_ms())
+        let now_ms = self.options.clock.now_ms();
+        let reserved = self.index.live_under(&KEYSPACE_MARKER, self.index.reserved_count(), now_ms);
+        self.index.live_len(now_ms).saturating_sub(reserved)
     }
 
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -108,6 +128,7 @@ impl Engine {
         match key.len() {
             0 => Err(Error::EmptyKey),
             len if len > max => Err(Error::KeyTooLarge { len, max }),
+            _ if key.starts_with(&KEYSPACE_MARKER) => self.index.check_marked_key(key),
             _ => Ok(()),
         }
     }

@@ -172,7 +172,9 @@ fn recover_mode(dir: &LogDir, options: &Options, read_only: bool, threads: usize
     let active = loader.load_active(manifest.active)?;
     loader.sweep();
     // The ordered set is built from what survived: the load reads no key, the sweep is done.
-    loader.index.order_prefixes(&options.ordered_prefixes);
+    // With a keyspace registry, keyspace keys are ordered too (DESIGN.md, "Keyspaces").
+    let keyspaces = loader.index.with(&crate::format::registry_key(), |found| found.is_some());
+    loader.index.order_prefixes(&options.ordered_prefixes, keyspaces);
     let set = SegmentSet {
         sealed,
         active: Arc::clone(&active.segment),

@@ -22,6 +22,8 @@ pub enum Structure {
     Manifest,
     /// A hint file.
     Hint,
+    /// The keyspace registry (a value inside a record).
+    Registry,
 }
 
 impl Structure {
@@ -33,6 +35,7 @@ impl Structure {
             Structure::Record => "record",
             Structure::Manifest => "manifest",
             Structure::Hint => "hint file",
+            Structure::Registry => "keyspace registry",
         }
     }
 

@@ -9,6 +9,7 @@ mod error;
 mod frame;
 pub(crate) mod hash;
 mod hint;
+mod keyspace;
 mod manifest;
 mod record;
 mod segment;
@@ -20,6 +21,12 @@ pub use frame::{
 pub use hint::{
     decode_hint, decode_hint_with, encode_hint, encoded_entry_len, hint_entry_count, HintEntry, HintFile, HintSummary,
     HINT_DATA_END_OFFSET, HINT_HEADER_BYTES, HINT_SEGMENT_ID_OFFSET, HINT_SEQ_MAX_OFFSET,
+};
+pub use keyspace::{
+    decode_registry, encode_registry, keyspace_of, keyspace_prefix, name_is_valid, registry_key, KeyspaceId,
+    KeyspaceKind, Registry, RegistryEntry, KEYSPACES_MAX, KEYSPACE_ID_BYTES, KEYSPACE_KEY_OVERHEAD_BYTES,
+    KEYSPACE_MARKER, KEYSPACE_NAME_BYTES_MAX, KEYSPACE_USER_KEY_BYTES_MAX, REGISTRY_HEADER_BYTES, REGISTRY_ID,
+    REGISTRY_VERSION,
 };
 pub use manifest::{decode_manifest, encode_manifest, Manifest, MANIFEST_SEGMENTS_MAX};
 pub use record::{

@@ -26,19 +26,22 @@ use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hashbrown::{hash_table, HashTable};
 use parking_lot::{Mutex, RwLock};
 
 use crate::format::hash::KeyHasher;
-use crate::format::{is_expired, RecordHeader, RecordKind};
+use crate::format::{is_expired, RecordHeader, RecordKind, KEYSPACE_MARKER};
 use crate::log::Segment;
 use crate::Result;
 pub(crate) use ordered::in_range;
 use ordered::{not_ordered, KeyRun, Ordered, OrderedWrite};
 pub(crate) use segments::new_index_slot;
 use segments::{BulkEntries, Entry, Location, SegmentTable, ENTRY_HASH_BITS};
+
+/// Keys a dropped keyspace's removal reads per hold of the ordered set's read lock.
+const FORGET_CHUNK_KEYS: usize = 1024;
 
 /// A key's hash, split into the stripe it lives in and the bits stored in the entry.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +97,17 @@ pub(crate) struct Index {
     expiries: Mutex<Expiries>,
     /// The ordered keys under the declared prefixes; `None` (one pointer, no lock ever taken)
     /// when none are declared, and during recovery's load, until [`Index::order_prefixes`].
-    ordered: Option<Box<Ordered>>,
+    /// Set at most once: at open, or by the first keyspace created in a store that had neither
+    /// (so a store without either never pays for it).
+    ordered: OnceLock<Box<Ordered>>,
+    /// The ids of the registered keyspaces (DESIGN.md, "Keyspaces"), for the one check of
+    /// stored keys under the keyspace marker that writes and transactions share
+    /// ([`Index::check_marked_key`]); set by the engine from the registry.
+    live_spaces: RwLock<Vec<u32>>,
+    /// The store has a keyspace registry: keys under the marker are keyspaces' keys, left out
+    /// of the default keyspace's count, iteration and scans. Without one (every store written
+    /// before keyspaces), such keys are ordinary keys of the default keyspace.
+    has_keyspaces: std::sync::atomic::AtomicBool,
     /// Entries read by walks over whole stripes (scans, iteration), for tests that assert what a
     /// call costs by the entries it visits rather than by a timing.
     #[cfg(test)]
@@ -111,7 +124,9 @@ impl Index {
             hasher,
             len: AtomicUsize::new(0),
             expiries: Mutex::new(Expiries::default()),
-            ordered: None,
+            ordered: OnceLock::new(),
+            live_spaces: RwLock::new(Vec::new()),
+            has_keyspaces: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             visited: std::sync::atomic::AtomicU64::new(0),
         }
@@ -156,7 +171,7 @@ impl Index {
         let expiries = self.expiries.lock();
         f.expiry_bytes = (expiries.later.len() + expiries.passed.len()) * EXPIRY_BYTES_PER_TIME;
         drop(expiries);
-        f.ordered_bytes = self.ordered.as_deref().map_or(0, Ordered::allocated_bytes);
+        f.ordered_bytes = self.ordered().map_or(0, Ordered::allocated_bytes);
         f.segment_table_bytes = self.segments.allocated_bytes();
         f
     }
@@ -275,7 +290,7 @@ impl Index {
     /// stripe lock by a change that may add or remove such a key. `None` without declared
     /// prefixes, at the cost of one branch.
     fn lock_ordered<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<OrderedWrite<'_>> {
-        let ordered = self.ordered.as_deref()?;
+        let ordered = self.ordered()?;
         keys.any(|key| ordered.covers(key)).then(|| ordered.write())
     }
 
@@ -310,7 +325,7 @@ impl Index {
 
     fn debug_assert_not_ordered(&self, key: &[u8]) {
         debug_assert!(
-            self.ordered.as_deref().is_none_or(|o| !o.covers(key)),
+            self.ordered().is_none_or(|o| !o.covers(key)),
             "a change of a key under an ordered prefix holds the ordered set's lock"
         );
     }
@@ -413,7 +428,7 @@ impl Index {
     /// Items come grouped by stripe ([`ByStripe`]), so that each stripe's table stays in cache
     /// while it is filled, and the two halves of the stripes are filled by two threads.
     pub(crate) fn load_batch(&mut self, segment: &Arc<Segment>, batch: ByStripe) {
-        assert!(self.ordered.is_none(), "the ordered set is built after the bulk load, which reads no key");
+        assert!(self.ordered.get().is_none(), "the ordered set is built after the bulk load, which reads no key");
         assert_eq!(batch.starts.len(), self.stripes.len() + 1, "grouped for this index's stripes");
         let ByStripe { items: sorted, starts } = batch;
         let half = self.stripes.len() / 2;
@@ -520,10 +535,17 @@ impl Index {
     /// entry from its mapped record (hint files hold hashes, not keys), on two threads, each
     /// over half the stripes, sorting its keys; the two runs are merged. Nothing at all
     /// without prefixes.
-    pub(crate) fn order_prefixes(&mut self, prefixes: &[Vec<u8>]) {
-        if prefixes.is_empty() {
+    ///
+    /// With `keyspaces` (the store has a keyspace registry) or any declared prefix, the keyspace
+    /// marker is declared too (`Options::validated` keeps the user's prefixes clear of it), so a
+    /// keyspace created later finds the set ready.
+    pub(crate) fn order_prefixes(&mut self, prefixes: &[Vec<u8>], keyspaces: bool) {
+        if prefixes.is_empty() && !keyspaces {
             return;
         }
+        let mut prefixes = prefixes.to_vec();
+        prefixes.push(KEYSPACE_MARKER.to_vec());
+        let prefixes = &prefixes[..];
         let covered = |key: &[u8]| prefixes.iter().any(|p| key.starts_with(p));
         let segs = &self.segments;
         let collect = |stripes: &mut [RwLock<HashTable<Entry>>]| {
@@ -551,7 +573,135 @@ impl Index {
         } else {
             [collect(low), collect(high)]
         };
-        self.ordered = Some(Box::new(Ordered::new(prefixes, KeyRun::merge(&runs))));
+        let set = self.ordered.set(Box::new(Ordered::new(prefixes, KeyRun::merge(&runs))));
+        assert!(set.is_ok(), "the ordered set is built once, at open");
+        *self.has_keyspaces.get_mut() = keyspaces;
+    }
+
+    /// The ordered set, if the store keeps one.
+    fn ordered(&self) -> Option<&Ordered> {
+        self.ordered.get().map(|o| &**o)
+    }
+
+    /// Makes sure the ordered set exists and covers keyspace keys: called before the first
+    /// keyspace of a store is created (no keyspace key can be in the index before that, since
+    /// the default keyspace refuses keys under the marker).
+    ///
+    /// Fails with `Error::ReservedKey` (naming one) if the store holds keys under the marker
+    /// that are no keyspace's (written before keyspaces existed): they would silently leave the
+    /// default keyspace. Looking costs O(1) with an ordered set, else one walk of the index,
+    /// once per store (the registry exists afterwards).
+    pub(crate) fn enable_keyspaces(&self) -> Result<()> {
+        if self.has_keyspaces() {
+            return Ok(());
+        }
+        let foreign = match self.ordered() {
+            Some(o) => {
+                let mut first = None;
+                o.walk(&KEYSPACE_MARKER, (Bound::Unbounded, Bound::Unbounded), false, |k, _| {
+                    first = Some(k.to_vec());
+                    false
+                })?;
+                first
+            }
+            None => self.scan(0, usize::MAX, |k, _| k.starts_with(&KEYSPACE_MARKER)).keys.into_iter().next(),
+        };
+        if let Some(key) = foreign {
+            return Err(crate::Error::ReservedKey { key });
+        }
+        let ordered = self.ordered.get_or_init(|| Box::new(Ordered::new(&[KEYSPACE_MARKER.to_vec()], Vec::new())));
+        assert!(ordered.covers(&KEYSPACE_MARKER), "the ordered set covers keyspace keys once keyspaces exist");
+        self.has_keyspaces.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the store has a keyspace registry (see `has_keyspaces`).
+    pub(crate) fn has_keyspaces(&self) -> bool {
+        self.has_keyspaces.load(Ordering::Acquire)
+    }
+
+    /// Whether `key` is a keyspace's (or the registry's), not the default keyspace's.
+    pub(crate) fn in_a_keyspace(&self, key: &[u8]) -> bool {
+        key.starts_with(&KEYSPACE_MARKER) && self.has_keyspaces()
+    }
+
+    /// Sets the ids of the registered keyspaces.
+    pub(crate) fn set_live_spaces(&self, ids: Vec<u32>) {
+        *self.live_spaces.write() = ids;
+    }
+
+    /// Checks a stored key that starts with the keyspace marker: it must name a registered
+    /// keyspace and carry a non-empty key of its own (`Error::ReservedKey`, `Error::EmptyKey`).
+    /// The registry's own key and dropped or future ids are refused, so no write reaches them.
+    pub(crate) fn check_marked_key(&self, key: &[u8]) -> Result<()> {
+        debug_assert!(key.starts_with(&KEYSPACE_MARKER));
+        let live = crate::format::keyspace_of(key).is_some_and(|id| self.live_spaces.read().contains(&id));
+        if !live {
+            return Err(crate::Error::ReservedKey { key: key.to_vec() });
+        }
+        if key.len() == crate::format::KEYSPACE_KEY_OVERHEAD_BYTES {
+            return Err(crate::Error::EmptyKey);
+        }
+        Ok(())
+    }
+
+    /// Entries of keyspace `id` (expired ones included until swept). O(1).
+    pub(crate) fn space_count(&self, id: u32) -> usize {
+        self.ordered().map_or(0, |o| o.space_count(id))
+    }
+
+    /// Entries under the keyspace marker: every keyspace's keys and the registry. O(1).
+    pub(crate) fn reserved_count(&self) -> usize {
+        if !self.has_keyspaces() {
+            return 0;
+        }
+        self.ordered().and_then(|o| o.count(&KEYSPACE_MARKER).ok()).unwrap_or(0)
+    }
+
+    /// Ids of the keyspaces with entries.
+    pub(crate) fn space_ids(&self) -> Vec<u32> {
+        self.ordered().map_or_else(Vec::new, Ordered::space_ids)
+    }
+
+    /// Live keys at `now_ms` under `prefix` (a keyspace's, or the marker), of which the index
+    /// holds `entries`: `entries` itself if no entry has an expiry (O(1)), else a walk of them.
+    pub(crate) fn live_under(&self, prefix: &[u8], entries: usize, now_ms: u64) -> usize {
+        if entries == 0 || !self.has_expiries() {
+            return entries;
+        }
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.range(prefix, all, false, usize::MAX, |_, found| {
+            (!is_expired(found.header.expires_ms, || now_ms)).then_some(())
+        })
+        .map_or(0, |live| live.len())
+    }
+
+    /// Whether some entry has an expiry (so counts of entries may include expired keys).
+    pub(crate) fn has_expiries(&self) -> bool {
+        let e = self.expiries.lock();
+        !(e.later.is_empty() && e.passed.is_empty())
+    }
+
+    /// Removes every entry under `prefix` (a keyspace's prefix), in chunks of
+    /// `FORGET_CHUNK_KEYS` keys read under the ordered set's read lock, each removed under its
+    /// own locks: for a dropped keyspace, whose records no log tombstone covers (the registry
+    /// says they are dead). The removals subtract the records from their segments' live bytes,
+    /// which is how compaction learns of them. O(keys under `prefix`).
+    pub(crate) fn forget_prefix(&self, prefix: &[u8]) -> usize {
+        let mut removed = 0;
+        loop {
+            let chunk = self
+                .range(prefix, (Bound::Unbounded, Bound::Unbounded), false, FORGET_CHUNK_KEYS, |key, f| {
+                    Some((key.to_vec(), f.segment.id, f.offset))
+                })
+                .unwrap_or_default();
+            if chunk.is_empty() {
+                return removed;
+            }
+            for (key, segment_id, offset) in &chunk {
+                removed += usize::from(self.remove_if_at(key, *segment_id, *offset));
+            }
+        }
     }
 
     /// The keys under `prefix` (which must start with a declared prefix) within
@@ -591,7 +741,7 @@ impl Index {
         reverse: bool,
         mut f: impl FnMut(&[u8], Found<'_>) -> bool,
     ) -> Result<()> {
-        let ordered = self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?;
+        let ordered = self.ordered().ok_or_else(|| not_ordered(prefix))?;
         ordered.walk(prefix, bounds, reverse, |key, location| {
             // SAFETY: `Ordered::walk` holds the set's read lock while this runs, and a covered
             // key's entry is made, replaced, relocated or forgotten only under its write lock,
@@ -610,14 +760,14 @@ impl Index {
 
     /// The entries under `prefix`, which must be exactly a declared prefix. O(1).
     pub(crate) fn count_prefix(&self, prefix: &[u8]) -> Result<usize> {
-        self.ordered.as_deref().ok_or_else(|| not_ordered(prefix))?.count(prefix)
+        self.ordered().ok_or_else(|| not_ordered(prefix))?.count(prefix)
     }
 
     /// Checks that the ordered set holds exactly the keys of the entries under the declared
     /// prefixes, with the right counts: a walk of every stripe, for tests. Call it with no write
     /// in flight.
     pub(crate) fn check_ordered(&self) {
-        let Some(ordered) = self.ordered.as_deref() else { return };
+        let Some(ordered) = self.ordered() else { return };
         let mut expected: Vec<(Box<[u8]>, Location)> = Vec::new();
         for stripe in self.stripes.iter() {
             let table = stripe.read();
@@ -1073,7 +1223,7 @@ mod tests {
 
     /// The location of `key` in the ordered set.
     fn ordered_location(store: &Store, key: &[u8]) -> Location {
-        let (keys, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        let (keys, _) = store.engine.index.ordered().unwrap().snapshot();
         keys.into_iter().find(|(k, _)| **k == *key).unwrap().1
     }
 
@@ -1101,10 +1251,10 @@ mod tests {
         }
         store.put("o:007", "second").unwrap();
         store.engine.index.check_ordered();
-        let (before_compaction, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        let (before_compaction, _) = store.engine.index.ordered().unwrap().snapshot();
         let report = store.compact().unwrap();
         assert!(report.segments_written > 0, "compaction rewrote live records: {report:?}");
-        let (after_compaction, _) = store.engine.index.ordered.as_deref().unwrap().snapshot();
+        let (after_compaction, _) = store.engine.index.ordered().unwrap().snapshot();
         assert!(before_compaction.iter().zip(&after_compaction).any(|(b, a)| b.1 != a.1), "some key was relocated");
         store.engine.index.check_ordered();
         let read = |key: &[u8]| store.range_entries(key, Unbounded, Unbounded, false, 1).unwrap()[0].1.to_vec();
@@ -1114,7 +1264,7 @@ mod tests {
         let before = ordered_location(&store, b"o:007");
         store.put("o:007", "third").unwrap();
         assert_ne!(ordered_location(&store, b"o:007"), before, "a put over a key moves its location");
-        store.engine.index.ordered.as_deref().unwrap().write().moved(b"o:007", before);
+        store.engine.index.ordered().unwrap().write().moved(b"o:007", before);
         assert_eq!(read(b"o:007"), b"second", "a stale location reads the key's previous record");
         let caught = catch_unwind(AssertUnwindSafe(|| store.engine.index.check_ordered()));
         assert!(caught.is_err(), "the check finds the stale location");

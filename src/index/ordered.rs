@@ -17,12 +17,13 @@
 //! slot, cannot be replaced or forgotten meanwhile, so the segment stays mapped and the record
 //! read through the location is the key's latest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, RangeBounds};
 
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use super::segments::Location;
+use crate::format::keyspace_of;
 use crate::{Error, Result};
 
 /// Bytes the set takes per key besides the key's own bytes (its share of the tree's nodes: a
@@ -51,6 +52,9 @@ pub(crate) struct OrderedKeys {
     counts: Box<[usize]>,
     /// The sum of the lengths of the keys in `set`.
     key_bytes: usize,
+    /// Keys in `set` per keyspace id, for the keyspaces' keys (under `KEYSPACE_MARKER`, which is
+    /// a declared prefix once a store has keyspaces): a keyspace's `len` in O(1).
+    spaces: HashMap<u32, usize>,
 }
 
 impl Ordered {
@@ -60,16 +64,20 @@ impl Ordered {
         let prefixes: Box<[Box<[u8]>]> = prefixes.iter().map(|p| p.clone().into_boxed_slice()).collect();
         let mut counts = vec![0; prefixes.len()].into_boxed_slice();
         let mut key_bytes = 0;
+        let mut spaces = HashMap::new();
         for (key, _) in &keys {
             let i = prefix_index(&prefixes, key).expect("every key given is under a declared prefix");
             counts[i] += 1;
             key_bytes += key.len();
+            if let Some(id) = keyspace_of(key) {
+                *spaces.entry(id).or_insert(0) += 1;
+            }
         }
         // Collected and bulk-built (std sorts, which is one pass over keys given in order, then
         // fills nodes whole): smaller than inserting.
         let set: BTreeMap<Box<[u8]>, Location> = keys.into_iter().collect();
         debug_assert_eq!(set.len(), counts.iter().sum::<usize>(), "the index holds each key once");
-        Ordered { prefixes, keys: RwLock::new(OrderedKeys { set, counts, key_bytes }) }
+        Ordered { prefixes, keys: RwLock::new(OrderedKeys { set, counts, key_bytes, spaces }) }
     }
 
     /// Whether `key` is under a declared prefix.
@@ -86,6 +94,16 @@ impl Ordered {
     pub(crate) fn count(&self, prefix: &[u8]) -> Result<usize> {
         let i = self.prefixes.iter().position(|p| **p == *prefix).ok_or_else(|| not_ordered(prefix))?;
         Ok(self.keys.read().counts[i])
+    }
+
+    /// The number of keys of keyspace `id` (their stored keys start with its prefix). O(1).
+    pub(crate) fn space_count(&self, id: u32) -> usize {
+        self.keys.read().spaces.get(&id).copied().unwrap_or(0)
+    }
+
+    /// The ids of the keyspaces with keys in the set (dropped ones included until swept).
+    pub(crate) fn space_ids(&self) -> Vec<u32> {
+        self.keys.read().spaces.iter().filter(|(_, &n)| n > 0).map(|(&id, _)| id).collect()
     }
 
     /// Calls `f` on each key that starts with `prefix` (which must start with a declared prefix)
@@ -218,6 +236,9 @@ impl OrderedWrite<'_> {
         if inserted {
             keys.counts[i] += 1;
             keys.key_bytes += key.len();
+            if let Some(id) = keyspace_of(key) {
+                *keys.spaces.entry(id).or_insert(0) += 1;
+            }
         }
     }
 
@@ -242,6 +263,9 @@ impl OrderedWrite<'_> {
         if removed {
             keys.counts[i] -= 1;
             keys.key_bytes -= key.len();
+            if let Some(n) = keyspace_of(key).and_then(|id| keys.spaces.get_mut(&id)) {
+                *n -= 1;
+            }
         }
     }
 }

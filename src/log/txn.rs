@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::time::Duration;
 
-use crate::format::{is_expired, record_header_len, RecordKind};
+use crate::format::{is_expired, record_header_len, KeyspaceId, RecordKind, KEYSPACE_MARKER};
 use crate::index::{in_range, Index, ScanPage};
 use crate::log::encoded::Encoded;
 use crate::value::Value;
@@ -161,7 +161,7 @@ impl<'a> Txn<'a> {
         };
         let overlay = self.overlay.keys.keys().filter(|k| !self.own.contains_key(*k));
         let (mut gained, mut lost) = (0, 0);
-        for key in self.own.keys().chain(overlay) {
+        for key in self.own.keys().chain(overlay).filter(|k| !self.index.in_a_keyspace(k)) {
             match (self.contains_key(key), published_live(key)) {
                 (true, false) => gained += 1,
                 (false, true) => lost += 1,
@@ -170,7 +170,9 @@ impl<'a> Txn<'a> {
         }
         // The index holds exactly the state before this group while it runs (only the leader
         // publishes; compaction's moves and removals of expired entries change no live count).
-        (self.index.live_len(self.now_ms) + gained).saturating_sub(lost)
+        // Less the keyspaces' keys (the default keyspace's count, as `Store::len`).
+        let reserved = self.index.live_under(&KEYSPACE_MARKER, self.index.reserved_count(), self.now_ms);
+        (self.index.live_len(self.now_ms).saturating_sub(reserved) + gained).saturating_sub(lost)
     }
 
     /// Whether no key is live, as [`Txn::len`] counts.
@@ -197,15 +199,22 @@ impl<'a> Txn<'a> {
     /// (see [`Store::scan`](crate::Store::scan)) with this transaction's and its group's writes
     /// applied to the keys of the stripes it covers.
     pub fn scan(&self, cursor: u64, count: usize) -> ScanPage {
-        let written = |key: &[u8]| self.own.contains_key(key) || self.overlay.keys.contains_key(key);
+        let written = |key: &[u8]| {
+            self.index.in_a_keyspace(key) || self.own.contains_key(key) || self.overlay.keys.contains_key(key)
+        };
         let mut page =
             self.index.scan(cursor, count, |key, expires_ms| !written(key) && !is_expired(expires_ms, || self.now_ms));
         // Keys written in this group are listed from the group's state, once, by the page that
         // covers their stripe.
         let covers = |key: &[u8]| page.covers(self.index.stripe_of(key));
         let overlay = self.overlay.keys.keys().filter(|k| !self.own.contains_key(*k));
-        let mut extra: Vec<Vec<u8>> =
-            self.own.keys().chain(overlay).filter(|k| covers(k) && self.contains_key(k)).cloned().collect();
+        let mut extra: Vec<Vec<u8>> = self
+            .own
+            .keys()
+            .chain(overlay)
+            .filter(|k| !self.index.in_a_keyspace(k) && covers(k) && self.contains_key(k))
+            .cloned()
+            .collect();
         page.visited += extra.len();
         page.keys.append(&mut extra);
         page
@@ -322,6 +331,10 @@ impl<'a> Txn<'a> {
     pub fn put_with_expiry(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, expiry: Expiry) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
         self.check_key(key)?;
+        self.put_checked(key, value, expiry)
+    }
+
+    fn put_checked(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
         if value.len() > self.limits.value_bytes_max {
             return Err(Error::ValueTooLarge { len: value.len(), max: self.limits.value_bytes_max });
         }
@@ -333,6 +346,10 @@ impl<'a> Txn<'a> {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
         let key = key.as_ref();
         self.check_key(key)?;
+        self.delete_checked(key)
+    }
+
+    fn delete_checked(&mut self, key: &[u8]) -> Result<()> {
         if self.state(key).is_none() {
             return Ok(());
         }
@@ -379,12 +396,72 @@ impl<'a> Txn<'a> {
         self.own = self.writes.iter().cloned().collect();
     }
 
+    /// A key's check; a key under the keyspace marker must name a registered keyspace, as
+    /// outside transactions (`Index::check_marked_key`).
     fn check_key(&self, key: &[u8]) -> Result<()> {
+        self.check_len(key)?;
+        if key.starts_with(&KEYSPACE_MARKER) {
+            return self.index.check_marked_key(key);
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, key: &[u8]) -> Result<()> {
         match key.len() {
             0 => Err(Error::EmptyKey),
             len if len > self.limits.key_bytes_max => Err(Error::KeyTooLarge { len, max: self.limits.key_bytes_max }),
             _ => Ok(()),
         }
+    }
+
+    /// `key`'s value in keyspace `space`, as [`Txn::get`] reads it.
+    pub fn get_in(&self, space: impl Into<KeyspaceId>, key: impl AsRef<[u8]>) -> Option<Value> {
+        self.get(space.into().key(key.as_ref()))
+    }
+
+    /// Sets `key` in keyspace `space` to `value`, as [`Txn::put`] does. A transaction may write
+    /// several keyspaces; its writes commit together. A dropped keyspace's id is refused
+    /// ([`Error::ReservedKey`]).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = ferrocask::Store::open(dir.path())?;
+    /// let (stock, orders) = (store.keyspace("stock")?, store.ordered_keyspace("orders")?);
+    /// stock.put(b"tea", b"3")?;
+    /// let (s, o) = (stock.id(), orders.id());
+    /// store.transaction(move |tx| {
+    ///     let left: u32 = std::str::from_utf8(&tx.get_in(s, b"tea").unwrap()).unwrap().parse().unwrap();
+    ///     tx.put_in(s, b"tea", (left - 1).to_string())?;
+    ///     tx.put_in(o, b"0001", b"tea")
+    /// })??;
+    /// assert_eq!(stock.get(b"tea")?.as_deref(), Some(&b"2"[..]));
+    /// assert_eq!(orders.len(), 1);
+    /// # Ok::<(), ferrocask::Error>(())
+    /// ```
+    pub fn put_in(
+        &mut self,
+        space: impl Into<KeyspaceId>,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let key = key.as_ref();
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        let stored = space.into().key(key);
+        self.check_key(&stored)?;
+        self.put_checked(&stored, value.as_ref(), Expiry::Never)
+    }
+
+    /// Deletes `key` in keyspace `space`, as [`Txn::delete`] does.
+    pub fn delete_in(&mut self, space: impl Into<KeyspaceId>, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        let stored = space.into().key(key);
+        self.check_key(&stored)?;
+        self.delete_checked(&stored)
     }
 
     /// Keeps `bytes` of what this transaction may hold back from the writes that follow: they
