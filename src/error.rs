@@ -191,17 +191,45 @@ impl Error {
         }
     }
 
-    /// A copy for reporting one failure to several waiters (I/O errors are not `Clone`).
+    /// A copy for reporting one failure to several waiters (I/O errors are not `Clone`). Every
+    /// variant is copied as itself, by an exhaustive match: a waiter of a group that failed
+    /// learns the same error as the leader (a catch-all once turned, say, `TooManySegments`
+    /// into `Poisoned` for every writer but one), and a new variant cannot be forgotten here.
     pub(crate) fn duplicate(&self) -> Error {
         match self {
             Error::Io { op, path, source } => {
                 Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
             }
+            Error::Locked { dir } => Error::Locked { dir: dir.clone() },
             Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
+            Error::Corruption { path, offset, reason } => {
+                Error::Corruption { path: path.clone(), offset: *offset, reason: reason.clone() }
+            }
+            Error::UnsupportedVersion { path, found, supported } => {
+                Error::UnsupportedVersion { path: path.clone(), found: *found, supported: *supported }
+            }
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
+            Error::KeyTooLarge { len, max } => Error::KeyTooLarge { len: *len, max: *max },
+            Error::ValueTooLarge { len, max } => Error::ValueTooLarge { len: *len, max: *max },
+            Error::BatchTooLarge { len, max } => Error::BatchTooLarge { len: *len, max: *max },
+            Error::EmptyKey => Error::EmptyKey,
+            Error::InvalidOptions(reason) => Error::InvalidOptions(reason.clone()),
+            Error::BackupTarget { path, reason } => Error::BackupTarget { path: path.clone(), reason: reason.clone() },
+            Error::ConditionFailed { key } => Error::ConditionFailed { key: key.clone() },
             Error::Reentrant => Error::Reentrant,
+            Error::InvalidOrderedPrefix { prefix, overlaps } => {
+                Error::InvalidOrderedPrefix { prefix: prefix.clone(), overlaps: overlaps.clone() }
+            }
+            Error::NotOrdered { prefix } => Error::NotOrdered { prefix: prefix.clone() },
             Error::TooManySegments { segments, max } => Error::TooManySegments { segments: *segments, max: *max },
-            other => Error::Poisoned { cause: other.to_string() },
+            Error::ReservedKey { key } => Error::ReservedKey { key: key.clone() },
+            Error::InvalidKeyspaceName { len } => Error::InvalidKeyspaceName { len: *len },
+            Error::KeyspaceKind { name, is, wanted } => {
+                Error::KeyspaceKind { name: name.clone(), is: *is, wanted: *wanted }
+            }
+            Error::NoSuchKeyspace { name } => Error::NoSuchKeyspace { name: name.clone() },
+            Error::TooManyKeyspaces { max } => Error::TooManyKeyspaces { max: *max },
+            Error::Codec { key, reason } => Error::Codec { key: key.clone(), reason: reason.clone() },
         }
     }
 }
@@ -287,6 +315,34 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::KeyspaceKind;
+
+    /// What a group's other waiters are told equals what its leader is told: the same variant
+    /// and the same message, for errors a whole group can fail with and for the others.
+    #[test]
+    fn a_duplicate_is_the_same_error() {
+        let errors = [
+            Error::Io { op: "sync", path: "seg".into(), source: io::Error::other("boom") },
+            Error::DiskFull { path: "seg".into() },
+            Error::Poisoned { cause: "sync failed".into() },
+            Error::Reentrant,
+            Error::TooManySegments { segments: 7, max: 6 },
+            Error::KeyTooLarge { len: 9, max: 8 },
+            Error::ReservedKey { key: b"\xffks\0".to_vec() },
+            Error::KeyspaceKind { name: "a".into(), is: KeyspaceKind::Hash, wanted: KeyspaceKind::Ordered },
+            Error::Codec { key: "k".into(), reason: "r".into() },
+        ];
+        for error in &errors {
+            let copy = error.duplicate();
+            assert_eq!(std::mem::discriminant(&copy), std::mem::discriminant(error), "{error:?}");
+            assert_eq!(copy.to_string(), error.to_string());
         }
     }
 }

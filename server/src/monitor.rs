@@ -10,7 +10,7 @@
 //! memory.
 //!
 //! As in Redis: administrative commands (CONFIG, SHUTDOWN, SAVE, BGSAVE, SLOWLOG, LATENCY,
-//! MONITOR, CLIENT KILL, RAFT.NODE) are not shown, AUTH's arguments and HELLO's credentials are
+//! MONITOR, CLIENT KILL/PAUSE/UNPAUSE, ACL but WHOAMI and HELP, RAFT.NODE) are not shown, AUTH's arguments and HELLO's credentials are
 //! shown as `(redacted)`, and commands queued in MULTI are shown when EXEC runs them, before the
 //! EXEC itself.
 
@@ -84,7 +84,9 @@ fn hidden(args: &[Bytes]) -> bool {
     ["config", "shutdown", "save", "bgsave", "slowlog", "latency", "monitor", "raft.node"]
         .iter()
         .any(|admin| is(name, admin))
-        || (is(name, "client") && args.get(1).is_some_and(|sub| is(sub, "kill")))
+        || (is(name, "client")
+            && args.get(1).is_some_and(|sub| ["kill", "pause", "unpause"].iter().any(|a| is(sub, a))))
+        || (is(name, "acl") && args.get(1).is_none_or(|sub| !is(sub, "whoami") && !is(sub, "help")))
 }
 
 /// The status line for one command: time with microseconds, database 0, the client, and each
@@ -158,6 +160,10 @@ mod tests {
         assert!(hidden(&args(&[b"CONFIG", b"GET", b"*"])));
         assert!(hidden(&args(&[b"client", b"KILL", b"ID", b"1"])));
         assert!(!hidden(&args(&[b"CLIENT", b"LIST"])));
+        assert!(hidden(&args(&[b"CLIENT", b"PAUSE", b"10"])));
+        assert!(hidden(&args(&[b"acl", b"LIST"])));
+        assert!(hidden(&args(&[b"ACL", b"GETUSER", b"default"])));
+        assert!(!hidden(&args(&[b"ACL", b"WHOAMI"])));
     }
 
     #[test]
