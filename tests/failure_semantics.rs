@@ -271,15 +271,33 @@ fn files_the_manifest_does_not_name(fs: &SimFs) -> Vec<String> {
 /// reopen; the store keeps reading and writing, and a later compaction succeeds.
 #[test]
 fn a_compaction_failing_for_a_full_disk_removes_its_outputs_at_once() {
-    // (operation, which output counting from 0, file suffix, fault)
-    let cases = [
-        (OpKind::Write, 0, "seg", FaultKind::NoSpace),
-        (OpKind::Write, 1, "seg", FaultKind::ShortWrite),
-        (OpKind::Create, 1, "seg", FaultKind::NoSpace),
-        (OpKind::Write, 0, "hint.tmp", FaultKind::ShortWrite),
+    // (faults: operation and file suffix each, which output counting from 0, fault, recycling).
+    // A recycled output (`Options::recycle_segments`) is a retired segment file renamed into
+    // place, already allocated, so a full disk cannot fail its writes: with recycling on, the
+    // first run's first output is still new (the pool starts empty), and an output that would be
+    // recycled meets a full disk only when its rename fails and the new file it falls back to
+    // cannot be created.
+    type Case = (&'static [(OpKind, &'static str)], u64, FaultKind, bool);
+    let cases: [Case; 6] = [
+        (&[(OpKind::Write, "seg")], 0, FaultKind::NoSpace, true),
+        (&[(OpKind::Write, "seg")], 0, FaultKind::NoSpace, false),
+        (&[(OpKind::Write, "seg")], 1, FaultKind::ShortWrite, false),
+        (&[(OpKind::Create, "seg")], 1, FaultKind::NoSpace, false),
+        (&[(OpKind::Write, "hint.tmp")], 0, FaultKind::ShortWrite, true),
+        (&[(OpKind::Rename, "seg"), (OpKind::Create, "seg")], 1, FaultKind::NoSpace, true),
     ];
-    for (op, output, suffix, kind) in cases {
-        let options = Options { write_hints: true, ..options(4 << 10) };
+    for (faults, output, kind, recycle_segments) in cases {
+        let options = Options { write_hints: true, recycle_segments, ..options(4 << 10) };
+        if faults.iter().any(|&(op, _)| op == OpKind::Rename) {
+            // The control: without the faults, this run does recycle outputs, so the rename
+            // the faults hit is a pooled file's.
+            let fs = SimFs::new();
+            let store = open(&fs, &options);
+            put_range(&store, 0..40, 1000);
+            put_range(&store, 0..40, 1000);
+            store.compact().unwrap();
+            assert!(store.stats().recycled_compaction_outputs > 0, "no output recycled: {:?}", store.stats());
+        }
         let fs = SimFs::new();
         let store = open(&fs, &options);
         put_range(&store, 0..40, 1000);
@@ -288,9 +306,11 @@ fn a_compaction_failing_for_a_full_disk_removes_its_outputs_at_once() {
             ferrocask::format::decode_manifest(&fs.read_file(&Path::new(DIR).join("MANIFEST")).unwrap()).unwrap();
         // compact() first rolls the (non-empty) active segment, taking the next id; the outputs
         // take the ones after it.
-        let target = format!("{:016x}.{suffix}", manifest.next_segment_id + 1 + output);
-        let context = format!("{op:?} {kind:?} on {target}");
-        fs.inject(Fault::matching(op, target.clone(), kind).times(1));
+        let id = manifest.next_segment_id + 1 + output;
+        let context = format!("{faults:?} {kind:?} on output {output} (id {id}), recycling {recycle_segments}");
+        for &(op, suffix) in faults {
+            fs.inject(Fault::matching(op, format!("{id:016x}.{suffix}"), kind).times(1));
+        }
         let failed = store.compact();
         assert!(matches!(failed, Err(Error::DiskFull { .. })), "{context}: {failed:?}");
         assert_eq!(files_the_manifest_does_not_name(&fs), Vec::<String>::new(), "{context}: leftovers");
