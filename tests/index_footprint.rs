@@ -10,50 +10,18 @@
 //! prints the figures for a million keys (BENCHMARKS.md). The default, 120,000 keys, is the worst
 //! case: with 256 stripes, most tables have just doubled (load factor about 0.46).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferrocask::testing::{Footprint, Rng};
 use ferrocask::{Batch, Options, Store};
 
-/// Counts the bytes currently allocated.
-struct Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// The most `LIVE_BYTES` has been since it was last reset to the current count.
-static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-fn count_up(bytes: usize) {
-    let now = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
-// `GlobalAlloc` contract; the counter only observes the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_up(layout.size());
-        // SAFETY: forwarded with the caller's layout, as the caller promised it for `alloc`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` (through this allocator) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_up(new_size);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller vouches for `new_size`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{live_bytes, peak_since, reset_peak};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 
 /// The bound of issue 26: bytes of RAM per 16-byte key in the hash index, at any load factor
 /// the tables' growth by doubling leaves.
@@ -75,20 +43,8 @@ fn options() -> Options {
     Options { background_thread: false, auto_compact: false, ..Options::default() }
 }
 
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(Ordering::Relaxed)
-}
 
-/// Starts a new peak from what is allocated now; returns that.
-fn reset_peak() -> usize {
-    let now = live_bytes();
-    PEAK_BYTES.store(now, Ordering::Relaxed);
-    now
-}
 
-fn peak_since(start: usize) -> usize {
-    PEAK_BYTES.load(Ordering::Relaxed) - start
-}
 
 /// One way of building the index, with what it allocated and what the store reports.
 struct Measured {
