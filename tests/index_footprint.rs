@@ -43,9 +43,6 @@ fn options() -> Options {
     Options { background_thread: false, auto_compact: false, ..Options::default() }
 }
 
-
-
-
 /// One way of building the index, with what it allocated and what the store reports.
 struct Measured {
     how: &'static str,

@@ -4,13 +4,12 @@
 //! keyspace (DESIGN.md, "Keyspaces"). One test in its own binary, so that no other test
 //! allocates meanwhile; the stores run no background thread.
 
-
 use ferrocask::{Batch, KeyspaceKind, Options, Store};
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
 
-use counting_alloc::{live_bytes};
+use counting_alloc::live_bytes;
 
 #[global_allocator]
 static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
@@ -22,7 +21,6 @@ const KEYS: usize = 100_000;
 fn options() -> Options {
     Options { stripes: 1, background_thread: false, auto_compact: false, ..Options::default() }
 }
-
 
 /// A 16-byte key, in a random-looking order.
 fn key(i: u64) -> [u8; 16] {

@@ -4,14 +4,13 @@
 //! (DESIGN.md, "Ordered prefixes"). One test in its own binary, so that no other test allocates
 //! meanwhile; the store runs no background thread.
 
-
 use ferrocask::testing::Rng;
 use ferrocask::{Batch, Options, Store};
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
 
-use counting_alloc::{live_bytes};
+use counting_alloc::live_bytes;
 
 #[global_allocator]
 static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
@@ -43,7 +42,6 @@ fn options(ordered: bool) -> Options {
         options
     }
 }
-
 
 /// Bytes allocated by writing the keys in `order` to a new store, and the store's reported
 /// index bytes then.

@@ -107,13 +107,11 @@ fn a_retired_segment_whose_removal_failed_is_removed_at_the_next_open() {
         drop(iter);
         drop(store);
         sim.clear_faults();
-        let left: Vec<PathBuf> =
-            sim.list_all().into_iter().filter(|p| p.to_string_lossy().ends_with(suffix)).collect();
+        let left: Vec<PathBuf> = sim.list_all().into_iter().filter(|p| p.to_string_lossy().ends_with(suffix)).collect();
         let left: Vec<PathBuf> = if recycle_segments {
             left
         } else {
-            let manifest =
-                ferrocask::format::decode_manifest(&sim.read_file(&dir.join("MANIFEST")).unwrap()).unwrap();
+            let manifest = ferrocask::format::decode_manifest(&sim.read_file(&dir.join("MANIFEST")).unwrap()).unwrap();
             left.into_iter()
                 .filter(|p| {
                     let name = p.file_name().unwrap().to_string_lossy();
