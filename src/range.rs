@@ -124,8 +124,10 @@ impl Store {
         let now_ms = self.engine.options.clock.now_ms();
         self.engine.index.walk(prefix, (start, end), reverse, |key, found| {
             if !is_expired(found.header.expires_ms, || now_ms) {
-                if let Some(value) = found.value() {
-                    buf.push(key, &value);
+                // The record holds the key (equal to the set's) then the value: one copy.
+                if let Some(both) = found.key_value() {
+                    debug_assert_eq!(&both[..key.len()], key, "a location's record is its key's");
+                    buf.push_joined(&both, key.len());
                 }
             }
             buf.len() < limit
@@ -206,6 +208,13 @@ impl RangeBuf {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+    }
+
+    /// Appends an entry given as its key then its value in one slice, `key_len` bytes of key.
+    fn push_joined(&mut self, both: &[u8], key_len: usize) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(both);
+        self.ends.push((start + key_len, self.bytes.len()));
     }
 
     /// Appends an entry (for a caller that fills a buffer from another source, such as a

@@ -32,7 +32,7 @@ use hashbrown::{hash_table, HashTable};
 use parking_lot::{Mutex, RwLock};
 
 use crate::format::hash::KeyHasher;
-use crate::format::{is_expired, RecordHeader, RecordKind, KEYSPACE_MARKER};
+use crate::format::{decode_record_header, is_expired, RecordHeader, RecordKind, KEYSPACE_MARKER};
 use crate::log::Segment;
 use crate::Result;
 pub(crate) use ordered::in_range;
@@ -70,12 +70,28 @@ pub(crate) struct Found<'a> {
     pub(crate) segment: &'a Segment,
     pub(crate) offset: u32,
     pub(crate) header: RecordHeader,
+    /// The segment's mapped bytes when the reader took them as one slice, else empty.
+    pub(crate) mapped: &'a [u8],
 }
 
 impl<'a> Found<'a> {
     /// The record's value.
     pub(crate) fn value(&self) -> Option<Cow<'a, [u8]>> {
-        self.segment.value(self.offset, &self.header)
+        let start = self.offset as usize + self.header.header_len + self.header.key_len;
+        match self.mapped.get(start..start + self.header.value_len) {
+            Some(value) => Some(Cow::Borrowed(value)),
+            None => self.segment.value(self.offset, &self.header),
+        }
+    }
+
+    /// The record's key and value, back to back as the record holds them (`key_len` bytes of
+    /// key, then the value): one copy for a reader that keeps both.
+    pub(crate) fn key_value(&self) -> Option<Cow<'a, [u8]>> {
+        let start = self.offset as usize + self.header.header_len;
+        match self.mapped.get(start..start + self.header.key_len + self.header.value_len) {
+            Some(both) => Some(Cow::Borrowed(both)),
+            None => self.segment.read(u64::from(self.offset) + self.header.header_len as u64, self.header.key_len + self.header.value_len),
+        }
     }
 
     /// Whether the record is exactly `(segment id, offset)`.
@@ -742,17 +758,37 @@ impl Index {
         mut f: impl FnMut(&[u8], Found<'_>) -> bool,
     ) -> Result<()> {
         let ordered = self.ordered().ok_or_else(|| not_ordered(prefix))?;
+        // Neighbouring keys' records mostly share a segment: the segment and its mapped bytes
+        // are looked up once per run of them, and each record is read by indexing those bytes
+        // (no call through the `Mapping` trait object per record).
+        let mut run: Option<(u32, &Segment, &[u8])> = None;
         ordered.walk(prefix, bounds, reverse, |key, location| {
-            // SAFETY: `Ordered::walk` holds the set's read lock while this runs, and a covered
-            // key's entry is made, replaced, relocated or forgotten only under its write lock,
-            // each time with the set's copy updated (`entered`, `moved`, `left`): so an entry at
-            // `location` exists, and stays, until this call returns. The `Found` lent to `f`
-            // cannot outlive the call (`f` takes it for any lifetime, so cannot keep it).
-            let segment = unsafe { self.segments.resolve_location(location) };
+            let (segment, mapped) = match run {
+                Some((slot, segment, mapped)) if slot == location.slot() => (segment, mapped),
+                _ => {
+                    // SAFETY: `Ordered::walk` holds the set's read lock while this runs, and a
+                    // covered key's entry is made, replaced, relocated or forgotten only under its
+                    // write lock, each time with the set's copy updated (`entered`, `moved`,
+                    // `left`): so an entry at `location` exists, and stays, until this call
+                    // returns; so does its segment, which every later location of the run with
+                    // the same slot names too. The `Found` lent to `f` cannot outlive the call
+                    // (`f` takes it for any lifetime, so cannot keep it).
+                    let segment = unsafe { self.segments.resolve_location(location) };
+                    // Taken after the lock: every record the set names was published, so mapped
+                    // through, before (a mapping without one slice is read through `read`).
+                    let mapped = segment.mapped().unwrap_or(&[]);
+                    run = Some((location.slot(), segment, mapped));
+                    (segment, mapped)
+                }
+            };
             let offset = location.offset();
+            let header = match mapped.get(offset as usize..) {
+                Some(bytes) if !bytes.is_empty() => decode_record_header(bytes).ok(),
+                _ => segment.record_header(offset),
+            };
             // Entries point at puts; as in `find`, a tombstone (a forged hint) reads as absent.
-            match segment.record_header(offset).filter(|h| h.kind == RecordKind::Put) {
-                Some(header) => f(key, Found { segment, offset, header }),
+            match header.filter(|h| h.kind == RecordKind::Put) {
+                Some(header) => f(key, Found { segment, offset, header, mapped }),
                 None => true,
             }
         })
@@ -1191,7 +1227,7 @@ fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key
     let header = matched.expect("the entry found matched through its header");
     // Entries point at puts; one that points at a tombstone can only come from a forged hint
     // (fuzz finding `hint_decode/entry-on-a-tombstone`) and reads as absent.
-    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset(), header })
+    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset(), header, mapped: &[] })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.

@@ -121,14 +121,34 @@ impl Ordered {
         if !self.covers(prefix) {
             return Err(not_ordered(prefix));
         }
+        if !reverse {
+            // Forward, the walk stops at the first key past `prefix` (the keys under it are
+            // contiguous and come after `low`, itself at or past `prefix`): so the upper bound
+            // need not be clamped to the prefix's successor, which saves allocating it and the
+            // set a second descent to find it, on every short scan.
+            let low = match start {
+                Bound::Included(s) | Bound::Excluded(s) if s >= prefix => start,
+                _ => Bound::Included(prefix),
+            };
+            if is_empty(low, end) {
+                return Ok(());
+            }
+            let keys = self.keys.read();
+            let range = keys.set.range::<[u8], _>((low, end));
+            // If the set's last key is under `prefix`, so is every key from `low` on: the
+            // per-key check is skipped (the last key is a descent along the right edge, which
+            // every scan takes, so it is cached).
+            if keys.set.last_key_value().is_some_and(|(last, _)| last.starts_with(prefix)) {
+                range.take_while(|(k, l)| f(k, **l)).for_each(drop);
+            } else {
+                range.take_while(|(k, l)| k.starts_with(prefix) && f(k, **l)).for_each(drop);
+            }
+            return Ok(());
+        }
         let Some((low, high)) = clamp(prefix, start, end) else { return Ok(()) };
         let keys = self.keys.read();
         let range = keys.set.range::<[u8], _>((low.as_ref().map(Vec::as_slice), high.as_ref().map(Vec::as_slice)));
-        if reverse {
-            range.rev().take_while(|(k, l)| f(k, **l)).for_each(drop);
-        } else {
-            range.take_while(|(k, l)| f(k, **l)).for_each(drop);
-        }
+        range.rev().take_while(|(k, l)| f(k, **l)).for_each(drop);
         Ok(())
     }
 
@@ -298,12 +318,17 @@ fn clamp(prefix: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> Option<OwnedB
         (Some(after), Bound::Included(e) | Bound::Excluded(e)) if e < after.as_slice() => end.map(<[u8]>::to_vec),
         (Some(after), _) => Bound::Excluded(after),
     };
-    let empty = match (&low, &high) {
+    let empty = is_empty(low.as_ref().map(Vec::as_slice), high.as_ref().map(Vec::as_slice));
+    (!empty).then_some((low, high))
+}
+
+/// Whether no key lies within `low..high` (which `BTreeMap::range` requires, else it panics).
+fn is_empty(low: Bound<&[u8]>, high: Bound<&[u8]>) -> bool {
+    match (low, high) {
         (Bound::Included(l), Bound::Included(h)) => l > h,
         (Bound::Included(l) | Bound::Excluded(l), Bound::Included(h) | Bound::Excluded(h)) => l >= h,
         _ => false,
-    };
-    (!empty).then_some((low, high))
+    }
 }
 
 /// The least byte string above every string that starts with `prefix`; `None` if there is none

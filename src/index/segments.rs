@@ -124,6 +124,13 @@ impl Location {
         self.offset
     }
 
+    /// Its segment's slot: two locations with the same slot, read while entries equal to both
+    /// exist, are in the same segment.
+    #[inline]
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
+
     /// A location that no entry has, for the ordered set's own tests.
     #[cfg(test)]
     pub(crate) fn unused(offset: u32) -> Location {

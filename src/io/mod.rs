@@ -113,6 +113,15 @@ pub trait Mapping: Send + Sync + fmt::Debug {
     /// file system faults there (`SIGBUS`, killing the process) once the range reaches a page
     /// wholly past the end, and the simulation panics on any such range, so tests catch the bug.
     fn read(&self, offset: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+
+    /// All the mapping's bytes as one slice, where the implementation holds them so (the real
+    /// file system does; the default, and the simulation, say `None` and are read through
+    /// [`Mapping::read`]): for a reader of many records of one file, which then indexes the
+    /// slice instead of calling through the trait per record. The same rule holds for each byte
+    /// of it: one past the file's current end must not be read.
+    fn bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Holds a directory lock from [`Vfs::lock`] until dropped.

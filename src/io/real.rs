@@ -143,4 +143,8 @@ impl Mapping for RealMapping {
         let end = start.checked_add(len)?;
         bytes.get(start..end).map(Cow::Borrowed)
     }
+
+    fn bytes(&self) -> Option<&[u8]> {
+        Some(self.map.as_deref().unwrap_or(&[]))
+    }
 }

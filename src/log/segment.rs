@@ -221,6 +221,14 @@ impl Segment {
         self.maps.newest().0.read(offset, len)
     }
 
+    /// The newest mapping's bytes as one slice, where the file system maps them so
+    /// ([`Mapping::bytes`]); a record published before this call lies within it (the writer
+    /// maps through a record before publishing it). For a range reader, which takes it once per
+    /// run of records in this segment and reads them by indexing it.
+    pub(crate) fn mapped(&self) -> Option<&[u8]> {
+        self.maps.newest().0.bytes()
+    }
+
     /// Makes sure the mapping covers the first `end` bytes, mapping the file again at
     /// `map_len(end, segment_bytes)` if not (on Windows that extends the file with zeros to that
     /// length: the caller then takes the file's length). Called by the writer, holding the
