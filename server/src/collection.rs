@@ -604,9 +604,30 @@ pub(crate) fn score_records<R: Read + ?Sized>(
     ks.range(&records_prefix(SCORE_PREFIX, key, meta.generation), start, end, reverse, limit)
 }
 
+/// [`score_records`] into `buf` (cleared first), each record a key with an empty value: one
+/// walk of the store's ordered index, no allocation per record once `buf` has grown.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_records_into<R: Read + ?Sized>(
+    ks: &R,
+    key: &[u8],
+    meta: &Meta,
+    start: Bound<&[u8]>,
+    end: Bound<&[u8]>,
+    reverse: bool,
+    limit: usize,
+    buf: &mut RangeBuf,
+) {
+    ks.range_into(&records_prefix(SCORE_PREFIX, key, meta.generation), (start, end), reverse, limit, buf);
+}
+
+/// Where the score slot starts in a score-index record of `key` (the member follows it).
+pub(crate) fn score_slot_at(key: &[u8]) -> usize {
+    SCORE_PREFIX.len() + 4 + key.len() + 8
+}
+
 /// A score-index record's score and member.
 pub(crate) fn decode_score_record<'r>(key: &[u8], record: &'r [u8]) -> (f64, &'r [u8]) {
-    let at = SCORE_PREFIX.len() + 4 + key.len() + 8;
+    let at = score_slot_at(key);
     let slot = u64::from_be_bytes(record[at..at + 8].try_into().expect("8 bytes"));
     let bits = if slot >> 63 == 1 { slot & !(1 << 63) } else { !slot };
     (f64::from_bits(bits), &record[at + 8..])

@@ -6,6 +6,7 @@
 //! [`ErrorText`], the one place where client bytes become reply bytes, so none can end a line.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use ferrocask::RangeBuf;
 
 /// The most bytes of a client's argument that Redis quotes where it cuts one (`%.128s`: the
 /// unknown-command and unknown-subcommand errors).
@@ -123,6 +124,125 @@ pub enum Reply {
     /// Out-of-band data (pub/sub's messages and (un)subscribe confirmations): RESP3's push type
     /// (`>n`), an array (`*n`) in RESP2.
     Push(Vec<Reply>),
+    /// An array read by one range walk (LRANGE, Z[REV]RANGE[BYSCORE]), encoded straight from
+    /// the walk's buffer: no `Bytes` and no `Reply` per element.
+    Range(RangeReply),
+}
+
+/// What a [`Reply::Range`] sends of each entry of its [`RangeBuf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangePart {
+    /// The entry's value as a bulk string (a list element).
+    Values,
+    /// The entry's key from byte `at` + 8 on as a bulk string (a sorted set's member in its
+    /// score-index record, whose score slot is the 8 bytes at `at`).
+    Members {
+        /// Where the score slot starts in the record key.
+        at: usize,
+    },
+    /// [`RangePart::Members`] each followed by its score (decoded from the slot at `at`): a
+    /// double in RESP3, each pair a 2-element array there; a flat array in RESP2 (as
+    /// [`Reply::Pairs`] of a bulk and a [`Reply::Double`]).
+    Scored {
+        /// Where the score slot starts in the record key.
+        at: usize,
+    },
+}
+
+/// The entries of a range walk, from `skip` on, and which part of each one the reply sends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeReply {
+    buf: RangeBuf,
+    skip: usize,
+    part: RangePart,
+}
+
+impl RangeReply {
+    /// The entries of `buf` from the `skip`th on (fewer entries than that: none), each sent as
+    /// `part` says.
+    pub fn new(buf: RangeBuf, skip: usize, part: RangePart) -> RangeReply {
+        let skip = skip.min(buf.len());
+        RangeReply { buf, skip, part }
+    }
+
+    /// Entries sent.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.skip
+    }
+
+    /// Whether it sends no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.buf.iter().skip(self.skip)
+    }
+
+    /// An entry's member (or element) and, for [`RangePart::Scored`], its score.
+    fn split<'e>(part: RangePart, key: &'e [u8], value: &'e [u8]) -> (&'e [u8], Option<f64>) {
+        match part {
+            RangePart::Values => (value, None),
+            RangePart::Members { at } => (&key[at + 8..], None),
+            RangePart::Scored { at } => (&key[at + 8..], Some(score_of_slot(&key[at..at + 8]))),
+        }
+    }
+
+    /// The elements as they are, each sent as its bulk string (and score): what the cluster's
+    /// wire carries and tests compare.
+    pub fn items(&self) -> Vec<(Bytes, Option<f64>)> {
+        self.entries()
+            .map(|(k, v)| {
+                let (member, score) = RangeReply::split(self.part, k, v);
+                (Bytes::copy_from_slice(member), score)
+            })
+            .collect()
+    }
+
+    /// The same reply as [`Reply::Array`] or [`Reply::Pairs`] (one `Bytes` per element).
+    pub fn expand(&self) -> Reply {
+        let items = self.items();
+        if matches!(self.part, RangePart::Scored { .. }) {
+            Reply::Pairs(items.into_iter().map(|(m, s)| (Reply::Bulk(m), Reply::Double(s.unwrap_or(0.0)))).collect())
+        } else {
+            Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
+        }
+    }
+
+    fn value_bytes(&self) -> usize {
+        self.entries().map(|(k, v)| RangeReply::split(self.part, k, v).0.len()).sum()
+    }
+
+    fn encode(&self, version: u8, out: &mut BytesMut) {
+        let resp3 = version >= 3;
+        let scored = matches!(self.part, RangePart::Scored { .. });
+        let count = if scored && !resp3 { self.len() * 2 } else { self.len() };
+        line(out, b'*', Decimal::of(count).digits());
+        for (key, value) in self.entries() {
+            let (member, score) = RangeReply::split(self.part, key, value);
+            if let Some(score) = score {
+                if resp3 {
+                    out.put_slice(b"*2\r\n");
+                }
+                blob(out, b'$', &[member]);
+                if resp3 {
+                    line(out, b',', format_double(score).as_bytes());
+                } else {
+                    blob(out, b'$', &[format_double(score).as_bytes()]);
+                }
+            } else {
+                blob(out, b'$', &[member]);
+            }
+        }
+    }
+}
+
+/// The score of a score-index slot (the order-preserving form of its bits:
+/// `collection::score_slot`).
+fn score_of_slot(slot: &[u8]) -> f64 {
+    let slot = u64::from_be_bytes(slot.try_into().expect("a score slot is 8 bytes"));
+    let bits = if slot >> 63 == 1 { slot & !(1 << 63) } else { !slot };
+    f64::from_bits(bits)
 }
 
 impl Reply {
@@ -154,6 +274,7 @@ impl Reply {
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 pairs.iter().map(|(k, v)| k.value_bytes() + v.value_bytes()).sum()
             }
+            Reply::Range(range) => range.value_bytes(),
             Reply::Status(_) | Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
         }
     }
@@ -203,6 +324,7 @@ impl Reply {
             Reply::Double(x) => blob(out, b'$', &[format_double(x).as_bytes()]),
             Reply::Verbatim(text) if resp3 => blob(out, b'=', &[b"txt:", text.as_bytes()]),
             Reply::Verbatim(text) => blob(out, b'$', &[text.as_bytes()]),
+            Reply::Range(range) => range.encode(version, out),
         }
     }
 }
@@ -325,6 +447,33 @@ mod tests {
         let mut out = BytesMut::new();
         reply.clone().encode(version, &mut out);
         out.to_vec()
+    }
+
+    /// A range reply encodes as the array (or pairs) of one `Bytes` per element it replaces,
+    /// in both protocols, from its skip on, and counts the same value bytes.
+    #[test]
+    fn a_range_reply_encodes_as_its_expanded_array() {
+        let at = 5;
+        let mut buf = RangeBuf::new();
+        for (i, score) in [f64::NEG_INFINITY, -2.5, -0.0, 0.0, 0.1, 1e20, f64::INFINITY].into_iter().enumerate() {
+            let mut key = b"head.".to_vec();
+            key.extend_from_slice(&crate::collection::score_slot(score).to_be_bytes());
+            key.extend_from_slice(&b"member"[..i]);
+            buf.push(&key, &b"value\r\n"[..i]);
+        }
+        for part in [RangePart::Values, RangePart::Members { at }, RangePart::Scored { at }] {
+            for skip in [0, 3, 7, 9] {
+                let range = RangeReply::new(buf.clone(), skip, part);
+                let expanded = range.expand();
+                assert_eq!(Reply::Range(range.clone()).value_bytes(), expanded.value_bytes(), "{part:?}");
+                for version in [2, 3] {
+                    assert_eq!(bytes(&Reply::Range(range.clone()), version), bytes(&expanded, version), "{part:?} {skip}");
+                }
+            }
+        }
+        let scored = RangeReply::new(buf, 6, RangePart::Scored { at });
+        assert_eq!(bytes(&Reply::Range(scored.clone()), 2), b"*2\r\n$6\r\nmember\r\n$3\r\ninf\r\n");
+        assert_eq!(bytes(&Reply::Range(scored), 3), b"*1\r\n*2\r\n$6\r\nmember\r\n,inf\r\n");
     }
 
     #[test]

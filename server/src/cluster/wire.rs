@@ -198,6 +198,8 @@ fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
             out.push(VERBATIM);
             put_bytes(out, text.as_bytes());
         }
+        // Crosses as the array (or pairs) it stands for, and arrives as one.
+        Reply::Range(range) => put_reply(out, &range.expand()),
     }
 }
 

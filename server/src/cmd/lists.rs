@@ -11,7 +11,7 @@ use ferrocask::{Expiry, RangeBuf};
 use super::parse::{int, is, pop_count, strict_i64, syntax};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
-use crate::reply::Reply;
+use crate::reply::{RangePart, RangeReply, Reply};
 
 /// Which end of a list.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -186,7 +186,8 @@ pub(crate) fn lrange(ks: &dyn Read, args: &[Bytes]) -> Reply {
         Some((from, to)) => {
             let mut buf = RangeBuf::new();
             coll::elements_into(ks, &args[1], &meta, from, to, &mut buf);
-            Reply::Array(buf.iter().map(|(_, element)| Reply::bulk(Bytes::copy_from_slice(element))).collect())
+            // Encoded from the walk's buffer: no `Bytes` per element.
+            Reply::Range(RangeReply::new(buf, 0, RangePart::Values))
         }
         None => Reply::Array(Vec::new()),
     }

@@ -9,12 +9,12 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use ferrocask::Expiry;
+use ferrocask::{Expiry, RangeBuf};
 
 use super::parse::{count, int, is, pop_count, syntax};
 use crate::collection::{self as coll, open, open_or_create, save, Kind, Meta};
 use crate::db::{Read, Write};
-use crate::reply::Reply;
+use crate::reply::{RangePart, RangeReply, Reply};
 
 const NOT_FLOAT: &str = "ERR value is not a valid float";
 const RANGE_NOT_FLOAT: &str = "ERR min or max is not a float";
@@ -275,6 +275,44 @@ fn in_range(
     records
 }
 
+/// [`in_range`] into `buf` by one walk: the records to send are those from the returned index
+/// on (the LIMIT offset's records are walked over, as Redis does).
+#[allow(clippy::too_many_arguments)]
+fn in_range_into(
+    ks: &dyn Read,
+    key: &[u8],
+    meta: &Meta,
+    range: ScoreRange,
+    rev: bool,
+    offset: i64,
+    limit: i64,
+    buf: &mut RangeBuf,
+) -> usize {
+    buf.clear();
+    if offset < 0 || limit == 0 {
+        return 0;
+    }
+    let Some((start, end)) = score_bounds(key, meta, range) else { return 0 };
+    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let take = if limit < 0 { usize::MAX } else { (offset as usize).saturating_add(limit as usize) };
+    coll::score_records_into(ks, key, meta, Bound::Included(&start), end, rev, take, buf);
+    offset as usize
+}
+
+/// [`by_rank`] into `buf` by one walk; the records to send are those from the returned index on.
+fn by_rank_into(ks: &dyn Read, key: &[u8], meta: &Meta, start: i64, end: i64, rev: bool, buf: &mut RangeBuf) -> usize {
+    buf.clear();
+    let len = meta.count as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { len + end } else { end };
+    if start > end || start >= len {
+        return 0;
+    }
+    let end = end.min(len - 1);
+    coll::score_records_into(ks, key, meta, Bound::Unbounded, Bound::Unbounded, rev, end as usize + 1, buf);
+    start as usize
+}
+
 /// The score-index records of ranks `start..=end` (Redis's clamping; ranks from the highest if
 /// `rev`).
 fn by_rank(ks: &dyn Read, key: &[u8], meta: &Meta, start: i64, end: i64, rev: bool) -> Vec<Vec<u8>> {
@@ -290,14 +328,12 @@ fn by_rank(ks: &dyn Read, key: &[u8], meta: &Meta, start: i64, end: i64, rev: bo
     records
 }
 
-/// The reply of a range: members, or members with their scores.
-fn range_reply(key: &[u8], records: Vec<Vec<u8>>, with_scores: bool) -> Reply {
-    let decoded = records.iter().map(|r| coll::decode_score_record(key, r));
-    if with_scores {
-        Reply::Pairs(decoded.map(|(score, m)| (Reply::bulk(m.to_vec()), Reply::Double(score))).collect())
-    } else {
-        Reply::Array(decoded.map(|(_, m)| Reply::bulk(m.to_vec())).collect())
-    }
+/// The reply of a range: members, or members with their scores, encoded from the walk's
+/// buffer (the records from `skip` on) with no `Bytes` per member.
+fn range_reply(key: &[u8], buf: RangeBuf, skip: usize, with_scores: bool) -> Reply {
+    let at = coll::score_slot_at(key);
+    let part = if with_scores { RangePart::Scored { at } } else { RangePart::Members { at } };
+    Reply::Range(RangeReply::new(buf, skip, part))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -418,7 +454,7 @@ fn zrange_records(
     store: bool,
     mut kind: RangeType,
     mut rev: Option<bool>,
-) -> Result<(Vec<Vec<u8>>, bool), Reply> {
+) -> Result<(RangeBuf, usize, bool), Reply> {
     let (mut with_scores, mut offset, mut limit) = (false, 0i64, -1i64);
     let mut j = at + 3;
     while j < args.len() {
@@ -454,29 +490,34 @@ fn zrange_records(
     let (min, max) =
         if rev && kind != RangeType::Rank { (&args[at + 2], &args[at + 1]) } else { (&args[at + 1], &args[at + 2]) };
     let key = &args[at];
-    let records = match kind {
+    let mut buf = RangeBuf::new();
+    let skip = match kind {
         RangeType::Score => {
             let range = parse_range(min, max)?;
-            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
-            in_range(ks, key, &meta, range, rev, offset, limit)
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((buf, 0, with_scores)) };
+            in_range_into(ks, key, &meta, range, rev, offset, limit, &mut buf)
         }
         RangeType::Lex => {
             let (min, max) = parse_lex(min, max)?;
-            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
-            in_lex(ks, key, &meta, &(min, max), rev, offset, limit)
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((buf, 0, with_scores)) };
+            // Not a walk of the index in range (the lex order is not the index's): copied.
+            for record in in_lex(ks, key, &meta, &(min, max), rev, offset, limit) {
+                buf.push(&record, b"");
+            }
+            0
         }
         _ => {
             let (start, end) = (int(min)?, int(max)?);
-            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((Vec::new(), with_scores)) };
-            by_rank(ks, key, &meta, start, end, rev)
+            let Some(meta) = open(ks, key, Kind::ZSet)? else { return Ok((buf, 0, with_scores)) };
+            by_rank_into(ks, key, &meta, start, end, rev, &mut buf)
         }
     };
-    Ok((records, with_scores))
+    Ok((buf, skip, with_scores))
 }
 
 fn zrange_generic(ks: &dyn Read, args: &[Bytes], kind: RangeType, rev: Option<bool>) -> Reply {
-    let (records, with_scores) = tri!(zrange_records(ks, args, 1, false, kind, rev));
-    range_reply(&args[1], records, with_scores)
+    let (buf, skip, with_scores) = tri!(zrange_records(ks, args, 1, false, kind, rev));
+    range_reply(&args[1], buf, skip, with_scores)
 }
 
 /// ZRANGEBYLEX key min max [LIMIT offset count].
@@ -521,10 +562,11 @@ fn store_zset(ks: &mut dyn Write, dst: &[u8], members: &[(Vec<u8>, f64)]) -> Rep
 
 /// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
 pub(crate) fn zrangestore(ks: &mut dyn Write, args: &[Bytes]) -> Reply {
-    let (records, _) = tri!(zrange_records(ks, args, 2, true, RangeType::Auto, None));
-    let members: Vec<(Vec<u8>, f64)> = records
+    let (buf, skip, _) = tri!(zrange_records(ks, args, 2, true, RangeType::Auto, None));
+    let members: Vec<(Vec<u8>, f64)> = buf
         .iter()
-        .map(|r| {
+        .skip(skip)
+        .map(|(r, _)| {
             let (score, member) = coll::decode_score_record(&args[2], r);
             (member.to_vec(), score)
         })
