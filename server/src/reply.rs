@@ -467,7 +467,11 @@ mod tests {
                 let expanded = range.expand();
                 assert_eq!(Reply::Range(range.clone()).value_bytes(), expanded.value_bytes(), "{part:?}");
                 for version in [2, 3] {
-                    assert_eq!(bytes(&Reply::Range(range.clone()), version), bytes(&expanded, version), "{part:?} {skip}");
+                    assert_eq!(
+                        bytes(&Reply::Range(range.clone()), version),
+                        bytes(&expanded, version),
+                        "{part:?} {skip}"
+                    );
                 }
             }
         }

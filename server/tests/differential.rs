@@ -1636,7 +1636,9 @@ fn range_replies_match_redis_byte_for_byte() {
         }
         // Queued: EXEC's array holds the range replies.
         both(&words("MULTI"));
-        for case in ["LRANGE l 0 99", "ZRANGEBYSCORE z -inf +inf WITHSCORES LIMIT 0 10", "ZRANGE z 0 -1 REV", "LRANGE l 5 1"] {
+        for case in
+            ["LRANGE l 0 99", "ZRANGEBYSCORE z -inf +inf WITHSCORES LIMIT 0 10", "ZRANGE z 0 -1 REV", "LRANGE l 5 1"]
+        {
             both(&words(case));
         }
         both(&words("EXEC"));

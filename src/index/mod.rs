@@ -90,7 +90,10 @@ impl<'a> Found<'a> {
         let start = self.offset as usize + self.header.header_len;
         match self.mapped.get(start..start + self.header.key_len + self.header.value_len) {
             Some(both) => Some(Cow::Borrowed(both)),
-            None => self.segment.read(u64::from(self.offset) + self.header.header_len as u64, self.header.key_len + self.header.value_len),
+            None => self.segment.read(
+                u64::from(self.offset) + self.header.header_len as u64,
+                self.header.key_len + self.header.value_len,
+            ),
         }
     }
 
@@ -1227,7 +1230,12 @@ fn find<'a>(segs: &'a SegmentTable, table: &'a HashTable<Entry>, h: KeyHash, key
     let header = matched.expect("the entry found matched through its header");
     // Entries point at puts; one that points at a tombstone can only come from a forged hint
     // (fuzz finding `hint_decode/entry-on-a-tombstone`) and reads as absent.
-    (header.kind == RecordKind::Put).then(|| Found { segment: segs.resolve(entry), offset: entry.offset(), header, mapped: &[] })
+    (header.kind == RecordKind::Put).then(|| Found {
+        segment: segs.resolve(entry),
+        offset: entry.offset(),
+        header,
+        mapped: &[],
+    })
 }
 
 /// Compares `key` with the key stored in the record an entry points to.
