@@ -124,7 +124,7 @@ pub enum Reply {
     /// Out-of-band data (pub/sub's messages and (un)subscribe confirmations): RESP3's push type
     /// (`>n`), an array (`*n`) in RESP2.
     Push(Vec<Reply>),
-    /// An array read by one range walk (LRANGE, Z[REV]RANGE[BYSCORE]), encoded straight from
+    /// An array read by one range walk (LRANGE and the ZRANGE family), encoded straight from
     /// the walk's buffer: no `Bytes` and no `Reply` per element.
     Range(RangeReply),
 }
