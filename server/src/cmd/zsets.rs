@@ -254,7 +254,8 @@ fn score_bounds(key: &[u8], meta: &Meta, range: ScoreRange) -> Option<(Vec<u8>, 
 }
 
 /// The score-index records in `range`, from `offset` on, at most `limit` (Redis's LIMIT: a
-/// negative offset gives nothing, a negative limit no limit).
+/// negative offset gives nothing, a negative limit no limit), each copied out of the walk's
+/// buffer ([`in_range_into`]) for a caller that writes while it goes through them.
 fn in_range(
     ks: &dyn Read,
     key: &[u8],
@@ -264,15 +265,9 @@ fn in_range(
     offset: i64,
     limit: i64,
 ) -> Vec<Vec<u8>> {
-    if offset < 0 || limit == 0 {
-        return Vec::new();
-    }
-    let Some((start, end)) = score_bounds(key, meta, range) else { return Vec::new() };
-    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let take = if limit < 0 { usize::MAX } else { (offset as usize).saturating_add(limit as usize) };
-    let mut records = coll::score_records(ks, key, meta, Bound::Included(&start), end, rev, take);
-    records.drain(..records.len().min(offset as usize));
-    records
+    let mut buf = RangeBuf::new();
+    let skip = in_range_into(ks, key, meta, range, rev, offset, limit, &mut buf);
+    buf.iter().skip(skip).map(|(record, _)| record.to_vec()).collect()
 }
 
 /// [`in_range`] into `buf` by one walk: the records to send are those from the returned index
@@ -314,18 +309,11 @@ fn by_rank_into(ks: &dyn Read, key: &[u8], meta: &Meta, start: i64, end: i64, re
 }
 
 /// The score-index records of ranks `start..=end` (Redis's clamping; ranks from the highest if
-/// `rev`).
+/// `rev`), each copied out of the walk's buffer ([`by_rank_into`]).
 fn by_rank(ks: &dyn Read, key: &[u8], meta: &Meta, start: i64, end: i64, rev: bool) -> Vec<Vec<u8>> {
-    let len = meta.count as i64;
-    let start = if start < 0 { (len + start).max(0) } else { start };
-    let end = if end < 0 { len + end } else { end };
-    if start > end || start >= len {
-        return Vec::new();
-    }
-    let end = end.min(len - 1);
-    let mut records = coll::score_records(ks, key, meta, Bound::Unbounded, Bound::Unbounded, rev, end as usize + 1);
-    records.drain(..start as usize);
-    records
+    let mut buf = RangeBuf::new();
+    let skip = by_rank_into(ks, key, meta, start, end, rev, &mut buf);
+    buf.iter().skip(skip).map(|(record, _)| record.to_vec()).collect()
 }
 
 /// The reply of a range: members, or members with their scores, encoded from the walk's
