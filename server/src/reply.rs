@@ -333,6 +333,20 @@ impl Reply {
 /// trailing zeros dropped, an exponent (at least two digits) below 1e-4 or from 1e17 on; `inf`
 /// and `-inf`.
 pub(crate) fn format_double(x: f64) -> String {
+    // Whole scores (leaderboards, timestamps, counters) are the common case: below 1e17 an
+    // integer has at most 17 digits, so `%.17g` prints it exactly, as an integer, and it fits
+    // an i64. Only -0 keeps its sign, as in printf.
+    if x.fract() == 0.0 && x.abs() < WHOLE_DOUBLE_LIMIT {
+        return if x == 0.0 && x.is_sign_negative() { "-0".into() } else { (x as i64).to_string() };
+    }
+    format_double_general(x)
+}
+
+/// Below this, a whole double prints under `%.17g` as its integer digits (see [`format_double`]).
+const WHOLE_DOUBLE_LIMIT: f64 = 1e17;
+
+/// [`format_double`] for any double, through its 17-digit scientific form.
+fn format_double_general(x: f64) -> String {
     if x.is_infinite() {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
@@ -561,6 +575,26 @@ mod tests {
             assert_eq!(format_double(x), text, "{x}");
         }
         assert_eq!(bytes(&Reply::Double(1.5), 3), b",1.5\r\n");
+        // The whole-number shortcut prints what the general path prints, at and around its
+        // edges, and the doubles just past them take the general path.
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut whole = vec![0.0, -0.0, 1.0, -1.0, 9.007_199_254_740_993e15, -9.007_199_254_740_992e15];
+        whole.extend([WHOLE_DOUBLE_LIMIT, -WHOLE_DOUBLE_LIMIT].iter().flat_map(|&l| {
+            let below = f64::from_bits(l.to_bits() - 1);
+            [l, below, below.trunc(), f64::from_bits(l.to_bits() + 1)]
+        }));
+        for _ in 0..10_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let magnitude = 10f64.powi((rng % 18) as i32);
+            whole.push(
+                ((rng >> 11) as f64 / (1u64 << 53) as f64 * magnitude).trunc() * if rng & 1 == 1 { -1.0 } else { 1.0 },
+            );
+        }
+        for x in whole {
+            assert_eq!(format_double(x), format_double_general(x), "{x:e}");
+        }
         assert_eq!(bytes(&Reply::Double(1.5), 2), b"$3\r\n1.5\r\n");
     }
 
